@@ -1,0 +1,63 @@
+"""Weft's wrappers around the native C++ rules, so compiler options and common
+dependencies change in one place, and a protoc/gRPC code generator that works
+offline with Debian's protoc and grpc_cpp_plugin."""
+
+WEFT_COPTS = ["-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
+
+def weft_cc_library(name, deps = [], copts = [], **kwargs):
+    native.cc_library(
+        name = name,
+        copts = WEFT_COPTS + copts,
+        deps = deps + ["@sys//:absl"],
+        **kwargs
+    )
+
+def weft_cc_binary(name, deps = [], copts = [], **kwargs):
+    native.cc_binary(
+        name = name,
+        copts = WEFT_COPTS + copts,
+        deps = deps + ["@sys//:absl"],
+        **kwargs
+    )
+
+def weft_cc_test(name, deps = [], copts = [], root = False, tags = [], **kwargs):
+    """A GoogleTest test. root = True for tests that need root powers (netns,
+    VXLAN, TUN, netlink): they run outside Bazel's sandbox, one at a time."""
+    extra_tags = ["no-sandbox", "root", "exclusive"] if root else []
+    native.cc_test(
+        name = name,
+        copts = WEFT_COPTS + copts,
+        deps = deps + ["@sys//:absl", "@sys//:gtest_main"],
+        tags = tags + extra_tags,
+        **kwargs
+    )
+
+def weft_proto_library(name, srcs, grpc = True, deps = [], proto_deps = [], visibility = None):
+    """Generates C++ (and gRPC) code from .proto files with the system protoc.
+
+    srcs are paths relative to the package; imports resolve from the workspace root
+    (so `import "proto/weft/v1/x.proto"`)."""
+    outs = []
+    for s in srcs:
+        base = s[:-len(".proto")]
+        outs += [base + ".pb.h", base + ".pb.cc"]
+        if grpc:
+            outs += [base + ".grpc.pb.h", base + ".grpc.pb.cc"]
+    pkg = native.package_name()
+    cmd = "protoc -I. --cpp_out=$(GENDIR) "
+    if grpc:
+        cmd += "--grpc_out=$(GENDIR) --plugin=protoc-gen-grpc=$$(which grpc_cpp_plugin) "
+    cmd += " ".join([pkg + "/" + s for s in srcs])
+    native.genrule(
+        name = name + "_gen",
+        srcs = srcs + proto_deps,
+        outs = outs,
+        cmd = cmd,
+    )
+    native.cc_library(
+        name = name,
+        srcs = [o for o in outs if o.endswith(".cc")],
+        hdrs = [o for o in outs if o.endswith(".h")],
+        deps = deps + ["@sys//:grpcpp"],
+        visibility = visibility,
+    )

@@ -1,0 +1,199 @@
+#pragma once
+// The store: revisioned keys with etcd v3 semantics. Implementations: RocksDB
+// (storage/rocksdb, embedded, the default) and etcd (storage/etcd).
+//
+// Semantics (as etcd v3):
+// - One global revision. A fresh store is at revision 1. Every write transaction
+//   (Put, DeleteRange that deletes something, Txn whose chosen branch writes, lease
+//   revoke/expiry that deletes keys) increments it by exactly one; all its changes
+//   carry that revision. Read-only operations never change it.
+// - Per key: create_revision (revision of the put that created it, since its last
+//   delete), mod_revision (last put), version (puts since creation, 1 after create).
+// - Range [key, range_end): range_end empty = the single key; range_end == "\0"
+//   (one NUL byte) = every key >= key; PrefixEnd(p) gives the end for a prefix.
+// - Writes are durable when acknowledged: a call that returns OK has been synced
+//   to disk. Concurrent writers share syncs (group commit).
+// - Thread-safe: every method may be called from any thread.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace weft::storage {
+
+// The range end that covers every key starting with `prefix`.
+std::string PrefixEnd(const std::string& prefix);
+
+struct KeyValue {
+  std::string key;
+  std::string value;
+  int64_t create_revision = 0;
+  int64_t mod_revision = 0;
+  int64_t version = 0;
+  int64_t lease = 0;  // 0 = no lease
+};
+
+struct RangeRequest {
+  std::string key;
+  std::string range_end;  // see header comment
+  int64_t revision = 0;   // 0 = current; else read as of this past revision
+  int64_t limit = 0;      // 0 = no limit
+  bool keys_only = false;
+  bool count_only = false;
+};
+
+struct RangeResponse {
+  std::vector<KeyValue> kvs;  // sorted by key
+  int64_t count = 0;          // keys in range (ignoring limit)
+  bool more = false;          // limit cut the answer
+  int64_t revision = 0;       // store revision the read was served at (header)
+};
+
+struct PutRequest {
+  std::string key;
+  std::string value;
+  int64_t lease = 0;   // attach to this lease (must exist) or 0
+  bool prev_kv = false;
+};
+
+struct PutResponse {
+  int64_t revision = 0;
+  std::optional<KeyValue> prev_kv;
+};
+
+struct DeleteRangeRequest {
+  std::string key;
+  std::string range_end;
+  bool prev_kv = false;
+};
+
+struct DeleteRangeResponse {
+  int64_t revision = 0;
+  int64_t deleted = 0;
+  std::vector<KeyValue> prev_kvs;
+};
+
+struct Compare {
+  enum class Target { kVersion, kCreateRevision, kModRevision, kValue, kLease };
+  enum class Result { kEqual, kNotEqual, kGreater, kLess };
+  std::string key;
+  std::string range_end;  // etcd allows a range; every key in it must satisfy
+  Target target = Target::kVersion;
+  Result result = Result::kEqual;
+  int64_t operand = 0;  // for version / revisions / lease
+  std::string value;    // for kValue
+};
+
+struct RequestOp {
+  enum class Type { kRange, kPut, kDeleteRange };
+  Type type = Type::kRange;
+  RangeRequest range;
+  PutRequest put;
+  DeleteRangeRequest delete_range;
+};
+
+struct ResponseOp {
+  RequestOp::Type type = RequestOp::Type::kRange;
+  RangeResponse range;
+  PutResponse put;
+  DeleteRangeResponse delete_range;
+};
+
+struct TxnRequest {
+  std::vector<Compare> compares;
+  std::vector<RequestOp> success;
+  std::vector<RequestOp> failure;
+};
+
+struct TxnResponse {
+  bool succeeded = false;
+  int64_t revision = 0;
+  std::vector<ResponseOp> responses;
+};
+
+struct LeaseGrantResponse {
+  int64_t id = 0;
+  int64_t ttl_seconds = 0;
+};
+
+struct LeaseTimeToLiveResponse {
+  int64_t id = 0;
+  int64_t ttl_seconds = 0;      // remaining, rounded up; -1 if expired/unknown
+  int64_t granted_ttl_seconds = 0;
+  std::vector<std::string> keys;  // filled when asked
+};
+
+struct Event {
+  enum class Type { kPut, kDelete };
+  Type type = Type::kPut;
+  KeyValue kv;  // for deletes: key set, mod_revision = revision of the delete
+  std::optional<KeyValue> prev_kv;
+};
+
+struct WatchRequest {
+  std::string key;
+  std::string range_end;
+  int64_t start_revision = 0;  // 0 = from the next revision (now + 1)
+  bool prev_kv = false;
+};
+
+// One callback delivery: events with revisions in (after previous delivery, revision].
+struct WatchBatch {
+  std::vector<Event> events;  // in revision order; may be empty for a progress notice
+  int64_t revision = 0;       // the store revision this batch brings the watcher up to
+};
+
+// Cancels the watch when destroyed. After the destructor returns, the callback
+// is not running and will not be called again.
+class WatchHandle {
+ public:
+  virtual ~WatchHandle() = default;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  virtual absl::StatusOr<RangeResponse> Range(const RangeRequest& req) = 0;
+  virtual absl::StatusOr<PutResponse> Put(const PutRequest& req) = 0;
+  virtual absl::StatusOr<DeleteRangeResponse> DeleteRange(const DeleteRangeRequest& req) = 0;
+  // Atomic: compares evaluated, then one branch applied, as one revision (if it writes).
+  virtual absl::StatusOr<TxnResponse> Txn(const TxnRequest& req) = 0;
+
+  // Drops history at revisions < `revision`. Later Range at such a revision, or a
+  // Watch starting before it, fails with OUT_OF_RANGE ("required revision has been
+  // compacted"). Errors: OUT_OF_RANGE if already compacted past it, or > current.
+  virtual absl::Status Compact(int64_t revision) = 0;
+  virtual int64_t CurrentRevision() = 0;
+  virtual int64_t CompactRevision() = 0;
+
+  // Leases. id 0 = let the store choose. TTL counted on the store's clock.
+  virtual absl::StatusOr<LeaseGrantResponse> LeaseGrant(int64_t ttl_seconds, int64_t id = 0) = 0;
+  // Deletes the lease and every key attached to it (one revision). NOT_FOUND if unknown.
+  virtual absl::Status LeaseRevoke(int64_t id) = 0;
+  // Resets the lease's deadline to now + its TTL; returns the TTL. NOT_FOUND if unknown.
+  virtual absl::StatusOr<int64_t> LeaseKeepAlive(int64_t id) = 0;
+  virtual absl::StatusOr<LeaseTimeToLiveResponse> LeaseTimeToLive(int64_t id, bool keys) = 0;
+  virtual absl::StatusOr<std::vector<int64_t>> Leases() = 0;
+
+  // Watch [key, range_end) from start_revision: every change, in revision order, no
+  // gaps; history first (if start_revision <= current), then live changes. The
+  // callback runs on a store thread, serially for one watch; it must not block
+  // for long and must not destroy its own handle. OUT_OF_RANGE if start_revision
+  // has been compacted.
+  virtual absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(
+      const WatchRequest& req, std::function<void(const WatchBatch&)> callback) = 0;
+};
+
+// Status helpers, shared by implementations and callers.
+absl::Status CompactedError(int64_t compact_revision);
+bool IsCompacted(const absl::Status& s);
+
+}  // namespace weft::storage
