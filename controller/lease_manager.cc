@@ -1,0 +1,804 @@
+#include "controller/lease_manager.h"
+
+#include <algorithm>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+
+namespace weft::controller {
+namespace {
+
+absl::Status Invalid(absl::string_view field, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
+}
+
+absl::Duration BucketWidth(absl::Duration ttl) {
+  return std::clamp(ttl / 100, absl::Seconds(1), absl::Seconds(60));
+}
+
+// Node identity used to serialize one node's acquisitions.
+std::string NodeIdentity(const AcquireRequest& r) {
+  return r.node_name.empty() ? absl::StrCat("ip:", r.public_ip) : absl::StrCat("name:", r.node_name);
+}
+
+}  // namespace
+
+std::string SubnetText(const SubnetKey& k) {
+  if (k.ipv4) return k.ipv4->ToString();
+  if (k.ipv6) return k.ipv6->ToString();
+  return "";
+}
+
+LeaseManager::LeaseManager(storage::Store* store, Options options)
+    : store_(store), opts_(std::move(options)) {}
+
+LeaseManager::~LeaseManager() { watch_.reset(); }
+
+absl::Status LeaseManager::Start() {
+  storage::RangeRequest rr;
+  rr.key = opts_.prefix + "/";
+  rr.range_end = storage::PrefixEnd(rr.key);
+  ASSIGN_OR_RETURN(storage::RangeResponse all, store_->Range(rr));
+  {
+    absl::MutexLock l(&mu_);
+    for (const storage::KeyValue& kv : all.kvs) {
+      storage::Event ev;
+      ev.type = storage::Event::Type::kPut;
+      ev.kv = kv;
+      ApplyEventLocked(ev);
+    }
+    applied_revision_ = all.revision;
+  }
+  storage::WatchRequest wr;
+  wr.key = rr.key;
+  wr.range_end = rr.range_end;
+  wr.start_revision = all.revision + 1;
+  ASSIGN_OR_RETURN(watch_, store_->Watch(wr, [this](const storage::WatchBatch& b) { OnWatch(b); }));
+  absl::MutexLock l(&mu_);
+  started_ = true;
+  return absl::OkStatus();
+}
+
+bool LeaseManager::Ready() {
+  absl::MutexLock l(&mu_);
+  return started_;
+}
+
+int64_t LeaseManager::AppliedRevision() {
+  absl::MutexLock l(&mu_);
+  return applied_revision_;
+}
+
+void LeaseManager::OnWatch(const storage::WatchBatch& batch) {
+  int expired = 0;
+  {
+    absl::MutexLock l(&mu_);
+    for (const storage::Event& ev : batch.events) {
+      if (ev.type == storage::Event::Type::kDelete) {
+        const std::string prefix = SubnetsPrefix(opts_.prefix);
+        if (absl::StartsWith(ev.kv.key, prefix)) {
+          auto k = ParseSubnetKeySuffix(ev.kv.key.substr(prefix.size()));
+          if (k.ok()) {
+            const std::string text = SubnetText(*k);
+            auto it = leases_.find(text);
+            if (it != leases_.end() && !releasing_.erase(text) && !it->second.reserved()) ++expired;
+          }
+        }
+      }
+      ApplyEventLocked(ev);
+    }
+    applied_revision_ = std::max(applied_revision_, batch.revision);
+  }
+  if (opts_.hooks.on_expired) {
+    for (int i = 0; i < expired; ++i) opts_.hooks.on_expired();
+  }
+}
+
+void LeaseManager::ApplyEventLocked(const storage::Event& ev) {
+  if (ev.kv.key == ConfigKey(opts_.prefix)) {
+    if (ev.type == storage::Event::Type::kPut) {
+      ApplyConfigLocked(ev.kv.value, ev.kv.mod_revision);
+    } else {
+      config_.reset();
+      config_json_.clear();
+      pool_.reset();
+    }
+    return;
+  }
+  const std::string prefix = SubnetsPrefix(opts_.prefix);
+  if (!absl::StartsWith(ev.kv.key, prefix)) return;
+  auto key = ParseSubnetKeySuffix(ev.kv.key.substr(prefix.size()));
+  if (!key.ok()) return;  // not a lease key; nothing of ours
+  const std::string text = SubnetText(*key);
+  if (ev.type == storage::Event::Type::kDelete) {
+    UnindexLocked(text);
+    return;
+  }
+  LeaseRecord rec;
+  rec.key = *key;
+  rec.store_key = ev.kv.key;
+  rec.store_lease = ev.kv.lease;
+  rec.create_revision = ev.kv.create_revision;
+  rec.mod_revision = ev.kv.mod_revision;
+  auto attrs = DecodeLeaseAttrs(ev.kv.value);
+  if (attrs.ok()) {
+    rec.attrs = *std::move(attrs);
+  } else {
+    rec.valid = false;  // keep the subnet taken; never hand out what we cannot read
+  }
+  auto old = leases_.find(text);
+  if (old != leases_.end() && old->second.store_lease == rec.store_lease) {
+    rec.expiration = old->second.expiration;
+  }
+  IndexLocked(text, std::move(rec));
+}
+
+void LeaseManager::IndexLocked(const std::string& text, LeaseRecord rec) {
+  UnindexLocked(text);
+  if (!rec.attrs.node_name.empty()) by_node_[rec.attrs.node_name] = text;
+  if (rec.attrs.public_ip) by_ip_[rec.attrs.public_ip->ToString()] = text;
+  if (auto idx = PoolIndexLocked(rec.key)) pool_->Take(*idx);
+  leases_[text] = std::move(rec);
+}
+
+void LeaseManager::UnindexLocked(const std::string& text) {
+  auto it = leases_.find(text);
+  if (it == leases_.end()) return;
+  const LeaseRecord& rec = it->second;
+  auto n = by_node_.find(rec.attrs.node_name);
+  if (n != by_node_.end() && n->second == text) by_node_.erase(n);
+  if (rec.attrs.public_ip) {
+    auto i = by_ip_.find(rec.attrs.public_ip->ToString());
+    if (i != by_ip_.end() && i->second == text) by_ip_.erase(i);
+  }
+  if (auto idx = PoolIndexLocked(rec.key)) pool_->Give(*idx);
+  leases_.erase(it);
+}
+
+std::optional<uint64_t> LeaseManager::PoolIndexLocked(const SubnetKey& k) const {
+  if (!config_ || !pool_ || !k.ipv4) return std::nullopt;
+  return config_->PoolIndex(*k.ipv4);
+}
+
+void LeaseManager::ApplyConfigLocked(const std::string& value, int64_t revision) {
+  auto parsed = ParseNetworkConfig(value);
+  config_json_ = value;
+  config_revision_ = revision;
+  if (!parsed.ok()) {
+    // Written around our validation (by flannel's tools, say): allocate nothing
+    // until it is fixed rather than guess.
+    config_.reset();
+    pool_.reset();
+    return;
+  }
+  config_ = *std::move(parsed);
+  RebuildPoolLocked();
+}
+
+void LeaseManager::RebuildPoolLocked() {
+  pool_.reset();
+  if (!config_ || config_->PoolSize() > SubnetPool::kMaxSize) return;
+  pool_ = std::make_unique<SubnetPool>(config_->PoolSize());
+  for (const auto& [text, rec] : leases_) {
+    if (auto idx = PoolIndexLocked(rec.key)) pool_->Take(*idx);
+  }
+  for (uint64_t idx : pending_) {
+    if (idx < pool_->size()) pool_->Take(idx);
+  }
+}
+
+absl::Status LeaseManager::WaitApplied(int64_t revision) {
+  absl::MutexLock l(&mu_);
+  auto caught_up = [this, revision]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return applied_revision_ >= revision;
+  };
+  if (!mu_.AwaitWithTimeout(absl::Condition(&caught_up), absl::Seconds(30))) {
+    return absl::UnavailableError(
+        absl::StrCat("store watch did not deliver revision ", revision, " within 30s"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> LeaseManager::BucketLease(absl::Duration ttl, absl::Time* expiration) {
+  absl::MutexLock l(&bucket_mu_);
+  const absl::Time now = opts_.clock->Now();
+  const absl::Duration width = BucketWidth(ttl);
+  if (bucket_lease_ == 0 || bucket_ttl_ != ttl || now - bucket_start_ >= width || now < bucket_start_) {
+    const int64_t secs = absl::ToInt64Seconds(absl::Ceil(ttl + width, absl::Seconds(1)));
+    ASSIGN_OR_RETURN(storage::LeaseGrantResponse g, store_->LeaseGrant(secs));
+    bucket_lease_ = g.id;
+    bucket_start_ = now;
+    bucket_ttl_ = ttl;
+  }
+  *expiration = bucket_start_ + absl::Seconds(absl::ToInt64Seconds(absl::Ceil(ttl + width, absl::Seconds(1))));
+  return bucket_lease_;
+}
+
+void LeaseManager::Report(const char* op, const absl::Status& s) {
+  if (!opts_.hooks.on_result) return;
+  const char* result = "ok";
+  switch (s.code()) {
+    case absl::StatusCode::kOk: break;
+    case absl::StatusCode::kInvalidArgument: result = "invalid"; break;
+    case absl::StatusCode::kResourceExhausted: result = "exhausted"; break;
+    case absl::StatusCode::kNotFound: result = "not_found"; break;
+    case absl::StatusCode::kPermissionDenied: result = "denied"; break;
+    case absl::StatusCode::kFailedPrecondition: result = "precondition"; break;
+    default: result = "error"; break;
+  }
+  opts_.hooks.on_result(op, result);
+}
+
+namespace {
+
+absl::Status ValidateAcquire(const AcquireRequest& r, const NetworkConfig& cfg, LeaseAttrs* attrs) {
+  if (!r.node_name.empty()) {
+    if (!IsValidNodeName(r.node_name)) {
+      return Invalid("node_name", ValidateNodeName(r.node_name).message());
+    }
+    attrs->node_name = r.node_name;
+  }
+  if (cfg.enable_ipv4 || !r.public_ip.empty()) {
+    if (r.public_ip.empty()) return Invalid("public_ip", "required (the network has IPv4 enabled)");
+    auto ip = IPv4Addr::Parse(r.public_ip);
+    if (!ip.ok()) return Invalid("public_ip", ip.status().message());
+    attrs->public_ip = *ip;
+  }
+  if (cfg.enable_ipv6 || !r.public_ipv6.empty()) {
+    if (r.public_ipv6.empty()) return Invalid("public_ipv6", "required (the network has IPv6 enabled)");
+    auto ip = IPv6Addr::Parse(r.public_ipv6);
+    if (!ip.ok()) return Invalid("public_ipv6", ip.status().message());
+    attrs->public_ipv6 = *ip;
+  }
+  if (r.backend_type.empty()) return Invalid("backend_type", "required");
+  if (r.backend_type != cfg.backend.type) {
+    return Invalid("backend_type", absl::StrCat("\"", r.backend_type, "\" does not match the network's backend \"",
+                                                cfg.backend.type, "\""));
+  }
+  attrs->backend_type = r.backend_type;
+  ASSIGN_OR_RETURN(attrs->backend_data, NormalizeJsonObject("backend_data", r.backend_data));
+  ASSIGN_OR_RETURN(attrs->backend_v6_data, NormalizeJsonObject("backend_v6_data", r.backend_v6_data));
+  if (!r.previous_subnet.empty()) {
+    auto prev = IPv4Net::Parse(r.previous_subnet);
+    if (!prev.ok()) return Invalid("previous_subnet", prev.status().message());
+  }
+  if (!r.previous_ipv6_subnet.empty()) {
+    auto prev = IPv6Net::Parse(r.previous_ipv6_subnet);
+    if (!prev.ok()) return Invalid("previous_ipv6_subnet", prev.status().message());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status NoConfig() {
+  return absl::FailedPreconditionError(
+      "no network config: set one first (weftctl config set FILE)");
+}
+
+storage::TxnRequest PutIf(const std::string& key, storage::Compare::Target target, int64_t operand,
+                          const std::string& value, int64_t lease) {
+  storage::TxnRequest txn;
+  storage::Compare c;
+  c.key = key;
+  c.target = target;
+  c.result = storage::Compare::Result::kEqual;
+  c.operand = operand;
+  txn.compares.push_back(c);
+  storage::RequestOp op;
+  op.type = storage::RequestOp::Type::kPut;
+  op.put.key = key;
+  op.put.value = value;
+  op.put.lease = lease;
+  txn.success.push_back(op);
+  return txn;
+}
+
+storage::TxnRequest DeleteIf(const std::string& key, int64_t mod_revision) {
+  storage::TxnRequest txn;
+  storage::Compare c;
+  c.key = key;
+  c.target = storage::Compare::Target::kModRevision;
+  c.operand = mod_revision;
+  txn.compares.push_back(c);
+  storage::RequestOp op;
+  op.type = storage::RequestOp::Type::kDeleteRange;
+  op.delete_range.key = key;
+  txn.success.push_back(op);
+  return txn;
+}
+
+}  // namespace
+
+absl::StatusOr<LeaseRecord> LeaseManager::Acquire(const AcquireRequest& req) {
+  LeaseAttrs attrs;
+  absl::Duration ttl;
+  std::string identity = NodeIdentity(req);
+  {
+    absl::MutexLock l(&mu_);
+    if (!config_) {
+      absl::Status s = NoConfig();
+      Report("acquire", s);
+      return s;
+    }
+    absl::Status v = ValidateAcquire(req, *config_, &attrs);
+    if (!v.ok()) {
+      Report("acquire", v);
+      return v;
+    }
+    ttl = config_->lease_ttl;
+    auto idle = [this, &identity]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return !busy_nodes_.contains(identity);
+    };
+    mu_.Await(absl::Condition(&idle));
+    busy_nodes_.insert(identity);
+  }
+  auto release_identity = [this, &identity]() {
+    absl::MutexLock l(&mu_);
+    busy_nodes_.erase(identity);
+  };
+
+  absl::Status last = absl::AbortedError("no attempt made");
+  for (int attempt = 1; attempt <= opts_.max_attempts; ++attempt) {
+    if (attempt > 1 && opts_.hooks.on_retry) opts_.hooks.on_retry(attempt);
+    // Decide under the lock.
+    std::string key;
+    int64_t expect_mod = 0;   // 0 = create
+    bool keep_reservation = false;
+    std::optional<uint64_t> picked;
+    std::string text;
+    {
+      absl::MutexLock l(&mu_);
+      if (!config_ || !pool_) {
+        last = config_ ? absl::FailedPreconditionError("network config gives too many subnets")
+                       : NoConfig();
+        break;
+      }
+      const LeaseRecord* existing = nullptr;
+      if (!req.node_name.empty()) {
+        auto it = by_node_.find(req.node_name);
+        if (it != by_node_.end()) existing = &leases_.at(it->second);
+      }
+      if (!existing && attrs.public_ip) {
+        auto it = by_ip_.find(attrs.public_ip->ToString());
+        if (it != by_ip_.end()) {
+          const LeaseRecord& r = leases_.at(it->second);
+          if (r.attrs.node_name.empty() || req.node_name.empty()) existing = &r;
+        }
+      }
+      // A lease outside the current config is not reused (flannel does the same).
+      if (existing && existing->key.ipv4 && !config_->PoolIndex(*existing->key.ipv4) &&
+          !existing->reserved()) {
+        existing = nullptr;
+      }
+      if (existing) {
+        key = existing->store_key;
+        expect_mod = existing->mod_revision;
+        keep_reservation = existing->reserved();
+        text = SubnetText(existing->key);
+        if (keep_reservation && existing->valid) {
+          // A reservation is handed to its node as it is.
+          LeaseRecord out = *existing;
+          busy_nodes_.erase(identity);
+          Report("acquire", absl::OkStatus());
+          return out;
+        }
+      } else {
+        std::optional<uint64_t> idx;
+        if (!req.previous_subnet.empty()) {
+          auto prev = IPv4Net::Parse(req.previous_subnet);
+          if (prev.ok()) {
+            auto p = config_->PoolIndex(*prev);
+            if (p && pool_->IsFree(*p) && !pending_.contains(*p)) idx = p;
+          }
+        }
+        // Pending subnets are taken in the pool while in flight, so a pick is free.
+        if (!idx) idx = pool_->PickRandom(rng_);
+        if (!idx) {
+          last = absl::ResourceExhaustedError(absl::StrCat(
+              "no free subnet: all ", pool_->size(), " subnets of ", config_->network.ToString(),
+              " between ", config_->subnet_min.ToString(), " and ", config_->subnet_max.ToString(),
+              " are leased or reserved"));
+          break;
+        }
+        picked = idx;
+        pending_.insert(*idx);
+        pool_->Take(*idx);
+        SubnetKey k;
+        k.ipv4 = config_->PoolSubnet(*idx);
+        key = EncodeSubnetKey(opts_.prefix, k);
+        text = SubnetText(k);
+      }
+    }
+    auto unpend = [&]() {
+      if (!picked) return;
+      absl::MutexLock l(&mu_);
+      pending_.erase(*picked);
+      // Give it back unless the index now holds a lease for it.
+      if (pool_ && *picked < pool_->size() && !leases_.contains(text)) pool_->Give(*picked);
+    };
+    absl::Time expiration = absl::InfiniteFuture();
+    int64_t lease_id = 0;
+    if (!keep_reservation) {
+      auto b = BucketLease(ttl, &expiration);
+      if (!b.ok()) {
+        unpend();
+        last = absl::UnavailableError(absl::StrCat("store: ", b.status().message()));
+        break;
+      }
+      lease_id = *b;
+    }
+    auto txn = store_->Txn(PutIf(key, expect_mod == 0 ? storage::Compare::Target::kVersion
+                                                      : storage::Compare::Target::kModRevision,
+                                 expect_mod, EncodeLeaseAttrs(attrs), lease_id));
+    if (!txn.ok()) {
+      unpend();
+      if (absl::IsNotFound(txn.status())) {
+        // The bucket lease vanished (expired, or revoked by hand): take a new one.
+        absl::MutexLock l(&bucket_mu_);
+        bucket_lease_ = 0;
+        continue;
+      }
+      last = absl::UnavailableError(absl::StrCat("store: ", txn.status().message()));
+      break;
+    }
+    // Both outcomes: wait until the index reflects the store at that revision.
+    absl::Status w = WaitApplied(txn->revision);
+    unpend();
+    if (!w.ok()) {
+      last = w;
+      break;
+    }
+    if (!txn->succeeded) {
+      last = absl::AbortedError("lost a race for the subnet; retrying");
+      continue;
+    }
+    absl::MutexLock l(&mu_);
+    busy_nodes_.erase(identity);
+    auto it = leases_.find(text);
+    if (it == leases_.end()) {
+      // Deleted between commit and answer (an operator, or a very short TTL).
+      last = absl::AbortedError("lease vanished right after it was written; retrying");
+      busy_nodes_.insert(identity);
+      continue;
+    }
+    it->second.expiration = expiration;
+    LeaseRecord out = it->second;
+    Report("acquire", absl::OkStatus());
+    return out;
+  }
+  release_identity();
+  if (absl::IsAborted(last)) {
+    last = absl::UnavailableError(absl::StrCat("gave up after ", opts_.max_attempts,
+                                               " attempts: ", last.message()));
+  }
+  Report("acquire", last);
+  return last;
+}
+
+absl::StatusOr<const LeaseRecord*> LeaseManager::FindOwnedLocked(const OwnerRef& req) {
+  if (req.subnet.empty()) return Invalid("subnet", "required");
+  std::string text;
+  auto v4 = IPv4Net::Parse(req.subnet);
+  if (v4.ok()) {
+    text = v4->ToString();
+  } else {
+    auto v6 = IPv6Net::Parse(req.subnet);
+    if (!v6.ok()) return Invalid("subnet", v4.status().message());
+    text = v6->ToString();
+  }
+  if (!req.node_name.empty() && !IsValidNodeName(req.node_name)) {
+    return Invalid("node_name", ValidateNodeName(req.node_name).message());
+  }
+  std::optional<IPv4Addr> ip;
+  if (!req.public_ip.empty()) {
+    auto p = IPv4Addr::Parse(req.public_ip);
+    if (!p.ok()) return Invalid("public_ip", p.status().message());
+    ip = *p;
+  }
+  if (req.node_name.empty() && !ip) return Invalid("node_name", "node_name or public_ip required");
+  auto it = leases_.find(text);
+  if (it == leases_.end()) return absl::NotFoundError(absl::StrCat("no lease for subnet ", text));
+  const LeaseRecord& rec = it->second;
+  bool owner;
+  if (!rec.attrs.node_name.empty() && !req.node_name.empty()) {
+    owner = rec.attrs.node_name == req.node_name;
+  } else {
+    owner = ip && rec.attrs.public_ip && *rec.attrs.public_ip == *ip;
+  }
+  if (!owner) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "subnet ", text, " is held by another node (",
+        rec.attrs.node_name.empty() ? (rec.attrs.public_ip ? rec.attrs.public_ip->ToString() : "?")
+                                    : rec.attrs.node_name,
+        ")"));
+  }
+  return &rec;
+}
+
+absl::StatusOr<LeaseRecord> LeaseManager::Renew(const OwnerRef& req) {
+  for (int attempt = 1; attempt <= opts_.max_attempts; ++attempt) {
+    std::string key, value, text;
+    int64_t mod = 0;
+    absl::Duration ttl;
+    {
+      absl::MutexLock l(&mu_);
+      auto rec = FindOwnedLocked(req);
+      if (!rec.ok()) {
+        Report("renew", rec.status());
+        return rec.status();
+      }
+      if (!config_) {
+        Report("renew", NoConfig());
+        return NoConfig();
+      }
+      if ((*rec)->reserved()) {
+        Report("renew", absl::OkStatus());
+        return **rec;  // nothing to renew: a reservation has no TTL
+      }
+      if ((*rec)->key.ipv4 && !config_->PoolIndex(*(*rec)->key.ipv4)) {
+        absl::Status s = absl::FailedPreconditionError(
+            absl::StrCat("subnet ", SubnetText((*rec)->key),
+                         " is no longer inside the network config; acquire a new lease"));
+        Report("renew", s);
+        return s;
+      }
+      key = (*rec)->store_key;
+      value = EncodeLeaseAttrs((*rec)->attrs);
+      mod = (*rec)->mod_revision;
+      text = SubnetText((*rec)->key);
+      ttl = config_->lease_ttl;
+    }
+    absl::Time expiration;
+    auto lease = BucketLease(ttl, &expiration);
+    if (!lease.ok()) return absl::UnavailableError(absl::StrCat("store: ", lease.status().message()));
+    auto txn = store_->Txn(PutIf(key, storage::Compare::Target::kModRevision, mod, value, *lease));
+    if (!txn.ok()) {
+      if (absl::IsNotFound(txn.status())) {
+        absl::MutexLock l(&bucket_mu_);
+        bucket_lease_ = 0;
+        continue;
+      }
+      return absl::UnavailableError(absl::StrCat("store: ", txn.status().message()));
+    }
+    RETURN_IF_ERROR(WaitApplied(txn->revision));
+    if (!txn->succeeded) continue;  // changed under us; look again
+    absl::MutexLock l(&mu_);
+    auto it = leases_.find(text);
+    if (it == leases_.end()) continue;
+    it->second.expiration = expiration;
+    Report("renew", absl::OkStatus());
+    return it->second;
+  }
+  absl::Status s = absl::UnavailableError("renewal kept racing with other writers; retry");
+  Report("renew", s);
+  return s;
+}
+
+absl::Status LeaseManager::Release(const OwnerRef& req) {
+  for (int attempt = 1; attempt <= opts_.max_attempts; ++attempt) {
+    std::string key, text;
+    int64_t mod = 0;
+    {
+      absl::MutexLock l(&mu_);
+      auto rec = FindOwnedLocked(req);
+      if (!rec.ok()) {
+        Report("release", rec.status());
+        return rec.status();
+      }
+      key = (*rec)->store_key;
+      mod = (*rec)->mod_revision;
+      text = SubnetText((*rec)->key);
+      releasing_.insert(text);
+    }
+    auto txn = store_->Txn(DeleteIf(key, mod));
+    if (!txn.ok()) {
+      absl::MutexLock l(&mu_);
+      releasing_.erase(text);
+      return absl::UnavailableError(absl::StrCat("store: ", txn.status().message()));
+    }
+    RETURN_IF_ERROR(WaitApplied(txn->revision));
+    if (txn->succeeded) {
+      Report("release", absl::OkStatus());
+      return absl::OkStatus();
+    }
+    absl::MutexLock l(&mu_);
+    releasing_.erase(text);
+  }
+  return absl::UnavailableError("release kept racing with other writers; retry");
+}
+
+absl::StatusOr<LeaseRecord> LeaseManager::Get(const std::string& subnet) {
+  if (subnet.empty()) return Invalid("subnet", "required");
+  std::string text;
+  if (auto v4 = IPv4Net::Parse(subnet); v4.ok()) {
+    text = v4->ToString();
+  } else if (auto v6 = IPv6Net::Parse(subnet); v6.ok()) {
+    text = v6->ToString();
+  } else {
+    return Invalid("subnet", v4.status().message());
+  }
+  absl::MutexLock l(&mu_);
+  auto it = leases_.find(text);
+  if (it == leases_.end()) return absl::NotFoundError(absl::StrCat("no lease for subnet ", text));
+  return it->second;
+}
+
+std::vector<LeaseRecord> LeaseManager::List(int64_t* revision) {
+  absl::MutexLock l(&mu_);
+  std::vector<LeaseRecord> out;
+  out.reserve(leases_.size());
+  for (const auto& [text, rec] : leases_) out.push_back(rec);
+  // Numeric order, not text order: 10.1.9.0 before 10.1.10.0.
+  std::sort(out.begin(), out.end(), [](const LeaseRecord& a, const LeaseRecord& b) {
+    if (a.key.ipv4 && b.key.ipv4) return a.key.ipv4->network().value() < b.key.ipv4->network().value();
+    return a.store_key < b.store_key;
+  });
+  if (revision) *revision = applied_revision_;
+  return out;
+}
+
+absl::StatusOr<LeaseRecord> LeaseManager::Reserve(const ReserveRequest& req) {
+  LeaseAttrs attrs;
+  SubnetKey k;
+  {
+    absl::MutexLock l(&mu_);
+    if (!config_) return NoConfig();
+    auto sn = IPv4Net::Parse(req.subnet);
+    if (!sn.ok()) return Invalid("subnet", sn.status().message());
+    if (sn->prefix_len() != config_->subnet_len || !config_->network.Contains(*sn)) {
+      return Invalid("subnet", absl::StrCat(sn->ToString(), " is not a /", config_->subnet_len,
+                                            " subnet of ", config_->network.ToString()));
+    }
+    k.ipv4 = *sn;
+    auto ip = IPv4Addr::Parse(req.public_ip);
+    if (!ip.ok()) return Invalid("public_ip", ip.status().message());
+    attrs.public_ip = *ip;
+    if (!req.node_name.empty() && !IsValidNodeName(req.node_name)) {
+      return Invalid("node_name", ValidateNodeName(req.node_name).message());
+    }
+    attrs.node_name = req.node_name;
+    attrs.backend_type = req.backend_type.empty() ? config_->backend.type : req.backend_type;
+    ASSIGN_OR_RETURN(attrs.backend_data, NormalizeJsonObject("backend_data", req.backend_data));
+  }
+  const std::string key = EncodeSubnetKey(opts_.prefix, k);
+  for (int attempt = 1; attempt <= opts_.max_attempts; ++attempt) {
+    int64_t mod = 0;
+    {
+      absl::MutexLock l(&mu_);
+      auto it = leases_.find(SubnetText(k));
+      if (it != leases_.end()) {
+        const LeaseRecord& rec = it->second;
+        if (!rec.attrs.public_ip || *rec.attrs.public_ip != *attrs.public_ip) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "subnet ", SubnetText(k), " is leased to ",
+              rec.attrs.public_ip ? rec.attrs.public_ip->ToString() : "another node",
+              "; release it first or reserve it for that public IP"));
+        }
+        mod = rec.mod_revision;
+        // Keep what the node published (its VTEP MAC) when turning its lease into a reservation.
+        if (req.backend_data.empty()) attrs.backend_data = rec.attrs.backend_data;
+        if (req.node_name.empty()) attrs.node_name = rec.attrs.node_name;
+      }
+      if (!attrs.node_name.empty()) {
+        auto n = by_node_.find(attrs.node_name);
+        if (n != by_node_.end() && n->second != SubnetText(k)) {
+          return absl::FailedPreconditionError(absl::StrCat("node ", attrs.node_name, " already holds ",
+                                                            n->second, "; release it first"));
+        }
+      }
+    }
+    auto txn = store_->Txn(PutIf(key, mod == 0 ? storage::Compare::Target::kVersion
+                                               : storage::Compare::Target::kModRevision,
+                                 mod, EncodeLeaseAttrs(attrs), 0));
+    if (!txn.ok()) return absl::UnavailableError(absl::StrCat("store: ", txn.status().message()));
+    RETURN_IF_ERROR(WaitApplied(txn->revision));
+    if (!txn->succeeded) continue;
+    absl::MutexLock l(&mu_);
+    auto it = leases_.find(SubnetText(k));
+    if (it == leases_.end()) continue;
+    Report("reserve", absl::OkStatus());
+    return it->second;
+  }
+  return absl::UnavailableError("reserve kept racing with other writers; retry");
+}
+
+absl::Status LeaseManager::Unreserve(const std::string& subnet) {
+  auto sn = IPv4Net::Parse(subnet);
+  if (!sn.ok()) return Invalid("subnet", sn.status().message());
+  for (int attempt = 1; attempt <= opts_.max_attempts; ++attempt) {
+    std::string key, value;
+    int64_t mod;
+    absl::Duration ttl;
+    {
+      absl::MutexLock l(&mu_);
+      auto it = leases_.find(sn->ToString());
+      if (it == leases_.end() || !it->second.reserved()) {
+        return absl::NotFoundError(absl::StrCat("no reservation for subnet ", sn->ToString()));
+      }
+      key = it->second.store_key;
+      value = EncodeLeaseAttrs(it->second.attrs);
+      mod = it->second.mod_revision;
+      ttl = config_ ? config_->lease_ttl : opts_.default_ttl;
+    }
+    // The reservation becomes an ordinary lease: its node keeps it while it renews.
+    absl::Time expiration;
+    ASSIGN_OR_RETURN(int64_t lease, BucketLease(ttl, &expiration));
+    auto txn = store_->Txn(PutIf(key, storage::Compare::Target::kModRevision, mod, value, lease));
+    if (!txn.ok()) return absl::UnavailableError(absl::StrCat("store: ", txn.status().message()));
+    RETURN_IF_ERROR(WaitApplied(txn->revision));
+    if (!txn->succeeded) continue;
+    absl::MutexLock l(&mu_);
+    auto it = leases_.find(sn->ToString());
+    if (it != leases_.end()) it->second.expiration = expiration;
+    Report("unreserve", absl::OkStatus());
+    return absl::OkStatus();
+  }
+  return absl::UnavailableError("unreserve kept racing with other writers; retry");
+}
+
+absl::StatusOr<std::pair<std::string, int64_t>> LeaseManager::GetConfig() {
+  absl::MutexLock l(&mu_);
+  if (config_json_.empty()) return absl::NotFoundError("no network config is set");
+  return std::make_pair(config_json_, config_revision_);
+}
+
+absl::StatusOr<ConfigChange> LeaseManager::SetConfig(const std::string& json, bool force) {
+  ASSIGN_OR_RETURN(NetworkConfig cfg, ParseNetworkConfig(json));
+  if (cfg.enable_ipv4 && cfg.PoolSize() > SubnetPool::kMaxSize) {
+    return Invalid("SubnetLen", absl::StrCat("the network would hold ", cfg.PoolSize(),
+                                             " subnets; Weft supports at most ", SubnetPool::kMaxSize));
+  }
+  ConfigChange change;
+  int64_t expect_mod = 0;
+  {
+    absl::MutexLock l(&mu_);
+    for (const auto& [text, rec] : leases_) {
+      bool inside = true;
+      if (rec.key.ipv4) inside = cfg.enable_ipv4 && cfg.PoolIndex(*rec.key.ipv4).has_value();
+      if (inside && rec.key.ipv6) inside = cfg.InIPv6Pool(*rec.key.ipv6);
+      if (!inside) change.stranded.push_back(text);
+    }
+    expect_mod = config_revision_;
+  }
+  if (!change.stranded.empty() && !force) {
+    std::vector<std::string> shown(change.stranded.begin(),
+                                   change.stranded.begin() + std::min<size_t>(10, change.stranded.size()));
+    return absl::FailedPreconditionError(absl::StrCat(
+        change.stranded.size(), " existing lease(s) would fall outside the new config (",
+        absl::StrJoin(shown, ", "), change.stranded.size() > 10 ? ", ..." : "",
+        "); release them first or force the change"));
+  }
+  auto txn = store_->Txn(PutIf(ConfigKey(opts_.prefix),
+                               expect_mod == 0 ? storage::Compare::Target::kVersion
+                                               : storage::Compare::Target::kModRevision,
+                               expect_mod, json, 0));
+  if (!txn.ok()) return absl::UnavailableError(absl::StrCat("store: ", txn.status().message()));
+  RETURN_IF_ERROR(WaitApplied(txn->revision));
+  if (!txn->succeeded) {
+    return absl::AbortedError("the config changed while this change was checked; read it again and retry");
+  }
+  change.config = json;
+  change.revision = txn->revision;
+  return change;
+}
+
+LeaseManager::PoolStats LeaseManager::Stats() {
+  absl::MutexLock l(&mu_);
+  PoolStats s;
+  if (pool_) {
+    s.size = pool_->size();
+    s.free = pool_->free_count() + 0;
+  }
+  for (const auto& [text, rec] : leases_) {
+    if (rec.reserved()) ++s.reservations; else ++s.leases;
+  }
+  return s;
+}
+
+std::optional<NetworkConfig> LeaseManager::Config() {
+  absl::MutexLock l(&mu_);
+  return config_;
+}
+
+}  // namespace weft::controller

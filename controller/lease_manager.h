@@ -1,0 +1,185 @@
+#pragma once
+// LeaseManager: the controller's allocation state and lease lifecycle.
+//
+// The store is the truth. The manager keeps an in-memory index of every lease
+// under <prefix>/subnets/ and of the network config, fed only by a watch on the
+// prefix (so writes from other replicas, from the etcd-compatible API or from
+// flannel itself are seen like its own). Each request decides under a short
+// lock, writes one compare-and-swap transaction, and answers once the index has
+// caught up with the transaction's revision. Lost races are retried here.
+//
+// TTLs: keys are attached to shared "bucket" store leases: every acquisition or
+// renewal within one bucket width (TTL/100, between 1 s and 60 s) uses the same
+// store lease, whose TTL is the network's lease TTL plus the width. A lease thus
+// lives at least its TTL and at most TTL + width, and an acquisition costs one
+// transaction instead of a lease grant plus a transaction.
+//
+// Thread-safe.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/random/random.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/net.h"
+#include "controller/lease_codec.h"
+#include "controller/network_config.h"
+#include "controller/subnet_pool.h"
+#include "storage/store.h"
+
+namespace weft::controller {
+
+struct LeaseRecord {
+  SubnetKey key;
+  std::string store_key;
+  LeaseAttrs attrs;
+  int64_t store_lease = 0;  // 0 = reservation (no TTL)
+  int64_t create_revision = 0;
+  int64_t mod_revision = 0;
+  absl::Time expiration = absl::InfiniteFuture();
+  bool valid = true;  // false: the stored value is malformed; the subnet stays taken
+  bool reserved() const { return store_lease == 0; }
+};
+
+struct AcquireRequest {
+  std::string node_name;
+  std::string public_ip;
+  std::string public_ipv6;
+  std::string backend_type;
+  std::string backend_data;
+  std::string backend_v6_data;
+  std::string previous_subnet;
+  std::string previous_ipv6_subnet;
+};
+
+struct OwnerRef {
+  std::string subnet;
+  std::string node_name;
+  std::string public_ip;
+};
+
+struct ReserveRequest {
+  std::string subnet;
+  std::string public_ip;
+  std::string node_name;
+  std::string backend_type;
+  std::string backend_data;
+};
+
+struct ConfigChange {
+  std::string config;
+  int64_t revision = 0;
+  std::vector<std::string> stranded;
+};
+
+// Observer for metrics; every hook optional. Called without locks held.
+struct LeaseManagerHooks {
+  std::function<void(const char* op, const char* result)> on_result;  // op: acquire, renew, release, reserve, unreserve
+  std::function<void()> on_expired;
+  std::function<void(int attempts)> on_retry;
+};
+
+class LeaseManager {
+ public:
+  struct Options {
+    std::string prefix = "/coreos.com/network";
+    Clock* clock = &RealClock::Get();
+    // Used when the network config has no LeaseTTL.
+    absl::Duration default_ttl = absl::Hours(24);
+    int max_attempts = 32;
+    LeaseManagerHooks hooks;
+  };
+
+  LeaseManager(storage::Store* store, Options options);
+  ~LeaseManager();
+
+  // Loads the config and leases and starts following the store. Call once.
+  absl::Status Start();
+
+  absl::StatusOr<LeaseRecord> Acquire(const AcquireRequest& req);
+  absl::StatusOr<LeaseRecord> Renew(const OwnerRef& req);
+  absl::Status Release(const OwnerRef& req);
+  absl::StatusOr<LeaseRecord> Get(const std::string& subnet);
+  // All leases in subnet order, with the revision they reflect.
+  std::vector<LeaseRecord> List(int64_t* revision = nullptr);
+  absl::StatusOr<LeaseRecord> Reserve(const ReserveRequest& req);
+  absl::Status Unreserve(const std::string& subnet);
+
+  // The config JSON as stored (NOT_FOUND / FAILED_PRECONDITION when unset).
+  absl::StatusOr<std::pair<std::string, int64_t>> GetConfig();
+  // Validates and stores a config. FAILED_PRECONDITION listing the stranded
+  // leases when some would fall outside it, unless `force`.
+  absl::StatusOr<ConfigChange> SetConfig(const std::string& json, bool force);
+
+  // Pool figures for metrics (0 when unconfigured).
+  struct PoolStats {
+    uint64_t size = 0;
+    uint64_t free = 0;
+    uint64_t leases = 0;
+    uint64_t reservations = 0;
+  };
+  PoolStats Stats();
+  std::optional<NetworkConfig> Config();
+  int64_t AppliedRevision();
+  // True once Start() has loaded the state.
+  bool Ready();
+
+ private:
+  struct Plan;
+  void OnWatch(const storage::WatchBatch& batch);
+  void ApplyEventLocked(const storage::Event& ev) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ApplyConfigLocked(const std::string& value, int64_t revision) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void IndexLocked(const std::string& subnet_text, LeaseRecord rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UnindexLocked(const std::string& subnet_text) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RebuildPoolLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::optional<uint64_t> PoolIndexLocked(const SubnetKey& k) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Waits until the index has applied `revision` (our own write came back).
+  absl::Status WaitApplied(int64_t revision);
+  absl::StatusOr<int64_t> BucketLease(absl::Duration ttl, absl::Time* expiration);
+  absl::StatusOr<const LeaseRecord*> FindOwnedLocked(const OwnerRef& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Report(const char* op, const absl::Status& s);
+
+  storage::Store* const store_;
+  const Options opts_;
+
+  absl::Mutex mu_;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t applied_revision_ ABSL_GUARDED_BY(mu_) = 0;
+  std::optional<NetworkConfig> config_ ABSL_GUARDED_BY(mu_);
+  std::string config_json_ ABSL_GUARDED_BY(mu_);
+  int64_t config_revision_ ABSL_GUARDED_BY(mu_) = 0;
+  std::unique_ptr<SubnetPool> pool_ ABSL_GUARDED_BY(mu_);
+  // subnet (IPv4 CIDR text, or IPv6 CIDR text for IPv6-only) -> lease
+  std::map<std::string, LeaseRecord> leases_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::string> by_node_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::string> by_ip_ ABSL_GUARDED_BY(mu_);
+  // Pool indices chosen by an in-flight acquisition.
+  absl::flat_hash_set<uint64_t> pending_ ABSL_GUARDED_BY(mu_);
+  // Node identities with an acquisition in flight (one at a time per node).
+  absl::flat_hash_set<std::string> busy_nodes_ ABSL_GUARDED_BY(mu_);
+  // Subnets we are deleting ourselves (a delete of anything else is an expiry).
+  absl::flat_hash_set<std::string> releasing_ ABSL_GUARDED_BY(mu_);
+  absl::BitGen rng_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex bucket_mu_;
+  int64_t bucket_lease_ ABSL_GUARDED_BY(bucket_mu_) = 0;
+  absl::Time bucket_start_ ABSL_GUARDED_BY(bucket_mu_);
+  absl::Duration bucket_ttl_ ABSL_GUARDED_BY(bucket_mu_);
+
+  std::unique_ptr<storage::WatchHandle> watch_;
+};
+
+// Text form of a lease's subnet used as the index key and in the API.
+std::string SubnetText(const SubnetKey& k);
+
+}  // namespace weft::controller

@@ -1,0 +1,137 @@
+#include "controller/network_config.h"
+
+#include "gtest/gtest.h"
+
+namespace weft::controller {
+namespace {
+
+NetworkConfig MustParse(const std::string& json) {
+  auto c = ParseNetworkConfig(json);
+  EXPECT_TRUE(c.ok()) << c.status();
+  return c.ok() ? *c : NetworkConfig{};
+}
+
+std::string ErrorOf(const std::string& json) {
+  auto c = ParseNetworkConfig(json);
+  EXPECT_FALSE(c.ok()) << json;
+  if (!c.ok()) EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  return c.ok() ? "" : std::string(c.status().message());
+}
+
+TEST(NetworkConfigTest, SeedConfigGetsFlannelDefaults) {
+  NetworkConfig c = MustParse(R"({"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}})");
+  EXPECT_EQ(c.network.ToString(), "10.1.0.0/16");
+  EXPECT_EQ(c.subnet_len, 24);
+  EXPECT_EQ(c.subnet_min.ToString(), "10.1.1.0");  // the first subnet is skipped
+  EXPECT_EQ(c.subnet_max.ToString(), "10.1.255.0");
+  EXPECT_EQ(c.PoolSize(), 255u);
+  EXPECT_EQ(c.backend.type, "vxlan");
+  EXPECT_EQ(c.backend.vni, 1);
+  EXPECT_EQ(c.backend.port, 0);
+  EXPECT_EQ(c.lease_ttl, absl::Hours(24));
+  EXPECT_TRUE(c.enable_ipv4);
+  EXPECT_FALSE(c.enable_ipv6);
+}
+
+TEST(NetworkConfigTest, SubnetLenDefaultsFollowNetworkSize) {
+  EXPECT_EQ(MustParse(R"({"Network":"10.0.0.0/8"})").subnet_len, 24);
+  EXPECT_EQ(MustParse(R"({"Network":"10.0.0.0/22"})").subnet_len, 24);
+  EXPECT_EQ(MustParse(R"({"Network":"10.0.0.0/23"})").subnet_len, 25);
+  EXPECT_EQ(MustParse(R"({"Network":"10.0.0.0/28"})").subnet_len, 30);
+  EXPECT_NE(ErrorOf(R"({"Network":"10.0.0.0/29"})").find("too small"), std::string::npos);
+}
+
+TEST(NetworkConfigTest, SubnetLenLimits) {
+  EXPECT_EQ(MustParse(R"({"Network":"10.0.0.0/16","SubnetLen":30})").subnet_len, 30);
+  EXPECT_NE(ErrorOf(R"({"Network":"10.0.0.0/16","SubnetLen":31})").find("SubnetLen"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"Network":"10.0.0.0/16","SubnetLen":17})").find("four subnets"), std::string::npos);
+  EXPECT_EQ(MustParse(R"({"Network":"10.0.0.0/16","SubnetLen":18})").PoolSize(), 3u);
+  EXPECT_NE(ErrorOf(R"({"Network":"10.0.0.0/16","SubnetLen":"24"})").find("integer"), std::string::npos);
+}
+
+TEST(NetworkConfigTest, SlashThirtySubnets) {
+  NetworkConfig c = MustParse(R"({"Network":"10.0.0.0/28","SubnetLen":30})");
+  EXPECT_EQ(c.PoolSize(), 3u);
+  EXPECT_EQ(c.PoolSubnet(0).ToString(), "10.0.0.4/30");
+  EXPECT_EQ(c.PoolSubnet(2).ToString(), "10.0.0.12/30");
+  EXPECT_EQ(*c.PoolIndex(*IPv4Net::Parse("10.0.0.8/30")), 1u);
+  EXPECT_FALSE(c.PoolIndex(*IPv4Net::Parse("10.0.0.0/30")).has_value());
+}
+
+TEST(NetworkConfigTest, SubnetMinMax) {
+  NetworkConfig c =
+      MustParse(R"({"Network":"10.1.0.0/16","SubnetMin":"10.1.10.0","SubnetMax":"10.1.20.0"})");
+  EXPECT_EQ(c.PoolSize(), 11u);
+  EXPECT_EQ(c.PoolSubnet(0).ToString(), "10.1.10.0/24");
+  EXPECT_FALSE(c.PoolIndex(*IPv4Net::Parse("10.1.21.0/24")).has_value());
+  EXPECT_FALSE(c.PoolIndex(*IPv4Net::Parse("10.1.10.0/25")).has_value());
+  EXPECT_NE(ErrorOf(R"({"Network":"10.1.0.0/16","SubnetMin":"10.2.0.0"})").find("SubnetMin"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"Network":"10.1.0.0/16","SubnetMax":"10.1.3.128"})").find("boundary"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"Network":"10.1.0.0/16","SubnetMin":"10.1.9.0","SubnetMax":"10.1.3.0"})").find("above"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"Network":"10.1.0.0/16","SubnetMin":"banana"})").find("SubnetMin"), std::string::npos);
+}
+
+TEST(NetworkConfigTest, NetworkErrors) {
+  EXPECT_NE(ErrorOf(R"({})").find("Network"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"Network":"10.1.2.3/16"})").find("Network"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"Network":"10.1.0.0/33"})").find("Network"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"Network":42})").find("string"), std::string::npos);
+  EXPECT_NE(ErrorOf("not json").find("JSON"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"([1])").find("object"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"network":"10.1.0.0/16"})").find("unknown field"), std::string::npos);
+}
+
+TEST(NetworkConfigTest, Backends) {
+  EXPECT_EQ(MustParse(R"({"Network":"10.1.0.0/16"})").backend.type, "udp");  // flannel's default
+  EXPECT_EQ(MustParse(R"({"Network":"10.1.0.0/16"})").backend.port, 8285);
+  NetworkConfig v = MustParse(
+      R"({"Network":"10.1.0.0/16","Backend":{"Type":"vxlan","VNI":4096,"Port":4789,"DirectRouting":true}})");
+  EXPECT_EQ(v.backend.vni, 4096);
+  EXPECT_EQ(v.backend.port, 4789);
+  EXPECT_TRUE(v.backend.direct_routing);
+  EXPECT_NE(ErrorOf(R"({"Network":"10.1.0.0/16","Backend":{"Type":"vxlan","VNI":16777216}})").find("VNI"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"Network":"10.1.0.0/16","Backend":{"Type":"udp","Port":70000}})").find("Port"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"Network":"10.1.0.0/16","Backend":{"Type":"carrier-pigeon"}})").find("Backend.Type"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"Network":"10.1.0.0/16","Backend":"vxlan"})").find("Backend"), std::string::npos);
+  NetworkConfig a = MustParse(
+      R"({"Network":"10.1.0.0/16","Backend":{"Type":"aws-vpc","RouteTableID":["rtb-1","rtb-2"]}})");
+  EXPECT_EQ(a.backend.route_table_ids.size(), 2u);
+  EXPECT_EQ(MustParse(R"({"Network":"10.1.0.0/16","Backend":{"Type":"aws-vpc","RouteTableID":"rtb-9"}})")
+                .backend.route_table_ids[0],
+            "rtb-9");
+  EXPECT_NE(ErrorOf(R"({"Network":"10.1.0.0/16","Backend":{"Type":"aws-vpc","RouteTableID":7}})")
+                .find("RouteTableID"),
+            std::string::npos);
+  EXPECT_EQ(MustParse(R"({"Network":"10.1.0.0/16","Backend":{"Type":"host-gw"}})").backend.type, "host-gw");
+}
+
+TEST(NetworkConfigTest, IPv6) {
+  NetworkConfig c = MustParse(
+      R"({"Network":"10.1.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:1::/48","Backend":{"Type":"vxlan"}})");
+  EXPECT_TRUE(c.enable_ipv6);
+  EXPECT_EQ(c.ipv6_subnet_len, 64);
+  EXPECT_EQ(c.ipv6_subnet_min.ToString(), "fd00:1:0:1::");
+  EXPECT_EQ(c.ipv6_subnet_max.ToString(), "fd00:1:0:ffff::");
+  EXPECT_TRUE(c.InIPv6Pool(*IPv6Net::Parse("fd00:1:0:5::/64")));
+  EXPECT_FALSE(c.InIPv6Pool(*IPv6Net::Parse("fd00:1::/64")));
+  EXPECT_EQ(MustParse(R"({"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00::/120"})").ipv6_subnet_len, 122);
+  EXPECT_NE(ErrorOf(R"({"Network":"10.1.0.0/16","EnableIPv6":true})").find("IPv6Network"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"Network":"10.1.0.0/16","EnableIPv6":true,"IPv6Network":"fd00::/48","IPv6SubnetLen":127})")
+                .find("IPv6SubnetLen"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"EnableIPv4":false})").find("EnableIPv4"), std::string::npos);
+}
+
+TEST(NetworkConfigTest, LeaseTtl) {
+  EXPECT_EQ(MustParse(R"({"Network":"10.1.0.0/16","LeaseTTL":"1h30m"})").lease_ttl, absl::Minutes(90));
+  EXPECT_EQ(MustParse(R"({"Network":"10.1.0.0/16","LeaseTTL":600})").lease_ttl, absl::Minutes(10));
+  EXPECT_NE(ErrorOf(R"({"Network":"10.1.0.0/16","LeaseTTL":"1s"})").find("LeaseTTL"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"Network":"10.1.0.0/16","LeaseTTL":"soon"})").find("LeaseTTL"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace weft::controller
