@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstring>
 #include <ostream>
 #include <vector>
@@ -13,6 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/status_macros.h"
 
 namespace weft {
 namespace {
@@ -233,6 +236,83 @@ bool MacAddr::IsZero() const {
   }
   return true;
 }
+
+namespace {
+
+// RFC 1123 host name, either case.
+absl::Status ValidateHostName(absl::string_view host, absl::string_view input) {
+  if (host.size() > 253) return Invalid("host:port", input, "host name is longer than 253 characters");
+  for (absl::string_view label : absl::StrSplit(host, '.')) {
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-' ||
+        !std::all_of(label.begin(), label.end(),
+                     [](char c) { return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-'; })) {
+      return Invalid("host:port", input,
+                     absl::StrCat("host ", Quote(host), " is neither an IPv4 address nor a valid host name"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<HostPort> ParseHostPort(absl::string_view in) {
+  absl::string_view s = in;
+  HostPort hp;
+  absl::string_view port;
+  if (absl::ConsumePrefix(&s, "[")) {
+    const size_t close = s.find(']');
+    if (close == absl::string_view::npos) return Invalid("host:port", in, "missing ']' after an IPv6 address");
+    absl::StatusOr<IPv6Addr> addr = IPv6Addr::Parse(s.substr(0, close));
+    if (!addr.ok()) return Invalid("host:port", in, addr.status().message());
+    hp.host = std::string(s.substr(0, close));
+    port = s.substr(close + 1);
+    if (!absl::ConsumePrefix(&port, ":")) return Invalid("host:port", in, "missing \":PORT\" after \"]\"");
+  } else {
+    const size_t colon = s.rfind(':');
+    if (colon == absl::string_view::npos) return Invalid("host:port", in, "missing \":PORT\"");
+    const absl::string_view host = s.substr(0, colon);
+    port = s.substr(colon + 1);
+    if (host.find(':') != absl::string_view::npos) {
+      return Invalid("host:port", in, "an IPv6 address needs brackets: [ADDRESS]:PORT");
+    }
+    const bool looks_numeric =
+        std::all_of(host.begin(), host.end(), [](char c) { return absl::ascii_isdigit(c) || c == '.'; });
+    if (!host.empty() && looks_numeric) {
+      absl::StatusOr<IPv4Addr> addr = IPv4Addr::Parse(host);
+      if (!addr.ok()) return Invalid("host:port", in, addr.status().message());
+    } else if (!host.empty()) {
+      RETURN_IF_ERROR(ValidateHostName(host, in));
+    }
+    hp.host = std::string(host);
+  }
+  uint32_t p;
+  if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), absl::ascii_isdigit) ||
+      !absl::SimpleAtoi(port, &p)) {
+    return Invalid("host:port", in, absl::StrCat("port ", Quote(port), " is not a decimal number"));
+  }
+  if (p > 65535) return Invalid("host:port", in, absl::StrCat("port ", p, " is greater than 65535"));
+  hp.port = static_cast<uint16_t>(p);
+  return hp;
+}
+
+std::string HostPort::ToString() const {
+  if (host.find(':') != std::string::npos) return absl::StrCat("[", host, "]:", port);
+  return absl::StrCat(host, ":", port);
+}
+
+bool AbslParseFlag(absl::string_view text, HostPort* hp, std::string* error) {
+  absl::StatusOr<HostPort> parsed = ParseHostPort(text);
+  if (!parsed.ok()) {
+    *error = std::string(parsed.status().message());
+    return false;
+  }
+  *hp = *std::move(parsed);
+  return true;
+}
+
+std::string AbslUnparseFlag(const HostPort& hp) { return hp.ToString(); }
+
+std::ostream& operator<<(std::ostream& os, const HostPort& hp) { return os << hp.ToString(); }
 
 absl::Status ValidateNodeName(absl::string_view name) {
   constexpr size_t kMaxName = 253, kMaxLabel = 63;

@@ -203,6 +203,24 @@ class MacAddr {
 
 std::ostream& operator<<(std::ostream& os, const MacAddr& m);
 
+// A "host:port" endpoint to listen on or dial: "127.0.0.1:8080", "[fd00::1]:8080",
+// "localhost:8080", or ":8080" (empty host: every local address).
+struct HostPort {
+  std::string host;  // IPv4 address, IPv6 address (no brackets), host name, or empty
+  uint16_t port = 0;
+
+  std::string ToString() const;  // brackets around an IPv6 host
+  friend bool operator==(const HostPort& a, const HostPort& b) { return a.host == b.host && a.port == b.port; }
+  friend bool operator!=(const HostPort& a, const HostPort& b) { return !(a == b); }
+};
+// Errors name what is wrong: missing port, port out of range, unbracketed IPv6,
+// a malformed address or host name.
+absl::StatusOr<HostPort> ParseHostPort(absl::string_view s);
+// For ABSL_FLAG(weft::HostPort, ...).
+bool AbslParseFlag(absl::string_view text, HostPort* hp, std::string* error);
+std::string AbslUnparseFlag(const HostPort& hp);
+std::ostream& operator<<(std::ostream& os, const HostPort& hp);
+
 // Node names are RFC 1123 DNS subdomains (as Kubernetes node names): at most 253
 // characters of dot-separated labels; each label 1-63 characters of lower-case
 // letters, digits and '-', starting and ending with a letter or digit.

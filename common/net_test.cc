@@ -355,6 +355,46 @@ TEST(NodeNameTest, SaysWhatIsWrong) {
   }
 }
 
+TEST(HostPortTest, Parses) {
+  EXPECT_EQ(Must(ParseHostPort("127.0.0.1:8080")), (HostPort{"127.0.0.1", 8080}));
+  EXPECT_EQ(Must(ParseHostPort("[::1]:0")), (HostPort{"::1", 0}));
+  EXPECT_EQ(Must(ParseHostPort("[fd00::1]:65535")), (HostPort{"fd00::1", 65535}));
+  EXPECT_EQ(Must(ParseHostPort("localhost:9090")), (HostPort{"localhost", 9090}));
+  EXPECT_EQ(Must(ParseHostPort("Etcd-1.Example.com:2379")), (HostPort{"Etcd-1.Example.com", 2379}));
+  EXPECT_EQ(Must(ParseHostPort(":8472")), (HostPort{"", 8472}));
+  EXPECT_EQ(Must(ParseHostPort("[fd00::1]:80")).ToString(), "[fd00::1]:80");
+  EXPECT_EQ(Must(ParseHostPort("10.0.0.1:80")).ToString(), "10.0.0.1:80");
+  EXPECT_EQ(Must(ParseHostPort(":80")).ToString(), ":80");
+}
+
+TEST(HostPortTest, SaysWhatIsWrong) {
+  ExpectInvalid(ParseHostPort("127.0.0.1").status(), "missing \":PORT\"");
+  ExpectInvalid(ParseHostPort("127.0.0.1:").status(), "port \"\" is not a decimal number");
+  ExpectInvalid(ParseHostPort("127.0.0.1:http").status(), "port \"http\" is not a decimal number");
+  ExpectInvalid(ParseHostPort("127.0.0.1:-1").status(), "not a decimal number");
+  ExpectInvalid(ParseHostPort("127.0.0.1:65536").status(), "port 65536 is greater than 65535");
+  ExpectInvalid(ParseHostPort("127.0.0.1:123456").status(), "not a decimal number");
+  ExpectInvalid(ParseHostPort("::1:80").status(), "IPv6 address needs brackets");
+  ExpectInvalid(ParseHostPort("[::1]80").status(), "missing \":PORT\" after");
+  ExpectInvalid(ParseHostPort("[::1:80").status(), "missing ']'");
+  ExpectInvalid(ParseHostPort("[::g]:80").status(), "invalid host:port \"[::g]:80\"");
+  ExpectInvalid(ParseHostPort("127.0.0.256:80").status(), "octet 256 is greater than 255");
+  ExpectInvalid(ParseHostPort("bad_host:80").status(), "host \"bad_host\" is neither");
+  ExpectInvalid(ParseHostPort("-a.b:80").status(), "neither an IPv4 address nor a valid host name");
+  ExpectInvalid(ParseHostPort("a..b:80").status(), "neither");
+  ExpectInvalid(ParseHostPort("").status(), "missing");
+}
+
+TEST(HostPortTest, IsAFlagType) {
+  HostPort hp;
+  std::string err;
+  EXPECT_TRUE(AbslParseFlag("[::1]:53", &hp, &err));
+  EXPECT_EQ(AbslUnparseFlag(hp), "[::1]:53");
+  EXPECT_FALSE(AbslParseFlag("nope", &hp, &err));
+  EXPECT_THAT(err, HasSubstr("missing"));
+  EXPECT_EQ(hp, (HostPort{"::1", 53}));  // unchanged on error
+}
+
 TEST(NetPrintTest, StreamsAsStrings) {
   std::ostringstream os;
   os << V4("10.0.0.1") << " " << N4("10.0.0.0/8") << " " << V6("fd00::1") << " " << N6("fd00::/8") << " "
