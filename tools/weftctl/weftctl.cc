@@ -1,0 +1,250 @@
+// weftctl: the operator's command line for a Weft controller.
+//
+//   weftctl [--controller ADDR] [--timeout 10s] COMMAND ...
+//     config get
+//     config set FILE [--force]        (FILE "-" = stdin; flannel's JSON)
+//     leases list [-o table|json]
+//     lease show SUBNET [-o table|json]
+//     reserve SUBNET --public-ip IP [--node NAME]
+//     unreserve SUBNET
+//
+// Exit codes: 0 ok, 1 the controller refused or failed, 2 bad usage or input.
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/weft/v1/weft.grpc.pb.h"
+
+namespace {
+
+constexpr int kOk = 0, kFailed = 1, kUsage = 2;
+
+const char kUsageText[] =
+    "usage: weftctl [--controller ADDR] [--timeout DURATION] COMMAND\n"
+    "  config get\n"
+    "  config set FILE [--force]      set the network config (flannel's JSON; - = stdin)\n"
+    "  leases list [-o table|json]\n"
+    "  lease show SUBNET [-o table|json]\n"
+    "  reserve SUBNET --public-ip IP [--node NAME]\n"
+    "  unreserve SUBNET\n"
+    "ADDR defaults to $WEFT_CONTROLLER or 127.0.0.1:7800.\n";
+
+int Usage(const std::string& why) {
+  if (!why.empty()) std::cerr << "weftctl: " << why << "\n";
+  std::cerr << kUsageText;
+  return kUsage;
+}
+
+int Fail(const grpc::Status& s) {
+  std::cerr << "weftctl: " << (s.error_code() == grpc::StatusCode::UNAVAILABLE ? "controller unavailable: " : "")
+            << s.error_message() << " (" << static_cast<int>(s.error_code()) << ")\n";
+  // Input the controller refused as malformed is the caller's mistake: usage exit.
+  return s.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? kUsage : kFailed;
+}
+
+std::string JsonEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += absl::StrFormat("\\u%04x", c);
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+std::string Expiry(const weft::v1::Lease& l) {
+  if (l.reserved()) return "never (reserved)";
+  if (!l.has_expiration()) return "-";
+  absl::Time t = absl::FromUnixSeconds(l.expiration().seconds());
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
+}
+
+std::string LeaseJson(const weft::v1::Lease& l) {
+  std::string out = absl::StrCat("{\"subnet\":\"", l.subnet(), "\"");
+  if (!l.ipv6_subnet().empty()) absl::StrAppend(&out, ",\"ipv6_subnet\":\"", l.ipv6_subnet(), "\"");
+  absl::StrAppend(&out, ",\"public_ip\":\"", l.public_ip(), "\"");
+  if (!l.public_ipv6().empty()) absl::StrAppend(&out, ",\"public_ipv6\":\"", l.public_ipv6(), "\"");
+  absl::StrAppend(&out, ",\"node_name\":\"", JsonEscape(l.node_name()), "\",\"backend_type\":\"",
+                  JsonEscape(l.backend_type()), "\",\"backend_data\":",
+                  l.backend_data().empty() ? "null" : l.backend_data(),
+                  ",\"reserved\":", l.reserved() ? "true" : "false");
+  if (l.has_expiration()) absl::StrAppend(&out, ",\"expiration\":\"", Expiry(l), "\"");
+  absl::StrAppend(&out, ",\"revision\":", l.revision(), "}");
+  return out;
+}
+
+void PrintTable(const std::vector<const weft::v1::Lease*>& leases) {
+  absl::PrintF("%-20s %-16s %-24s %-9s %-22s %s\n", "SUBNET", "PUBLIC-IP", "NODE", "BACKEND", "EXPIRES",
+               "BACKEND-DATA");
+  for (const weft::v1::Lease* l : leases) {
+    absl::PrintF("%-20s %-16s %-24s %-9s %-22s %s\n", l->subnet().empty() ? l->ipv6_subnet() : l->subnet(),
+                 l->public_ip().empty() ? "-" : l->public_ip(),
+                 l->node_name().empty() ? "-" : l->node_name(), l->backend_type(), Expiry(*l),
+                 l->backend_data().empty() ? "-" : l->backend_data());
+  }
+}
+
+struct Args {
+  std::vector<std::string> positional;
+  std::string output = "table";
+  std::string public_ip;
+  std::string node;
+  bool force = false;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string controller = getenv("WEFT_CONTROLLER") ? getenv("WEFT_CONTROLLER") : "127.0.0.1:7800";
+  absl::Duration timeout = absl::Seconds(10);
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](const std::string& name) -> const char* {
+      auto eq = arg.find('=');
+      if (eq != std::string::npos) return argv[i] + eq + 1;
+      if (i + 1 >= argc) return nullptr;
+      return argv[++i];
+    };
+    auto is = [&](const char* name) { return arg == name || arg.rfind(std::string(name) + "=", 0) == 0; };
+    if (arg == "-h" || arg == "--help" || arg == "help") {
+      std::cout << kUsageText;
+      return kOk;
+    } else if (is("--controller")) {
+      const char* v = value(arg);
+      if (!v) return Usage("--controller needs an address");
+      controller = v;
+    } else if (is("--timeout")) {
+      const char* v = value(arg);
+      if (!v || !absl::ParseDuration(v, &timeout)) return Usage("--timeout needs a duration like 10s");
+    } else if (is("-o") || is("--output")) {
+      const char* v = value(arg);
+      if (!v || (std::string(v) != "json" && std::string(v) != "table")) return Usage("-o is table or json");
+      a.output = v;
+    } else if (is("--public-ip")) {
+      const char* v = value(arg);
+      if (!v) return Usage("--public-ip needs an address");
+      a.public_ip = v;
+    } else if (is("--node")) {
+      const char* v = value(arg);
+      if (!v) return Usage("--node needs a name");
+      a.node = v;
+    } else if (arg == "--force") {
+      a.force = true;
+    } else if (arg.size() > 1 && arg[0] == '-' && arg != "-") {
+      return Usage(absl::StrCat("unknown flag ", arg));
+    } else {
+      a.positional.push_back(arg);
+    }
+  }
+  if (a.positional.empty()) return Usage("no command");
+
+  auto channel = grpc::CreateChannel(controller, grpc::InsecureChannelCredentials());
+  auto leases = weft::v1::LeaseService::NewStub(channel);
+  auto network = weft::v1::NetworkService::NewStub(channel);
+  auto ctx = [&]() {
+    auto c = std::make_unique<grpc::ClientContext>();
+    c->set_deadline(std::chrono::system_clock::now() + absl::ToChronoSeconds(timeout));
+    return c;
+  };
+  const std::vector<std::string>& p = a.positional;
+  const std::string cmd = p[0] + (p.size() > 1 ? " " + p[1] : "");
+
+  if (cmd == "config get") {
+    weft::v1::GetNetworkConfigResponse resp;
+    grpc::Status s = network->GetNetworkConfig(ctx().get(), {}, &resp);
+    if (!s.ok()) return Fail(s);
+    std::cout << resp.config() << "\n";
+    return kOk;
+  }
+  if (cmd == "config set") {
+    if (p.size() != 3) return Usage("config set needs FILE");
+    std::stringstream buf;
+    if (p[2] == "-") {
+      buf << std::cin.rdbuf();
+    } else {
+      std::ifstream f(p[2]);
+      if (!f) return Usage(absl::StrCat("cannot read ", p[2]));
+      buf << f.rdbuf();
+    }
+    weft::v1::SetNetworkConfigRequest req;
+    req.set_config(buf.str());
+    req.set_force(a.force);
+    weft::v1::SetNetworkConfigResponse resp;
+    grpc::Status s = network->SetNetworkConfig(ctx().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    std::cout << "config set at revision " << resp.revision() << "\n";
+    for (const std::string& sn : resp.stranded_subnets()) std::cout << "stranded (outside the new config): " << sn << "\n";
+    return kOk;
+  }
+  if (cmd == "leases list") {
+    weft::v1::ListLeasesResponse resp;
+    grpc::Status s = leases->ListLeases(ctx().get(), {}, &resp);
+    if (!s.ok()) return Fail(s);
+    if (a.output == "json") {
+      std::cout << "{\"revision\":" << resp.revision() << ",\"leases\":[";
+      for (int i = 0; i < resp.leases_size(); ++i) std::cout << (i ? "," : "") << LeaseJson(resp.leases(i));
+      std::cout << "]}\n";
+    } else {
+      std::vector<const weft::v1::Lease*> v;
+      for (const auto& l : resp.leases()) v.push_back(&l);
+      PrintTable(v);
+    }
+    return kOk;
+  }
+  if (cmd == "lease show") {
+    if (p.size() != 3) return Usage("lease show needs SUBNET");
+    weft::v1::GetLeaseRequest req;
+    req.set_subnet(p[2]);
+    weft::v1::GetLeaseResponse resp;
+    grpc::Status s = leases->GetLease(ctx().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    if (a.output == "json") {
+      std::cout << LeaseJson(resp.lease()) << "\n";
+    } else {
+      PrintTable({&resp.lease()});
+    }
+    return kOk;
+  }
+  if (p[0] == "reserve") {
+    if (p.size() != 2) return Usage("reserve needs SUBNET");
+    if (a.public_ip.empty()) return Usage("reserve needs --public-ip");
+    weft::v1::ReserveRequest req;
+    req.set_subnet(p[1]);
+    req.set_public_ip(a.public_ip);
+    req.set_node_name(a.node);
+    weft::v1::ReserveResponse resp;
+    grpc::Status s = network->Reserve(ctx().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    std::cout << "reserved " << resp.lease().subnet() << " for " << resp.lease().public_ip() << "\n";
+    return kOk;
+  }
+  if (p[0] == "unreserve") {
+    if (p.size() != 2) return Usage("unreserve needs SUBNET");
+    weft::v1::UnreserveRequest req;
+    req.set_subnet(p[1]);
+    weft::v1::UnreserveResponse resp;
+    grpc::Status s = network->Unreserve(ctx().get(), req, &resp);
+    if (!s.ok()) return Fail(s);
+    std::cout << "unreserved " << p[1] << " (now an ordinary lease that expires unless renewed)\n";
+    return kOk;
+  }
+  return Usage(absl::StrCat("unknown command \"", cmd, "\""));
+}
