@@ -73,6 +73,7 @@ int64_t LeaseManager::AppliedRevision() {
 
 void LeaseManager::OnWatch(const storage::WatchBatch& batch) {
   int expired = 0;
+  std::vector<LeaseChange> changes;
   {
     absl::MutexLock l(&mu_);
     for (const storage::Event& ev : batch.events) {
@@ -87,16 +88,17 @@ void LeaseManager::OnWatch(const storage::WatchBatch& batch) {
           }
         }
       }
-      ApplyEventLocked(ev);
+      ApplyEventLocked(ev, &changes);
     }
     applied_revision_ = std::max(applied_revision_, batch.revision);
   }
+  if (opts_.hooks.on_changes) opts_.hooks.on_changes(changes, batch.revision);
   if (opts_.hooks.on_expired) {
     for (int i = 0; i < expired; ++i) opts_.hooks.on_expired();
   }
 }
 
-void LeaseManager::ApplyEventLocked(const storage::Event& ev) {
+void LeaseManager::ApplyEventLocked(const storage::Event& ev, std::vector<LeaseChange>* changes) {
   if (ev.kv.key == ConfigKey(opts_.prefix)) {
     if (ev.type == storage::Event::Type::kPut) {
       ApplyConfigLocked(ev.kv.value, ev.kv.mod_revision);
@@ -113,6 +115,8 @@ void LeaseManager::ApplyEventLocked(const storage::Event& ev) {
   if (!key.ok()) return;  // not a lease key; nothing of ours
   const std::string text = SubnetText(*key);
   if (ev.type == storage::Event::Type::kDelete) {
+    auto it = leases_.find(text);
+    if (it != leases_.end() && changes) changes->push_back({true, it->second, ev.kv.mod_revision});
     UnindexLocked(text);
     return;
   }
@@ -132,6 +136,7 @@ void LeaseManager::ApplyEventLocked(const storage::Event& ev) {
   if (old != leases_.end() && old->second.store_lease == rec.store_lease) {
     rec.expiration = old->second.expiration;
   }
+  if (changes) changes->push_back({false, rec, ev.kv.mod_revision});
   IndexLocked(text, std::move(rec));
 }
 
@@ -415,7 +420,7 @@ absl::StatusOr<LeaseRecord> LeaseManager::Acquire(const AcquireRequest& req) {
       absl::MutexLock l(&mu_);
       pending_.erase(*picked);
       // Give it back unless the index now holds a lease for it.
-      if (pool_ && *picked < pool_->size() && !leases_.contains(text)) pool_->Give(*picked);
+      if (pool_ && *picked < pool_->size() && leases_.count(text) == 0) pool_->Give(*picked);
     };
     absl::Time expiration = absl::InfiniteFuture();
     int64_t lease_id = 0;

@@ -82,8 +82,17 @@ struct ConfigChange {
   std::vector<std::string> stranded;
 };
 
-// Observer for metrics; every hook optional. Called without locks held.
+// One lease change the manager applied from the store.
+struct LeaseChange {
+  bool deleted = false;
+  LeaseRecord record;  // for deletes: the lease as it was (key set)
+  int64_t revision = 0;
+};
+
+// Observers; every hook optional. Called without locks held.
 struct LeaseManagerHooks {
+  // Every batch the manager applied, in revision order, serially (the watch hub).
+  std::function<void(const std::vector<LeaseChange>& changes, int64_t revision)> on_changes;
   std::function<void(const char* op, const char* result)> on_result;  // op: acquire, renew, release, reserve, unreserve
   std::function<void()> on_expired;
   std::function<void(int attempts)> on_retry;
@@ -137,7 +146,8 @@ class LeaseManager {
  private:
   struct Plan;
   void OnWatch(const storage::WatchBatch& batch);
-  void ApplyEventLocked(const storage::Event& ev) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ApplyEventLocked(const storage::Event& ev, std::vector<LeaseChange>* changes = nullptr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ApplyConfigLocked(const std::string& value, int64_t revision) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void IndexLocked(const std::string& subnet_text, LeaseRecord rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UnindexLocked(const std::string& subnet_text) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -1,0 +1,108 @@
+#include "controller/controller_metrics.h"
+
+namespace weft::controller {
+namespace {
+
+const char* CodeName(grpc::StatusCode c) {
+  switch (c) {
+    case grpc::StatusCode::OK: return "OK";
+    case grpc::StatusCode::CANCELLED: return "CANCELLED";
+    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED: return "ABORTED";
+    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+    default: return "OTHER";
+  }
+}
+
+std::vector<double> LatencyBuckets() {
+  return metrics::ExponentialBuckets(0.0001, 2, 16);  // 100 us .. ~3.3 s
+}
+
+}  // namespace
+
+ControllerMetrics::ControllerMetrics(metrics::Registry& r)
+    : operations_(r.AddCounter("weft_controller_lease_operations_total",
+                               "Lease operations by kind (acquire, renew, release, reserve, unreserve) and result.",
+                               {"operation", "result"})),
+      expirations_(r.AddCounter("weft_controller_lease_expirations_total",
+                                "Leases that expired (their node stopped renewing them).")
+                       .Get()),
+      retries_(r.AddCounter("weft_controller_allocation_retries_total",
+                            "Allocation attempts repeated after losing a compare-and-swap race.")
+                   .Get()),
+      rpc_latency_(r.AddHistogram("weft_controller_rpc_duration_seconds", "gRPC call latency by method.",
+                                  LatencyBuckets(), {"method"})),
+      rpcs_(r.AddCounter("weft_controller_rpcs_total", "gRPC calls by method and status code.",
+                         {"method", "code"})),
+      commit_latency_(r.AddHistogram("weft_store_commit_duration_seconds",
+                                     "Time from a write's submission to its durable (fsynced) commit.",
+                                     LatencyBuckets())
+                          .Get()),
+      sync_batch_(r.AddHistogram("weft_store_sync_batch_size",
+                                 "Writes made durable by one fsync (group commit).",
+                                 metrics::ExponentialBuckets(1, 2, 10))
+                      .Get()),
+      streams_(r.AddGauge("weft_controller_watch_streams", "WatchLeases streams connected.").Get()),
+      events_sent_(r.AddCounter("weft_controller_watch_events_sent_total",
+                                "Lease events written to watch streams.")
+                       .Get()),
+      resyncs_(r.AddCounter("weft_controller_watch_resyncs_total",
+                            "Watch streams that fell too far behind and were sent a fresh snapshot.")
+                   .Get()),
+      fanout_latency_(r.AddHistogram("weft_controller_watch_fanout_duration_seconds",
+                                     "Time from a lease change being applied to its write to a stream completing.",
+                                     LatencyBuckets())
+                          .Get()),
+      queue_depth_(r.AddHistogram("weft_controller_watch_queue_depth",
+                                  "Messages queued on a watch stream, sampled at each enqueue.",
+                                  metrics::ExponentialBuckets(1, 4, 7))
+                       .Get()) {}
+
+void ControllerMetrics::WatchManager(metrics::Registry& r, LeaseManager* m) {
+  r.AddCallbackGauge("weft_controller_pool_subnets", "Subnets in the pool (SubnetMin..SubnetMax).",
+                     [m] { return static_cast<double>(m->Stats().size); });
+  r.AddCallbackGauge("weft_controller_pool_free_subnets", "Subnets of the pool neither leased nor reserved.",
+                     [m] { return static_cast<double>(m->Stats().free); });
+  r.AddCallbackGauge("weft_controller_leases", "Leases with a TTL currently held.",
+                     [m] { return static_cast<double>(m->Stats().leases); });
+  r.AddCallbackGauge("weft_controller_reservations", "Reserved subnets (no TTL).",
+                     [m] { return static_cast<double>(m->Stats().reservations); });
+  r.AddCallbackGauge("weft_controller_store_revision", "The store revision the controller has applied.",
+                     [m] { return static_cast<double>(m->AppliedRevision()); });
+}
+
+LeaseManagerHooks ControllerMetrics::ManagerHooks() {
+  LeaseManagerHooks h;
+  h.on_result = [this](const char* op, const char* result) { operations_.WithLabels({op, result}).Inc(); };
+  h.on_expired = [this] { expirations_.Inc(); };
+  h.on_retry = [this](int) { retries_.Inc(); };
+  return h;
+}
+
+WatchHubHooks ControllerMetrics::HubHooks() {
+  WatchHubHooks h;
+  h.on_streams = [this](int d) { streams_.Add(d); };
+  h.on_events_sent = [this](int64_t n) { events_sent_.Inc(static_cast<double>(n)); };
+  h.on_resync = [this] { resyncs_.Inc(); };
+  h.on_fanout_latency = [this](absl::Duration d) { fanout_latency_.Observe(absl::ToDoubleSeconds(d)); };
+  h.on_queue_depth = [this](int64_t d) { queue_depth_.Observe(static_cast<double>(d)); };
+  return h;
+}
+
+void ControllerMetrics::ObserveRpc(const char* method, grpc::StatusCode code, absl::Duration took) {
+  rpc_latency_.WithLabels({method}).Observe(absl::ToDoubleSeconds(took));
+  rpcs_.WithLabels({method, CodeName(code)}).Inc();
+}
+
+void ControllerMetrics::ObserveCommit(absl::Duration latency, int batch_size) {
+  commit_latency_.Observe(absl::ToDoubleSeconds(latency));
+  sync_batch_.Observe(batch_size);
+}
+
+}  // namespace weft::controller

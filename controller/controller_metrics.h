@@ -1,0 +1,44 @@
+#pragma once
+// Every metric the controller exports, declared once and created at start-up
+// (no lookups on the hot path). Names follow Prometheus conventions; see
+// docs/metrics.md.
+
+#include <array>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "common/metrics.h"
+#include "controller/lease_manager.h"
+#include "controller/watch_hub.h"
+#include "grpcpp/grpcpp.h"
+
+namespace weft::controller {
+
+class ControllerMetrics {
+ public:
+  explicit ControllerMetrics(metrics::Registry& registry);
+
+  // Pool and lease gauges computed at scrape time from the manager.
+  void WatchManager(metrics::Registry& registry, LeaseManager* manager);
+
+  LeaseManagerHooks ManagerHooks();
+  WatchHubHooks HubHooks();
+  void ObserveRpc(const char* method, grpc::StatusCode code, absl::Duration took);
+  void ObserveCommit(absl::Duration latency, int batch_size);
+
+ private:
+  metrics::Family<metrics::Counter>& operations_;
+  metrics::Counter& expirations_;
+  metrics::Counter& retries_;
+  metrics::Family<metrics::Histogram>& rpc_latency_;
+  metrics::Family<metrics::Counter>& rpcs_;
+  metrics::Histogram& commit_latency_;
+  metrics::Histogram& sync_batch_;
+  metrics::Gauge& streams_;
+  metrics::Counter& events_sent_;
+  metrics::Counter& resyncs_;
+  metrics::Histogram& fanout_latency_;
+  metrics::Histogram& queue_depth_;
+};
+
+}  // namespace weft::controller

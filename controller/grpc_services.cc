@@ -1,0 +1,159 @@
+#include "controller/grpc_services.h"
+
+#include "absl/time/clock.h"
+
+namespace weft::controller {
+namespace {
+
+// Times one RPC and reports it on destruction.
+class RpcTimer {
+ public:
+  RpcTimer(const RpcObserver& obs, const char* method) : obs_(obs), method_(method), start_(absl::Now()) {}
+  grpc::Status Done(grpc::Status s) {
+    if (obs_) obs_(method_, s.error_code(), absl::Now() - start_);
+    return s;
+  }
+
+ private:
+  const RpcObserver& obs_;
+  const char* method_;
+  absl::Time start_;
+};
+
+}  // namespace
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+void ToProto(const LeaseRecord& rec, weft::v1::Lease* out) {
+  if (rec.key.ipv4) out->set_subnet(rec.key.ipv4->ToString());
+  if (rec.key.ipv6) out->set_ipv6_subnet(rec.key.ipv6->ToString());
+  if (rec.attrs.public_ip) out->set_public_ip(rec.attrs.public_ip->ToString());
+  if (rec.attrs.public_ipv6) out->set_public_ipv6(rec.attrs.public_ipv6->ToString());
+  out->set_node_name(rec.attrs.node_name);
+  out->set_backend_type(rec.attrs.backend_type);
+  out->set_backend_data(rec.attrs.backend_data);
+  out->set_backend_v6_data(rec.attrs.backend_v6_data);
+  out->set_reserved(rec.reserved());
+  out->set_revision(rec.mod_revision);
+  if (!rec.reserved() && rec.expiration != absl::InfiniteFuture()) {
+    const int64_t ns = absl::ToUnixNanos(rec.expiration);
+    out->mutable_expiration()->set_seconds(ns / 1000000000);
+    out->mutable_expiration()->set_nanos(static_cast<int32_t>(ns % 1000000000));
+  }
+}
+
+LeaseServiceImpl::LeaseServiceImpl(LeaseManager* manager, RpcObserver observer, WatchFactory watch)
+    : manager_(manager), observer_(std::move(observer)), watch_(std::move(watch)) {}
+
+grpc::Status LeaseServiceImpl::AcquireLease(grpc::ServerContext*, const weft::v1::AcquireLeaseRequest* req,
+                                            weft::v1::AcquireLeaseResponse* resp) {
+  RpcTimer t(observer_, "AcquireLease");
+  AcquireRequest r;
+  r.node_name = req->node_name();
+  r.public_ip = req->public_ip();
+  r.public_ipv6 = req->public_ipv6();
+  r.backend_type = req->backend_type();
+  r.backend_data = req->backend_data();
+  r.backend_v6_data = req->backend_v6_data();
+  r.previous_subnet = req->previous_subnet();
+  r.previous_ipv6_subnet = req->previous_ipv6_subnet();
+  auto rec = manager_->Acquire(r);
+  if (!rec.ok()) return t.Done(ToGrpc(rec.status()));
+  ToProto(*rec, resp->mutable_lease());
+  if (auto cfg = manager_->Config()) {
+    if (cfg->enable_ipv4) resp->set_network(cfg->network.ToString());
+    if (cfg->ipv6_network) resp->set_ipv6_network(cfg->ipv6_network->ToString());
+    resp->mutable_ttl()->set_seconds(absl::ToInt64Seconds(cfg->lease_ttl));
+  }
+  resp->set_revision(rec->mod_revision);
+  return t.Done(grpc::Status::OK);
+}
+
+grpc::Status LeaseServiceImpl::RenewLease(grpc::ServerContext*, const weft::v1::RenewLeaseRequest* req,
+                                          weft::v1::RenewLeaseResponse* resp) {
+  RpcTimer t(observer_, "RenewLease");
+  auto rec = manager_->Renew({req->subnet(), req->node_name(), req->public_ip()});
+  if (!rec.ok()) return t.Done(ToGrpc(rec.status()));
+  ToProto(*rec, resp->mutable_lease());
+  return t.Done(grpc::Status::OK);
+}
+
+grpc::Status LeaseServiceImpl::ReleaseLease(grpc::ServerContext*, const weft::v1::ReleaseLeaseRequest* req,
+                                            weft::v1::ReleaseLeaseResponse*) {
+  RpcTimer t(observer_, "ReleaseLease");
+  return t.Done(ToGrpc(manager_->Release({req->subnet(), req->node_name(), req->public_ip()})));
+}
+
+grpc::Status LeaseServiceImpl::GetLease(grpc::ServerContext*, const weft::v1::GetLeaseRequest* req,
+                                        weft::v1::GetLeaseResponse* resp) {
+  RpcTimer t(observer_, "GetLease");
+  auto rec = manager_->Get(req->subnet());
+  if (!rec.ok()) return t.Done(ToGrpc(rec.status()));
+  ToProto(*rec, resp->mutable_lease());
+  return t.Done(grpc::Status::OK);
+}
+
+grpc::Status LeaseServiceImpl::ListLeases(grpc::ServerContext*, const weft::v1::ListLeasesRequest*,
+                                          weft::v1::ListLeasesResponse* resp) {
+  RpcTimer t(observer_, "ListLeases");
+  int64_t revision = 0;
+  for (const LeaseRecord& rec : manager_->List(&revision)) ToProto(rec, resp->add_leases());
+  resp->set_revision(revision);
+  return t.Done(grpc::Status::OK);
+}
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* LeaseServiceImpl::WatchLeases(grpc::CallbackServerContext* ctx,
+                                                                           const grpc::ByteBuffer* req) {
+  if (watch_) return watch_(ctx, req);
+  class Unimplemented : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+   public:
+    Unimplemented() { Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "watch not enabled")); }
+    void OnDone() override { delete this; }
+  };
+  return new Unimplemented();
+}
+
+NetworkServiceImpl::NetworkServiceImpl(LeaseManager* manager, RpcObserver observer)
+    : manager_(manager), observer_(std::move(observer)) {}
+
+grpc::Status NetworkServiceImpl::GetNetworkConfig(grpc::ServerContext*, const weft::v1::GetNetworkConfigRequest*,
+                                                  weft::v1::GetNetworkConfigResponse* resp) {
+  RpcTimer t(observer_, "GetNetworkConfig");
+  auto cfg = manager_->GetConfig();
+  if (!cfg.ok()) return t.Done(ToGrpc(cfg.status()));
+  resp->set_config(cfg->first);
+  resp->set_revision(cfg->second);
+  return t.Done(grpc::Status::OK);
+}
+
+grpc::Status NetworkServiceImpl::SetNetworkConfig(grpc::ServerContext*, const weft::v1::SetNetworkConfigRequest* req,
+                                                  weft::v1::SetNetworkConfigResponse* resp) {
+  RpcTimer t(observer_, "SetNetworkConfig");
+  auto change = manager_->SetConfig(req->config(), req->force());
+  if (!change.ok()) return t.Done(ToGrpc(change.status()));
+  resp->set_config(change->config);
+  resp->set_revision(change->revision);
+  for (const std::string& s : change->stranded) resp->add_stranded_subnets(s);
+  return t.Done(grpc::Status::OK);
+}
+
+grpc::Status NetworkServiceImpl::Reserve(grpc::ServerContext*, const weft::v1::ReserveRequest* req,
+                                         weft::v1::ReserveResponse* resp) {
+  RpcTimer t(observer_, "Reserve");
+  ReserveRequest r{req->subnet(), req->public_ip(), req->node_name(), req->backend_type(), req->backend_data()};
+  auto rec = manager_->Reserve(r);
+  if (!rec.ok()) return t.Done(ToGrpc(rec.status()));
+  ToProto(*rec, resp->mutable_lease());
+  return t.Done(grpc::Status::OK);
+}
+
+grpc::Status NetworkServiceImpl::Unreserve(grpc::ServerContext*, const weft::v1::UnreserveRequest* req,
+                                           weft::v1::UnreserveResponse*) {
+  RpcTimer t(observer_, "Unreserve");
+  return t.Done(ToGrpc(manager_->Unreserve(req->subnet())));
+}
+
+}  // namespace weft::controller

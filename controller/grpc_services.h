@@ -1,0 +1,71 @@
+#pragma once
+// The weft.v1 gRPC services over a LeaseManager. Unary methods use the sync API
+// (they block on a durable commit, which must not stall the callback executor).
+
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "controller/lease_manager.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/weft/v1/weft.grpc.pb.h"
+
+namespace weft::controller {
+
+// Called after every RPC with its method name, result code and duration.
+using RpcObserver = std::function<void(const char* method, grpc::StatusCode code, absl::Duration took)>;
+
+grpc::Status ToGrpc(const absl::Status& s);
+void ToProto(const LeaseRecord& rec, weft::v1::Lease* out);
+
+// The Watch method is provided by a mixin (see watch_hub.h); this class has the
+// unary methods. `Base` lets the caller add the streaming method's mixin.
+class LeaseServiceImpl : public weft::v1::LeaseService::WithRawCallbackMethod_WatchLeases<
+                             weft::v1::LeaseService::Service> {
+ public:
+  // WatchLeases is raw (bytes in, bytes out) so the hub can serialize each change
+  // once for every stream.
+  using WatchFactory = std::function<grpc::ServerWriteReactor<grpc::ByteBuffer>*(
+      grpc::CallbackServerContext*, const grpc::ByteBuffer*)>;
+
+  LeaseServiceImpl(LeaseManager* manager, RpcObserver observer, WatchFactory watch);
+
+  grpc::Status AcquireLease(grpc::ServerContext*, const weft::v1::AcquireLeaseRequest*,
+                            weft::v1::AcquireLeaseResponse*) override;
+  grpc::Status RenewLease(grpc::ServerContext*, const weft::v1::RenewLeaseRequest*,
+                          weft::v1::RenewLeaseResponse*) override;
+  grpc::Status ReleaseLease(grpc::ServerContext*, const weft::v1::ReleaseLeaseRequest*,
+                            weft::v1::ReleaseLeaseResponse*) override;
+  grpc::Status GetLease(grpc::ServerContext*, const weft::v1::GetLeaseRequest*,
+                        weft::v1::GetLeaseResponse*) override;
+  grpc::Status ListLeases(grpc::ServerContext*, const weft::v1::ListLeasesRequest*,
+                          weft::v1::ListLeasesResponse*) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchLeases(grpc::CallbackServerContext* ctx,
+                                                          const grpc::ByteBuffer* req) override;
+
+ private:
+  LeaseManager* const manager_;
+  const RpcObserver observer_;
+  const WatchFactory watch_;
+};
+
+class NetworkServiceImpl : public weft::v1::NetworkService::Service {
+ public:
+  NetworkServiceImpl(LeaseManager* manager, RpcObserver observer);
+
+  grpc::Status GetNetworkConfig(grpc::ServerContext*, const weft::v1::GetNetworkConfigRequest*,
+                                weft::v1::GetNetworkConfigResponse*) override;
+  grpc::Status SetNetworkConfig(grpc::ServerContext*, const weft::v1::SetNetworkConfigRequest*,
+                                weft::v1::SetNetworkConfigResponse*) override;
+  grpc::Status Reserve(grpc::ServerContext*, const weft::v1::ReserveRequest*,
+                       weft::v1::ReserveResponse*) override;
+  grpc::Status Unreserve(grpc::ServerContext*, const weft::v1::UnreserveRequest*,
+                         weft::v1::UnreserveResponse*) override;
+
+ private:
+  LeaseManager* const manager_;
+  const RpcObserver observer_;
+};
+
+}  // namespace weft::controller

@@ -1,0 +1,179 @@
+// weft-controller: allocates per-host subnets as TTL leases, serves them over
+// gRPC (weft.v1) and streams lease changes to every agent.
+// main only parses flags into a config and wires the parts together.
+
+#include <csignal>
+#include <memory>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "common/flags.h"
+#include "common/http_server.h"
+#include "common/log.h"
+#include "common/metrics.h"
+#include "common/sd_notify.h"
+#include "controller/controller_metrics.h"
+#include "controller/grpc_services.h"
+#include "controller/lease_manager.h"
+#include "controller/watch_hub.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "storage/rocksdb/rocksdb_store.h"
+
+ABSL_FLAG(std::string, data_dir, "/var/lib/weft", "Directory of the embedded store (RocksDB).");
+ABSL_FLAG(std::string, listen, "127.0.0.1:7800", "gRPC listen address (host:port).");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:7801",
+          "HTTP listen address for /metrics, /healthz and /readyz; empty to disable.");
+ABSL_FLAG(std::string, etcd_prefix, "/coreos.com/network", "Key prefix of the network (flannel's).");
+ABSL_FLAG(absl::Duration, default_lease_ttl, absl::Hours(24),
+          "Lease TTL when the network config sets no LeaseTTL.");
+ABSL_FLAG(absl::Duration, lease_expiry_interval, absl::Seconds(1), "How often expired leases are collected.");
+ABSL_FLAG(absl::Duration, watch_bookmark_interval, absl::Seconds(30), "Bookmark period for idle watch streams.");
+ABSL_FLAG(int64_t, watch_max_queue, 1024, "Messages queued per watch stream before it is resynced.");
+ABSL_FLAG(std::string, initial_config, "",
+          "A network config (flannel's JSON) stored at start-up when none is set yet.");
+ABSL_FLAG(bool, unsafe_no_fsync, false, "Do not fsync writes (benchmark upper bound only; loses data on crash).");
+
+namespace {
+
+absl::Notification* g_stop = nullptr;
+void OnSignal(int) {
+  if (g_stop && !g_stop->HasBeenNotified()) g_stop->Notify();
+}
+
+int Run() {
+  using namespace weft;
+  metrics::Registry registry;
+  metrics::AddProcessMetrics(registry);
+  metrics::AddBuildInfo(registry, "0.1.0", "dev");
+  controller::ControllerMetrics cm(registry);
+
+  storage::RocksDbStore::Options so;
+  so.path = absl::GetFlag(FLAGS_data_dir);
+  so.sync = !absl::GetFlag(FLAGS_unsafe_no_fsync);
+  so.lease_expiry_interval = absl::GetFlag(FLAGS_lease_expiry_interval);
+  so.on_commit = [&cm](absl::Duration latency, int batch) { cm.ObserveCommit(latency, batch); };
+  auto store = storage::RocksDbStore::Open(so);
+  if (!store.ok()) {
+    WEFT_LOG(ERROR, "cannot open the store").With("data_dir", so.path).Err(store.status());
+    return 1;
+  }
+
+  std::unique_ptr<controller::WatchHub> hub;
+  controller::LeaseManager::Options mo;
+  mo.prefix = absl::GetFlag(FLAGS_etcd_prefix);
+  mo.default_ttl = absl::GetFlag(FLAGS_default_lease_ttl);
+  mo.hooks = cm.ManagerHooks();
+  mo.hooks.on_changes = [&hub](const std::vector<controller::LeaseChange>& changes, int64_t revision) {
+    if (!hub) return;
+    std::vector<weft::v1::LeaseEvent> events;
+    events.reserve(changes.size());
+    for (const auto& c : changes) {
+      weft::v1::LeaseEvent e;
+      e.set_type(c.deleted ? weft::v1::LeaseEvent::TYPE_DELETE : weft::v1::LeaseEvent::TYPE_PUT);
+      controller::ToProto(c.record, e.mutable_lease());
+      e.set_revision(c.revision);
+      events.push_back(std::move(e));
+    }
+    hub->Publish(events, revision);
+  };
+  controller::LeaseManager manager(store->get(), mo);
+  if (absl::Status s = manager.Start(); !s.ok()) {
+    WEFT_LOG(ERROR, "cannot load leases from the store").Err(s);
+    return 1;
+  }
+  controller::WatchHub::Options ho;
+  ho.bookmark_interval = absl::GetFlag(FLAGS_watch_bookmark_interval);
+  ho.max_queue = static_cast<size_t>(absl::GetFlag(FLAGS_watch_max_queue));
+  ho.hooks = cm.HubHooks();
+  hub = std::make_unique<controller::WatchHub>(&manager, ho);
+  cm.WatchManager(registry, &manager);
+
+  if (const std::string init = absl::GetFlag(FLAGS_initial_config); !init.empty()) {
+    if (!manager.GetConfig().ok()) {
+      auto change = manager.SetConfig(init, false);
+      if (!change.ok()) {
+        WEFT_LOG(ERROR, "--initial-config refused").Err(change.status());
+        return 2;
+      }
+      WEFT_LOG(INFO, "initial network config stored").With("revision", change->revision);
+    }
+  }
+
+  auto observer = [&cm](const char* m, grpc::StatusCode c, absl::Duration d) { cm.ObserveRpc(m, c, d); };
+  controller::LeaseServiceImpl lease_service(&manager, observer,
+                                             [&hub](grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req) {
+                                               return hub->Open(ctx, req);
+                                             });
+  controller::NetworkServiceImpl network_service(&manager, observer);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&lease_service);
+  builder.RegisterService(&network_service);
+  builder.SetMaxReceiveMessageSize(4 << 20);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    WEFT_LOG(ERROR, "cannot listen").With("listen", absl::GetFlag(FLAGS_listen));
+    return 1;
+  }
+  server->GetHealthCheckService()->SetServingStatus(true);
+
+  std::unique_ptr<HttpServer> http;
+  if (const std::string addr = absl::GetFlag(FLAGS_metrics_listen); !addr.empty()) {
+    http = std::make_unique<HttpServer>(&registry);
+    http->SetReadinessCheck([&manager]() -> absl::Status {
+      if (!manager.Ready()) return absl::UnavailableError("loading leases");
+      if (!manager.Config()) return absl::UnavailableError("no network config set");
+      return absl::OkStatus();
+    });
+    if (absl::Status s = http->Start(addr); !s.ok()) {
+      WEFT_LOG(ERROR, "cannot serve metrics").With("metrics_listen", addr).Err(s);
+      return 1;
+    }
+  }
+  WEFT_LOG(INFO, "weft-controller serving")
+      .With("listen", absl::GetFlag(FLAGS_listen))
+      .With("port", port)
+      .With("metrics_listen", absl::GetFlag(FLAGS_metrics_listen))
+      .With("data_dir", so.path)
+      .With("prefix", mo.prefix)
+      .With("revision", manager.AppliedRevision());
+  systemd::NotifyReady();
+
+  absl::Notification stop;
+  g_stop = &stop;
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGINT, OnSignal);
+  stop.WaitForNotification();
+
+  WEFT_LOG(INFO, "weft-controller stopping");
+  systemd::NotifyStopping();
+  server->GetHealthCheckService()->SetServingStatus(false);
+  hub->Shutdown();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  if (http) http->Stop();
+  hub.reset();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto args = weft::ParseFlagsWithEnv(argc, argv, "WEFT_");
+  if (!args.ok()) {
+    WEFT_LOG(ERROR, "bad flags").Err(args.status());
+    return 2;
+  }
+  if (args->size() > 1) {
+    WEFT_LOG(ERROR, "unexpected argument").With("arg", std::string((*args)[1]));
+    return 2;
+  }
+  return Run();
+}

@@ -1,0 +1,310 @@
+#include "controller/watch_hub.h"
+
+#include "common/log.h"
+#include "controller/grpc_services.h"
+#include "grpcpp/support/proto_buffer_writer.h"
+
+namespace weft::controller {
+
+using weft::v1::WatchLeasesResponse;
+
+// One WatchLeases call. Owned by gRPC; deletes itself in OnDone.
+class WatchHub::Stream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+ public:
+  Stream(WatchHub* hub, grpc::CallbackServerContext* ctx) : hub_(hub), ctx_(ctx) {}
+
+  // Queues `m` (called under the hub's lock; never blocks on the network).
+  void Enqueue(SharedPtr m, size_t max_queue) {
+    bool start = false;
+    {
+      absl::MutexLock l(&mu_);
+      if (done_) return;
+      if (m->is_events && m->revision <= enqueued_revision_) return;  // already in its snapshot
+      if (queue_.size() >= max_queue) {
+        queue_.clear();
+        resync_ = true;
+      } else {
+        queue_.push_back(std::move(m));
+      }
+      if (hub_->opts_.hooks.on_queue_depth) hub_->opts_.hooks.on_queue_depth(queue_.size());
+      start = !writing_;
+      if (start) writing_ = true;
+    }
+    if (start) WriteNext();
+  }
+
+  // Starts the stream: first message(s) queued by the hub under its lock.
+  void SetStart(int64_t revision) {
+    absl::MutexLock l(&mu_);
+    enqueued_revision_ = revision;
+  }
+  void NoteEnqueuedRevision(int64_t revision) {
+    absl::MutexLock l(&mu_);
+    enqueued_revision_ = std::max(enqueued_revision_, revision);
+  }
+
+  bool Idle(absl::Time now, absl::Duration interval) {
+    absl::MutexLock l(&mu_);
+    return !done_ && !writing_ && queue_.empty() && now - last_write_ >= interval;
+  }
+
+  // Ends the stream with `status`. Finish is called exactly once: here when no
+  // write is in flight, else by the writer when its write completes.
+  void Cancel(grpc::Status status) {
+    bool finish = false;
+    {
+      absl::MutexLock l(&mu_);
+      if (done_) return;
+      done_ = true;
+      final_ = status;
+      if (!writing_) {
+        writing_ = true;  // no writer may start now
+        finish = true;
+      }
+    }
+    if (finish) Finish(status);
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      absl::MutexLock l(&mu_);
+      if (!done_) {
+        done_ = true;
+        final_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed");
+      }
+    } else if (in_flight_) {
+      if (hub_->opts_.hooks.on_events_sent && in_flight_->events > 0) {
+        hub_->opts_.hooks.on_events_sent(in_flight_->events);
+      }
+      if (hub_->opts_.hooks.on_fanout_latency && in_flight_->is_events) {
+        hub_->opts_.hooks.on_fanout_latency(hub_->opts_.clock->Now() - in_flight_->published);
+      }
+    }
+    in_flight_.reset();
+    WriteNext();
+  }
+
+  void OnCancel() override { Cancel(grpc::Status::CANCELLED); }
+
+  void OnDone() override {
+    hub_->Remove(this);
+    delete this;
+  }
+
+ private:
+  // Called with writing_ == true by the one thread allowed to write.
+  void WriteNext() {
+    SharedPtr next;
+    bool resync = false;
+    bool finish = false;
+    grpc::Status final_status;
+    {
+      absl::MutexLock l(&mu_);
+      if (done_) {
+        writing_ = false;
+        finish = true;
+        final_status = final_;
+      }
+    }
+    if (finish) {
+      Finish(final_status);  // we are the writer: the one place that finishes after a write
+      return;
+    }
+    {
+      absl::MutexLock l(&mu_);
+      resync = resync_;
+      resync_ = false;
+      while (!resync && !queue_.empty()) {
+        next = std::move(queue_.front());
+        queue_.pop_front();
+        if (next->is_events && next->revision <= sent_revision_) {
+          next.reset();  // covered by a snapshot sent before it
+          continue;
+        }
+        break;
+      }
+      if (!resync && !next) {
+        writing_ = false;
+        return;
+      }
+    }
+    if (resync) {
+      if (hub_->opts_.hooks.on_resync) hub_->opts_.hooks.on_resync();
+      next = hub_->Snapshot(WatchLeasesResponse::Snapshot::REASON_RESYNC);
+      absl::MutexLock l(&mu_);
+      queue_.clear();  // everything queued is older than or in the snapshot
+      enqueued_revision_ = std::max(enqueued_revision_, next->revision);
+    }
+    {
+      absl::MutexLock l(&mu_);
+      sent_revision_ = std::max(sent_revision_, next->revision);
+      last_write_ = hub_->opts_.clock->Now();
+    }
+    in_flight_ = next;
+    StartWrite(&in_flight_->bytes);
+  }
+
+  WatchHub* const hub_;
+  grpc::CallbackServerContext* const ctx_;
+  SharedPtr in_flight_;  // only touched by the writing thread
+
+  absl::Mutex mu_;
+  std::deque<SharedPtr> queue_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool resync_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status final_ ABSL_GUARDED_BY(mu_);
+  int64_t enqueued_revision_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t sent_revision_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time last_write_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+};
+
+WatchHub::WatchHub(LeaseManager* manager, Options options) : manager_(manager), opts_(std::move(options)) {
+  {
+    absl::MutexLock l(&mu_);
+    revision_ = manager_->AppliedRevision();
+    history_floor_ = revision_;
+  }
+  bookmark_thread_ = std::thread([this] { BookmarkLoop(); });
+}
+
+WatchHub::~WatchHub() { Shutdown(); }
+
+void WatchHub::Shutdown() {
+  std::vector<Stream*> streams;
+  {
+    absl::MutexLock l(&mu_);
+    if (!shutdown_) {
+      shutdown_ = true;
+      stop_.Notify();
+    }
+    streams.assign(streams_.begin(), streams_.end());
+    for (Stream* s : streams) {
+      s->Cancel(grpc::Status(grpc::StatusCode::UNAVAILABLE, "controller shutting down"));
+    }
+  }
+  if (bookmark_thread_.joinable()) bookmark_thread_.join();
+}
+
+size_t WatchHub::StreamCount() {
+  absl::MutexLock l(&mu_);
+  return streams_.size();
+}
+
+WatchHub::SharedPtr WatchHub::Serialize(const WatchLeasesResponse& msg, int64_t events, absl::Time now) {
+  auto out = std::make_shared<Shared>();
+  bool own = false;
+  grpc::Status s = grpc::GenericSerialize<grpc::ProtoBufferWriter, WatchLeasesResponse>(msg, &out->bytes, &own);
+  if (!s.ok()) {
+    WEFT_LOG(ERROR, "cannot serialize watch message").With("err", s.error_message());
+  }
+  out->revision = msg.revision();
+  out->events = events;
+  out->is_events = msg.has_events();
+  out->published = now;
+  return out;
+}
+
+WatchHub::SharedPtr WatchHub::Snapshot(WatchLeasesResponse::Snapshot::Reason reason) {
+  WatchLeasesResponse msg;
+  int64_t revision = 0;
+  auto* snap = msg.mutable_snapshot();
+  snap->set_reason(reason);
+  for (const LeaseRecord& rec : manager_->List(&revision)) ToProto(rec, snap->add_leases());
+  msg.set_revision(revision);
+  return Serialize(msg, 0, opts_.clock->Now());
+}
+
+void WatchHub::Enqueue(Stream* s, SharedPtr m) { s->Enqueue(std::move(m), opts_.max_queue); }
+
+void WatchHub::Publish(const std::vector<weft::v1::LeaseEvent>& events, int64_t revision) {
+  absl::MutexLock l(&mu_);
+  revision_ = std::max(revision_, revision);
+  if (events.empty()) return;
+  WatchLeasesResponse msg;
+  for (const auto& e : events) *msg.mutable_events()->add_events() = e;
+  msg.set_revision(revision);
+  SharedPtr shared = Serialize(msg, static_cast<int64_t>(events.size()), opts_.clock->Now());
+  history_.push_back({revision, shared});
+  size_t kept_events = 0;
+  for (const auto& h : history_) kept_events += h.message->events;
+  while (kept_events > opts_.history && history_.size() > 1) {
+    kept_events -= history_.front().message->events;
+    history_floor_ = history_.front().revision;
+    history_.pop_front();
+  }
+  for (Stream* s : streams_) Enqueue(s, shared);
+}
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(grpc::CallbackServerContext* ctx,
+                                                           const grpc::ByteBuffer* request) {
+  auto* stream = new Stream(this, ctx);
+  weft::v1::WatchLeasesRequest req;
+  if (!grpc::GenericDeserialize<grpc::ProtoBufferReader, weft::v1::WatchLeasesRequest>(
+           const_cast<grpc::ByteBuffer*>(request), &req)
+           .ok()) {
+    stream->Cancel(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "request: cannot parse WatchLeasesRequest"));
+    return stream;
+  }
+  if (req.start_revision() < 0) {
+    stream->Cancel(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "start_revision: must be >= 0"));
+    return stream;
+  }
+  absl::MutexLock l(&mu_);
+  if (shutdown_) {
+    stream->Cancel(grpc::Status(grpc::StatusCode::UNAVAILABLE, "controller shutting down"));
+    return stream;
+  }
+  streams_.insert(stream);
+  if (opts_.hooks.on_streams) opts_.hooks.on_streams(+1);
+  const int64_t r = req.start_revision();
+  if (r > 0 && r >= history_floor_ && r <= revision_) {
+    // Resume from history: only what happened after R.
+    stream->SetStart(r);
+    bool any = false;
+    for (const auto& h : history_) {
+      if (h.revision > r) {
+        Enqueue(stream, h.message);
+        any = true;
+      }
+    }
+    if (!any) {
+      // Nothing new: a bookmark tells the client it is current.
+      WatchLeasesResponse bm;
+      bm.mutable_bookmark();
+      bm.set_revision(revision_);
+      Enqueue(stream, Serialize(bm, 0, opts_.clock->Now()));
+    }
+    return stream;
+  }
+  SharedPtr snap = Snapshot(r == 0 ? WatchLeasesResponse::Snapshot::REASON_NEW_STREAM
+                                   : WatchLeasesResponse::Snapshot::REASON_COMPACTED);
+  stream->SetStart(snap->revision);
+  Enqueue(stream, snap);
+  return stream;
+}
+
+void WatchHub::Remove(Stream* s) {
+  absl::MutexLock l(&mu_);
+  if (streams_.erase(s) && opts_.hooks.on_streams) opts_.hooks.on_streams(-1);
+}
+
+void WatchHub::BookmarkLoop() {
+  while (!stop_.WaitForNotificationWithTimeout(std::min(opts_.bookmark_interval / 4, absl::Seconds(1)))) {
+    absl::MutexLock l(&mu_);
+    const absl::Time now = opts_.clock->Now();
+    SharedPtr bookmark;
+    for (Stream* s : streams_) {
+      if (!s->Idle(now, opts_.bookmark_interval)) continue;
+      if (!bookmark) {
+        WatchLeasesResponse bm;
+        bm.mutable_bookmark();
+        bm.set_revision(revision_);
+        bookmark = Serialize(bm, 0, now);
+      }
+      Enqueue(s, bookmark);
+    }
+  }
+}
+
+}  // namespace weft::controller

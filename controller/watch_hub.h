@@ -1,0 +1,108 @@
+#pragma once
+// WatchHub: fans lease changes out to every WatchLeases stream.
+//
+// - A new stream gets a snapshot of all leases, then every change in revision
+//   order. A stream resuming at revision R gets only the changes after R while
+//   the hub's history still holds them, else a fresh snapshot (reason COMPACTED).
+// - Each change is serialized once (a grpc::ByteBuffer, whose slices are
+//   reference-counted) and the same bytes are queued on every stream.
+// - Per-stream queues are bounded: a stream that falls `max_queue` messages
+//   behind has its queue dropped and gets a fresh snapshot (reason RESYNC) when
+//   it catches up, so a slow agent never blocks the others nor silently misses
+//   a change.
+// - Idle streams get a bookmark every `bookmark_interval` so their resume point
+//   stays fresh (and dead connections are noticed).
+//
+// Publish() is called by the lease manager, serially, after it has applied a
+// batch to its index. Thread-safe.
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "controller/lease_manager.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/weft/v1/weft.pb.h"
+
+namespace weft::controller {
+
+struct WatchHubHooks {
+  std::function<void(int delta)> on_streams;                 // +1 / -1
+  std::function<void(int64_t messages)> on_events_sent;      // per completed write: events in it
+  std::function<void()> on_resync;
+  std::function<void(absl::Duration)> on_fanout_latency;     // publish -> write completed
+  std::function<void(int64_t depth)> on_queue_depth;         // sampled at enqueue
+};
+
+class WatchHub {
+ public:
+  struct Options {
+    Clock* clock = &RealClock::Get();
+    size_t history = 10000;            // events kept for resumes
+    size_t max_queue = 1024;           // messages queued per stream before a resync
+    absl::Duration bookmark_interval = absl::Seconds(30);
+    WatchHubHooks hooks;
+  };
+
+  WatchHub(LeaseManager* manager, Options options);
+  ~WatchHub();
+
+  // Called with each batch of lease changes the manager applied, in order.
+  void Publish(const std::vector<weft::v1::LeaseEvent>& events, int64_t revision);
+
+  // The reactor for one WatchLeases call (raw: the request and the responses are bytes).
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Open(grpc::CallbackServerContext* ctx,
+                                                   const grpc::ByteBuffer* request);
+
+  // Ends every stream (server shutdown) and stops the bookmark thread.
+  void Shutdown();
+
+  size_t StreamCount();
+
+  class Stream;
+
+ private:
+  struct Shared {
+    grpc::ByteBuffer bytes;
+    int64_t revision = 0;
+    int64_t events = 0;  // lease events in it; 0 for bookmarks
+    bool is_events = false;
+    absl::Time published;
+  };
+  using SharedPtr = std::shared_ptr<const Shared>;
+
+  static SharedPtr Serialize(const weft::v1::WatchLeasesResponse& msg, int64_t events, absl::Time now);
+  void Enqueue(Stream* s, SharedPtr m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  SharedPtr Snapshot(weft::v1::WatchLeasesResponse::Snapshot::Reason reason);
+  void Remove(Stream* s);
+  void BookmarkLoop();
+
+  LeaseManager* const manager_;
+  const Options opts_;
+
+  absl::Mutex mu_;
+  absl::flat_hash_set<Stream*> streams_ ABSL_GUARDED_BY(mu_);
+  struct HistoryEntry {
+    int64_t revision;
+    SharedPtr message;
+  };
+  std::deque<HistoryEntry> history_ ABSL_GUARDED_BY(mu_);
+  int64_t history_floor_ ABSL_GUARDED_BY(mu_) = 0;  // resumes from R >= floor are served from history
+  int64_t revision_ ABSL_GUARDED_BY(mu_) = 0;
+  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Notification stop_;
+  std::thread bookmark_thread_;
+
+  friend class Stream;
+};
+
+}  // namespace weft::controller
