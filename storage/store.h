@@ -31,6 +31,9 @@ namespace weft::storage {
 // The range end that covers every key starting with `prefix`.
 std::string PrefixEnd(const std::string& prefix);
 
+// Whether `key` lies in [range_key, range_end) under the rules above.
+bool KeyInRange(const std::string& key, const std::string& range_key, const std::string& range_end);
+
 struct KeyValue {
   std::string key;
   std::string value;
