@@ -1,0 +1,210 @@
+#include "storage/watch_hub.h"
+
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "gtest/gtest.h"
+
+namespace weft::storage {
+namespace {
+
+Event Put(const std::string& key, int64_t rev, const std::string& value = "v") {
+  Event ev;
+  ev.type = Event::Type::kPut;
+  ev.kv = KeyValue{key, value, rev, rev, 1, 0};
+  ev.prev_kv = KeyValue{key, "old", 1, 1, 1, 0};
+  return ev;
+}
+
+std::shared_ptr<const std::vector<Event>> Events(std::vector<Event> evs) {
+  return std::make_shared<const std::vector<Event>>(std::move(evs));
+}
+
+// Collects what a watcher receives; waits (in real time, bounded) for events.
+class Recorder {
+ public:
+  std::function<void(const WatchBatch&)> Callback() {
+    return [this](const WatchBatch& b) {
+      absl::MutexLock l(&mu_);
+      batches_.push_back(b);
+      for (const Event& ev : b.events) events_.push_back(ev);
+    };
+  }
+  bool WaitForEvents(size_t n) {
+    absl::MutexLock l(&mu_);
+    auto enough = [this, n]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return events_.size() >= n; };
+    return mu_.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(10));
+  }
+  std::vector<int64_t> Revisions() {
+    absl::MutexLock l(&mu_);
+    std::vector<int64_t> revs;
+    for (const Event& ev : events_) revs.push_back(ev.kv.mod_revision);
+    return revs;
+  }
+  std::vector<Event> events() {
+    absl::MutexLock l(&mu_);
+    return events_;
+  }
+  std::vector<WatchBatch> batches() {
+    absl::MutexLock l(&mu_);
+    return batches_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<WatchBatch> batches_ ABSL_GUARDED_BY(mu_);
+  std::vector<Event> events_ ABSL_GUARDED_BY(mu_);
+};
+
+WatchRequest Req(const std::string& key, const std::string& end, int64_t start, bool prev_kv = false) {
+  WatchRequest r;
+  r.key = key;
+  r.range_end = end;
+  r.start_revision = start;
+  r.prev_kv = prev_kv;
+  return r;
+}
+
+TEST(WatchHubTest, LiveEventsInRangeInOrder) {
+  WatchHub hub;
+  Recorder rec;
+  auto w = hub.Register(Req("a", "c", 0), rec.Callback(), [](int64_t) {});
+  EXPECT_EQ(w->start_revision(), 1);
+  EXPECT_EQ(w->history_revision(), 0);
+  w->Start({});
+  hub.Publish(Events({Put("a", 2), Put("z", 2)}), 2);
+  hub.Publish(Events({Put("b", 3)}), 3);
+  hub.Publish(Events({Put("c", 4)}), 4);  // outside [a, c)
+  hub.Publish(Events({Put("a", 5)}), 5);
+  ASSERT_TRUE(rec.WaitForEvents(3));
+  EXPECT_EQ(rec.Revisions(), (std::vector<int64_t>{2, 3, 5}));
+  EXPECT_FALSE(rec.events()[0].prev_kv.has_value());  // not asked for
+  EXPECT_EQ(rec.batches().back().revision, 5);
+}
+
+TEST(WatchHubTest, PausedWatcherGetsHistoryThenBufferedLiveEvents) {
+  WatchHub hub;
+  hub.Publish(Events({Put("k", 2)}), 2);
+  hub.Publish(Events({Put("k", 3)}), 3);
+  Recorder rec;
+  int64_t published_at_registration = -1;
+  auto w = hub.Register(Req("k", "", 2, /*prev_kv=*/true), rec.Callback(),
+                        [&](int64_t p) { published_at_registration = p; });
+  EXPECT_EQ(published_at_registration, 3);
+  EXPECT_EQ(w->start_revision(), 2);
+  EXPECT_EQ(w->history_revision(), 3);
+  hub.Publish(Events({Put("k", 4)}), 4);  // arrives while the store reads history
+  w->Start({Put("k", 2), Put("k", 3)});
+  ASSERT_TRUE(rec.WaitForEvents(3));
+  EXPECT_EQ(rec.Revisions(), (std::vector<int64_t>{2, 3, 4}));
+  EXPECT_TRUE(rec.events()[2].prev_kv.has_value());
+}
+
+TEST(WatchHubTest, FutureStartRevisionSkipsEarlierEvents) {
+  WatchHub hub;
+  Recorder rec;
+  auto w = hub.Register(Req("k", "", 4), rec.Callback(), [](int64_t) {});
+  w->Start({});
+  for (int64_t rev = 2; rev <= 5; ++rev) hub.Publish(Events({Put("k", rev)}), rev);
+  ASSERT_TRUE(rec.WaitForEvents(2));
+  EXPECT_EQ(rec.Revisions(), (std::vector<int64_t>{4, 5}));
+}
+
+TEST(WatchHubTest, LargeBacklogIsSplitBetweenRevisionsOnly) {
+  WatchHub hub;
+  hub.Publish(Events({}), 1500);
+  Recorder rec;
+  auto w = hub.Register(Req("k", std::string(1, '\0'), 1), rec.Callback(), [](int64_t) {});
+  ASSERT_EQ(w->history_revision(), 1500);
+  std::vector<Event> history;
+  // 1500 revisions of 2 events each: batches must cut between revisions.
+  for (int64_t rev = 1; rev <= 1500; ++rev) {
+    history.push_back(Put("k" + std::to_string(rev), rev));
+    history.push_back(Put("l" + std::to_string(rev), rev));
+  }
+  w->Start(std::move(history));
+  ASSERT_TRUE(rec.WaitForEvents(3000));
+  std::vector<WatchBatch> batches = rec.batches();
+  ASSERT_GE(batches.size(), 3u);
+  for (const WatchBatch& b : batches) {
+    EXPECT_LE(b.events.size(), WatchHub::kMaxBatchEvents + 1);
+    EXPECT_EQ(b.events.back().kv.mod_revision, b.revision);
+    EXPECT_EQ(b.events.size() % 2, 0u);
+  }
+}
+
+TEST(WatchHubTest, SlowWatcherDoesNotBlockPublisher) {
+  WatchHub hub;
+  absl::Notification release;
+  std::atomic<int> seen{0};
+  auto w = hub.Register(Req("k", "", 0), [&](const WatchBatch& b) {
+    release.WaitForNotification();
+    seen += b.events.size();
+  }, [](int64_t) {});
+  w->Start({});
+  for (int64_t rev = 2; rev < 2002; ++rev) hub.Publish(Events({Put("k", rev)}), rev);
+  release.Notify();  // every Publish above returned while the callback was stuck
+  for (int i = 0; i < 1000 && seen < 2000; ++i) absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_EQ(seen, 2000);
+}
+
+TEST(WatchHubTest, DestroyingHandleWaitsForRunningCallback) {
+  WatchHub hub;
+  absl::Notification in_callback, may_return;
+  std::atomic<bool> returned{false};
+  std::atomic<int> calls{0};
+  auto w = hub.Register(Req("k", "", 0), [&](const WatchBatch&) {
+    if (calls++ == 0) {
+      in_callback.Notify();
+      may_return.WaitForNotification();
+      absl::SleepFor(absl::Milliseconds(50));
+      returned = true;
+    }
+  }, [](int64_t) {});
+  w->Start({});
+  hub.Publish(Events({Put("k", 2)}), 2);
+  in_callback.WaitForNotification();
+  std::thread releaser([&] { may_return.Notify(); });
+  w.reset();  // must not return before the callback has
+  EXPECT_TRUE(returned);
+  hub.Publish(Events({Put("k", 3)}), 3);
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(calls, 1);
+  releaser.join();
+}
+
+TEST(WatchHubTest, HandleMayBeDestroyedFromItsOwnCallback) {
+  WatchHub hub;
+  std::unique_ptr<WatchHub::Watch> w;
+  absl::Notification done;
+  std::atomic<int> calls{0};
+  w = hub.Register(Req("k", "", 0), [&](const WatchBatch&) {
+    ++calls;
+    w.reset();
+    done.Notify();
+  }, [](int64_t) {});
+  w->Start({});
+  hub.Publish(Events({Put("k", 2)}), 2);
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  hub.Publish(Events({Put("k", 3)}), 3);
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(calls, 1);
+}
+
+TEST(WatchHubTest, HandleMayOutliveHub) {
+  std::unique_ptr<WatchHub::Watch> w;
+  {
+    WatchHub hub;
+    w = hub.Register(Req("k", "", 0), [](const WatchBatch&) {}, [](int64_t) {});
+    w->Start({});
+  }
+  w.reset();
+}
+
+}  // namespace
+}  // namespace weft::storage
