@@ -1,0 +1,202 @@
+#pragma once
+// RocksDbStore: the embedded Store (storage/store.h) on one RocksDB database.
+//
+// Writes: a writer applies its operation to the in-memory state under one mutex
+// (which orders operations and assigns revisions) and appends the RocksDB
+// mutations to the open commit group. One committer thread writes each group as
+// one RocksDB batch with a synced WAL and then wakes the group's writers: writers
+// that arrive while a sync runs share the next one (group commit).
+//
+// Visibility: the in-memory state may run ahead of the disk by the groups being
+// committed, but no call returns before everything it has observed is durable:
+// a read notes the last operation applied when it read and waits for it to be
+// synced. So nothing a caller sees can be lost by a crash, and a read's latency
+// may include one group sync while writes are in flight. Watches see only
+// durable changes.
+//
+// Watches: delivered by a WatchHub (storage/watch_hub.h): one dispatch thread,
+// unbounded per-watch buffers; a slow watcher delays other watchers, never writers.
+//
+// Durability failures (a failed RocksDB write) are fatal for the instance: every
+// later call returns UNAVAILABLE; reopen to recover the durable state.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/random/random.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "storage/store.h"
+#include "storage/watch_hub.h"
+
+namespace rocksdb {
+class DB;
+class Iterator;
+class Snapshot;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace weft::storage {
+
+class RocksDbStore final : public Store {
+ public:
+  // Counters since Open, for the controller's metrics.
+  struct CommitStats {
+    uint64_t writes = 0;         // write operations made durable
+    uint64_t group_commits = 0;  // RocksDB writes, each carrying >= 1 operation
+    uint64_t syncs = 0;          // group commits with an fsync (all of them when sync)
+    uint64_t max_group_size = 0;
+    absl::Duration commit_time;  // total time spent in RocksDB writes (with syncs)
+  };
+
+  struct Options {
+    std::string path;  // database directory; created if missing
+    Clock* clock = &RealClock::Get();
+    // false: no fsync at commit (acknowledged writes survive a process crash but
+    // not a power loss). Only for benchmarks, as an upper bound.
+    bool sync = true;
+    // Automatic compaction keeps at least the last `history_revisions` revisions
+    // (it runs when history exceeds that by 10%). 0 = only explicit Compact().
+    int64_t history_revisions = 100000;
+    // How often a background thread revokes expired leases. Zero = no thread;
+    // call ExpireDueLeases() instead (tests).
+    absl::Duration lease_expiry_interval = absl::Milliseconds(500);
+    // Called on the committer thread after each group commit, outside locks:
+    // how long the RocksDB write (with fsync) took and how many operations the
+    // group carried. Must be quick (it delays the next commit).
+    std::function<void(absl::Duration commit_latency, int batch_size)> on_commit;
+  };
+
+  // Opens (or creates) the store at options.path. Leases get a fresh deadline of
+  // now + TTL, as etcd does after a restart.
+  static absl::StatusOr<std::unique_ptr<RocksDbStore>> Open(const Options& options);
+  // Finishes the commits in flight, stops the threads and closes the database.
+  // No call may be running or start. WatchHandles may outlive the store (they
+  // receive nothing more).
+  ~RocksDbStore() override;
+
+  absl::StatusOr<RangeResponse> Range(const RangeRequest& req) override;
+  absl::StatusOr<PutResponse> Put(const PutRequest& req) override;
+  absl::StatusOr<DeleteRangeResponse> DeleteRange(const DeleteRangeRequest& req) override;
+  absl::StatusOr<TxnResponse> Txn(const TxnRequest& req) override;
+  absl::Status Compact(int64_t revision) override;
+  int64_t CurrentRevision() override;
+  int64_t CompactRevision() override;
+  absl::StatusOr<LeaseGrantResponse> LeaseGrant(int64_t ttl_seconds, int64_t id = 0) override;
+  absl::Status LeaseRevoke(int64_t id) override;
+  absl::StatusOr<int64_t> LeaseKeepAlive(int64_t id) override;
+  absl::StatusOr<LeaseTimeToLiveResponse> LeaseTimeToLive(int64_t id, bool keys) override;
+  absl::StatusOr<std::vector<int64_t>> Leases() override;
+  absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(
+      const WatchRequest& req, std::function<void(const WatchBatch&)> callback) override;
+
+  // Revokes every lease whose deadline is <= clock->Now() (each in its own
+  // revision, as etcd does); returns how many.
+  absl::StatusOr<int> ExpireDueLeases();
+
+  CommitStats commit_stats();
+
+ private:
+  struct KeyState {
+    std::string value;
+    int64_t create_revision = 0;
+    int64_t mod_revision = 0;
+    int64_t version = 0;
+    int64_t lease = 0;
+  };
+  struct Lease {
+    int64_t ttl_seconds = 0;
+    absl::Time deadline;
+    std::set<std::string> keys;
+  };
+  class WriteSet;
+
+  RocksDbStore(const Options& options, std::unique_ptr<rocksdb::DB> db);
+  absl::Status Load();
+  void StartThreads();
+
+  // Reads and writes of the in-memory state, under mu_.
+  absl::Status CheckHealthyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool CompareLocked(const Compare& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CheckOpsLocked(const std::vector<RequestOp>& ops) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<RangeResponse> RangeLocked(const RangeRequest& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  RangeResponse RangeCurrentLocked(const RangeRequest& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PutLocked(const PutRequest& req, WriteSet* ws, PutResponse* resp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DeleteRangeLocked(const DeleteRangeRequest& req, WriteSet* ws, DeleteRangeResponse* resp)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DeleteKeyLocked(std::map<std::string, KeyState>::iterator it, WriteSet* ws,
+                       std::optional<KeyValue>* prev) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RevokeLocked(int64_t id, WriteSet* ws) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues the write set for commit; returns its sequence number.
+  uint64_t SubmitLocked(WriteSet* ws) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Blocks until operation `seq` (and every one before) is durable.
+  absl::Status WaitDurable(uint64_t seq);
+  // Reads [key, range_end) as of req.revision from the database (history), at a
+  // snapshot taken (SnapshotLocked) while req.revision was not compacted.
+  absl::StatusOr<RangeResponse> RangeHistory(const RangeRequest& req, const rocksdb::Snapshot* snap);
+  const rocksdb::Snapshot* SnapshotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::vector<Event>> ReadHistoryEvents(const WatchRequest& req, int64_t from, int64_t to,
+                                                       const rocksdb::Snapshot* snap);
+
+  void CommitLoop();
+  void MaintenanceLoop(int64_t recovered_compact_revision);
+  // Deletes from disk the history below `target`, a durable compact revision.
+  absl::Status CompactHistory(int64_t target) ABSL_LOCKS_EXCLUDED(mu_);
+
+  const Options options_;
+  Clock& clock_;
+  std::unique_ptr<rocksdb::DB> db_;
+  WatchHub hub_;
+
+  absl::Mutex mu_;  // the state writers apply to (possibly ahead of the disk)
+  std::map<std::string, KeyState> keys_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<int64_t, Lease> leases_ ABSL_GUARDED_BY(mu_);
+  int64_t revision_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t compact_revision_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t applied_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::BitGen rng_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex commit_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  absl::CondVar group_ready_;  // signalled when the open group gets its first write
+  absl::CondVar durable_;      // signalled after each group commit
+  std::unique_ptr<rocksdb::WriteBatch> open_group_ ABSL_GUARDED_BY(commit_mu_);
+  std::vector<Event> open_events_ ABSL_GUARDED_BY(commit_mu_);
+  int open_writes_ ABSL_GUARDED_BY(commit_mu_) = 0;
+  uint64_t open_seq_ ABSL_GUARDED_BY(commit_mu_) = 0;
+  int64_t open_revision_ ABSL_GUARDED_BY(commit_mu_) = 0;
+  uint64_t durable_seq_ ABSL_GUARDED_BY(commit_mu_) = 0;
+  int64_t durable_revision_ ABSL_GUARDED_BY(commit_mu_) = 1;
+  absl::Status failure_ ABSL_GUARDED_BY(commit_mu_);
+  bool stopping_ ABSL_GUARDED_BY(commit_mu_) = false;
+  CommitStats stats_ ABSL_GUARDED_BY(commit_mu_);
+  std::atomic<uint64_t> durable_seq_hint_{0};  // fast path of WaitDurable
+  std::atomic<bool> failed_{false};
+
+  // Physical compaction (deleting history on disk) runs outside mu_, one at a time.
+  absl::Mutex compaction_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  int64_t compact_done_ ABSL_GUARDED_BY(compaction_mu_) = 0;  // history below it is gone
+  std::atomic<int64_t> compact_revision_hint_{0};
+
+  absl::Mutex maintenance_mu_;
+  bool compaction_wanted_ ABSL_GUARDED_BY(maintenance_mu_) = false;
+  bool stop_maintenance_ ABSL_GUARDED_BY(maintenance_mu_) = false;
+
+  std::thread committer_;
+  std::thread maintenance_;
+};
+
+}  // namespace weft::storage
