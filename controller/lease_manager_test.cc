@@ -1,0 +1,224 @@
+// LeaseManager against the real RocksDB store, with a simulated clock for TTLs.
+
+#include "controller/lease_manager.h"
+
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "storage/rocksdb/rocksdb_store.h"
+
+namespace weft::controller {
+namespace {
+
+class LeaseManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open(); }
+
+  void Open() {
+    manager_.reset();
+    store_.reset();
+    storage::RocksDbStore::Options so;
+    so.path = absl::StrCat(std::getenv("TEST_TMPDIR"), "/", ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    so.clock = &clock_;
+    so.lease_expiry_interval = absl::ZeroDuration();  // the test expires leases itself
+    auto s = storage::RocksDbStore::Open(so);
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = *std::move(s);
+    LeaseManager::Options mo;
+    mo.clock = &clock_;
+    mo.hooks.on_expired = [this] { expired_++; };
+    manager_ = std::make_unique<LeaseManager>(store_.get(), mo);
+    ASSERT_TRUE(manager_->Start().ok());
+  }
+
+  void Config(const std::string& json) {
+    auto c = manager_->SetConfig(json, false);
+    ASSERT_TRUE(c.ok()) << c.status();
+  }
+
+  AcquireRequest Node(int i) {
+    AcquireRequest r;
+    r.node_name = absl::StrCat("node-", i);
+    r.public_ip = absl::StrCat("192.0.2.", i);
+    r.backend_type = "vxlan";
+    r.backend_data = R"({"VNI":1,"VtepMAC":"02:00:00:00:00:01"})";
+    return r;
+  }
+
+  void Expire() {
+    auto n = store_->ExpireDueLeases();
+    ASSERT_TRUE(n.ok()) << n.status();
+    // Let the watch deliver the deletions.
+    const int64_t rev = store_->CurrentRevision();
+    for (int i = 0; i < 200 && manager_->AppliedRevision() < rev; ++i) absl::SleepFor(absl::Milliseconds(5));
+  }
+
+  SimulatedClock clock_;
+  std::unique_ptr<storage::RocksDbStore> store_;
+  std::unique_ptr<LeaseManager> manager_;
+  std::atomic<int> expired_{0};
+};
+
+TEST_F(LeaseManagerTest, SameNodeGetsSameLeaseAndAttributesAreStoredAsFlannel) {
+  Config(R"({"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}})");
+  auto a = manager_->Acquire(Node(1));
+  ASSERT_TRUE(a.ok()) << a.status();
+  auto again = manager_->Acquire(Node(1));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(SubnetText(again->key), SubnetText(a->key));
+  storage::RangeRequest rr;
+  rr.key = EncodeSubnetKey("/coreos.com/network", a->key);
+  auto got = store_->Range(rr);
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->kvs.size(), 1u);
+  EXPECT_EQ(got->kvs[0].value,
+            R"({"PublicIP":"192.0.2.1","PublicIPv6":null,"BackendType":"vxlan",)"
+            R"("BackendData":{"VNI":1,"VtepMAC":"02:00:00:00:00:01"},"NodeName":"node-1"})");
+  EXPECT_NE(got->kvs[0].lease, 0);
+}
+
+TEST_F(LeaseManagerTest, PreviousSubnetIsReusedWhenFreeAndInRange) {
+  Config(R"({"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}})");
+  auto r = Node(1);
+  r.previous_subnet = "10.1.42.0/24";
+  auto a = manager_->Acquire(r);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(SubnetText(a->key), "10.1.42.0/24");
+  auto r2 = Node(2);
+  r2.previous_subnet = "10.1.42.0/24";  // taken: a random one instead
+  auto b = manager_->Acquire(r2);
+  ASSERT_TRUE(b.ok());
+  EXPECT_NE(SubnetText(b->key), "10.1.42.0/24");
+  auto r3 = Node(3);
+  r3.previous_subnet = "10.2.0.0/24";  // outside the network
+  auto c = manager_->Acquire(r3);
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(IPv4Net::Parse("10.1.0.0/16")->Contains(*c->key.ipv4));
+  auto r4 = Node(4);
+  r4.previous_subnet = "10.1.0.0/24";  // the skipped first subnet is never handed out
+  auto d = manager_->Acquire(r4);
+  ASSERT_TRUE(d.ok());
+  EXPECT_NE(SubnetText(d->key), "10.1.0.0/24");
+}
+
+TEST_F(LeaseManagerTest, ExpiredLeaseFreesItsSubnetAndIsCounted) {
+  Config(R"({"Network":"10.1.0.0/28","SubnetLen":30,"LeaseTTL":"60s","Backend":{"Type":"vxlan"}})");
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(manager_->Acquire(Node(i)).ok());
+  EXPECT_EQ(manager_->Acquire(Node(4)).status().code(), absl::StatusCode::kResourceExhausted);
+  clock_.Advance(absl::Seconds(59));
+  Expire();
+  EXPECT_EQ(manager_->List().size(), 3u) << "expired before its TTL";
+  // Renew node 1 only; the others lapse.
+  auto one = manager_->Get(SubnetText(manager_->Acquire(Node(1))->key));
+  ASSERT_TRUE(one.ok());
+  ASSERT_TRUE(manager_->Renew({SubnetText(one->key), "node-1", ""}).ok());
+  clock_.Advance(absl::Seconds(60));
+  Expire();
+  auto left = manager_->List();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].attrs.node_name, "node-1");
+  EXPECT_EQ(expired_.load(), 2);
+  EXPECT_EQ(manager_->Stats().free, 2u);
+  EXPECT_TRUE(manager_->Acquire(Node(5)).ok());
+}
+
+TEST_F(LeaseManagerTest, ReservationsAreNeverHandedToAnotherNodeAndNeverExpire) {
+  Config(R"({"Network":"10.1.0.0/28","SubnetLen":30,"LeaseTTL":"60s","Backend":{"Type":"vxlan"}})");
+  ReserveRequest rr{"10.1.0.8/30", "192.0.2.99", "", "", ""};
+  ASSERT_TRUE(manager_->Reserve(rr).ok());
+  std::set<std::string> got;
+  for (int i = 1; i <= 2; ++i) {
+    auto a = manager_->Acquire(Node(i));
+    ASSERT_TRUE(a.ok());
+    got.insert(SubnetText(a->key));
+  }
+  EXPECT_EQ(got.count("10.1.0.8/30"), 0u);
+  EXPECT_EQ(manager_->Acquire(Node(3)).status().code(), absl::StatusCode::kResourceExhausted);
+  clock_.Advance(absl::Hours(48));
+  Expire();
+  auto left = manager_->List();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_TRUE(left[0].reserved());
+  // The reservation's own public IP gets it.
+  auto owner = Node(7);
+  owner.node_name.clear();
+  owner.public_ip = "192.0.2.99";
+  auto o = manager_->Acquire(owner);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(SubnetText(o->key), "10.1.0.8/30");
+  EXPECT_TRUE(o->reserved());
+  // Reserving a subnet leased to someone else is refused.
+  EXPECT_EQ(manager_->Reserve({"10.1.0.8/30", "192.0.2.1", "", "", ""}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(manager_->Unreserve("10.1.0.8/30").ok());
+  EXPECT_FALSE(manager_->List()[0].reserved());
+}
+
+TEST_F(LeaseManagerTest, ConcurrentAcquisitionsNeverShareASubnet) {
+  Config(R"({"Network":"10.1.0.0/20","SubnetLen":28,"Backend":{"Type":"vxlan"}})");
+  // 255 subnets, 300 nodes: 255 succeed, 45 are told the pool is empty.
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0}, exhausted{0};
+  for (int t = 0; t < 10; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = t; i < 300; i += 10) {
+        auto r = Node(i + 1);
+        r.public_ip = absl::StrCat("198.51.", i / 250, ".", i % 250 + 1);
+        auto a = manager_->Acquire(r);
+        if (a.ok()) ok++;
+        else if (a.status().code() == absl::StatusCode::kResourceExhausted) exhausted++;
+        else ADD_FAILURE() << a.status();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 255);
+  EXPECT_EQ(exhausted.load(), 45);
+  std::set<std::string> subnets, nodes;
+  for (const auto& l : manager_->List()) {
+    EXPECT_TRUE(subnets.insert(SubnetText(l.key)).second);
+    EXPECT_TRUE(nodes.insert(l.attrs.node_name).second);
+  }
+  EXPECT_EQ(subnets.size(), 255u);
+}
+
+TEST_F(LeaseManagerTest, WritesFromOtherWritersAreRespected) {
+  Config(R"({"Network":"10.1.0.0/28","SubnetLen":30,"Backend":{"Type":"vxlan"}})");
+  // Another replica (or flannel itself) writes a lease straight into the store.
+  storage::PutRequest p;
+  p.key = "/coreos.com/network/subnets/10.1.0.4-30";
+  p.value = R"({"PublicIP":"192.0.2.50","BackendType":"vxlan","BackendData":null})";
+  ASSERT_TRUE(store_->Put(p).ok());
+  // A malformed value still blocks its subnet.
+  p.key = "/coreos.com/network/subnets/10.1.0.8-30";
+  p.value = "garbage";
+  ASSERT_TRUE(store_->Put(p).ok());
+  auto a = manager_->Acquire(Node(1));
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(SubnetText(a->key), "10.1.0.12/30");
+  EXPECT_EQ(manager_->Acquire(Node(2)).status().code(), absl::StatusCode::kResourceExhausted);
+  // A flannel node (no name) is found again by its public IP.
+  auto f = Node(3);
+  f.node_name.clear();
+  f.public_ip = "192.0.2.50";
+  auto b = manager_->Acquire(f);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(SubnetText(b->key), "10.1.0.4/30");
+}
+
+TEST_F(LeaseManagerTest, StateSurvivesReopen) {
+  Config(R"({"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}})");
+  auto a = manager_->Acquire(Node(1));
+  ASSERT_TRUE(a.ok());
+  Open();
+  ASSERT_TRUE(manager_->Config().has_value());
+  auto again = manager_->Acquire(Node(1));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(SubnetText(again->key), SubnetText(a->key));
+}
+
+}  // namespace
+}  // namespace weft::controller
