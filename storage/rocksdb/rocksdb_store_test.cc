@@ -567,7 +567,7 @@ TEST_F(RocksDbStoreTest, BackgroundThreadExpiresLeases) {
   const int64_t id = store_->LeaseGrant(5).value().id;
   MustPut("k", "v", id);
   clock_.Advance(absl::Seconds(5));
-  for (int i = 0; i < 1000 && Get("k"); ++i) absl::SleepFor(absl::Milliseconds(5));
+  for (int i = 0; i < 2000 && Get("k"); ++i) absl::SleepFor(absl::Milliseconds(5));
   EXPECT_FALSE(Get("k"));
   EXPECT_TRUE(store_->Leases()->empty());
 }
@@ -770,7 +770,7 @@ TEST_F(RocksDbStoreTest, AutoCompactionKeepsRecentHistory) {
   options_.history_revisions = 20;
   Reopen();
   for (int i = 0; i < 60; ++i) MustPut("k", absl::StrCat(i));  // revisions 2..61
-  for (int i = 0; i < 1000 && store_->CompactRevision() == 0; ++i) absl::SleepFor(absl::Milliseconds(5));
+  for (int i = 0; i < 2000 && store_->CompactRevision() == 0; ++i) absl::SleepFor(absl::Milliseconds(5));
   const int64_t compacted = store_->CompactRevision();
   EXPECT_GT(compacted, 0);
   EXPECT_LE(compacted, store_->CurrentRevision() - 20);
