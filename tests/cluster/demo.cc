@@ -5,6 +5,7 @@
 //
 //   demo --controller-bin PATH --agent-bin PATH --weftctl-bin PATH [--hosts 3] [--keep]
 //
+// Flags also from the environment as WEFT_DEMO_<FLAG>.
 // Exit codes: 0 every ping worked, 1 a ping failed or the cluster did not start,
 // 2 bad usage, 130 interrupted.
 
@@ -15,11 +16,11 @@
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/flags.h"
 #include "tests/cluster/harness.h"
 
 ABSL_FLAG(std::string, controller_bin, "", "Path of the weft-controller binary.");
@@ -134,7 +135,14 @@ int Run() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Runs a Weft cluster in network namespaces and pings across hosts (needs root).");
-  absl::ParseCommandLine(argc, argv);
+  if (absl::StatusOr<std::vector<char*>> args = weft::ParseFlagsWithEnv(argc, argv, "WEFT_DEMO_");
+      !args.ok()) {
+    absl::FPrintF(stderr, "demo: %s\n", args.status().message());
+    return 2;
+  } else if (args->size() > 1) {
+    absl::FPrintF(stderr, "demo: unexpected argument %s\n", (*args)[1]);
+    return 2;
+  }
   if (geteuid() != 0) {
     absl::FPrintF(stderr, "demo: needs root (network namespaces); run with sudo\n");
     return 2;
