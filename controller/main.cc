@@ -8,6 +8,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/flags.h"
 #include "common/http_server.h"
@@ -166,6 +167,9 @@ int Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Debian's Abseil is built with deadlock detection on: it records every lock
+  // order in a global graph, serializing all mutex traffic. Off in production.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   auto args = weft::ParseFlagsWithEnv(argc, argv, "WEFT_");
   if (!args.ok()) {
     WEFT_LOG(ERROR, "bad flags").Err(args.status());
