@@ -22,8 +22,12 @@ namespace weft::testing {
 namespace {
 
 constexpr absl::Duration kConverge = absl::Seconds(20);  // watch -> reconcile on every host
+// After a controller restart the agents must first reconnect (with backoff).
+constexpr absl::Duration kReconnect = absl::Seconds(45);
 
 std::unique_ptr<Cluster> StartOrDie(ClusterOptions options) {
+  // Bazel's timeout sends SIGTERM first: give up waiting and clean up, then fail.
+  Cluster::InstallSignalHandlers();
   options.name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
   absl::StatusOr<std::unique_ptr<Cluster>> c = Cluster::Start(std::move(options));
   if (!c.ok()) {
@@ -295,7 +299,7 @@ TEST(VxlanE2ETest, ControllerOutageKeepsTrafficAndNewHostJoinsAfterRestart) {
   ASSERT_TRUE(h4.ok()) << h4.status();
   EXPECT_EQ(std::find(subnets.begin(), subnets.end(), c->host(*h4).env.SubnetCidr()), subnets.end())
       << "the new host got a subnet already in use";
-  EXPECT_TRUE(Cluster::WaitForOk([&] { return AllProgrammed(*c, {0, 1, 2, 3}); }, kConverge).ok())
+  EXPECT_TRUE(Cluster::WaitForOk([&] { return AllProgrammed(*c, {0, 1, 2, 3}); }, kReconnect).ok())
       << AllProgrammed(*c, {0, 1, 2, 3});
   const Container& c4 = c->host(*h4).containers[0];
   for (int i = 0; i < 3; ++i) {
