@@ -1,0 +1,40 @@
+#pragma once
+// KernelProgrammer over rtnetlink (libmnl), in the network namespace where it
+// was created (see NetlinkSocket).
+
+#include <memory>
+
+#include "agent/netlink/programmer.h"
+#include "agent/netlink/socket.h"
+
+namespace weft::netlink {
+
+class NetlinkProgrammer : public KernelProgrammer {
+ public:
+  // Opens its socket in the calling thread's network namespace.
+  static absl::StatusOr<std::unique_ptr<NetlinkProgrammer>> Create();
+  explicit NetlinkProgrammer(std::unique_ptr<NetlinkSocket> socket) : socket_(std::move(socket)) {}
+
+  absl::StatusOr<Link> GetLink(absl::string_view name) override;
+  absl::StatusOr<Link> GetLinkByIndex(int index) override;
+  absl::StatusOr<std::vector<Link>> ListLinks();
+  absl::StatusOr<Link> EnsureVxlan(const VxlanLinkSpec& spec) override;
+  absl::Status DeleteLink(int index) override;
+  absl::Status SetLinkUp(int index) override;
+  absl::Status EnsureAddress(const InterfaceAddress& address) override;
+  absl::StatusOr<std::vector<InterfaceAddress>> ListAddresses(int index) override;
+  absl::StatusOr<std::vector<Neighbour>> ListNeighbours(int index) override;
+  absl::StatusOr<std::vector<FdbEntry>> ListFdb(int index) override;
+  absl::StatusOr<std::vector<Route>> ListRoutes(int index, uint8_t protocol) override;
+  absl::StatusOr<std::vector<absl::Status>> Apply(const std::vector<Change>& changes) override;
+
+ private:
+  absl::StatusOr<Link> GetLinkBy(int index, absl::string_view name);
+  // Sends a batch and folds its results: OK, or the first error prefixed with `what`.
+  absl::Status SendAll(RequestBatch& batch, absl::string_view what);
+
+  std::unique_ptr<NetlinkSocket> socket_;
+  RequestBatch batch_;  // reused: keeps its buffer between calls
+};
+
+}  // namespace weft::netlink

@@ -1,0 +1,246 @@
+// NetlinkProgrammer against the real kernel, in a namespace of its own.
+
+#include "agent/netlink/netlink_programmer.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/netns/netns.h"
+
+namespace weft::netlink {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
+using weft::testing::NetNs;
+
+IPv4Addr Ip(absl::string_view s) { return *IPv4Addr::Parse(s); }
+IPv4Net Net(absl::string_view s) { return *IPv4Net::Parse(s); }
+MacAddr Mac(absl::string_view s) { return *MacAddr::Parse(s); }
+
+class NetlinkProgrammerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto ns = NetNs::Create("nlp");
+    ASSERT_TRUE(ns.ok()) << ns.status();
+    ns_ = std::move(*ns);
+    ASSERT_TRUE(ns_->Sh("ip link add eth0 type veth peer name eth0p && ip link set eth0p up && ip addr add 192.0.2.1/24 dev eth0 && "
+                        "ip link set eth0 up")
+                    .ok());
+    auto p = ns_->Run([] { return NetlinkProgrammer::Create(); });
+    ASSERT_TRUE(p.ok()) << p.status();
+    programmer_ = std::move(*p);
+    auto eth0 = programmer_->GetLink("eth0");
+    ASSERT_TRUE(eth0.ok()) << eth0.status();
+    eth0_ = eth0->index;
+  }
+
+  VxlanLinkSpec Spec() {
+    VxlanLinkSpec spec;
+    spec.name = "flannel.1";
+    spec.info.vni = 1;
+    spec.info.local = Ip("192.0.2.1");
+    spec.info.underlay_index = eth0_;
+    spec.info.port = 8472;
+    spec.mtu = 1450;
+    spec.mac = Mac("0a:58:c0:00:02:01");
+    return spec;
+  }
+
+  std::string Sh(absl::string_view cmd) {
+    auto out = ns_->Sh(cmd);
+    EXPECT_TRUE(out.ok()) << out.status();
+    return out.ok() ? *out : "";
+  }
+
+  std::unique_ptr<NetNs> ns_;
+  std::unique_ptr<NetlinkProgrammer> programmer_;
+  int eth0_ = 0;
+};
+
+TEST_F(NetlinkProgrammerTest, GetLinkOfMissingDeviceIsNotFound) {
+  auto l = programmer_->GetLink("nosuch0");
+  EXPECT_TRUE(absl::IsNotFound(l.status())) << l.status();
+  EXPECT_THAT(std::string(l.status().message()), HasSubstr("nosuch0"));
+  EXPECT_TRUE(absl::IsInvalidArgument(programmer_->GetLink("a-name-that-is-far-too-long").status()));
+}
+
+TEST_F(NetlinkProgrammerTest, CreatesVxlanDeviceLikeFlannel) {
+  auto link = programmer_->EnsureVxlan(Spec());
+  ASSERT_TRUE(link.ok()) << link.status();
+  EXPECT_EQ(link->name, "flannel.1");
+  EXPECT_EQ(link->kind, "vxlan");
+  EXPECT_EQ(link->mtu, 1450u);
+  EXPECT_EQ(link->mac, Mac("0a:58:c0:00:02:01"));
+  ASSERT_TRUE(link->vxlan.has_value());
+  EXPECT_EQ(*link->vxlan, Spec().info);
+  EXPECT_FALSE(link->up);
+
+  ASSERT_TRUE(programmer_->SetLinkUp(link->index).ok());
+  EXPECT_TRUE(programmer_->GetLinkByIndex(link->index)->up);
+
+  // Cross-check with iproute2.
+  const std::string ip = Sh("ip -d link show flannel.1");
+  EXPECT_THAT(ip, HasSubstr("vxlan id 1 local 192.0.2.1 dev eth0"));
+  EXPECT_THAT(ip, HasSubstr("dstport 8472"));
+  EXPECT_THAT(ip, HasSubstr("nolearning"));
+  EXPECT_THAT(ip, HasSubstr("mtu 1450"));
+  EXPECT_THAT(ip, HasSubstr("link/ether 0a:58:c0:00:02:01"));
+  EXPECT_THAT(ip, HasSubstr("UP"));
+
+  // All links are listed.
+  auto links = programmer_->ListLinks();
+  ASSERT_TRUE(links.ok());
+  std::vector<std::string> names;
+  for (const Link& l : *links) names.push_back(l.name);
+  EXPECT_THAT(names, UnorderedElementsAre("lo", "eth0", "eth0p", "flannel.1"));
+}
+
+TEST_F(NetlinkProgrammerTest, EnsureVxlanKeepsChangesInPlaceOrRecreates) {
+  auto first = programmer_->EnsureVxlan(Spec());
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto again = programmer_->EnsureVxlan(Spec());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->index, first->index) << "an equal device must be kept";
+
+  VxlanLinkSpec mtu = Spec();
+  mtu.mtu = 1400;
+  mtu.mac = Mac("0a:58:c0:00:02:09");
+  auto changed = programmer_->EnsureVxlan(mtu);
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(changed->index, first->index) << "MTU and MAC change in place";
+  EXPECT_EQ(changed->mtu, 1400u);
+  EXPECT_EQ(changed->mac, Mac("0a:58:c0:00:02:09"));
+
+  VxlanLinkSpec port = Spec();
+  port.info.port = 4789;
+  port.info.gbp = true;
+  auto recreated = programmer_->EnsureVxlan(port);
+  ASSERT_TRUE(recreated.ok()) << recreated.status();
+  EXPECT_NE(recreated->index, first->index) << "the port can only be set at creation";
+  EXPECT_EQ(recreated->vxlan->port, 4789);
+  EXPECT_TRUE(recreated->vxlan->gbp);
+  EXPECT_THAT(Sh("ip -d link show flannel.1"), HasSubstr("dstport 4789"));
+  EXPECT_THAT(Sh("ip -d link show flannel.1"), HasSubstr("gbp"));
+
+  // A non-VXLAN device squatting the name is replaced too.
+  ASSERT_TRUE(programmer_->DeleteLink(recreated->index).ok());
+  Sh("ip link add flannel.1 type veth peer name squat0");
+  auto replaced = programmer_->EnsureVxlan(Spec());
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  EXPECT_EQ(replaced->kind, "vxlan");
+}
+
+TEST_F(NetlinkProgrammerTest, EnsureAddressLeavesOnlyTheAskedAddress) {
+  auto link = programmer_->EnsureVxlan(Spec());
+  ASSERT_TRUE(link.ok());
+  Sh("ip addr add 198.18.9.0/32 dev flannel.1");
+  const InterfaceAddress want{link->index, Ip("198.18.1.0"), 32};
+  ASSERT_TRUE(programmer_->EnsureAddress(want).ok());
+  ASSERT_TRUE(programmer_->EnsureAddress(want).ok()) << "idempotent";
+  auto addrs = programmer_->ListAddresses(link->index);
+  ASSERT_TRUE(addrs.ok());
+  EXPECT_THAT(*addrs, UnorderedElementsAre(want));
+  EXPECT_THAT(Sh("ip -4 -o addr show dev flannel.1"), HasSubstr("inet 198.18.1.0/32"));
+}
+
+TEST_F(NetlinkProgrammerTest, AppliesNeighboursFdbAndRoutesAndListsThem) {
+  auto link = programmer_->EnsureVxlan(Spec());
+  ASSERT_TRUE(link.ok());
+  ASSERT_TRUE(programmer_->SetLinkUp(link->index).ok());
+  const int vx = link->index;
+  const Neighbour neigh{vx, Ip("198.18.2.0"), Mac("0a:58:c0:00:02:02")};
+  const FdbEntry fdb{vx, Mac("0a:58:c0:00:02:02"), Ip("192.0.2.2")};
+  const Route route{Net("198.18.2.0/24"), Ip("198.18.2.0"), vx, true};
+  const Route direct{Net("198.18.3.0/24"), Ip("192.0.2.3"), eth0_, false};
+  auto results = programmer_->Apply({{Change::Op::kReplace, neigh},
+                                     {Change::Op::kReplace, fdb},
+                                     {Change::Op::kReplace, route},
+                                     {Change::Op::kReplace, direct}});
+  ASSERT_TRUE(results.ok()) << results.status();
+  for (const absl::Status& s : *results) EXPECT_TRUE(s.ok()) << s;
+
+  EXPECT_THAT(*programmer_->ListNeighbours(vx), UnorderedElementsAre(neigh));
+  EXPECT_THAT(*programmer_->ListFdb(vx), UnorderedElementsAre(fdb));
+  EXPECT_THAT(*programmer_->ListRoutes(0, kWeftRouteProtocol), UnorderedElementsAre(route, direct));
+  EXPECT_THAT(*programmer_->ListRoutes(vx, kWeftRouteProtocol), UnorderedElementsAre(route));
+  EXPECT_TRUE(programmer_->ListRoutes(0, RTPROT_STATIC)->empty()) << "other protocols are not ours";
+
+  EXPECT_THAT(Sh("ip neigh show dev flannel.1"), HasSubstr("198.18.2.0 lladdr 0a:58:c0:00:02:02 PERMANENT"));
+  EXPECT_THAT(Sh("bridge fdb show dev flannel.1"), HasSubstr("0a:58:c0:00:02:02 dst 192.0.2.2 self permanent"));
+  EXPECT_THAT(Sh("ip route show proto 87"),
+              HasSubstr("198.18.2.0/24 via 198.18.2.0 dev flannel.1 onlink"));
+  EXPECT_THAT(Sh("ip route show proto 87"), HasSubstr("198.18.3.0/24 via 192.0.2.3 dev eth0"));
+
+  // Replace changes in place; delete removes.
+  const Neighbour moved{vx, Ip("198.18.2.0"), Mac("0a:58:c0:00:02:22")};
+  const FdbEntry fdb_moved{vx, Mac("0a:58:c0:00:02:02"), Ip("192.0.2.22")};
+  results = programmer_->Apply({{Change::Op::kReplace, moved}, {Change::Op::kReplace, fdb_moved}});
+  ASSERT_TRUE(results.ok());
+  EXPECT_THAT(*programmer_->ListNeighbours(vx), UnorderedElementsAre(moved));
+  EXPECT_THAT(*programmer_->ListFdb(vx), UnorderedElementsAre(fdb_moved));
+
+  results = programmer_->Apply({{Change::Op::kDelete, moved},
+                                {Change::Op::kDelete, fdb_moved},
+                                {Change::Op::kDelete, route},
+                                {Change::Op::kDelete, direct}});
+  ASSERT_TRUE(results.ok());
+  for (const absl::Status& s : *results) EXPECT_TRUE(s.ok()) << s;
+  EXPECT_TRUE(programmer_->ListNeighbours(vx)->empty());
+  EXPECT_TRUE(programmer_->ListFdb(vx)->empty());
+  EXPECT_TRUE(programmer_->ListRoutes(0, kWeftRouteProtocol)->empty());
+}
+
+TEST_F(NetlinkProgrammerTest, ReportsEachFailedRequestAndGoesOn) {
+  auto link = programmer_->EnsureVxlan(Spec());
+  ASSERT_TRUE(link.ok());
+  ASSERT_TRUE(programmer_->SetLinkUp(link->index).ok());  // onlink routes need an up device
+  const int vx = link->index;
+  const Route good1{Net("198.18.2.0/24"), Ip("198.18.2.0"), vx, true};
+  const Route bad_dev{Net("198.18.4.0/24"), Ip("198.18.4.0"), 9999, true};
+  const Route missing{Net("198.18.5.0/24"), Ip("198.18.5.0"), vx, true};
+  const Route good2{Net("198.18.6.0/24"), Ip("198.18.6.0"), vx, true};
+  auto results = programmer_->Apply({{Change::Op::kReplace, good1},
+                                     {Change::Op::kReplace, bad_dev},
+                                     {Change::Op::kDelete, missing},
+                                     {Change::Op::kReplace, good2}});
+  ASSERT_TRUE(results.ok()) << results.status();
+  ASSERT_EQ(results->size(), 4u);
+  EXPECT_TRUE((*results)[0].ok());
+  EXPECT_FALSE((*results)[1].ok());
+  EXPECT_THAT(std::string((*results)[1].message()),
+              HasSubstr("replace route 198.18.4.0/24 via 198.18.4.0 dev 9999 onlink proto 87: No such device"));
+  EXPECT_TRUE(absl::IsNotFound((*results)[2])) << (*results)[2];
+  EXPECT_THAT(std::string((*results)[2].message()), HasSubstr("delete route 198.18.5.0/24"));
+  EXPECT_TRUE((*results)[3].ok());
+  EXPECT_THAT(*programmer_->ListRoutes(vx, kWeftRouteProtocol), UnorderedElementsAre(good1, good2));
+}
+
+TEST_F(NetlinkProgrammerTest, LargeBatchSpansManySendsAndAllAreAcknowledged) {
+  auto link = programmer_->EnsureVxlan(Spec());
+  ASSERT_TRUE(link.ok());
+  ASSERT_TRUE(programmer_->SetLinkUp(link->index).ok());
+  const int vx = link->index;
+  std::vector<Change> changes;
+  constexpr int kPeers = 5000;  // > kMaxChunkRequests, and > one dump buffer
+  for (int i = 0; i < kPeers; ++i) {
+    const IPv4Addr net = IPv4Addr::FromUint32(Ip("100.64.0.0").value() + (i << 8));
+    std::array<uint8_t, 6> mac = {0x0a, 0x58, 0, 0, static_cast<uint8_t>(i >> 8), static_cast<uint8_t>(i)};
+    changes.push_back({Change::Op::kReplace, Neighbour{vx, net, MacAddr(mac)}});
+    changes.push_back({Change::Op::kReplace, FdbEntry{vx, MacAddr(mac), IPv4Addr::FromUint32(Ip("192.0.2.0").value() + 2 + i % 200)}});
+    changes.push_back({Change::Op::kReplace, Route{*IPv4Net::Make(net, 24), net, vx, true}});
+  }
+  auto results = programmer_->Apply(changes);
+  ASSERT_TRUE(results.ok()) << results.status();
+  ASSERT_EQ(results->size(), changes.size());
+  EXPECT_EQ(std::count_if(results->begin(), results->end(), [](const absl::Status& s) { return !s.ok(); }), 0);
+  EXPECT_EQ(programmer_->ListNeighbours(vx)->size(), size_t{kPeers});
+  EXPECT_EQ(programmer_->ListFdb(vx)->size(), size_t{kPeers});
+  EXPECT_EQ(programmer_->ListRoutes(vx, kWeftRouteProtocol)->size(), size_t{kPeers});
+  EXPECT_EQ(Sh("ip route show proto 87 | wc -l"), absl::StrCat(kPeers, "\n"));
+}
+
+}  // namespace
+}  // namespace weft::netlink

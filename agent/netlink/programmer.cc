@@ -1,0 +1,45 @@
+#include "agent/netlink/programmer.h"
+
+#include <ostream>
+
+#include "absl/strings/str_cat.h"
+
+namespace weft::netlink {
+namespace {
+
+std::string StateSuffix(uint16_t state) {
+  return state == NUD_PERMANENT ? " permanent" : absl::StrCat(" state 0x", absl::Hex(state));
+}
+
+}  // namespace
+
+std::string ToString(const Neighbour& n) {
+  return absl::StrCat("neighbour ", n.ip.ToString(), " lladdr ", n.mac.ToString(), " dev ",
+                      n.ifindex, StateSuffix(n.state));
+}
+
+std::string ToString(const FdbEntry& f) {
+  return absl::StrCat("fdb ", f.mac.ToString(), " dst ", f.dst.ToString(), " dev ", f.ifindex,
+                      StateSuffix(f.state));
+}
+
+std::string ToString(const Route& r) {
+  std::string s = absl::StrCat("route ", r.dst.ToString());
+  if (r.gateway != IPv4Addr()) absl::StrAppend(&s, " via ", r.gateway.ToString());
+  absl::StrAppend(&s, " dev ", r.ifindex);
+  if (r.onlink) absl::StrAppend(&s, " onlink");
+  absl::StrAppend(&s, " proto ", r.protocol);
+  return s;
+}
+
+std::string Change::ToString() const {
+  const char* verb = op == Op::kReplace ? "replace " : "delete ";
+  return std::visit([verb](const auto& o) { return absl::StrCat(verb, netlink::ToString(o)); },
+                    object);
+}
+
+std::ostream& operator<<(std::ostream& os, const Neighbour& n) { return os << ToString(n); }
+std::ostream& operator<<(std::ostream& os, const FdbEntry& f) { return os << ToString(f); }
+std::ostream& operator<<(std::ostream& os, const Route& r) { return os << ToString(r); }
+
+}  // namespace weft::netlink

@@ -1,0 +1,164 @@
+#pragma once
+// The seam between the agent's backends and the kernel: the few link, address,
+// neighbour, FDB and route operations a backend needs. NetlinkProgrammer
+// (netlink_programmer.h) implements it over rtnetlink; FakeProgrammer
+// (fake_programmer.h) keeps the same state in memory for unit tests.
+//
+// Implementations are not thread-safe: one caller at a time.
+
+#include <linux/neighbour.h>
+#include <linux/rtnetlink.h>
+
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/net.h"
+
+namespace weft::netlink {
+
+// Weft's routes carry this rtm_protocol (an unassigned number, 'W'), so that
+// listing and deleting only ever sees our own routes. `ip route show proto 87`.
+inline constexpr uint8_t kWeftRouteProtocol = 87;
+// The kernel's VXLAN port when none is given, and flannel's default.
+inline constexpr uint16_t kDefaultVxlanPort = 8472;
+
+// Attributes of a VXLAN device that can only be set when it is created.
+struct VxlanInfo {
+  uint32_t vni = 0;
+  IPv4Addr local;
+  int underlay_index = 0;  // IFLA_VXLAN_LINK; 0: none
+  uint16_t port = kDefaultVxlanPort;
+  bool learning = false;
+  bool gbp = false;
+  friend bool operator==(const VxlanInfo& a, const VxlanInfo& b) {
+    return a.vni == b.vni && a.local == b.local && a.underlay_index == b.underlay_index &&
+           a.port == b.port && a.learning == b.learning && a.gbp == b.gbp;
+  }
+  friend bool operator!=(const VxlanInfo& a, const VxlanInfo& b) { return !(a == b); }
+};
+
+struct VxlanLinkSpec {
+  std::string name;  // "flannel.1"
+  VxlanInfo info;
+  uint32_t mtu = 0;  // 0: the kernel's choice
+  MacAddr mac;       // zero: the kernel's choice
+};
+
+struct Link {
+  int index = 0;
+  std::string name;
+  std::string kind;  // IFLA_INFO_KIND: "vxlan", "veth"...; empty for none
+  MacAddr mac;
+  uint32_t mtu = 0;
+  bool up = false;  // administratively (IFF_UP)
+  std::optional<VxlanInfo> vxlan;
+};
+
+struct InterfaceAddress {
+  int ifindex = 0;
+  IPv4Addr address;
+  int prefix_len = 32;
+  friend bool operator==(const InterfaceAddress& a, const InterfaceAddress& b) {
+    return a.ifindex == b.ifindex && a.address == b.address && a.prefix_len == b.prefix_len;
+  }
+};
+
+// An ARP entry: `ip neigh replace <ip> lladdr <mac> dev <ifindex> nud permanent`.
+struct Neighbour {
+  int ifindex = 0;
+  IPv4Addr ip;
+  MacAddr mac;
+  uint16_t state = NUD_PERMANENT;  // NUD_*; only PERMANENT is ever written
+  friend bool operator==(const Neighbour& a, const Neighbour& b) {
+    return a.ifindex == b.ifindex && a.ip == b.ip && a.mac == b.mac && a.state == b.state;
+  }
+};
+
+// A VXLAN forwarding entry:
+// `bridge fdb replace <mac> dev <ifindex> dst <dst> self permanent`.
+struct FdbEntry {
+  int ifindex = 0;
+  MacAddr mac;
+  IPv4Addr dst;
+  uint16_t state = NUD_PERMANENT;
+  friend bool operator==(const FdbEntry& a, const FdbEntry& b) {
+    return a.ifindex == b.ifindex && a.mac == b.mac && a.dst == b.dst && a.state == b.state;
+  }
+};
+
+// An IPv4 unicast route of the main table:
+// `ip route replace <dst> via <gateway> dev <ifindex> [onlink] proto <protocol>`.
+struct Route {
+  IPv4Net dst;
+  IPv4Addr gateway;  // 0.0.0.0: none (a direct route)
+  int ifindex = 0;
+  bool onlink = false;
+  uint8_t protocol = kWeftRouteProtocol;
+  friend bool operator==(const Route& a, const Route& b) {
+    return a.dst == b.dst && a.gateway == b.gateway && a.ifindex == b.ifindex &&
+           a.onlink == b.onlink && a.protocol == b.protocol;
+  }
+};
+
+// One kernel change for KernelProgrammer::Apply. Replace creates or overwrites;
+// delete removes (a neighbour by ifindex+ip, an FDB entry by ifindex+mac+dst, a
+// route by dst+protocol).
+struct Change {
+  enum class Op { kReplace, kDelete };
+  using Object = std::variant<Neighbour, FdbEntry, Route>;
+  Op op = Op::kReplace;
+  Object object;
+  // "replace route 10.1.2.0/24 via 10.1.2.0 dev 5 onlink proto 87"
+  std::string ToString() const;
+};
+
+std::string ToString(const Neighbour& n);
+std::string ToString(const FdbEntry& f);
+std::string ToString(const Route& r);
+std::ostream& operator<<(std::ostream& os, const Neighbour& n);
+std::ostream& operator<<(std::ostream& os, const FdbEntry& f);
+std::ostream& operator<<(std::ostream& os, const Route& r);
+
+class KernelProgrammer {
+ public:
+  virtual ~KernelProgrammer() = default;
+
+  // NOT_FOUND when no such link.
+  virtual absl::StatusOr<Link> GetLink(absl::string_view name) = 0;
+  virtual absl::StatusOr<Link> GetLinkByIndex(int index) = 0;
+
+  // Creates the VXLAN device `spec.name`, or keeps the existing one. A device
+  // whose VxlanInfo differs from spec.info (or that is not VXLAN) is deleted and
+  // created again: those attributes cannot change in place. MTU and MAC are set
+  // in place. Does not bring the link up. Returns the device as it is now.
+  virtual absl::StatusOr<Link> EnsureVxlan(const VxlanLinkSpec& spec) = 0;
+  virtual absl::Status DeleteLink(int index) = 0;
+  virtual absl::Status SetLinkUp(int index) = 0;
+
+  // Makes `address` the only IPv4 address on link `index` (any other is removed,
+  // as flannel does: a subnet from an earlier lease must stop attracting traffic).
+  virtual absl::Status EnsureAddress(const InterfaceAddress& address) = 0;
+  virtual absl::StatusOr<std::vector<InterfaceAddress>> ListAddresses(int index) = 0;
+
+  // The IPv4 neighbours and the IPv4-destination FDB entries of link `index`, in
+  // any state.
+  virtual absl::StatusOr<std::vector<Neighbour>> ListNeighbours(int index) = 0;
+  virtual absl::StatusOr<std::vector<FdbEntry>> ListFdb(int index) = 0;
+  // The main table's IPv4 routes of `protocol`, on link `index` (0: any link).
+  virtual absl::StatusOr<std::vector<Route>> ListRoutes(int index, uint8_t protocol) = 0;
+
+  // Applies `changes` in order, many per round trip. Returns one status per
+  // change: OK, or an error naming the change and the kernel's reason; a failed
+  // change does not stop the others. A non-OK result means the channel to the
+  // kernel failed and the outcome of some changes is unknown.
+  virtual absl::StatusOr<std::vector<absl::Status>> Apply(const std::vector<Change>& changes) = 0;
+};
+
+}  // namespace weft::netlink
