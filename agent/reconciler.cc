@@ -1,0 +1,178 @@
+#include "agent/reconciler.h"
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+
+namespace weft::agent {
+namespace {
+
+using netlink::Change;
+using netlink::FdbEntry;
+using netlink::Neighbour;
+using netlink::Route;
+using Kind = PlannedChange::Kind;
+
+constexpr size_t kMaxErrorsKept = 10;
+
+bool IsPermanent(uint16_t state) { return (state & NUD_PERMANENT) != 0; }
+
+// Builds deletes and (adds + updates) separately so deletes can go first: a
+// departed peer's objects are gone before a new peer's take their place.
+struct Plan {
+  std::vector<PlannedChange> deletes;
+  std::vector<PlannedChange> puts;
+  void Delete(netlink::Change::Object o) {
+    deletes.push_back({Kind::kRemove, {Change::Op::kDelete, std::move(o)}});
+  }
+  void Put(Kind kind, netlink::Change::Object o) {
+    puts.push_back({kind, {Change::Op::kReplace, std::move(o)}});
+  }
+};
+
+void DiffNeighbours(const Ownership& own, const std::vector<Neighbour>& actual,
+                    const std::vector<Neighbour>& desired, Plan& plan, int* unchanged) {
+  absl::flat_hash_map<IPv4Addr, const Neighbour*> have;
+  for (const Neighbour& n : actual) {
+    if (n.ifindex == own.device_index) have[n.ip] = &n;
+  }
+  absl::flat_hash_set<IPv4Addr> wanted;
+  for (const Neighbour& d : desired) {
+    if (!wanted.insert(d.ip).second) continue;
+    auto it = have.find(d.ip);
+    if (it == have.end()) {
+      plan.Put(Kind::kAdd, d);
+    } else if (it->second->mac == d.mac && it->second->state == NUD_PERMANENT) {
+      ++*unchanged;
+    } else {
+      plan.Put(Kind::kUpdate, d);  // other MAC, or a learned/stale entry
+    }
+  }
+  for (const auto& [ip, n] : have) {
+    // Non-permanent entries are the kernel's own (ARP), not ours to remove.
+    if (IsPermanent(n->state) && !wanted.contains(ip)) plan.Delete(*n);
+  }
+}
+
+void DiffFdb(const Ownership& own, const std::vector<FdbEntry>& actual,
+             const std::vector<FdbEntry>& desired, Plan& plan, int* unchanged) {
+  // A VXLAN FDB entry may hold several remotes (dsts); dump order puts the one a
+  // replace rewrites first.
+  absl::flat_hash_map<MacAddr, std::vector<const FdbEntry*>> have;
+  for (const FdbEntry& f : actual) {
+    if (f.ifindex == own.device_index) have[f.mac].push_back(&f);
+  }
+  absl::flat_hash_set<MacAddr> wanted;
+  for (const FdbEntry& d : desired) {
+    if (!wanted.insert(d.mac).second) continue;
+    auto it = have.find(d.mac);
+    if (it == have.end()) {
+      plan.Put(Kind::kAdd, d);
+      continue;
+    }
+    const std::vector<const FdbEntry*>& remotes = it->second;
+    const FdbEntry* same = nullptr;
+    for (const FdbEntry* r : remotes) {
+      if (r->dst == d.dst && r->state == NUD_PERMANENT) same = r;
+    }
+    if (same != nullptr) {
+      ++*unchanged;
+    } else {
+      plan.Put(Kind::kUpdate, d);
+      same = remotes.front();  // the replace rewrites it
+    }
+    for (const FdbEntry* r : remotes) {
+      if (r != same && r->dst != d.dst) plan.Delete(*r);
+    }
+  }
+  for (const auto& [mac, remotes] : have) {
+    if (wanted.contains(mac)) continue;
+    for (const FdbEntry* r : remotes) {
+      if (IsPermanent(r->state)) plan.Delete(*r);
+    }
+  }
+}
+
+void DiffRoutes(const Ownership& own, const std::vector<Route>& actual,
+                const std::vector<Route>& desired, Plan& plan, int* unchanged) {
+  absl::flat_hash_map<IPv4Net, const Route*> have;
+  for (const Route& r : actual) {
+    if (r.protocol == own.route_protocol) have[r.dst] = &r;
+  }
+  absl::flat_hash_set<IPv4Net> wanted;
+  for (const Route& d : desired) {
+    if (!wanted.insert(d.dst).second) continue;
+    auto it = have.find(d.dst);
+    if (it == have.end()) {
+      plan.Put(Kind::kAdd, d);
+    } else if (*it->second == d) {
+      ++*unchanged;
+    } else {
+      plan.Put(Kind::kUpdate, d);
+    }
+  }
+  for (const auto& [dst, r] : have) {
+    if (!wanted.contains(dst)) plan.Delete(*r);
+  }
+}
+
+}  // namespace
+
+std::vector<PlannedChange> Diff(const Ownership& ownership, const ActualState& actual,
+                                const DesiredState& desired, int* unchanged) {
+  Plan plan;
+  if (ownership.device_index != 0) {
+    DiffNeighbours(ownership, actual.neighbours, desired.neighbours, plan, unchanged);
+    DiffFdb(ownership, actual.fdb, desired.fdb, plan, unchanged);
+  }
+  DiffRoutes(ownership, actual.routes, desired.routes, plan, unchanged);
+  std::vector<PlannedChange> out = std::move(plan.deletes);
+  out.insert(out.end(), std::make_move_iterator(plan.puts.begin()),
+             std::make_move_iterator(plan.puts.end()));
+  return out;
+}
+
+absl::StatusOr<ReconcileStats> Reconcile(netlink::KernelProgrammer& kernel,
+                                         const Ownership& ownership, const DesiredState& desired) {
+  ActualState actual;
+  if (ownership.device_index != 0) {
+    ASSIGN_OR_RETURN(actual.neighbours, kernel.ListNeighbours(ownership.device_index));
+    ASSIGN_OR_RETURN(actual.fdb, kernel.ListFdb(ownership.device_index));
+  }
+  ASSIGN_OR_RETURN(actual.routes, kernel.ListRoutes(0, ownership.route_protocol));
+
+  ReconcileStats stats;
+  std::vector<PlannedChange> plan = Diff(ownership, actual, desired, &stats.unchanged);
+  if (plan.empty()) return stats;
+  std::vector<Change> changes;
+  changes.reserve(plan.size());
+  for (const PlannedChange& p : plan) changes.push_back(p.change);
+  ASSIGN_OR_RETURN(std::vector<absl::Status> results, kernel.Apply(changes));
+
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const absl::Status& s = results[i];
+    // Deleting what is already gone reaches the goal all the same.
+    if (s.ok() || (plan[i].kind == Kind::kRemove && absl::IsNotFound(s))) {
+      switch (plan[i].kind) {
+        case Kind::kAdd: ++stats.added; break;
+        case Kind::kUpdate: ++stats.updated; break;
+        case Kind::kRemove: ++stats.removed; break;
+      }
+      continue;
+    }
+    ++stats.errors;
+    if (stats.first_errors.size() < kMaxErrorsKept) {
+      stats.first_errors.push_back(s);
+      WEFT_LOG(WARN, "kernel refused a change; retrying at the next resync").Err(s);
+    }
+  }
+  if (stats.errors > static_cast<int>(kMaxErrorsKept)) {
+    WEFT_LOG(WARN, "kernel refused more changes than logged")
+        .With("refused", stats.errors)
+        .With("logged", kMaxErrorsKept);
+  }
+  return stats;
+}
+
+}  // namespace weft::agent

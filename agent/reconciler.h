@@ -1,0 +1,66 @@
+#pragma once
+// Keeps the kernel equal to a desired set of neighbours, FDB entries and routes.
+//
+// Each pass dumps what the kernel holds, compares it with the desired state and
+// applies the difference in one batch: missing objects are added, different ones
+// replaced, ours that are no longer desired deleted. Only our own objects are ever
+// deleted: permanent neighbours and FDB entries of our device, and routes carrying
+// our route protocol. Because every pass starts from the kernel's actual state, a
+// neighbour or route removed by hand comes back at the next pass, and a pass over
+// an unchanged kernel sends nothing.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "agent/netlink/programmer.h"
+
+namespace weft::agent {
+
+struct DesiredState {
+  std::vector<netlink::Neighbour> neighbours;  // all on Ownership::device_index
+  std::vector<netlink::FdbEntry> fdb;          // all on Ownership::device_index
+  std::vector<netlink::Route> routes;          // all with Ownership::route_protocol
+};
+
+// What a pass may change.
+struct Ownership {
+  int device_index = 0;  // neighbours and FDB entries of this link; 0: none (host-gw)
+  uint8_t route_protocol = netlink::kWeftRouteProtocol;
+};
+
+struct ReconcileStats {
+  int added = 0;
+  int updated = 0;
+  int removed = 0;
+  int unchanged = 0;
+  int errors = 0;          // changes the kernel refused
+  int skipped_peers = 0;   // filled by backends: peers left out (bad data, wrong type)
+  std::vector<absl::Status> first_errors;  // the first few refusals, for logs
+  int changes() const { return added + updated + removed; }
+};
+
+// What the kernel holds (as dumped) for the owned device and route protocol.
+using ActualState = DesiredState;
+
+struct PlannedChange {
+  enum class Kind { kAdd, kUpdate, kRemove };
+  Kind kind;
+  netlink::Change change;
+};
+
+// The changes that turn `actual` into `desired` under `ownership`, deletes first.
+// Adds 1 to *unchanged for each desired object already in place. When `desired`
+// names an object twice (same neighbour IP, FDB MAC or route prefix), the first wins.
+std::vector<PlannedChange> Diff(const Ownership& ownership, const ActualState& actual,
+                                const DesiredState& desired, int* unchanged);
+
+// One pass: dump, diff, apply. A change the kernel refuses is counted in
+// stats.errors (and logged) and retried at the next pass; the result is an error
+// only when the kernel could not be read or written at all.
+absl::StatusOr<ReconcileStats> Reconcile(netlink::KernelProgrammer& kernel,
+                                         const Ownership& ownership, const DesiredState& desired);
+
+}  // namespace weft::agent

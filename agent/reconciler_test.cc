@@ -1,0 +1,218 @@
+#include "agent/reconciler.h"
+
+#include "agent/netlink/fake_programmer.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace weft::agent {
+namespace {
+
+using netlink::Change;
+using netlink::FakeProgrammer;
+using netlink::FdbEntry;
+using netlink::kWeftRouteProtocol;
+using netlink::Neighbour;
+using netlink::Route;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Pair;
+
+IPv4Addr Ip(absl::string_view s) { return *IPv4Addr::Parse(s); }
+IPv4Net Net(absl::string_view s) { return *IPv4Net::Parse(s); }
+MacAddr Mac(absl::string_view s) { return *MacAddr::Parse(s); }
+
+class ReconcilerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    eth0_ = kernel_.AddLink("eth0");
+    vx_ = kernel_.AddLink("flannel.1");
+    own_.device_index = vx_;
+  }
+
+  // What the VXLAN backend wants for peer number i (subnet 198.18.i.0/24).
+  void AddPeer(DesiredState& d, int i, const std::string& mac_last = "") {
+    const IPv4Addr net = IPv4Addr::FromUint32(Ip("198.18.0.0").value() + (i << 8));
+    const MacAddr mac = Mac("0a:58:00:00:00:" + (mac_last.empty() ? absl::StrCat(10 + i) : mac_last));
+    d.neighbours.push_back({vx_, net, mac});
+    d.fdb.push_back({vx_, mac, IPv4Addr::FromUint32(Ip("192.0.2.0").value() + i)});
+    d.routes.push_back({*IPv4Net::Make(net, 24), net, vx_, true});
+  }
+
+  ReconcileStats Run(const DesiredState& d) {
+    absl::StatusOr<ReconcileStats> stats = Reconcile(kernel_, own_, d);
+    EXPECT_TRUE(stats.ok()) << stats.status();
+    return stats.ok() ? *stats : ReconcileStats{};
+  }
+
+  // The kernel holds exactly `d` (for objects we own).
+  void ExpectKernelEquals(const DesiredState& d) {
+    std::vector<Neighbour> n;
+    for (const auto& [k, v] : kernel_.neighbours) n.push_back(v);
+    std::vector<FdbEntry> f;
+    for (const auto& [k, v] : kernel_.fdb) f.push_back(v);
+    std::vector<Route> r;
+    for (const auto& [k, v] : kernel_.routes) r.push_back(v);
+    EXPECT_THAT(n, ::testing::UnorderedElementsAreArray(d.neighbours));
+    EXPECT_THAT(f, ::testing::UnorderedElementsAreArray(d.fdb));
+    EXPECT_THAT(r, ::testing::UnorderedElementsAreArray(d.routes));
+  }
+
+  FakeProgrammer kernel_;
+  Ownership own_;
+  int eth0_ = 0, vx_ = 0;
+};
+
+TEST_F(ReconcilerTest, AddsEverythingToAnEmptyKernelThenChangesNothing) {
+  DesiredState d;
+  for (int i = 1; i <= 3; ++i) AddPeer(d, i);
+  ReconcileStats s = Run(d);
+  EXPECT_EQ(s.added, 9);
+  EXPECT_EQ(s.updated + s.removed + s.errors + s.unchanged, 0);
+  EXPECT_EQ(kernel_.apply_calls, 1) << "one batch";
+  ExpectKernelEquals(d);
+
+  s = Run(d);
+  EXPECT_EQ(s.changes(), 0);
+  EXPECT_EQ(s.unchanged, 9);
+  EXPECT_EQ(kernel_.apply_calls, 1) << "an unchanged kernel gets no request";
+}
+
+TEST_F(ReconcilerTest, RemovesDepartedPeersAndRepairsDrift) {
+  DesiredState d;
+  for (int i = 1; i <= 3; ++i) AddPeer(d, i);
+  Run(d);
+
+  DesiredState two;
+  for (int i = 1; i <= 2; ++i) AddPeer(two, i);
+  ReconcileStats s = Run(two);
+  EXPECT_EQ(s.removed, 3);
+  EXPECT_EQ(s.added + s.updated, 0);
+  ExpectKernelEquals(two);
+
+  // Someone deletes a route and a neighbour by hand, and edits an FDB entry.
+  kernel_.routes.erase(Net("198.18.1.0/24"));
+  kernel_.neighbours.erase({vx_, Ip("198.18.2.0")});
+  kernel_.fdb.clear();
+  kernel_.fdb[{vx_, Mac("0a:58:00:00:00:11"), Ip("192.0.2.99")}] = {vx_, Mac("0a:58:00:00:00:11"), Ip("192.0.2.99")};
+  s = Run(two);
+  EXPECT_EQ(s.added, 3);    // route, neighbour, fdb of peer 2
+  EXPECT_EQ(s.updated, 1);  // fdb of peer 1 points at the wrong host
+  ExpectKernelEquals(two);
+}
+
+TEST_F(ReconcilerTest, PeerWithNewMacGetsItsEntriesReplaced) {
+  DesiredState d;
+  AddPeer(d, 1);
+  Run(d);
+  DesiredState restarted;
+  AddPeer(restarted, 1, "99");
+  ReconcileStats s = Run(restarted);
+  EXPECT_EQ(s.updated, 1);  // neighbour: same IP, new MAC
+  EXPECT_EQ(s.added, 1);    // fdb: the new MAC
+  EXPECT_EQ(s.removed, 1);  // fdb: the old MAC
+  EXPECT_EQ(s.unchanged, 1);  // route
+  ExpectKernelEquals(restarted);
+}
+
+TEST_F(ReconcilerTest, TouchesOnlyWhatItOwns) {
+  // Not ours: a learned ARP entry on our device, a neighbour on another device,
+  // a route of another protocol.
+  const Neighbour learned{vx_, Ip("198.18.7.0"), Mac("0a:58:00:00:00:07"), NUD_REACHABLE};
+  const Neighbour other_dev{eth0_, Ip("192.0.2.7"), Mac("0a:58:00:00:00:08")};
+  const Route static_route{Net("203.0.113.0/24"), Ip("192.0.2.254"), eth0_, false, RTPROT_STATIC};
+  // Ours but not desired: a permanent neighbour on our device, a route with our protocol.
+  const Neighbour stale{vx_, Ip("198.18.8.0"), Mac("0a:58:00:00:00:09")};
+  const Route stale_route{Net("198.18.8.0/24"), Ip("198.18.8.0"), vx_, true};
+  kernel_.neighbours[{vx_, learned.ip}] = learned;
+  kernel_.neighbours[{eth0_, other_dev.ip}] = other_dev;
+  kernel_.neighbours[{vx_, stale.ip}] = stale;
+  kernel_.routes[static_route.dst] = static_route;
+  kernel_.routes[stale_route.dst] = stale_route;
+
+  ReconcileStats s = Run(DesiredState{});
+  EXPECT_EQ(s.removed, 2);
+  EXPECT_THAT(kernel_.neighbours,
+              ::testing::UnorderedElementsAre(Pair(::testing::_, learned), Pair(::testing::_, other_dev)));
+  EXPECT_THAT(kernel_.routes, ElementsAre(Pair(static_route.dst, static_route)));
+}
+
+TEST_F(ReconcilerTest, LearnedEntryForAPeerIsMadePermanent) {
+  DesiredState d;
+  AddPeer(d, 1);
+  kernel_.neighbours[{vx_, d.neighbours[0].ip}] = {vx_, d.neighbours[0].ip, d.neighbours[0].mac, NUD_STALE};
+  ReconcileStats s = Run(d);
+  EXPECT_EQ(s.updated, 1);
+  ExpectKernelEquals(d);
+}
+
+TEST_F(ReconcilerTest, ExtraRemotesOfAnFdbEntryAreRemoved) {
+  DesiredState d;
+  AddPeer(d, 1);
+  const FdbEntry want = d.fdb[0];
+  const FdbEntry extra{vx_, want.mac, Ip("192.0.2.200")};
+  kernel_.fdb[{vx_, extra.mac, extra.dst}] = extra;
+  kernel_.fdb[{vx_, want.mac, want.dst}] = want;
+  ReconcileStats s = Run(d);
+  EXPECT_EQ(s.removed, 1);
+  ExpectKernelEquals(d);
+}
+
+TEST_F(ReconcilerTest, RefusedChangesAreCountedAndRetriedNextPass) {
+  DesiredState d;
+  for (int i = 1; i <= 3; ++i) AddPeer(d, i);
+  kernel_.fail_change = [](const Change& c) {
+    const auto* r = std::get_if<Route>(&c.object);
+    return r && r->dst == Net("198.18.2.0/24") ? absl::InvalidArgumentError("nope") : absl::OkStatus();
+  };
+  ReconcileStats s = Run(d);
+  EXPECT_EQ(s.errors, 1);
+  EXPECT_EQ(s.added, 8) << "one refusal does not stop the rest";
+  ASSERT_EQ(s.first_errors.size(), 1u);
+  EXPECT_THAT(std::string(s.first_errors[0].message()), HasSubstr("nope"));
+
+  kernel_.fail_change = nullptr;
+  s = Run(d);
+  EXPECT_EQ(s.added, 1);
+  EXPECT_EQ(s.errors, 0);
+  ExpectKernelEquals(d);
+}
+
+TEST_F(ReconcilerTest, DeletingWhatIsAlreadyGoneIsNotAnError) {
+  DesiredState d;
+  AddPeer(d, 1);
+  Run(d);
+  kernel_.fail_change = [](const Change& c) {
+    return c.op == Change::Op::kDelete ? absl::NotFoundError("gone") : absl::OkStatus();
+  };
+  ReconcileStats s = Run(DesiredState{});
+  EXPECT_EQ(s.removed, 3);
+  EXPECT_EQ(s.errors, 0);
+}
+
+TEST_F(ReconcilerTest, UnreadableKernelIsAnError) {
+  kernel_.fail_all = absl::UnavailableError("netlink down");
+  EXPECT_TRUE(absl::IsUnavailable(Reconcile(kernel_, own_, DesiredState{}).status()));
+}
+
+TEST_F(ReconcilerTest, DuplicateDesiredObjectsKeepTheFirst) {
+  DesiredState d;
+  AddPeer(d, 1);
+  d.routes.push_back({Net("198.18.1.0/24"), Ip("192.0.2.77"), eth0_, false});
+  ReconcileStats s = Run(d);
+  EXPECT_EQ(s.added, 3);
+  EXPECT_EQ(kernel_.routes.at(Net("198.18.1.0/24")), d.routes[0]);
+}
+
+TEST_F(ReconcilerTest, HostGwOwnershipHasNoDevice) {
+  own_.device_index = 0;
+  kernel_.neighbours[{vx_, Ip("198.18.8.0")}] = {vx_, Ip("198.18.8.0"), Mac("0a:58:00:00:00:09")};
+  DesiredState d;
+  d.routes.push_back({Net("198.18.1.0/24"), Ip("192.0.2.1"), eth0_, false});
+  ReconcileStats s = Run(d);
+  EXPECT_EQ(s.added, 1);
+  EXPECT_EQ(kernel_.neighbours.size(), 1u) << "no device: neighbours are not ours";
+  EXPECT_EQ(kernel_.list_calls, 1) << "only routes are dumped";
+}
+
+}  // namespace
+}  // namespace weft::agent
