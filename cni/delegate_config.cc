@@ -15,8 +15,23 @@ json RenderIpam(const NetConf& conf, const SubnetEnv& env) {
   SetDefault(ipam, "type", "host-local");
   ipam["ranges"] = LeaseRanges(env);
   json routes = ipam.contains("routes") && ipam["routes"].is_array() ? ipam["routes"] : json::array();
-  for (const IPv4Net& n : env.networks) routes.push_back(json{{"dst", n.ToString()}});
-  for (const IPv6Net& n : env.ipv6_networks) routes.push_back(json{{"dst", n.ToString()}});
+  // With an explicit gateway (the one host-local gives the container, the
+  // subnet's first address, which the bridge holds): the kernel route is the same
+  // as without, but the bridge plugin's CHECK (before containernetworking/plugins
+  // 1.3.0, as Debian 12 ships it) fails on a result route that has no gateway
+  // while the kernel's has one (containernetworking/plugins#886).
+  if (env.subnet) {
+    const IPv4Addr gw = IPv4Addr::FromUint32(env.subnet->network().value() + 1);
+    for (const IPv4Net& n : env.networks) {
+      routes.push_back(json{{"dst", n.ToString()}, {"gw", gw.ToString()}});
+    }
+  }
+  if (env.ipv6_subnet) {
+    const IPv6Addr gw = IPv6Addr::FromUint128(env.ipv6_subnet->network().value() + 1);
+    for (const IPv6Net& n : env.ipv6_networks) {
+      routes.push_back(json{{"dst", n.ToString()}, {"gw", gw.ToString()}});
+    }
+  }
   ipam["routes"] = std::move(routes);
   return ipam;
 }

@@ -6,7 +6,7 @@
 //   {"cniVersion":"1.0.0","name":"weft","type":"bridge","bridge":"cni0",
 //    "isGateway":true,"ipMasq":false,"mtu":1450,
 //    "ipam":{"type":"host-local","ranges":[[{"subnet":"10.1.19.0/24"}]],
-//            "routes":[{"dst":"10.1.0.0/16"}]}}
+//            "routes":[{"dst":"10.1.0.0/16","gw":"10.1.19.1"}]}}
 //
 // Merging, as flannel does:
 //  - name and cniVersion always come from the network config;
@@ -17,7 +17,9 @@
 //  - ipam: the network config's "ipam" with the delegate's "ipam" laid over it
 //    (its keys win), type default "host-local"; "ranges" is always the node's
 //    subnets (IPv4, then IPv6, one range set each), since the lease decides them;
-//    "routes" is the user's routes followed by one per cluster network.
+//    "routes" is the user's routes followed by one per cluster network, through
+//    the subnet's first address (flannel leaves "gw" out, which yields the same
+//    kernel route but a result the bridge plugin's CHECK rejects).
 
 #include <nlohmann/json.hpp>
 

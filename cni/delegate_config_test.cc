@@ -27,7 +27,7 @@ TEST(DelegateConfigTest, FlannelsBridgeConfig) {
     "cniVersion":"1.0.0","name":"weft","type":"bridge","bridge":"cni0",
     "isGateway":true,"ipMasq":false,"mtu":1450,
     "ipam":{"type":"host-local","ranges":[[{"subnet":"10.1.19.0/24"}]],
-            "routes":[{"dst":"10.1.0.0/16"}]}})"));
+            "routes":[{"dst":"10.1.0.0/16","gw":"10.1.19.1"}]}})"));
 }
 
 TEST(DelegateConfigTest, IpMasqIsTheOppositeOfTheAgents) {
@@ -72,7 +72,7 @@ TEST(DelegateConfigTest, IpamMergesTopLevelThenDelegateAndKeepsTheLeaseRanges) {
                                       Lease());
   EXPECT_EQ(d["ipam"], json::parse(R"({
     "type":"host-local","dataDir":"/tmp/ipam","ranges":[[{"subnet":"10.1.19.0/24"}]],
-    "routes":[{"dst":"192.0.2.0/24"},{"dst":"10.1.0.0/16"}]})"));
+    "routes":[{"dst":"192.0.2.0/24"},{"dst":"10.1.0.0/16","gw":"10.1.19.1"}]})"));
 }
 
 TEST(DelegateConfigTest, DualStack) {
@@ -84,7 +84,8 @@ TEST(DelegateConfigTest, DualStack) {
   EXPECT_EQ(d["ipam"]["ranges"],
             json::parse(R"([[{"subnet":"10.1.19.0/24"}],[{"subnet":"fd00:1:13::/64"}]])"));
   EXPECT_EQ(d["ipam"]["routes"],
-            json::parse(R"([{"dst":"10.1.0.0/16"},{"dst":"10.2.0.0/16"},{"dst":"fd00:1::/32"}])"));
+            json::parse(R"([{"dst":"10.1.0.0/16","gw":"10.1.19.1"},{"dst":"10.2.0.0/16","gw":"10.1.19.1"},
+                            {"dst":"fd00:1::/32","gw":"fd00:1:13::1"}])"));
 }
 
 }  // namespace
