@@ -1,0 +1,82 @@
+#include "agent/node_files.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "agent/atomic_file.h"
+#include "common/status_macros.h"
+
+namespace weft::agent {
+namespace {
+
+// "10.1.19.1/24": the first usable address with the lease's prefix length, which
+// is what Docker's --bip and the bridge plugin want as the gateway.
+std::string FirstAddress(const IPv4Net& subnet) {
+  return absl::StrCat(IPv4Addr::FromUint32(subnet.network().value() + 1).ToString(), "/",
+                      subnet.prefix_len());
+}
+
+std::string FirstAddress(const IPv6Net& subnet) {
+  return absl::StrCat(IPv6Addr::FromUint128(subnet.network().value() + 1).ToString(), "/",
+                      subnet.prefix_len());
+}
+
+const char* Bool(bool b) { return b ? "true" : "false"; }
+
+}  // namespace
+
+std::string RenderSubnetEnv(const NodeLease& lease) {
+  std::string out = absl::StrCat("FLANNEL_NETWORK=", lease.network.ToString(), "\n",
+                                 "FLANNEL_SUBNET=", FirstAddress(lease.subnet), "\n",
+                                 "FLANNEL_MTU=", lease.mtu, "\n",
+                                 "FLANNEL_IPMASQ=", Bool(lease.ip_masq), "\n");
+  if (lease.ipv6_network) {
+    absl::StrAppend(&out, "FLANNEL_IPV6_NETWORK=", lease.ipv6_network->ToString(), "\n");
+  }
+  if (lease.ipv6_subnet) {
+    absl::StrAppend(&out, "FLANNEL_IPV6_SUBNET=", FirstAddress(*lease.ipv6_subnet), "\n");
+  }
+  return out;
+}
+
+std::string RenderDockerOpts(const NodeLease& lease, absl::string_view key) {
+  const std::string bip = absl::StrCat("--bip=", FirstAddress(lease.subnet));
+  // Docker must not masquerade container traffic when the agent already does.
+  const std::string ipmasq = absl::StrCat("--ip-masq=", Bool(!lease.ip_masq));
+  const std::string mtu = absl::StrCat("--mtu=", lease.mtu);
+  return absl::StrCat("DOCKER_OPT_BIP=\"", bip, "\"\n",
+                      "DOCKER_OPT_IPMASQ=\"", ipmasq, "\"\n",
+                      "DOCKER_OPT_MTU=\"", mtu, "\"\n",
+                      key, "=\"", bip, " ", ipmasq, " ", mtu, "\"\n");
+}
+
+absl::Status WriteSubnetEnv(const std::string& path, const NodeLease& lease) {
+  return WriteFileAtomically(path, RenderSubnetEnv(lease));
+}
+
+absl::Status WriteDockerOpts(const std::string& path, const NodeLease& lease,
+                             absl::string_view key) {
+  return WriteFileAtomically(path, RenderDockerOpts(lease, key));
+}
+
+absl::StatusOr<std::optional<IPv4Net>> ReadPreviousSubnet(const std::string& path) {
+  ASSIGN_OR_RETURN(std::optional<std::string> text, ReadFileIfExists(path));
+  if (!text) return std::nullopt;
+  int line_no = 0;
+  std::optional<IPv4Net> subnet;
+  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+    ++line_no;
+    line = absl::StripAsciiWhitespace(line);
+    if (!absl::ConsumePrefix(&line, "FLANNEL_SUBNET=")) continue;
+    absl::StatusOr<IPv4Net> parsed = IPv4Net::ParseLoose(line);
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, " line ", line_no, ": FLANNEL_SUBNET: ", parsed.status().message()));
+    }
+    subnet = *parsed;
+  }
+  return subnet;
+}
+
+}  // namespace weft::agent
