@@ -1,0 +1,148 @@
+// The real etcdctl 3.4 against a real etcd 3.4 and against Weft's etcd API
+// (weft-etcd-compat-dev over RocksDB): the conformance script's transcripts
+// must be equal. Also etcdctl against Weft's flannel put checks.
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "gtest/gtest.h"
+#include "tests/etcd/etcd_cluster.h"
+#include "tests/integration/process.h"
+
+namespace weft::testing {
+namespace {
+
+std::string TmpDir() { return std::getenv("TEST_TMPDIR"); }
+
+// weft-etcd-compat-dev on a free port with a fresh store.
+class CompatServer {
+ public:
+  explicit CompatServer(const std::string& name) {
+    endpoint_ = absl::StrCat("127.0.0.1:", FreePort());
+    log_ = absl::StrCat(TestOutputDir(), "/", name, ".log");
+    started_ = proc_.Start({Runfile("controller/etcd_api/weft-etcd-compat-dev"), "--data-dir",
+                            absl::StrCat(TmpDir(), "/", name), "--listen", endpoint_},
+                           log_) &&
+               WaitForServing(endpoint_, 30);
+  }
+  bool started() const { return started_; }
+  const std::string& endpoint() const { return endpoint_; }
+  const std::string& log() const { return log_; }
+
+ private:
+  std::string endpoint_;
+  std::string log_;
+  Process proc_;  // killed by its destructor
+  bool started_ = false;
+};
+
+std::string Transcript(const std::string& endpoint) {
+  std::string out;
+  RunCommand({"/bin/bash", Runfile("tests/etcd/conformance.sh"), endpoint, "/usr/bin/etcdctl"}, &out);
+  return out;
+}
+
+void Save(const std::string& name, const std::string& text) {
+  std::ofstream(absl::StrCat(TestOutputDir(), "/", name)) << text;
+}
+
+TEST(ConformanceTest, EtcdctlGetsTheSameAnswersFromWeftAsFromEtcd) {
+  std::string error;
+  EtcdCluster::Options eo;
+  eo.dir = absl::StrCat(TmpDir(), "/etcd");
+  eo.log_dir = TestOutputDir();
+  auto etcd = EtcdCluster::Start(eo, &error);
+  ASSERT_NE(etcd, nullptr) << error;
+  CompatServer weft("weft");
+  ASSERT_TRUE(weft.started()) << "see " << weft.log();
+
+  const std::string want = Transcript(etcd->endpoint(0));
+  const std::string got = Transcript(weft.endpoint());
+  Save("transcript-etcd.txt", want);
+  Save("transcript-weft.txt", got);
+
+  // Guard against both sides failing alike (no etcdctl, script broken).
+  EXPECT_TRUE(absl::StrContains(want, "compacted revision")) << want;
+  EXPECT_TRUE(absl::StrContains(want, "keepalived with TTL(100)")) << want;
+
+  if (want != got) {
+    const std::string a = absl::StrCat(TestOutputDir(), "/transcript-etcd.txt");
+    const std::string b = absl::StrCat(TestOutputDir(), "/transcript-weft.txt");
+    std::string diff;
+    RunCommand({"/usr/bin/diff", "-u", a, b}, &diff);
+    ADD_FAILURE() << "etcdctl transcripts differ (- etcd, + weft):\n" << diff;
+  }
+}
+
+// etcdctl's exit code and combined output.
+int Etcdctl(const std::string& endpoint, std::vector<std::string> args, std::string* out,
+            const std::string& stdin_text = "") {
+  std::vector<std::string> argv = {"/bin/sh", "-c", "ETCDCTL_API=3 exec /usr/bin/etcdctl \"$@\" 2>&1", "etcdctl",
+                                   "--endpoints", endpoint};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv, out, stdin_text);
+}
+
+TEST(FlannelValidationTest, EtcdctlWritesUnderTheNetworkPrefixAreChecked) {
+  CompatServer weft("weft-flannel");
+  ASSERT_TRUE(weft.started()) << "see " << weft.log();
+  const std::string ep = weft.endpoint();
+  const std::string p = "/coreos.com/network";
+  const std::string lease = R"({"PublicIP":"192.168.64.3","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}})";
+  std::string out;
+
+  // No config yet: leases are refused; a broken config too.
+  EXPECT_EQ(Etcdctl(ep, {"put", p + "/subnets/10.1.19.0-24", lease}, &out), 1) << out;
+  EXPECT_TRUE(absl::StrContains(out, "no valid network config")) << out;
+  EXPECT_EQ(Etcdctl(ep, {"put", p + "/config", R"({"Network":"10.1.0.0/16","SubnetLen":31})"}, &out), 1) << out;
+  EXPECT_TRUE(absl::StrContains(out, "SubnetLen")) << out;
+  ASSERT_EQ(Etcdctl(ep, {"put", p + "/config", R"({"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}})"}, &out), 0)
+      << out;
+
+  ASSERT_EQ(Etcdctl(ep, {"put", p + "/subnets/10.1.19.0-24", lease}, &out), 0) << out;
+  // Rewriting the same lease is fine.
+  ASSERT_EQ(Etcdctl(ep, {"put", p + "/subnets/10.1.19.0-24", lease}, &out), 0) << out;
+
+  struct Bad {
+    std::string key, value, message;
+  };
+  const std::vector<Bad> bad = {
+      {"10.2.0.0-24", lease, "outside the network 10.1.0.0/16"},
+      {"10.1.19.128-25", lease, "is not a /24"},
+      {"10.1.0.0-24", lease, "outside SubnetMin..SubnetMax"},
+      {"10.1.19.5-24", lease, "not a subnet key"},
+      {"bogus", lease, "not a subnet key"},
+      {"10.1.20.0-24", "not json", "malformed lease"},
+      {"10.1.20.0-24", R"({"PublicIP":"300.1.1.1","BackendType":"vxlan"})", "malformed lease"},
+      {"10.1.20.0-24", R"({"PublicIP":null,"BackendType":"vxlan"})", "PublicIP"},
+      {"10.1.19.0-24&fd00::-64", lease, "PublicIPv6 is required"},
+      {"10.1.19.0-24&fd00::-64", R"({"PublicIP":"192.168.64.3","PublicIPv6":"fd01::3","BackendType":"vxlan"})",
+       "IPv6 is disabled"},
+  };
+  for (const Bad& b : bad) {
+    EXPECT_EQ(Etcdctl(ep, {"put", p + "/subnets/" + b.key, b.value}, &out), 1) << b.key << ": " << out;
+    EXPECT_TRUE(absl::StrContains(out, b.message)) << b.key << ": " << out;
+  }
+  // Inside a txn, in either branch, the whole txn is refused. (etcdctl's txn
+  // reader takes a value with spaces or quotes as a Go-quoted string.)
+  const std::string quoted = absl::StrCat("\"", absl::StrReplaceAll(lease, {{"\"", "\\\""}}), "\"");
+  const std::string create = "version(\"" + p + "/subnets/10.1.30.0-24\") = \"0\"\n\nput " + p +
+                             "/subnets/10.1.30.0-24 " + quoted + "\n\n";
+  EXPECT_EQ(Etcdctl(ep, {"txn"}, &out, create + "put " + p + "/subnets/10.9.0.0-24 " + quoted + "\n\n"), 1) << out;
+  EXPECT_TRUE(absl::StrContains(out, "outside the network")) << out;
+  // flannel's own create: If(Version(key)==0) Then Put.
+  EXPECT_EQ(Etcdctl(ep, {"txn"}, &out, create + "\n"), 0) << out;
+  EXPECT_TRUE(absl::StrContains(out, "SUCCESS")) << out;
+
+  // Nothing refused was stored; keys outside the subnets are not checked.
+  ASSERT_EQ(Etcdctl(ep, {"put", p + "/other", "anything"}, &out), 0) << out;
+  ASSERT_EQ(Etcdctl(ep, {"get", "--prefix", p + "/subnets/", "--keys-only"}, &out), 0) << out;
+  EXPECT_EQ(out, p + "/subnets/10.1.19.0-24\n\n" + p + "/subnets/10.1.30.0-24\n\n");
+}
+
+}  // namespace
+}  // namespace weft::testing

@@ -1,0 +1,127 @@
+#include "tests/etcd/etcd_cluster.h"
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/etcd/rpc.grpc.pb.h"
+
+namespace weft::testing {
+
+std::unique_ptr<EtcdCluster> EtcdCluster::Start(const Options& options, std::string* error) {
+  std::unique_ptr<EtcdCluster> c(new EtcdCluster());
+  c->options_ = options;
+  const int members = options.members;
+  const std::string& dir = options.dir;
+  mkdir(dir.c_str(), 0755);
+  std::vector<std::string> peers;
+  for (int i = 0; i < members; ++i) {
+    Member m;
+    m.name = absl::StrCat("m", i);
+    m.data_dir = absl::StrCat(dir, "/", m.name);
+    m.client_port = FreePort();
+    m.peer_port = FreePort();
+    while (m.peer_port == m.client_port) m.peer_port = FreePort();
+    peers.push_back(absl::StrCat(m.name, "=http://127.0.0.1:", m.peer_port));
+    c->members_.push_back(std::move(m));
+  }
+  c->initial_cluster_ = absl::StrJoin(peers, ",");
+  for (int i = 0; i < members; ++i) {
+    if (!c->StartMember(i, true)) {
+      *error = absl::StrCat("cannot start etcd member ", i);
+      return nullptr;
+    }
+  }
+  for (int i = 0; i < members; ++i) {
+    if (!c->WaitReady(i, 60)) {
+      *error = absl::StrCat("etcd member ", i, " did not become ready; see ", options.log_dir, "/etcd-m", i, ".log");
+      return nullptr;
+    }
+  }
+  return c;
+}
+
+EtcdCluster::~EtcdCluster() {
+  for (Member& m : members_) m.process.reset();  // SIGKILL + wait
+}
+
+bool EtcdCluster::StartMember(int i, bool new_cluster) {
+  Member& m = members_[i];
+  const std::string client = absl::StrCat("http://127.0.0.1:", m.client_port);
+  const std::string peer = absl::StrCat("http://127.0.0.1:", m.peer_port);
+  std::vector<std::string> argv = {"/usr/bin/etcd",
+                                   "--name",
+                                   m.name,
+                                   "--data-dir",
+                                   m.data_dir,
+                                   "--listen-client-urls",
+                                   client,
+                                   "--advertise-client-urls",
+                                   client,
+                                   "--listen-peer-urls",
+                                   peer,
+                                   "--initial-advertise-peer-urls",
+                                   peer,
+                                   "--initial-cluster",
+                                   initial_cluster_,
+                                   "--initial-cluster-state",
+                                   new_cluster ? "new" : "existing",
+                                   "--initial-cluster-token",
+                                   "weft-test"};
+  if (options_.fast_elections) {
+    for (const char* a : {"--heartbeat-interval", "50", "--election-timeout", "500"}) argv.push_back(a);
+  }
+  m.process = std::make_unique<Process>();
+  return m.process->Start(argv, absl::StrCat(options_.log_dir, "/etcd-", m.name, ".log"));
+}
+
+std::string EtcdCluster::endpoint(int i) const { return absl::StrCat("127.0.0.1:", members_[i].client_port); }
+
+std::vector<std::string> EtcdCluster::endpoints() const {
+  std::vector<std::string> out;
+  for (int i = 0; i < size(); ++i) out.push_back(endpoint(i));
+  return out;
+}
+
+void EtcdCluster::Kill(int i) { members_[i].process.reset(); }
+
+bool EtcdCluster::Restart(int i) {
+  if (running(i)) return true;
+  return StartMember(i, false) && WaitReady(i, 60);
+}
+
+bool EtcdCluster::running(int i) const { return members_[i].process && members_[i].process->running(); }
+
+bool EtcdCluster::WaitReady(int i, int seconds) {
+  auto channel = grpc::CreateChannel(endpoint(i), grpc::InsecureChannelCredentials());
+  auto kv = etcdserverpb::KV::NewStub(channel);
+  const absl::Time deadline = absl::Now() + absl::Seconds(seconds);
+  while (absl::Now() < deadline) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    etcdserverpb::RangeRequest req;
+    req.set_key("ready-probe");
+    etcdserverpb::RangeResponse resp;
+    if (kv->Range(&ctx, req, &resp).ok()) return true;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return false;
+}
+
+bool WaitForServing(const std::string& endpoint, int seconds) {
+  auto channel = grpc::CreateChannel(endpoint, grpc::InsecureChannelCredentials());
+  return channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+}
+
+std::string TestOutputDir() {
+  if (const char* d = std::getenv("TEST_UNDECLARED_OUTPUTS_DIR")) return d;
+  if (const char* d = std::getenv("TEST_TMPDIR")) return d;
+  return "/tmp";
+}
+
+}  // namespace weft::testing

@@ -1,0 +1,65 @@
+#pragma once
+// Real etcd 3.4 servers (Debian's /usr/bin/etcd) on loopback for tests: one
+// member or a cluster, started on free ports, waited for until they serve, and
+// killed by the destructor whatever happens in the test.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/integration/process.h"
+
+namespace weft::testing {
+
+class EtcdCluster {
+ public:
+  struct Options {
+    int members = 1;
+    std::string dir;      // data, one directory per member below it (created)
+    std::string log_dir;  // etcd-m<i>.log
+    // etcd's defaults (100 ms heartbeats, 1 s election timeout) when false;
+    // 50 ms / 500 ms when true, for faster failover in cluster tests. The
+    // timing changes etcd's minimum lease TTL (2 s with the defaults).
+    bool fast_elections = false;
+  };
+  // Returns once every member answers a linearizable read (a leader exists);
+  // nullptr with `error` set when that does not happen within 60 s.
+  static std::unique_ptr<EtcdCluster> Start(const Options& options, std::string* error);
+  ~EtcdCluster();
+
+  int size() const { return static_cast<int>(members_.size()); }
+  // "127.0.0.1:PORT" of member i's client URL.
+  std::string endpoint(int i) const;
+  std::vector<std::string> endpoints() const;
+
+  void Kill(int i);      // SIGKILL, waits for the exit
+  bool Restart(int i);   // starts a killed member again with its data
+  bool running(int i) const;
+
+  // Waits until member i answers a linearizable read.
+  bool WaitReady(int i, int seconds);
+
+ private:
+  struct Member {
+    std::string name;
+    std::string data_dir;
+    int client_port = 0;
+    int peer_port = 0;
+    std::unique_ptr<Process> process;
+  };
+  EtcdCluster() = default;
+  bool StartMember(int i, bool new_cluster);
+
+  Options options_;
+  std::string initial_cluster_;
+  std::vector<Member> members_;
+};
+
+// Waits until a gRPC server accepts connections at `endpoint`.
+bool WaitForServing(const std::string& endpoint, int seconds);
+
+// Where tests put logs and transcripts worth keeping: Bazel's undeclared
+// outputs directory when set, else TEST_TMPDIR.
+std::string TestOutputDir();
+
+}  // namespace weft::testing
