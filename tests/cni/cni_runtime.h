@@ -1,21 +1,18 @@
 #pragma once
 // What a container runtime does with CNI plugins, for root tests that run the real
 // ones: CNI_* in the environment, the network config on stdin, conflists run
-// plugin by plugin with prevResult and runtimeConfig (as libcni does), and named
-// network namespaces for the "host" and its containers.
+// plugin by plugin with prevResult and runtimeConfig (as libcni does).
 //
-// Plugins run inside a host namespace the test made (through `ip netns exec`), so
-// cni0, veths, iptables rules and sysctls are made there and never on the machine
-// running the test. Needs root: use with weft_cc_test(root = True).
+// Plugins run inside a "host" namespace the test made (tests/netns, through
+// `ip netns exec`), so cni0, veths, iptables rules and sysctls are made there and
+// never on the machine running the test. Needs root: weft_cc_test(root = True).
 
 #include <map>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "cni/child_process.h"
 
@@ -70,30 +67,6 @@ class CniRuntime {
   std::vector<std::string> cni_path_;
   std::map<std::string, nlohmann::json> cached_results_;  // by container ID
 };
-
-// A named network namespace (`ip netns add`, so `ip netns exec` and CNI_NETNS
-// paths work), deleted with everything in it when the object goes away, even when
-// the test fails. Names are wcni<pid>-<n>-<tag>; namespaces left by a test process
-// that died are removed by the next Create.
-class ScopedNetns {
- public:
-  static absl::StatusOr<std::unique_ptr<ScopedNetns>> Create(absl::string_view tag);
-  ~ScopedNetns();
-  ScopedNetns(const ScopedNetns&) = delete;
-  ScopedNetns& operator=(const ScopedNetns&) = delete;
-
-  const std::string& name() const { return name_; }
-  std::string path() const { return "/run/netns/" + name_; }
-  // Runs `sh -c command` inside the namespace.
-  cni::ChildOutput Sh(absl::string_view command) const;
-
- private:
-  explicit ScopedNetns(std::string name) : name_(std::move(name)) {}
-  std::string name_;
-};
-
-// Runs `sh -c command` in the test's own namespace, with the sbin directories on PATH.
-cni::ChildOutput Sh(absl::string_view command);
 
 // The path of a runfile ("cni/weft-cni").
 std::string Runfile(absl::string_view path);

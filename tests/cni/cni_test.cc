@@ -1,8 +1,9 @@
 // weft-cni with the real plugins from Debian's containernetworking-plugins
 // (/usr/lib/cni: bridge, host-local, loopback, portmap), run as a runtime runs
-// them, in network namespaces this test makes: one "host" per test, with its
-// containers. Everything (namespaces, cni0, host-local's and weft-cni's files)
-// is removed after each test, pass or fail.
+// them, in network namespaces this test makes (tests/netns): one "host" per test,
+// with its containers. Everything (namespaces, cni0, host-local's and weft-cni's
+// files) is removed after each test, pass or fail; namespaces of a crashed run by
+// the next one.
 
 #include <signal.h>
 #include <sys/stat.h>
@@ -19,6 +20,7 @@
 #include "common/net.h"
 #include "gtest/gtest.h"
 #include "tests/cni/cni_runtime.h"
+#include "tests/netns/netns.h"
 
 namespace weft::testing {
 namespace {
@@ -29,9 +31,21 @@ namespace fs = std::filesystem;
 constexpr char kNetwork[] = "10.244.0.0/16";
 
 struct Container {
-  std::unique_ptr<ScopedNetns> ns;
+  std::unique_ptr<NetNs> ns;
   CniCall call;
 };
+
+// What a command printed, or why it failed (for EXPECTs on the output).
+std::string Out(const absl::StatusOr<std::string>& r) {
+  return r.ok() ? *r : std::string(r.status().message());
+}
+
+// `ip link show <name>` in the test process's own namespace.
+bool RootHasLink(absl::string_view name) {
+  absl::StatusOr<CommandResult> r =
+      RunCommand({"sh", "-c", absl::StrCat("PATH=\"$PATH:/usr/sbin:/sbin\"; ip link show ", name)});
+  return r.ok() && r->exit_code == 0;
+}
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
@@ -68,8 +82,8 @@ class CniTest : public ::testing::Test {
  protected:
   void SetUp() override {
     signal(SIGPIPE, SIG_IGN);
-    root_had_cni0_ = Sh("ip link show cni0").exit_code == 0;
-    auto host = ScopedNetns::Create("host");
+    root_had_cni0_ = RootHasLink("cni0");
+    auto host = NetNs::Create("host");
     ASSERT_TRUE(host.ok()) << host.status();
     host_ = *std::move(host);
 
@@ -99,7 +113,7 @@ class CniTest : public ::testing::Test {
     host_.reset();  // takes cni0, the veths and the iptables rules with it
     std::error_code ec;
     fs::remove_all(dir_, ec);
-    EXPECT_EQ(Sh("ip link show cni0").exit_code == 0, root_had_cni0_)
+    EXPECT_EQ(RootHasLink("cni0"), root_had_cni0_)
         << "cni0 appeared in (or vanished from) the test machine's own namespace";
   }
 
@@ -108,9 +122,9 @@ class CniTest : public ::testing::Test {
                                 << "\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n";
   }
 
-  // A container namespace with lo up through the loopback plugin, as runtimes do.
+  // A container namespace, its lo also set up by the loopback plugin as runtimes do.
   Container& NewContainer(const std::string& tag) {
-    auto ns = ScopedNetns::Create(tag);
+    auto ns = NetNs::Create(tag);
     EXPECT_TRUE(ns.ok()) << ns.status();
     auto c = std::make_unique<Container>();
     c->ns = *std::move(ns);
@@ -139,7 +153,7 @@ class CniTest : public ::testing::Test {
 
   bool Saved(const Container& c) const { return access((data_dir_ + "/" + c.call.container_id).c_str(), F_OK) == 0; }
 
-  bool HasEth0(const Container& c) const { return c.ns->Sh("ip link show eth0").exit_code == 0; }
+  bool HasEth0(const Container& c) const { return c.ns->Sh("ip link show eth0").ok(); }
 
   // A CNI error object on stdout with `code`, and a failing exit.
   static void ExpectCniError(const PluginOutput& out, int code) {
@@ -158,11 +172,11 @@ class CniTest : public ::testing::Test {
     EXPECT_TRUE(FilesIn(data_dir_).empty());
     EXPECT_TRUE(Reservations(ipam_dir_).empty());
     EXPECT_FALSE(HasEth0(c));
-    EXPECT_NE(host_->Sh("ip link show cni0").exit_code, 0) << "the delegate ran";
+    EXPECT_FALSE(host_->Sh("ip link show cni0").ok()) << "the delegate ran";
   }
 
   bool root_had_cni0_ = false;
-  std::unique_ptr<ScopedNetns> host_;
+  std::unique_ptr<NetNs> host_;
   std::vector<std::unique_ptr<Container>> containers_;
   std::unique_ptr<CniRuntime> runtime_;
   std::string dir_, subnet_file_, data_dir_, ipam_dir_;
@@ -188,13 +202,14 @@ TEST_F(CniTest, AddGivesAnAddressInTheLeaseWithARouteToTheNetwork) {
 
   // The kernel: the address and MTU on eth0, the route to the cluster network
   // through the bridge, the gateway address on cni0 in the host.
-  EXPECT_TRUE(absl::StrContains(c.ns->Sh("ip -4 -o addr show dev eth0").out, ip + "/24"));
-  EXPECT_TRUE(absl::StrContains(c.ns->Sh("ip link show eth0").out, "mtu 1450"));
-  const std::string route = c.ns->Sh(absl::StrCat("ip route show ", kNetwork)).out;
+  EXPECT_TRUE(absl::StrContains(Out(c.ns->Sh("ip -4 -o addr show dev eth0")), ip + "/24"));
+  EXPECT_TRUE(absl::StrContains(Out(c.ns->Sh("ip link show eth0")), "mtu 1450"));
+  const std::string route = Out(c.ns->Sh(absl::StrCat("ip route show ", kNetwork)));
   EXPECT_TRUE(absl::StrContains(route, "via 10.244.7.1 dev eth0")) << route;
-  EXPECT_TRUE(absl::StrContains(host_->Sh("ip -4 -o addr show dev cni0").out, "10.244.7.1/24"));
-  EXPECT_TRUE(absl::StrContains(host_->Sh("ip -d link show cni0").out, "bridge"));
-  EXPECT_EQ(c.ns->Sh("ping -c 1 -W 2 10.244.7.1").exit_code, 0) << "gateway unreachable";
+  EXPECT_TRUE(absl::StrContains(Out(host_->Sh("ip -4 -o addr show dev cni0")), "10.244.7.1/24"));
+  EXPECT_TRUE(absl::StrContains(Out(host_->Sh("ip -d link show cni0")), "bridge"));
+  const absl::StatusOr<std::string> gw = c.ns->Sh("ping -c 1 -W 2 10.244.7.1");
+  EXPECT_TRUE(gw.ok()) << gw.status();
 
   // The files: host-local's reservation in this test's directory, and the saved
   // delegate config flannel's way (bridge cni0, ipMasq off since the agent masquerades).
@@ -216,10 +231,10 @@ TEST_F(CniTest, TwoContainersOnOneHostPingEachOther) {
   const std::string ip_a = FirstIPv4(AddOk(a));
   const std::string ip_b = FirstIPv4(AddOk(b));
   EXPECT_NE(ip_a, ip_b);
-  const cni::ChildOutput ab = a.ns->Sh("ping -c 2 -i 0.2 -W 2 " + ip_b);
-  EXPECT_EQ(ab.exit_code, 0) << ab.out << ab.err;
-  const cni::ChildOutput ba = b.ns->Sh("ping -c 2 -i 0.2 -W 2 " + ip_a);
-  EXPECT_EQ(ba.exit_code, 0) << ba.out << ba.err;
+  const absl::StatusOr<std::string> ab = a.ns->Sh("ping -c 2 -i 0.2 -W 2 " + ip_b);
+  EXPECT_TRUE(ab.ok()) << ab.status();
+  const absl::StatusOr<std::string> ba = b.ns->Sh("ping -c 2 -i 0.2 -W 2 " + ip_a);
+  EXPECT_TRUE(ba.ok()) << ba.status();
   EXPECT_EQ(Reservations(ipam_dir_).size(), 2u);
   EXPECT_EQ(runtime_->DelList(conflist_, a.call).exit_code, 0);
   EXPECT_EQ(runtime_->DelList(conflist_, b.call).exit_code, 0);
@@ -285,7 +300,7 @@ TEST_F(CniTest, CheckPassesThenReportsAMissingInterface) {
   EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
   EXPECT_EQ(ok.out, "");
 
-  ASSERT_EQ(c.ns->Sh("ip link del eth0").exit_code, 0);
+  ASSERT_TRUE(c.ns->Sh("ip link del eth0").ok());
   const PluginOutput broken = runtime_->CheckList(conflist_, c.call);
   ExpectCniError(broken, broken.Json().value("code", -1));
   EXPECT_TRUE(absl::StrContains(broken.Json().value("msg", ""), "delegate bridge CHECK failed"))
@@ -309,14 +324,14 @@ TEST_F(CniTest, PortmapChainedAfterWeftMapsTheHostPort) {
   const json mappings = {{"portMappings", {{{"hostPort", 18080}, {"containerPort", 80}, {"protocol", "tcp"}}}}};
   const json result = AddOk(c, mappings);
   const std::string ip = FirstIPv4(result);
-  const cni::ChildOutput nat = host_->Sh("iptables -t nat -S");
-  EXPECT_TRUE(absl::StrContains(nat.out, "--dport 18080")) << nat.out << nat.err;
-  EXPECT_TRUE(absl::StrContains(nat.out, ip + ":80")) << nat.out;
+  const std::string nat = Out(host_->Sh("iptables -t nat -S"));
+  EXPECT_TRUE(absl::StrContains(nat, "--dport 18080")) << nat;
+  EXPECT_TRUE(absl::StrContains(nat, ip + ":80")) << nat;
   // No CHECK here: Debian 12's portmap fails CHECK of an IPv4-only container with
   // port mappings, looking for IPv6 rules it never made (containernetworking/plugins#819).
   const PluginOutput del = runtime_->DelList(conflist_, c.call, mappings);
   EXPECT_EQ(del.exit_code, 0) << del.out << del.err;
-  EXPECT_FALSE(absl::StrContains(host_->Sh("iptables -t nat -S").out, "--dport 18080"));
+  EXPECT_FALSE(absl::StrContains(Out(host_->Sh("iptables -t nat -S")), "--dport 18080"));
 }
 
 TEST_F(CniTest, MalformedStdinIsCode6AndLeavesNothing) {
