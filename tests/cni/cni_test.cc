@@ -117,9 +117,10 @@ class CniTest : public ::testing::Test {
         << "cni0 appeared in (or vanished from) the test machine's own namespace";
   }
 
-  void WriteSubnetEnv(const std::string& subnet) {
+  void WriteSubnetEnv(const std::string& subnet, bool agent_masquerades = true) {
     std::ofstream(subnet_file_) << "FLANNEL_NETWORK=" << kNetwork << "\nFLANNEL_SUBNET=" << subnet
-                                << "\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n";
+                                << "\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ="
+                                << (agent_masquerades ? "true" : "false") << "\n";
   }
 
   // A container namespace, its lo also set up by the loopback plugin as runtimes do.
@@ -332,6 +333,16 @@ TEST_F(CniTest, PortmapChainedAfterWeftMapsTheHostPort) {
   const PluginOutput del = runtime_->DelList(conflist_, c.call, mappings);
   EXPECT_EQ(del.exit_code, 0) << del.out << del.err;
   EXPECT_FALSE(absl::StrContains(Out(host_->Sh("iptables -t nat -S")), "--dport 18080"));
+}
+
+TEST_F(CniTest, BridgeMasqueradesWhenTheAgentDoesNot) {
+  WriteSubnetEnv("10.244.7.1/24", /*agent_masquerades=*/false);
+  Container& c = NewContainer("c1");
+  const std::string ip = FirstIPv4(AddOk(c));
+  const std::string nat = Out(host_->Sh("iptables -t nat -S POSTROUTING"));
+  EXPECT_TRUE(absl::StrContains(nat, "-s " + ip + "/32")) << nat;
+  EXPECT_EQ(runtime_->DelList(conflist_, c.call).exit_code, 0);
+  EXPECT_FALSE(absl::StrContains(Out(host_->Sh("iptables -t nat -S POSTROUTING")), ip));
 }
 
 TEST_F(CniTest, MalformedStdinIsCode6AndLeavesNothing) {
