@@ -1,0 +1,281 @@
+#include "agent/agent.h"
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "agent/agent_metrics.h"
+#include "agent/backend/vxlan/vxlan_backend.h"
+#include "agent/netlink/netlink_programmer.h"
+#include "agent/node_files.h"
+#include "agent/state.h"
+#include "common/log.h"
+#include "common/sd_notify.h"
+#include "common/status_macros.h"
+
+namespace weft::agent {
+namespace {
+
+// The lease set as the watch last delivered it, shared with the main loop.
+struct WatchState {
+  absl::Mutex mu;
+  std::map<std::string, weft::v1::Lease> leases ABSL_GUARDED_BY(mu);
+  bool dirty ABSL_GUARDED_BY(mu) = false;
+  bool synced ABSL_GUARDED_BY(mu) = false;  // a snapshot has arrived
+  int64_t revision ABSL_GUARDED_BY(mu) = 0;
+};
+
+absl::StatusOr<std::string> BackendObject(const std::string& config_json, std::string* type) {
+  nlohmann::json j = nlohmann::json::parse(config_json, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return absl::InvalidArgumentError("network config is not a JSON object");
+  nlohmann::json be = j.contains("Backend") ? j["Backend"] : nlohmann::json::object();
+  if (!be.is_object()) return absl::InvalidArgumentError("network config: Backend is not an object");
+  *type = be.contains("Type") && be["Type"].is_string() ? absl::AsciiStrToLower(be["Type"].get<std::string>()) : "udp";
+  return be.dump();
+}
+
+const char* ResultName(const absl::Status& s) { return s.ok() ? "ok" : "error"; }
+
+}  // namespace
+
+Agent::Agent(AgentConfig config, metrics::Registry* registry, Clock* clock)
+    : cfg_(std::move(config)), clock_(clock), metrics_(std::make_unique<AgentMetrics>(*registry)) {}
+
+Agent::~Agent() = default;
+
+absl::Status Agent::Readiness() const {
+  if (ready_.load()) return absl::OkStatus();
+  return absl::UnavailableError("lease, subnet.env or data path not in place yet");
+}
+
+absl::Status Agent::Run(absl::Notification* stop) {
+  ASSIGN_OR_RETURN(ExternalInterface ext, FindExternalInterface(cfg_.iface));
+  WEFT_LOG(INFO, "external interface")
+      .With("iface", ext.name)
+      .With("ip", ext.address.ToString())
+      .With("public_ip", ext.public_ip.ToString())
+      .With("mtu", ext.mtu);
+  ASSIGN_OR_RETURN(MacAddr vtep_mac, LoadOrCreateVtepMac(cfg_.state_dir));
+  std::optional<IPv4Net> previous;
+  if (auto prev = ReadPreviousSubnet(cfg_.subnet_file); prev.ok()) {
+    previous = *prev;
+  } else {
+    WEFT_LOG(WARN, "ignoring the previous subnet file").Err(prev.status());
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<netlink::NetlinkProgrammer> kernel, netlink::NetlinkProgrammer::Create());
+
+  ControllerClient::Options co;
+  co.endpoints = cfg_.controllers;
+  ControllerClient client(co);
+  Backoff backoff(absl::Milliseconds(200), absl::Seconds(10));
+
+  // The network config decides the backend.
+  std::string backend_type, backend_json, network_config;
+  while (true) {
+    if (stop->HasBeenNotified()) return absl::OkStatus();
+    auto cfg = client.GetNetworkConfig();
+    if (cfg.ok()) {
+      network_config = cfg->config();
+      break;
+    }
+    WEFT_LOG(WARN, "cannot get the network config; retrying").Err(cfg.status());
+    stop->WaitForNotificationWithTimeout(backoff.Next());
+  }
+  ASSIGN_OR_RETURN(backend_json, BackendObject(network_config, &backend_type));
+  if (backend_type != kVxlanBackendType) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("backend \"", backend_type, "\" is not supported by this agent (supported: vxlan)"));
+  }
+  ASSIGN_OR_RETURN(VxlanConfig vxlan_cfg, ParseVxlanConfig(backend_json));
+  auto backend = std::make_unique<VxlanBackend>(kernel.get(), vtep_mac);
+  const std::string backend_data = VxlanLeaseDataJson(vxlan_cfg.vni, vtep_mac);
+
+  LocalConfig local;
+  local.iface_name = ext.name;
+  local.iface_index = ext.index;
+  local.iface_mtu = static_cast<uint32_t>(ext.mtu);
+  local.iface_ip = ext.address;
+  local.iface_network = ext.network;
+  local.public_ip = ext.public_ip;
+
+  weft::v1::Lease own;
+  absl::Duration ttl = absl::Hours(24);
+  IPv4Net network;
+
+  // Acquires (or re-acquires) the lease and sets up this host's side. Retries
+  // until it works or the agent is stopped.
+  auto acquire = [&]() -> absl::Status {
+    backoff.Reset();
+    while (!stop->HasBeenNotified()) {
+      weft::v1::AcquireLeaseRequest req;
+      req.set_node_name(cfg_.node_name);
+      req.set_public_ip(ext.public_ip.ToString());
+      req.set_backend_type(backend_type);
+      req.set_backend_data(backend_data);
+      if (previous) req.set_previous_subnet(previous->ToString());
+      auto resp = client.Acquire(req);
+      metrics_->lease_operations.WithLabels({"acquire", ResultName(resp.status())}).Inc();
+      if (!resp.ok()) {
+        if (resp.status().code() == absl::StatusCode::kInvalidArgument) return resp.status();
+        WEFT_LOG(WARN, "cannot acquire a lease; retrying").Err(resp.status());
+        stop->WaitForNotificationWithTimeout(backoff.Next());
+        continue;
+      }
+      own = resp->lease();
+      if (resp->ttl().seconds() > 0) ttl = absl::Seconds(resp->ttl().seconds());
+      ASSIGN_OR_RETURN(IPv4Net subnet, IPv4Net::Parse(own.subnet()));
+      ASSIGN_OR_RETURN(network, IPv4Net::Parse(resp->network()));
+      ASSIGN_OR_RETURN(BackendInfo info, backend->Init(local, OwnLease{subnet, network}, backend_json));
+      NodeLease nl;
+      nl.network = network;
+      nl.subnet = subnet;
+      nl.mtu = info.mtu;
+      nl.ip_masq = cfg_.ip_masq;
+      RETURN_IF_ERROR(WriteSubnetEnv(cfg_.subnet_file, nl));
+      RETURN_IF_ERROR(WriteDockerOpts(cfg_.docker_opts_file, nl));
+      previous = subnet;
+      WEFT_LOG(INFO, "lease acquired")
+          .With("subnet", own.subnet())
+          .With("network", resp->network())
+          .With("mtu", static_cast<int64_t>(info.mtu))
+          .With("device", backend->device_name())
+          .With("vtep_mac", vtep_mac.ToString())
+          .With("ttl", ttl);
+      return absl::OkStatus();
+    }
+    return absl::CancelledError("stopped");
+  };
+  if (absl::Status s = acquire(); !s.ok()) return absl::IsCancelled(s) ? absl::OkStatus() : s;
+
+  WatchState ws;
+  client.StartWatch([&ws](const std::map<std::string, weft::v1::Lease>& leases, int64_t revision, bool changed) {
+    absl::MutexLock l(&ws.mu);
+    if (changed || !ws.synced) {
+      ws.leases = leases;
+      ws.dirty = true;
+    }
+    ws.synced = true;
+    ws.revision = revision;
+  });
+
+  auto renew_at = [&]() -> absl::Time {
+    if (own.reserved() || !own.has_expiration()) return absl::InfiniteFuture();
+    const absl::Time exp = absl::FromUnixSeconds(own.expiration().seconds());
+    const absl::Duration margin = std::min(cfg_.renew_margin, ttl / 3);
+    return exp - margin;
+  };
+  absl::Time next_resync = clock_->Now();
+  bool lost_lease = false;
+  while (!stop->HasBeenNotified()) {
+    // Wait for a change, the resync period, or the renewal time.
+    std::vector<Peer> peers;
+    bool reconcile = false;
+    {
+      absl::MutexLock l(&ws.mu);
+      const absl::Time wake = std::min(next_resync, renew_at());
+      auto work = [&ws]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ws.mu) { return ws.dirty; };
+      absl::Duration wait = std::clamp(wake - clock_->Now(), absl::ZeroDuration(), absl::Seconds(1));
+      ws.mu.AwaitWithTimeout(absl::Condition(&work), wait);
+      const bool due = clock_->Now() >= next_resync;
+      if (ws.synced && (ws.dirty || due)) {
+        reconcile = true;
+        ws.dirty = false;
+        lost_lease = ws.leases.find(own.subnet()) == ws.leases.end();
+        for (const auto& [subnet, lease] : ws.leases) {
+          if (subnet == own.subnet()) continue;
+          auto sn = IPv4Net::Parse(lease.subnet());
+          auto ip = IPv4Addr::Parse(lease.public_ip());
+          if (!sn.ok() || !ip.ok()) continue;
+          peers.push_back(Peer{*sn, *ip, lease.backend_type(), lease.backend_data()});
+        }
+      }
+      metrics_->watch_revision.Set(static_cast<double>(ws.revision));
+    }
+    metrics_->controller_connected.Set(client.connected() ? 1 : 0);
+    metrics_->controller_reconnects.Inc(static_cast<double>(client.reconnects()) -
+                                        metrics_->controller_reconnects.Value());
+    if (stop->HasBeenNotified()) break;
+
+    if (reconcile && lost_lease) {
+      // Our lease vanished (expired while we could not renew, or released by an
+      // operator): take one again, preferring the same subnet.
+      WEFT_LOG(WARN, "this host's lease is gone from the lease set; acquiring again").With("subnet", own.subnet());
+      if (absl::Status s = acquire(); !s.ok()) return absl::IsCancelled(s) ? absl::OkStatus() : s;
+      continue;
+    }
+    if (reconcile) {
+      const absl::Time start = absl::Now();
+      auto stats = backend->Reconcile(peers);
+      metrics_->peers.Set(static_cast<double>(peers.size()));
+      if (!stats.ok()) {
+        metrics_->reconcile_errors.Inc();
+        WEFT_LOG(ERROR, "reconcile failed").Err(stats.status());
+      } else {
+        metrics_->ObserveReconcile(*stats, absl::ToDoubleSeconds(absl::Now() - start));
+        if (stats->changes() > 0 || stats->errors > 0) {
+          WEFT_LOG(INFO, "data path reconciled")
+              .With("peers", static_cast<int64_t>(peers.size()))
+              .With("added", stats->added)
+              .With("updated", stats->updated)
+              .With("removed", stats->removed)
+              .With("errors", stats->errors);
+        }
+        if (!ready_.load()) {
+          ready_.store(true);
+          metrics_->ready.Set(1);
+          systemd::NotifyReady().IgnoreError();
+          WEFT_LOG(INFO, "agent ready").With("subnet", own.subnet()).With("peers", static_cast<int64_t>(peers.size()));
+        }
+      }
+      next_resync = clock_->Now() + cfg_.resync_interval;
+    }
+
+    if (clock_->Now() >= renew_at()) {
+      weft::v1::RenewLeaseRequest req;
+      req.set_subnet(own.subnet());
+      req.set_node_name(cfg_.node_name);
+      req.set_public_ip(ext.public_ip.ToString());
+      auto resp = client.Renew(req);
+      metrics_->lease_operations.WithLabels({"renew", ResultName(resp.status())}).Inc();
+      if (resp.ok()) {
+        own = resp->lease();
+        WEFT_LOG(DEBUG, "lease renewed").With("subnet", own.subnet());
+      } else if (resp.status().code() == absl::StatusCode::kNotFound ||
+                 resp.status().code() == absl::StatusCode::kPermissionDenied ||
+                 resp.status().code() == absl::StatusCode::kFailedPrecondition) {
+        WEFT_LOG(WARN, "lease cannot be renewed; acquiring again").Err(resp.status());
+        if (absl::Status s = acquire(); !s.ok()) return absl::IsCancelled(s) ? absl::OkStatus() : s;
+      } else {
+        WEFT_LOG(WARN, "lease renewal failed; retrying").Err(resp.status());
+        // Retry soon, but not in a tight loop.
+        stop->WaitForNotificationWithTimeout(backoff.Next());
+      }
+    }
+    if (!own.reserved() && own.has_expiration()) {
+      metrics_->lease_seconds_remaining.Set(
+          absl::ToDoubleSeconds(absl::FromUnixSeconds(own.expiration().seconds()) - clock_->Now()));
+    }
+  }
+
+  client.Stop();
+  systemd::NotifyStopping().IgnoreError();
+  if (cfg_.release_on_exit) {
+    weft::v1::ReleaseLeaseRequest req;
+    req.set_subnet(own.subnet());
+    req.set_node_name(cfg_.node_name);
+    req.set_public_ip(ext.public_ip.ToString());
+    absl::Status s = client.Release(req);
+    metrics_->lease_operations.WithLabels({"release", ResultName(s)}).Inc();
+    if (s.ok()) {
+      WEFT_LOG(INFO, "lease released").With("subnet", own.subnet());
+    } else {
+      WEFT_LOG(WARN, "lease release failed").Err(s);
+    }
+  }
+  // The data path stays as it is: containers keep working across an agent
+  // restart, and the next start converges from there.
+  return absl::OkStatus();
+}
+
+}  // namespace weft::agent

@@ -1,0 +1,56 @@
+#pragma once
+// Agent: one host's side of Weft. Acquires the host's lease, writes the node
+// files, keeps the data path equal to the lease set streamed by the controller,
+// renews the lease before it expires. main() only builds its Config.
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "agent/controller_client.h"
+#include "agent/external_iface.h"
+#include "common/clock.h"
+#include "common/metrics.h"
+
+namespace weft::agent {
+
+struct AgentConfig {
+  std::vector<std::string> controllers;
+  InterfaceSelector iface;
+  std::string node_name;
+  std::string subnet_file = "/run/flannel/subnet.env";
+  std::string docker_opts_file = "/run/docker_opts.env";
+  bool ip_masq = false;
+  std::string state_dir = "/var/lib/weft-agent";
+  bool release_on_exit = false;
+  absl::Duration resync_interval = absl::Seconds(10);
+  absl::Duration renew_margin = absl::Minutes(60);  // capped at a third of the TTL
+};
+
+class AgentMetrics;
+
+class Agent {
+ public:
+  Agent(AgentConfig config, metrics::Registry* registry, Clock* clock = &RealClock::Get());
+  ~Agent();
+
+  // Runs until `stop` is notified. Errors only for what retrying cannot fix
+  // (bad flags, no interface, a backend the host cannot run).
+  absl::Status Run(absl::Notification* stop);
+
+  // Ready once the data path and subnet.env are in place.
+  bool ready() const { return ready_.load(); }
+  absl::Status Readiness() const;
+
+ private:
+  AgentConfig cfg_;
+  Clock* clock_;
+  std::unique_ptr<AgentMetrics> metrics_;
+  std::atomic<bool> ready_{false};
+};
+
+}  // namespace weft::agent

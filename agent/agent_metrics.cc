@@ -1,0 +1,47 @@
+#include "agent/agent_metrics.h"
+
+namespace weft::agent {
+
+AgentMetrics::AgentMetrics(metrics::Registry& r)
+    : lease_seconds_remaining(r.AddGauge("weft_agent_lease_seconds_remaining",
+                                         "Seconds until this host's lease expires unless renewed.")
+                                  .Get()),
+      peers(r.AddGauge("weft_agent_peers", "Other hosts' leases known to this agent.").Get()),
+      kernel_objects(r.AddGauge("weft_agent_kernel_objects",
+                                "Kernel objects (neighbours, FDB entries, routes) in place for peers after the last pass.")
+                         .Get()),
+      reconcile_duration(r.AddHistogram("weft_agent_reconcile_duration_seconds",
+                                        "Time of one reconcile pass (dump, diff, apply).",
+                                        metrics::ExponentialBuckets(0.0005, 2, 14))
+                             .Get()),
+      reconcile_changes(r.AddCounter("weft_agent_reconcile_changes_total",
+                                     "Kernel objects added, updated or removed by reconcile passes.", {"change"})),
+      reconcile_errors(r.AddCounter("weft_agent_reconcile_errors_total",
+                                    "Kernel changes refused, or passes that could not reach the kernel.")
+                           .Get()),
+      reconciles(r.AddCounter("weft_agent_reconciles_total", "Reconcile passes run.").Get()),
+      controller_connected(r.AddGauge("weft_agent_controller_connected",
+                                      "1 while the lease watch stream to a controller is open.")
+                               .Get()),
+      controller_reconnects(r.AddCounter("weft_agent_controller_reconnects_total",
+                                         "Times the lease watch was re-established.")
+                                .Get()),
+      lease_operations(r.AddCounter("weft_agent_lease_operations_total",
+                                    "Lease calls to the controller by operation and result.",
+                                    {"operation", "result"})),
+      watch_revision(r.AddGauge("weft_agent_watch_revision", "The last store revision seen on the lease watch.").Get()),
+      ready(r.AddGauge("weft_agent_ready", "1 once the data path and subnet.env are in place.").Get()) {
+  for (const char* c : {"added", "updated", "removed"}) reconcile_changes.WithLabels({c});
+}
+
+void AgentMetrics::ObserveReconcile(const ReconcileStats& s, double seconds) {
+  reconciles.Inc();
+  reconcile_duration.Observe(seconds);
+  reconcile_changes.WithLabels({"added"}).Inc(s.added);
+  reconcile_changes.WithLabels({"updated"}).Inc(s.updated);
+  reconcile_changes.WithLabels({"removed"}).Inc(s.removed);
+  if (s.errors > 0) reconcile_errors.Inc(s.errors);
+  kernel_objects.Set(s.unchanged + s.added + s.updated);
+}
+
+}  // namespace weft::agent

@@ -1,0 +1,208 @@
+#include "agent/controller_client.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+
+namespace weft::agent {
+namespace {
+
+bool ShouldFailOver(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::UNAVAILABLE || s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+}
+
+absl::Status ToAbsl(const grpc::Status& s) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+}  // namespace
+
+absl::Duration Backoff::Next() {
+  absl::Duration d = base_;
+  for (int i = 0; i < attempt_ && d < cap_; ++i) d *= 2;
+  d = std::min(d, cap_);
+  ++attempt_;
+  return d * absl::Uniform(rng_, 0.5, 1.5);
+}
+
+ControllerClient::ControllerClient(Options options) : opts_(std::move(options)) {
+  grpc::ChannelArguments args;
+  // Notice a dead controller on an idle watch within a minute.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+  args.SetMaxReceiveMessageSize(64 << 20);
+  for (const std::string& e : opts_.endpoints) {
+    channels_.push_back(grpc::CreateCustomChannel(e, grpc::InsecureChannelCredentials(), args));
+  }
+}
+
+ControllerClient::~ControllerClient() { Stop(); }
+
+std::string ControllerClient::current_endpoint() {
+  absl::MutexLock l(&mu_);
+  return opts_.endpoints[current_];
+}
+
+template <typename Call>
+grpc::Status ControllerClient::CallWithFailover(Call call) {
+  grpc::Status last;
+  size_t start;
+  {
+    absl::MutexLock l(&mu_);
+    start = current_;
+  }
+  for (size_t i = 0; i < channels_.size(); ++i) {
+    const size_t idx = (start + i) % channels_.size();
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(opts_.rpc_timeout));
+    last = call(channels_[idx], &ctx);
+    if (!ShouldFailOver(last)) {
+      if (i > 0) {
+        absl::MutexLock l(&mu_);
+        current_ = idx;
+      }
+      return last;
+    }
+    WEFT_LOG(WARN, "controller call failed; trying the next endpoint")
+        .With("endpoint", opts_.endpoints[idx])
+        .With("err", last.error_message());
+  }
+  return last;
+}
+
+absl::StatusOr<weft::v1::GetNetworkConfigResponse> ControllerClient::GetNetworkConfig() {
+  weft::v1::GetNetworkConfigResponse resp;
+  grpc::Status s = CallWithFailover([&](const std::shared_ptr<grpc::Channel>& ch, grpc::ClientContext* ctx) {
+    return weft::v1::NetworkService::NewStub(ch)->GetNetworkConfig(ctx, {}, &resp);
+  });
+  if (!s.ok()) return ToAbsl(s);
+  return resp;
+}
+
+absl::StatusOr<weft::v1::AcquireLeaseResponse> ControllerClient::Acquire(const weft::v1::AcquireLeaseRequest& req) {
+  weft::v1::AcquireLeaseResponse resp;
+  grpc::Status s = CallWithFailover([&](const std::shared_ptr<grpc::Channel>& ch, grpc::ClientContext* ctx) {
+    return weft::v1::LeaseService::NewStub(ch)->AcquireLease(ctx, req, &resp);
+  });
+  if (!s.ok()) return ToAbsl(s);
+  return resp;
+}
+
+absl::StatusOr<weft::v1::RenewLeaseResponse> ControllerClient::Renew(const weft::v1::RenewLeaseRequest& req) {
+  weft::v1::RenewLeaseResponse resp;
+  grpc::Status s = CallWithFailover([&](const std::shared_ptr<grpc::Channel>& ch, grpc::ClientContext* ctx) {
+    return weft::v1::LeaseService::NewStub(ch)->RenewLease(ctx, req, &resp);
+  });
+  if (!s.ok()) return ToAbsl(s);
+  return resp;
+}
+
+absl::Status ControllerClient::Release(const weft::v1::ReleaseLeaseRequest& req) {
+  weft::v1::ReleaseLeaseResponse resp;
+  return ToAbsl(CallWithFailover([&](const std::shared_ptr<grpc::Channel>& ch, grpc::ClientContext* ctx) {
+    return weft::v1::LeaseService::NewStub(ch)->ReleaseLease(ctx, req, &resp);
+  }));
+}
+
+void ControllerClient::StartWatch(LeasesCallback callback) {
+  callback_ = std::move(callback);
+  watch_thread_ = std::thread([this] { WatchLoop(); });
+}
+
+void ControllerClient::Stop() {
+  {
+    absl::MutexLock l(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    if (watch_ctx_) watch_ctx_->TryCancel();
+  }
+  stop_.Notify();
+  if (watch_thread_.joinable()) watch_thread_.join();
+}
+
+void ControllerClient::WatchLoop() {
+  Backoff backoff(opts_.backoff_base, opts_.backoff_cap);
+  std::map<std::string, weft::v1::Lease> leases;
+  size_t endpoint;
+  {
+    absl::MutexLock l(&mu_);
+    endpoint = current_;
+  }
+  bool first = true;
+  while (!stop_.HasBeenNotified()) {
+    if (!first) {
+      reconnects_.fetch_add(1);
+      if (stop_.WaitForNotificationWithTimeout(backoff.Next())) break;
+    }
+    first = false;
+    grpc::ClientContext ctx;
+    {
+      absl::MutexLock l(&mu_);
+      if (stopping_) break;
+      watch_ctx_ = &ctx;
+    }
+    weft::v1::WatchLeasesRequest req;
+    req.set_start_revision(revision_.load());
+    auto stub = weft::v1::LeaseService::NewStub(channels_[endpoint]);
+    std::unique_ptr<grpc::ClientReader<weft::v1::WatchLeasesResponse>> reader = stub->WatchLeases(&ctx, req);
+    weft::v1::WatchLeasesResponse msg;
+    bool got_any = false;
+    while (reader->Read(&msg)) {
+      if (!got_any) {
+        got_any = true;
+        connected_.store(true);
+        backoff.Reset();
+        WEFT_LOG(INFO, "watching leases")
+            .With("endpoint", opts_.endpoints[endpoint])
+            .With("from_revision", req.start_revision());
+      }
+      bool changed = false;
+      switch (msg.kind_case()) {
+        case weft::v1::WatchLeasesResponse::kSnapshot:
+          leases.clear();
+          for (const auto& l : msg.snapshot().leases()) leases[l.subnet().empty() ? l.ipv6_subnet() : l.subnet()] = l;
+          changed = true;
+          if (msg.snapshot().reason() != weft::v1::WatchLeasesResponse::Snapshot::REASON_NEW_STREAM) {
+            WEFT_LOG(INFO, "lease snapshot").With("reason", weft::v1::WatchLeasesResponse::Snapshot::Reason_Name(
+                                                                   msg.snapshot().reason()))
+                .With("leases", static_cast<int64_t>(leases.size()));
+          }
+          break;
+        case weft::v1::WatchLeasesResponse::kEvents:
+          for (const auto& e : msg.events().events()) {
+            if (e.revision() <= revision_.load()) continue;
+            const std::string key = e.lease().subnet().empty() ? e.lease().ipv6_subnet() : e.lease().subnet();
+            if (e.type() == weft::v1::LeaseEvent::TYPE_DELETE) {
+              leases.erase(key);
+            } else {
+              leases[key] = e.lease();
+            }
+            changed = true;
+          }
+          break;
+        default:
+          break;
+      }
+      revision_.store(std::max(revision_.load(), msg.revision()));
+      if (callback_) callback_(leases, revision_.load(), changed);
+    }
+    grpc::Status s = reader->Finish();
+    connected_.store(false);
+    {
+      absl::MutexLock l(&mu_);
+      watch_ctx_ = nullptr;
+      if (stopping_) break;
+    }
+    WEFT_LOG(WARN, "lease watch ended; reconnecting")
+        .With("endpoint", opts_.endpoints[endpoint])
+        .With("code", static_cast<int64_t>(s.error_code()))
+        .With("err", s.error_message());
+    endpoint = (endpoint + 1) % channels_.size();
+    if (channels_.size() == 1) endpoint = 0;
+  }
+}
+
+}  // namespace weft::agent

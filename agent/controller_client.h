@@ -1,0 +1,93 @@
+#pragma once
+// ControllerClient: the agent's connection to the controller replicas.
+//
+// Unary calls go to the current endpoint and fail over to the next one on
+// UNAVAILABLE / DEADLINE_EXCEEDED. The watch runs on its own thread: it keeps
+// the set of leases (snapshot + events), resumes from the last revision after
+// a reconnect (any endpoint), and backs off with jitter between attempts.
+// Thread-safe.
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/random/random.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/weft/v1/weft.grpc.pb.h"
+
+namespace weft::agent {
+
+// Jittered exponential backoff: base * 2^n, capped, times a random factor in [0.5, 1.5).
+class Backoff {
+ public:
+  Backoff(absl::Duration base, absl::Duration cap) : base_(base), cap_(cap) {}
+  absl::Duration Next();
+  void Reset() { attempt_ = 0; }
+
+ private:
+  absl::Duration base_, cap_;
+  int attempt_ = 0;
+  absl::BitGen rng_;
+};
+
+class ControllerClient {
+ public:
+  struct Options {
+    std::vector<std::string> endpoints;
+    absl::Duration rpc_timeout = absl::Seconds(10);
+    absl::Duration backoff_base = absl::Milliseconds(200);
+    absl::Duration backoff_cap = absl::Seconds(10);
+  };
+  // Called on the watch thread after each message that changed the lease set
+  // (and after bookmarks, with changed = false).
+  using LeasesCallback = std::function<void(const std::map<std::string, weft::v1::Lease>& leases,
+                                            int64_t revision, bool changed)>;
+
+  explicit ControllerClient(Options options);
+  ~ControllerClient();
+
+  absl::StatusOr<weft::v1::GetNetworkConfigResponse> GetNetworkConfig();
+  absl::StatusOr<weft::v1::AcquireLeaseResponse> Acquire(const weft::v1::AcquireLeaseRequest& req);
+  absl::StatusOr<weft::v1::RenewLeaseResponse> Renew(const weft::v1::RenewLeaseRequest& req);
+  absl::Status Release(const weft::v1::ReleaseLeaseRequest& req);
+
+  // Starts the watch thread. Call once.
+  void StartWatch(LeasesCallback callback);
+  void Stop();
+
+  bool connected() const { return connected_.load(); }
+  int64_t reconnects() const { return reconnects_.load(); }
+  int64_t revision() const { return revision_.load(); }
+  std::string current_endpoint();
+
+ private:
+  template <typename Call>
+  grpc::Status CallWithFailover(Call call);
+  void WatchLoop();
+
+  const Options opts_;
+  std::vector<std::shared_ptr<grpc::Channel>> channels_;
+  absl::Mutex mu_;
+  size_t current_ ABSL_GUARDED_BY(mu_) = 0;
+  grpc::ClientContext* watch_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+
+  LeasesCallback callback_;
+  std::thread watch_thread_;
+  absl::Notification stop_;
+  std::atomic<bool> connected_{false};
+  std::atomic<int64_t> reconnects_{0};
+  std::atomic<int64_t> revision_{0};
+};
+
+}  // namespace weft::agent

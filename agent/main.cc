@@ -1,0 +1,103 @@
+// weft-agent: one host's side of Weft. Parses flags into an AgentConfig and runs
+// the Agent; serves /metrics, /healthz and /readyz.
+
+#include <unistd.h>
+
+#include <csignal>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "agent/agent.h"
+#include "common/flags.h"
+#include "common/http_server.h"
+#include "common/log.h"
+#include "common/metrics.h"
+
+ABSL_FLAG(std::string, controller, "127.0.0.1:7800",
+          "Controller gRPC endpoints, comma-separated (host:port,...); the agent fails over between them.");
+ABSL_FLAG(std::string, iface, "",
+          "External interface(s) by name or IPv4 address, comma-separated; first match wins.");
+ABSL_FLAG(std::string, iface_regex, "", "Regex(es) over interface names or addresses, comma-separated.");
+ABSL_FLAG(std::string, public_ip, "", "IPv4 address other hosts reach this one at (default: the interface's).");
+ABSL_FLAG(std::string, node_name, "", "This host's name (default: the hostname).");
+ABSL_FLAG(std::string, subnet_file, "/run/flannel/subnet.env", "Where to write subnet.env.");
+ABSL_FLAG(std::string, docker_opts_file, "/run/docker_opts.env", "Where to write Docker's options.");
+ABSL_FLAG(bool, ip_masq, false, "Masquerade traffic from the cluster network to outside it.");
+ABSL_FLAG(std::string, state_dir, "/var/lib/weft-agent", "Directory for the agent's identity (VTEP MAC).");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:7802", "HTTP address for /metrics, /healthz, /readyz; empty: off.");
+ABSL_FLAG(bool, release_on_exit, false, "Release the lease on exit (default: keep it, so a restart gets it back).");
+ABSL_FLAG(absl::Duration, resync_interval, absl::Seconds(10), "How often the kernel state is checked for drift.");
+ABSL_FLAG(absl::Duration, subnet_lease_renew_margin, absl::Minutes(60),
+          "Renew the lease this long before it expires (at most a third of its TTL).");
+
+namespace {
+
+absl::Notification* g_stop = nullptr;
+void OnSignal(int) {
+  if (g_stop && !g_stop->HasBeenNotified()) g_stop->Notify();
+}
+
+std::vector<std::string> SplitList(const std::string& s) {
+  return absl::StrSplit(s, ',', absl::SkipWhitespace());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  auto args = weft::ParseFlagsWithEnv(argc, argv, "WEFT_");
+  if (!args.ok()) {
+    WEFT_LOG(ERROR, "bad flags").Err(args.status());
+    return 2;
+  }
+  weft::agent::AgentConfig cfg;
+  cfg.controllers = SplitList(absl::GetFlag(FLAGS_controller));
+  if (cfg.controllers.empty()) {
+    WEFT_LOG(ERROR, "--controller: at least one endpoint is required");
+    return 2;
+  }
+  cfg.iface.ifaces = SplitList(absl::GetFlag(FLAGS_iface));
+  cfg.iface.iface_regexes = SplitList(absl::GetFlag(FLAGS_iface_regex));
+  cfg.iface.public_ip = absl::GetFlag(FLAGS_public_ip);
+  cfg.node_name = absl::GetFlag(FLAGS_node_name);
+  if (cfg.node_name.empty()) {
+    char host[256] = {};
+    if (gethostname(host, sizeof(host) - 1) == 0) cfg.node_name = host;
+  }
+  cfg.subnet_file = absl::GetFlag(FLAGS_subnet_file);
+  cfg.docker_opts_file = absl::GetFlag(FLAGS_docker_opts_file);
+  cfg.ip_masq = absl::GetFlag(FLAGS_ip_masq);
+  cfg.state_dir = absl::GetFlag(FLAGS_state_dir);
+  cfg.release_on_exit = absl::GetFlag(FLAGS_release_on_exit);
+  cfg.resync_interval = absl::GetFlag(FLAGS_resync_interval);
+  cfg.renew_margin = absl::GetFlag(FLAGS_subnet_lease_renew_margin);
+
+  weft::metrics::Registry registry;
+  weft::metrics::AddProcessMetrics(registry);
+  weft::metrics::AddBuildInfo(registry, "0.1.0", "dev");
+  weft::agent::Agent agent(cfg, &registry);
+
+  std::unique_ptr<weft::HttpServer> http;
+  if (const std::string addr = absl::GetFlag(FLAGS_metrics_listen); !addr.empty()) {
+    http = std::make_unique<weft::HttpServer>(&registry);
+    http->SetReadinessCheck([&agent] { return agent.Readiness(); });
+    if (absl::Status s = http->Start(addr); !s.ok()) {
+      WEFT_LOG(ERROR, "cannot serve metrics").With("metrics_listen", addr).Err(s);
+      return 1;
+    }
+  }
+  absl::Notification stop;
+  g_stop = &stop;
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGINT, OnSignal);
+  absl::Status s = agent.Run(&stop);
+  if (http) http->Stop();
+  if (!s.ok()) {
+    WEFT_LOG(ERROR, "weft-agent failed").Err(s);
+    return absl::IsInvalidArgument(s) ? 2 : 1;
+  }
+  WEFT_LOG(INFO, "weft-agent stopped");
+  return 0;
+}
