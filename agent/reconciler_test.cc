@@ -1,11 +1,16 @@
 #include "agent/reconciler.h"
 
 #include "agent/netlink/fake_programmer.h"
+#include "agent/netlink/test_literals.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace weft::agent {
 namespace {
+
+using test_literals::Ip;
+using test_literals::Mac;
+using test_literals::Net;
 
 using netlink::Change;
 using netlink::FakeProgrammer;
@@ -16,10 +21,6 @@ using netlink::Route;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Pair;
-
-IPv4Addr Ip(absl::string_view s) { return *IPv4Addr::Parse(s); }
-IPv4Net Net(absl::string_view s) { return *IPv4Net::Parse(s); }
-MacAddr Mac(absl::string_view s) { return *MacAddr::Parse(s); }
 
 class ReconcilerTest : public ::testing::Test {
  protected:

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "agent/netlink/test_literals.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/netns/netns.h"
@@ -12,13 +13,13 @@
 namespace weft::netlink {
 namespace {
 
+using test_literals::Ip;
+using test_literals::Mac;
+using test_literals::Net;
+
 using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAre;
 using weft::testing::NetNs;
-
-IPv4Addr Ip(absl::string_view s) { return *IPv4Addr::Parse(s); }
-IPv4Net Net(absl::string_view s) { return *IPv4Net::Parse(s); }
-MacAddr Mac(absl::string_view s) { return *MacAddr::Parse(s); }
 
 class NetlinkProgrammerTest : public ::testing::Test {
  protected:

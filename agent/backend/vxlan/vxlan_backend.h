@@ -1,0 +1,89 @@
+#pragma once
+// Flannel's VXLAN backend, wire-compatible with flanneld: device flannel.<VNI>
+// (UDP port 8472 unless configured), the lease's network address as /32 on it, and
+// for each remote lease a permanent neighbour (its network address -> its VTEP
+// MAC), an FDB entry (its VTEP MAC -> its PublicIP) and an onlink route (its subnet
+// via its network address). With DirectRouting, a peer on the external interface's
+// own network gets a plain route via its PublicIP instead.
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "agent/backend/backend.h"
+#include "agent/netlink/programmer.h"
+
+namespace weft::agent {
+
+inline constexpr char kVxlanBackendType[] = "vxlan";
+
+// The network config's Backend object for "vxlan". Keys match case-insensitively,
+// as flanneld's (Go) decoder does; unknown keys are ignored.
+struct VxlanConfig {
+  uint32_t vni = 1;                             // VNI
+  uint16_t port = netlink::kDefaultVxlanPort;   // Port; 0 means the default
+  bool gbp = false;                             // GBP
+  bool learning = false;                        // Learning
+  bool direct_routing = false;                  // DirectRouting
+  uint32_t mtu = 0;                             // MTU; 0: external MTU - 50
+};
+absl::StatusOr<VxlanConfig> ParseVxlanConfig(absl::string_view json);
+
+// A lease's BackendData for vxlan: {"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}.
+struct VxlanLeaseData {
+  std::optional<uint32_t> vni;  // absent in some old leases
+  MacAddr vtep_mac;
+};
+absl::StatusOr<VxlanLeaseData> ParseVxlanLeaseData(absl::string_view json);
+std::string VxlanLeaseDataJson(uint32_t vni, const MacAddr& vtep_mac);
+
+// The bits of this host's setup that the desired state depends on.
+struct VxlanSetup {
+  VxlanConfig config;
+  LocalConfig local;
+  OwnLease lease;
+  int device_index = 0;
+};
+
+// A peer left out of the desired state, and why.
+struct SkippedPeer {
+  IPv4Net subnet;
+  std::string reason;
+};
+
+// The neighbours, FDB entries and routes `peers` call for. Pure, for tests.
+DesiredState VxlanDesiredState(const VxlanSetup& setup, const std::vector<Peer>& peers,
+                               std::vector<SkippedPeer>* skipped);
+
+class VxlanBackend : public Backend {
+ public:
+  // `kernel` must outlive the backend. `vtep_mac` is this host's VTEP MAC (kept in
+  // the state dir, see state.h).
+  VxlanBackend(netlink::KernelProgrammer* kernel, MacAddr vtep_mac)
+      : kernel_(kernel), vtep_mac_(vtep_mac) {}
+
+  absl::StatusOr<BackendInfo> Init(const LocalConfig& local, const OwnLease& lease,
+                                   absl::string_view backend_config_json) override;
+  absl::StatusOr<ReconcileStats> Reconcile(const std::vector<Peer>& peers) override;
+  absl::Status Teardown() override;
+
+  // "flannel.1"; empty before Init.
+  const std::string& device_name() const { return spec_.name; }
+
+ private:
+  // Creates or repairs the device, brings it up, sets its address.
+  absl::Status EnsureDevice();
+  void LogSkipped(const std::vector<SkippedPeer>& skipped);
+
+  netlink::KernelProgrammer* kernel_;
+  const MacAddr vtep_mac_;
+  bool initialized_ = false;
+  VxlanSetup setup_;
+  netlink::VxlanLinkSpec spec_;
+  // Why each skipped peer was skipped when last logged, so a resync does not
+  // repeat the same line every few seconds.
+  absl::flat_hash_map<IPv4Net, std::string> logged_skips_;
+};
+
+}  // namespace weft::agent

@@ -1,0 +1,261 @@
+// The VXLAN backend's config parsing, desired state and device handling, against
+// FakeProgrammer. The real-kernel test is vxlan_netns_test.cc.
+
+#include "agent/backend/vxlan/vxlan_backend.h"
+
+#include "agent/netlink/fake_programmer.h"
+#include "agent/netlink/test_literals.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace weft::agent {
+namespace {
+
+using test_literals::Ip;
+using test_literals::Mac;
+using test_literals::Net;
+
+using netlink::FakeProgrammer;
+using netlink::FdbEntry;
+using netlink::Neighbour;
+using netlink::Route;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+std::string Msg(const absl::Status& s) { return std::string(s.message()); }
+
+TEST(VxlanConfigTest, DefaultsAreFlannels) {
+  absl::StatusOr<VxlanConfig> c = ParseVxlanConfig(R"({"Type":"vxlan"})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->vni, 1u);
+  EXPECT_EQ(c->port, 8472);
+  EXPECT_FALSE(c->gbp);
+  EXPECT_FALSE(c->learning);
+  EXPECT_FALSE(c->direct_routing);
+  EXPECT_EQ(c->mtu, 0u);
+  EXPECT_TRUE(ParseVxlanConfig("").ok());
+  EXPECT_EQ(ParseVxlanConfig(R"({"Type":"vxlan","Port":0})")->port, 8472) << "0: the default";
+}
+
+TEST(VxlanConfigTest, ReadsEveryField) {
+  absl::StatusOr<VxlanConfig> c = ParseVxlanConfig(
+      R"({"Type":"VXLAN","VNI":42,"Port":4789,"GBP":true,"Learning":true,"DirectRouting":true,"MTU":1400,"Other":1})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->vni, 42u);
+  EXPECT_EQ(c->port, 4789);
+  EXPECT_TRUE(c->gbp);
+  EXPECT_TRUE(c->learning);
+  EXPECT_TRUE(c->direct_routing);
+  EXPECT_EQ(c->mtu, 1400u);
+}
+
+TEST(VxlanConfigTest, KeysMatchWithoutCaseLikeFlanneld) {
+  absl::StatusOr<VxlanConfig> c = ParseVxlanConfig(R"({"type":"vxlan","vni":7,"directrouting":true})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->vni, 7u);
+  EXPECT_TRUE(c->direct_routing);
+}
+
+TEST(VxlanConfigTest, RefusesBadValuesSayingWhich) {
+  struct Case {
+    const char* json;
+    const char* says;
+  } cases[] = {
+      {"not json", "not valid JSON"},
+      {"[1]", "not a JSON object"},
+      {R"({"Type":"udp"})", "Backend.Type is \"udp\""},
+      {R"({"VNI":16777216})", "Backend.VNI: 16777216 is out of range"},
+      {R"({"VNI":"1"})", "Backend.VNI: \"1\" is not an integer"},
+      {R"({"VNI":1.5})", "Backend.VNI: 1.5 is not an integer"},
+      {R"({"Port":-1})", "Backend.Port: -1 is not an integer"},
+      {R"({"Port":65536})", "Backend.Port: 65536 is out of range"},
+      {R"({"GBP":"yes"})", "Backend.GBP: \"yes\" is not true or false"},
+      {R"({"MTU":60})", "Backend.MTU: 60 is below 68"},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<VxlanConfig> r = ParseVxlanConfig(c.json);
+    EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << c.json << ": " << r.status();
+    EXPECT_THAT(Msg(r.status()), HasSubstr(c.says)) << c.json;
+  }
+}
+
+TEST(VxlanLeaseDataTest, RoundTripsFlannelsFormat) {
+  const std::string json = VxlanLeaseDataJson(1, Mac("c6:d2:32:6f:8f:44"));
+  EXPECT_EQ(json, R"({"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"})");
+  absl::StatusOr<VxlanLeaseData> d = ParseVxlanLeaseData(json);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->vni, 1u);
+  EXPECT_EQ(d->vtep_mac, Mac("c6:d2:32:6f:8f:44"));
+  EXPECT_FALSE(ParseVxlanLeaseData(R"({"VtepMAC":"c6:d2:32:6f:8f:44"})")->vni.has_value());
+}
+
+TEST(VxlanLeaseDataTest, RefusesMissingOrBadMac) {
+  EXPECT_THAT(Msg(ParseVxlanLeaseData(R"({"VNI":1})").status()), HasSubstr("no VtepMAC"));
+  EXPECT_THAT(Msg(ParseVxlanLeaseData(R"({"VNI":1,"VtepMAC":"zz"})").status()), HasSubstr("BackendData.VtepMAC"));
+  EXPECT_THAT(Msg(ParseVxlanLeaseData(R"({"VtepMAC":"01:00:5e:00:00:01"})").status()),
+              HasSubstr("not a unicast MAC"));
+  EXPECT_FALSE(ParseVxlanLeaseData("").ok());
+}
+
+class VxlanDesiredStateTest : public ::testing::Test {
+ protected:
+  VxlanDesiredStateTest() {
+    setup_.local.iface_index = 2;
+    setup_.local.iface_ip = Ip("192.0.2.1");
+    setup_.local.public_ip = Ip("192.0.2.1");
+    setup_.local.iface_network = Net("192.0.2.0/24");
+    setup_.lease = {Net("198.18.1.0/24"), Net("198.18.0.0/16")};
+    setup_.device_index = 7;
+  }
+  static Peer VxlanPeer(const char* subnet, const char* ip, const char* mac) {
+    return Peer{Net(subnet), Ip(ip), "vxlan", absl::StrCat(R"({"VNI":1,"VtepMAC":")", mac, R"("})")};
+  }
+  VxlanSetup setup_;
+};
+
+TEST_F(VxlanDesiredStateTest, EachPeerGetsNeighbourFdbAndOnlinkRoute) {
+  std::vector<SkippedPeer> skipped;
+  DesiredState d = VxlanDesiredState(
+      setup_,
+      {VxlanPeer("198.18.1.0/24", "192.0.2.1", "0a:00:00:00:00:01"),  // ourselves
+       VxlanPeer("198.18.2.0/24", "203.0.113.2", "0a:00:00:00:00:02")},
+      &skipped);
+  EXPECT_THAT(skipped, IsEmpty()) << "our own lease is not a skip";
+  EXPECT_THAT(d.neighbours, ElementsAre(Neighbour{7, Ip("198.18.2.0"), Mac("0a:00:00:00:00:02")}));
+  EXPECT_THAT(d.fdb, ElementsAre(FdbEntry{7, Mac("0a:00:00:00:00:02"), Ip("203.0.113.2")}));
+  EXPECT_THAT(d.routes, ElementsAre(Route{Net("198.18.2.0/24"), Ip("198.18.2.0"), 7, true}));
+}
+
+TEST_F(VxlanDesiredStateTest, DirectRoutingOnlyForPeersOnTheSameNetwork) {
+  setup_.config.direct_routing = true;
+  std::vector<SkippedPeer> skipped;
+  DesiredState d = VxlanDesiredState(
+      setup_,
+      {VxlanPeer("198.18.2.0/24", "192.0.2.2", "0a:00:00:00:00:02"),     // same L2
+       VxlanPeer("198.18.3.0/24", "203.0.113.3", "0a:00:00:00:00:03")},  // routed
+      &skipped);
+  EXPECT_THAT(d.routes, ElementsAre(Route{Net("198.18.2.0/24"), Ip("192.0.2.2"), 2, false},
+                                    Route{Net("198.18.3.0/24"), Ip("198.18.3.0"), 7, true}));
+  EXPECT_THAT(d.neighbours, ElementsAre(Neighbour{7, Ip("198.18.3.0"), Mac("0a:00:00:00:00:03")}));
+  EXPECT_EQ(d.fdb.size(), 1u);
+}
+
+TEST_F(VxlanDesiredStateTest, SkipsPeersItCannotUseAndSaysWhy) {
+  std::vector<SkippedPeer> skipped;
+  Peer udp{Net("198.18.2.0/24"), Ip("192.0.2.2"), "udp", "{}"};
+  Peer bad_mac = VxlanPeer("198.18.3.0/24", "192.0.2.3", "nope");
+  Peer other_vni{Net("198.18.4.0/24"), Ip("192.0.2.4"), "vxlan", R"({"VNI":2,"VtepMAC":"0a:00:00:00:00:04"})"};
+  Peer overlap = VxlanPeer("198.18.0.0/23", "192.0.2.5", "0a:00:00:00:00:05");
+  Peer same_ip = VxlanPeer("198.18.6.0/24", "192.0.2.1", "0a:00:00:00:00:06");
+  Peer good = VxlanPeer("198.18.7.0/24", "192.0.2.7", "0a:00:00:00:00:07");
+  DesiredState d = VxlanDesiredState(setup_, {udp, bad_mac, other_vni, overlap, same_ip, good}, &skipped);
+  ASSERT_EQ(skipped.size(), 5u);
+  EXPECT_THAT(skipped[0].reason, HasSubstr("backend type is \"udp\""));
+  EXPECT_THAT(skipped[1].reason, HasSubstr("VtepMAC"));
+  EXPECT_THAT(skipped[2].reason, HasSubstr("VNI 2 differs"));
+  EXPECT_THAT(skipped[3].reason, HasSubstr("overlaps"));
+  EXPECT_THAT(skipped[4].reason, HasSubstr("this host's own"));
+  EXPECT_EQ(skipped[1].subnet, Net("198.18.3.0/24"));
+  EXPECT_EQ(d.routes.size(), 1u) << "the good peer is still programmed";
+}
+
+class VxlanBackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    local_.iface_name = "eth0";
+    local_.iface_index = kernel_.AddLink("eth0", 1500);
+    local_.iface_mtu = 1500;
+    local_.iface_ip = Ip("192.0.2.1");
+    local_.iface_network = Net("192.0.2.0/24");
+    local_.public_ip = Ip("192.0.2.1");
+  }
+  FakeProgrammer kernel_;
+  LocalConfig local_;
+  const OwnLease lease_{Net("198.18.1.0/24"), Net("198.18.0.0/16")};
+  VxlanBackend backend_{&kernel_, Mac("0a:58:00:00:00:01")};
+};
+
+TEST_F(VxlanBackendTest, InitSetsUpTheDeviceAndReturnsLeaseData) {
+  absl::StatusOr<BackendInfo> info = backend_.Init(local_, lease_, R"({"Type":"vxlan"})");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->type, "vxlan");
+  EXPECT_EQ(info->data_json, R"({"VNI":1,"VtepMAC":"0a:58:00:00:00:01"})");
+  EXPECT_EQ(info->mtu, 1450u);
+
+  absl::StatusOr<netlink::Link> dev = kernel_.GetLink("flannel.1");
+  ASSERT_TRUE(dev.ok());
+  EXPECT_TRUE(dev->up);
+  EXPECT_EQ(dev->mtu, 1450u);
+  EXPECT_EQ(dev->mac, Mac("0a:58:00:00:00:01"));
+  ASSERT_TRUE(dev->vxlan.has_value());
+  EXPECT_EQ(dev->vxlan->vni, 1u);
+  EXPECT_EQ(dev->vxlan->port, 8472);
+  EXPECT_EQ(dev->vxlan->local, Ip("192.0.2.1"));
+  EXPECT_EQ(dev->vxlan->underlay_index, local_.iface_index);
+  EXPECT_FALSE(dev->vxlan->learning);
+  EXPECT_THAT(kernel_.addresses, ElementsAre(netlink::InterfaceAddress{dev->index, Ip("198.18.1.0"), 32}));
+}
+
+TEST_F(VxlanBackendTest, ConfiguredMtuPortAndVni) {
+  absl::StatusOr<BackendInfo> info =
+      backend_.Init(local_, lease_, R"({"Type":"vxlan","VNI":4096,"Port":4789,"MTU":1300})");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->mtu, 1300u);
+  EXPECT_EQ(backend_.device_name(), "flannel.4096");
+  EXPECT_EQ(kernel_.GetLink("flannel.4096")->vxlan->port, 4789);
+}
+
+TEST_F(VxlanBackendTest, BadConfigIsRefusedBeforeTouchingTheKernel) {
+  EXPECT_TRUE(absl::IsInvalidArgument(backend_.Init(local_, lease_, R"({"VNI":-3})").status()));
+  EXPECT_EQ(kernel_.links.size(), 1u);
+  EXPECT_TRUE(absl::IsFailedPrecondition(backend_.Reconcile({}).status()));
+}
+
+TEST_F(VxlanBackendTest, ReconcileProgramsPeersAndRepairsTheDevice) {
+  ASSERT_TRUE(backend_.Init(local_, lease_, "{}").ok());
+  std::vector<Peer> peers = {
+      {Net("198.18.2.0/24"), Ip("192.0.2.2"), "vxlan", R"({"VNI":1,"VtepMAC":"0a:58:00:00:00:02"})"},
+      {Net("198.18.3.0/24"), Ip("192.0.2.3"), "host-gw", "{}"}};
+  absl::StatusOr<ReconcileStats> s = backend_.Reconcile(peers);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->added, 3);
+  EXPECT_EQ(s->skipped_peers, 1);
+
+  // Someone deletes flannel.1: the next pass recreates it and everything on it.
+  ASSERT_TRUE(kernel_.DeleteLink(kernel_.GetLink("flannel.1")->index).ok());
+  s = backend_.Reconcile(peers);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->added, 3);
+  EXPECT_TRUE(kernel_.GetLink("flannel.1")->up);
+  EXPECT_EQ(kernel_.addresses.size(), 1u);
+
+  s = backend_.Reconcile(peers);
+  EXPECT_EQ(s->changes(), 0);
+}
+
+TEST_F(VxlanBackendTest, NewVniReplacesTheOldDevice) {
+  ASSERT_TRUE(backend_.Init(local_, lease_, R"({"VNI":1})").ok());
+  ASSERT_TRUE(backend_.Init(local_, lease_, R"({"VNI":2})").ok());
+  EXPECT_TRUE(absl::IsNotFound(kernel_.GetLink("flannel.1").status()));
+  EXPECT_TRUE(kernel_.GetLink("flannel.2").ok());
+}
+
+TEST_F(VxlanBackendTest, TeardownRemovesTheDeviceAndDirectRoutes) {
+  ASSERT_TRUE(backend_.Init(local_, lease_, R"({"DirectRouting":true})").ok());
+  ASSERT_TRUE(backend_
+                  .Reconcile({{Net("198.18.2.0/24"), Ip("192.0.2.2"), "vxlan",
+                               R"({"VNI":1,"VtepMAC":"0a:58:00:00:00:02"})"},
+                              {Net("198.18.3.0/24"), Ip("203.0.113.3"), "vxlan",
+                               R"({"VNI":1,"VtepMAC":"0a:58:00:00:00:03"})"}})
+                  .ok());
+  EXPECT_EQ(kernel_.routes.size(), 2u);
+  ASSERT_TRUE(backend_.Teardown().ok());
+  EXPECT_TRUE(absl::IsNotFound(kernel_.GetLink("flannel.1").status()));
+  EXPECT_THAT(kernel_.routes, IsEmpty());
+  EXPECT_THAT(kernel_.neighbours, IsEmpty());
+  EXPECT_THAT(kernel_.fdb, IsEmpty());
+}
+
+}  // namespace
+}  // namespace weft::agent
