@@ -345,9 +345,7 @@ std::string FormatIpv4(uint32_t v) {
 
 std::atomic<int> g_cluster_counter{0};
 
-// Kills the processes inside namespace `ns` (they would keep it alive after its
-// name is gone), then deletes it.
-void DeleteNamespace(const std::string& ns) {
+void KillProcessesIn(const std::string& ns) {
   if (absl::StatusOr<ExecResult> pids = RunCaptured({"ip", "netns", "pids", ns}, absl::Seconds(10));
       pids.ok()) {
     for (absl::string_view p : absl::StrSplit(pids->out, '\n', absl::SkipWhitespace())) {
@@ -355,6 +353,12 @@ void DeleteNamespace(const std::string& ns) {
       if (absl::SimpleAtoi(p, &pid) && pid > 1 && pid != getpid()) kill(pid, SIGKILL);
     }
   }
+}
+
+// Kills the processes inside namespace `ns` (they would keep it alive after its
+// name is gone), then deletes it.
+void DeleteNamespace(const std::string& ns) {
+  KillProcessesIn(ns);
   absl::StatusOr<ExecResult> del = RunCaptured({"ip", "netns", "del", ns}, absl::Seconds(10));
   if (!del.ok() || del->exit_code != 0) {
     // Half-made (a file without a mount): remove the file itself.
@@ -464,27 +468,6 @@ int Cluster::SweepNamespaces(absl::string_view prefix) {
   }
   for (const std::string& ns : names) DeleteNamespace(ns);
   return static_cast<int>(names.size());
-}
-
-int Cluster::SweepStale() {
-  std::vector<std::string> prefixes;
-  if (DIR* dir = opendir(kRunDir)) {
-    while (dirent* e = readdir(dir)) {
-      absl::string_view name = e->d_name;
-      if (!absl::ConsumePrefix(&name, "wft")) continue;
-      const size_t dash = name.find('-');
-      int pid;
-      if (dash == absl::string_view::npos || !absl::SimpleAtoi(name.substr(0, dash), &pid)) continue;
-      if (pid <= 0 || kill(pid, 0) == 0 || errno != ESRCH) continue;
-      prefixes.push_back(absl::StrCat("wft", pid, "-"));
-    }
-    closedir(dir);
-  }
-  std::sort(prefixes.begin(), prefixes.end());
-  prefixes.erase(std::unique(prefixes.begin(), prefixes.end()), prefixes.end());
-  int removed = 0;
-  for (const std::string& p : prefixes) removed += SweepNamespaces(p);
-  return removed;
 }
 
 void Cluster::InstallSignalHandlers() {
@@ -607,9 +590,7 @@ absl::StatusOr<int> Cluster::HttpGetStatus(absl::string_view ns, absl::string_vi
 // ---------------------------------------------------------------------------
 
 Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
-  const int n = g_cluster_counter++;
-  prefix_ = absl::StrCat(RunPrefix(), n, "-");
-  if (options_.name.empty()) options_.name = absl::StrCat("cluster", n);
+  if (options_.name.empty()) options_.name = absl::StrCat("cluster", g_cluster_counter++);
 }
 
 Cluster::~Cluster() { Shutdown(); }
@@ -641,7 +622,6 @@ absl::Status Cluster::Build() {
     }
   }
   EnsureSbinOnPath();
-  if (int n = SweepStale(); n > 0) Log(absl::StrCat("removed ", n, " namespaces left by dead runs"));
 
   work_dir_ = options_.work_dir;
   if (work_dir_.empty()) {
@@ -663,15 +643,17 @@ absl::Status Cluster::Build() {
   }
   if (absl::Status s = MakeDirs(work_dir_); !s.ok()) return s;
   if (absl::Status s = MakeDirs(log_dir_); !s.ok()) return s;
-  Log(absl::StrCat("namespaces ", prefix_, "*, logs in ", log_dir_));
+  Log(absl::StrCat("logs in ", log_dir_));
 
-  switch_ns_ = prefix_ + "sw";
-  if (absl::Status s = CreateNamespace(switch_ns_); !s.ok()) return s;
+  absl::StatusOr<std::string> sw = CreateNamespace("sw");
+  if (!sw.ok()) return sw.status();
+  switch_ns_ = *sw;
   if (absl::Status s = Ip({"-n", switch_ns_, "link", "add", "br0", "type", "bridge"}); !s.ok()) return s;
   if (absl::Status s = Ip({"-n", switch_ns_, "link", "set", "br0", "up"}); !s.ok()) return s;
 
-  controller_ns_ = prefix_ + "ctl";
-  if (absl::Status s = CreateNamespace(controller_ns_); !s.ok()) return s;
+  absl::StatusOr<std::string> ctl = CreateNamespace("ctl");
+  if (!ctl.ok()) return ctl.status();
+  controller_ns_ = *ctl;
   if (absl::Status s = ConnectToSwitch(controller_ns_, "ctl", kControllerIp); !s.ok()) return s;
   controller_log_ = log_dir_ + "/controller.log";
   if (absl::Status s = StartController(); !s.ok()) return s;
@@ -684,11 +666,18 @@ absl::Status Cluster::Build() {
   return absl::OkStatus();
 }
 
-absl::Status Cluster::CreateNamespace(const std::string& ns) {
-  namespaces_.push_back(ns);  // first, so that a half-made one is removed too
-  TrackNamespace(ns);
-  if (absl::Status s = Ip({"netns", "add", ns}); !s.ok()) return s;
-  return Ip({"-n", ns, "link", "set", "lo", "up"});
+absl::StatusOr<std::string> Cluster::CreateNamespace(absl::string_view tag) {
+  absl::StatusOr<std::unique_ptr<NetNs>> ns = NetNs::Create(tag);
+  if (!ns.ok()) return ns.status();
+  TrackNamespace((*ns)->name());
+  namespaces_.push_back(std::move(*ns));
+  return namespaces_.back()->name();
+}
+
+std::vector<std::string> Cluster::namespaces() const {
+  std::vector<std::string> names;
+  for (const auto& ns : namespaces_) names.push_back(ns->name());
+  return names;
 }
 
 absl::Status Cluster::ConnectToSwitch(const std::string& ns, const std::string& port,
@@ -818,7 +807,6 @@ absl::StatusOr<int> Cluster::AddHost(int containers) {
   Host& h = *host;
   h.index = num_hosts();
   h.name = absl::StrCat("h", h.index + 1);
-  h.ns = prefix_ + h.name;
   h.underlay_ip = absl::StrCat(kUnderlayPrefix, 10 + h.index + 1);
   h.dir = absl::StrCat(work_dir_, "/", h.name);
   h.subnet_file = h.dir + "/subnet.env";
@@ -830,7 +818,9 @@ absl::StatusOr<int> Cluster::AddHost(int containers) {
   hosts_.push_back(std::move(host));  // owned (and cleaned up) from now on
 
   if (absl::Status s = MakeDirs(h.state_dir); !s.ok()) return s;
-  if (absl::Status s = CreateNamespace(h.ns); !s.ok()) return s;
+  absl::StatusOr<std::string> ns = CreateNamespace(h.name);
+  if (!ns.ok()) return ns.status();
+  h.ns = *ns;
   if (absl::Status s = ConnectToSwitch(h.ns, h.name, h.underlay_ip); !s.ok()) return s;
   // Docker turns forwarding on; the host forwards between docker0 and flannel.1.
   if (absl::StatusOr<std::string> s = Sh(h.ns, "sysctl -qw net.ipv4.ip_forward=1"); !s.ok()) {
@@ -958,12 +948,13 @@ absl::StatusOr<Container> Cluster::AddContainer(int index) {
   }
   Container c;
   c.name = absl::StrCat(h.name, "c", n);
-  c.ns = prefix_ + c.name;
   c.ip = FormatIpv4(*gw + n);
   c.host = index;
   const std::string veth = absl::StrCat("veth-c", n);
   const std::string mtu = absl::StrCat(h.env.mtu);
-  if (absl::Status s = CreateNamespace(c.ns); !s.ok()) return s;
+  absl::StatusOr<std::string> ns = CreateNamespace(c.name);
+  if (!ns.ok()) return ns.status();
+  c.ns = *ns;
   for (const std::vector<std::string>& cmd : std::vector<std::vector<std::string>>{
            {"-n", h.ns, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", c.ns},
            {"-n", h.ns, "link", "set", veth, "mtu", mtu, "master", "docker0", "up"},
@@ -1036,9 +1027,14 @@ void Cluster::Shutdown() {
     if (h->agent_pid > 0) (void)StopAgent(h->index, absl::Seconds(5));
   }
   if (controller_pid_ > 0) (void)StopController(absl::Seconds(5));
-  for (auto it = namespaces_.rbegin(); it != namespaces_.rend(); ++it) DeleteNamespace(*it);
-  if (!namespaces_.empty()) Log(absl::StrCat("removed ", namespaces_.size(), " namespaces"));
-  namespaces_.clear();
+  const size_t n = namespaces_.size();
+  while (!namespaces_.empty()) {
+    // A namespace lives on, unnamed, while a process is inside: kill them first.
+    KillProcessesIn(namespaces_.back()->name());
+    UntrackNamespace(namespaces_.back()->name());
+    namespaces_.pop_back();
+  }
+  if (n > 0) Log(absl::StrCat("removed ", n, " namespaces"));
 }
 
 }  // namespace weft::testing

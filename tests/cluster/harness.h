@@ -9,10 +9,10 @@
 //     │     └── container ns "h1c1": eth0 = next address of h1's subnet, default via docker0
 //     ├── host ns "h2": eth0 192.0.2.12 ...
 //
-// Every namespace is named "wft<pid>-<cluster#>-<role>" (see RunPrefix()), so runs
-// never collide and leftovers of a dead run are recognised and removed by the next
-// one. The underlay addresses exist only inside these namespaces; nothing is ever
-// sent anywhere else.
+// Namespaces are tests/netns NetNs objects, named "wft<pid>-<n>-<role>" (see
+// RunPrefix()), so runs never collide and leftovers of a dead run are recognised
+// and removed by the next one. The underlay addresses exist only inside these
+// namespaces; nothing is ever sent anywhere else.
 //
 // Ownership: a Cluster owns every process it starts (forked with `ip netns exec`,
 // each in its own process group, killed if the test process dies) and every
@@ -35,6 +35,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "tests/netns/netns.h"
 
 namespace weft::testing {
 
@@ -138,7 +139,7 @@ class Cluster {
   void Shutdown();
 
   const ClusterOptions& options() const { return options_; }
-  const std::string& prefix() const { return prefix_; }  // "wft<pid>-<N>-"
+  std::vector<std::string> namespaces() const;  // every one this cluster made, in order
   const std::string& switch_ns() const { return switch_ns_; }
   const std::string& controller_ns() const { return controller_ns_; }
   std::string controller_addr() const;  // "192.0.2.2:7800"
@@ -217,10 +218,9 @@ class Cluster {
   // "wft<pid>-": the prefix of every namespace this process creates.
   static std::string RunPrefix();
   // Kills the processes inside, then deletes, every namespace whose name starts
-  // with `prefix`. Returns how many were deleted.
+  // with `prefix` (never all: an empty prefix sweeps nothing). Returns how many
+  // were deleted. (Those of dead processes go at every NetNs::Create.)
   static int SweepNamespaces(absl::string_view prefix);
-  // Sweeps the namespaces of dead processes ("wft<pid>-..." whose pid is gone).
-  static int SweepStale();
   // SIGINT/SIGTERM handlers for programs (the demo): the first signal makes
   // Interrupted() true, so that WaitFor/Exec/Ping give up with CANCELLED and the
   // normal RAII cleanup runs; a second signal kills every started process, removes
@@ -231,7 +231,8 @@ class Cluster {
  private:
   explicit Cluster(ClusterOptions options);
   absl::Status Build();
-  absl::Status CreateNamespace(const std::string& ns);
+  // A new namespace "wft<pid>-<n>-<tag>"; its name.
+  absl::StatusOr<std::string> CreateNamespace(absl::string_view tag);
   absl::Status ConnectToSwitch(const std::string& ns, const std::string& port,
                                const std::string& ip);
   absl::Status EnsureDocker0(Host& h);
@@ -240,7 +241,6 @@ class Cluster {
   void Log(absl::string_view message) const;
 
   ClusterOptions options_;
-  std::string prefix_;
   std::string work_dir_;
   std::string log_dir_;
   bool remove_work_dir_ = false;
@@ -249,7 +249,7 @@ class Cluster {
   std::string controller_log_;
   pid_t controller_pid_ = -1;
   std::vector<std::unique_ptr<Host>> hosts_;
-  std::vector<std::string> namespaces_;  // creation order; deleted in reverse
+  std::vector<std::unique_ptr<NetNs>> namespaces_;  // creation order; deleted in reverse
   bool shut_down_ = false;
 };
 
