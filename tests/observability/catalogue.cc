@@ -57,9 +57,10 @@ absl::StatusOr<std::vector<CatalogueEntry>> ParseCatalogue(absl::string_view mar
     if (!in_catalogue) continue;
     if (absl::StartsWith(line, "### ")) {
       const std::string title = absl::AsciiStrToLower(line.substr(4));
-      component = absl::StartsWith(title, "controller") ? "controller"
-                  : absl::StartsWith(title, "agent")    ? "agent"
-                                                         : "";
+      component = absl::StartsWith(title, "controller")    ? "controller"
+                  : absl::StartsWith(title, "agent")       ? "agent"
+                  : absl::StartsWith(title, "every binary") ? std::string(kEveryBinary)
+                                                            : "";
       continue;
     }
     if (component.empty() || !absl::StartsWith(line, "|")) continue;
@@ -149,7 +150,7 @@ std::vector<std::string> CompareWithExposition(const std::vector<CatalogueEntry>
   std::vector<std::string> problems;
   std::set<std::string> documented;
   for (const CatalogueEntry& e : entries) {
-    if (e.component != component) continue;
+    if (!e.AppliesTo(component)) continue;
     documented.insert(e.name);
     auto it = exposed.find(e.name);
     if (it == exposed.end()) {

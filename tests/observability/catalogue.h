@@ -1,8 +1,8 @@
 #pragma once
 // docs/metrics.md read as data, so that the catalogue and the tests cannot
-// drift: every row of a table under "### Controller ..." or "### Agent ..." of
-// the "## Catalogue" section whose first cell is a `metric_name` and whose type
-// cell is counter, gauge or histogram is one entry.
+// drift: every row of a table under "### Controller ...", "### Agent ..." or
+// "### Every binary ..." of the "## Catalogue" section whose first cell is a
+// `metric_name` is one entry.
 
 #include <map>
 #include <set>
@@ -14,12 +14,17 @@
 
 namespace weft::testing {
 
+// The component of the entries every binary exports (process_*, weft_build_info).
+inline constexpr char kEveryBinary[] = "every";
+
 struct CatalogueEntry {
-  std::string component;  // "controller" or "agent"
+  std::string component;  // "controller", "agent" or kEveryBinary
   std::string name;       // "weft_controller_leases"
   std::string type;       // "counter", "gauge", "histogram"
   std::set<std::string> labels;  // documented label names, without le/job/instance
   int line = 0;           // in the file, for messages
+
+  bool AppliesTo(absl::string_view c) const { return component == c || component == kEveryBinary; }
 };
 
 // Errors on a row that looks like an entry but is malformed (unknown type, a

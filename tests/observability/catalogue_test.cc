@@ -17,6 +17,8 @@ constexpr char kDoc[] = R"(# Metrics
 | `weft_controller_rpcs_total` | counter | `method`, `code` | calls | Calls. |
 ### Agent (`weft-agent`)
 | `weft_agent_reconcile_duration_seconds` | histogram | — | seconds | Passes. |
+### Every binary (controller and agent)
+| `process_open_fds` | gauge | — | descriptors | FDs. |
 ## Useful queries
 | `also_ignored` | gauge | — | x | y |
 )";
@@ -24,13 +26,16 @@ constexpr char kDoc[] = R"(# Metrics
 TEST(CatalogueTest, ReadsRowsOfTheCatalogueSectionOnly) {
   auto c = ParseCatalogue(kDoc);
   ASSERT_TRUE(c.ok()) << c.status();
-  ASSERT_EQ(c->size(), 3u);
+  ASSERT_EQ(c->size(), 4u);
   EXPECT_EQ((*c)[0].name, "weft_controller_leases");
   EXPECT_EQ((*c)[0].component, "controller");
   EXPECT_TRUE((*c)[0].labels.empty());
   EXPECT_EQ((*c)[1].labels, (std::set<std::string>{"code", "method"}));
   EXPECT_EQ((*c)[2].component, "agent");
   EXPECT_EQ((*c)[2].type, "histogram");
+  EXPECT_TRUE((*c)[3].AppliesTo("controller"));
+  EXPECT_TRUE((*c)[3].AppliesTo("agent"));
+  EXPECT_FALSE((*c)[2].AppliesTo("controller"));
 }
 
 TEST(CatalogueTest, RefusesMalformedRows) {
@@ -46,7 +51,8 @@ TEST(CatalogueTest, ComparesWithAnExposition) {
   auto good = ParseExposition(
       "# HELP weft_controller_leases L.\n# TYPE weft_controller_leases gauge\nweft_controller_leases 3\n"
       "# HELP weft_controller_rpcs_total C.\n# TYPE weft_controller_rpcs_total counter\n"
-      "weft_controller_rpcs_total{method=\"A\",code=\"OK\"} 1\n");
+      "weft_controller_rpcs_total{method=\"A\",code=\"OK\"} 1\n"
+      "# TYPE process_open_fds gauge\nprocess_open_fds 7\n");
   ASSERT_TRUE(good.ok()) << good.status();
   EXPECT_TRUE(CompareWithExposition(*c, "controller", *good).empty());
 
@@ -57,16 +63,20 @@ TEST(CatalogueTest, ComparesWithAnExposition) {
   ASSERT_TRUE(bad.ok()) << bad.status();
   EXPECT_EQ((*bad)["weft_extra"].samples, 3);
   EXPECT_TRUE((*bad)["weft_extra"].labels.empty());
-  // Wrong type, missing label, undocumented family.
-  EXPECT_EQ(CompareWithExposition(*c, "controller", *bad).size(), 3u);
+  // Wrong type, missing label, undocumented family, process_open_fds missing.
+  EXPECT_EQ(CompareWithExposition(*c, "controller", *bad).size(), 4u);
 }
 
 TEST(CatalogueTest, TheRealCatalogueParses) {
   auto c = ReadCatalogue(WorkspaceFile("docs/metrics.md"));
   ASSERT_TRUE(c.ok()) << c.status();
-  int controller = 0;
-  for (const auto& e : *c) controller += e.component == "controller";
+  int controller = 0, agent = 0;
+  for (const auto& e : *c) {
+    controller += e.AppliesTo("controller");
+    agent += e.AppliesTo("agent");
+  }
   EXPECT_GE(controller, 20);
+  EXPECT_GE(agent, 15);
 }
 
 }  // namespace

@@ -88,7 +88,7 @@ TEST_F(ControllerMetricsTest, PromtoolIsCleanBeforeAnyConfig) {
 TEST_F(ControllerMetricsTest, PromtoolIsCleanAndCatalogueMatchesAfterTraffic) {
   WorkloadOptions o;
   o.controller = absl::StrCat("127.0.0.1:", grpc_port_);
-  o.network_config = kShortTtlConfig;
+  o.network_config = kTestNetworkConfig;
   o.duration = absl::Seconds(2);
   o.period = absl::Milliseconds(100);
   o.churn_every = 4;

@@ -88,6 +88,9 @@ class Workload {
       if (absl::Status s = Acquire(Node("node", i)); !s.ok()) return s;
     }
     if (absl::Status s = Refusals(); !s.ok()) return s;
+    if (o_.exhaust_pool) {
+      if (absl::Status s = ExhaustPool(); !s.ok()) return s;
+    }
     if (absl::Status s = ReserveAndUnreserve(); !s.ok()) return s;
     if (absl::Status s = Throwaway(); !s.ok()) return s;
 
@@ -163,6 +166,25 @@ class Workload {
     weft::v1::GetLeaseResponse got;
     return Expect("GetLease of a subnet never leased", leases_->GetLease(Ctx().get(), missing, &got),
                   grpc::StatusCode::NOT_FOUND);
+  }
+
+  absl::Status ExhaustPool() {
+    std::vector<weft::v1::AcquireLeaseRequest> fillers;
+    for (int i = 0; i < 4096; ++i) {
+      weft::v1::AcquireLeaseRequest node = Node("filler", 2000 + i);
+      weft::v1::AcquireLeaseResponse resp;
+      grpc::Status s = leases_->AcquireLease(Ctx().get(), node, &resp);
+      if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+        for (const auto& f : fillers) {
+          if (absl::Status r = Release(f); !r.ok()) return r;
+        }
+        return absl::OkStatus();
+      }
+      if (!s.ok()) return Fail("AcquireLease while filling the pool", s);
+      subnets_[node.node_name()] = resp.lease().subnet();
+      fillers.push_back(node);
+    }
+    return absl::FailedPreconditionError("the pool did not run out after 4096 acquisitions");
   }
 
   // A reservation, then Unreserve turns it back into a lease that nobody renews.

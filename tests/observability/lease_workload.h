@@ -1,8 +1,8 @@
 #pragma once
 // Drives a real controller over gRPC so that every controller metric of
 // docs/metrics.md has data: acquisitions, renewals, releases, reservations,
-// refused calls of each kind, watch streams receiving events, and leases left
-// to expire (with a short LeaseTTL in the config).
+// refused calls of each kind (an exhausted pool too), watch streams receiving
+// events, and leases left to expire (with a short LeaseTTL in the config).
 //
 // Used in-process by the promtool test and as the `lease_workload` binary that
 // the Prometheus test runs inside the controller's network namespace.
@@ -15,9 +15,11 @@
 
 namespace weft::testing {
 
-// A config whose leases expire quickly, so that the test sees expirations.
-inline constexpr char kShortTtlConfig[] =
-    R"({"Network":"10.1.0.0/16","LeaseTTL":"10s","Backend":{"Type":"vxlan"}})";
+// A config whose leases expire quickly (so that the test sees expirations) and
+// whose pool is small (63 subnets, 10.1.1.0..10.1.63.0), so that exhausting it
+// takes few calls.
+inline constexpr char kTestNetworkConfig[] =
+    R"({"Network":"10.1.0.0/16","SubnetMax":"10.1.63.0","LeaseTTL":"10s","Backend":{"Type":"vxlan"}})";
 
 struct WorkloadOptions {
   std::string controller;       // "127.0.0.1:7800"
@@ -31,6 +33,9 @@ struct WorkloadOptions {
   absl::Duration duration = absl::ZeroDuration();
   absl::Duration period = absl::Milliseconds(250);
   int churn_every = 8;
+  // Once, after the first acquisitions: acquire until the controller answers
+  // RESOURCE_EXHAUSTED, then release every subnet taken that way.
+  bool exhaust_pool = true;
 };
 
 // Runs the workload; returns early (OK) when `stop` becomes true. An error when
