@@ -86,12 +86,22 @@ absl::Status PeerProgrammed(Cluster& c, int host, int peer) {
   }
   absl::StatusOr<std::string> routes = c.Sh(h.ns, "ip route show");
   if (!routes.ok()) return routes.status();
-  const std::string want = absl::StrCat(p.env.SubnetCidr(), " via ", net, " dev flannel.1 onlink");
+  // "10.1.7.0/24 via 10.1.7.0 dev flannel.1 [proto P] onlink": the protocol is
+  // free (an agent may tag its routes), the rest is flannel's.
   bool found = false;
-  for (absl::string_view line : absl::StrSplit(*routes, '\n')) {
-    found = found || absl::StartsWith(absl::StripAsciiWhitespace(line), want);
+  for (absl::string_view line : absl::StrSplit(*routes, '\n', absl::SkipWhitespace())) {
+    std::vector<absl::string_view> t = absl::StrSplit(line, ' ', absl::SkipWhitespace());
+    auto after = [&](absl::string_view key) -> absl::string_view {
+      auto it = std::find(t.begin(), t.end(), key);
+      return it == t.end() || it + 1 == t.end() ? "" : *(it + 1);
+    };
+    found = found || (!t.empty() && t[0] == p.env.SubnetCidr() && after("via") == net &&
+                      after("dev") == "flannel.1" && std::find(t.begin(), t.end(), "onlink") != t.end());
   }
-  if (!found) return absl::NotFoundError(absl::StrCat(where, "no route \"", want, "\" in\n", *routes));
+  if (!found) {
+    return absl::NotFoundError(absl::StrCat(where, "no route ", p.env.SubnetCidr(), " via ", net,
+                                            " dev flannel.1 onlink in\n", *routes));
+  }
   return absl::OkStatus();
 }
 
