@@ -34,6 +34,7 @@ ABSL_FLAG(absl::Duration, default_lease_ttl, absl::Hours(24),
 ABSL_FLAG(absl::Duration, lease_expiry_interval, absl::Seconds(1), "How often expired leases are collected.");
 ABSL_FLAG(absl::Duration, watch_bookmark_interval, absl::Seconds(30), "Bookmark period for idle watch streams.");
 ABSL_FLAG(int64_t, watch_max_queue, 1024, "Messages queued per watch stream before it is resynced.");
+ABSL_FLAG(int64_t, watch_history, 10000, "Lease events kept so watch streams can resume without a snapshot.");
 ABSL_FLAG(std::string, initial_config, "",
           "A network config (flannel's JSON) stored at start-up when none is set yet.");
 ABSL_FLAG(bool, unsafe_no_fsync, false, "Do not fsync writes (benchmark upper bound only; loses data on crash).");
@@ -89,6 +90,7 @@ int Run() {
   controller::WatchHub::Options ho;
   ho.bookmark_interval = absl::GetFlag(FLAGS_watch_bookmark_interval);
   ho.max_queue = static_cast<size_t>(absl::GetFlag(FLAGS_watch_max_queue));
+  ho.history = static_cast<size_t>(absl::GetFlag(FLAGS_watch_history));
   ho.hooks = cm.HubHooks();
   hub = std::make_unique<controller::WatchHub>(&manager, ho);
   cm.WatchManager(registry, &manager);

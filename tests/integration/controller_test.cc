@@ -15,57 +15,12 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
-#include "tests/integration/process.h"
+#include "tests/integration/controller_fixture.h"
 
 namespace weft::testing {
 namespace {
 
 constexpr char kSeedConfig[] = R"({"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}})";
-
-class Controller {
- public:
-  explicit Controller(std::string data_dir) : data_dir_(std::move(data_dir)) {}
-
-  void Start() {
-    port_ = FreePort();
-    const std::string log = absl::StrCat(std::getenv("TEST_TMPDIR"), "/controller.log");
-    ASSERT_TRUE(proc_.Start({Runfile("controller/weft-controller"), "--data-dir", data_dir_, "--listen",
-                             absl::StrCat("127.0.0.1:", port_), "--metrics-listen", ""},
-                            log));
-    channel_ = grpc::CreateChannel(addr(), grpc::InsecureChannelCredentials());
-    ASSERT_TRUE(channel_->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(20)))
-        << "controller did not come up; see " << log;
-    leases_ = weft::v1::LeaseService::NewStub(channel_);
-    network_ = weft::v1::NetworkService::NewStub(channel_);
-  }
-  void Kill9() {
-    proc_.Kill(SIGKILL);
-    proc_.Wait();
-  }
-  void Stop() {
-    proc_.Kill(SIGTERM);
-    int status = proc_.Wait();
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
-  }
-  std::string addr() const { return absl::StrCat("127.0.0.1:", port_); }
-  weft::v1::LeaseService::Stub* leases() { return leases_.get(); }
-  weft::v1::NetworkService::Stub* network() { return network_.get(); }
-  std::shared_ptr<grpc::Channel> channel() { return channel_; }
-
- private:
-  std::string data_dir_;
-  int port_ = 0;
-  Process proc_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<weft::v1::LeaseService::Stub> leases_;
-  std::unique_ptr<weft::v1::NetworkService::Stub> network_;
-};
-
-std::unique_ptr<grpc::ClientContext> Ctx(int seconds = 10) {
-  auto c = std::make_unique<grpc::ClientContext>();
-  c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
-  return c;
-}
 
 grpc::Status SetConfig(Controller& c, const std::string& json, bool force = false) {
   weft::v1::SetNetworkConfigRequest req;
@@ -94,7 +49,6 @@ std::map<std::string, weft::v1::Lease> List(Controller& c) {
   return out;
 }
 
-std::string DataDir(const char* name) { return absl::StrCat(std::getenv("TEST_TMPDIR"), "/", name); }
 
 TEST(ControllerIntegrationTest, LeasesSurviveRestartAndNodesKeepTheirSubnet) {
   Controller c(DataDir("restart"));

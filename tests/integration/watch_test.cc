@@ -1,0 +1,253 @@
+// WatchLeases against the real controller: snapshot then events in order,
+// resume from a revision (only what came after), a compacted resume point gets a
+// snapshot saying so, idle streams get bookmarks; plus the standard health
+// service and server reflection.
+
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "proto/weft/v1/weft.grpc.pb.h"
+#include "tests/integration/controller_fixture.h"
+
+namespace weft::testing {
+namespace {
+
+using weft::v1::WatchLeasesResponse;
+
+weft::v1::AcquireLeaseRequest Node(int i) {
+  weft::v1::AcquireLeaseRequest r;
+  r.set_node_name(absl::StrCat("w", i));
+  r.set_public_ip(absl::StrCat("198.51.", i / 250, ".", i % 250 + 1));
+  r.set_backend_type("vxlan");
+  r.set_backend_data(absl::StrFormat(R"({"VNI":1,"VtepMAC":"02:00:00:00:%02x:%02x"})", i >> 8, i & 0xff));
+  return r;
+}
+
+class Watch {
+ public:
+  Watch(Controller& c, int64_t from) : Watch(c.leases(), from) {}
+  Watch(weft::v1::LeaseService::StubInterface* stub, int64_t from) {
+    ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    weft::v1::WatchLeasesRequest req;
+    req.set_start_revision(from);
+    reader_ = stub->WatchLeases(&ctx_, req);
+  }
+  ~Watch() {
+    ctx_.TryCancel();
+    if (ended_) return;
+    WatchLeasesResponse m;
+    while (reader_->Read(&m)) {
+    }
+    reader_->Finish().IgnoreError();
+  }
+  // The next message; fails the test (fatally for the caller's loop, via ended())
+  // when the stream ends.
+  WatchLeasesResponse Next() {
+    WatchLeasesResponse m;
+    if (!ended_ && !reader_->Read(&m)) {
+      ended_ = true;
+      grpc::Status s = reader_->Finish();
+      ADD_FAILURE() << "stream ended: " << s.error_code() << " " << s.error_message();
+    }
+    return m;
+  }
+  bool ended() const { return ended_; }
+
+ private:
+  bool ended_ = false;
+  grpc::ClientContext ctx_;
+  std::unique_ptr<grpc::ClientReaderInterface<WatchLeasesResponse>> reader_;
+};
+
+weft::v1::AcquireLeaseResponse Acquire(Controller& c, int i) {
+  weft::v1::AcquireLeaseResponse resp;
+  grpc::Status s = c.leases()->AcquireLease(Ctx().get(), Node(i), &resp);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return resp;
+}
+
+void SetSeedConfig(Controller& c,
+                   const std::string& config = R"({"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}})") {
+  weft::v1::SetNetworkConfigRequest req;
+  req.set_config(config);
+  weft::v1::SetNetworkConfigResponse resp;
+  ASSERT_TRUE(c.network()->SetNetworkConfig(Ctx().get(), req, &resp).ok());
+}
+
+TEST(WatchTest, SnapshotThenEventsThenResume) {
+  Controller c(DataDir("watch"));
+  c.Start({"--watch-bookmark-interval", "1s"});
+  SetSeedConfig(c);
+  Acquire(c, 1);
+  int64_t resume_at = 0;
+  std::string second;
+  {
+    Watch w(c, 0);
+    WatchLeasesResponse snap = w.Next();
+    ASSERT_TRUE(snap.has_snapshot());
+    EXPECT_EQ(snap.snapshot().reason(), WatchLeasesResponse::Snapshot::REASON_NEW_STREAM);
+    ASSERT_EQ(snap.snapshot().leases_size(), 1);
+    EXPECT_EQ(snap.snapshot().leases(0).node_name(), "w1");
+    resume_at = snap.revision();
+    second = Acquire(c, 2).lease().subnet();
+    WatchLeasesResponse ev = w.Next();
+    ASSERT_TRUE(ev.has_events()) << ev.DebugString();
+    ASSERT_EQ(ev.events().events_size(), 1);
+    EXPECT_EQ(ev.events().events(0).type(), weft::v1::LeaseEvent::TYPE_PUT);
+    EXPECT_EQ(ev.events().events(0).lease().subnet(), second);
+    EXPECT_GT(ev.revision(), resume_at);
+    // Idle: a bookmark arrives and carries the current revision.
+    WatchLeasesResponse bm = w.Next();
+    EXPECT_TRUE(bm.has_bookmark()) << bm.DebugString();
+    EXPECT_EQ(bm.revision(), ev.revision());
+  }
+  // Changes while disconnected: a release and a new lease.
+  weft::v1::ReleaseLeaseRequest rel;
+  rel.set_subnet(second);
+  rel.set_node_name("w2");
+  weft::v1::ReleaseLeaseResponse rr;
+  ASSERT_TRUE(c.leases()->ReleaseLease(Ctx().get(), rel, &rr).ok());
+  std::string third = Acquire(c, 3).lease().subnet();
+  // Resume from the snapshot's revision: exactly what happened after it, in order.
+  Watch w(c, resume_at);
+  std::vector<weft::v1::LeaseEvent> got;
+  while (got.size() < 3 && !w.ended()) {
+    WatchLeasesResponse m = w.Next();
+    ASSERT_FALSE(m.has_snapshot()) << "resume within history must not resend a snapshot";
+    for (const auto& e : m.events().events()) got.push_back(e);
+  }
+  EXPECT_EQ(got[0].type(), weft::v1::LeaseEvent::TYPE_PUT);
+  EXPECT_EQ(got[0].lease().subnet(), second);
+  EXPECT_EQ(got[1].type(), weft::v1::LeaseEvent::TYPE_DELETE);
+  EXPECT_EQ(got[1].lease().subnet(), second);
+  EXPECT_EQ(got[2].type(), weft::v1::LeaseEvent::TYPE_PUT);
+  EXPECT_EQ(got[2].lease().subnet(), third);
+  EXPECT_LT(got[0].revision(), got[1].revision());
+  EXPECT_LT(got[1].revision(), got[2].revision());
+}
+
+TEST(WatchTest, ResumeOlderThanHistoryGetsASnapshotSayingSo) {
+  Controller c(DataDir("watch-compacted"));
+  c.Start({"--watch-history", "2"});
+  SetSeedConfig(c);
+  int64_t old_rev = Acquire(c, 1).revision();
+  for (int i = 2; i <= 6; ++i) Acquire(c, i);
+  Watch w(c, old_rev);
+  WatchLeasesResponse m = w.Next();
+  ASSERT_TRUE(m.has_snapshot()) << m.DebugString();
+  EXPECT_EQ(m.snapshot().reason(), WatchLeasesResponse::Snapshot::REASON_COMPACTED);
+  EXPECT_EQ(m.snapshot().leases_size(), 6);
+}
+
+TEST(WatchTest, SlowConsumerIsResyncedNotDroppedAndOthersKeepUp) {
+  Controller c(DataDir("watch-slow"));
+  c.Start({"--watch-max-queue", "8"});
+  SetSeedConfig(c, R"({"Network":"10.0.0.0/12","Backend":{"Type":"vxlan"}})");
+  // The slow stream has its own connection with a small, fixed HTTP/2 window, and
+  // is not read while the burst happens: its writes stall and its queue fills.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
+  auto slow_stub = weft::v1::LeaseService::NewStub(
+      grpc::CreateCustomChannel(c.addr(), grpc::InsecureChannelCredentials(), args));
+  Watch slow(slow_stub.get(), 0);
+  Watch fast(c, 0);
+  ASSERT_TRUE(fast.Next().has_snapshot());
+  constexpr int kLeases = 1000;
+  int fast_events = 0;
+  std::thread reader([&] {
+    while (fast_events < kLeases && !fast.ended()) {
+      WatchLeasesResponse m = fast.Next();
+      fast_events += m.events().events_size();
+      if (m.has_snapshot()) break;
+    }
+  });
+  for (int i = 1; i <= kLeases; ++i) Acquire(c, i);
+  reader.join();
+  EXPECT_EQ(fast_events, kLeases) << "the fast stream missed events";
+  // The slow stream: whatever it got queued, then a resync snapshot with everything.
+  bool resynced = false;
+  std::set<std::string> seen;
+  while (seen.size() < static_cast<size_t>(kLeases) && !slow.ended()) {
+    WatchLeasesResponse m = slow.Next();
+    if (m.has_snapshot()) {
+      if (m.snapshot().reason() == WatchLeasesResponse::Snapshot::REASON_RESYNC) resynced = true;
+      seen.clear();
+      for (const auto& l : m.snapshot().leases()) seen.insert(l.subnet());
+    }
+    for (const auto& e : m.events().events()) seen.insert(e.lease().subnet());
+  }
+  EXPECT_TRUE(resynced) << "the slow stream was never told to resync";
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kLeases));
+}
+
+TEST(WatchTest, HealthServiceAndReflectionAnswer) {
+  Controller c(DataDir("health"));
+  c.Start();
+  grpc::GenericStub stub(c.channel());
+  // grpc.health.v1.Health/Check with an empty service name: SERVING is field 1 = 1.
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::ByteBuffer req;  // empty HealthCheckRequest
+  grpc::Slice empty("", 0);
+  req = grpc::ByteBuffer(&empty, 1);
+  grpc::ByteBuffer resp;
+  grpc::Status status;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &req, &resp,
+                 [&](grpc::Status s) {
+                   std::lock_guard<std::mutex> l(mu);
+                   status = s;
+                   done = true;
+                   cv.notify_one();
+                 });
+  {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return done; });
+  }
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(resp.Dump(&slices).ok());
+  std::string bytes;
+  for (auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  EXPECT_EQ(bytes, std::string("\x08\x01", 2));
+
+  // Reflection lists the weft.v1 services.
+  grpc::ClientContext rctx;
+  rctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::CompletionQueue cq;
+  auto call = stub.PrepareCall(&rctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  void* tag;
+  bool ok;
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
+  grpc::Slice list("\x3a\x00", 2);  // list_services: ""
+  grpc::ByteBuffer lreq(&list, 1);
+  call->WriteLast(lreq, grpc::WriteOptions(), reinterpret_cast<void*>(2));
+  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
+  grpc::ByteBuffer lresp;
+  call->Read(&lresp, reinterpret_cast<void*>(3));
+  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
+  slices.clear();
+  ASSERT_TRUE(lresp.Dump(&slices).ok());
+  bytes.clear();
+  for (auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  EXPECT_NE(bytes.find("weft.v1.LeaseService"), std::string::npos);
+  EXPECT_NE(bytes.find("weft.v1.NetworkService"), std::string::npos);
+  grpc::Status fs;
+  call->Finish(&fs, reinterpret_cast<void*>(4));
+  cq.Next(&tag, &ok);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+}
+
+}  // namespace
+}  // namespace weft::testing
