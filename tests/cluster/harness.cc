@@ -802,7 +802,7 @@ absl::Status Cluster::SetNetworkConfig(absl::string_view json) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<int> Cluster::AddHost(int containers) {
+absl::StatusOr<int> Cluster::AddHost(int containers, std::vector<std::string> agent_args) {
   auto host = std::make_unique<Host>();
   Host& h = *host;
   h.index = num_hosts();
@@ -814,6 +814,7 @@ absl::StatusOr<int> Cluster::AddHost(int containers) {
   h.state_dir = h.dir + "/state";
   h.log_file = absl::StrCat(log_dir_, "/agent-", h.name, ".log");
   h.metrics_addr = absl::StrCat("127.0.0.1:", kAgentMetricsPort);
+  h.agent_args = std::move(agent_args);
   if (h.index + 11 > 250) return absl::ResourceExhaustedError("too many hosts");
   hosts_.push_back(std::move(host));  // owned (and cleaned up) from now on
 

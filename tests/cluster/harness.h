@@ -151,9 +151,10 @@ class Cluster {
   std::vector<const Container*> containers() const;  // all, host by host
 
   // --- topology -------------------------------------------------------------
-  // A new host namespace on the switch, its agent started and ready, docker0 and
+  // A new host namespace on the switch, its agent started (with `agent_args` on
+  // top of options().agent_args, at every start) and ready, docker0 and
   // `containers` containers. Returns its index.
-  absl::StatusOr<int> AddHost(int containers = 1);
+  absl::StatusOr<int> AddHost(int containers = 1, std::vector<std::string> agent_args = {});
   // One more container on host i (creates docker0 first when needed).
   absl::StatusOr<Container> AddContainer(int host);
 

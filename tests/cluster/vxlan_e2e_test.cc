@@ -204,25 +204,33 @@ TEST(VxlanE2ETest, ReleasedLeaseVanishesFromPeers) {
   ASSERT_NE(c, nullptr);
   ASSERT_TRUE(Cluster::WaitForOk([&] { return AllProgrammed(*c, {0, 1, 2}); }, kConverge).ok())
       << AllProgrammed(*c, {0, 1, 2});
-  // Restart h3's agent so that it releases its lease when it stops.
-  ASSERT_TRUE(c->StopAgent(2).ok());
-  ASSERT_TRUE(c->StartAgent(2, {"--release-on-exit"}).ok());
-  const Host gone = c->host(2);
-  absl::StatusOr<std::string> mac = VtepMac(*c, 2);
+  // A 4th host whose agent releases its lease when it stops.
+  absl::StatusOr<int> h4 = c->AddHost(1, {"--release-on-exit"});
+  ASSERT_TRUE(h4.ok()) << h4.status();
+  const Host gone = c->host(*h4);
+  absl::StatusOr<std::string> mac = VtepMac(*c, *h4);
   ASSERT_TRUE(mac.ok()) << mac.status();
-  ASSERT_TRUE(Cluster::WaitForOk([&] { return AllProgrammed(*c, {0, 1, 2}); }, kConverge).ok());
+  ASSERT_TRUE(Cluster::WaitForOk([&] { return AllProgrammed(*c, {0, 1, 2, 3}); }, kConverge).ok())
+      << AllProgrammed(*c, {0, 1, 2, 3});
 
-  ASSERT_TRUE(c->StopAgent(2).ok());
-  for (int i : {0, 1}) {
+  ASSERT_TRUE(c->StopAgent(*h4).ok());
+  for (int i : {0, 1, 2}) {
     absl::Status s = Cluster::WaitForOk([&] { return PeerGone(*c, i, gone, *mac); }, absl::Seconds(5));
     EXPECT_TRUE(s.ok()) << s;
   }
   absl::StatusOr<bool> listed = LeaseListed(*c, gone.env.SubnetCidr());
   ASSERT_TRUE(listed.ok()) << listed.status();
   EXPECT_FALSE(*listed) << "released lease " << gone.env.SubnetCidr() << " still listed";
-  // The two remaining hosts still reach each other.
+  // The others keep their leases and still reach each other; a plain SIGTERM
+  // (no --release-on-exit) keeps the lease.
+  EXPECT_TRUE(AllProgrammed(*c, {0, 1, 2}).ok()) << AllProgrammed(*c, {0, 1, 2});
   EXPECT_TRUE(c->Ping(c->host(0).containers[0], c->host(1).containers[0].ip).ok());
-  EXPECT_TRUE(c->Ping(c->host(1).containers[0], c->host(0).containers[0].ip).ok());
+  ASSERT_TRUE(c->StopAgent(2).ok());
+  absl::SleepFor(absl::Seconds(2));
+  absl::StatusOr<bool> kept = LeaseListed(*c, c->host(2).env.SubnetCidr());
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_TRUE(*kept) << "SIGTERM without --release-on-exit released the lease";
+  EXPECT_TRUE(PeerProgrammed(*c, 0, 2).ok()) << PeerProgrammed(*c, 0, 2);
 }
 
 TEST(VxlanE2ETest, ExpiredLeaseVanishesFromPeers) {
