@@ -1,0 +1,208 @@
+// Fan-out: one lease change delivered to N WatchLeases streams (simulated agents
+// in this separate process, over several HTTP/2 connections). Prints the
+// delivery latency (change acknowledged -> message received, per stream) p50/p99
+// and the controller's CPU time per delivered event.
+//
+//   bazel run -c opt //tests/bench:fanout_bench -- [--streams 5000] [--channels 16] [--changes 20]
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/weft/v1/weft.grpc.pb.h"
+#include "tests/integration/process.h"
+
+namespace {
+
+using weft::v1::WatchLeasesResponse;
+
+double CpuSeconds(pid_t pid) {
+  std::ifstream f(absl::StrCat("/proc/", pid, "/stat"));
+  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto close = s.rfind(')');
+  std::vector<std::string> fields;
+  std::string cur;
+  for (size_t i = close + 2; i < s.size(); ++i) {
+    if (s[i] == ' ') {
+      fields.push_back(cur);
+      cur.clear();
+    } else {
+      cur += s[i];
+    }
+  }
+  // utime, stime are fields 14 and 15 (1-based) => 11, 12 after the comm.
+  double ticks = std::stod(fields[11]) + std::stod(fields[12]);
+  return ticks / sysconf(_SC_CLK_TCK);
+}
+
+struct Stream {
+  grpc::ClientContext ctx;
+  WatchLeasesResponse msg;
+  std::unique_ptr<grpc::ClientAsyncReader<WatchLeasesResponse>> reader;
+  bool started = false;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int streams = 5000, channels = 16, changes = 20;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    int v = 0;
+    if (!absl::SimpleAtoi(argv[i + 1], &v)) continue;
+    std::string f = argv[i];
+    if (f == "--streams") streams = v;
+    if (f == "--channels") channels = v;
+    if (f == "--changes") changes = v;
+  }
+  std::string controller = weft::testing::Runfile("controller/weft-controller");
+  char tmpl[] = "/tmp/weft-fanout-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  int port = weft::testing::FreePort();
+  weft::testing::Process p;
+  p.Start({controller, "--data-dir", dir, "--listen", absl::StrCat("127.0.0.1:", port), "--metrics-listen", "",
+           "--log-level", "warn", "--watch-bookmark-interval", "1h"},
+          dir + ".log");
+  const std::string addr = absl::StrCat("127.0.0.1:", port);
+  auto main_ch = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
+  if (!main_ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(20))) {
+    std::fprintf(stderr, "controller did not start\n");
+    return 1;
+  }
+  auto net = weft::v1::NetworkService::NewStub(main_ch);
+  auto leases = weft::v1::LeaseService::NewStub(main_ch);
+  {
+    grpc::ClientContext ctx;
+    weft::v1::SetNetworkConfigRequest req;
+    req.set_config(R"({"Network":"10.0.0.0/8","Backend":{"Type":"vxlan"}})");
+    weft::v1::SetNetworkConfigResponse resp;
+    if (!net->SetNetworkConfig(&ctx, req, &resp).ok()) return 1;
+  }
+  std::vector<std::unique_ptr<weft::v1::LeaseService::Stub>> stubs;
+  for (int i = 0; i < channels; ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt("weft.bench.channel", i);
+    stubs.push_back(weft::v1::LeaseService::NewStub(
+        grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args)));
+  }
+  grpc::CompletionQueue cq;
+  std::vector<std::unique_ptr<Stream>> ss(streams);
+  absl::Mutex mu;
+  int snapshots = 0;
+  std::vector<double> latencies;
+  absl::Time change_acked = absl::InfiniteFuture();
+  int64_t change_revision = 0;
+  std::atomic<int64_t> delivered{0};
+  // Tags: stream index * 2 (+1 for the start completion).
+  auto pump = [&] {
+    void* tag;
+    bool ok;
+    while (cq.Next(&tag, &ok)) {
+      intptr_t t = reinterpret_cast<intptr_t>(tag);
+      Stream* s = ss[t / 2].get();
+      if (!ok) continue;
+      if (t % 2 == 1) {
+        s->reader->Read(&s->msg, reinterpret_cast<void*>(t - 1));
+        continue;
+      }
+      absl::Time now = absl::Now();
+      {
+        absl::MutexLock l(&mu);
+        if (s->msg.has_snapshot()) {
+          ++snapshots;
+        } else if (s->msg.has_events() && s->msg.revision() >= change_revision && change_revision > 0) {
+          latencies.push_back(absl::ToDoubleMilliseconds(now - change_acked));
+          delivered++;
+        }
+      }
+      s->reader->Read(&s->msg, reinterpret_cast<void*>(t));
+    }
+  };
+  std::vector<std::thread> pumps;
+  for (int i = 0; i < 2; ++i) pumps.emplace_back(pump);
+  for (int i = 0; i < streams; ++i) {
+    ss[i] = std::make_unique<Stream>();
+    weft::v1::WatchLeasesRequest req;
+    ss[i]->reader = stubs[i % channels]->PrepareAsyncWatchLeases(&ss[i]->ctx, req, &cq);
+    ss[i]->reader->StartCall(reinterpret_cast<void*>(static_cast<intptr_t>(i * 2 + 1)));
+  }
+  absl::Time t0 = absl::Now();
+  while (true) {
+    {
+      absl::MutexLock l(&mu);
+      if (snapshots >= streams) break;
+    }
+    if (absl::Now() - t0 > absl::Seconds(120)) {
+      std::fprintf(stderr, "only %d of %d streams got their snapshot\n", snapshots, streams);
+      return 1;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  std::printf("fanout_bench: %d streams over %d connections, %d changes; %d snapshots in %.1fs\n", streams, channels,
+              changes, snapshots, absl::ToDoubleSeconds(absl::Now() - t0));
+  double cpu0 = CpuSeconds(p.pid());
+  for (int c = 0; c < changes; ++c) {
+    weft::v1::AcquireLeaseRequest req;
+    req.set_node_name(absl::StrCat("fan", c));
+    req.set_public_ip(absl::StrCat("198.51.100.", c + 1));
+    req.set_backend_type("vxlan");
+    req.set_backend_data(absl::StrFormat(R"({"VNI":1,"VtepMAC":"02:00:00:00:00:%02x"})", c + 1));
+    int64_t before = delivered.load();
+    grpc::ClientContext ctx;
+    weft::v1::AcquireLeaseResponse resp;
+    {
+      absl::MutexLock l(&mu);
+      change_acked = absl::Now();  // latency measured from the moment the change is issued
+      change_revision = 1LL << 62;  // ignore until we know its revision
+    }
+    grpc::Status s = leases->AcquireLease(&ctx, req, &resp);
+    if (!s.ok()) {
+      std::fprintf(stderr, "acquire: %s\n", s.error_message().c_str());
+      return 1;
+    }
+    {
+      absl::MutexLock l(&mu);
+      change_revision = resp.revision();
+    }
+    // Messages that arrived before we learnt the revision were not counted:
+    // wait for all streams, re-counting from the acknowledgement.
+    absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (delivered.load() - before < streams && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  double cpu = CpuSeconds(p.pid()) - cpu0;
+  std::vector<double> all;
+  {
+    absl::MutexLock l(&mu);
+    all = latencies;
+  }
+  std::sort(all.begin(), all.end());
+  int64_t expected = static_cast<int64_t>(streams) * changes;
+  if (all.empty()) {
+    std::printf("no deliveries measured\n");
+    return 1;
+  }
+  std::printf("deliveries measured %zu of %lld\n", all.size(), static_cast<long long>(expected));
+  std::printf("delivery latency ms: p50 %.2f  p99 %.2f  max %.2f\n", all[all.size() / 2],
+              all[std::min(all.size() - 1, all.size() * 99 / 100)], all.back());
+  std::printf("controller CPU: %.3f s for %zu deliveries = %.2f us per delivered event\n", cpu, all.size(),
+              cpu * 1e6 / all.size());
+  for (auto& s : ss) s->ctx.TryCancel();
+  p.Kill(SIGTERM);
+  p.Wait();
+  cq.Shutdown();
+  for (auto& t : pumps) t.join();
+  std::string rm = "rm -rf " + dir + " " + dir + ".log";
+  if (std::system(rm.c_str()) != 0) return 1;
+  return 0;
+}
