@@ -11,6 +11,7 @@ namespace {
 using netlink::Change;
 using netlink::FdbEntry;
 using netlink::Neighbour;
+using netlink::Nexthop;
 using netlink::Route;
 using Kind = PlannedChange::Kind;
 
@@ -19,15 +20,27 @@ constexpr size_t kMaxErrorsKept = 10;
 bool IsPermanent(uint16_t state) { return (state & NUD_PERMANENT) != 0; }
 
 // Builds deletes and (adds + updates) separately so deletes can go first: a
-// departed peer's objects are gone before a new peer's take their place.
+// departed peer's objects are gone before a new peer's take their place. Nexthops
+// are deleted after the routes through them and put before them.
 struct Plan {
   std::vector<PlannedChange> deletes;
+  std::vector<PlannedChange> nexthop_deletes;
+  std::vector<PlannedChange> nexthop_puts;
   std::vector<PlannedChange> puts;
   void Delete(netlink::Change::Object o) {
-    deletes.push_back({Kind::kRemove, {Change::Op::kDelete, std::move(o)}});
+    auto& to = std::holds_alternative<Nexthop>(o) ? nexthop_deletes : deletes;
+    to.push_back({Kind::kRemove, {Change::Op::kDelete, std::move(o)}});
   }
   void Put(Kind kind, netlink::Change::Object o) {
-    puts.push_back({kind, {Change::Op::kReplace, std::move(o)}});
+    auto& to = std::holds_alternative<Nexthop>(o) ? nexthop_puts : puts;
+    to.push_back({kind, {Change::Op::kReplace, std::move(o)}});
+  }
+  std::vector<PlannedChange> InOrder() && {
+    std::vector<PlannedChange> out = std::move(deletes);
+    for (auto* v : {&nexthop_deletes, &nexthop_puts, &puts}) {
+      out.insert(out.end(), std::make_move_iterator(v->begin()), std::make_move_iterator(v->end()));
+    }
+    return out;
   }
 };
 
@@ -94,19 +107,57 @@ void DiffFdb(const Ownership& own, const std::vector<FdbEntry>& actual,
   }
 }
 
+// Returns the ids of desired nexthops that someone else's nexthop holds already:
+// those are not touched, and routes through them go without.
+absl::flat_hash_set<uint32_t> DiffNexthops(const Ownership& own, const std::vector<Nexthop>& actual,
+                                           const std::vector<Nexthop>& desired, Plan& plan,
+                                           int* unchanged) {
+  absl::flat_hash_map<uint32_t, const Nexthop*> have;
+  for (const Nexthop& n : actual) have[n.id] = &n;
+  absl::flat_hash_set<uint32_t> wanted, foreign;
+  for (const Nexthop& d : desired) {
+    if (!wanted.insert(d.id).second) continue;
+    auto it = have.find(d.id);
+    if (it == have.end()) {
+      plan.Put(Kind::kAdd, d);
+    } else if (it->second->protocol != own.route_protocol) {
+      foreign.insert(d.id);
+    } else if (*it->second == d) {
+      ++*unchanged;
+    } else {
+      plan.Put(Kind::kUpdate, d);
+    }
+  }
+  for (const auto& [id, n] : have) {
+    if (n->protocol == own.route_protocol && !wanted.contains(id)) plan.Delete(*n);
+  }
+  return foreign;
+}
+
+bool SameRoute(const Route& have, const Route& want) {
+  // Through a nexthop object, the route is its id; the hop itself is the
+  // nexthop's business (and what the dump shows of it depends on a sysctl).
+  if (want.nexthop_id != 0) return have.nexthop_id == want.nexthop_id && have.protocol == want.protocol;
+  return have == want;
+}
+
 void DiffRoutes(const Ownership& own, const std::vector<Route>& actual,
-                const std::vector<Route>& desired, Plan& plan, int* unchanged) {
+                const std::vector<Route>& desired, const absl::flat_hash_set<uint32_t>& no_nexthop,
+                Plan& plan, int* unchanged) {
   absl::flat_hash_map<IPv4Net, const Route*> have;
   for (const Route& r : actual) {
     if (r.protocol == own.route_protocol) have[r.dst] = &r;
   }
   absl::flat_hash_set<IPv4Net> wanted;
-  for (const Route& d : desired) {
+  for (Route d : desired) {
     if (!wanted.insert(d.dst).second) continue;
+    if (d.nexthop_id != 0 && (!own.manage_nexthops || no_nexthop.contains(d.nexthop_id))) {
+      d.nexthop_id = 0;
+    }
     auto it = have.find(d.dst);
     if (it == have.end()) {
       plan.Put(Kind::kAdd, d);
-    } else if (*it->second == d) {
+    } else if (SameRoute(*it->second, d)) {
       ++*unchanged;
     } else {
       plan.Put(Kind::kUpdate, d);
@@ -126,11 +177,12 @@ std::vector<PlannedChange> Diff(const Ownership& ownership, const ActualState& a
     DiffNeighbours(ownership, actual.neighbours, desired.neighbours, plan, unchanged);
     DiffFdb(ownership, actual.fdb, desired.fdb, plan, unchanged);
   }
-  DiffRoutes(ownership, actual.routes, desired.routes, plan, unchanged);
-  std::vector<PlannedChange> out = std::move(plan.deletes);
-  out.insert(out.end(), std::make_move_iterator(plan.puts.begin()),
-             std::make_move_iterator(plan.puts.end()));
-  return out;
+  absl::flat_hash_set<uint32_t> foreign;
+  if (ownership.manage_nexthops) {
+    foreign = DiffNexthops(ownership, actual.nexthops, desired.nexthops, plan, unchanged);
+  }
+  DiffRoutes(ownership, actual.routes, desired.routes, foreign, plan, unchanged);
+  return std::move(plan).InOrder();
 }
 
 absl::StatusOr<ReconcileStats> Reconcile(netlink::KernelProgrammer& kernel,
@@ -141,6 +193,9 @@ absl::StatusOr<ReconcileStats> Reconcile(netlink::KernelProgrammer& kernel,
     ASSIGN_OR_RETURN(actual.fdb, kernel.ListFdb(ownership.device_index));
   }
   ASSIGN_OR_RETURN(actual.routes, kernel.ListRoutes(0, ownership.route_protocol));
+  if (ownership.manage_nexthops) {
+    ASSIGN_OR_RETURN(actual.nexthops, kernel.ListNexthops(0));
+  }
 
   ReconcileStats stats;
   std::vector<PlannedChange> plan = Diff(ownership, actual, desired, &stats.unchanged);

@@ -23,12 +23,19 @@ struct DesiredState {
   std::vector<netlink::Neighbour> neighbours;  // all on Ownership::device_index
   std::vector<netlink::FdbEntry> fdb;          // all on Ownership::device_index
   std::vector<netlink::Route> routes;          // all with Ownership::route_protocol
+  // Nexthop objects the routes go through (Ownership::manage_nexthops only), all
+  // with Ownership::route_protocol. A route through a nexthop whose id is held by
+  // someone else's nexthop is programmed with its own next hop instead.
+  std::vector<netlink::Nexthop> nexthops;
 };
 
 // What a pass may change.
 struct Ownership {
   int device_index = 0;  // neighbours and FDB entries of this link; 0: none (host-gw)
-  uint8_t route_protocol = netlink::kWeftRouteProtocol;
+  uint8_t route_protocol = netlink::kWeftRouteProtocol;  // routes and nexthops
+  // Whether the kernel has nexthop objects and we use them. When false, desired
+  // nexthops are ignored and every route carries its own next hop.
+  bool manage_nexthops = false;
 };
 
 struct ReconcileStats {
@@ -42,7 +49,8 @@ struct ReconcileStats {
   int changes() const { return added + updated + removed; }
 };
 
-// What the kernel holds (as dumped) for the owned device and route protocol.
+// What the kernel holds (as dumped): neighbours and FDB entries of the owned
+// device, routes of the owned protocol, nexthops of every protocol.
 using ActualState = DesiredState;
 
 struct PlannedChange {
@@ -51,7 +59,8 @@ struct PlannedChange {
   netlink::Change change;
 };
 
-// The changes that turn `actual` into `desired` under `ownership`, deletes first.
+// The changes that turn `actual` into `desired` under `ownership`: deletes first
+// (nexthops after the routes through them), then puts (nexthops before routes).
 // Adds 1 to *unchanged for each desired object already in place. When `desired`
 // names an object twice (same neighbour IP, FDB MAC or route prefix), the first wins.
 std::vector<PlannedChange> Diff(const Ownership& ownership, const ActualState& actual,

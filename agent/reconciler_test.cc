@@ -215,5 +215,94 @@ TEST_F(ReconcilerTest, HostGwOwnershipHasNoDevice) {
   EXPECT_EQ(kernel_.list_calls, 1) << "only routes are dumped";
 }
 
+class ReconcilerNexthopTest : public ReconcilerTest {
+ protected:
+  void SetUp() override {
+    ReconcilerTest::SetUp();
+    own_.manage_nexthops = true;
+  }
+  // Peer i through nexthop object i.
+  void AddNexthopPeer(DesiredState& d, int i) {
+    AddPeer(d, i);
+    Route& r = d.routes.back();
+    r.nexthop_id = static_cast<uint32_t>(i);
+    d.nexthops.push_back({r.nexthop_id, r.gateway, vx_, true});
+  }
+};
+
+TEST_F(ReconcilerNexthopTest, NexthopsGoInBeforeTheirRoutesAndOutAfter) {
+  DesiredState d;
+  AddNexthopPeer(d, 1);
+  ReconcileStats s = Run(d);
+  EXPECT_EQ(s.added, 4);
+  EXPECT_EQ(s.errors, 0);
+  EXPECT_THAT(kernel_.applied,
+              ElementsAre(HasSubstr("replace nexthop id 1 via 198.18.1.0"), HasSubstr("replace neighbour"),
+                          HasSubstr("replace fdb"), HasSubstr("replace route 198.18.1.0/24 nhid 1")));
+  EXPECT_EQ(kernel_.routes.at(Net("198.18.1.0/24")).nexthop_id, 1u);
+
+  s = Run(d);
+  EXPECT_EQ(s.changes(), 0);
+  EXPECT_EQ(s.unchanged, 4);
+
+  kernel_.applied.clear();
+  s = Run(DesiredState{});
+  EXPECT_EQ(s.removed, 4);
+  EXPECT_THAT(kernel_.applied, ElementsAre(HasSubstr("delete neighbour"), HasSubstr("delete fdb"),
+                                           HasSubstr("delete route"), HasSubstr("delete nexthop id 1")));
+  EXPECT_TRUE(kernel_.nexthops.empty());
+}
+
+TEST_F(ReconcilerNexthopTest, NexthopDeletedByHandComesBackWithItsRoute) {
+  DesiredState d;
+  AddNexthopPeer(d, 1);
+  Run(d);
+  ASSERT_TRUE(kernel_.Apply({{Change::Op::kDelete, d.nexthops[0]}}).ok());
+  ASSERT_TRUE(kernel_.routes.empty()) << "the kernel drops routes through a deleted nexthop";
+  ReconcileStats s = Run(d);
+  EXPECT_EQ(s.added, 2);
+  EXPECT_EQ(s.unchanged, 2);
+}
+
+TEST_F(ReconcilerNexthopTest, AnotherProgramsNexthopIdIsLeftAloneAndTheRouteGoesWithout) {
+  const netlink::Nexthop theirs{1, Ip("192.0.2.254"), eth0_, false, RTPROT_STATIC};
+  kernel_.nexthops[1] = theirs;
+  DesiredState d;
+  AddNexthopPeer(d, 1);
+  ReconcileStats s = Run(d);
+  EXPECT_EQ(s.errors, 0);
+  EXPECT_EQ(kernel_.nexthops.at(1), theirs);
+  const Route& r = kernel_.routes.at(Net("198.18.1.0/24"));
+  EXPECT_EQ(r.nexthop_id, 0u);
+  EXPECT_EQ(r.gateway, Ip("198.18.1.0"));
+  EXPECT_TRUE(r.onlink);
+  EXPECT_EQ(Run(d).changes(), 0) << "and stays that way";
+  EXPECT_EQ(kernel_.nexthops.size(), 1u);
+}
+
+TEST_F(ReconcilerNexthopTest, WithoutNexthopSupportRoutesCarryTheirOwnHop) {
+  own_.manage_nexthops = false;
+  kernel_.supports_nexthops = false;
+  DesiredState d;
+  AddNexthopPeer(d, 1);
+  ReconcileStats s = Run(d);
+  EXPECT_EQ(s.added, 3);
+  EXPECT_EQ(s.errors, 0);
+  EXPECT_EQ(kernel_.routes.at(Net("198.18.1.0/24")), (Route{Net("198.18.1.0/24"), Ip("198.18.1.0"), vx_, true}));
+  EXPECT_EQ(Run(d).changes(), 0);
+}
+
+TEST_F(ReconcilerNexthopTest, ClassicRouteMovesOntoItsNexthop) {
+  DesiredState classic;
+  AddPeer(classic, 1);
+  Run(classic);
+  DesiredState d;
+  AddNexthopPeer(d, 1);
+  ReconcileStats s = Run(d);
+  EXPECT_EQ(s.added, 1);    // the nexthop
+  EXPECT_EQ(s.updated, 1);  // the route now through it
+  EXPECT_EQ(kernel_.routes.at(Net("198.18.1.0/24")).nexthop_id, 1u);
+}
+
 }  // namespace
 }  // namespace weft::agent

@@ -71,6 +71,7 @@ absl::Status FakeProgrammer::DeleteLink(int index) {
   EraseIf(neighbours, [&](const auto& kv) { return kv.second.ifindex == index; });
   EraseIf(fdb, [&](const auto& kv) { return kv.second.ifindex == index; });
   EraseIf(routes, [&](const auto& kv) { return kv.second.ifindex == index; });
+  EraseIf(nexthops, [&](const auto& kv) { return kv.second.ifindex == index; });
   return absl::OkStatus();
 }
 
@@ -129,6 +130,17 @@ absl::StatusOr<std::vector<Route>> FakeProgrammer::ListRoutes(int index, uint8_t
   return out;
 }
 
+absl::StatusOr<std::vector<Nexthop>> FakeProgrammer::ListNexthops(uint8_t protocol) {
+  if (!fail_all.ok()) return fail_all;
+  if (!supports_nexthops) return absl::UnimplementedError("nexthop objects: Operation not supported");
+  ++list_calls;
+  std::vector<Nexthop> out;
+  for (const auto& [id, n] : nexthops) {
+    if (protocol == 0 || n.protocol == protocol) out.push_back(n);
+  }
+  return out;
+}
+
 absl::Status FakeProgrammer::ApplyOne(const Change& c) {
   if (fail_change) {
     if (absl::Status s = fail_change(c); !s.ok()) return s;
@@ -148,16 +160,42 @@ absl::Status FakeProgrammer::ApplyOne(const Change& c) {
       return kv.second.ifindex == f->ifindex && kv.second.mac == f->mac;
     });
     fdb[std::make_tuple(f->ifindex, f->mac, f->dst)] = *f;
-  } else {
-    const Route& r = std::get<Route>(c.object);
+  } else if (const auto* r = std::get_if<Route>(&c.object)) {
     if (del) {
-      auto it = routes.find(r.dst);
-      if (it == routes.end() || it->second.protocol != r.protocol) return not_found();
+      auto it = routes.find(r->dst);
+      if (it == routes.end() || it->second.protocol != r->protocol) return not_found();
       routes.erase(it);
       return absl::OkStatus();
     }
-    if (!links.count(r.ifindex)) return absl::NotFoundError(absl::StrCat(c.ToString(), ": No such device"));
-    routes[r.dst] = r;
+    Route stored = *r;
+    if (r->nexthop_id != 0) {
+      auto nh = nexthops.find(r->nexthop_id);
+      if (nh == nexthops.end()) return absl::InvalidArgumentError(absl::StrCat(c.ToString(), ": Nexthop id does not exist"));
+      // As the kernel dumps it (nexthop_compat_mode): the nexthop's own hop.
+      stored.gateway = nh->second.gateway;
+      stored.ifindex = nh->second.ifindex;
+      stored.onlink = nh->second.onlink;
+    } else if (!links.count(r->ifindex)) {
+      return absl::NotFoundError(absl::StrCat(c.ToString(), ": No such device"));
+    }
+    routes[r->dst] = stored;
+  } else {
+    const Nexthop& n = std::get<Nexthop>(c.object);
+    if (!supports_nexthops) return absl::UnimplementedError(absl::StrCat(c.ToString(), ": Operation not supported"));
+    if (del) {
+      if (nexthops.erase(n.id) == 0) return not_found();
+      EraseIf(routes, [&](const auto& kv) { return kv.second.nexthop_id == n.id; });
+      return absl::OkStatus();
+    }
+    if (!links.count(n.ifindex)) return absl::NotFoundError(absl::StrCat(c.ToString(), ": No such device"));
+    nexthops[n.id] = n;
+    for (auto& [dst, route] : routes) {
+      if (route.nexthop_id == n.id) {
+        route.gateway = n.gateway;
+        route.ifindex = n.ifindex;
+        route.onlink = n.onlink;
+      }
+    }
   }
   return absl::OkStatus();
 }
@@ -168,7 +206,7 @@ absl::StatusOr<std::vector<absl::Status>> FakeProgrammer::Apply(const std::vecto
   std::vector<absl::Status> out;
   out.reserve(changes.size());
   for (const Change& c : changes) {
-    ++changes_applied;
+    applied.push_back(c.ToString());
     out.push_back(ApplyOne(c));
   }
   return out;

@@ -23,6 +23,7 @@ class FakeProgrammer : public KernelProgrammer {
   absl::StatusOr<std::vector<Neighbour>> ListNeighbours(int index) override;
   absl::StatusOr<std::vector<FdbEntry>> ListFdb(int index) override;
   absl::StatusOr<std::vector<Route>> ListRoutes(int index, uint8_t protocol) override;
+  absl::StatusOr<std::vector<Nexthop>> ListNexthops(uint8_t protocol) override;
   absl::StatusOr<std::vector<absl::Status>> Apply(const std::vector<Change>& changes) override;
 
   // Adds a plain link (e.g. the external interface); returns its index.
@@ -34,6 +35,9 @@ class FakeProgrammer : public KernelProgrammer {
   std::map<std::pair<int, IPv4Addr>, Neighbour> neighbours;
   std::map<std::tuple<int, MacAddr, IPv4Addr>, FdbEntry> fdb;
   std::map<IPv4Net, Route> routes;  // main table: one route per prefix
+  std::map<uint32_t, Nexthop> nexthops;
+  // False: a kernel before 5.3, without nexthop objects.
+  bool supports_nexthops = true;
 
   // When set, a change for which it returns non-OK fails with that status.
   std::function<absl::Status(const Change&)> fail_change;
@@ -42,7 +46,7 @@ class FakeProgrammer : public KernelProgrammer {
 
   // Counters for tests.
   int apply_calls = 0;
-  int changes_applied = 0;  // attempted changes, failed or not
+  std::vector<std::string> applied;  // Change::ToString() of every attempted change, in order
   int list_calls = 0;
 
  private:

@@ -6,6 +6,7 @@
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/neighbour.h>
+#include <linux/nexthop.h>
 #include <linux/rtnetlink.h>
 #include <sys/socket.h>
 
@@ -101,8 +102,28 @@ std::optional<Route> ParseRoute(const nlmsghdr* m, int index, uint8_t protocol) 
   absl::StatusOr<IPv4Net> dst =
       IPv4Net::Make(AttrIPv4(attrs, RTA_DST).value_or(IPv4Addr()), r->rtm_dst_len);
   if (!dst.ok()) return std::nullopt;
-  return Route{*dst, AttrIPv4(attrs, RTA_GATEWAY).value_or(IPv4Addr()), oif,
-               (r->rtm_flags & RTNH_F_ONLINK) != 0, r->rtm_protocol};
+  // For a route through a nexthop object, gateway, oif and onlink are the
+  // nexthop's, present while net.ipv4.nexthop_compat_mode is 1 (the default).
+  return Route{*dst,
+               AttrIPv4(attrs, RTA_GATEWAY).value_or(IPv4Addr()),
+               oif,
+               (r->rtm_flags & RTNH_F_ONLINK) != 0,
+               r->rtm_protocol,
+               attrs.U32(RTA_NH_ID).value_or(0)};
+}
+
+// IPv4 single nexthops of `protocol` (0: any); groups, blackholes and FDB
+// nexthops are not ours.
+std::optional<Nexthop> ParseNexthop(const nlmsghdr* m, uint8_t protocol) {
+  const auto* nh = static_cast<const nhmsg*>(mnl_nlmsg_get_payload(m));
+  if (nh->nh_family != AF_INET || (protocol != 0 && nh->nh_protocol != protocol)) return std::nullopt;
+  const Attrs attrs = Attrs::Of(m, sizeof(*nh));
+  if (attrs.Has(NHA_GROUP) || attrs.Has(NHA_BLACKHOLE) || attrs.Has(NHA_FDB)) return std::nullopt;
+  std::optional<uint32_t> id = attrs.U32(NHA_ID);
+  if (!id) return std::nullopt;
+  return Nexthop{*id, AttrIPv4(attrs, NHA_GATEWAY).value_or(IPv4Addr()),
+                 static_cast<int>(attrs.U32(NHA_OIF).value_or(0)), (nh->nh_flags & RTNH_F_ONLINK) != 0,
+                 nh->nh_protocol};
 }
 
 std::string LinkDescription(int index, absl::string_view name) {
@@ -149,10 +170,27 @@ void PutRoute(RequestBatch& batch, const Route& r, bool del) {
     return;
   }
   rtm->rtm_scope = RT_SCOPE_UNIVERSE;
-  if (r.onlink) rtm->rtm_flags |= RTNH_F_ONLINK;
   mnl_attr_put_u32(nlh, RTA_DST, Be32(r.dst.network()));
+  if (r.nexthop_id != 0) {
+    mnl_attr_put_u32(nlh, RTA_NH_ID, r.nexthop_id);
+    return;
+  }
+  if (r.onlink) rtm->rtm_flags |= RTNH_F_ONLINK;
   if (r.gateway != IPv4Addr()) mnl_attr_put_u32(nlh, RTA_GATEWAY, Be32(r.gateway));
   if (r.ifindex != 0) mnl_attr_put_u32(nlh, RTA_OIF, static_cast<uint32_t>(r.ifindex));
+}
+
+void PutNexthop(RequestBatch& batch, const Nexthop& n, bool del) {
+  nlmsghdr* nlh = batch.Begin(del ? RTM_DELNEXTHOP : RTM_NEWNEXTHOP,
+                              del ? 0 : NLM_F_CREATE | NLM_F_REPLACE);
+  auto* nh = static_cast<nhmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nhmsg)));
+  nh->nh_family = AF_INET;
+  mnl_attr_put_u32(nlh, NHA_ID, n.id);
+  if (del) return;
+  nh->nh_protocol = n.protocol;
+  if (n.onlink) nh->nh_flags |= RTNH_F_ONLINK;
+  mnl_attr_put_u32(nlh, NHA_OIF, static_cast<uint32_t>(n.ifindex));
+  if (n.gateway != IPv4Addr()) mnl_attr_put_u32(nlh, NHA_GATEWAY, Be32(n.gateway));
 }
 
 // One request built on the stack, for a dump or a get.
@@ -364,6 +402,14 @@ absl::StatusOr<std::vector<Route>> NetlinkProgrammer::ListRoutes(int index, uint
   });
 }
 
+absl::StatusOr<std::vector<Nexthop>> NetlinkProgrammer::ListNexthops(uint8_t protocol) {
+  SingleRequest<nhmsg> req(RTM_GETNEXTHOP);
+  req.header->nh_family = AF_INET;
+  return DumpAll<Nexthop>(*socket_, req.nlh, [protocol](const nlmsghdr* m) {
+    return ParseNexthop(m, protocol);
+  });
+}
+
 absl::StatusOr<std::vector<absl::Status>> NetlinkProgrammer::Apply(
     const std::vector<Change>& changes) {
   batch_.Clear();
@@ -376,8 +422,10 @@ absl::StatusOr<std::vector<absl::Status>> NetlinkProgrammer::Apply(
             PutNeighbour(batch_, o, del);
           } else if constexpr (std::is_same_v<T, FdbEntry>) {
             PutFdb(batch_, o, del);
-          } else {
+          } else if constexpr (std::is_same_v<T, Route>) {
             PutRoute(batch_, o, del);
+          } else {
+            PutNexthop(batch_, o, del);
           }
         },
         c.object);

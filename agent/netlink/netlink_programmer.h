@@ -26,6 +26,7 @@ class NetlinkProgrammer : public KernelProgrammer {
   absl::StatusOr<std::vector<Neighbour>> ListNeighbours(int index) override;
   absl::StatusOr<std::vector<FdbEntry>> ListFdb(int index) override;
   absl::StatusOr<std::vector<Route>> ListRoutes(int index, uint8_t protocol) override;
+  absl::StatusOr<std::vector<Nexthop>> ListNexthops(uint8_t protocol) override;
   absl::StatusOr<std::vector<absl::Status>> Apply(const std::vector<Change>& changes) override;
 
  private:

@@ -194,6 +194,36 @@ TEST_F(NetlinkProgrammerTest, AppliesNeighboursFdbAndRoutesAndListsThem) {
   EXPECT_TRUE(programmer_->ListRoutes(0, kWeftRouteProtocol)->empty());
 }
 
+TEST_F(NetlinkProgrammerTest, RoutesThroughNexthopObjects) {
+  auto link = programmer_->EnsureVxlan(Spec());
+  ASSERT_TRUE(link.ok());
+  ASSERT_TRUE(programmer_->SetLinkUp(link->index).ok());
+  const int vx = link->index;
+  const Nexthop nh{77, Ip("198.18.2.0"), vx, true};
+  Route route{Net("198.18.2.0/24"), Ip("198.18.2.0"), vx, true};
+  route.nexthop_id = 77;
+  auto results = programmer_->Apply({{Change::Op::kReplace, nh}, {Change::Op::kReplace, route}});
+  ASSERT_TRUE(results.ok()) << results.status();
+  for (const absl::Status& s : *results) EXPECT_TRUE(s.ok()) << s;
+
+  EXPECT_THAT(*programmer_->ListNexthops(kWeftRouteProtocol), UnorderedElementsAre(nh));
+  EXPECT_TRUE(programmer_->ListNexthops(RTPROT_STATIC)->empty());
+  EXPECT_THAT(*programmer_->ListRoutes(vx, kWeftRouteProtocol), UnorderedElementsAre(route));
+  EXPECT_THAT(Sh("ip nexthop show"), HasSubstr("id 77 via 198.18.2.0 dev flannel.1 scope link proto 87 onlink"));
+  EXPECT_THAT(Sh("ip route show proto 87"), HasSubstr("198.18.2.0/24 nhid 77 via 198.18.2.0 dev flannel.1 onlink"));
+
+  // Another program's nexthop is listed with protocol 0 only.
+  Sh("ip nexthop add id 5 via 192.0.2.9 dev eth0 proto static");
+  EXPECT_EQ(programmer_->ListNexthops(0)->size(), 2u);
+
+  // Deleting the nexthop takes the route through it along.
+  results = programmer_->Apply({{Change::Op::kDelete, nh}});
+  ASSERT_TRUE(results.ok());
+  EXPECT_TRUE((*results)[0].ok()) << (*results)[0];
+  EXPECT_TRUE(programmer_->ListNexthops(kWeftRouteProtocol)->empty());
+  EXPECT_TRUE(programmer_->ListRoutes(0, kWeftRouteProtocol)->empty());
+}
+
 TEST_F(NetlinkProgrammerTest, ReportsEachFailedRequestAndGoesOn) {
   auto link = programmer_->EnsureVxlan(Spec());
   ASSERT_TRUE(link.ok());

@@ -11,6 +11,14 @@ std::string StateSuffix(uint16_t state) {
   return state == NUD_PERMANENT ? " permanent" : absl::StrCat(" state 0x", absl::Hex(state));
 }
 
+std::string NextHop(IPv4Addr gateway, int ifindex, bool onlink) {
+  std::string s;
+  if (gateway != IPv4Addr()) absl::StrAppend(&s, " via ", gateway.ToString());
+  absl::StrAppend(&s, " dev ", ifindex);
+  if (onlink) absl::StrAppend(&s, " onlink");
+  return s;
+}
+
 }  // namespace
 
 std::string ToString(const Neighbour& n) {
@@ -25,11 +33,14 @@ std::string ToString(const FdbEntry& f) {
 
 std::string ToString(const Route& r) {
   std::string s = absl::StrCat("route ", r.dst.ToString());
-  if (r.gateway != IPv4Addr()) absl::StrAppend(&s, " via ", r.gateway.ToString());
-  absl::StrAppend(&s, " dev ", r.ifindex);
-  if (r.onlink) absl::StrAppend(&s, " onlink");
-  absl::StrAppend(&s, " proto ", r.protocol);
+  if (r.nexthop_id != 0) absl::StrAppend(&s, " nhid ", r.nexthop_id);
+  absl::StrAppend(&s, NextHop(r.gateway, r.ifindex, r.onlink), " proto ", r.protocol);
   return s;
+}
+
+std::string ToString(const Nexthop& n) {
+  return absl::StrCat("nexthop id ", n.id, NextHop(n.gateway, n.ifindex, n.onlink), " proto ",
+                      n.protocol);
 }
 
 std::string Change::ToString() const {
@@ -41,5 +52,6 @@ std::string Change::ToString() const {
 std::ostream& operator<<(std::ostream& os, const Neighbour& n) { return os << ToString(n); }
 std::ostream& operator<<(std::ostream& os, const FdbEntry& f) { return os << ToString(f); }
 std::ostream& operator<<(std::ostream& os, const Route& r) { return os << ToString(r); }
+std::ostream& operator<<(std::ostream& os, const Nexthop& n) { return os << ToString(n); }
 
 }  // namespace weft::netlink

@@ -93,26 +93,47 @@ struct FdbEntry {
   }
 };
 
+// A nexthop object (kernel 5.3+):
+// `ip nexthop replace id <id> via <gateway> dev <ifindex> [onlink] proto <protocol>`.
+// Routes that share nothing but their device scale badly in the kernel when each
+// carries its own gateway (every route insert scans all the others: the fib_info
+// hash ignores the gateway); a route through a nexthop object does not.
+struct Nexthop {
+  uint32_t id = 0;
+  IPv4Addr gateway;
+  int ifindex = 0;
+  bool onlink = false;
+  uint8_t protocol = kWeftRouteProtocol;
+  friend bool operator==(const Nexthop& a, const Nexthop& b) {
+    return a.id == b.id && a.gateway == b.gateway && a.ifindex == b.ifindex &&
+           a.onlink == b.onlink && a.protocol == b.protocol;
+  }
+};
+
 // An IPv4 unicast route of the main table:
-// `ip route replace <dst> via <gateway> dev <ifindex> [onlink] proto <protocol>`.
+// `ip route replace <dst> via <gateway> dev <ifindex> [onlink] proto <protocol>`, or,
+// with a nexthop_id, `ip route replace <dst> nhid <id> proto <protocol>` (gateway,
+// ifindex and onlink then describe that nexthop and are not sent).
 struct Route {
   IPv4Net dst;
   IPv4Addr gateway;  // 0.0.0.0: none (a direct route)
   int ifindex = 0;
   bool onlink = false;
   uint8_t protocol = kWeftRouteProtocol;
+  uint32_t nexthop_id = 0;  // 0: the route carries its next hop itself
   friend bool operator==(const Route& a, const Route& b) {
     return a.dst == b.dst && a.gateway == b.gateway && a.ifindex == b.ifindex &&
-           a.onlink == b.onlink && a.protocol == b.protocol;
+           a.onlink == b.onlink && a.protocol == b.protocol && a.nexthop_id == b.nexthop_id;
   }
 };
 
 // One kernel change for KernelProgrammer::Apply. Replace creates or overwrites;
 // delete removes (a neighbour by ifindex+ip, an FDB entry by ifindex+mac+dst, a
-// route by dst+protocol).
+// route by dst+protocol, a nexthop by id; deleting a nexthop deletes the routes
+// through it).
 struct Change {
   enum class Op { kReplace, kDelete };
-  using Object = std::variant<Neighbour, FdbEntry, Route>;
+  using Object = std::variant<Neighbour, FdbEntry, Route, Nexthop>;
   Op op = Op::kReplace;
   Object object;
   // "replace route 10.1.2.0/24 via 10.1.2.0 dev 5 onlink proto 87"
@@ -122,9 +143,11 @@ struct Change {
 std::string ToString(const Neighbour& n);
 std::string ToString(const FdbEntry& f);
 std::string ToString(const Route& r);
+std::string ToString(const Nexthop& n);
 std::ostream& operator<<(std::ostream& os, const Neighbour& n);
 std::ostream& operator<<(std::ostream& os, const FdbEntry& f);
 std::ostream& operator<<(std::ostream& os, const Route& r);
+std::ostream& operator<<(std::ostream& os, const Nexthop& n);
 
 class KernelProgrammer {
  public:
@@ -153,6 +176,9 @@ class KernelProgrammer {
   virtual absl::StatusOr<std::vector<FdbEntry>> ListFdb(int index) = 0;
   // The main table's IPv4 routes of `protocol`, on link `index` (0: any link).
   virtual absl::StatusOr<std::vector<Route>> ListRoutes(int index, uint8_t protocol) = 0;
+  // IPv4 single nexthops (not groups) of `protocol` (0: of any protocol).
+  // UNIMPLEMENTED when the kernel has no nexthop objects (before 5.3).
+  virtual absl::StatusOr<std::vector<Nexthop>> ListNexthops(uint8_t protocol) = 0;
 
   // Applies `changes` in order, many per round trip. Returns one status per
   // change: OK, or an error naming the change and the kernel's reason; a failed

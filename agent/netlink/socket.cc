@@ -159,6 +159,8 @@ absl::Status ErrnoToStatus(int error, absl::string_view message) {
     case ENOBUFS:
     case ENOMEM:
       return absl::ResourceExhaustedError(message);
+    case EOPNOTSUPP:
+      return absl::UnimplementedError(message);
     default:
       return absl::InternalError(message);
   }

@@ -94,7 +94,8 @@ struct RequestError {
 
 // An errno as an absl status code with `message`: EEXIST -> ALREADY_EXISTS,
 // ENOENT/ESRCH/ENODEV -> NOT_FOUND, EPERM/EACCES -> PERMISSION_DENIED, EINVAL/ERANGE
-// -> INVALID_ARGUMENT, ENOBUFS/ENOMEM -> RESOURCE_EXHAUSTED, others -> INTERNAL.
+// -> INVALID_ARGUMENT, ENOBUFS/ENOMEM -> RESOURCE_EXHAUSTED, EOPNOTSUPP ->
+// UNIMPLEMENTED, others -> INTERNAL.
 absl::Status ErrnoToStatus(int error, absl::string_view message);
 
 class NetlinkSocket {

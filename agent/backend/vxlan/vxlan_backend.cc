@@ -13,6 +13,7 @@ namespace {
 using Json = nlohmann::json;
 using netlink::FdbEntry;
 using netlink::Neighbour;
+using netlink::Nexthop;
 using netlink::Route;
 
 // VXLAN adds 50 bytes: outer Ethernet 14, IPv4 20, UDP 8, VXLAN 8.
@@ -152,7 +153,12 @@ DesiredState VxlanDesiredState(const VxlanSetup& setup, const std::vector<Peer>&
     const IPv4Addr gw = p.subnet.network();
     d.neighbours.push_back(Neighbour{vx, gw, data->vtep_mac});
     d.fdb.push_back(FdbEntry{vx, data->vtep_mac, p.public_ip});
-    d.routes.push_back(Route{p.subnet, gw, vx, true});
+    Route route{p.subnet, gw, vx, true};
+    if (setup.use_nexthops) {
+      route.nexthop_id = gw.value();
+      d.nexthops.push_back(Nexthop{route.nexthop_id, gw, vx, true});
+    }
+    d.routes.push_back(route);
   }
   return d;
 }
@@ -181,7 +187,9 @@ absl::StatusOr<BackendInfo> VxlanBackend::Init(const LocalConfig& local, const O
     if (old.ok()) RETURN_IF_ERROR(kernel_->DeleteLink(old->index));
   }
   spec_ = spec;
-  setup_ = VxlanSetup{config, local, lease, 0};
+  // Nexthop objects where the kernel has them (a dump of them works).
+  const bool use_nexthops = kernel_->ListNexthops(netlink::kWeftRouteProtocol).ok();
+  setup_ = VxlanSetup{config, local, lease, 0, use_nexthops};
   if (setup_.local.public_ip == IPv4Addr()) setup_.local.public_ip = local.iface_ip;
   RETURN_IF_ERROR(EnsureDevice());
   initialized_ = true;
@@ -191,7 +199,8 @@ absl::StatusOr<BackendInfo> VxlanBackend::Init(const LocalConfig& local, const O
       .With("port", config.port)
       .With("mtu", mtu)
       .With("vtep_mac", vtep_mac_)
-      .With("address", lease.subnet.network());
+      .With("address", lease.subnet.network())
+      .With("nexthop_objects", use_nexthops);
   return BackendInfo{kVxlanBackendType, VxlanLeaseDataJson(config.vni, vtep_mac_), mtu};
 }
 
@@ -225,7 +234,8 @@ absl::StatusOr<ReconcileStats> VxlanBackend::Reconcile(const std::vector<Peer>& 
   const DesiredState desired = VxlanDesiredState(setup_, peers, &skipped);
   LogSkipped(skipped);
   ASSIGN_OR_RETURN(ReconcileStats stats,
-                   agent::Reconcile(*kernel_, Ownership{setup_.device_index, netlink::kWeftRouteProtocol},
+                   agent::Reconcile(*kernel_, Ownership{setup_.device_index, netlink::kWeftRouteProtocol,
+                                                        setup_.use_nexthops},
                                     desired));
   stats.skipped_peers = static_cast<int>(skipped.size());
   return stats;
@@ -242,7 +252,8 @@ absl::Status VxlanBackend::Teardown() {
     return link.status();
   }
   ASSIGN_OR_RETURN(ReconcileStats stats,
-                   agent::Reconcile(*kernel_, Ownership{0, netlink::kWeftRouteProtocol}, {}));
+                   agent::Reconcile(*kernel_,
+                                    Ownership{0, netlink::kWeftRouteProtocol, setup_.use_nexthops}, {}));
   initialized_ = false;
   setup_.device_index = 0;
   if (stats.errors > 0) return stats.first_errors.front();

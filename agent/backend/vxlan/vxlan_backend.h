@@ -5,6 +5,13 @@
 // MAC), an FDB entry (its VTEP MAC -> its PublicIP) and an onlink route (its subnet
 // via its network address). With DirectRouting, a peer on the external interface's
 // own network gets a plain route via its PublicIP instead.
+//
+// Where the kernel has nexthop objects (5.3+), each onlink route goes through a
+// nexthop object of its own (`ip route` shows "nhid N via ... dev flannel.1
+// onlink"): the same forwarding, but a route insert no longer costs time
+// proportional to the number of routes already there (10,000 peers: ~0.1 s
+// instead of ~1 s, see tests/bench/netlink_bench.cc). Its id is the peer subnet's
+// network address as a 32-bit number.
 
 #include <memory>
 #include <optional>
@@ -44,6 +51,7 @@ struct VxlanSetup {
   LocalConfig local;
   OwnLease lease;
   int device_index = 0;
+  bool use_nexthops = false;  // route through nexthop objects
 };
 
 // A peer left out of the desired state, and why.

@@ -127,6 +127,18 @@ TEST_F(VxlanDesiredStateTest, EachPeerGetsNeighbourFdbAndOnlinkRoute) {
   EXPECT_THAT(d.routes, ElementsAre(Route{Net("198.18.2.0/24"), Ip("198.18.2.0"), 7, true}));
 }
 
+TEST_F(VxlanDesiredStateTest, WithNexthopObjectsEachRouteGoesThroughItsOwn) {
+  setup_.use_nexthops = true;
+  std::vector<SkippedPeer> skipped;
+  DesiredState d = VxlanDesiredState(setup_, {VxlanPeer("198.18.2.0/24", "203.0.113.2", "0a:00:00:00:00:02")},
+                                     &skipped);
+  const uint32_t id = Ip("198.18.2.0").value();
+  EXPECT_THAT(d.nexthops, ElementsAre(netlink::Nexthop{id, Ip("198.18.2.0"), 7, true}));
+  Route want{Net("198.18.2.0/24"), Ip("198.18.2.0"), 7, true};
+  want.nexthop_id = id;
+  EXPECT_THAT(d.routes, ElementsAre(want));
+}
+
 TEST_F(VxlanDesiredStateTest, DirectRoutingOnlyForPeersOnTheSameNetwork) {
   setup_.config.direct_routing = true;
   std::vector<SkippedPeer> skipped;
@@ -219,19 +231,31 @@ TEST_F(VxlanBackendTest, ReconcileProgramsPeersAndRepairsTheDevice) {
       {Net("198.18.3.0/24"), Ip("192.0.2.3"), "host-gw", "{}"}};
   absl::StatusOr<ReconcileStats> s = backend_.Reconcile(peers);
   ASSERT_TRUE(s.ok()) << s.status();
-  EXPECT_EQ(s->added, 3);
+  EXPECT_EQ(s->added, 4) << "neighbour, FDB entry, nexthop, route";
   EXPECT_EQ(s->skipped_peers, 1);
 
   // Someone deletes flannel.1: the next pass recreates it and everything on it.
   ASSERT_TRUE(kernel_.DeleteLink(kernel_.GetLink("flannel.1")->index).ok());
   s = backend_.Reconcile(peers);
   ASSERT_TRUE(s.ok()) << s.status();
-  EXPECT_EQ(s->added, 3);
+  EXPECT_EQ(s->added, 4);
   EXPECT_TRUE(kernel_.GetLink("flannel.1")->up);
   EXPECT_EQ(kernel_.addresses.size(), 1u);
 
   s = backend_.Reconcile(peers);
   EXPECT_EQ(s->changes(), 0);
+}
+
+TEST_F(VxlanBackendTest, OldKernelGetsRoutesWithTheirOwnHop) {
+  kernel_.supports_nexthops = false;
+  ASSERT_TRUE(backend_.Init(local_, lease_, "{}").ok());
+  absl::StatusOr<ReconcileStats> s = backend_.Reconcile(
+      {{Net("198.18.2.0/24"), Ip("192.0.2.2"), "vxlan", R"({"VNI":1,"VtepMAC":"0a:58:00:00:00:02"})"}});
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->added, 3);
+  EXPECT_EQ(s->errors, 0);
+  const int vx = kernel_.GetLink("flannel.1")->index;
+  EXPECT_EQ(kernel_.routes.at(Net("198.18.2.0/24")), (Route{Net("198.18.2.0/24"), Ip("198.18.2.0"), vx, true}));
 }
 
 TEST_F(VxlanBackendTest, NewVniReplacesTheOldDevice) {

@@ -29,6 +29,15 @@ using weft::testing::NetNs;
 
 const IPv4Net kNetwork = *IPv4Net::Parse("198.18.0.0/16");
 
+// A kernel without nexthop objects (before 5.3), for the classic route layout.
+class NoNexthopsProgrammer : public NetlinkProgrammer {
+ public:
+  using NetlinkProgrammer::NetlinkProgrammer;
+  absl::StatusOr<std::vector<netlink::Nexthop>> ListNexthops(uint8_t) override {
+    return absl::UnimplementedError("no nexthop objects");
+  }
+};
+
 // One simulated host: a namespace, its programmer and backend.
 struct Host {
   std::unique_ptr<NetNs> ns;
@@ -52,8 +61,19 @@ struct Host {
   int Vx() { return kernel->GetLink(backend->device_name())->index; }
 };
 
-class VxlanNetnsTest : public ::testing::Test {
+// Runs with nexthop objects (GetParam() true, what a modern kernel gets) and
+// without (an old kernel): both must give flannel's forwarding.
+class VxlanNetnsTest : public ::testing::TestWithParam<bool> {
  protected:
+  bool nexthops() const { return GetParam(); }
+  // Objects per remote peer: neighbour, FDB entry, route (+ nexthop).
+  int per_peer() const { return nexthops() ? 4 : 3; }
+  // How `ip route show proto 87` shows the route to a peer's subnet.
+  std::string RouteLine(const char* subnet, const char* gw) const {
+    const std::string nhid = nexthops() ? absl::StrCat(" nhid ", Ip(gw).value()) : "";
+    return absl::StrCat(subnet, nhid, " via ", gw, " dev flannel.1 onlink");
+  }
+
   void SetUp() override {
     auto a = NetNs::Create("vxa");
     auto b = NetNs::Create("vxb");
@@ -68,9 +88,10 @@ class VxlanNetnsTest : public ::testing::Test {
   }
 
   void MakeHost(Host& h, const char* ip, const char* subnet) {
-    auto kernel = h.ns->Run([] { return NetlinkProgrammer::Create(); });
-    ASSERT_TRUE(kernel.ok()) << kernel.status();
-    h.kernel = std::move(*kernel);
+    auto socket = h.ns->Run([] { return netlink::NetlinkSocket::Open(); });
+    ASSERT_TRUE(socket.ok()) << socket.status();
+    h.kernel = nexthops() ? std::make_unique<NetlinkProgrammer>(std::move(*socket))
+                          : std::make_unique<NoNexthopsProgrammer>(std::move(*socket));
     absl::StatusOr<netlink::Link> eth0 = h.kernel->GetLink("eth0");
     ASSERT_TRUE(eth0.ok()) << eth0.status();
     h.local = LocalConfig{"eth0", eth0->index, eth0->mtu, Ip(ip), Net("192.0.2.0/24"), Ip(ip)};
@@ -99,22 +120,29 @@ class VxlanNetnsTest : public ::testing::Test {
   Host a_, b_;
 };
 
-TEST_F(VxlanNetnsTest, ProgramsWhatFlannelProgramsAndTrafficFlows) {
+TEST_P(VxlanNetnsTest, ProgramsWhatFlannelProgramsAndTrafficFlows) {
   InitBoth(R"({"Type":"vxlan"})");
   EXPECT_EQ(a_.info.mtu, 1450u);
   EXPECT_EQ(a_.info.data_json, absl::StrCat(R"({"VNI":1,"VtepMAC":")", a_.mac.ToString(), R"("})"));
   ReconcileStats s = Reconcile(a_, AllLeases());
-  EXPECT_EQ(s.added, 3);
+  EXPECT_EQ(s.added, per_peer());
   EXPECT_EQ(s.errors, 0);
   s = Reconcile(b_, AllLeases());
-  EXPECT_EQ(s.added, 3);
+  EXPECT_EQ(s.added, per_peer());
 
   // Read back through netlink.
   const int vx = a_.Vx();
   EXPECT_THAT(*a_.kernel->ListNeighbours(vx), UnorderedElementsAre(Neighbour{vx, Ip("198.18.2.0"), b_.mac}));
   EXPECT_THAT(*a_.kernel->ListFdb(vx), UnorderedElementsAre(FdbEntry{vx, b_.mac, Ip("192.0.2.2")}));
-  EXPECT_THAT(*a_.kernel->ListRoutes(0, netlink::kWeftRouteProtocol),
-              UnorderedElementsAre(Route{Net("198.18.2.0/24"), Ip("198.18.2.0"), vx, true}));
+  Route route{Net("198.18.2.0/24"), Ip("198.18.2.0"), vx, true};
+  if (nexthops()) {
+    route.nexthop_id = Ip("198.18.2.0").value();
+    EXPECT_THAT(*a_.kernel->ListNexthops(netlink::kWeftRouteProtocol),
+                UnorderedElementsAre(netlink::Nexthop{route.nexthop_id, Ip("198.18.2.0"), vx, true}));
+    EXPECT_THAT(a_.Sh("ip nexthop show"),
+                HasSubstr(absl::StrCat("id ", route.nexthop_id, " via 198.18.2.0 dev flannel.1")));
+  }
+  EXPECT_THAT(*a_.kernel->ListRoutes(0, netlink::kWeftRouteProtocol), UnorderedElementsAre(route));
 
   // And as iproute2 shows it, the way flannel's documentation does.
   const std::string link = a_.Sh("ip -d link show flannel.1");
@@ -129,8 +157,7 @@ TEST_F(VxlanNetnsTest, ProgramsWhatFlannelProgramsAndTrafficFlows) {
               HasSubstr(absl::StrCat("198.18.2.0 lladdr ", b_.mac.ToString(), " PERMANENT")));
   EXPECT_THAT(a_.Sh("bridge fdb show dev flannel.1"),
               HasSubstr(absl::StrCat(b_.mac.ToString(), " dst 192.0.2.2 self permanent")));
-  EXPECT_THAT(a_.Sh("ip route show proto 87"),
-              HasSubstr("198.18.2.0/24 via 198.18.2.0 dev flannel.1 onlink"));
+  EXPECT_THAT(a_.Sh("ip route show proto 87"), HasSubstr(RouteLine("198.18.2.0/24", "198.18.2.0")));
 
   // The overlay carries traffic both ways, encapsulated on flannel.1.
   EXPECT_TRUE(a_.Ping(Ip("198.18.2.0")));
@@ -141,13 +168,13 @@ TEST_F(VxlanNetnsTest, ProgramsWhatFlannelProgramsAndTrafficFlows) {
   EXPECT_NE(tx_packets, "");
 }
 
-TEST_F(VxlanNetnsTest, SecondReconcileChangesNothing) {
+TEST_P(VxlanNetnsTest, SecondReconcileChangesNothing) {
   InitBoth("{}");
   Reconcile(a_, AllLeases());
   const std::string before = a_.Sh("ip neigh show dev flannel.1; bridge fdb show dev flannel.1; ip route");
   ReconcileStats s = Reconcile(a_, AllLeases());
   EXPECT_EQ(s.changes(), 0);
-  EXPECT_EQ(s.unchanged, 3);
+  EXPECT_EQ(s.unchanged, per_peer());
   EXPECT_EQ(s.errors, 0);
   EXPECT_EQ(a_.Sh("ip neigh show dev flannel.1; bridge fdb show dev flannel.1; ip route"), before);
   // Init again (agent restart with the same lease) keeps the device.
@@ -156,7 +183,7 @@ TEST_F(VxlanNetnsTest, SecondReconcileChangesNothing) {
   EXPECT_EQ(a_.Vx(), vx);
 }
 
-TEST_F(VxlanNetnsTest, RepairsWhatWasDeletedByHand) {
+TEST_P(VxlanNetnsTest, RepairsWhatWasDeletedByHand) {
   InitBoth("{}");
   Reconcile(a_, AllLeases());
   Reconcile(b_, AllLeases());
@@ -166,7 +193,7 @@ TEST_F(VxlanNetnsTest, RepairsWhatWasDeletedByHand) {
   EXPECT_FALSE(a_.Ping(Ip("198.18.2.0"))) << "the route was really gone";
   ReconcileStats s = Reconcile(a_, AllLeases());
   EXPECT_EQ(s.added, 1);
-  EXPECT_THAT(a_.Sh("ip route show proto 87"), HasSubstr("198.18.2.0/24 via 198.18.2.0 dev flannel.1 onlink"));
+  EXPECT_THAT(a_.Sh("ip route show proto 87"), HasSubstr(RouteLine("198.18.2.0/24", "198.18.2.0")));
   EXPECT_TRUE(a_.Ping(Ip("198.18.2.0")));
 
   a_.Sh(absl::StrCat("ip neigh del 198.18.2.0 dev flannel.1; bridge fdb del ", b_.mac.ToString(),
@@ -175,21 +202,28 @@ TEST_F(VxlanNetnsTest, RepairsWhatWasDeletedByHand) {
   EXPECT_EQ(s.added, 2);
   EXPECT_TRUE(a_.Ping(Ip("198.18.2.0")));
 
+  if (nexthops()) {  // deleting the nexthop takes its route along
+    a_.Sh(absl::StrCat("ip nexthop del id ", Ip("198.18.2.0").value()));
+    s = Reconcile(a_, AllLeases());
+    EXPECT_EQ(s.added, 2);
+    EXPECT_TRUE(a_.Ping(Ip("198.18.2.0")));
+  }
+
   // Even the device itself.
   a_.Sh("ip link del flannel.1");
   s = Reconcile(a_, AllLeases());
-  EXPECT_EQ(s.added, 3);
+  EXPECT_EQ(s.added, per_peer());
   EXPECT_TRUE(a_.Ping(Ip("198.18.2.0")));
 }
 
-TEST_F(VxlanNetnsTest, DepartedPeerDisappears) {
+TEST_P(VxlanNetnsTest, DepartedPeerDisappears) {
   InitBoth("{}");
   Reconcile(a_, AllLeases());
   Reconcile(b_, AllLeases());
   ASSERT_TRUE(a_.Ping(Ip("198.18.2.0")));
 
   ReconcileStats s = Reconcile(a_, {a_.AsPeer()});  // b's lease expired
-  EXPECT_EQ(s.removed, 3);
+  EXPECT_EQ(s.removed, per_peer());
   const int vx = a_.Vx();
   EXPECT_THAT(*a_.kernel->ListFdb(vx), IsEmpty());
   EXPECT_THAT(*a_.kernel->ListRoutes(0, netlink::kWeftRouteProtocol), IsEmpty());
@@ -197,10 +231,11 @@ TEST_F(VxlanNetnsTest, DepartedPeerDisappears) {
     EXPECT_NE(n.state, NUD_PERMANENT) << n;
   }
   EXPECT_EQ(a_.Sh("ip route show proto 87"), "");
+  EXPECT_EQ(a_.Sh("ip nexthop show proto 87 2>/dev/null || true"), "");
   EXPECT_FALSE(a_.Ping(Ip("198.18.2.0")));
 }
 
-TEST_F(VxlanNetnsTest, DirectRoutingUsesThePlainUnderlay) {
+TEST_P(VxlanNetnsTest, DirectRoutingUsesThePlainUnderlay) {
   InitBoth(R"({"Type":"vxlan","DirectRouting":true})");
   Reconcile(a_, AllLeases());
   Reconcile(b_, AllLeases());
@@ -211,7 +246,7 @@ TEST_F(VxlanNetnsTest, DirectRoutingUsesThePlainUnderlay) {
   EXPECT_TRUE(b_.Ping(Ip("198.18.1.0")));
 }
 
-TEST_F(VxlanNetnsTest, IanaPortAndTeardown) {
+TEST_P(VxlanNetnsTest, IanaPortAndTeardown) {
   InitBoth(R"({"Type":"vxlan","VNI":4096,"Port":4789})");
   Reconcile(a_, AllLeases());
   Reconcile(b_, AllLeases());
@@ -226,7 +261,7 @@ TEST_F(VxlanNetnsTest, IanaPortAndTeardown) {
 
 // A host set up by hand exactly as flanneld does it (its documented commands)
 // and a host set up by Weft reach each other: the data path is wire-compatible.
-TEST_F(VxlanNetnsTest, InteroperatesWithAFlannelStyleHost) {
+TEST_P(VxlanNetnsTest, InteroperatesWithAFlannelStyleHost) {
   absl::StatusOr<BackendInfo> info = a_.backend->Init(a_.local, a_.lease, "{}");
   ASSERT_TRUE(info.ok()) << info.status();
   a_.info = *info;
@@ -243,6 +278,11 @@ TEST_F(VxlanNetnsTest, InteroperatesWithAFlannelStyleHost) {
   EXPECT_TRUE(a_.Ping(Ip("198.18.2.0")));
   EXPECT_TRUE(b_.Ping(Ip("198.18.1.0")));
 }
+
+INSTANTIATE_TEST_SUITE_P(Layouts, VxlanNetnsTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "NexthopObjects" : "ClassicRoutes";
+                         });
 
 }  // namespace
 }  // namespace weft::agent
