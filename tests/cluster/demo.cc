@@ -63,7 +63,8 @@ int Run() {
 
   absl::PrintF("Weft demo: a controller and %d hosts in network namespaces of this machine\n",
                o.hosts);
-  absl::PrintF("  network config %s\n  logs in %s/logs\n\n", o.network_config, o.work_dir);
+  absl::PrintF("  network config %s\n  logs in %s/logs (kept only if something fails)\n\n",
+               o.network_config, o.work_dir);
   std::fflush(stdout);
   absl::StatusOr<std::unique_ptr<Cluster>> started = Cluster::Start(o);
   if (!started.ok()) {
