@@ -39,7 +39,8 @@ std::unique_ptr<EtcdCluster> EtcdCluster::Start(const Options& options, std::str
   }
   for (int i = 0; i < members; ++i) {
     if (!c->WaitReady(i, 60)) {
-      *error = absl::StrCat("etcd member ", i, " did not become ready; see ", options.log_dir, "/etcd-m", i, ".log");
+      *error = absl::StrCat("etcd member ", i, " did not become ready (", c->last_error_, "); see ", options.log_dir,
+                            "/etcd-m", i, ".log");
       return nullptr;
     }
   }
@@ -97,25 +98,34 @@ bool EtcdCluster::Restart(int i) {
 
 bool EtcdCluster::running(int i) const { return members_[i].process && members_[i].process->running(); }
 
+
 bool EtcdCluster::WaitReady(int i, int seconds) {
-  auto channel = grpc::CreateChannel(endpoint(i), grpc::InsecureChannelCredentials());
-  auto kv = etcdserverpb::KV::NewStub(channel);
   const absl::Time deadline = absl::Now() + absl::Seconds(seconds);
   while (absl::Now() < deadline) {
+    // A fresh channel each time: a channel that failed to connect waits out
+    // gRPC's growing reconnect backoff (seconds) before it tries again.
+    auto kv = etcdserverpb::KV::NewStub(grpc::CreateChannel(endpoint(i), grpc::InsecureChannelCredentials()));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
     etcdserverpb::RangeRequest req;
     req.set_key("ready-probe");
     etcdserverpb::RangeResponse resp;
-    if (kv->Range(&ctx, req, &resp).ok()) return true;
+    const grpc::Status s = kv->Range(&ctx, req, &resp);
+    if (s.ok()) return true;
+    last_error_ = absl::StrCat(s.error_code(), ": ", s.error_message());
     absl::SleepFor(absl::Milliseconds(100));
   }
   return false;
 }
 
 bool WaitForServing(const std::string& endpoint, int seconds) {
-  auto channel = grpc::CreateChannel(endpoint, grpc::InsecureChannelCredentials());
-  return channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+  const absl::Time deadline = absl::Now() + absl::Seconds(seconds);
+  while (absl::Now() < deadline) {
+    auto channel = grpc::CreateChannel(endpoint, grpc::InsecureChannelCredentials());
+    if (channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::milliseconds(500))) return true;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return false;
 }
 
 std::string TestOutputDir() {

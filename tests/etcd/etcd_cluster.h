@@ -51,6 +51,7 @@ class EtcdCluster {
   bool StartMember(int i, bool new_cluster);
 
   Options options_;
+  std::string last_error_;  // of the readiness probe
   std::string initial_cluster_;
   std::vector<Member> members_;
 };
