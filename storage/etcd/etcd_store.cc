@@ -1,0 +1,583 @@
+#include "storage/etcd/etcd_store.h"
+
+#include <algorithm>
+#include <set>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+#include "storage/etcd/etcd_wire.h"
+
+namespace weft::storage {
+
+namespace wire = etcdwire;
+
+struct EtcdStore::Endpoint {
+  std::string address;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<etcdserverpb::KV::Stub> kv;
+  std::unique_ptr<etcdserverpb::Watch::Stub> watch;
+  std::unique_ptr<etcdserverpb::Lease::Stub> lease;
+
+  // Connected now, or within `timeout`.
+  bool WaitConnected(absl::Duration timeout) {
+    if (channel->GetState(true) == GRPC_CHANNEL_READY) return true;
+    if (timeout <= absl::ZeroDuration()) return false;
+    return channel->WaitForConnected(absl::ToChronoTime(absl::Now() + timeout));
+  }
+};
+
+namespace {
+
+std::chrono::system_clock::time_point Deadline(absl::Duration d) { return absl::ToChronoTime(absl::Now() + d); }
+
+// etcd's answers that say the request was not applied, so a write may be sent
+// again; and gRPC's own for a request that never left.
+bool NotApplied(const grpc::Status& s) {
+  if (s.error_code() != grpc::StatusCode::UNAVAILABLE) return false;
+  const std::string& m = s.error_message();
+  return m == wire::kErrNoLeader || m == "etcdserver: server stopped" ||
+         absl::StrContains(m, "failed to connect") || absl::StrContains(m, "Connection refused");
+}
+
+}  // namespace
+
+// ---- Open / endpoints ----
+
+EtcdStore::EtcdStore(const Options& options) : options_(options) {}
+
+EtcdStore::~EtcdStore() = default;
+
+absl::StatusOr<std::unique_ptr<EtcdStore>> EtcdStore::Open(const Options& options) {
+  if (options.endpoints.empty()) return absl::InvalidArgumentError("no etcd endpoint given");
+  std::unique_ptr<EtcdStore> store(new EtcdStore(options));
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);  // large ranges, as clientv3
+  // Notice dead connections (a killed member) without waiting for TCP.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);  // etcd refuses pings more often than 5 s
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // Reconnect to a restarted member quickly.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 5000);  // gRPC also takes it as the connect timeout
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  for (const std::string& e : options.endpoints) {
+    std::string address(absl::StripPrefix(e, "http://"));
+    if (absl::StartsWith(address, "https://")) {
+      return absl::InvalidArgumentError(absl::StrCat("etcd endpoint ", e, ": TLS is not supported yet"));
+    }
+    while (!address.empty() && address.back() == '/') address.pop_back();
+    if (address.empty()) return absl::InvalidArgumentError(absl::StrCat("bad etcd endpoint \"", e, "\""));
+    auto ep = std::make_unique<Endpoint>();
+    ep->address = address;
+    ep->channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+    ep->kv = etcdserverpb::KV::NewStub(ep->channel);
+    ep->watch = etcdserverpb::Watch::NewStub(ep->channel);
+    ep->lease = etcdserverpb::Lease::NewStub(ep->channel);
+    store->endpoints_.push_back(std::move(ep));
+  }
+  RangeRequest probe;
+  probe.key = std::string(1, '\0');
+  probe.count_only = true;
+  absl::StatusOr<RangeResponse> r = store->Range(probe);
+  if (!r.ok()) {
+    return absl::UnavailableError(absl::StrCat("no etcd endpoint answers: ", r.status().message()));
+  }
+  return store;
+}
+
+std::string EtcdStore::current_endpoint() const { return endpoints_[current_.load()]->address; }
+
+void EtcdStore::NoteFailure(const Endpoint* ep) {
+  const int n = static_cast<int>(endpoints_.size());
+  int cur = current_.load();
+  if (endpoints_[cur].get() != ep) return;  // someone moved on already
+  const int next = (cur + 1) % n;
+  if (current_.compare_exchange_strong(cur, next) && n > 1) {
+    WEFT_LOG(WARNING, "etcd endpoint failed; moving to the next")
+        .With("failed", ep->address)
+        .With("next", endpoints_[next]->address);
+  }
+}
+
+void EtcdStore::NoteRevision(const etcdserverpb::ResponseHeader& h) {
+  int64_t seen = last_revision_.load();
+  while (h.revision() > seen && !last_revision_.compare_exchange_weak(seen, h.revision())) {
+  }
+}
+
+absl::Status EtcdStore::Call(bool idempotent,
+                             const std::function<grpc::Status(Endpoint&, grpc::ClientContext*)>& fn) {
+  const int n = static_cast<int>(endpoints_.size());
+  const absl::Time give_up = absl::Now() + options_.failover_timeout;
+  absl::Status last = absl::UnavailableError("etcd: no endpoint tried");
+  int i = current_.load();
+  for (int attempt = 1;; ++attempt) {
+    Endpoint& ep = *endpoints_[i];
+    if (ep.WaitConnected(std::min(options_.connect_timeout, give_up - absl::Now()))) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(Deadline(options_.rpc_timeout));
+      const grpc::Status s = fn(ep, &ctx);
+      if (s.ok()) {
+        if (current_.load() != i) current_.store(i);
+        return absl::OkStatus();
+      }
+      // A deadline is as ambiguous as a lost connection: a write forwarded to a
+      // leader that just died waits for etcd's own request timeout.
+      const bool retry = s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                         s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+      if (!retry) return FromEtcd(s);
+      NoteFailure(&ep);
+      last = absl::UnavailableError(absl::StrCat("etcd ", ep.address, ": ", s.error_message()));
+      if (!idempotent && !NotApplied(s)) {
+        return absl::UnavailableError(absl::StrCat("etcd ", ep.address, ": ", s.error_message(),
+                                                   " (the write may or may not have been applied)"));
+      }
+    } else {
+      NoteFailure(&ep);
+      last = absl::UnavailableError(absl::StrCat("etcd ", ep.address, ": not connected"));
+    }
+    if (absl::Now() >= give_up) return last;
+    i = (i + 1) % n;
+    if (attempt % n == 0) absl::SleepFor(options_.retry_backoff);  // a whole round failed
+  }
+}
+
+EtcdStore::Endpoint* EtcdStore::ConnectedEndpoint(const std::function<bool()>& stop) {
+  const int n = static_cast<int>(endpoints_.size());
+  int i = current_.load();
+  for (int attempt = 1; !stop(); ++attempt) {
+    Endpoint* ep = endpoints_[i].get();
+    if (ep->WaitConnected(options_.connect_timeout)) return ep;
+    NoteFailure(ep);
+    i = (i + 1) % n;
+    if (attempt % n == 0) absl::SleepFor(options_.retry_backoff);
+  }
+  return nullptr;
+}
+
+absl::Status EtcdStore::FromEtcd(const grpc::Status& s) {
+  const std::string& m = s.error_message();
+  const absl::string_view plain = absl::StripPrefix(absl::StripPrefix(m, "etcdserver: "), "mvcc: ");
+  switch (s.error_code()) {
+    case grpc::StatusCode::OUT_OF_RANGE:
+      if (m == wire::kErrCompacted) return CompactedError(CompactRevision());
+      return absl::OutOfRangeError(plain);
+    case grpc::StatusCode::NOT_FOUND:
+      return absl::NotFoundError(plain);
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      if (m == wire::kErrLeaseExist) return absl::AlreadyExistsError(plain);
+      return absl::FailedPreconditionError(plain);
+    default:
+      return absl::Status(static_cast<absl::StatusCode>(s.error_code()), absl::StrCat("etcd: ", plain));
+  }
+}
+
+// ---- KV ----
+
+absl::StatusOr<RangeResponse> EtcdStore::Range(const RangeRequest& req) {
+  const etcdserverpb::RangeRequest pb = wire::ToProto(req);
+  etcdserverpb::RangeResponse resp;
+  RETURN_IF_ERROR(Call(true, [&](Endpoint& ep, grpc::ClientContext* ctx) {
+    resp.Clear();
+    return ep.kv->Range(ctx, pb, &resp);
+  }));
+  NoteRevision(resp.header());
+  return wire::FromProto(resp);
+}
+
+absl::StatusOr<PutResponse> EtcdStore::Put(const PutRequest& req) {
+  const etcdserverpb::PutRequest pb = wire::ToProto(req);
+  etcdserverpb::PutResponse resp;
+  RETURN_IF_ERROR(Call(false, [&](Endpoint& ep, grpc::ClientContext* ctx) {
+    resp.Clear();
+    return ep.kv->Put(ctx, pb, &resp);
+  }));
+  NoteRevision(resp.header());
+  return wire::FromProto(resp);
+}
+
+absl::StatusOr<DeleteRangeResponse> EtcdStore::DeleteRange(const DeleteRangeRequest& req) {
+  const etcdserverpb::DeleteRangeRequest pb = wire::ToProto(req);
+  etcdserverpb::DeleteRangeResponse resp;
+  RETURN_IF_ERROR(Call(false, [&](Endpoint& ep, grpc::ClientContext* ctx) {
+    resp.Clear();
+    return ep.kv->DeleteRange(ctx, pb, &resp);
+  }));
+  NoteRevision(resp.header());
+  return wire::FromProto(resp);
+}
+
+absl::StatusOr<TxnResponse> EtcdStore::Txn(const TxnRequest& req) {
+  const etcdserverpb::TxnRequest pb = wire::ToProto(req);
+  bool read_only = true;
+  for (const auto* ops : {&req.success, &req.failure}) {
+    for (const RequestOp& op : *ops) read_only &= op.type == RequestOp::Type::kRange;
+  }
+  etcdserverpb::TxnResponse resp;
+  RETURN_IF_ERROR(Call(read_only, [&](Endpoint& ep, grpc::ClientContext* ctx) {
+    resp.Clear();
+    return ep.kv->Txn(ctx, pb, &resp);
+  }));
+  NoteRevision(resp.header());
+  return wire::FromProto(resp);
+}
+
+absl::Status EtcdStore::Compact(int64_t revision) {
+  etcdserverpb::CompactionRequest pb;
+  pb.set_revision(revision);
+  etcdserverpb::CompactionResponse resp;
+  RETURN_IF_ERROR(Call(false, [&](Endpoint& ep, grpc::ClientContext* ctx) {
+    resp.Clear();
+    return ep.kv->Compact(ctx, pb, &resp);
+  }));
+  int64_t known = known_compact_revision_.load();
+  while (revision > known && !known_compact_revision_.compare_exchange_weak(known, revision)) {
+  }
+  return absl::OkStatus();
+}
+
+int64_t EtcdStore::CurrentRevision() {
+  RangeRequest probe;
+  probe.key = std::string(1, '\0');
+  probe.count_only = true;
+  absl::StatusOr<RangeResponse> r = Range(probe);
+  return r.ok() ? r->revision : last_revision_.load();
+}
+
+int64_t EtcdStore::CompactRevision() {
+  // The smallest readable revision is the compact revision (etcd serves reads
+  // at it, refuses below). Reads at revision 1 work when nothing was compacted.
+  auto readable = [this](int64_t revision) -> absl::StatusOr<bool> {
+    etcdserverpb::RangeRequest pb;
+    pb.set_key(std::string(1, '\0'));
+    pb.set_count_only(true);
+    pb.set_revision(revision);
+    etcdserverpb::RangeResponse resp;
+    grpc::Status compacted;
+    absl::Status s = Call(true, [&](Endpoint& ep, grpc::ClientContext* ctx) {
+      grpc::Status st = ep.kv->Range(ctx, pb, &resp);
+      // A compacted answer is an answer, not a failure to fail over from.
+      if (st.error_code() == grpc::StatusCode::OUT_OF_RANGE && st.error_message() == wire::kErrCompacted) {
+        compacted = st;
+        return grpc::Status::OK;
+      }
+      return st;
+    });
+    if (!s.ok()) return s;
+    return compacted.ok();
+  };
+  int64_t lo = std::max<int64_t>(known_compact_revision_.load(), 1);
+  int64_t hi = CurrentRevision();
+  if (hi < lo) return known_compact_revision_.load();
+  absl::StatusOr<bool> at_lo = readable(lo);
+  if (!at_lo.ok()) return known_compact_revision_.load();
+  if (*at_lo) return lo == 1 ? known_compact_revision_.load() : lo;
+  // readable(lo) is false, readable(hi) is true (the current revision always is).
+  while (hi - lo > 1) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    absl::StatusOr<bool> ok = readable(mid);
+    if (!ok.ok()) return known_compact_revision_.load();
+    (*ok ? hi : lo) = mid;
+  }
+  int64_t known = known_compact_revision_.load();
+  while (hi > known && !known_compact_revision_.compare_exchange_weak(known, hi)) {
+  }
+  return hi;
+}
+
+// ---- Leases ----
+
+absl::StatusOr<LeaseGrantResponse> EtcdStore::LeaseGrant(int64_t ttl_seconds, int64_t id) {
+  etcdserverpb::LeaseGrantRequest pb;
+  pb.set_ttl(ttl_seconds);
+  pb.set_id(id);
+  etcdserverpb::LeaseGrantResponse resp;
+  RETURN_IF_ERROR(Call(false, [&](Endpoint& ep, grpc::ClientContext* ctx) {
+    resp.Clear();
+    return ep.lease->LeaseGrant(ctx, pb, &resp);
+  }));
+  if (!resp.error().empty()) return absl::InternalError(absl::StrCat("etcd: ", resp.error()));
+  NoteRevision(resp.header());
+  return LeaseGrantResponse{resp.id(), resp.ttl()};
+}
+
+absl::Status EtcdStore::LeaseRevoke(int64_t id) {
+  etcdserverpb::LeaseRevokeRequest pb;
+  pb.set_id(id);
+  etcdserverpb::LeaseRevokeResponse resp;
+  RETURN_IF_ERROR(Call(false, [&](Endpoint& ep, grpc::ClientContext* ctx) {
+    resp.Clear();
+    return ep.lease->LeaseRevoke(ctx, pb, &resp);
+  }));
+  NoteRevision(resp.header());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> EtcdStore::LeaseKeepAlive(int64_t id) {
+  etcdserverpb::LeaseKeepAliveRequest pb;
+  pb.set_id(id);
+  etcdserverpb::LeaseKeepAliveResponse resp;
+  RETURN_IF_ERROR(Call(true, [&](Endpoint& ep, grpc::ClientContext* ctx) {
+    resp.Clear();
+    auto stream = ep.lease->LeaseKeepAlive(ctx);
+    if (stream->Write(pb) && stream->Read(&resp)) {
+      stream->WritesDone();
+      return stream->Finish();
+    }
+    ctx->TryCancel();
+    grpc::Status s = stream->Finish();
+    return s.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE, "keep-alive stream ended") : s;
+  }));
+  NoteRevision(resp.header());
+  if (resp.ttl() <= 0) return absl::NotFoundError("requested lease not found");
+  return resp.ttl();
+}
+
+absl::StatusOr<LeaseTimeToLiveResponse> EtcdStore::LeaseTimeToLive(int64_t id, bool keys) {
+  etcdserverpb::LeaseTimeToLiveRequest pb;
+  pb.set_id(id);
+  pb.set_keys(keys);
+  etcdserverpb::LeaseTimeToLiveResponse resp;
+  RETURN_IF_ERROR(Call(true, [&](Endpoint& ep, grpc::ClientContext* ctx) {
+    resp.Clear();
+    return ep.lease->LeaseTimeToLive(ctx, pb, &resp);
+  }));
+  NoteRevision(resp.header());
+  LeaseTimeToLiveResponse out;
+  out.id = id;
+  out.ttl_seconds = resp.ttl() >= 0 ? resp.ttl() : -1;
+  out.granted_ttl_seconds = resp.grantedttl();
+  out.keys.assign(resp.keys().begin(), resp.keys().end());
+  std::sort(out.keys.begin(), out.keys.end());
+  return out;
+}
+
+absl::StatusOr<std::vector<int64_t>> EtcdStore::Leases() {
+  etcdserverpb::LeaseLeasesResponse resp;
+  RETURN_IF_ERROR(Call(true, [&](Endpoint& ep, grpc::ClientContext* ctx) {
+    resp.Clear();
+    return ep.lease->LeaseLeases(ctx, etcdserverpb::LeaseLeasesRequest(), &resp);
+  }));
+  NoteRevision(resp.header());
+  std::vector<int64_t> ids;
+  for (const auto& l : resp.leases()) ids.push_back(l.id());
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+// ---- Watch ----
+
+// One watch: a thread that keeps one etcd watch stream open, reconnecting and
+// resuming as described in the header. Its state is shared with the thread so
+// that the handle may be destroyed from the watch's own callback.
+class EtcdStore::EtcdWatch final : public WatchHandle {
+ public:
+  struct State {
+    EtcdStore* store;
+    WatchRequest req;
+    std::function<void(const WatchBatch&)> callback;
+    int64_t next_revision = 0;   // the first revision not delivered yet
+    std::set<std::string> keys;  // keys of the range as the callback knows them (for resyncs)
+
+    absl::Mutex mu;
+    bool stopped ABSL_GUARDED_BY(mu) = false;
+    grpc::ClientContext* ctx ABSL_GUARDED_BY(mu) = nullptr;
+
+    bool Stopped() {
+      absl::MutexLock l(&mu);
+      return stopped;
+    }
+  };
+
+  explicit EtcdWatch(std::shared_ptr<State> state) : state_(std::move(state)) {
+    thread_ = std::thread([s = state_] { Run(s.get()); });
+  }
+
+  ~EtcdWatch() override {
+    {
+      absl::MutexLock l(&state_->mu);
+      state_->stopped = true;
+      if (state_->ctx) state_->ctx->TryCancel();
+    }
+    if (thread_.get_id() == std::this_thread::get_id()) {
+      thread_.detach();  // destroyed from its own callback: no further callback runs
+    } else {
+      thread_.join();
+    }
+  }
+
+ private:
+  static void Run(State* s) {
+    absl::Duration backoff = s->store->options_.retry_backoff;
+    while (!s->Stopped()) {
+      Endpoint* ep = s->store->ConnectedEndpoint([s] { return s->Stopped(); });
+      if (ep == nullptr) return;
+      const int64_t before = s->next_revision;
+      const absl::Status st = Stream(s, ep);
+      if (s->next_revision != before) backoff = s->store->options_.retry_backoff;  // it made progress
+      if (s->Stopped()) return;
+      if (!st.ok()) {
+        WEFT_LOG(WARNING, "etcd watch stream ended; resuming")
+            .With("endpoint", ep->address)
+            .With("key", s->req.key)
+            .With("next_revision", s->next_revision)
+            .Err(st);
+        s->store->NoteFailure(ep);
+      }
+      // Interruptible pause.
+      absl::MutexLock l(&s->mu);
+      auto stopped = [s]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu) { return s->stopped; };
+      s->mu.AwaitWithTimeout(absl::Condition(&stopped), backoff);
+      backoff = std::min(backoff * 2, absl::Seconds(2));
+    }
+  }
+
+  // One stream, until it fails or the watch stops. OK after a resync.
+  static absl::Status Stream(State* s, Endpoint* ep) {
+    grpc::ClientContext ctx;
+    // As clientv3: a member that loses its leader ends the stream, so the
+    // watch moves to a member that still gets updates.
+    ctx.AddMetadata("hasleader", "true");
+    {
+      absl::MutexLock l(&s->mu);
+      if (s->stopped) return absl::OkStatus();
+      s->ctx = &ctx;
+    }
+    auto unregister = [s] {
+      absl::MutexLock l(&s->mu);
+      s->ctx = nullptr;
+    };
+    auto stream = ep->watch->Watch(&ctx);
+    etcdserverpb::WatchRequest create;
+    auto* c = create.mutable_create_request();
+    c->set_key(s->req.key);
+    c->set_range_end(s->req.range_end);
+    c->set_start_revision(s->next_revision);
+    c->set_prev_kv(s->req.prev_kv);
+    c->set_progress_notify(true);
+    absl::Status result = absl::OkStatus();
+    bool resynced = false;
+    if (stream->Write(create)) {
+      etcdserverpb::WatchResponse resp;
+      while (stream->Read(&resp)) {
+        if (resp.compact_revision() != 0) {
+          result = Resync(s, resp.compact_revision());
+          resynced = true;
+          break;
+        }
+        if (resp.canceled()) {
+          result = absl::UnavailableError(absl::StrCat("watch canceled by etcd: ", resp.cancel_reason()));
+          break;
+        }
+        if (resp.created()) continue;
+        Deliver(s, resp);
+        if (s->Stopped()) break;
+      }
+    }
+    ctx.TryCancel();
+    const grpc::Status fin = stream->Finish();
+    unregister();
+    if (resynced || !result.ok()) return result;
+    if (s->Stopped()) return absl::OkStatus();
+    return absl::UnavailableError(absl::StrCat("watch stream: ", fin.error_message()));
+  }
+
+  static void Deliver(State* s, const etcdserverpb::WatchResponse& resp) {
+    WatchBatch batch;
+    for (const auto& e : resp.events()) {
+      Event ev = wire::FromProto(e);
+      if (ev.kv.mod_revision < s->next_revision) continue;  // already delivered
+      if (ev.type == Event::Type::kPut) {
+        s->keys.insert(ev.kv.key);
+      } else {
+        s->keys.erase(ev.kv.key);
+      }
+      batch.events.push_back(std::move(ev));
+    }
+    if (!batch.events.empty()) {
+      // A history answer's header may run ahead of its events (etcd splits
+      // long histories): only the events' own revisions are sure.
+      batch.revision = batch.events.back().kv.mod_revision;
+    } else if (resp.events_size() == 0 && resp.header().revision() >= s->next_revision) {
+      batch.revision = resp.header().revision();  // progress notification of a synced watch
+    } else {
+      return;
+    }
+    s->next_revision = batch.revision + 1;
+    if (!s->Stopped()) s->callback(batch);
+  }
+
+  // The revisions the watch still needed are gone: bring the callback to the
+  // current state in one batch instead.
+  static absl::Status Resync(State* s, int64_t compact_revision) {
+    RangeRequest all;
+    all.key = s->req.key;
+    all.range_end = s->req.range_end;
+    absl::StatusOr<RangeResponse> now = s->store->Range(all);
+    if (!now.ok()) return now.status();
+    WEFT_LOG(WARNING, "etcd watch history compacted; resyncing from the current state")
+        .With("key", s->req.key)
+        .With("next_revision", s->next_revision)
+        .With("compact_revision", compact_revision)
+        .With("revision", now->revision);
+    WatchBatch batch;
+    batch.revision = now->revision;
+    std::set<std::string> present;
+    for (const KeyValue& kv : now->kvs) present.insert(kv.key);
+    for (const std::string& k : s->keys) {
+      if (present.count(k) > 0) continue;
+      Event del;
+      del.type = Event::Type::kDelete;
+      del.kv.key = k;
+      del.kv.mod_revision = now->revision;
+      batch.events.push_back(std::move(del));
+    }
+    for (const KeyValue& kv : now->kvs) {
+      if (kv.mod_revision < s->next_revision) continue;  // unchanged since delivered
+      Event put;
+      put.type = Event::Type::kPut;
+      put.kv = kv;
+      batch.events.push_back(std::move(put));
+    }
+    s->keys = std::move(present);
+    s->next_revision = now->revision + 1;
+    if (!s->Stopped()) s->callback(batch);
+    return absl::OkStatus();
+  }
+
+  std::shared_ptr<State> state_;
+  std::thread thread_;
+};
+
+absl::StatusOr<std::unique_ptr<WatchHandle>> EtcdStore::Watch(const WatchRequest& req,
+                                                              std::function<void(const WatchBatch&)> callback) {
+  if (req.key.empty()) return absl::InvalidArgumentError("key is not provided");
+  if (req.start_revision < 0) return absl::InvalidArgumentError("start revision must not be negative");
+  // The keys of the range as the caller knows them when the watch starts (read
+  // at the start revision: events of that revision then apply idempotently),
+  // which also checks that the start revision is not compacted.
+  RangeRequest seed;
+  seed.key = req.key;
+  seed.range_end = req.range_end;
+  seed.keys_only = true;
+  const int64_t current = CurrentRevision();
+  const int64_t start = req.start_revision > 0 ? req.start_revision : current + 1;
+  seed.revision = std::min(start, current);
+  ASSIGN_OR_RETURN(RangeResponse keys, Range(seed));
+  auto state = std::make_shared<EtcdWatch::State>();
+  state->store = this;
+  state->req = req;
+  state->callback = std::move(callback);
+  state->next_revision = start;
+  for (const KeyValue& kv : keys.kvs) state->keys.insert(kv.key);
+  return std::unique_ptr<WatchHandle>(new EtcdWatch(std::move(state)));
+}
+
+}  // namespace weft::storage

@@ -1,0 +1,119 @@
+#pragma once
+// EtcdStore: the Store (storage/store.h) on a real etcd v3 cluster, through
+// etcd's gRPC API (proto/etcd). Flannel's keyspace is used as it is, so Weft
+// can adopt an existing flannel etcd in place. Store leases are etcd leases,
+// one to one; revisions, versions and compaction are etcd's own.
+//
+// Endpoints and failover: one channel per endpoint. A call goes to the endpoint
+// that answered last; when that endpoint is not connected the call moves on to
+// the next one before sending anything. A request that fails with UNAVAILABLE
+// (or DEADLINE_EXCEEDED) after it was sent is retried elsewhere only when it is
+// a read (or keep-alive) or etcd says it was not applied ("no leader", "server
+// stopped"); a write whose outcome is unknown returns UNAVAILABLE ("may or may
+// not have been applied") and the next call starts at the next endpoint
+// (etcd's clientv3 does the same). A write sent while the leader dies can take
+// rpc_timeout to fail that way.
+//
+// Watches: one bidi stream per Watch, read by its own thread, created with
+// etcd's "hasleader" requirement so that a member cut off from the leader ends
+// the stream. After any stream failure the watch reconnects (possibly to
+// another endpoint) and resumes from the revision after the last one it
+// delivered, so the callback sees no gap and no repeat. If that revision has
+// been compacted meanwhile, the watch resyncs: it reads the range at the
+// current revision R and delivers, in one batch at revision R, a DELETE for
+// every key it had seen that is gone and a PUT for every key changed since it
+// last delivered; then it carries on from R + 1. (Synthetic events carry no
+// prev_kv; deletes carry mod_revision R.)
+//
+// Progress: a watch's revision advances with its own events, and with etcd's
+// progress notifications for idle watches (etcd's
+// --experimental-watch-progress-notify-interval, 10 min by default), which
+// arrive as empty batches. etcd 3.4's on-demand progress answers are not
+// ordered with events, so they are not used.
+//
+// Thread-safe.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/etcd/rpc.grpc.pb.h"
+#include "storage/store.h"
+
+namespace weft::storage {
+
+class EtcdStore final : public Store {
+ public:
+  struct Options {
+    // "host:port" or "http://host:port"; at least one. (TLS: not yet.)
+    std::vector<std::string> endpoints;
+    // Deadline of one RPC on one endpoint.
+    absl::Duration rpc_timeout = absl::Seconds(5);
+    // How long a call waits for an endpoint's connection before trying the next.
+    absl::Duration connect_timeout = absl::Seconds(1);
+    // How long one store call keeps failing over (and waiting out an election)
+    // before it returns UNAVAILABLE.
+    absl::Duration failover_timeout = absl::Seconds(15);
+    // Pause between two rounds over every endpoint, and between watch reconnects.
+    absl::Duration retry_backoff = absl::Milliseconds(100);
+  };
+
+  // Connects, and checks that at least one endpoint answers within
+  // failover_timeout (UNAVAILABLE otherwise). INVALID_ARGUMENT for a bad list.
+  static absl::StatusOr<std::unique_ptr<EtcdStore>> Open(const Options& options);
+  // No call may be running. Watch handles must be destroyed first.
+  ~EtcdStore() override;
+
+  absl::StatusOr<RangeResponse> Range(const RangeRequest& req) override;
+  absl::StatusOr<PutResponse> Put(const PutRequest& req) override;
+  absl::StatusOr<DeleteRangeResponse> DeleteRange(const DeleteRangeRequest& req) override;
+  absl::StatusOr<TxnResponse> Txn(const TxnRequest& req) override;
+  absl::Status Compact(int64_t revision) override;
+  // A linearizable read's revision; on failure the last revision seen.
+  int64_t CurrentRevision() override;
+  // etcd does not report it: found by probing reads at past revisions (a
+  // binary search, log2(revision) reads), starting from what this store has
+  // seen. 0 when nothing was compacted.
+  int64_t CompactRevision() override;
+  absl::StatusOr<LeaseGrantResponse> LeaseGrant(int64_t ttl_seconds, int64_t id = 0) override;
+  absl::Status LeaseRevoke(int64_t id) override;
+  absl::StatusOr<int64_t> LeaseKeepAlive(int64_t id) override;
+  absl::StatusOr<LeaseTimeToLiveResponse> LeaseTimeToLive(int64_t id, bool keys) override;
+  absl::StatusOr<std::vector<int64_t>> Leases() override;
+  absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(
+      const WatchRequest& req, std::function<void(const WatchBatch&)> callback) override;
+
+  // The endpoint calls go to now (for logs and tests).
+  std::string current_endpoint() const;
+
+  struct Endpoint;
+  class EtcdWatch;
+
+ private:
+  explicit EtcdStore(const Options& options);
+
+  // Runs `fn` on an endpoint, failing over as described above. `idempotent`:
+  // may be resent after an UNAVAILABLE whose outcome is unknown.
+  absl::Status Call(bool idempotent, const std::function<grpc::Status(Endpoint&, grpc::ClientContext*)>& fn);
+  // Picks a connected endpoint (the current one first), or nullptr after
+  // failover_timeout; used by watch streams.
+  Endpoint* ConnectedEndpoint(const std::function<bool()>& stop);
+  void NoteFailure(const Endpoint* ep);
+  void NoteRevision(const etcdserverpb::ResponseHeader& h);
+  absl::Status FromEtcd(const grpc::Status& s);
+
+  const Options options_;
+  std::vector<std::unique_ptr<Endpoint>> endpoints_;
+  std::atomic<int> current_{0};
+  std::atomic<int64_t> last_revision_{0};
+  std::atomic<int64_t> known_compact_revision_{0};
+};
+
+}  // namespace weft::storage
