@@ -59,7 +59,8 @@ nlmsghdr* RequestBatch::Begin(uint16_t type, uint16_t flags) {
   if (open_) Seal();
   const size_t need_words = (used_ + kMaxRequestSize) / sizeof(uint32_t) + 1;
   if (buf_.size() < need_words) buf_.resize(std::max(need_words, buf_.size() * 2));
-  std::memset(bytes() + used_, 0, kMaxRequestSize);
+  // No need to clear the space: libmnl zeroes the headers it puts and the
+  // padding after each attribute.
   nlmsghdr* nlh = mnl_nlmsg_put_header(bytes() + used_);
   nlh->nlmsg_type = type;
   nlh->nlmsg_flags = NLM_F_REQUEST | flags;
@@ -170,7 +171,6 @@ absl::Status ErrnoToStatus(int error, absl::string_view message) {
 
 NetlinkSocket::NetlinkSocket(mnl_socket* nl)
     : nl_(nl),
-      portid_(mnl_socket_get_portid(nl)),
       next_seq_(static_cast<uint32_t>(time(nullptr))),
       recv_buf_(kReceiveBufferBytesUser / sizeof(uint32_t)) {}
 
@@ -193,7 +193,6 @@ absl::StatusOr<std::unique_ptr<NetlinkSocket>> NetlinkSocket::Open() {
   if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
     return ErrnoToStatus(errno, absl::StrCat("netlink bind: ", ErrnoText(errno)));
   }
-  sock->portid_ = mnl_socket_get_portid(nl);
   return sock;
 }
 

@@ -143,7 +143,6 @@ class NetlinkSocket {
                         const std::function<absl::StatusOr<bool>(const nlmsghdr*)>& on_answer);
 
   mnl_socket* nl_;
-  uint32_t portid_;
   uint32_t next_seq_;
   std::vector<uint32_t> recv_buf_;
 };
