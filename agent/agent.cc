@@ -40,7 +40,12 @@ const char* ResultName(const absl::Status& s) { return s.ok() ? "ok" : "error"; 
 }  // namespace
 
 Agent::Agent(AgentConfig config, metrics::Registry* registry, Clock* clock)
-    : cfg_(std::move(config)), clock_(clock), metrics_(std::make_unique<AgentMetrics>(*registry)) {}
+    : cfg_(std::move(config)), clock_(clock), metrics_(std::make_unique<AgentMetrics>(*registry)) {
+  metrics_->WatchTunnelDevice(*registry, [this] {
+    absl::MutexLock l(&device_mu_);
+    return device_;
+  });
+}
 
 Agent::~Agent() = default;
 
@@ -89,6 +94,10 @@ absl::Status Agent::Run(absl::Notification* stop) {
   }
   ASSIGN_OR_RETURN(VxlanConfig vxlan_cfg, ParseVxlanConfig(backend_json));
   auto backend = std::make_unique<VxlanBackend>(kernel.get(), vtep_mac);
+  {
+    absl::MutexLock l(&device_mu_);
+    device_ = absl::StrCat("flannel.", vxlan_cfg.vni);
+  }
   const std::string backend_data = VxlanLeaseDataJson(vxlan_cfg.vni, vtep_mac);
 
   LocalConfig local;
@@ -167,6 +176,7 @@ absl::Status Agent::Run(absl::Notification* stop) {
   };
   absl::Time next_resync = clock_->Now();
   bool lost_lease = false;
+  int64_t reconnects_seen = 0;
   while (!stop->HasBeenNotified()) {
     // Wait for a change, the resync period, or the renewal time.
     std::vector<Peer> peers;
@@ -193,8 +203,10 @@ absl::Status Agent::Run(absl::Notification* stop) {
       metrics_->watch_revision.Set(static_cast<double>(ws.revision));
     }
     metrics_->controller_connected.Set(client.connected() ? 1 : 0);
-    metrics_->controller_reconnects.Inc(static_cast<double>(client.reconnects()) -
-                                        metrics_->controller_reconnects.Value());
+    if (const int64_t r = client.reconnects(); r > reconnects_seen) {
+      metrics_->controller_reconnects.Inc(static_cast<double>(r - reconnects_seen));
+      reconnects_seen = r;
+    }
     if (stop->HasBeenNotified()) break;
 
     if (reconcile && lost_lease) {

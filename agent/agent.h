@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "agent/controller_client.h"
@@ -51,6 +53,8 @@ class Agent {
   Clock* clock_;
   std::unique_ptr<AgentMetrics> metrics_;
   std::atomic<bool> ready_{false};
+  absl::Mutex device_mu_;
+  std::string device_ ABSL_GUARDED_BY(device_mu_);  // the tunnel device, once known
 };
 
 }  // namespace weft::agent

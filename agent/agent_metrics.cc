@@ -1,6 +1,18 @@
 #include "agent/agent_metrics.h"
 
+#include <fstream>
+
 namespace weft::agent {
+namespace {
+
+double ReadStat(const std::string& device, const char* stat) {
+  std::ifstream f("/sys/class/net/" + device + "/statistics/" + stat);
+  double v = 0;
+  f >> v;
+  return f ? v : 0;
+}
+
+}  // namespace
 
 AgentMetrics::AgentMetrics(metrics::Registry& r)
     : lease_seconds_remaining(r.AddGauge("weft_agent_lease_seconds_remaining",
@@ -42,6 +54,38 @@ void AgentMetrics::ObserveReconcile(const ReconcileStats& s, double seconds) {
   reconcile_changes.WithLabels({"removed"}).Inc(s.removed);
   if (s.errors > 0) reconcile_errors.Inc(s.errors);
   kernel_objects.Set(s.unchanged + s.added + s.updated);
+}
+
+}  // namespace weft::agent
+
+namespace weft::agent {
+
+void AgentMetrics::WatchTunnelDevice(metrics::Registry& r, std::function<std::string()> device) {
+  struct Stat {
+    const char* name;
+    const char* help;
+    const char* rx;
+    const char* tx;
+  };
+  static const Stat kStats[] = {
+      {"weft_agent_tunnel_packets_total", "Packets through the tunnel device (flannel.<VNI>), by direction.",
+       "rx_packets", "tx_packets"},
+      {"weft_agent_tunnel_bytes_total", "Bytes through the tunnel device, by direction.", "rx_bytes", "tx_bytes"},
+      {"weft_agent_tunnel_drops_total", "Packets the kernel dropped on the tunnel device, by direction.",
+       "rx_dropped", "tx_dropped"},
+      {"weft_agent_tunnel_errors_total", "Receive and transmit errors on the tunnel device, by direction.",
+       "rx_errors", "tx_errors"},
+  };
+  for (const Stat& st : kStats) {
+    r.AddCallbackFamily(metrics::MetricType::kCounter, st.name, st.help, {"direction"}, [device, st] {
+      std::vector<metrics::Sample> out;
+      const std::string dev = device();
+      if (dev.empty()) return out;
+      out.push_back({{"rx"}, ReadStat(dev, st.rx)});
+      out.push_back({{"tx"}, ReadStat(dev, st.tx)});
+      return out;
+    });
+  }
 }
 
 }  // namespace weft::agent

@@ -2,6 +2,9 @@
 // Every metric the agent exports, declared once (see docs/metrics.md).
 
 #include "agent/reconciler.h"
+#include <functional>
+#include <string>
+
 #include "common/metrics.h"
 
 namespace weft::agent {
@@ -24,6 +27,9 @@ class AgentMetrics {
   metrics::Gauge& ready;
 
   void ObserveReconcile(const ReconcileStats& stats, double seconds);
+  // Exports the tunnel device's kernel counters (read at scrape time from
+  // /sys/class/net/<device>/statistics); `device` may be empty until it exists.
+  void WatchTunnelDevice(metrics::Registry& r, std::function<std::string()> device);
 };
 
 }  // namespace weft::agent

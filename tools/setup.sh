@@ -10,8 +10,8 @@ PACKAGES=(
   libabsl-dev librocksdb-dev libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcpp-httplib-dev libmnl-dev libsystemd-dev libcurl4-openssl-dev libssl-dev
   # run and test: real kernel tools, real peers
-  iproute2 iputils-ping iptables iperf3 procps psmisc ethtool
-  etcd-server etcd-client prometheus containernetworking-plugins systemd
+  iproute2 iputils-ping iptables iperf3 procps psmisc ethtool curl
+  etcd-server etcd-client prometheus containernetworking-plugins systemd python3-yaml
 )
 
 missing=()
