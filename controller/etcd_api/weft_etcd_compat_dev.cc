@@ -1,11 +1,14 @@
-// weft-etcd-compat-dev: serves etcd v3's API over a RocksDB store, with the
-// flannel put validator, for tests and experiments (etcdctl against Weft's
-// implementation without a whole controller). Stops on SIGTERM / SIGINT.
+// weft-etcd-compat-dev: serves etcd v3's API over a RocksDB store (or, with
+// --store=etcd, over a real etcd through EtcdStore), with the flannel put
+// validator, for tests and experiments (etcdctl against Weft's implementation
+// without a whole controller). Stops on SIGTERM / SIGINT.
 
 #include <csignal>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
@@ -15,9 +18,12 @@
 #include "controller/etcd_api/etcd_api_server.h"
 #include "controller/etcd_api/flannel_validator.h"
 #include "grpcpp/grpcpp.h"
+#include "storage/etcd/etcd_store.h"
 #include "storage/rocksdb/rocksdb_store.h"
 
-ABSL_FLAG(std::string, data_dir, "", "Directory of the RocksDB store (created if missing). Required.");
+ABSL_FLAG(std::string, store, "rocksdb", "rocksdb (--data-dir) or etcd (--etcd-endpoints).");
+ABSL_FLAG(std::string, data_dir, "", "Directory of the RocksDB store (created if missing).");
+ABSL_FLAG(std::vector<std::string>, etcd_endpoints, {}, "etcd endpoints for --store=etcd (comma-separated).");
 ABSL_FLAG(std::string, listen, "127.0.0.1:2379", "etcd API listen address (host:port).");
 ABSL_FLAG(std::string, etcd_prefix, "/coreos.com/network",
           "Flannel's key prefix: puts under it are validated. Empty: no validation.");
@@ -46,16 +52,35 @@ int64_t DirectorySize(const std::string& dir) {
 int Run() {
   using namespace weft;
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
-  if (data_dir.empty()) {
-    WEFT_LOG(ERROR, "--data-dir is required");
+  absl::StatusOr<std::unique_ptr<storage::Store>> store;
+  std::function<int64_t()> db_size;
+  if (absl::GetFlag(FLAGS_store) == "etcd") {
+    storage::EtcdStore::Options eo;
+    eo.endpoints = absl::GetFlag(FLAGS_etcd_endpoints);
+    auto etcd = storage::EtcdStore::Open(eo);
+    if (etcd.ok()) {
+      storage::EtcdStore* e = etcd->get();
+      db_size = [e] { return e->DbSize().value_or(0); };
+      store = std::unique_ptr<storage::Store>(std::move(*etcd));
+    } else {
+      store = etcd.status();
+    }
+  } else if (absl::GetFlag(FLAGS_store) == "rocksdb") {
+    if (data_dir.empty()) {
+      WEFT_LOG(ERROR, "--data-dir is required with --store=rocksdb");
+      return 2;
+    }
+    storage::RocksDbStore::Options so;
+    so.path = data_dir;
+    so.lease_expiry_interval = absl::GetFlag(FLAGS_lease_expiry_interval);
+    store = storage::RocksDbStore::Open(so);
+    db_size = [data_dir] { return DirectorySize(data_dir); };
+  } else {
+    WEFT_LOG(ERROR, "--store must be rocksdb or etcd").With("store", absl::GetFlag(FLAGS_store));
     return 2;
   }
-  storage::RocksDbStore::Options so;
-  so.path = data_dir;
-  so.lease_expiry_interval = absl::GetFlag(FLAGS_lease_expiry_interval);
-  auto store = storage::RocksDbStore::Open(so);
   if (!store.ok()) {
-    WEFT_LOG(ERROR, "cannot open the store").With("data_dir", data_dir).Err(store.status());
+    WEFT_LOG(ERROR, "cannot open the store").With("store", absl::GetFlag(FLAGS_store)).Err(store.status());
     return 1;
   }
 
@@ -64,7 +89,7 @@ int Run() {
   opts.name = absl::GetFlag(FLAGS_name);
   opts.client_urls = {absl::StrCat("http://", listen)};
   opts.progress_notify_interval = absl::GetFlag(FLAGS_progress_notify_interval);
-  opts.db_size = [data_dir] { return DirectorySize(data_dir); };
+  opts.db_size = db_size;
   if (const std::string prefix = absl::GetFlag(FLAGS_etcd_prefix); !prefix.empty()) {
     controller::etcd_api::FlannelValidator validator(
         prefix, controller::etcd_api::FlannelStateFromStore(store->get(), prefix));
@@ -85,7 +110,7 @@ int Run() {
   WEFT_LOG(INFO, "weft-etcd-compat-dev serving")
       .With("listen", listen)
       .With("port", port)
-      .With("data_dir", data_dir)
+      .With("store", absl::GetFlag(FLAGS_store))
       .With("revision", (*store)->CurrentRevision());
 
   absl::Notification stop;

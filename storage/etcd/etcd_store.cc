@@ -24,6 +24,7 @@ struct EtcdStore::Endpoint {
   std::unique_ptr<etcdserverpb::KV::Stub> kv;
   std::unique_ptr<etcdserverpb::Watch::Stub> watch;
   std::unique_ptr<etcdserverpb::Lease::Stub> lease;
+  std::unique_ptr<etcdserverpb::Maintenance::Stub> maintenance;
 
   // Connected now, or within `timeout`.
   bool WaitConnected(absl::Duration timeout) {
@@ -80,6 +81,7 @@ absl::StatusOr<std::unique_ptr<EtcdStore>> EtcdStore::Open(const Options& option
     ep->kv = etcdserverpb::KV::NewStub(ep->channel);
     ep->watch = etcdserverpb::Watch::NewStub(ep->channel);
     ep->lease = etcdserverpb::Lease::NewStub(ep->channel);
+    ep->maintenance = etcdserverpb::Maintenance::NewStub(ep->channel);
     store->endpoints_.push_back(std::move(ep));
   }
   RangeRequest probe;
@@ -290,6 +292,15 @@ int64_t EtcdStore::CompactRevision() {
   while (hi > known && !known_compact_revision_.compare_exchange_weak(known, hi)) {
   }
   return hi;
+}
+
+absl::StatusOr<int64_t> EtcdStore::DbSize() {
+  etcdserverpb::StatusResponse resp;
+  RETURN_IF_ERROR(Call(true, [&](Endpoint& ep, grpc::ClientContext* ctx) {
+    resp.Clear();
+    return ep.maintenance->Status(ctx, etcdserverpb::StatusRequest(), &resp);
+  }));
+  return resp.dbsize();
 }
 
 // ---- Leases ----

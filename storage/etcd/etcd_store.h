@@ -92,6 +92,8 @@ class EtcdStore final : public Store {
 
   // The endpoint calls go to now (for logs and tests).
   std::string current_endpoint() const;
+  // etcd's database size on the current endpoint (Maintenance.Status).
+  absl::StatusOr<int64_t> DbSize();
 
   struct Endpoint;
   class EtcdWatch;

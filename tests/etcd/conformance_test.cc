@@ -3,6 +3,7 @@
 // must be equal. Also etcdctl against Weft's flannel put checks.
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -18,16 +19,20 @@ namespace {
 
 std::string TmpDir() { return std::getenv("TEST_TMPDIR"); }
 
-// weft-etcd-compat-dev on a free port with a fresh store.
+// weft-etcd-compat-dev on a free port with a fresh RocksDB store, or over
+// the etcd at `etcd_endpoint` (EtcdStore) when given.
 class CompatServer {
  public:
-  explicit CompatServer(const std::string& name) {
+  explicit CompatServer(const std::string& name, const std::string& etcd_endpoint = "") {
     endpoint_ = absl::StrCat("127.0.0.1:", FreePort());
     log_ = absl::StrCat(TestOutputDir(), "/", name, ".log");
-    started_ = proc_.Start({Runfile("controller/etcd_api/weft-etcd-compat-dev"), "--data-dir",
-                            absl::StrCat(TmpDir(), "/", name), "--listen", endpoint_},
-                           log_) &&
-               WaitForServing(endpoint_, 30);
+    std::vector<std::string> argv = {Runfile("controller/etcd_api/weft-etcd-compat-dev"), "--listen", endpoint_};
+    if (etcd_endpoint.empty()) {
+      argv.insert(argv.end(), {"--data-dir", absl::StrCat(TmpDir(), "/", name)});
+    } else {
+      argv.insert(argv.end(), {"--store", "etcd", "--etcd-endpoints", etcd_endpoint});
+    }
+    started_ = proc_.Start(argv, log_) && WaitForServing(endpoint_, 30);
   }
   bool started() const { return started_; }
   const std::string& endpoint() const { return endpoint_; }
@@ -50,32 +55,51 @@ void Save(const std::string& name, const std::string& text) {
   std::ofstream(absl::StrCat(TestOutputDir(), "/", name)) << text;
 }
 
-TEST(ConformanceTest, EtcdctlGetsTheSameAnswersFromWeftAsFromEtcd) {
-  std::string error;
+void ExpectSameTranscript(const std::string& want, const std::string& got, const std::string& name) {
+  Save("transcript-etcd.txt", want);
+  Save(absl::StrCat("transcript-", name, ".txt"), got);
+  if (want == got) return;
+  std::string diff;
+  RunCommand({"/usr/bin/diff", "-u", absl::StrCat(TestOutputDir(), "/transcript-etcd.txt"),
+              absl::StrCat(TestOutputDir(), "/transcript-", name, ".txt")},
+             &diff);
+  ADD_FAILURE() << "etcdctl transcripts differ (- etcd, + " << name << "):\n" << diff;
+}
+
+std::unique_ptr<EtcdCluster> StartEtcd(const std::string& name) {
   EtcdCluster::Options eo;
-  eo.dir = absl::StrCat(TmpDir(), "/etcd");
-  eo.log_dir = TestOutputDir();
+  eo.dir = absl::StrCat(TmpDir(), "/", name);
+  eo.log_dir = absl::StrCat(TestOutputDir(), "/", name);
+  std::filesystem::create_directories(eo.log_dir);
+  std::string error;
   auto etcd = EtcdCluster::Start(eo, &error);
-  ASSERT_NE(etcd, nullptr) << error;
+  EXPECT_NE(etcd, nullptr) << error;
+  return etcd;
+}
+
+TEST(ConformanceTest, EtcdctlGetsTheSameAnswersFromWeftAsFromEtcd) {
+  auto etcd = StartEtcd("etcd");
+  ASSERT_NE(etcd, nullptr);
   CompatServer weft("weft");
   ASSERT_TRUE(weft.started()) << "see " << weft.log();
 
   const std::string want = Transcript(etcd->endpoint(0));
-  const std::string got = Transcript(weft.endpoint());
-  Save("transcript-etcd.txt", want);
-  Save("transcript-weft.txt", got);
-
   // Guard against both sides failing alike (no etcdctl, script broken).
-  EXPECT_TRUE(absl::StrContains(want, "compacted revision")) << want;
-  EXPECT_TRUE(absl::StrContains(want, "keepalived with TTL(100)")) << want;
+  ASSERT_TRUE(absl::StrContains(want, "compacted revision")) << want;
+  ASSERT_TRUE(absl::StrContains(want, "keepalived with TTL(100)")) << want;
+  ExpectSameTranscript(want, Transcript(weft.endpoint()), "weft");
+}
 
-  if (want != got) {
-    const std::string a = absl::StrCat(TestOutputDir(), "/transcript-etcd.txt");
-    const std::string b = absl::StrCat(TestOutputDir(), "/transcript-weft.txt");
-    std::string diff;
-    RunCommand({"/usr/bin/diff", "-u", a, b}, &diff);
-    ADD_FAILURE() << "etcdctl transcripts differ (- etcd, + weft):\n" << diff;
-  }
+// The replicated controllers' setup: Weft's etcd API over EtcdStore over a
+// (fresh) real etcd answers like etcd itself.
+TEST(ConformanceTest, WeftOverEtcdStoreAnswersAsEtcd) {
+  auto reference = StartEtcd("etcd-reference");
+  ASSERT_NE(reference, nullptr);
+  auto backing = StartEtcd("etcd-backing");
+  ASSERT_NE(backing, nullptr);
+  CompatServer weft("weft-over-etcd", backing->endpoint(0));
+  ASSERT_TRUE(weft.started()) << "see " << weft.log();
+  ExpectSameTranscript(Transcript(reference->endpoint(0)), Transcript(weft.endpoint()), "weft-over-etcd");
 }
 
 // etcdctl's exit code and combined output.
