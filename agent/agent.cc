@@ -7,6 +7,7 @@
 #include "absl/synchronization/mutex.h"
 #include "agent/agent_metrics.h"
 #include "agent/backend/vxlan/vxlan_backend.h"
+#include "agent/masq.h"
 #include "agent/netlink/netlink_programmer.h"
 #include "agent/node_files.h"
 #include "agent/state.h"
@@ -52,6 +53,19 @@ Agent::~Agent() = default;
 absl::Status Agent::Readiness() const {
   if (ready_.load()) return absl::OkStatus();
   return absl::UnavailableError("lease, subnet.env or data path not in place yet");
+}
+
+void Agent::EnsureMasquerade(const IPv4Net& network, const IPv4Net& subnet) {
+  if (cfg_.ip_masq) {
+    auto changed = masq_.Ensure(network, subnet);
+    if (!changed.ok()) {
+      WEFT_LOG(ERROR, "cannot set up masquerading").Err(changed.status());
+    } else if (*changed) {
+      WEFT_LOG(INFO, "masquerading set up").With("network", network.ToString()).With("chain", kMasqChain);
+    }
+  } else if (absl::Status s = masq_.Remove(); !s.ok()) {
+    WEFT_LOG(WARN, "cannot remove masquerade rules").Err(s);
+  }
 }
 
 absl::Status Agent::Run(absl::Notification* stop) {
@@ -141,6 +155,7 @@ absl::Status Agent::Run(absl::Notification* stop) {
       nl.subnet = subnet;
       nl.mtu = info.mtu;
       nl.ip_masq = cfg_.ip_masq;
+      EnsureMasquerade(network, subnet);
       RETURN_IF_ERROR(WriteSubnetEnv(cfg_.subnet_file, nl));
       RETURN_IF_ERROR(WriteDockerOpts(cfg_.docker_opts_file, nl));
       previous = subnet;
@@ -239,6 +254,11 @@ absl::Status Agent::Run(absl::Notification* stop) {
           systemd::NotifyReady().IgnoreError();
           WEFT_LOG(INFO, "agent ready").With("subnet", own.subnet()).With("peers", static_cast<int64_t>(peers.size()));
         }
+      }
+      if (clock_->Now() >= next_resync) {
+        // Drift in the NAT rules is repaired on the same period as the kernel's.
+        auto sn = IPv4Net::Parse(own.subnet());
+        if (sn.ok()) EnsureMasquerade(network, *sn);
       }
       next_resync = clock_->Now() + cfg_.resync_interval;
     }

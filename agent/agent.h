@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "agent/controller_client.h"
 #include "agent/external_iface.h"
+#include "agent/masq.h"
 #include "common/clock.h"
 #include "common/metrics.h"
 
@@ -49,7 +50,11 @@ class Agent {
   absl::Status Readiness() const;
 
  private:
+  // --ip-masq on: ensure the NAT chain; off: remove it (idempotent both ways).
+  void EnsureMasquerade(const IPv4Net& network, const IPv4Net& subnet);
+
   AgentConfig cfg_;
+  Masquerade masq_;
   Clock* clock_;
   std::unique_ptr<AgentMetrics> metrics_;
   std::atomic<bool> ready_{false};
