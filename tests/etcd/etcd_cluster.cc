@@ -118,6 +118,18 @@ bool EtcdCluster::WaitReady(int i, int seconds) {
   return false;
 }
 
+int EtcdCluster::Leader() const {
+  for (int i = 0; i < size(); ++i) {
+    if (!running(i)) continue;
+    auto m = etcdserverpb::Maintenance::NewStub(grpc::CreateChannel(endpoint(i), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    etcdserverpb::StatusResponse st;
+    if (m->Status(&ctx, etcdserverpb::StatusRequest(), &st).ok() && st.leader() == st.header().member_id()) return i;
+  }
+  return -1;
+}
+
 bool WaitForServing(const std::string& endpoint, int seconds) {
   const absl::Time deadline = absl::Now() + absl::Seconds(seconds);
   while (absl::Now() < deadline) {

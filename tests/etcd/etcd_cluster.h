@@ -39,6 +39,9 @@ class EtcdCluster {
   // Waits until member i answers a linearizable read.
   bool WaitReady(int i, int seconds);
 
+  // Index of the member that is raft leader now (asked through Status), or -1.
+  int Leader() const;
+
  private:
   struct Member {
     std::string name;
