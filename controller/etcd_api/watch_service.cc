@@ -51,19 +51,21 @@ class WatchStream final : public grpc::ServerBidiReactor<WatchRequest, WatchResp
     }
     core_->workers().Schedule([this] {
       HandleRequest();
-      bool finish = false;
       bool read = false;
       {
         absl::MutexLock l(&mu_);
+        read = !done_;
+      }
+      // Still counted as a task: the stream cannot finish (and be deleted)
+      // before the read is started, and then not before it completes.
+      if (read) StartRead(&req_);
+      bool finish = false;
+      {
+        absl::MutexLock l(&mu_);
         --tasks_;
-        if (done_) {
-          finish = MaybeFinishLocked();
-        } else {
-          read = true;
-        }
+        finish = MaybeFinishLocked();
       }
       if (finish) FinishNow();
-      if (read) StartRead(&req_);
     });
   }
 
