@@ -133,9 +133,13 @@ void LeaseManager::ApplyEventLocked(const storage::Event& ev, std::vector<LeaseC
     rec.valid = false;  // keep the subnet taken; never hand out what we cannot read
   }
   auto old = leases_.find(text);
-  if (old != leases_.end() && old->second.store_lease == rec.store_lease) {
+  if (auto d = lease_deadlines_.find(rec.store_lease); rec.store_lease != 0 && d != lease_deadlines_.end()) {
+    rec.expiration = d->second;
+  } else if (old != leases_.end() && old->second.store_lease == rec.store_lease) {
     rec.expiration = old->second.expiration;
   }
+  // An acquisition's chosen subnet stays pending until its write is in the index.
+  if (auto idx = PoolIndexLocked(rec.key)) pending_.erase(*idx);
   if (changes) changes->push_back({false, rec, ev.kv.mod_revision});
   IndexLocked(text, std::move(rec));
 }
@@ -206,6 +210,14 @@ absl::Status LeaseManager::WaitApplied(int64_t revision) {
   return absl::OkStatus();
 }
 
+absl::Status LeaseManager::CatchUp() { return WaitApplied(written_revision_.load()); }
+
+void LeaseManager::NoteWritten(int64_t revision) {
+  int64_t cur = written_revision_.load();
+  while (cur < revision && !written_revision_.compare_exchange_weak(cur, revision)) {
+  }
+}
+
 absl::StatusOr<int64_t> LeaseManager::BucketLease(absl::Duration ttl, absl::Time* expiration) {
   absl::MutexLock l(&bucket_mu_);
   const absl::Time now = opts_.clock->Now();
@@ -216,6 +228,12 @@ absl::StatusOr<int64_t> LeaseManager::BucketLease(absl::Duration ttl, absl::Time
     bucket_lease_ = g.id;
     bucket_start_ = now;
     bucket_ttl_ = ttl;
+    absl::MutexLock l(&mu_);
+    for (auto it = lease_deadlines_.begin(); it != lease_deadlines_.end();) {
+      auto cur = it++;
+      if (cur->second < now) lease_deadlines_.erase(cur);
+    }
+    lease_deadlines_[g.id] = now + absl::Seconds(secs);
   }
   *expiration = bucket_start_ + absl::Seconds(absl::ToInt64Seconds(absl::Ceil(ttl + width, absl::Seconds(1))));
   return bucket_lease_;
@@ -337,6 +355,18 @@ absl::StatusOr<LeaseRecord> LeaseManager::Acquire(const AcquireRequest& req) {
     };
     mu_.Await(absl::Condition(&idle));
     busy_nodes_.insert(identity);
+    // This node's last acknowledged write must be in the index before we decide.
+    if (auto w = node_written_.find(identity); w != node_written_.end()) {
+      const int64_t rev = w->second;
+      auto caught_up = [this, rev]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return applied_revision_ >= rev; };
+      if (!mu_.AwaitWithTimeout(absl::Condition(&caught_up), absl::Seconds(30))) {
+        busy_nodes_.erase(identity);
+        absl::Status s = absl::UnavailableError("store watch is lagging; retry");
+        Report("acquire", s);
+        return s;
+      }
+      node_written_.erase(w);
+    }
   }
   auto release_identity = [this, &identity]() {
     absl::MutexLock l(&mu_);
@@ -352,6 +382,8 @@ absl::StatusOr<LeaseRecord> LeaseManager::Acquire(const AcquireRequest& req) {
     bool keep_reservation = false;
     std::optional<uint64_t> picked;
     std::string text;
+    SubnetKey chosen;
+    int64_t create_revision = 0;
     {
       absl::MutexLock l(&mu_);
       if (!config_ || !pool_) {
@@ -381,6 +413,8 @@ absl::StatusOr<LeaseRecord> LeaseManager::Acquire(const AcquireRequest& req) {
         expect_mod = existing->mod_revision;
         keep_reservation = existing->reserved();
         text = SubnetText(existing->key);
+        chosen = existing->key;
+        create_revision = existing->create_revision;
         if (keep_reservation && existing->valid) {
           // A reservation is handed to its node as it is.
           LeaseRecord out = *existing;
@@ -413,6 +447,7 @@ absl::StatusOr<LeaseRecord> LeaseManager::Acquire(const AcquireRequest& req) {
         k.ipv4 = config_->PoolSubnet(*idx);
         key = EncodeSubnetKey(opts_.prefix, k);
         text = SubnetText(k);
+        chosen = k;
       }
     }
     auto unpend = [&]() {
@@ -447,28 +482,37 @@ absl::StatusOr<LeaseRecord> LeaseManager::Acquire(const AcquireRequest& req) {
       last = absl::UnavailableError(absl::StrCat("store: ", txn.status().message()));
       break;
     }
-    // Both outcomes: wait until the index reflects the store at that revision.
-    absl::Status w = WaitApplied(txn->revision);
-    unpend();
-    if (!w.ok()) {
-      last = w;
-      break;
-    }
     if (!txn->succeeded) {
+      // Someone else wrote first: retry once the index shows what they wrote.
+      absl::Status w = WaitApplied(txn->revision);
+      unpend();
+      if (!w.ok()) {
+        last = w;
+        break;
+      }
       last = absl::AbortedError("lost a race for the subnet; retrying");
       continue;
     }
-    absl::MutexLock l(&mu_);
-    busy_nodes_.erase(identity);
-    auto it = leases_.find(text);
-    if (it == leases_.end()) {
-      // Deleted between commit and answer (an operator, or a very short TTL).
-      last = absl::AbortedError("lease vanished right after it was written; retrying");
-      busy_nodes_.insert(identity);
-      continue;
+    // Durable: answer now. The index catches up through the watch; until then the
+    // subnet stays pending (taken) and this node's next request waits for it.
+    NoteWritten(txn->revision);
+    LeaseRecord out;
+    out.key = chosen;
+    out.store_key = key;
+    out.attrs = attrs;
+    out.store_lease = lease_id;
+    out.create_revision = expect_mod == 0 ? txn->revision : create_revision;
+    out.mod_revision = txn->revision;
+    out.expiration = expiration;
+    {
+      absl::MutexLock l(&mu_);
+      busy_nodes_.erase(identity);
+      if (applied_revision_ < txn->revision) {
+        node_written_[identity] = txn->revision;
+      } else if (picked) {
+        pending_.erase(*picked);
+      }
     }
-    it->second.expiration = expiration;
-    LeaseRecord out = it->second;
     Report("acquire", absl::OkStatus());
     return out;
   }
@@ -522,10 +566,12 @@ absl::StatusOr<const LeaseRecord*> LeaseManager::FindOwnedLocked(const OwnerRef&
 }
 
 absl::StatusOr<LeaseRecord> LeaseManager::Renew(const OwnerRef& req) {
+  RETURN_IF_ERROR(CatchUp());
   for (int attempt = 1; attempt <= opts_.max_attempts; ++attempt) {
     std::string key, value, text;
     int64_t mod = 0;
     absl::Duration ttl;
+    LeaseRecord current;
     {
       absl::MutexLock l(&mu_);
       auto rec = FindOwnedLocked(req);
@@ -548,6 +594,7 @@ absl::StatusOr<LeaseRecord> LeaseManager::Renew(const OwnerRef& req) {
         Report("renew", s);
         return s;
       }
+      current = **rec;
       key = (*rec)->store_key;
       value = EncodeLeaseAttrs((*rec)->attrs);
       mod = (*rec)->mod_revision;
@@ -566,14 +613,16 @@ absl::StatusOr<LeaseRecord> LeaseManager::Renew(const OwnerRef& req) {
       }
       return absl::UnavailableError(absl::StrCat("store: ", txn.status().message()));
     }
-    RETURN_IF_ERROR(WaitApplied(txn->revision));
-    if (!txn->succeeded) continue;  // changed under us; look again
-    absl::MutexLock l(&mu_);
-    auto it = leases_.find(text);
-    if (it == leases_.end()) continue;
-    it->second.expiration = expiration;
+    if (!txn->succeeded) {
+      RETURN_IF_ERROR(WaitApplied(txn->revision));
+      continue;  // changed under us; look again
+    }
+    NoteWritten(txn->revision);
+    current.store_lease = *lease;
+    current.mod_revision = txn->revision;
+    current.expiration = expiration;
     Report("renew", absl::OkStatus());
-    return it->second;
+    return current;
   }
   absl::Status s = absl::UnavailableError("renewal kept racing with other writers; retry");
   Report("renew", s);
@@ -581,6 +630,7 @@ absl::StatusOr<LeaseRecord> LeaseManager::Renew(const OwnerRef& req) {
 }
 
 absl::Status LeaseManager::Release(const OwnerRef& req) {
+  RETURN_IF_ERROR(CatchUp());
   for (int attempt = 1; attempt <= opts_.max_attempts; ++attempt) {
     std::string key, text;
     int64_t mod = 0;
@@ -602,11 +652,12 @@ absl::Status LeaseManager::Release(const OwnerRef& req) {
       releasing_.erase(text);
       return absl::UnavailableError(absl::StrCat("store: ", txn.status().message()));
     }
-    RETURN_IF_ERROR(WaitApplied(txn->revision));
     if (txn->succeeded) {
+      NoteWritten(txn->revision);
       Report("release", absl::OkStatus());
       return absl::OkStatus();
     }
+    RETURN_IF_ERROR(WaitApplied(txn->revision));
     absl::MutexLock l(&mu_);
     releasing_.erase(text);
   }
@@ -615,6 +666,7 @@ absl::Status LeaseManager::Release(const OwnerRef& req) {
 
 absl::StatusOr<LeaseRecord> LeaseManager::Get(const std::string& subnet) {
   if (subnet.empty()) return Invalid("subnet", "required");
+  RETURN_IF_ERROR(CatchUp());
   std::string text;
   if (auto v4 = IPv4Net::Parse(subnet); v4.ok()) {
     text = v4->ToString();
@@ -630,6 +682,7 @@ absl::StatusOr<LeaseRecord> LeaseManager::Get(const std::string& subnet) {
 }
 
 std::vector<LeaseRecord> LeaseManager::List(int64_t* revision) {
+  CatchUp().IgnoreError();  // best effort: a lagging watch must not block listing
   absl::MutexLock l(&mu_);
   std::vector<LeaseRecord> out;
   out.reserve(leases_.size());
@@ -697,6 +750,7 @@ absl::StatusOr<LeaseRecord> LeaseManager::Reserve(const ReserveRequest& req) {
                                                : storage::Compare::Target::kModRevision,
                                  mod, EncodeLeaseAttrs(attrs), 0));
     if (!txn.ok()) return absl::UnavailableError(absl::StrCat("store: ", txn.status().message()));
+    NoteWritten(txn->revision);
     RETURN_IF_ERROR(WaitApplied(txn->revision));
     if (!txn->succeeded) continue;
     absl::MutexLock l(&mu_);

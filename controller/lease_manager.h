@@ -16,6 +16,7 @@
 //
 // Thread-safe.
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -155,6 +156,9 @@ class LeaseManager {
   std::optional<uint64_t> PoolIndexLocked(const SubnetKey& k) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Waits until the index has applied `revision` (our own write came back).
   absl::Status WaitApplied(int64_t revision);
+  // Read-your-writes: waits until every write this manager acknowledged is in the index.
+  absl::Status CatchUp();
+  void NoteWritten(int64_t revision);
   absl::StatusOr<int64_t> BucketLease(absl::Duration ttl, absl::Time* expiration);
   absl::StatusOr<const LeaseRecord*> FindOwnedLocked(const OwnerRef& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Report(const char* op, const absl::Status& s);
@@ -180,6 +184,12 @@ class LeaseManager {
   // Subnets we are deleting ourselves (a delete of anything else is an expiry).
   absl::flat_hash_set<std::string> releasing_ ABSL_GUARDED_BY(mu_);
   absl::BitGen rng_ ABSL_GUARDED_BY(mu_);
+  // Expiration of each bucket store lease we granted, for the records using it.
+  absl::flat_hash_map<int64_t, absl::Time> lease_deadlines_ ABSL_GUARDED_BY(mu_);
+  // Per node identity: the revision of its last acknowledged write, so its next
+  // request waits until the index holds it (answers do not wait for the index).
+  absl::flat_hash_map<std::string, int64_t> node_written_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int64_t> written_revision_{0};
 
   absl::Mutex bucket_mu_;
   int64_t bucket_lease_ ABSL_GUARDED_BY(bucket_mu_) = 0;

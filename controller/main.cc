@@ -121,6 +121,11 @@ int Run() {
   builder.RegisterService(&lease_service);
   builder.RegisterService(&network_service);
   builder.SetMaxReceiveMessageSize(4 << 20);
+  // Unary calls block on a durable commit: keep enough pollers that a burst of
+  // blocked handlers does not starve new requests of a thread to read them.
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 2);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 2);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 4);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
     WEFT_LOG(ERROR, "cannot listen").With("listen", absl::GetFlag(FLAGS_listen));

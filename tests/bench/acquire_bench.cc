@@ -85,7 +85,9 @@ Result Run(const std::string& controller, bool sync, int clients, int existing, 
       absl::Time start = absl::Now();
       grpc::Status s = stub->AcquireLease(&ctx, Node(i), &resp);
       if (!s.ok()) {
-        failed->fetch_add(1);
+        if (failed->fetch_add(1) == 0) {
+          std::fprintf(stderr, "first error: %d %s\n", s.error_code(), s.error_message().c_str());
+        }
         continue;
       }
       if (lat) lat->push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
@@ -119,6 +121,10 @@ Result Run(const std::string& controller, bool sync, int clients, int existing, 
     r.p50_ms = all[all.size() / 2];
     r.p99_ms = all[std::min(all.size() - 1, all.size() * 99 / 100)];
     r.max_ms = all.back();
+  }
+  if (r.failed > 0) {
+    std::string tail = "tail -20 " + dir + ".log >&2";
+    if (std::system(tail.c_str()) != 0) std::fprintf(stderr, "no log\n");
   }
   p.Kill(SIGTERM);
   p.Wait();
