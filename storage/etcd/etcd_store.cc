@@ -53,7 +53,10 @@ bool NotApplied(const grpc::Status& s) {
 
 EtcdStore::EtcdStore(const Options& options) : options_(options) {}
 
-EtcdStore::~EtcdStore() = default;
+EtcdStore::~EtcdStore() {
+  stop_progress_.Notify();
+  if (progress_thread_.joinable()) progress_thread_.join();
+}
 
 absl::StatusOr<std::unique_ptr<EtcdStore>> EtcdStore::Open(const Options& options) {
   if (options.endpoints.empty()) return absl::InvalidArgumentError("no etcd endpoint given");
@@ -385,27 +388,47 @@ absl::StatusOr<std::vector<int64_t>> EtcdStore::Leases() {
 
 // ---- Watch ----
 
+struct EtcdStore::WatchState {
+  EtcdStore* store;
+  WatchRequest req;
+  std::function<void(const WatchBatch&)> callback;
+
+  // Held around every callback, so deliveries from the stream thread and
+  // the progress thread are serial and see one next_revision.
+  absl::Mutex deliver_mu;
+  int64_t next_revision ABSL_GUARDED_BY(deliver_mu) = 0;  // the first revision not delivered
+  std::set<std::string> keys ABSL_GUARDED_BY(deliver_mu);  // as the callback knows them (resyncs)
+  absl::Time last_delivery ABSL_GUARDED_BY(deliver_mu);
+  std::atomic<std::thread::id> delivering{};  // the thread inside the callback, if any
+
+  absl::Mutex mu;
+  bool stopped ABSL_GUARDED_BY(mu) = false;
+  grpc::ClientContext* ctx ABSL_GUARDED_BY(mu) = nullptr;
+
+  bool Stopped() {
+    absl::MutexLock l(&mu);
+    return stopped;
+  }
+  int64_t NextRevision() {
+    absl::MutexLock l(&deliver_mu);
+    return next_revision;
+  }
+  // Calls the callback (deliver_mu held) unless the watch stopped.
+  void Call(const WatchBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(deliver_mu) {
+    if (Stopped()) return;
+    delivering = std::this_thread::get_id();
+    callback(batch);
+    delivering = std::thread::id();
+  }
+};
+
 // One watch: a thread that keeps one etcd watch stream open, reconnecting and
-// resuming as described in the header. Its state is shared with the thread so
-// that the handle may be destroyed from the watch's own callback.
+// resuming as described in the header. Its state is shared with the thread
+// (and the store's progress thread) so that the handle may be destroyed from
+// the watch's own callback.
 class EtcdStore::EtcdWatch final : public WatchHandle {
  public:
-  struct State {
-    EtcdStore* store;
-    WatchRequest req;
-    std::function<void(const WatchBatch&)> callback;
-    int64_t next_revision = 0;   // the first revision not delivered yet
-    std::set<std::string> keys;  // keys of the range as the callback knows them (for resyncs)
-
-    absl::Mutex mu;
-    bool stopped ABSL_GUARDED_BY(mu) = false;
-    grpc::ClientContext* ctx ABSL_GUARDED_BY(mu) = nullptr;
-
-    bool Stopped() {
-      absl::MutexLock l(&mu);
-      return stopped;
-    }
-  };
+  using State = WatchState;
 
   explicit EtcdWatch(std::shared_ptr<State> state) : state_(std::move(state)) {
     thread_ = std::thread([s = state_] { Run(s.get()); });
@@ -417,11 +440,58 @@ class EtcdStore::EtcdWatch final : public WatchHandle {
       state_->stopped = true;
       if (state_->ctx) state_->ctx->TryCancel();
     }
-    if (thread_.get_id() == std::this_thread::get_id()) {
-      thread_.detach();  // destroyed from its own callback: no further callback runs
-    } else {
-      thread_.join();
+    if (state_->delivering.load() == std::this_thread::get_id()) {
+      // Destroyed from its own callback (on the stream or the progress
+      // thread): nothing more is delivered (stopped is checked under
+      // deliver_mu); the stream thread ends by itself.
+      thread_.detach();
+      return;
     }
+    thread_.join();
+    absl::MutexLock wait_for_callback(&state_->deliver_mu);
+  }
+
+  // Called by the store's progress thread: when the watch has been idle and
+  // the store has seen a later revision R, checks (one read-only txn) that
+  // nothing in the range changed after the last delivered revision D — every
+  // key's mod_revision <= D and as many keys at R as at D — and if so delivers
+  // an empty batch at R. Sound: a put after D raises a mod_revision, a delete
+  // lowers the count unless a put (caught) replaced it.
+  static void CheckProgress(State* s, int64_t seen_revision, absl::Duration idle) {
+    int64_t d = 0;
+    {
+      absl::MutexLock l(&s->deliver_mu);
+      d = s->next_revision - 1;
+      if (d < 1 || seen_revision <= d || absl::Now() - s->last_delivery < idle) return;
+    }
+    if (s->Stopped()) return;
+    TxnRequest txn;
+    Compare unchanged;
+    unchanged.key = s->req.key;
+    unchanged.range_end = s->req.range_end;
+    unchanged.target = Compare::Target::kModRevision;
+    unchanged.result = Compare::Result::kLess;
+    unchanged.operand = d + 1;
+    txn.compares.push_back(unchanged);
+    for (int64_t revision : {int64_t{0}, d}) {
+      RequestOp count;
+      count.type = RequestOp::Type::kRange;
+      count.range.key = s->req.key;
+      count.range.range_end = s->req.range_end;
+      count.range.count_only = true;
+      count.range.revision = revision;
+      txn.success.push_back(count);
+    }
+    absl::StatusOr<TxnResponse> r = s->store->Txn(txn);
+    if (!r.ok() || !r->succeeded || r->responses.size() != 2) return;
+    if (r->responses[0].range.count != r->responses[1].range.count) return;
+    absl::MutexLock l(&s->deliver_mu);
+    if (s->next_revision != d + 1 || r->revision <= d) return;  // delivered meanwhile
+    WatchBatch batch;
+    batch.revision = r->revision;
+    s->next_revision = r->revision + 1;
+    s->last_delivery = absl::Now();
+    s->Call(batch);
   }
 
  private:
@@ -430,15 +500,15 @@ class EtcdStore::EtcdWatch final : public WatchHandle {
     while (!s->Stopped()) {
       Endpoint* ep = s->store->ConnectedEndpoint([s] { return s->Stopped(); });
       if (ep == nullptr) return;
-      const int64_t before = s->next_revision;
+      const int64_t before = s->NextRevision();
       const absl::Status st = Stream(s, ep);
-      if (s->next_revision != before) backoff = s->store->options_.retry_backoff;  // it made progress
       if (s->Stopped()) return;
+      if (s->NextRevision() != before) backoff = s->store->options_.retry_backoff;  // it made progress
       if (!st.ok()) {
         WEFT_LOG(WARNING, "etcd watch stream ended; resuming")
             .With("endpoint", ep->address)
             .With("key", s->req.key)
-            .With("next_revision", s->next_revision)
+            .With("next_revision", s->NextRevision())
             .Err(st);
         s->store->NoteFailure(ep);
       }
@@ -470,7 +540,7 @@ class EtcdStore::EtcdWatch final : public WatchHandle {
     auto* c = create.mutable_create_request();
     c->set_key(s->req.key);
     c->set_range_end(s->req.range_end);
-    c->set_start_revision(s->next_revision);
+    c->set_start_revision(s->NextRevision());
     c->set_prev_kv(s->req.prev_kv);
     c->set_progress_notify(true);
     absl::Status result = absl::OkStatus();
@@ -501,6 +571,7 @@ class EtcdStore::EtcdWatch final : public WatchHandle {
   }
 
   static void Deliver(State* s, const etcdserverpb::WatchResponse& resp) {
+    absl::MutexLock l(&s->deliver_mu);
     WatchBatch batch;
     for (const auto& e : resp.events()) {
       Event ev = wire::FromProto(e);
@@ -522,7 +593,8 @@ class EtcdStore::EtcdWatch final : public WatchHandle {
       return;
     }
     s->next_revision = batch.revision + 1;
-    if (!s->Stopped()) s->callback(batch);
+    s->last_delivery = absl::Now();
+    s->Call(batch);
   }
 
   // The revisions the watch still needed are gone: bring the callback to the
@@ -533,6 +605,7 @@ class EtcdStore::EtcdWatch final : public WatchHandle {
     all.range_end = s->req.range_end;
     absl::StatusOr<RangeResponse> now = s->store->Range(all);
     if (!now.ok()) return now.status();
+    absl::MutexLock l(&s->deliver_mu);
     WEFT_LOG(WARNING, "etcd watch history compacted; resyncing from the current state")
         .With("key", s->req.key)
         .With("next_revision", s->next_revision)
@@ -559,13 +632,31 @@ class EtcdStore::EtcdWatch final : public WatchHandle {
     }
     s->keys = std::move(present);
     s->next_revision = now->revision + 1;
-    if (!s->Stopped()) s->callback(batch);
+    s->last_delivery = absl::Now();
+    s->Call(batch);
     return absl::OkStatus();
   }
 
   std::shared_ptr<State> state_;
   std::thread thread_;
 };
+
+void EtcdStore::ProgressLoop() {
+  while (!stop_progress_.WaitForNotificationWithTimeout(options_.watch_progress_interval)) {
+    std::vector<std::shared_ptr<WatchState>> live;
+    {
+      absl::MutexLock l(&watches_mu_);
+      auto& w = watches_;
+      w.erase(std::remove_if(w.begin(), w.end(), [](const auto& p) { return p.expired(); }), w.end());
+      for (const auto& p : w) {
+        if (auto s = p.lock()) live.push_back(std::move(s));
+      }
+    }
+    for (const auto& s : live) {
+      EtcdWatch::CheckProgress(s.get(), last_revision_.load(), options_.watch_progress_interval);
+    }
+  }
+}
 
 absl::StatusOr<std::unique_ptr<WatchHandle>> EtcdStore::Watch(const WatchRequest& req,
                                                               std::function<void(const WatchBatch&)> callback) {
@@ -582,12 +673,23 @@ absl::StatusOr<std::unique_ptr<WatchHandle>> EtcdStore::Watch(const WatchRequest
   const int64_t start = req.start_revision > 0 ? req.start_revision : current + 1;
   seed.revision = std::min(start, current);
   ASSIGN_OR_RETURN(RangeResponse keys, Range(seed));
-  auto state = std::make_shared<EtcdWatch::State>();
+  auto state = std::make_shared<WatchState>();
   state->store = this;
   state->req = req;
   state->callback = std::move(callback);
-  state->next_revision = start;
-  for (const KeyValue& kv : keys.kvs) state->keys.insert(kv.key);
+  {
+    absl::MutexLock l(&state->deliver_mu);
+    state->next_revision = start;
+    state->last_delivery = absl::Now();
+    for (const KeyValue& kv : keys.kvs) state->keys.insert(kv.key);
+  }
+  {
+    absl::MutexLock l(&watches_mu_);
+    watches_.push_back(state);
+    if (options_.watch_progress_interval > absl::ZeroDuration() && !progress_thread_.joinable()) {
+      progress_thread_ = std::thread([this] { ProgressLoop(); });
+    }
+  }
   return std::unique_ptr<WatchHandle>(new EtcdWatch(std::move(state)));
 }
 

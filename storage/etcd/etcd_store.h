@@ -25,11 +25,17 @@
 // last delivered; then it carries on from R + 1. (Synthetic events carry no
 // prev_kv; deletes carry mod_revision R.)
 //
-// Progress: a watch's revision advances with its own events, and with etcd's
+// Progress: a watch's revision advances with its own events, with etcd's
 // progress notifications for idle watches (etcd's
-// --experimental-watch-progress-notify-interval, 10 min by default), which
-// arrive as empty batches. etcd 3.4's on-demand progress answers are not
-// ordered with events, so they are not used.
+// --experimental-watch-progress-notify-interval, 10 min by default), and with
+// the store's own check: when a watch has been idle for
+// watch_progress_interval and this store has seen a later revision R (in any
+// answer), one read-only txn checks that nothing in the watched range changed
+// since the last delivered revision and, if so, the watch gets an empty batch
+// at R. So a caller that waits for its watch to reach the revision of its own
+// write or failed compare-and-swap does not wait for unrelated writes in the
+// range. (etcd 3.4's on-demand progress answers are not ordered with events,
+// so they are not used.)
 //
 // Thread-safe.
 
@@ -38,8 +44,12 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -63,6 +73,9 @@ class EtcdStore final : public Store {
     absl::Duration failover_timeout = absl::Seconds(15);
     // Pause between two rounds over every endpoint, and between watch reconnects.
     absl::Duration retry_backoff = absl::Milliseconds(100);
+    // Idle watches are brought to the latest revision seen this often (see
+    // Progress above). Zero: only etcd's own progress notifications.
+    absl::Duration watch_progress_interval = absl::Milliseconds(250);
   };
 
   // Connects, and checks that at least one endpoint answers within
@@ -96,6 +109,7 @@ class EtcdStore final : public Store {
   absl::StatusOr<int64_t> DbSize();
 
   struct Endpoint;
+  struct WatchState;
   class EtcdWatch;
 
  private:
@@ -108,6 +122,7 @@ class EtcdStore final : public Store {
   // failover_timeout; used by watch streams.
   Endpoint* ConnectedEndpoint(const std::function<bool()>& stop);
   void NoteFailure(const Endpoint* ep);
+  void ProgressLoop();
   void NoteRevision(const etcdserverpb::ResponseHeader& h);
   absl::Status FromEtcd(const grpc::Status& s);
 
@@ -116,6 +131,11 @@ class EtcdStore final : public Store {
   std::atomic<int> current_{0};
   std::atomic<int64_t> last_revision_{0};
   std::atomic<int64_t> known_compact_revision_{0};
+
+  absl::Mutex watches_mu_;
+  std::vector<std::weak_ptr<WatchState>> watches_ ABSL_GUARDED_BY(watches_mu_);
+  std::thread progress_thread_;  // started with the first watch
+  absl::Notification stop_progress_;
 };
 
 }  // namespace weft::storage

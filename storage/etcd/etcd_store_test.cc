@@ -270,6 +270,45 @@ TEST(EtcdStoreTest, WatchDeliversHistoryThenLiveChangesAndRefusesCompactedStarts
   EXPECT_TRUE(store->Watch(wr, [](const WatchBatch&) {}).ok());
 }
 
+TEST(EtcdStoreTest, IdleWatchesReachTheRevisionsOfWritesElsewhere) {
+  auto etcd = StartEtcd(1);
+  ASSERT_NE(etcd, nullptr);
+  auto store = OpenStore(etcd->endpoints());
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->Put(PutReq("p/a", "1")).ok());
+  Collector c;
+  WatchRequest wr;
+  wr.key = "p/";
+  wr.range_end = PrefixEnd("p/");
+  auto h = store->Watch(wr, c.Callback());
+  ASSERT_TRUE(h.ok());
+  // A write outside the range, then a failed compare-and-swap inside it: a
+  // caller waiting for its watch to reach that revision gets there.
+  ASSERT_TRUE(store->Put(PutReq("elsewhere", "x")).ok());
+  TxnRequest cas;
+  Compare c0;
+  c0.key = "p/a";
+  c0.target = Compare::Target::kVersion;
+  c0.operand = 0;
+  cas.compares.push_back(c0);
+  RequestOp put;
+  put.type = RequestOp::Type::kPut;
+  put.put = PutReq("p/a", "2");
+  cas.success.push_back(put);
+  auto r = store->Txn(cas);
+  ASSERT_TRUE(r.ok());
+  ASSERT_FALSE(r->succeeded);
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (c.revision() < r->revision && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(c.revision(), r->revision);
+  EXPECT_TRUE(c.WaitFor(0).empty());
+  // A change in the range after that is still delivered.
+  ASSERT_TRUE(store->Put(PutReq("p/b", "1")).ok());
+  auto events = c.WaitFor(1);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kv.key, "p/b");
+}
+
 TEST(EtcdStoreTest, WatchResumesAfterEtcdRestartsWithoutGapOrRepeat) {
   auto etcd = StartEtcd(1);
   ASSERT_NE(etcd, nullptr);
