@@ -22,6 +22,10 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "absl/strings/str_split.h"
+#include "controller/etcd_api/etcd_api_server.h"
+#include "controller/etcd_api/flannel_validator.h"
+#include "storage/etcd/etcd_store.h"
 #include "storage/rocksdb/rocksdb_store.h"
 
 ABSL_FLAG(std::string, data_dir, "/var/lib/weft", "Directory of the embedded store (RocksDB).");
@@ -37,6 +41,13 @@ ABSL_FLAG(int64_t, watch_max_queue, 1024, "Messages queued per watch stream befo
 ABSL_FLAG(int64_t, watch_history, 10000, "Lease events kept so watch streams can resume without a snapshot.");
 ABSL_FLAG(std::string, initial_config, "",
           "A network config (flannel's JSON) stored at start-up when none is set yet.");
+ABSL_FLAG(std::string, store, "rocksdb",
+          "Where leases live: rocksdb (embedded, in --data-dir; one replica) or etcd (--etcd-endpoints; "
+          "several replicas may share it).");
+ABSL_FLAG(std::string, etcd_endpoints, "", "etcd client endpoints for --store=etcd, comma-separated (host:port).");
+ABSL_FLAG(std::string, etcd_listen, "",
+          "Serve the etcd v3 API (etcdctl, flannel's tools) on this host:port, over the same store; empty: off.");
+ABSL_FLAG(std::string, etcd_name, "weft", "Member name reported by the etcd API (member list, status).");
 ABSL_FLAG(bool, unsafe_no_fsync, false, "Do not fsync writes (benchmark upper bound only; loses data on crash).");
 
 namespace {
@@ -53,14 +64,32 @@ int Run() {
   metrics::AddBuildInfo(registry, "0.1.0", "dev");
   controller::ControllerMetrics cm(registry);
 
-  storage::RocksDbStore::Options so;
-  so.path = absl::GetFlag(FLAGS_data_dir);
-  so.sync = !absl::GetFlag(FLAGS_unsafe_no_fsync);
-  so.lease_expiry_interval = absl::GetFlag(FLAGS_lease_expiry_interval);
-  so.on_commit = [&cm](absl::Duration latency, int batch) { cm.ObserveCommit(latency, batch); };
-  auto store = storage::RocksDbStore::Open(so);
+  absl::StatusOr<std::unique_ptr<storage::Store>> store;
+  const std::string store_kind = absl::GetFlag(FLAGS_store);
+  std::string store_where;
+  if (store_kind == "rocksdb") {
+    storage::RocksDbStore::Options so;
+    so.path = absl::GetFlag(FLAGS_data_dir);
+    so.sync = !absl::GetFlag(FLAGS_unsafe_no_fsync);
+    so.lease_expiry_interval = absl::GetFlag(FLAGS_lease_expiry_interval);
+    so.on_commit = [&cm](absl::Duration latency, int batch) { cm.ObserveCommit(latency, batch); };
+    store_where = so.path;
+    store = storage::RocksDbStore::Open(so);
+  } else if (store_kind == "etcd") {
+    storage::EtcdStore::Options eo;
+    eo.endpoints = absl::StrSplit(absl::GetFlag(FLAGS_etcd_endpoints), ',', absl::SkipWhitespace());
+    if (eo.endpoints.empty()) {
+      WEFT_LOG(ERROR, "--store=etcd needs --etcd-endpoints");
+      return 2;
+    }
+    store_where = absl::GetFlag(FLAGS_etcd_endpoints);
+    store = storage::EtcdStore::Open(eo);
+  } else {
+    WEFT_LOG(ERROR, "--store must be rocksdb or etcd").With("store", store_kind);
+    return 2;
+  }
   if (!store.ok()) {
-    WEFT_LOG(ERROR, "cannot open the store").With("data_dir", so.path).Err(store.status());
+    WEFT_LOG(ERROR, "cannot open the store").With("store", store_kind).With("where", store_where).Err(store.status());
     return 1;
   }
 
@@ -120,6 +149,19 @@ int Run() {
   builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&lease_service);
   builder.RegisterService(&network_service);
+  std::unique_ptr<controller::etcd_api::EtcdApiServer> etcd_api;
+  int etcd_port = 0;
+  if (const std::string etcd_listen = absl::GetFlag(FLAGS_etcd_listen); !etcd_listen.empty()) {
+    controller::etcd_api::EtcdApiOptions eo;
+    eo.name = absl::GetFlag(FLAGS_etcd_name);
+    eo.client_urls = {absl::StrCat("http://", etcd_listen)};
+    // Writes under the network prefix that would corrupt allocation state are refused.
+    eo.validate_put =
+        controller::etcd_api::FlannelValidator(mo.prefix, controller::etcd_api::FlannelStateFromStore(store->get(), mo.prefix))
+            .AsPutValidator();
+    builder.AddListeningPort(etcd_listen, grpc::InsecureServerCredentials(), &etcd_port);
+    etcd_api = controller::etcd_api::RegisterEtcdApi(builder, store->get(), eo);
+  }
   builder.SetMaxReceiveMessageSize(4 << 20);
   // Unary calls block on a durable commit: keep enough pollers that a burst of
   // blocked handlers does not starve new requests of a thread to read them.
@@ -132,6 +174,10 @@ int Run() {
     return 1;
   }
   server->GetHealthCheckService()->SetServingStatus(true);
+  if (etcd_api && etcd_port == 0) {
+    WEFT_LOG(ERROR, "cannot listen for the etcd API").With("etcd_listen", absl::GetFlag(FLAGS_etcd_listen));
+    return 1;
+  }
 
   std::unique_ptr<HttpServer> http;
   if (const std::string addr = absl::GetFlag(FLAGS_metrics_listen); !addr.empty()) {
@@ -150,7 +196,9 @@ int Run() {
       .With("listen", absl::GetFlag(FLAGS_listen))
       .With("port", port)
       .With("metrics_listen", absl::GetFlag(FLAGS_metrics_listen))
-      .With("data_dir", so.path)
+      .With("store", store_kind)
+      .With("where", store_where)
+      .With("etcd_listen", absl::GetFlag(FLAGS_etcd_listen))
       .With("prefix", mo.prefix)
       .With("revision", manager.AppliedRevision());
   systemd::NotifyReady();
@@ -165,6 +213,7 @@ int Run() {
   systemd::NotifyStopping();
   server->GetHealthCheckService()->SetServingStatus(false);
   hub->Shutdown();
+  if (etcd_api) etcd_api->Shutdown();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   if (http) http->Stop();
   hub.reset();

@@ -12,6 +12,7 @@ PACKAGES=(
   # run and test: real kernel tools, real peers
   iproute2 iputils-ping iptables iperf3 procps psmisc ethtool curl
   etcd-server etcd-client prometheus containernetworking-plugins systemd python3-yaml
+  golang-etcd-server-dev
 )
 
 missing=()
