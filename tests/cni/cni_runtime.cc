@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -102,6 +104,21 @@ std::string Runfile(absl::string_view path) {
   const char* srcdir = std::getenv("TEST_SRCDIR");
   const char* workspace = std::getenv("TEST_WORKSPACE");
   return absl::StrCat(srcdir ? srcdir : ".", "/", workspace ? workspace : "weft", "/", path);
+}
+
+std::vector<std::string> FilesIn(const std::string& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) names.push_back(e.path().filename());
+  return names;
+}
+
+std::vector<std::string> Reservations(const std::string& ipam_dir, absl::string_view network) {
+  std::vector<std::string> ips;
+  for (const std::string& f : FilesIn(absl::StrCat(ipam_dir, "/", network))) {
+    if (f != "lock" && !absl::StartsWith(f, "last_reserved_ip")) ips.push_back(f);
+  }
+  return ips;
 }
 
 }  // namespace weft::testing

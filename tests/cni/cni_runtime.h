@@ -71,4 +71,13 @@ class CniRuntime {
 // The path of a runfile ("cni/weft-cni").
 std::string Runfile(absl::string_view path);
 
+// The names of the files in `dir` (none when it does not exist).
+std::vector<std::string> FilesIn(const std::string& dir);
+
+// The addresses host-local holds for `network` under its data dir `ipam_dir`
+// (its files other than its lock and last-reserved markers). "cbr0" is the
+// network of the shipped conflist.
+std::vector<std::string> Reservations(const std::string& ipam_dir,
+                                      absl::string_view network = "cbr0");
+
 }  // namespace weft::testing

@@ -54,24 +54,6 @@ std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
-// Files in `dir` (none when it does not exist).
-std::vector<std::string> FilesIn(const std::string& dir) {
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) names.push_back(e.path().filename());
-  return names;
-}
-
-// The addresses host-local holds for network cbr0 (its files other than its
-// lock and last-reserved markers).
-std::vector<std::string> Reservations(const std::string& ipam_dir) {
-  std::vector<std::string> ips;
-  for (const std::string& f : FilesIn(ipam_dir + "/cbr0")) {
-    if (f != "lock" && !absl::StartsWith(f, "last_reserved_ip")) ips.push_back(f);
-  }
-  return ips;
-}
-
 // "10.244.7.2" from a result's first IP ("10.244.7.2/24").
 std::string FirstIPv4(const json& result) {
   const std::string cidr = result["ips"][0]["address"].get<std::string>();
