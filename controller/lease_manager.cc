@@ -368,6 +368,22 @@ absl::StatusOr<LeaseRecord> LeaseManager::Acquire(const AcquireRequest& req) {
       node_written_.erase(w);
     }
   }
+  if (opts_.shared_store) {
+    bool known;
+    {
+      absl::MutexLock l(&mu_);
+      known = (!req.node_name.empty() && by_node_.contains(req.node_name)) ||
+              (attrs.public_ip && by_ip_.contains(attrs.public_ip->ToString()));
+    }
+    if (!known) {
+      if (absl::Status w = WaitApplied(store_->CurrentRevision()); !w.ok()) {
+        absl::MutexLock l(&mu_);
+        busy_nodes_.erase(identity);
+        Report("acquire", w);
+        return w;
+      }
+    }
+  }
   auto release_identity = [this, &identity]() {
     absl::MutexLock l(&mu_);
     busy_nodes_.erase(identity);

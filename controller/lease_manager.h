@@ -107,6 +107,11 @@ class LeaseManager {
     // Used when the network config has no LeaseTTL.
     absl::Duration default_ttl = absl::Hours(24);
     int max_attempts = 32;
+    // Other controllers write to the same store (etcd, several replicas): before
+    // allocating for a node this replica does not know, catch up with the
+    // store, so a node retrying on another replica after a failover finds the
+    // lease it may already have got instead of being given a second one.
+    bool shared_store = false;
     LeaseManagerHooks hooks;
   };
 

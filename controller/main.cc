@@ -97,6 +97,7 @@ int Run() {
   controller::LeaseManager::Options mo;
   mo.prefix = absl::GetFlag(FLAGS_etcd_prefix);
   mo.default_ttl = absl::GetFlag(FLAGS_default_lease_ttl);
+  mo.shared_store = store_kind == "etcd";
   mo.hooks = cm.ManagerHooks();
   mo.hooks.on_changes = [&hub](const std::vector<controller::LeaseChange>& changes, int64_t revision) {
     if (!hub) return;
