@@ -4,7 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "agent/atomic_file.h"
+#include "common/atomic_file.h"
 #include "common/status_macros.h"
 
 namespace weft::agent {

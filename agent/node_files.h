@@ -16,7 +16,7 @@
 //   DOCKER_OPT_MTU="--mtu=1450"
 //   DOCKER_OPTS="--bip=10.1.19.1/24 --ip-masq=true --mtu=1450"
 //
-// Both are written atomically (see atomic_file.h).
+// Both are written atomically (see common/atomic_file.h).
 
 #include <cstdint>
 #include <optional>

@@ -3,7 +3,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "agent/atomic_file.h"
+#include "common/atomic_file.h"
 #include "common/status_macros.h"
 
 namespace weft::agent {

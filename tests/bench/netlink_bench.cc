@@ -26,7 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "agent/atomic_file.h"
+#include "common/atomic_file.h"
 #include "agent/backend/vxlan/vxlan_backend.h"
 #include "agent/netlink/netlink_programmer.h"
 #include "tests/netns/netns.h"
@@ -225,9 +225,9 @@ int main(int argc, char** argv) {
   const std::string dir = absl::StrCat("/tmp/netlink_bench.", getpid());
   const std::string ip_classic = dir + "/ip-classic.batch", ip_nexthops = dir + "/ip-nexthops.batch",
                     bridge = dir + "/bridge.batch";
-  OrDie(weft::agent::WriteFileAtomically(ip_classic, neigh + classic_routes), "write batch");
-  OrDie(weft::agent::WriteFileAtomically(ip_nexthops, neigh + nexthop_routes), "write batch");
-  OrDie(weft::agent::WriteFileAtomically(bridge, fdb), "write batch");
+  OrDie(weft::WriteFileAtomically(ip_classic, neigh + classic_routes), "write batch");
+  OrDie(weft::WriteFileAtomically(ip_nexthops, neigh + nexthop_routes), "write batch");
+  OrDie(weft::WriteFileAtomically(bridge, fdb), "write batch");
 
   std::printf("netlink_bench: %d remote leases, each a neighbour + FDB entry + route (+ a nexthop\n"
               "object in the nexthop layout); every method into a fresh network namespace.\n"

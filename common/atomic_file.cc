@@ -1,4 +1,4 @@
-#include "agent/atomic_file.h"
+#include "common/atomic_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace weft::agent {
+namespace weft {
 namespace {
 
 absl::Status ErrnoError(absl::string_view what, absl::string_view path) {
@@ -26,10 +26,10 @@ std::string Dirname(const std::string& path) {
   return path.substr(0, slash);
 }
 
-absl::Status MakeDirs(const std::string& dir) {
+absl::Status MakeDirs(const std::string& dir, mode_t mode) {
   for (size_t slash = dir.find('/', 1);; slash = dir.find('/', slash + 1)) {
     const std::string prefix = dir.substr(0, slash);
-    if (!prefix.empty() && mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
+    if (!prefix.empty() && mkdir(prefix.c_str(), mode) != 0 && errno != EEXIST) {
       return ErrnoError("create directory", prefix);
     }
     if (slash == std::string::npos) return absl::OkStatus();
@@ -39,9 +39,9 @@ absl::Status MakeDirs(const std::string& dir) {
 }  // namespace
 
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents,
-                                 mode_t mode) {
+                                 mode_t mode, mode_t dir_mode) {
   const std::string dir = Dirname(path);
-  if (absl::Status s = MakeDirs(dir); !s.ok()) return s;
+  if (absl::Status s = MakeDirs(dir, dir_mode); !s.ok()) return s;
   std::string tmp = absl::StrCat(path, ".tmp.XXXXXX");
   const int fd = mkostemp(tmp.data(), O_CLOEXEC);
   if (fd < 0) return ErrnoError("create", tmp);
@@ -95,4 +95,4 @@ absl::StatusOr<std::optional<std::string>> ReadFileIfExists(const std::string& p
   return out;
 }
 
-}  // namespace weft::agent
+}  // namespace weft
