@@ -1,5 +1,8 @@
 #include "controller/controller_metrics.h"
 
+#include <cstring>
+#include <tuple>
+
 namespace weft::controller {
 namespace {
 
@@ -54,7 +57,13 @@ ControllerMetrics::ControllerMetrics(metrics::Registry& r)
       queue_depth_(r.AddHistogram("weft_controller_watch_queue_depth",
                                   "Messages queued on a watch stream, sampled at each enqueue.",
                                   metrics::ExponentialBuckets(1, 4, 7))
-                       .Get()) {}
+                       .Get()) {
+  static const char* const kMethods[] = {"AcquireLease",     "RenewLease",       "ReleaseLease",
+                                         "GetLease",         "ListLeases",       "GetNetworkConfig",
+                                         "SetNetworkConfig", "Reserve",          "Unreserve"};
+  static_assert(sizeof(kMethods) / sizeof(kMethods[0]) == std::tuple_size<decltype(rpc_children_)>::value);
+  for (size_t i = 0; i < rpc_children_.size(); ++i) rpc_children_[i].method = kMethods[i];
+}
 
 void ControllerMetrics::WatchManager(metrics::Registry& r, LeaseManager* m) {
   r.AddCallbackGauge("weft_controller_pool_subnets", "Subnets in the pool (SubnetMin..SubnetMax).",
@@ -88,6 +97,28 @@ WatchHubHooks ControllerMetrics::HubHooks() {
 }
 
 void ControllerMetrics::ObserveRpc(const char* method, grpc::StatusCode code, absl::Duration took) {
+  const int c = static_cast<int>(code);
+  for (RpcChildren& m : rpc_children_) {
+    if (std::strcmp(m.method, method) != 0) continue;
+    metrics::Histogram* h = m.latency.load(std::memory_order_acquire);
+    if (h == nullptr) {
+      h = &rpc_latency_.WithLabels({method});
+      m.latency.store(h, std::memory_order_release);
+    }
+    h->Observe(absl::ToDoubleSeconds(took));
+    if (c < 0 || c >= static_cast<int>(m.by_code.size())) {
+      rpcs_.WithLabels({method, CodeName(code)}).Inc();
+      return;
+    }
+    metrics::Counter* n = m.by_code[c].load(std::memory_order_acquire);
+    if (n == nullptr) {
+      n = &rpcs_.WithLabels({method, CodeName(code)});
+      m.by_code[c].store(n, std::memory_order_release);
+    }
+    n->Inc();
+    return;
+  }
+  // A method (or code) not in the table: the plain lookup.
   rpc_latency_.WithLabels({method}).Observe(absl::ToDoubleSeconds(took));
   rpcs_.WithLabels({method, CodeName(code)}).Inc();
 }

@@ -4,6 +4,7 @@
 // docs/metrics.md.
 
 #include <array>
+#include <atomic>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
@@ -32,6 +33,14 @@ class ControllerMetrics {
   metrics::Counter& retries_;
   metrics::Family<metrics::Histogram>& rpc_latency_;
   metrics::Family<metrics::Counter>& rpcs_;
+  // Children of the two RPC families, looked up once per (method, code) and then
+  // read without a lock: every RPC passes here.
+  struct RpcChildren {
+    const char* method;
+    std::atomic<metrics::Histogram*> latency{nullptr};
+    std::array<std::atomic<metrics::Counter*>, 17> by_code{};  // grpc::StatusCode 0..16
+  };
+  std::array<RpcChildren, 9> rpc_children_;
   metrics::Histogram& commit_latency_;
   metrics::Histogram& sync_batch_;
   metrics::Gauge& streams_;

@@ -32,7 +32,10 @@ std::string SubnetText(const SubnetKey& k) {
 }
 
 LeaseManager::LeaseManager(storage::Store* store, Options options)
-    : store_(store), opts_(std::move(options)) {}
+    : store_(store),
+      opts_(std::move(options)),
+      config_key_(ConfigKey(opts_.prefix)),
+      subnets_prefix_(SubnetsPrefix(opts_.prefix)) {}
 
 LeaseManager::~LeaseManager() { watch_.reset(); }
 
@@ -76,20 +79,7 @@ void LeaseManager::OnWatch(const storage::WatchBatch& batch) {
   std::vector<LeaseChange> changes;
   {
     absl::MutexLock l(&mu_);
-    for (const storage::Event& ev : batch.events) {
-      if (ev.type == storage::Event::Type::kDelete) {
-        const std::string prefix = SubnetsPrefix(opts_.prefix);
-        if (absl::StartsWith(ev.kv.key, prefix)) {
-          auto k = ParseSubnetKeySuffix(ev.kv.key.substr(prefix.size()));
-          if (k.ok()) {
-            const std::string text = SubnetText(*k);
-            auto it = leases_.find(text);
-            if (it != leases_.end() && !releasing_.erase(text) && !it->second.reserved()) ++expired;
-          }
-        }
-      }
-      ApplyEventLocked(ev, &changes);
-    }
+    for (const storage::Event& ev : batch.events) ApplyEventLocked(ev, &changes, &expired);
     applied_revision_ = std::max(applied_revision_, batch.revision);
   }
   if (opts_.hooks.on_changes) opts_.hooks.on_changes(changes, batch.revision);
@@ -98,8 +88,9 @@ void LeaseManager::OnWatch(const storage::WatchBatch& batch) {
   }
 }
 
-void LeaseManager::ApplyEventLocked(const storage::Event& ev, std::vector<LeaseChange>* changes) {
-  if (ev.kv.key == ConfigKey(opts_.prefix)) {
+void LeaseManager::ApplyEventLocked(const storage::Event& ev, std::vector<LeaseChange>* changes,
+                                    int* expired) {
+  if (ev.kv.key == config_key_) {
     if (ev.type == storage::Event::Type::kPut) {
       ApplyConfigLocked(ev.kv.value, ev.kv.mod_revision);
     } else {
@@ -109,14 +100,16 @@ void LeaseManager::ApplyEventLocked(const storage::Event& ev, std::vector<LeaseC
     }
     return;
   }
-  const std::string prefix = SubnetsPrefix(opts_.prefix);
-  if (!absl::StartsWith(ev.kv.key, prefix)) return;
-  auto key = ParseSubnetKeySuffix(ev.kv.key.substr(prefix.size()));
+  if (!absl::StartsWith(ev.kv.key, subnets_prefix_)) return;
+  auto key = ParseSubnetKeySuffix(ev.kv.key.substr(subnets_prefix_.size()));
   if (!key.ok()) return;  // not a lease key; nothing of ours
   const std::string text = SubnetText(*key);
   if (ev.type == storage::Event::Type::kDelete) {
     auto it = leases_.find(text);
-    if (it != leases_.end() && changes) changes->push_back({true, it->second, ev.kv.mod_revision});
+    if (it == leases_.end()) return;
+    // A delete we did not ask for, of a lease with a TTL, is an expiry.
+    if (expired && !releasing_.erase(text) && !it->second.reserved()) ++*expired;
+    if (changes) changes->push_back({true, it->second, ev.kv.mod_revision});
     UnindexLocked(text);
     return;
   }
@@ -149,6 +142,7 @@ void LeaseManager::IndexLocked(const std::string& text, LeaseRecord rec) {
   if (!rec.attrs.node_name.empty()) by_node_[rec.attrs.node_name] = text;
   if (rec.attrs.public_ip) by_ip_[rec.attrs.public_ip->ToString()] = text;
   if (auto idx = PoolIndexLocked(rec.key)) pool_->Take(*idx);
+  if (rec.reserved()) ++reservations_;
   leases_[text] = std::move(rec);
 }
 
@@ -163,6 +157,7 @@ void LeaseManager::UnindexLocked(const std::string& text) {
     if (i != by_ip_.end() && i->second == text) by_ip_.erase(i);
   }
   if (auto idx = PoolIndexLocked(rec.key)) pool_->Give(*idx);
+  if (rec.reserved()) --reservations_;
   leases_.erase(it);
 }
 
@@ -844,7 +839,7 @@ absl::StatusOr<ConfigChange> LeaseManager::SetConfig(const std::string& json, bo
         absl::StrJoin(shown, ", "), change.stranded.size() > 10 ? ", ..." : "",
         "); release them first or force the change"));
   }
-  auto txn = store_->Txn(PutIf(ConfigKey(opts_.prefix),
+  auto txn = store_->Txn(PutIf(config_key_,
                                expect_mod == 0 ? storage::Compare::Target::kVersion
                                                : storage::Compare::Target::kModRevision,
                                expect_mod, json, 0));
@@ -863,11 +858,10 @@ LeaseManager::PoolStats LeaseManager::Stats() {
   PoolStats s;
   if (pool_) {
     s.size = pool_->size();
-    s.free = pool_->free_count() + 0;
+    s.free = pool_->free_count();
   }
-  for (const auto& [text, rec] : leases_) {
-    if (rec.reserved()) ++s.reservations; else ++s.leases;
-  }
+  s.reservations = reservations_;
+  s.leases = leases_.size() - reservations_;
   return s;
 }
 

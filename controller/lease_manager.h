@@ -152,8 +152,10 @@ class LeaseManager {
  private:
   struct Plan;
   void OnWatch(const storage::WatchBatch& batch);
-  void ApplyEventLocked(const storage::Event& ev, std::vector<LeaseChange>* changes = nullptr)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Applies one store event to the index; appends lease changes to `changes` and
+  // counts expiries (deletes we did not ask for) in `expired`, when given.
+  void ApplyEventLocked(const storage::Event& ev, std::vector<LeaseChange>* changes = nullptr,
+                        int* expired = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ApplyConfigLocked(const std::string& value, int64_t revision) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void IndexLocked(const std::string& subnet_text, LeaseRecord rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UnindexLocked(const std::string& subnet_text) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -170,6 +172,8 @@ class LeaseManager {
 
   storage::Store* const store_;
   const Options opts_;
+  const std::string config_key_;      // <prefix>/config
+  const std::string subnets_prefix_;  // <prefix>/subnets/
 
   absl::Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
@@ -180,6 +184,7 @@ class LeaseManager {
   std::unique_ptr<SubnetPool> pool_ ABSL_GUARDED_BY(mu_);
   // subnet (IPv4 CIDR text, or IPv6 CIDR text for IPv6-only) -> lease
   std::map<std::string, LeaseRecord> leases_ ABSL_GUARDED_BY(mu_);
+  uint64_t reservations_ ABSL_GUARDED_BY(mu_) = 0;  // entries of leases_ without a TTL
   absl::flat_hash_map<std::string, std::string> by_node_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::string> by_ip_ ABSL_GUARDED_BY(mu_);
   // Pool indices chosen by an in-flight acquisition.

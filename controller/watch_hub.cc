@@ -11,7 +11,7 @@ using weft::v1::WatchLeasesResponse;
 // One WatchLeases call. Owned by gRPC; deletes itself in OnDone.
 class WatchHub::Stream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  Stream(WatchHub* hub, grpc::CallbackServerContext* ctx) : hub_(hub), ctx_(ctx) {}
+  explicit Stream(WatchHub* hub) : hub_(hub) {}
 
   // Queues `m` (called under the hub's lock; never blocks on the network).
   void Enqueue(SharedPtr m, size_t max_queue) {
@@ -37,10 +37,6 @@ class WatchHub::Stream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   void SetStart(int64_t revision) {
     absl::MutexLock l(&mu_);
     enqueued_revision_ = revision;
-  }
-  void NoteEnqueuedRevision(int64_t revision) {
-    absl::MutexLock l(&mu_);
-    enqueued_revision_ = std::max(enqueued_revision_, revision);
   }
 
   bool Idle(absl::Time now, absl::Duration interval) {
@@ -145,7 +141,6 @@ class WatchHub::Stream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   }
 
   WatchHub* const hub_;
-  grpc::CallbackServerContext* const ctx_;
   SharedPtr in_flight_;  // only touched by the writing thread
 
   absl::Mutex mu_;
@@ -226,19 +221,18 @@ void WatchHub::Publish(const std::vector<weft::v1::LeaseEvent>& events, int64_t 
   msg.set_revision(revision);
   SharedPtr shared = Serialize(msg, static_cast<int64_t>(events.size()), opts_.clock->Now());
   history_.push_back({revision, shared});
-  size_t kept_events = 0;
-  for (const auto& h : history_) kept_events += h.message->events;
-  while (kept_events > opts_.history && history_.size() > 1) {
-    kept_events -= history_.front().message->events;
+  history_events_ += shared->events;
+  while (history_events_ > opts_.history && history_.size() > 1) {
+    history_events_ -= history_.front().message->events;
     history_floor_ = history_.front().revision;
     history_.pop_front();
   }
   for (Stream* s : streams_) Enqueue(s, shared);
 }
 
-grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(grpc::CallbackServerContext* ctx,
+grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(grpc::CallbackServerContext* /*ctx*/,
                                                            const grpc::ByteBuffer* request) {
-  auto* stream = new Stream(this, ctx);
+  auto* stream = new Stream(this);
   weft::v1::WatchLeasesRequest req;
   if (!grpc::GenericDeserialize<grpc::ProtoBufferReader, weft::v1::WatchLeasesRequest>(
            const_cast<grpc::ByteBuffer*>(request), &req)

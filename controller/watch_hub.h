@@ -96,6 +96,7 @@ class WatchHub {
     SharedPtr message;
   };
   std::deque<HistoryEntry> history_ ABSL_GUARDED_BY(mu_);
+  size_t history_events_ ABSL_GUARDED_BY(mu_) = 0;  // lease events in history_
   int64_t history_floor_ ABSL_GUARDED_BY(mu_) = 0;  // resumes from R >= floor are served from history
   int64_t revision_ ABSL_GUARDED_BY(mu_) = 0;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;

@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -51,24 +53,6 @@ int Fail(const grpc::Status& s) {
   return s.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? kUsage : kFailed;
 }
 
-std::string JsonEscape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out += absl::StrFormat("\\u%04x", c);
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out;
-}
-
 std::string Expiry(const weft::v1::Lease& l) {
   if (l.reserved()) return "never (reserved)";
   if (!l.has_expiration()) return "-";
@@ -76,18 +60,22 @@ std::string Expiry(const weft::v1::Lease& l) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
 }
 
-std::string LeaseJson(const weft::v1::Lease& l) {
-  std::string out = absl::StrCat("{\"subnet\":\"", l.subnet(), "\"");
-  if (!l.ipv6_subnet().empty()) absl::StrAppend(&out, ",\"ipv6_subnet\":\"", l.ipv6_subnet(), "\"");
-  absl::StrAppend(&out, ",\"public_ip\":\"", l.public_ip(), "\"");
-  if (!l.public_ipv6().empty()) absl::StrAppend(&out, ",\"public_ipv6\":\"", l.public_ipv6(), "\"");
-  absl::StrAppend(&out, ",\"node_name\":\"", JsonEscape(l.node_name()), "\",\"backend_type\":\"",
-                  JsonEscape(l.backend_type()), "\",\"backend_data\":",
-                  l.backend_data().empty() ? "null" : l.backend_data(),
-                  ",\"reserved\":", l.reserved() ? "true" : "false");
-  if (l.has_expiration()) absl::StrAppend(&out, ",\"expiration\":\"", Expiry(l), "\"");
-  absl::StrAppend(&out, ",\"revision\":", l.revision(), "}");
-  return out;
+nlohmann::ordered_json LeaseJson(const weft::v1::Lease& l) {
+  nlohmann::ordered_json j;
+  j["subnet"] = l.subnet();
+  if (!l.ipv6_subnet().empty()) j["ipv6_subnet"] = l.ipv6_subnet();
+  j["public_ip"] = l.public_ip();
+  if (!l.public_ipv6().empty()) j["public_ipv6"] = l.public_ipv6();
+  j["node_name"] = l.node_name();
+  j["backend_type"] = l.backend_type();
+  // The controller stores BackendData as a JSON object: show it as one.
+  j["backend_data"] = l.backend_data().empty()
+                          ? nlohmann::ordered_json(nullptr)
+                          : nlohmann::ordered_json::parse(l.backend_data(), nullptr, /*allow_exceptions=*/false);
+  j["reserved"] = l.reserved();
+  if (l.has_expiration()) j["expiration"] = Expiry(l);
+  j["revision"] = l.revision();
+  return j;
 }
 
 void PrintTable(const std::vector<const weft::v1::Lease*>& leases) {
@@ -199,9 +187,11 @@ int main(int argc, char** argv) {
     grpc::Status s = leases->ListLeases(ctx().get(), {}, &resp);
     if (!s.ok()) return Fail(s);
     if (a.output == "json") {
-      std::cout << "{\"revision\":" << resp.revision() << ",\"leases\":[";
-      for (int i = 0; i < resp.leases_size(); ++i) std::cout << (i ? "," : "") << LeaseJson(resp.leases(i));
-      std::cout << "]}\n";
+      nlohmann::ordered_json out;
+      out["revision"] = resp.revision();
+      out["leases"] = nlohmann::ordered_json::array();
+      for (const auto& l : resp.leases()) out["leases"].push_back(LeaseJson(l));
+      std::cout << out.dump() << "\n";
     } else {
       std::vector<const weft::v1::Lease*> v;
       for (const auto& l : resp.leases()) v.push_back(&l);
@@ -217,7 +207,7 @@ int main(int argc, char** argv) {
     grpc::Status s = leases->GetLease(ctx().get(), req, &resp);
     if (!s.ok()) return Fail(s);
     if (a.output == "json") {
-      std::cout << LeaseJson(resp.lease()) << "\n";
+      std::cout << LeaseJson(resp.lease()).dump() << "\n";
     } else {
       PrintTable({&resp.lease()});
     }
