@@ -18,10 +18,10 @@
 namespace weft::agent {
 namespace {
 
-// The lease set as the watch last delivered it, shared with the main loop.
+// What the watch thread tells the main loop (the lease set itself stays in the
+// ControllerClient: read with VisitLeases).
 struct WatchState {
   absl::Mutex mu;
-  std::map<std::string, weft::v1::Lease> leases ABSL_GUARDED_BY(mu);
   bool dirty ABSL_GUARDED_BY(mu) = false;
   bool synced ABSL_GUARDED_BY(mu) = false;  // a snapshot has arrived
   int64_t revision ABSL_GUARDED_BY(mu) = 0;
@@ -173,12 +173,9 @@ absl::Status Agent::Run(absl::Notification* stop) {
   if (absl::Status s = acquire(); !s.ok()) return absl::IsCancelled(s) ? absl::OkStatus() : s;
 
   WatchState ws;
-  client.StartWatch([&ws](const std::map<std::string, weft::v1::Lease>& leases, int64_t revision, bool changed) {
+  client.StartWatch([&ws](int64_t revision, bool changed) {
     absl::MutexLock l(&ws.mu);
-    if (changed || !ws.synced) {
-      ws.leases = leases;
-      ws.dirty = true;
-    }
+    if (changed || !ws.synced) ws.dirty = true;
     ws.synced = true;
     ws.revision = revision;
   });
@@ -206,16 +203,21 @@ absl::Status Agent::Run(absl::Notification* stop) {
       if (ws.synced && (ws.dirty || due)) {
         reconcile = true;
         ws.dirty = false;
-        lost_lease = ws.leases.find(own.subnet()) == ws.leases.end();
-        for (const auto& [subnet, lease] : ws.leases) {
-          if (subnet == own.subnet()) continue;
-          auto sn = IPv4Net::Parse(lease.subnet());
-          auto ip = IPv4Addr::Parse(lease.public_ip());
-          if (!sn.ok() || !ip.ok()) continue;
-          peers.push_back(Peer{*sn, *ip, lease.backend_type(), lease.backend_data()});
-        }
       }
       metrics_->watch_revision.Set(static_cast<double>(ws.revision));
+    }
+    if (reconcile) {
+      lost_lease = true;
+      client.VisitLeases([&](const weft::v1::Lease& lease) {
+        if (lease.subnet() == own.subnet()) {
+          lost_lease = false;
+          return;
+        }
+        auto sn = IPv4Net::Parse(lease.subnet());
+        auto ip = IPv4Addr::Parse(lease.public_ip());
+        if (!sn.ok() || !ip.ok()) return;
+        peers.push_back(Peer{*sn, *ip, lease.backend_type(), lease.backend_data()});
+      });
     }
     metrics_->controller_connected.Set(client.connected() ? 1 : 0);
     if (const int64_t r = client.reconnects(); r > reconnects_seen) {

@@ -123,9 +123,44 @@ void ControllerClient::Stop() {
   if (watch_thread_.joinable()) watch_thread_.join();
 }
 
+bool ControllerClient::Apply(const weft::v1::WatchLeasesResponse& msg) {
+  auto key_of = [](const weft::v1::Lease& l) { return l.subnet().empty() ? l.ipv6_subnet() : l.subnet(); };
+  absl::MutexLock l(&leases_mu_);
+  switch (msg.kind_case()) {
+    case weft::v1::WatchLeasesResponse::kSnapshot:
+      leases_.clear();
+      for (const auto& lease : msg.snapshot().leases()) leases_[key_of(lease)] = lease;
+      if (msg.snapshot().reason() != weft::v1::WatchLeasesResponse::Snapshot::REASON_NEW_STREAM) {
+        WEFT_LOG(INFO, "lease snapshot")
+            .With("reason", weft::v1::WatchLeasesResponse::Snapshot::Reason_Name(msg.snapshot().reason()))
+            .With("leases", static_cast<int64_t>(leases_.size()));
+      }
+      return true;
+    case weft::v1::WatchLeasesResponse::kEvents: {
+      bool changed = false;
+      for (const auto& e : msg.events().events()) {
+        if (e.revision() <= revision_.load()) continue;
+        if (e.type() == weft::v1::LeaseEvent::TYPE_DELETE) {
+          leases_.erase(key_of(e.lease()));
+        } else {
+          leases_[key_of(e.lease())] = e.lease();
+        }
+        changed = true;
+      }
+      return changed;
+    }
+    default:
+      return false;
+  }
+}
+
+void ControllerClient::VisitLeases(const std::function<void(const weft::v1::Lease&)>& fn) {
+  absl::MutexLock l(&leases_mu_);
+  for (const auto& [subnet, lease] : leases_) fn(lease);
+}
+
 void ControllerClient::WatchLoop() {
   Backoff backoff(opts_.backoff_base, opts_.backoff_cap);
-  std::map<std::string, weft::v1::Lease> leases;
   size_t endpoint;
   {
     absl::MutexLock l(&mu_);
@@ -159,35 +194,9 @@ void ControllerClient::WatchLoop() {
             .With("endpoint", opts_.endpoints[endpoint])
             .With("from_revision", req.start_revision());
       }
-      bool changed = false;
-      switch (msg.kind_case()) {
-        case weft::v1::WatchLeasesResponse::kSnapshot:
-          leases.clear();
-          for (const auto& l : msg.snapshot().leases()) leases[l.subnet().empty() ? l.ipv6_subnet() : l.subnet()] = l;
-          changed = true;
-          if (msg.snapshot().reason() != weft::v1::WatchLeasesResponse::Snapshot::REASON_NEW_STREAM) {
-            WEFT_LOG(INFO, "lease snapshot").With("reason", weft::v1::WatchLeasesResponse::Snapshot::Reason_Name(
-                                                                   msg.snapshot().reason()))
-                .With("leases", static_cast<int64_t>(leases.size()));
-          }
-          break;
-        case weft::v1::WatchLeasesResponse::kEvents:
-          for (const auto& e : msg.events().events()) {
-            if (e.revision() <= revision_.load()) continue;
-            const std::string key = e.lease().subnet().empty() ? e.lease().ipv6_subnet() : e.lease().subnet();
-            if (e.type() == weft::v1::LeaseEvent::TYPE_DELETE) {
-              leases.erase(key);
-            } else {
-              leases[key] = e.lease();
-            }
-            changed = true;
-          }
-          break;
-        default:
-          break;
-      }
+      const bool changed = Apply(msg);
       revision_.store(std::max(revision_.load(), msg.revision()));
-      if (callback_) callback_(leases, revision_.load(), changed);
+      if (callback_) callback_(revision_.load(), changed);
     }
     grpc::Status s = reader->Finish();
     connected_.store(false);

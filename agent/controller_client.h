@@ -48,10 +48,9 @@ class ControllerClient {
     absl::Duration backoff_base = absl::Milliseconds(200);
     absl::Duration backoff_cap = absl::Seconds(10);
   };
-  // Called on the watch thread after each message that changed the lease set
-  // (and after bookmarks, with changed = false).
-  using LeasesCallback = std::function<void(const std::map<std::string, weft::v1::Lease>& leases,
-                                            int64_t revision, bool changed)>;
+  // Called on the watch thread after each message: changed = the lease set
+  // changed (false for bookmarks). Read the set with VisitLeases.
+  using LeasesCallback = std::function<void(int64_t revision, bool changed)>;
 
   explicit ControllerClient(Options options);
   ~ControllerClient();
@@ -65,6 +64,10 @@ class ControllerClient {
   void StartWatch(LeasesCallback callback);
   void Stop();
 
+  // Calls `fn` for every lease of the set as the watch last delivered it, by
+  // subnet, under the client's lock (so: quick, and no calls back into it).
+  void VisitLeases(const std::function<void(const weft::v1::Lease&)>& fn);
+
   bool connected() const { return connected_.load(); }
   int64_t reconnects() const { return reconnects_.load(); }
   int64_t revision() const { return revision_.load(); }
@@ -74,6 +77,8 @@ class ControllerClient {
   template <typename Call>
   grpc::Status CallWithFailover(Call call);
   void WatchLoop();
+  // Applies a snapshot or events to leases_; true when the set changed.
+  bool Apply(const weft::v1::WatchLeasesResponse& msg);
 
   const Options opts_;
   std::vector<std::shared_ptr<grpc::Channel>> channels_;
@@ -82,6 +87,8 @@ class ControllerClient {
   grpc::ClientContext* watch_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
+  absl::Mutex leases_mu_;
+  std::map<std::string, weft::v1::Lease> leases_ ABSL_GUARDED_BY(leases_mu_);  // by subnet
   LeasesCallback callback_;
   std::thread watch_thread_;
   absl::Notification stop_;
