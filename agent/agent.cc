@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/agent_metrics.h"
-#include "agent/backend/vxlan/vxlan_backend.h"
+#include "agent/backend/factory.h"
 #include "agent/masq.h"
 #include "agent/netlink/netlink_programmer.h"
 #include "agent/node_files.h"
@@ -41,7 +41,7 @@ const char* ResultName(const absl::Status& s) { return s.ok() ? "ok" : "error"; 
 }  // namespace
 
 Agent::Agent(AgentConfig config, metrics::Registry* registry, Clock* clock)
-    : cfg_(std::move(config)), clock_(clock), metrics_(std::make_unique<AgentMetrics>(*registry)) {
+    : cfg_(std::move(config)), clock_(clock), registry_(registry), metrics_(std::make_unique<AgentMetrics>(*registry)) {
   metrics_->WatchTunnelDevice(*registry, [this] {
     absl::MutexLock l(&device_mu_);
     return device_;
@@ -102,17 +102,33 @@ absl::Status Agent::Run(absl::Notification* stop) {
     stop->WaitForNotificationWithTimeout(backoff.Next());
   }
   ASSIGN_OR_RETURN(backend_json, BackendObject(network_config, &backend_type));
-  if (backend_type != kVxlanBackendType) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("backend \"", backend_type, "\" is not supported by this agent (supported: vxlan)"));
+  BackendEnv env;
+  env.kernel = kernel.get();
+  env.vtep_mac = vtep_mac;
+  env.state_dir = cfg_.state_dir;
+  env.metrics = registry_;
+  env.flags = cfg_.backend;
+  auto created = CreateBackend(backend_type, backend_json, env);
+  if (!created.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("network config: ", created.status().message()));
   }
-  ASSIGN_OR_RETURN(VxlanConfig vxlan_cfg, ParseVxlanConfig(backend_json));
-  auto backend = std::make_unique<VxlanBackend>(kernel.get(), vtep_mac);
+  std::unique_ptr<Backend> backend = *std::move(created);
   {
     absl::MutexLock l(&device_mu_);
-    device_ = absl::StrCat("flannel.", vxlan_cfg.vni);
+    device_ = backend->device_name();
   }
-  const std::string backend_data = VxlanLeaseDataJson(vxlan_cfg.vni, vtep_mac);
+  std::string backend_data;
+  while (true) {
+    if (stop->HasBeenNotified()) return absl::OkStatus();
+    auto data = backend->LeaseData();
+    if (data.ok()) {
+      backend_data = *std::move(data);
+      break;
+    }
+    if (data.status().code() == absl::StatusCode::kInvalidArgument) return data.status();
+    WEFT_LOG(WARN, "backend cannot tell its lease data yet; retrying").Err(data.status());
+    stop->WaitForNotificationWithTimeout(backoff.Next());
+  }
 
   LocalConfig local;
   local.iface_name = ext.name;
@@ -163,8 +179,8 @@ absl::Status Agent::Run(absl::Notification* stop) {
           .With("subnet", own.subnet())
           .With("network", resp->network())
           .With("mtu", static_cast<int64_t>(info.mtu))
+          .With("backend", backend_type)
           .With("device", backend->device_name())
-          .With("vtep_mac", vtep_mac.ToString())
           .With("ttl", ttl);
       return absl::OkStatus();
     }

@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "agent/backend/factory.h"
 #include "agent/controller_client.h"
 #include "agent/external_iface.h"
 #include "agent/masq.h"
@@ -32,6 +33,7 @@ struct AgentConfig {
   bool release_on_exit = false;
   absl::Duration resync_interval = absl::Seconds(10);
   absl::Duration renew_margin = absl::Minutes(60);  // capped at a third of the TTL
+  BackendFlags backend;  // flags only some backends read
 };
 
 class AgentMetrics;
@@ -56,6 +58,7 @@ class Agent {
   AgentConfig cfg_;
   Masquerade masq_;
   Clock* clock_;
+  metrics::Registry* registry_;
   std::unique_ptr<AgentMetrics> metrics_;
   std::atomic<bool> ready_{false};
   absl::Mutex device_mu_;

@@ -67,6 +67,16 @@ class Backend {
 
   // Removes everything Init and Reconcile set up.
   virtual absl::Status Teardown() = 0;
+
+  // The lease's BackendData this host publishes (raw JSON, e.g. vxlan's
+  // {"VNI":1,"VtepMAC":"..."}; "" for none). Asked before the lease is acquired,
+  // so it must not depend on the lease. May look things up (a cloud backend asks
+  // its metadata server for the instance), hence the status.
+  virtual absl::StatusOr<std::string> LeaseData() = 0;
+
+  // The tunnel device whose kernel counters the agent exports ("flannel.1",
+  // "flannel0"); empty when the backend has none (host-gw, cloud routes).
+  virtual std::string device_name() const = 0;
 };
 
 }  // namespace weft::agent

@@ -163,6 +163,8 @@ DesiredState VxlanDesiredState(const VxlanSetup& setup, const std::vector<Peer>&
   return d;
 }
 
+std::string VxlanBackend::device_name() const { return absl::StrCat("flannel.", config_.vni); }
+
 absl::StatusOr<BackendInfo> VxlanBackend::Init(const LocalConfig& local, const OwnLease& lease,
                                                absl::string_view backend_config_json) {
   ASSIGN_OR_RETURN(VxlanConfig config, ParseVxlanConfig(backend_config_json));
@@ -190,6 +192,7 @@ absl::StatusOr<BackendInfo> VxlanBackend::Init(const LocalConfig& local, const O
   // Nexthop objects where the kernel has them (a dump of them works).
   const bool use_nexthops = kernel_->ListNexthops(netlink::kWeftRouteProtocol).ok();
   setup_ = VxlanSetup{config, local, lease, 0, use_nexthops};
+  config_ = config;
   if (setup_.local.public_ip == IPv4Addr()) setup_.local.public_ip = local.iface_ip;
   RETURN_IF_ERROR(EnsureDevice());
   initialized_ = true;

@@ -67,17 +67,18 @@ DesiredState VxlanDesiredState(const VxlanSetup& setup, const std::vector<Peer>&
 class VxlanBackend : public Backend {
  public:
   // `kernel` must outlive the backend. `vtep_mac` is this host's VTEP MAC (kept in
-  // the state dir, see state.h).
-  VxlanBackend(netlink::KernelProgrammer* kernel, MacAddr vtep_mac)
-      : kernel_(kernel), vtep_mac_(vtep_mac) {}
+  // the state dir, see state.h). `config` is what LeaseData and device_name go by
+  // until Init parses the network config's Backend object.
+  VxlanBackend(netlink::KernelProgrammer* kernel, MacAddr vtep_mac, VxlanConfig config = {})
+      : kernel_(kernel), vtep_mac_(vtep_mac), config_(config) {}
 
   absl::StatusOr<BackendInfo> Init(const LocalConfig& local, const OwnLease& lease,
                                    absl::string_view backend_config_json) override;
   absl::StatusOr<ReconcileStats> Reconcile(const std::vector<Peer>& peers) override;
   absl::Status Teardown() override;
-
-  // "flannel.1"; empty before Init.
-  const std::string& device_name() const { return spec_.name; }
+  absl::StatusOr<std::string> LeaseData() override { return VxlanLeaseDataJson(config_.vni, vtep_mac_); }
+  // "flannel.<VNI>".
+  std::string device_name() const override;
 
  private:
   // Creates or repairs the device, brings it up, sets its address.
@@ -86,6 +87,7 @@ class VxlanBackend : public Backend {
 
   netlink::KernelProgrammer* kernel_;
   const MacAddr vtep_mac_;
+  VxlanConfig config_;
   bool initialized_ = false;
   VxlanSetup setup_;
   netlink::VxlanLinkSpec spec_;

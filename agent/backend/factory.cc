@@ -1,0 +1,21 @@
+#include "agent/backend/factory.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "agent/backend/vxlan/vxlan_backend.h"
+#include "common/status_macros.h"
+
+namespace weft::agent {
+
+absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(absl::string_view type, absl::string_view config_json,
+                                                       const BackendEnv& env) {
+  if (type == kVxlanBackendType) {
+    ASSIGN_OR_RETURN(VxlanConfig cfg, ParseVxlanConfig(config_json));
+    return std::make_unique<VxlanBackend>(env.kernel, env.vtep_mac, cfg);
+  }
+  static const char* const kSupported[] = {kVxlanBackendType};
+  return absl::UnimplementedError(absl::StrCat("backend \"", type, "\" is not supported by this agent (supported: ",
+                                               absl::StrJoin(kSupported, ", "), ")"));
+}
+
+}  // namespace weft::agent

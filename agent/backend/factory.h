@@ -1,0 +1,38 @@
+#pragma once
+// Makes the backend a network config names. Every backend is registered here, so
+// the agent knows nothing about any particular one.
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "agent/backend/backend.h"
+#include "agent/netlink/programmer.h"
+#include "common/metrics.h"
+#include "common/net.h"
+
+namespace weft::agent {
+
+// Agent flags that only some backends read. Add a backend's own knobs here
+// (endpoint overrides for the cloud APIs, queue counts, ...), each with its flag
+// in agent/main.cc.
+struct BackendFlags {
+};
+
+// What a backend may use from the agent. Every pointer outlives the backend.
+struct BackendEnv {
+  netlink::KernelProgrammer* kernel = nullptr;  // rtnetlink, batched
+  MacAddr vtep_mac;                             // persistent VTEP MAC (state dir)
+  std::string state_dir;
+  metrics::Registry* metrics = nullptr;  // the agent's registry, for backend metrics
+  BackendFlags flags;
+};
+
+// `type` is the network config's Backend.Type, lower-cased; `config_json` its
+// Backend object. INVALID_ARGUMENT for a bad config, UNIMPLEMENTED for an
+// unknown type (the message lists the supported ones).
+absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(absl::string_view type, absl::string_view config_json,
+                                                       const BackendEnv& env);
+
+}  // namespace weft::agent
