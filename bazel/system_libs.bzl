@@ -10,9 +10,20 @@ def _pkg_config(ctx, modules, what):
         fail("pkg-config %s %s failed (run tools/setup.sh): %s" % (what, " ".join(modules), res.stderr))
     return res.stdout.strip().split(" ") if res.stdout.strip() else []
 
+# Libraries declared here rather than in WORKSPACE's dict: the cloud backends'
+# HTTP (libcurl), signing (OpenSSL's libcrypto) and XML (tinyxml2) libraries.
+# The WORKSPACE dict wins on a name clash.
+_DEFAULT_LIBS = {
+    "curl": "libcurl",
+    "crypto": "libcrypto",
+    "tinyxml2": "tinyxml2",
+}
+
 def _system_libs_impl(ctx):
     lines = ['package(default_visibility = ["//visibility:public"])', ""]
-    for name, spec in ctx.attr.libs.items():
+    libs = dict(_DEFAULT_LIBS)
+    libs.update(ctx.attr.libs)
+    for name, spec in libs.items():
         words = spec.split(" ")
         modules = [w for w in words if not w.startswith("-")]
         raw = [w for w in words if w.startswith("-")]

@@ -8,7 +8,7 @@ PACKAGES=(
   bazel-bootstrap bazel-platforms default-jdk-headless g++ pkg-config git
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev libgrpc-dev
   libabsl-dev librocksdb-dev libgtest-dev libgmock-dev libbenchmark-dev
-  nlohmann-json3-dev libcpp-httplib-dev libmnl-dev libsystemd-dev libcurl4-openssl-dev libssl-dev
+  nlohmann-json3-dev libcpp-httplib-dev libmnl-dev libsystemd-dev libcurl4-openssl-dev libssl-dev libtinyxml2-dev
   # run and test: real kernel tools, real peers
   iproute2 iputils-ping iptables iperf3 procps psmisc ethtool curl
   etcd-server etcd-client prometheus containernetworking-plugins systemd python3-yaml
