@@ -1,0 +1,147 @@
+#include "storage/txn_batcher.h"
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+
+namespace weft::storage {
+
+struct TxnBatcher::Pending {
+  const TxnRequest* req = nullptr;
+  absl::StatusOr<TxnResponse> result;
+  bool done = false;
+  bool alone = false;  // the merged transaction failed: run it by itself
+};
+
+TxnBatcher::TxnBatcher(Store* store, Options options) : store_(store), opts_(std::move(options)) {}
+
+bool TxnBatcher::Mergeable(const TxnRequest& req) {
+  if (!req.failure.empty() || req.success.empty()) return false;
+  for (const Compare& c : req.compares) {
+    if (!c.range_end.empty()) return false;
+  }
+  for (const RequestOp& op : req.success) {
+    switch (op.type) {
+      case RequestOp::Type::kPut:
+        break;
+      case RequestOp::Type::kDeleteRange:
+        if (!op.delete_range.range_end.empty() || op.delete_range.prev_kv) return false;
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
+namespace {
+
+void KeysOf(const TxnRequest& req, std::vector<const std::string*>* keys) {
+  keys->clear();
+  for (const Compare& c : req.compares) keys->push_back(&c.key);
+  for (const RequestOp& op : req.success) {
+    keys->push_back(op.type == RequestOp::Type::kPut ? &op.put.key : &op.delete_range.key);
+  }
+}
+
+}  // namespace
+
+std::vector<TxnBatcher::Pending*> TxnBatcher::TakeBatchLocked() {
+  std::vector<Pending*> batch;
+  absl::flat_hash_set<std::string> batch_keys;
+  std::vector<const std::string*> keys;
+  size_t compares = 0, ops = 0;
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    Pending* p = *it;
+    KeysOf(*p->req, &keys);
+    bool clash = false;
+    for (const std::string* k : keys) {
+      // A key touched twice by one request is fine; by two requests it is not
+      // (etcd refuses duplicate keys in one transaction's writes, and the
+      // second request's compare must see the first one's write).
+      if (batch_keys.contains(*k)) {
+        clash = true;
+        break;
+      }
+    }
+    const bool fits = compares + p->req->compares.size() <= opts_.max_ops &&
+                      ops + p->req->success.size() <= opts_.max_ops;
+    if (clash || (!batch.empty() && !fits)) {
+      ++it;
+      continue;
+    }
+    for (const std::string* k : keys) batch_keys.insert(*k);
+    compares += p->req->compares.size();
+    ops += p->req->success.size();
+    batch.push_back(p);
+    it = queue_.erase(it);
+  }
+  return batch;
+}
+
+void TxnBatcher::Commit(const std::vector<Pending*>& batch) {
+  if (opts_.on_commit) opts_.on_commit(static_cast<int>(batch.size()));
+  if (batch.size() == 1) {
+    batch[0]->result = store_->Txn(*batch[0]->req);
+    return;
+  }
+  TxnRequest merged;
+  for (const Pending* p : batch) {
+    merged.compares.insert(merged.compares.end(), p->req->compares.begin(), p->req->compares.end());
+    merged.success.insert(merged.success.end(), p->req->success.begin(), p->req->success.end());
+  }
+  absl::StatusOr<TxnResponse> r = store_->Txn(merged);
+  if (!r.ok() || !r->succeeded) {
+    for (Pending* p : batch) p->alone = true;
+    return;
+  }
+  size_t next = 0;
+  for (Pending* p : batch) {
+    TxnResponse own;
+    own.succeeded = true;
+    own.revision = r->revision;
+    const size_t n = p->req->success.size();
+    for (size_t i = 0; i < n && next + i < r->responses.size(); ++i) {
+      own.responses.push_back(std::move(r->responses[next + i]));
+    }
+    next += n;
+    p->result = std::move(own);
+  }
+}
+
+absl::StatusOr<TxnResponse> TxnBatcher::Txn(const TxnRequest& req) {
+  if (!Mergeable(req)) return store_->Txn(req);
+  Pending me;
+  me.req = &req;
+  absl::MutexLock l(&mu_);
+  queue_.push_back(&me);
+  while (true) {
+    auto ready = [this, &me]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return me.done || me.alone || !committing_;
+    };
+    mu_.Await(absl::Condition(&ready));
+    if (me.done) return std::move(me.result);
+    if (me.alone) break;
+    // Nobody is committing: lead the next batch (which may not include us when
+    // our keys clash with earlier requests; we then go round again).
+    committing_ = true;
+    std::vector<Pending*> batch = TakeBatchLocked();
+    mu_.Unlock();
+    Commit(batch);
+    mu_.Lock();
+    committing_ = false;
+    for (Pending* p : batch) {
+      if (!p->alone) p->done = true;
+    }
+  }
+  // Our merged transaction failed: run our own, in parallel with the others of
+  // that batch (they are independent by construction).
+  mu_.Unlock();
+  absl::StatusOr<TxnResponse> r = store_->Txn(req);
+  mu_.Lock();
+  return r;
+}
+
+}  // namespace weft::storage

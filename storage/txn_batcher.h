@@ -1,0 +1,68 @@
+#pragma once
+// TxnBatcher: merges concurrent small transactions into one store transaction.
+//
+// On etcd every transaction is one Raft round and one fsync on a quorum, so an
+// allocator that writes one transaction per lease is bound by round trips, not by
+// work. The controller is the only allocator of its network and never lets two of
+// its own requests touch the same key at once, so concurrent requests can share
+// one transaction: their compares are ANDed, their writes applied together at one
+// revision (as etcd applies a multi-key transaction).
+//
+// Group commit without a timer: the first caller commits at once; callers that
+// arrive while a commit is in flight queue, and the next commit takes them all
+// (up to `max_ops` requests, as etcd refuses transactions of more than 128
+// operations by default). No request waits for company.
+//
+// When a merged transaction fails (a compare of one request was false, or the
+// store refused it, e.g. one request's lease is gone), every request of that
+// batch is re-run alone, so each caller gets exactly the answer its own
+// transaction would have had. Requests that cannot be merged (with a failure
+// branch, a read, or a key another queued request also touches) run alone or in
+// a later batch.
+//
+// Thread-safe. The store must outlive the batcher.
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "storage/store.h"
+
+namespace weft::storage {
+
+class TxnBatcher {
+ public:
+  struct Options {
+    size_t max_ops = 128;  // requests per merged transaction (each compare/put counts once)
+    // Observes every store transaction the batcher issued: how many requests it
+    // carried and whether they were merged successfully.
+    std::function<void(int requests)> on_commit;
+  };
+
+  TxnBatcher(Store* store, Options options);
+  TxnBatcher(Store* store) : TxnBatcher(store, Options()) {}
+
+  // Same contract as Store::Txn.
+  absl::StatusOr<TxnResponse> Txn(const TxnRequest& req);
+
+  // True when `req` may share a transaction: no failure branch, only puts and
+  // deletes of single keys, every compare on a single key.
+  static bool Mergeable(const TxnRequest& req);
+
+ private:
+  struct Pending;
+  // Takes the next batch from the queue (distinct keys, at most max_ops).
+  std::vector<Pending*> TakeBatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Commit(const std::vector<Pending*>& batch);
+
+  Store* const store_;
+  const Options opts_;
+  absl::Mutex mu_;
+  std::deque<Pending*> queue_ ABSL_GUARDED_BY(mu_);
+  bool committing_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace weft::storage

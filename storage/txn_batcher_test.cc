@@ -1,0 +1,232 @@
+// TxnBatcher against the real RocksDB store: merged transactions give every
+// caller the answer its own transaction would have had.
+
+#include "storage/txn_batcher.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "storage/rocksdb/rocksdb_store.h"
+
+namespace weft::storage {
+namespace {
+
+// The real store, with every Txn counted and the first one held until released.
+class GatedStore : public Store {
+ public:
+  explicit GatedStore(Store* s) : s_(s) {}
+  absl::StatusOr<RangeResponse> Range(const RangeRequest& r) override { return s_->Range(r); }
+  absl::StatusOr<PutResponse> Put(const PutRequest& r) override { return s_->Put(r); }
+  absl::StatusOr<DeleteRangeResponse> DeleteRange(const DeleteRangeRequest& r) override { return s_->DeleteRange(r); }
+  absl::StatusOr<TxnResponse> Txn(const TxnRequest& r) override {
+    if (txns.fetch_add(1) == 0 && hold_first) {
+      entered.Notify();
+      release.WaitForNotification();
+    }
+    return s_->Txn(r);
+  }
+  absl::Status Compact(int64_t rev) override { return s_->Compact(rev); }
+  int64_t CurrentRevision() override { return s_->CurrentRevision(); }
+  int64_t CompactRevision() override { return s_->CompactRevision(); }
+  absl::StatusOr<LeaseGrantResponse> LeaseGrant(int64_t ttl, int64_t id) override { return s_->LeaseGrant(ttl, id); }
+  absl::Status LeaseRevoke(int64_t id) override { return s_->LeaseRevoke(id); }
+  absl::StatusOr<int64_t> LeaseKeepAlive(int64_t id) override { return s_->LeaseKeepAlive(id); }
+  absl::StatusOr<LeaseTimeToLiveResponse> LeaseTimeToLive(int64_t id, bool keys) override {
+    return s_->LeaseTimeToLive(id, keys);
+  }
+  absl::StatusOr<std::vector<int64_t>> Leases() override { return s_->Leases(); }
+  absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(const WatchRequest& r,
+                                                     std::function<void(const WatchBatch&)> cb) override {
+    return s_->Watch(r, std::move(cb));
+  }
+
+  Store* s_;
+  bool hold_first = false;
+  std::atomic<int> txns{0};
+  absl::Notification entered, release;
+};
+
+TxnRequest CreateIfAbsent(const std::string& key, const std::string& value, int64_t lease = 0) {
+  TxnRequest t;
+  Compare c;
+  c.key = key;
+  c.target = Compare::Target::kVersion;
+  c.result = Compare::Result::kEqual;
+  c.operand = 0;
+  t.compares.push_back(c);
+  RequestOp op;
+  op.type = RequestOp::Type::kPut;
+  op.put.key = key;
+  op.put.value = value;
+  op.put.lease = lease;
+  t.success.push_back(op);
+  return t;
+}
+
+class TxnBatcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    RocksDbStore::Options so;
+    so.path = absl::StrCat(std::getenv("TEST_TMPDIR"), "/", ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    auto s = RocksDbStore::Open(so);
+    ASSERT_TRUE(s.ok()) << s.status();
+    db_ = *std::move(s);
+    gated_ = std::make_unique<GatedStore>(db_.get());
+  }
+
+  std::string Get(const std::string& key) {
+    RangeRequest r;
+    r.key = key;
+    auto resp = db_->Range(r);
+    EXPECT_TRUE(resp.ok());
+    return resp.ok() && !resp->kvs.empty() ? resp->kvs[0].value : "";
+  }
+
+  // Holds the store on a first transaction, queues `reqs` behind it, then lets go.
+  std::vector<absl::StatusOr<TxnResponse>> QueueBehindFirst(TxnBatcher& b, const std::vector<TxnRequest>& reqs,
+                                                            std::vector<int>* batch_sizes) {
+    gated_->hold_first = true;
+    std::thread first([&] { EXPECT_TRUE(b.Txn(CreateIfAbsent("/first", "x")).ok()); });
+    gated_->entered.WaitForNotification();
+    std::vector<absl::StatusOr<TxnResponse>> results(reqs.size(), absl::UnknownError("not run"));
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      threads.emplace_back([&, i] { results[i] = b.Txn(reqs[i]); });
+    }
+    // Every request is queued once the waiting callers stop changing; give them time.
+    absl::SleepFor(absl::Milliseconds(200));
+    gated_->release.Notify();
+    first.join();
+    for (auto& t : threads) t.join();
+    (void)batch_sizes;
+    return results;
+  }
+
+  std::unique_ptr<RocksDbStore> db_;
+  std::unique_ptr<GatedStore> gated_;
+};
+
+TEST_F(TxnBatcherTest, QueuedRequestsShareOneTransactionAndRevision) {
+  std::vector<int> sizes;
+  TxnBatcher::Options o;
+  absl::Mutex mu;
+  o.on_commit = [&](int n) {
+    absl::MutexLock l(&mu);
+    sizes.push_back(n);
+  };
+  TxnBatcher b(gated_.get(), o);
+  std::vector<TxnRequest> reqs;
+  for (int i = 0; i < 10; ++i) reqs.push_back(CreateIfAbsent(absl::StrCat("/k/", i), absl::StrCat("v", i)));
+  auto results = QueueBehindFirst(b, reqs, &sizes);
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(results[i].ok()) << results[i].status();
+    EXPECT_TRUE(results[i]->succeeded);
+    EXPECT_EQ(results[i]->revision, results[0]->revision) << "one merged transaction, one revision";
+    EXPECT_EQ(results[i]->responses.size(), 1u);
+    EXPECT_EQ(Get(absl::StrCat("/k/", i)), absl::StrCat("v", i));
+  }
+  EXPECT_EQ(gated_->txns.load(), 2) << "the first alone, the ten queued ones together";
+  EXPECT_EQ(sizes, (std::vector<int>{1, 10}));
+}
+
+TEST_F(TxnBatcherTest, OneFalseCompareDoesNotFailTheOthers) {
+  ASSERT_TRUE(db_->Txn(CreateIfAbsent("/k/taken", "old")).ok());
+  TxnBatcher b(gated_.get());
+  std::vector<TxnRequest> reqs = {CreateIfAbsent("/k/a", "a"), CreateIfAbsent("/k/taken", "new"),
+                                  CreateIfAbsent("/k/b", "b")};
+  auto results = QueueBehindFirst(b, reqs, nullptr);
+  ASSERT_TRUE(results[0].ok() && results[1].ok() && results[2].ok());
+  EXPECT_TRUE(results[0]->succeeded);
+  EXPECT_FALSE(results[1]->succeeded) << "its own compare was false";
+  EXPECT_TRUE(results[2]->succeeded);
+  EXPECT_EQ(Get("/k/taken"), "old");
+  EXPECT_EQ(Get("/k/a"), "a");
+  EXPECT_EQ(Get("/k/b"), "b");
+  // first, the failed merge, then each of the three alone.
+  EXPECT_EQ(gated_->txns.load(), 5);
+}
+
+TEST_F(TxnBatcherTest, AStoreErrorOfOneRequestStaysItsOwn) {
+  TxnBatcher b(gated_.get());
+  // Lease 12345 does not exist: the store refuses that put (NOT_FOUND).
+  std::vector<TxnRequest> reqs = {CreateIfAbsent("/k/a", "a"), CreateIfAbsent("/k/nolease", "x", 12345),
+                                  CreateIfAbsent("/k/b", "b")};
+  auto results = QueueBehindFirst(b, reqs, nullptr);
+  ASSERT_TRUE(results[0].ok()) << results[0].status();
+  EXPECT_TRUE(absl::IsNotFound(results[1].status())) << results[1].status();
+  ASSERT_TRUE(results[2].ok()) << results[2].status();
+  EXPECT_TRUE(results[0]->succeeded && results[2]->succeeded);
+  EXPECT_EQ(Get("/k/nolease"), "");
+}
+
+TEST_F(TxnBatcherTest, RequestsOnTheSameKeyAreNotMerged) {
+  TxnBatcher b(gated_.get());
+  std::vector<TxnRequest> reqs = {CreateIfAbsent("/k/same", "one"), CreateIfAbsent("/k/same", "two")};
+  auto results = QueueBehindFirst(b, reqs, nullptr);
+  ASSERT_TRUE(results[0].ok() && results[1].ok());
+  // Exactly one create wins, as with two separate transactions.
+  EXPECT_NE(results[0]->succeeded, results[1]->succeeded);
+  EXPECT_EQ(gated_->txns.load(), 3) << "the first, then one transaction each";
+  EXPECT_EQ(Get("/k/same"), results[0]->succeeded ? "one" : "two");
+}
+
+TEST_F(TxnBatcherTest, UnmergeableRequestsPassThrough) {
+  TxnRequest with_failure = CreateIfAbsent("/k/f", "v");
+  RequestOp read;
+  read.type = RequestOp::Type::kRange;
+  read.range.key = "/k/f";
+  with_failure.failure.push_back(read);
+  EXPECT_FALSE(TxnBatcher::Mergeable(with_failure));
+  EXPECT_TRUE(TxnBatcher::Mergeable(CreateIfAbsent("/k/f", "v")));
+  TxnBatcher b(db_.get());
+  ASSERT_TRUE(b.Txn(CreateIfAbsent("/k/f", "v")).ok());
+  auto r = b.Txn(with_failure);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->succeeded);
+  ASSERT_EQ(r->responses.size(), 1u);
+  EXPECT_EQ(r->responses[0].range.kvs.at(0).value, "v");
+}
+
+TEST_F(TxnBatcherTest, ManyConcurrentWritersAllLandOnce) {
+  std::atomic<int> commits{0};
+  TxnBatcher::Options o;
+  o.max_ops = 16;
+  std::atomic<int> biggest{0};
+  o.on_commit = [&](int n) {
+    commits++;
+    int cur = biggest.load();
+    while (n > cur && !biggest.compare_exchange_weak(cur, n)) {
+    }
+  };
+  TxnBatcher b(db_.get(), o);
+  constexpr int kThreads = 32, kEach = 20;
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        auto r = b.Txn(CreateIfAbsent(absl::StrCat("/m/", t, "/", i), "v"));
+        if (r.ok() && r->succeeded) ok++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kThreads * kEach);
+  RangeRequest all;
+  all.key = "/m/";
+  all.range_end = PrefixEnd("/m/");
+  all.count_only = true;
+  EXPECT_EQ(db_->Range(all)->count, kThreads * kEach);
+  EXPECT_LE(biggest.load(), 16) << "max_ops respected";
+  EXPECT_LT(commits.load(), kThreads * kEach) << "concurrent writers shared transactions";
+}
+
+}  // namespace
+}  // namespace weft::storage
