@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "agent/backend/hostgw/hostgw_backend.h"
 #include "agent/backend/vxlan/vxlan_backend.h"
 #include "common/status_macros.h"
 
@@ -13,7 +14,11 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(absl::string_view type, a
     ASSIGN_OR_RETURN(VxlanConfig cfg, ParseVxlanConfig(config_json));
     return std::make_unique<VxlanBackend>(env.kernel, env.vtep_mac, cfg);
   }
-  static const char* const kSupported[] = {kVxlanBackendType};
+  if (type == kHostgwBackendType) {
+    RETURN_IF_ERROR(ValidateHostgwConfig(config_json));
+    return std::make_unique<HostgwBackend>(env.kernel, env.metrics);
+  }
+  static const char* const kSupported[] = {kVxlanBackendType, kHostgwBackendType};
   return absl::UnimplementedError(absl::StrCat("backend \"", type, "\" is not supported by this agent (supported: ",
                                                absl::StrJoin(kSupported, ", "), ")"));
 }

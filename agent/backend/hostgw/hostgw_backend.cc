@@ -1,0 +1,141 @@
+#include "agent/backend/hostgw/hostgw_backend.h"
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+
+namespace weft::agent {
+
+absl::Status ValidateHostgwConfig(absl::string_view json) {
+  if (json.empty()) return absl::OkStatus();
+  const nlohmann::json j = nlohmann::json::parse(json.begin(), json.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return absl::InvalidArgumentError("Backend is not valid JSON");
+  if (!j.is_object()) return absl::InvalidArgumentError("Backend is not a JSON object");
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (!absl::EqualsIgnoreCase(it.key(), "Type") || it->is_null()) continue;
+    if (!it->is_string() || !absl::EqualsIgnoreCase(it->get<std::string>(), kHostgwBackendType)) {
+      return absl::InvalidArgumentError(absl::StrCat("Backend.Type is ", it->dump(), ", not \"host-gw\""));
+    }
+  }
+  return absl::OkStatus();
+}
+
+DesiredState HostgwDesiredState(const HostgwSetup& setup, const std::vector<Peer>& peers,
+                                std::vector<HostgwSkip>* skipped) {
+  DesiredState d;
+  const LocalConfig& local = setup.local;
+  for (const Peer& p : peers) {
+    if (p.subnet == setup.lease.subnet) continue;  // our own lease
+    auto skip = [&](bool unroutable, std::string reason) {
+      skipped->push_back(HostgwSkip{p.subnet, p.public_ip, unroutable, std::move(reason)});
+    };
+    if (!absl::EqualsIgnoreCase(p.backend_type, kHostgwBackendType)) {
+      skip(false, absl::StrCat("backend type is \"", p.backend_type, "\", not \"host-gw\""));
+      continue;
+    }
+    if (p.subnet.Overlaps(setup.lease.subnet)) {
+      skip(false, absl::StrCat("subnet overlaps this host's ", setup.lease.subnet.ToString()));
+      continue;
+    }
+    if (p.public_ip == local.public_ip) {
+      skip(false, absl::StrCat("PublicIP ", p.public_ip.ToString(), " is this host's own"));
+      continue;
+    }
+    if (!local.iface_network.Contains(p.public_ip)) {
+      skip(true, absl::StrCat("PublicIP ", p.public_ip.ToString(), " is outside ", local.iface_name, "'s network ",
+                              local.iface_network.ToString(),
+                              ": host-gw needs every host on one L2 segment (use vxlan across subnets)"));
+      continue;
+    }
+    netlink::Route route{p.subnet, p.public_ip, local.iface_index, false};
+    if (setup.use_nexthops) {
+      route.nexthop_id = p.subnet.network().value();
+      d.nexthops.push_back(netlink::Nexthop{route.nexthop_id, p.public_ip, local.iface_index, false});
+    }
+    d.routes.push_back(route);
+  }
+  return d;
+}
+
+HostgwBackend::HostgwBackend(netlink::KernelProgrammer* kernel, metrics::Registry* registry) : kernel_(kernel) {
+  if (registry != nullptr) {
+    unroutable_gauge_ = &registry
+                             ->AddGauge("weft_agent_hostgw_unroutable_peers",
+                                        "host-gw peers whose PublicIP is off the external interface's network, "
+                                        "so no route to them is installed.")
+                             .Get();
+  }
+}
+
+absl::StatusOr<BackendInfo> HostgwBackend::Init(const LocalConfig& local, const OwnLease& lease,
+                                                absl::string_view backend_config_json) {
+  RETURN_IF_ERROR(ValidateHostgwConfig(backend_config_json));
+  if (local.iface_index == 0 || local.iface_ip == IPv4Addr()) {
+    return absl::InvalidArgumentError("host-gw: the external interface has no index or no IPv4 address");
+  }
+  const IPv4Addr public_ip = local.public_ip == IPv4Addr() ? local.iface_ip : local.public_ip;
+  if (public_ip != local.iface_ip) {
+    // Peers route to our subnet via the PublicIP, so it must be this interface's.
+    return absl::InvalidArgumentError(absl::StrCat(
+        "host-gw: the public IP ", public_ip.ToString(), " differs from ", local.iface_name, "'s address ",
+        local.iface_ip.ToString(), " (behind a NAT?); host-gw needs peers to reach this host directly"));
+  }
+  // A new external interface leaves routes on the old one: they go at the next pass,
+  // since they carry our protocol but are no longer desired.
+  const bool use_nexthops = kernel_->ListNexthops(netlink::kWeftRouteProtocol).ok();
+  setup_ = HostgwSetup{local, lease, use_nexthops};
+  setup_.local.public_ip = public_ip;
+  initialized_ = true;
+  WEFT_LOG(INFO, "host-gw ready")
+      .With("iface", local.iface_name)
+      .With("network", local.iface_network)
+      .With("mtu", local.iface_mtu)
+      .With("nexthop_objects", use_nexthops);
+  return BackendInfo{kHostgwBackendType, "", local.iface_mtu};
+}
+
+void HostgwBackend::LogSkips(const std::vector<HostgwSkip>& skipped) {
+  absl::flat_hash_map<IPv4Net, std::string> now;
+  for (const HostgwSkip& s : skipped) {
+    auto [it, fresh] = now.emplace(s.subnet, s.reason);
+    if (!fresh) continue;
+    auto before = logged_.find(s.subnet);
+    if (before != logged_.end() && before->second == s.reason) continue;
+    WEFT_LOG(WARN, s.unroutable ? "host-gw peer not routable; no route installed" : "skipping peer")
+        .With("subnet", s.subnet)
+        .With("public_ip", s.public_ip)
+        .With("reason", s.reason);
+  }
+  logged_ = std::move(now);
+}
+
+absl::StatusOr<ReconcileStats> HostgwBackend::Reconcile(const std::vector<Peer>& peers) {
+  if (!initialized_) return absl::FailedPreconditionError("host-gw: Reconcile before Init");
+  std::vector<HostgwSkip> skipped;
+  const DesiredState desired = HostgwDesiredState(setup_, peers, &skipped);
+  LogSkips(skipped);
+  int unroutable = 0;
+  for (const HostgwSkip& s : skipped) unroutable += s.unroutable ? 1 : 0;
+  unroutable_peers_ = unroutable;
+  if (unroutable_gauge_ != nullptr) unroutable_gauge_->Set(unroutable);
+  // No device: device_index 0 leaves neighbours and FDB entries alone.
+  ASSIGN_OR_RETURN(ReconcileStats stats,
+                   agent::Reconcile(*kernel_, Ownership{0, netlink::kWeftRouteProtocol, setup_.use_nexthops},
+                                    desired));
+  stats.skipped_peers = static_cast<int>(skipped.size());
+  return stats;
+}
+
+absl::Status HostgwBackend::Teardown() {
+  if (!initialized_) return absl::OkStatus();
+  ASSIGN_OR_RETURN(ReconcileStats stats,
+                   agent::Reconcile(*kernel_, Ownership{0, netlink::kWeftRouteProtocol, setup_.use_nexthops}, {}));
+  initialized_ = false;
+  if (stats.errors > 0) return stats.first_errors.front();
+  return absl::OkStatus();
+}
+
+}  // namespace weft::agent

@@ -1,0 +1,194 @@
+// The host-gw backend's desired state, config checks and reconcile passes,
+// against FakeProgrammer. The real-kernel test is hostgw_netns_test.cc.
+
+#include "agent/backend/hostgw/hostgw_backend.h"
+
+#include "absl/strings/str_cat.h"
+#include "agent/netlink/fake_programmer.h"
+#include "agent/netlink/test_literals.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace weft::agent {
+namespace {
+
+using test_literals::Ip;
+using test_literals::Net;
+
+using netlink::FakeProgrammer;
+using netlink::Route;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+Peer HostgwPeer(const char* subnet, const char* ip) { return Peer{Net(subnet), Ip(ip), "host-gw", ""}; }
+
+LocalConfig Eth0(int index) {
+  LocalConfig l;
+  l.iface_name = "eth0";
+  l.iface_index = index;
+  l.iface_mtu = 1500;
+  l.iface_ip = Ip("192.0.2.1");
+  l.iface_network = Net("192.0.2.0/24");
+  l.public_ip = Ip("192.0.2.1");
+  return l;
+}
+
+TEST(HostgwConfigTest, AcceptsFlannelsObjectAndIgnoresUnknownKeys) {
+  EXPECT_TRUE(ValidateHostgwConfig("").ok());
+  EXPECT_TRUE(ValidateHostgwConfig(R"({"Type":"host-gw"})").ok());
+  EXPECT_TRUE(ValidateHostgwConfig(R"({"type":"HOST-GW","Other":1})").ok());
+  EXPECT_THAT(ValidateHostgwConfig(R"({"Type":"vxlan"})").message(), HasSubstr("Backend.Type is \"vxlan\""));
+  EXPECT_THAT(ValidateHostgwConfig("[1]").message(), HasSubstr("not a JSON object"));
+  EXPECT_TRUE(absl::IsInvalidArgument(ValidateHostgwConfig("nope")));
+}
+
+class HostgwDesiredStateTest : public ::testing::Test {
+ protected:
+  HostgwDesiredStateTest() {
+    setup_.local = Eth0(2);
+    setup_.lease = {Net("198.18.1.0/24"), Net("198.18.0.0/16")};
+  }
+  HostgwSetup setup_;
+};
+
+TEST_F(HostgwDesiredStateTest, EachPeerGetsARouteViaItsPublicIpOnTheExternalInterface) {
+  std::vector<HostgwSkip> skipped;
+  DesiredState d = HostgwDesiredState(
+      setup_, {HostgwPeer("198.18.1.0/24", "192.0.2.1"), HostgwPeer("198.18.2.0/24", "192.0.2.2"),
+               HostgwPeer("198.18.3.0/24", "192.0.2.3")},
+      &skipped);
+  EXPECT_THAT(skipped, IsEmpty()) << "our own lease is not a skip";
+  // flannel's `10.1.x.0/24 via <PublicIP> dev eth0`: no onlink, no device of ours.
+  EXPECT_THAT(d.routes, ElementsAre(Route{Net("198.18.2.0/24"), Ip("192.0.2.2"), 2, false},
+                                    Route{Net("198.18.3.0/24"), Ip("192.0.2.3"), 2, false}));
+  EXPECT_THAT(d.neighbours, IsEmpty());
+  EXPECT_THAT(d.fdb, IsEmpty());
+  EXPECT_THAT(d.nexthops, IsEmpty());
+}
+
+TEST_F(HostgwDesiredStateTest, WithNexthopObjectsEachRouteGoesThroughItsOwn) {
+  setup_.use_nexthops = true;
+  std::vector<HostgwSkip> skipped;
+  DesiredState d = HostgwDesiredState(setup_, {HostgwPeer("198.18.2.0/24", "192.0.2.2")}, &skipped);
+  const uint32_t id = Ip("198.18.2.0").value();
+  EXPECT_THAT(d.nexthops, ElementsAre(netlink::Nexthop{id, Ip("192.0.2.2"), 2, false}));
+  Route want{Net("198.18.2.0/24"), Ip("192.0.2.2"), 2, false};
+  want.nexthop_id = id;
+  EXPECT_THAT(d.routes, ElementsAre(want));
+}
+
+TEST_F(HostgwDesiredStateTest, OffLinkPeersAreSkippedAsUnroutableWithTheReason) {
+  std::vector<HostgwSkip> skipped;
+  DesiredState d = HostgwDesiredState(
+      setup_, {HostgwPeer("198.18.2.0/24", "198.51.100.2"), HostgwPeer("198.18.3.0/24", "192.0.2.3")}, &skipped);
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_TRUE(skipped[0].unroutable);
+  EXPECT_EQ(skipped[0].subnet, Net("198.18.2.0/24"));
+  EXPECT_EQ(skipped[0].public_ip, Ip("198.51.100.2"));
+  EXPECT_THAT(skipped[0].reason, HasSubstr("198.51.100.2 is outside eth0's network 192.0.2.0/24"));
+  EXPECT_THAT(d.routes, ElementsAre(Route{Net("198.18.3.0/24"), Ip("192.0.2.3"), 2, false}))
+      << "the other peers are still routed";
+}
+
+TEST_F(HostgwDesiredStateTest, SkipsPeersItCannotUseAndSaysWhy) {
+  std::vector<HostgwSkip> skipped;
+  Peer vxlan{Net("198.18.2.0/24"), Ip("192.0.2.2"), "vxlan", R"({"VNI":1,"VtepMAC":"0a:00:00:00:00:02"})"};
+  Peer overlap = HostgwPeer("198.18.0.0/23", "192.0.2.5");
+  Peer same_ip = HostgwPeer("198.18.6.0/24", "192.0.2.1");
+  Peer with_data{Net("198.18.7.0/24"), Ip("192.0.2.7"), "HOST-GW", "null"};  // data is ignored, as flannel does
+  DesiredState d = HostgwDesiredState(setup_, {vxlan, overlap, same_ip, with_data}, &skipped);
+  ASSERT_EQ(skipped.size(), 3u);
+  EXPECT_THAT(skipped[0].reason, HasSubstr("backend type is \"vxlan\""));
+  EXPECT_THAT(skipped[1].reason, HasSubstr("overlaps"));
+  EXPECT_THAT(skipped[2].reason, HasSubstr("this host's own"));
+  for (const HostgwSkip& s : skipped) EXPECT_FALSE(s.unroutable) << s.reason;
+  EXPECT_THAT(d.routes, ElementsAre(Route{Net("198.18.7.0/24"), Ip("192.0.2.7"), 2, false}));
+}
+
+class HostgwBackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override { local_ = Eth0(kernel_.AddLink("eth0", 9000)); local_.iface_mtu = 9000; }
+  double Gauge() const {
+    const std::string text = registry_.Serialize();
+    const std::string key = "\nweft_agent_hostgw_unroutable_peers ";
+    const size_t at = text.find(key);
+    if (at == std::string::npos) return -1;
+    return std::stod(text.substr(at + key.size()));
+  }
+  FakeProgrammer kernel_;
+  metrics::Registry registry_;
+  LocalConfig local_;
+  const OwnLease lease_{Net("198.18.1.0/24"), Net("198.18.0.0/16")};
+  HostgwBackend backend_{&kernel_, &registry_};
+};
+
+TEST_F(HostgwBackendTest, InitPublishesNoDataAndTheExternalMtu) {
+  EXPECT_EQ(*backend_.LeaseData(), "");
+  EXPECT_EQ(backend_.device_name(), "");
+  absl::StatusOr<BackendInfo> info = backend_.Init(local_, lease_, R"({"Type":"host-gw"})");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->type, "host-gw");
+  EXPECT_EQ(info->data_json, "");
+  EXPECT_EQ(info->mtu, 9000u);
+  EXPECT_TRUE(kernel_.links.size() == 1) << "no device of its own";
+  EXPECT_EQ(Gauge(), 0) << "exported from the start";
+}
+
+TEST_F(HostgwBackendTest, InitRefusesAPublicIpThatIsNotTheInterfaces) {
+  local_.public_ip = Ip("203.0.113.9");
+  absl::StatusOr<BackendInfo> info = backend_.Init(local_, lease_, "{}");
+  EXPECT_TRUE(absl::IsInvalidArgument(info.status())) << info.status();
+  EXPECT_THAT(info.status().message(), HasSubstr("203.0.113.9 differs from eth0's address 192.0.2.1"));
+}
+
+TEST_F(HostgwBackendTest, ReconcileRoutesRepairsDriftRemovesDepartedAndCountsUnroutable) {
+  ASSERT_TRUE(backend_.Init(local_, lease_, "{}").ok());
+  std::vector<Peer> peers = {HostgwPeer("198.18.2.0/24", "192.0.2.2"), HostgwPeer("198.18.3.0/24", "192.0.2.3"),
+                             HostgwPeer("198.18.4.0/24", "198.51.100.4")};
+  absl::StatusOr<ReconcileStats> s = backend_.Reconcile(peers);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->skipped_peers, 1);
+  EXPECT_EQ(backend_.unroutable_peers(), 1);
+  EXPECT_EQ(Gauge(), 1);
+  ASSERT_EQ(kernel_.routes.size(), 2u);
+  EXPECT_EQ(kernel_.routes.at(Net("198.18.2.0/24")).gateway, Ip("192.0.2.2"));
+  EXPECT_EQ(kernel_.routes.count(Net("198.18.4.0/24")), 0u);
+
+  // Drift: a route deleted by hand comes back; an unchanged kernel gets nothing.
+  kernel_.routes.erase(Net("198.18.3.0/24"));
+  s = backend_.Reconcile(peers);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->added, 1);
+  EXPECT_EQ(kernel_.routes.count(Net("198.18.3.0/24")), 1u);
+  s = backend_.Reconcile(peers);
+  EXPECT_EQ(s->changes(), 0);
+
+  // A peer leaves, the off-link one moves onto the segment.
+  s = backend_.Reconcile({HostgwPeer("198.18.2.0/24", "192.0.2.2"), HostgwPeer("198.18.4.0/24", "192.0.2.4")});
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(kernel_.routes.count(Net("198.18.3.0/24")), 0u);
+  EXPECT_EQ(kernel_.routes.at(Net("198.18.4.0/24")).gateway, Ip("192.0.2.4"));
+  EXPECT_EQ(Gauge(), 0);
+
+  ASSERT_TRUE(backend_.Teardown().ok());
+  EXPECT_THAT(kernel_.routes, IsEmpty());
+  EXPECT_THAT(kernel_.nexthops, IsEmpty());
+}
+
+TEST_F(HostgwBackendTest, LeavesOtherRoutesAlone) {
+  Route foreign{Net("10.9.0.0/16"), Ip("192.0.2.254"), local_.iface_index, false};
+  foreign.protocol = 4;  // static, someone else's
+  kernel_.routes[foreign.dst] = foreign;
+  ASSERT_TRUE(backend_.Init(local_, lease_, "{}").ok());
+  ASSERT_TRUE(backend_.Reconcile({}).ok());
+  ASSERT_TRUE(backend_.Teardown().ok());
+  EXPECT_EQ(kernel_.routes.count(foreign.dst), 1u);
+}
+
+TEST_F(HostgwBackendTest, ReconcileBeforeInitIsAnError) {
+  EXPECT_TRUE(absl::IsFailedPrecondition(backend_.Reconcile({}).status()));
+}
+
+}  // namespace
+}  // namespace weft::agent

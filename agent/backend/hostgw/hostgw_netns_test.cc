@@ -1,0 +1,161 @@
+// The host-gw backend against the real kernel: two "hosts" (network namespaces
+// joined by a veth pair on 192.0.2.0/24), each with its subnet's first address on
+// lo (standing in for a container), each programmed by its own NetlinkProgrammer + HostgwBackend.
+// Their containers' addresses must reach each other over plain routes, with
+// nexthop objects (a modern kernel) and without (before 5.3).
+
+#include "absl/strings/str_cat.h"
+#include "agent/backend/hostgw/hostgw_backend.h"
+#include "agent/netlink/netlink_programmer.h"
+#include "agent/netlink/test_literals.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/netns/netns.h"
+
+namespace weft::agent {
+namespace {
+
+using test_literals::Ip;
+using test_literals::Net;
+
+using netlink::NetlinkProgrammer;
+using netlink::Route;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+using ::testing::UnorderedElementsAre;
+using weft::testing::NetNs;
+
+const IPv4Net kNetwork = Net("198.18.0.0/16");
+
+class NoNexthopsProgrammer : public NetlinkProgrammer {
+ public:
+  using NetlinkProgrammer::NetlinkProgrammer;
+  absl::StatusOr<std::vector<netlink::Nexthop>> ListNexthops(uint8_t) override {
+    return absl::UnimplementedError("no nexthop objects");
+  }
+};
+
+struct Host {
+  std::unique_ptr<NetNs> ns;
+  std::unique_ptr<NetlinkProgrammer> kernel;
+  std::unique_ptr<HostgwBackend> backend;
+  LocalConfig local;
+  OwnLease lease;
+
+  Peer AsPeer() const { return Peer{lease.subnet, local.public_ip, "host-gw", ""}; }
+  std::string Sh(absl::string_view cmd) {
+    absl::StatusOr<std::string> out = ns->Sh(cmd);
+    EXPECT_TRUE(out.ok()) << out.status();
+    return out.ok() ? *out : "";
+  }
+  // From this host's container address to `to`.
+  bool Ping(const char* to) {
+    const std::string from = IPv4Addr::FromUint32(lease.subnet.network().value() + 1).ToString();
+    return ns->Sh(absl::StrCat("ping -c 1 -W 2 -I ", from, " ", to)).ok();
+  }
+};
+
+class HostgwNetnsTest : public ::testing::TestWithParam<bool> {
+ protected:
+  bool nexthops() const { return GetParam(); }
+  std::string RouteLine(const char* subnet, const char* gw) const {
+    const std::string nhid = nexthops() ? absl::StrCat(" nhid ", Net(subnet).network().value()) : "";
+    return absl::StrCat(subnet, nhid, " via ", gw, " dev eth0");
+  }
+
+  void SetUp() override {
+    auto a = NetNs::Create("hga");
+    auto b = NetNs::Create("hgb");
+    ASSERT_TRUE(a.ok() && b.ok());
+    a_.ns = std::move(*a);
+    b_.ns = std::move(*b);
+    ASSERT_TRUE(
+        weft::testing::ConnectVeth(*a_.ns, "eth0", "192.0.2.1/24", *b_.ns, "eth0", "192.0.2.2/24").ok());
+    MakeHost(a_, "192.0.2.1", "198.18.1.0/24");
+    MakeHost(b_, "192.0.2.2", "198.18.2.0/24");
+  }
+
+  void MakeHost(Host& h, const char* ip, const char* subnet) {
+    auto socket = h.ns->Run([] { return netlink::NetlinkSocket::Open(); });
+    ASSERT_TRUE(socket.ok()) << socket.status();
+    h.kernel = nexthops() ? std::make_unique<NetlinkProgrammer>(std::move(*socket))
+                          : std::make_unique<NoNexthopsProgrammer>(std::move(*socket));
+    absl::StatusOr<netlink::Link> eth0 = h.kernel->GetLink("eth0");
+    ASSERT_TRUE(eth0.ok()) << eth0.status();
+    h.local = LocalConfig{"eth0", eth0->index, eth0->mtu, Ip(ip), Net("192.0.2.0/24"), Ip(ip)};
+    h.lease = OwnLease{Net(subnet), kNetwork};
+    h.backend = std::make_unique<HostgwBackend>(h.kernel.get(), nullptr);
+    const std::string gw = IPv4Addr::FromUint32(h.lease.subnet.network().value() + 1).ToString();
+    h.Sh(absl::StrCat("ip addr add ", gw, "/32 dev lo"));
+    absl::StatusOr<BackendInfo> info = h.backend->Init(h.local, h.lease, R"({"Type":"host-gw"})");
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(info->mtu, eth0->mtu);
+  }
+
+  std::vector<Peer> AllLeases() { return {a_.AsPeer(), b_.AsPeer()}; }
+  ReconcileStats Reconcile(Host& h, const std::vector<Peer>& peers) {
+    absl::StatusOr<ReconcileStats> s = h.backend->Reconcile(peers);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? *s : ReconcileStats{};
+  }
+
+  Host a_, b_;
+};
+
+TEST_P(HostgwNetnsTest, RoutesViaPeersAndTrafficFlows) {
+  EXPECT_FALSE(a_.Ping("198.18.2.1")) << "nothing routes before Reconcile";
+  ReconcileStats s = Reconcile(a_, AllLeases());
+  EXPECT_EQ(s.added, nexthops() ? 2 : 1);
+  EXPECT_EQ(s.errors, 0);
+  Reconcile(b_, AllLeases());
+
+  Route want{Net("198.18.2.0/24"), Ip("192.0.2.2"), a_.local.iface_index, false};
+  if (nexthops()) want.nexthop_id = Ip("198.18.2.0").value();
+  EXPECT_THAT(*a_.kernel->ListRoutes(0, netlink::kWeftRouteProtocol), UnorderedElementsAre(want));
+  EXPECT_THAT(a_.Sh("ip route show proto 87"), HasSubstr(RouteLine("198.18.2.0/24", "192.0.2.2")));
+  EXPECT_TRUE(a_.Ping("198.18.2.1"));
+  EXPECT_TRUE(b_.Ping("198.18.1.1"));
+}
+
+TEST_P(HostgwNetnsTest, RepairsDriftAndRemovesDepartedPeers) {
+  Reconcile(a_, AllLeases());
+  Reconcile(b_, AllLeases());
+  a_.Sh("ip route del 198.18.2.0/24");
+  EXPECT_FALSE(a_.Ping("198.18.2.1")) << "the route was really gone";
+  EXPECT_EQ(Reconcile(a_, AllLeases()).added, 1);
+  EXPECT_TRUE(a_.Ping("198.18.2.1"));
+  EXPECT_EQ(Reconcile(a_, AllLeases()).changes(), 0);
+
+  Reconcile(a_, {a_.AsPeer()});  // b left
+  EXPECT_THAT(a_.Sh("ip route show proto 87"), Not(HasSubstr("198.18.2.0/24")));
+  EXPECT_FALSE(a_.Ping("198.18.2.1"));
+}
+
+TEST_P(HostgwNetnsTest, OffLinkPeerIsSkippedAndTheOthersStillServed) {
+  Peer far{Net("198.18.9.0/24"), Ip("198.51.100.9"), "host-gw", ""};
+  ReconcileStats s = Reconcile(a_, {a_.AsPeer(), b_.AsPeer(), far});
+  EXPECT_EQ(s.errors, 0) << "the kernel was never asked for the impossible route";
+  EXPECT_EQ(s.skipped_peers, 1);
+  EXPECT_EQ(a_.backend->unroutable_peers(), 1);
+  const std::string routes = a_.Sh("ip route show proto 87");
+  EXPECT_THAT(routes, Not(HasSubstr("198.18.9.0/24")));
+  EXPECT_THAT(routes, HasSubstr(RouteLine("198.18.2.0/24", "192.0.2.2")));
+}
+
+TEST_P(HostgwNetnsTest, TeardownRemovesOurRoutesOnly) {
+  a_.Sh("ip route add 10.9.0.0/16 via 192.0.2.2 dev eth0");  // someone else's
+  Reconcile(a_, AllLeases());
+  ASSERT_TRUE(a_.backend->Teardown().ok());
+  EXPECT_THAT(*a_.kernel->ListRoutes(0, netlink::kWeftRouteProtocol), IsEmpty());
+  EXPECT_THAT(a_.Sh("ip route"), HasSubstr("10.9.0.0/16 via 192.0.2.2 dev eth0"));
+  if (nexthops()) EXPECT_EQ(a_.Sh("ip nexthop show proto 87"), "");
+}
+
+INSTANTIATE_TEST_SUITE_P(Kernel, HostgwNetnsTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& p) {
+                           return p.param ? "NexthopObjects" : "PlainRoutes";
+                         });
+
+}  // namespace
+}  // namespace weft::agent
