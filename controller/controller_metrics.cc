@@ -43,6 +43,19 @@ ControllerMetrics::ControllerMetrics(metrics::Registry& r)
                                  "Writes made durable by one fsync (group commit).",
                                  metrics::ExponentialBuckets(1, 2, 10))
                       .Get()),
+      txn_requests_(r.AddHistogram("weft_controller_lease_txn_requests",
+                                   "Lease writes (acquire, renew, release, reserve) carried by one store transaction.",
+                                   metrics::ExponentialBuckets(1, 2, 8))
+                        .Get()),
+      leader_(r.AddGauge("weft_controller_leader",
+                         "1 when this replica is the elected one that runs the background duties, else 0.")
+                  .Get()),
+      leader_changes_(r.AddCounter("weft_controller_leader_changes_total",
+                                   "Times this replica became or stopped being the elected one.")
+                          .Get()),
+      compactions_(r.AddCounter("weft_store_compactions_total",
+                                "Compactions of the etcd store's history run by this replica, by result.",
+                                {"result"})),
       streams_(r.AddGauge("weft_controller_watch_streams", "WatchLeases streams connected.").Get()),
       events_sent_(r.AddCounter("weft_controller_watch_events_sent_total",
                                 "Lease events written to watch streams.")
@@ -63,6 +76,9 @@ ControllerMetrics::ControllerMetrics(metrics::Registry& r)
                                          "SetNetworkConfig", "Reserve",          "Unreserve"};
   static_assert(sizeof(kMethods) / sizeof(kMethods[0]) == std::tuple_size<decltype(rpc_children_)>::value);
   for (size_t i = 0; i < rpc_children_.size(); ++i) rpc_children_[i].method = kMethods[i];
+  // Both results exist from the start, so rate() works from the first failure on.
+  compactions_.WithLabels({"ok"});
+  compactions_.WithLabels({"error"});
 }
 
 void ControllerMetrics::WatchManager(metrics::Registry& r, LeaseManager* m) {
@@ -83,6 +99,7 @@ LeaseManagerHooks ControllerMetrics::ManagerHooks() {
   h.on_result = [this](const char* op, const char* result) { operations_.WithLabels({op, result}).Inc(); };
   h.on_expired = [this] { expirations_.Inc(); };
   h.on_retry = [this](int) { retries_.Inc(); };
+  h.on_txn = [this](int n) { txn_requests_.Observe(n); };
   return h;
 }
 
@@ -121,6 +138,15 @@ void ControllerMetrics::ObserveRpc(const char* method, grpc::StatusCode code, ab
   // A method (or code) not in the table: the plain lookup.
   rpc_latency_.WithLabels({method}).Observe(absl::ToDoubleSeconds(took));
   rpcs_.WithLabels({method, CodeName(code)}).Inc();
+}
+
+void ControllerMetrics::ObserveLeadership(bool leader) {
+  leader_.Set(leader ? 1 : 0);
+  leader_changes_.Inc();
+}
+
+void ControllerMetrics::ObserveCompaction(const absl::Status& result) {
+  compactions_.WithLabels({result.ok() ? "ok" : "error"}).Inc();
 }
 
 void ControllerMetrics::ObserveCommit(absl::Duration latency, int batch_size) {

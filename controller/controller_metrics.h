@@ -26,6 +26,8 @@ class ControllerMetrics {
   WatchHubHooks HubHooks();
   void ObserveRpc(const char* method, grpc::StatusCode code, absl::Duration took);
   void ObserveCommit(absl::Duration latency, int batch_size);
+  void ObserveLeadership(bool leader);
+  void ObserveCompaction(const absl::Status& result);
 
  private:
   metrics::Family<metrics::Counter>& operations_;
@@ -43,6 +45,10 @@ class ControllerMetrics {
   std::array<RpcChildren, 9> rpc_children_;
   metrics::Histogram& commit_latency_;
   metrics::Histogram& sync_batch_;
+  metrics::Histogram& txn_requests_;
+  metrics::Gauge& leader_;
+  metrics::Counter& leader_changes_;
+  metrics::Family<metrics::Counter>& compactions_;
   metrics::Gauge& streams_;
   metrics::Counter& events_sent_;
   metrics::Counter& resyncs_;

@@ -31,8 +31,15 @@ std::string SubnetText(const SubnetKey& k) {
   return "";
 }
 
+storage::TxnBatcher::Options LeaseManager::BatcherOptions(const Options& o) {
+  storage::TxnBatcher::Options b;
+  b.on_commit = o.hooks.on_txn;
+  return b;
+}
+
 LeaseManager::LeaseManager(storage::Store* store, Options options)
     : store_(store),
+      batcher_(store, BatcherOptions(options)),
       opts_(std::move(options)),
       config_key_(ConfigKey(opts_.prefix)),
       subnets_prefix_(SubnetsPrefix(opts_.prefix)) {}
@@ -479,7 +486,7 @@ absl::StatusOr<LeaseRecord> LeaseManager::Acquire(const AcquireRequest& req) {
       }
       lease_id = *b;
     }
-    auto txn = store_->Txn(PutIf(key, expect_mod == 0 ? storage::Compare::Target::kVersion
+    auto txn = batcher_.Txn(PutIf(key, expect_mod == 0 ? storage::Compare::Target::kVersion
                                                       : storage::Compare::Target::kModRevision,
                                  expect_mod, EncodeLeaseAttrs(attrs), lease_id));
     if (!txn.ok()) {
@@ -615,7 +622,7 @@ absl::StatusOr<LeaseRecord> LeaseManager::Renew(const OwnerRef& req) {
     absl::Time expiration;
     auto lease = BucketLease(ttl, &expiration);
     if (!lease.ok()) return absl::UnavailableError(absl::StrCat("store: ", lease.status().message()));
-    auto txn = store_->Txn(PutIf(key, storage::Compare::Target::kModRevision, mod, value, *lease));
+    auto txn = batcher_.Txn(PutIf(key, storage::Compare::Target::kModRevision, mod, value, *lease));
     if (!txn.ok()) {
       if (absl::IsNotFound(txn.status())) {
         absl::MutexLock l(&bucket_mu_);
@@ -657,7 +664,7 @@ absl::Status LeaseManager::Release(const OwnerRef& req) {
       text = SubnetText((*rec)->key);
       releasing_.insert(text);
     }
-    auto txn = store_->Txn(DeleteIf(key, mod));
+    auto txn = batcher_.Txn(DeleteIf(key, mod));
     if (!txn.ok()) {
       absl::MutexLock l(&mu_);
       releasing_.erase(text);
@@ -757,7 +764,7 @@ absl::StatusOr<LeaseRecord> LeaseManager::Reserve(const ReserveRequest& req) {
         }
       }
     }
-    auto txn = store_->Txn(PutIf(key, mod == 0 ? storage::Compare::Target::kVersion
+    auto txn = batcher_.Txn(PutIf(key, mod == 0 ? storage::Compare::Target::kVersion
                                                : storage::Compare::Target::kModRevision,
                                  mod, EncodeLeaseAttrs(attrs), 0));
     if (!txn.ok()) return absl::UnavailableError(absl::StrCat("store: ", txn.status().message()));
@@ -794,7 +801,7 @@ absl::Status LeaseManager::Unreserve(const std::string& subnet) {
     // The reservation becomes an ordinary lease: its node keeps it while it renews.
     absl::Time expiration;
     ASSIGN_OR_RETURN(int64_t lease, BucketLease(ttl, &expiration));
-    auto txn = store_->Txn(PutIf(key, storage::Compare::Target::kModRevision, mod, value, lease));
+    auto txn = batcher_.Txn(PutIf(key, storage::Compare::Target::kModRevision, mod, value, lease));
     if (!txn.ok()) return absl::UnavailableError(absl::StrCat("store: ", txn.status().message()));
     RETURN_IF_ERROR(WaitApplied(txn->revision));
     if (!txn->succeeded) continue;

@@ -37,6 +37,7 @@
 #include "controller/network_config.h"
 #include "controller/subnet_pool.h"
 #include "storage/store.h"
+#include "storage/txn_batcher.h"
 
 namespace weft::controller {
 
@@ -97,6 +98,8 @@ struct LeaseManagerHooks {
   std::function<void(const char* op, const char* result)> on_result;  // op: acquire, renew, release, reserve, unreserve
   std::function<void()> on_expired;
   std::function<void(int attempts)> on_retry;
+  // Every store transaction of lease writes: how many requests it carried.
+  std::function<void(int requests)> on_txn;
 };
 
 class LeaseManager {
@@ -170,7 +173,12 @@ class LeaseManager {
   absl::StatusOr<const LeaseRecord*> FindOwnedLocked(const OwnerRef& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Report(const char* op, const absl::Status& s);
 
+  static storage::TxnBatcher::Options BatcherOptions(const Options& o);
+
   storage::Store* const store_;
+  // Lease writes (acquire, renew, release, reserve) of concurrent requests share
+  // store transactions: one etcd round trip for many leases.
+  storage::TxnBatcher batcher_;
   const Options opts_;
   const std::string config_key_;      // <prefix>/config
   const std::string subnets_prefix_;  // <prefix>/subnets/

@@ -2,6 +2,8 @@
 // gRPC (weft.v1) and streams lease changes to every agent.
 // main only parses flags into a config and wires the parts together.
 
+#include <unistd.h>
+
 #include <csignal>
 #include <memory>
 #include <string>
@@ -16,7 +18,9 @@
 #include "common/metrics.h"
 #include "common/sd_notify.h"
 #include "controller/controller_metrics.h"
+#include "controller/background_duties.h"
 #include "controller/grpc_services.h"
+#include "controller/leader_election.h"
 #include "controller/lease_manager.h"
 #include "controller/watch_hub.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -48,6 +52,16 @@ ABSL_FLAG(std::string, etcd_endpoints, "", "etcd client endpoints for --store=et
 ABSL_FLAG(std::string, etcd_listen, "",
           "Serve the etcd v3 API (etcdctl, flannel's tools) on this host:port, over the same store; empty: off.");
 ABSL_FLAG(std::string, etcd_name, "weft", "Member name reported by the etcd API (member list, status).");
+ABSL_FLAG(absl::Duration, election_ttl, absl::Seconds(10),
+          "TTL of the store lease behind the replica election: how long the background duties pause when "
+          "the replica running them dies.");
+ABSL_FLAG(std::string, election_key, "/weft.io/controller/leader",
+          "Store key of the replica election (outside flannel's keyspace).");
+ABSL_FLAG(std::string, replica_name, "",
+          "This replica's name in the election key; default <hostname>/<--listen>.");
+ABSL_FLAG(absl::Duration, compaction_interval, absl::Minutes(5),
+          "--store=etcd: the elected replica compacts etcd's history to the revision of one interval earlier, "
+          "as kube-apiserver does; 0 to leave compaction to etcd's own settings.");
 ABSL_FLAG(bool, unsafe_no_fsync, false, "Do not fsync writes (benchmark upper bound only; loses data on crash).");
 
 namespace {
@@ -93,12 +107,34 @@ int Run() {
     return 1;
   }
 
+  // One replica among those sharing the store runs the once-per-cluster duties
+  // (with the embedded store there is one replica, and it wins at once).
+  controller::LeaderElection::Options lo;
+  lo.key = absl::GetFlag(FLAGS_election_key);
+  lo.ttl = absl::GetFlag(FLAGS_election_ttl);
+  lo.identity = absl::GetFlag(FLAGS_replica_name);
+  if (lo.identity.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof(host) - 1);
+    lo.identity = absl::StrCat(host, "/", absl::GetFlag(FLAGS_listen));
+  }
+  lo.on_change = [&cm](bool leader) { cm.ObserveLeadership(leader); };
+  controller::LeaderElection election(store->get(), lo);
+  controller::BackgroundDuties::Options dop;
+  if (store_kind == "etcd") dop.compaction_interval = absl::GetFlag(FLAGS_compaction_interval);
+  dop.on_compaction = [&cm](const absl::Status& s, int64_t) { cm.ObserveCompaction(s); };
+  controller::BackgroundDuties duties(store->get(), &election, dop);
+
   std::unique_ptr<controller::WatchHub> hub;
   controller::LeaseManager::Options mo;
   mo.prefix = absl::GetFlag(FLAGS_etcd_prefix);
   mo.default_ttl = absl::GetFlag(FLAGS_default_lease_ttl);
   mo.shared_store = store_kind == "etcd";
   mo.hooks = cm.ManagerHooks();
+  // Every replica sees each expiry through its watch; only the elected one counts it.
+  mo.hooks.on_expired = [&duties, count = mo.hooks.on_expired] {
+    if (duties.Expired()) count();
+  };
   mo.hooks.on_changes = [&hub](const std::vector<controller::LeaseChange>& changes, int64_t revision) {
     if (!hub) return;
     std::vector<weft::v1::LeaseEvent> events;
@@ -117,6 +153,9 @@ int Run() {
     WEFT_LOG(ERROR, "cannot load leases from the store").Err(s);
     return 1;
   }
+  election.Step();  // a lone replica leads from the start
+  election.Start();
+  duties.Start();
   controller::WatchHub::Options ho;
   ho.bookmark_interval = absl::GetFlag(FLAGS_watch_bookmark_interval);
   ho.max_queue = static_cast<size_t>(absl::GetFlag(FLAGS_watch_max_queue));
@@ -201,7 +240,9 @@ int Run() {
       .With("where", store_where)
       .With("etcd_listen", absl::GetFlag(FLAGS_etcd_listen))
       .With("prefix", mo.prefix)
-      .With("revision", manager.AppliedRevision());
+      .With("revision", manager.AppliedRevision())
+      .With("replica", lo.identity)
+      .With("leader", election.leader());
   systemd::NotifyReady();
 
   absl::Notification stop;
@@ -213,6 +254,8 @@ int Run() {
   WEFT_LOG(INFO, "weft-controller stopping");
   systemd::NotifyStopping();
   server->GetHealthCheckService()->SetServingStatus(false);
+  duties.Stop();
+  election.Stop();  // resign: another replica takes the duties over at once
   hub->Shutdown();
   if (etcd_api) etcd_api->Shutdown();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));

@@ -1,8 +1,9 @@
 // Replicated controllers on a real 3-member etcd cluster (loopback): clients
-// that fail over between 3 controllers keep acquiring while the controller they
-// use is killed and then an etcd member is killed. Afterwards every acknowledged
-// lease is there, held by its node; no subnet and no node appears twice; and
-// leases still expire after the failovers.
+// that fail over between 3 controllers keep acquiring while the elected
+// controller (the one running the background duties), which they all use, is
+// killed and then an etcd member is killed. Another replica is elected within the
+// election TTL; every acknowledged lease is there, held by its node; no subnet
+// and no node appears twice; and leases still expire after the failovers.
 
 #include <atomic>
 #include <iostream>
@@ -18,10 +19,33 @@
 #include "agent/controller_client.h"
 #include "gtest/gtest.h"
 #include "tests/etcd/etcd_cluster.h"
+#include "storage/etcd/etcd_store.h"
 #include "tests/integration/controller_fixture.h"
 
 namespace weft::testing {
 namespace {
+
+constexpr char kElectionKey[] = "/weft.io/controller/leader";
+
+// The replica name stored in the election key, "" when nobody holds it.
+std::string ElectedReplica(storage::Store& etcd) {
+  storage::RangeRequest r;
+  r.key = kElectionKey;
+  auto resp = etcd.Range(r);
+  return resp.ok() && !resp->kvs.empty() ? resp->kvs[0].value : "";
+}
+
+// Waits until a replica other than `not_this` holds the election key.
+std::string WaitForElection(storage::Store& etcd, const std::string& not_this, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::string who;
+  while (absl::Now() < deadline) {
+    who = ElectedReplica(etcd);
+    if (!who.empty() && who != not_this) return who;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  return "";
+}
 
 weft::v1::AcquireLeaseRequest Node(int i) {
   weft::v1::AcquireLeaseRequest r;
@@ -43,18 +67,32 @@ TEST(HaTest, FailoverLosesNothingAndExpiryContinues) {
   ASSERT_NE(etcd, nullptr) << error;
   const std::string endpoints = absl::StrJoin(etcd->endpoints(), ",");
 
+  storage::EtcdStore::Options so;
+  so.endpoints = etcd->endpoints();
+  auto etcd_client = storage::EtcdStore::Open(so);
+  ASSERT_TRUE(etcd_client.ok()) << etcd_client.status();
+
   std::vector<std::unique_ptr<Controller>> controllers;
   std::vector<std::string> addrs;
   for (int i = 0; i < 3; ++i) {
     controllers.push_back(std::make_unique<Controller>(DataDir(absl::StrCat("unused", i).c_str())));
-    controllers.back()->Start({"--store", "etcd", "--etcd-endpoints", endpoints});
-    addrs.push_back(controllers.back()->addr());
+    controllers.back()->Start({"--store", "etcd", "--etcd-endpoints", endpoints, "--replica-name",
+                               absl::StrCat("c", i), "--election-ttl", "3s"});
+  }
+  const std::string elected = WaitForElection(**etcd_client, "", absl::Seconds(10));
+  ASSERT_FALSE(elected.empty()) << "no replica elected";
+  const int victim = elected[1] - '0';
+  ASSERT_TRUE(victim >= 0 && victim < 3) << elected;
+  // The elected replica first: every client starts on the one that will be killed.
+  addrs.push_back(controllers[victim]->addr());
+  for (int i = 0; i < 3; ++i) {
+    if (i != victim) addrs.push_back(controllers[i]->addr());
   }
   {
     weft::v1::SetNetworkConfigRequest req;
     req.set_config(R"({"Network":"10.0.0.0/12","LeaseTTL":"20s","Backend":{"Type":"vxlan"}})");
     weft::v1::SetNetworkConfigResponse resp;
-    grpc::Status s = controllers[0]->network()->SetNetworkConfig(Ctx().get(), req, &resp);
+    grpc::Status s = controllers[victim]->network()->SetNetworkConfig(Ctx().get(), req, &resp);
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
   // Every client starts on controller 0, the one that will be killed.
@@ -82,8 +120,11 @@ TEST(HaTest, FailoverLosesNothingAndExpiryContinues) {
     });
   }
   absl::SleepFor(absl::Seconds(1));
-  controllers[0]->Kill9();
-  absl::SleepFor(absl::Seconds(1));
+  controllers[victim]->Kill9();
+  // Its election lease (3 s) expires and a surviving replica takes the duties over.
+  const std::string successor = WaitForElection(**etcd_client, elected, absl::Seconds(15));
+  EXPECT_FALSE(successor.empty()) << "no replica took over from the killed " << elected;
+  std::cerr << "elected " << elected << ", killed it; " << successor << " took over\n";
   const int leader = etcd->Leader();
   etcd->Kill(leader >= 0 ? leader : 0);
   absl::SleepFor(absl::Seconds(2));
@@ -94,7 +135,7 @@ TEST(HaTest, FailoverLosesNothingAndExpiryContinues) {
   ASSERT_GT(acked.size(), 20u) << "too few acquisitions to mean anything (" << failed.load() << " failed)";
 
   // Checked through a surviving controller, well inside the 20 s TTL.
-  Controller& c = *controllers[1];
+  Controller& c = *controllers[(victim + 1) % 3];
   weft::v1::ListLeasesResponse list;
   grpc::Status s = c.leases()->ListLeases(Ctx(20).get(), {}, &list);
   ASSERT_TRUE(s.ok()) << s.error_message();
