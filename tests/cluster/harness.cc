@@ -39,6 +39,7 @@ namespace {
 
 constexpr char kRunDir[] = "/run/netns";
 constexpr char kUnderlayPrefix[] = "192.0.2.";
+constexpr char kRoutedUnderlayPrefix[] = "198.51.100.";
 
 absl::Status ErrnoError(absl::string_view what) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
@@ -803,11 +804,36 @@ absl::Status Cluster::SetNetworkConfig(absl::string_view json) {
 }
 
 absl::StatusOr<int> Cluster::AddHost(int containers, std::vector<std::string> agent_args) {
+  return AddHostOn(/*routed=*/false, containers, std::move(agent_args));
+}
+
+absl::StatusOr<int> Cluster::AddRoutedHost(int containers, std::vector<std::string> agent_args) {
+  if (absl::Status s = EnsureRouter(); !s.ok()) return s;
+  return AddHostOn(/*routed=*/true, containers, std::move(agent_args));
+}
+
+absl::Status Cluster::EnsureRouter() {
+  if (router_ready_) return absl::OkStatus();
+  for (const std::vector<std::string>& cmd : std::vector<std::vector<std::string>>{
+           {"-n", switch_ns_, "addr", "add", absl::StrCat(kRouterIp, "/24"), "dev", "br0"},
+           {"-n", switch_ns_, "addr", "add", absl::StrCat(kRoutedRouterIp, "/24"), "dev", "br0"},
+           {"-n", controller_ns_, "route", "add", kRoutedSubnet, "via", kRouterIp}}) {
+    if (absl::Status s = Ip(cmd); !s.ok()) return s;
+  }
+  if (absl::StatusOr<std::string> s = Sh(switch_ns_, "sysctl -qw net.ipv4.ip_forward=1"); !s.ok()) {
+    return s.status();
+  }
+  router_ready_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> Cluster::AddHostOn(bool routed, int containers, std::vector<std::string> agent_args) {
   auto host = std::make_unique<Host>();
   Host& h = *host;
   h.index = num_hosts();
   h.name = absl::StrCat("h", h.index + 1);
-  h.underlay_ip = absl::StrCat(kUnderlayPrefix, 10 + h.index + 1);
+  h.routed = routed;
+  h.underlay_ip = absl::StrCat(routed ? kRoutedUnderlayPrefix : kUnderlayPrefix, 10 + h.index + 1);
   h.dir = absl::StrCat(work_dir_, "/", h.name);
   h.subnet_file = h.dir + "/subnet.env";
   h.docker_opts_file = h.dir + "/docker_opts.env";
@@ -823,6 +849,11 @@ absl::StatusOr<int> Cluster::AddHost(int containers, std::vector<std::string> ag
   if (!ns.ok()) return ns.status();
   h.ns = *ns;
   if (absl::Status s = ConnectToSwitch(h.ns, h.name, h.underlay_ip); !s.ok()) return s;
+  if (routed) {
+    if (absl::Status s = Ip({"-n", h.ns, "route", "add", "192.0.2.0/24", "via", kRoutedRouterIp}); !s.ok()) {
+      return s;
+    }
+  }
   // Docker turns forwarding on; the host forwards between docker0 and flannel.1.
   if (absl::StatusOr<std::string> s = Sh(h.ns, "sysctl -qw net.ipv4.ip_forward=1"); !s.ok()) {
     return s.status();

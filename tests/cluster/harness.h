@@ -92,6 +92,7 @@ struct Host {
   std::string name;             // node name "h1" (index + 1)
   std::string ns;               // its namespace
   std::string underlay_ip;      // "192.0.2.11" = 192.0.2.(10 + index + 1)
+  bool routed = false;          // on the routed subnet (AddRoutedHost): 198.51.100.(10 + index + 1)
   std::string dir;              // work dir of this host
   std::string subnet_file;      // <dir>/subnet.env
   std::string docker_opts_file; // <dir>/docker_opts.env
@@ -126,6 +127,11 @@ class Cluster {
   static constexpr int kGrpcPort = 7800;
   static constexpr int kControllerMetricsPort = 7801;
   static constexpr int kAgentMetricsPort = 7802;
+  // The second underlay subnet (AddRoutedHost) and the switch namespace's
+  // addresses, which route between it and 192.0.2.0/24.
+  static constexpr char kRoutedSubnet[] = "198.51.100.0/24";
+  static constexpr char kRouterIp[] = "192.0.2.1";
+  static constexpr char kRoutedRouterIp[] = "198.51.100.1";
 
   // Builds the switch, starts the controller and waits for it, sets the network
   // config, then adds options.hosts hosts (agent ready, docker0, containers).
@@ -155,6 +161,11 @@ class Cluster {
   // top of options().agent_args, at every start) and ready, docker0 and
   // `containers` containers. Returns its index.
   absl::StatusOr<int> AddHost(int containers = 1, std::vector<std::string> agent_args = {});
+  // The same, but the host sits on another underlay subnet (kRoutedSubnet) and
+  // reaches the controller and the other hosts only through the switch
+  // namespace acting as a router: reachable at L3, not an L2 neighbour (what
+  // host-gw cannot serve). Its underlay_ip is 198.51.100.(10 + index + 1).
+  absl::StatusOr<int> AddRoutedHost(int containers = 1, std::vector<std::string> agent_args = {});
   // One more container on host i (creates docker0 first when needed).
   absl::StatusOr<Container> AddContainer(int host);
 
@@ -237,6 +248,10 @@ class Cluster {
   absl::Status ConnectToSwitch(const std::string& ns, const std::string& port,
                                const std::string& ip);
   absl::Status EnsureDocker0(Host& h);
+  absl::StatusOr<int> AddHostOn(bool routed, int containers, std::vector<std::string> agent_args);
+  // Turns the switch namespace into a router between the two underlay subnets
+  // (once) and gives the controller a route to kRoutedSubnet.
+  absl::Status EnsureRouter();
   absl::StatusOr<pid_t> SpawnLogged(const std::string& ns, const std::vector<std::string>& argv,
                                     const std::string& log_file);
   void Log(absl::string_view message) const;
@@ -252,6 +267,7 @@ class Cluster {
   std::vector<std::unique_ptr<Host>> hosts_;
   std::vector<std::unique_ptr<NetNs>> namespaces_;  // creation order; deleted in reverse
   bool shut_down_ = false;
+  bool router_ready_ = false;
 };
 
 }  // namespace weft::testing
