@@ -31,6 +31,10 @@ ABSL_FLAG(bool, release_on_exit, false, "Release the lease on exit (default: kee
 ABSL_FLAG(absl::Duration, resync_interval, absl::Seconds(10), "How often the kernel state is checked for drift.");
 ABSL_FLAG(absl::Duration, subnet_lease_renew_margin, absl::Minutes(60),
           "Renew the lease this long before it expires (at most a third of its TTL).");
+ABSL_FLAG(std::string, gce_api_endpoint, "https://compute.googleapis.com/compute/v1",
+          "Backend gce: base URL of the Compute Engine API v1.");
+ABSL_FLAG(std::string, gce_metadata_endpoint, "http://metadata.google.internal",
+          "Backend gce: base URL of the GCE metadata server.");
 
 namespace {
 
@@ -73,6 +77,8 @@ int main(int argc, char** argv) {
   cfg.release_on_exit = absl::GetFlag(FLAGS_release_on_exit);
   cfg.resync_interval = absl::GetFlag(FLAGS_resync_interval);
   cfg.renew_margin = absl::GetFlag(FLAGS_subnet_lease_renew_margin);
+  cfg.backend.gce_api_endpoint = absl::GetFlag(FLAGS_gce_api_endpoint);
+  cfg.backend.gce_metadata_endpoint = absl::GetFlag(FLAGS_gce_metadata_endpoint);
 
   weft::metrics::Registry registry;
   weft::metrics::AddProcessMetrics(registry);

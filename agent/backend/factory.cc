@@ -2,8 +2,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "agent/backend/gce/gce_backend.h"
 #include "agent/backend/hostgw/hostgw_backend.h"
 #include "agent/backend/vxlan/vxlan_backend.h"
+#include "agent/cloud/http_client.h"
 #include "common/status_macros.h"
 
 namespace weft::agent {
@@ -18,7 +20,14 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(absl::string_view type, a
     RETURN_IF_ERROR(ValidateHostgwConfig(config_json));
     return std::make_unique<HostgwBackend>(env.kernel, env.metrics);
   }
-  static const char* const kSupported[] = {kVxlanBackendType, kHostgwBackendType};
+  if (type == gce::kGceBackendType) {
+    ASSIGN_OR_RETURN(gce::GceConfig cfg, gce::ParseGceConfig(config_json));
+    gce::GceBackendOptions options;
+    options.api.api_endpoint = env.flags.gce_api_endpoint;
+    options.api.metadata_endpoint = env.flags.gce_metadata_endpoint;
+    return std::make_unique<gce::GceBackend>(cloud::NewCurlHttpClient(), cfg, options, env.metrics);
+  }
+  static const char* const kSupported[] = {kVxlanBackendType, kHostgwBackendType, gce::kGceBackendType};
   return absl::UnimplementedError(absl::StrCat("backend \"", type, "\" is not supported by this agent (supported: ",
                                                absl::StrJoin(kSupported, ", "), ")"));
 }

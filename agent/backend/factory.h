@@ -18,6 +18,9 @@ namespace weft::agent {
 // (endpoint overrides for the cloud APIs, queue counts, ...), each with its flag
 // in agent/main.cc.
 struct BackendFlags {
+  // gce: Compute API and metadata server (tests point both at 127.0.0.1).
+  std::string gce_api_endpoint = "https://compute.googleapis.com/compute/v1";
+  std::string gce_metadata_endpoint = "http://metadata.google.internal";
 };
 
 // What a backend may use from the agent. Every pointer outlives the backend.
