@@ -35,6 +35,10 @@ ABSL_FLAG(std::string, gce_api_endpoint, "https://compute.googleapis.com/compute
           "Backend gce: base URL of the Compute Engine API v1.");
 ABSL_FLAG(std::string, gce_metadata_endpoint, "http://metadata.google.internal",
           "Backend gce: base URL of the GCE metadata server.");
+ABSL_FLAG(std::string, aws_ec2_endpoint, "",
+          "Backend aws-vpc: base URL of the EC2 API (default https://ec2.<region>.amazonaws.com).");
+ABSL_FLAG(std::string, aws_imds_endpoint, "http://169.254.169.254",
+          "Backend aws-vpc: base URL of the EC2 instance metadata service (IMDSv2).");
 
 namespace {
 
@@ -79,6 +83,8 @@ int main(int argc, char** argv) {
   cfg.renew_margin = absl::GetFlag(FLAGS_subnet_lease_renew_margin);
   cfg.backend.gce_api_endpoint = absl::GetFlag(FLAGS_gce_api_endpoint);
   cfg.backend.gce_metadata_endpoint = absl::GetFlag(FLAGS_gce_metadata_endpoint);
+  cfg.backend.aws_ec2_endpoint = absl::GetFlag(FLAGS_aws_ec2_endpoint);
+  cfg.backend.aws_imds_endpoint = absl::GetFlag(FLAGS_aws_imds_endpoint);
 
   weft::metrics::Registry registry;
   weft::metrics::AddProcessMetrics(registry);

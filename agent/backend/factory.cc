@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "agent/backend/awsvpc/awsvpc_backend.h"
 #include "agent/backend/gce/gce_backend.h"
 #include "agent/backend/hostgw/hostgw_backend.h"
 #include "agent/backend/vxlan/vxlan_backend.h"
@@ -27,7 +28,15 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(absl::string_view type, a
     options.api.metadata_endpoint = env.flags.gce_metadata_endpoint;
     return std::make_unique<gce::GceBackend>(cloud::NewCurlHttpClient(), cfg, options, env.metrics);
   }
-  static const char* const kSupported[] = {kVxlanBackendType, kHostgwBackendType, gce::kGceBackendType};
+  if (type == kAwsVpcBackendType) {
+    RETURN_IF_ERROR(ParseAwsVpcConfig(config_json).status());
+    AwsVpcOptions options;
+    options.ec2_endpoint = env.flags.aws_ec2_endpoint;
+    options.imds_endpoint = env.flags.aws_imds_endpoint;
+    return std::make_unique<AwsVpcBackend>(cloud::NewCurlHttpClient(), std::move(options), env.metrics);
+  }
+  static const char* const kSupported[] = {kVxlanBackendType, kHostgwBackendType, gce::kGceBackendType,
+                                           kAwsVpcBackendType};
   return absl::UnimplementedError(absl::StrCat("backend \"", type, "\" is not supported by this agent (supported: ",
                                                absl::StrJoin(kSupported, ", "), ")"));
 }

@@ -21,6 +21,9 @@ struct BackendFlags {
   // gce: Compute API and metadata server (tests point both at 127.0.0.1).
   std::string gce_api_endpoint = "https://compute.googleapis.com/compute/v1";
   std::string gce_metadata_endpoint = "http://metadata.google.internal";
+  // aws-vpc: EC2 API ("": https://ec2.<region>.amazonaws.com) and IMDS.
+  std::string aws_ec2_endpoint;
+  std::string aws_imds_endpoint = "http://169.254.169.254";
 };
 
 // What a backend may use from the agent. Every pointer outlives the backend.
