@@ -3,12 +3,18 @@
 // publishes its instance, disables the source/destination check, routes every
 // lease to its instance and removes a route when its lease goes.
 
+#include <limits.h>
+#include <stdlib.h>
+
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "agent/cloud/http_client.h"
 #include "gtest/gtest.h"
@@ -26,6 +32,14 @@ std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// docs/ has no BUILD file: the runfile of README.md (a data dependency) is a
+// link into the source tree, next to docs/.
+std::string DocsMetricsPath() {
+  char readme[PATH_MAX];
+  if (realpath(Runfile("README.md").c_str(), readme) == nullptr) return "docs/metrics.md";
+  return absl::StrCat(std::string(readme).substr(0, std::strlen(readme) - std::strlen("README.md")), "docs/metrics.md");
 }
 
 // Polls `cond` for up to `timeout`.
@@ -140,6 +154,20 @@ TEST(AwsVpcAgentTest, AgentRoutesLeasesThroughFakeEc2) {
       << page->body;
   EXPECT_EQ(fake.SignatureFailures(), 0);
   EXPECT_EQ(fake.MalformedRequests(), 0);
+
+  // Every aws-vpc family on the page has its row in docs/metrics.md, with its type.
+  const std::string doc = ReadFile(DocsMetricsPath());
+  ASSERT_TRUE(absl::StrContains(doc, "# Weft metrics")) << DocsMetricsPath();
+  int documented = 0;
+  for (absl::string_view line : absl::StrSplit(page->body, '\n')) {
+    if (!absl::ConsumePrefix(&line, "# TYPE weft_agent_awsvpc_")) continue;
+    std::vector<std::string> name_type = absl::StrSplit(line, ' ');
+    ASSERT_EQ(name_type.size(), 2u) << line;
+    EXPECT_TRUE(absl::StrContains(doc, absl::StrCat("| `weft_agent_awsvpc_", name_type[0], "` | ", name_type[1], " |")))
+        << "weft_agent_awsvpc_" << name_type[0] << " has no row in docs/metrics.md";
+    ++documented;
+  }
+  EXPECT_EQ(documented, 4);
 
   agent.Kill(SIGTERM);
   agent.Wait();
