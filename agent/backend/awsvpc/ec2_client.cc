@@ -56,11 +56,8 @@ absl::Status Ec2ErrorStatus(absl::string_view action, int http_status, absl::str
   std::string code, message, request_id;
   if (doc.Parse(body.data(), body.size()) == tinyxml2::XML_SUCCESS) {
     const XMLElement* resp = doc.FirstChildElement("Response");
-    const XMLElement* err =
-        resp == nullptr ? nullptr
-                        : resp->FirstChildElement("Errors") == nullptr
-                              ? nullptr
-                              : resp->FirstChildElement("Errors")->FirstChildElement("Error");
+    const XMLElement* errors = resp == nullptr ? nullptr : resp->FirstChildElement("Errors");
+    const XMLElement* err = errors == nullptr ? nullptr : errors->FirstChildElement("Error");
     code = Text(err, "Code");
     message = Text(err, "Message");
     request_id = Text(resp, "RequestID");
@@ -69,9 +66,9 @@ absl::Status Ec2ErrorStatus(absl::string_view action, int http_status, absl::str
     return absl::Status(CodeFor("", http_status),
                         absl::StrCat("EC2 ", action, ": HTTP ", http_status, ": ", body.substr(0, 200)));
   }
-  return absl::Status(CodeFor(code, http_status), absl::StrCat("EC2 ", action, ": ", code, ": ", message,
-                                                               request_id.empty() ? "" : " (request ",
-                                                               request_id, request_id.empty() ? "" : ")"));
+  std::string msg = absl::StrCat("EC2 ", action, ": ", code, ": ", message);
+  if (!request_id.empty()) absl::StrAppend(&msg, " (request ", request_id, ")");
+  return absl::Status(CodeFor(code, http_status), msg);
 }
 
 absl::StatusOr<std::vector<Ec2RouteTable>> ParseDescribeRouteTables(absl::string_view xml) {
