@@ -277,7 +277,9 @@ GceBackend::Applied GceBackend::Apply(const RouteDiff& diff, ReconcileStats* sta
     } else if (absl::IsResourceExhausted(op.status())) {
       quota_refused->push_back(*IPv4Net::Parse(r.dest_range));
       WEFT_LOG(ERROR, "GCE refused a route for quota").With("subnet", r.dest_range).Err(op.status());
-    } else if (!absl::IsAlreadyExists(op.status())) {  // inserted meanwhile by another agent
+    } else if (absl::IsAlreadyExists(op.status())) {
+      done.conflicts.insert(r.name);  // inserted meanwhile by another agent
+    } else {
       RecordError(op.status(), stats);
     }
   }
@@ -288,7 +290,9 @@ GceBackend::Applied GceBackend::Apply(const RouteDiff& diff, ReconcileStats* sta
       WEFT_LOG(ERROR, "GCE refused a route for quota").With("subnet", started[i]->dest_range).Err(s);
     } else if (s.ok()) {
       done.inserted.insert(started[i]->name);
-    } else if (!absl::IsAlreadyExists(s)) {
+    } else if (absl::IsAlreadyExists(s)) {
+      done.conflicts.insert(started[i]->name);
+    } else {
       RecordError(s, stats);
     }
   }
@@ -331,9 +335,12 @@ absl::StatusOr<ReconcileStats> GceBackend::Reconcile(const std::vector<Peer>& pe
   unrouted.insert(unrouted.end(), quota_refused.begin(), quota_refused.end());
   std::sort(unrouted.begin(), unrouted.end());
   metrics_->unrouted.Set(static_cast<double>(unrouted.size()));
-  metrics_->routes.Set(static_cast<double>(actual.size() - done.deleted.size() + done.inserted.size()));
+  // A conflict is a route another agent inserted under the same name: most
+  // likely the same route, counted as in place and verified at the next pass.
+  metrics_->routes.Set(static_cast<double>(actual.size() - done.deleted.size() + done.inserted.size() +
+                                           done.conflicts.size()));
 
-  if (stats.errors == 0 && unrouted.empty()) {
+  if (stats.errors == 0 && unrouted.empty() && done.conflicts.empty()) {
     applied_ = plan.routes;
     next_check_ = now + options_.check_interval;
   } else {

@@ -130,6 +130,7 @@ class GceBackend : public Backend {
   struct Applied {
     absl::flat_hash_set<std::string> deleted;   // route names whose delete completed
     absl::flat_hash_set<std::string> inserted;  // and whose insert completed
+    absl::flat_hash_set<std::string> conflicts;  // inserts answered 409: another agent was first
   };
   Applied Apply(const RouteDiff& diff, ReconcileStats* stats, std::vector<IPv4Net>* quota_refused);
   void RecordError(const absl::Status& s, ReconcileStats* stats);
