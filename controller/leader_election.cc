@@ -95,19 +95,8 @@ void LeaderElection::Step() {
   }
 
   // 2. Create the key if nobody holds it; read who holds it either way.
-  storage::TxnRequest txn;
-  storage::Compare absent;
-  absent.key = opts_.key;
-  absent.target = storage::Compare::Target::kVersion;
-  absent.result = storage::Compare::Result::kEqual;
-  absent.operand = 0;
-  txn.compares.push_back(absent);
-  storage::RequestOp put;
-  put.type = storage::RequestOp::Type::kPut;
-  put.put.key = opts_.key;
-  put.put.value = opts_.identity;
-  put.put.lease = lease;
-  txn.success.push_back(put);
+  storage::TxnRequest txn =
+      storage::PutIf(opts_.key, storage::Compare::Target::kVersion, 0, opts_.identity, lease);
   storage::RequestOp get;
   get.type = storage::RequestOp::Type::kRange;
   get.range.key = opts_.key;

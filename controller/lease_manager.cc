@@ -212,6 +212,31 @@ absl::Status LeaseManager::WaitApplied(int64_t revision) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<int64_t> LeaseManager::FreshRevision() {
+  absl::MutexLock l(&probe_mu_);
+  // A probe already running may have read the revision before we arrived: we
+  // need the next one.
+  const int64_t need = probes_started_ + 1;
+  while (probes_done_ < need) {
+    if (!probe_running_) {
+      probe_running_ = true;
+      const int64_t mine = ++probes_started_;
+      probe_mu_.Unlock();
+      const int64_t rev = store_->CurrentRevision();
+      probe_mu_.Lock();
+      probe_running_ = false;
+      probes_done_ = mine;
+      probed_revision_ = std::max(probed_revision_, rev);
+      break;
+    }
+    auto done_or_idle = [this, need]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(probe_mu_) {
+      return probes_done_ >= need || !probe_running_;
+    };
+    probe_mu_.Await(absl::Condition(&done_or_idle));
+  }
+  return probed_revision_;
+}
+
 absl::Status LeaseManager::CatchUp() { return WaitApplied(written_revision_.load()); }
 
 void LeaseManager::NoteWritten(int64_t revision) {
@@ -301,24 +326,6 @@ absl::Status NoConfig() {
       "no network config: set one first (weftctl config set FILE)");
 }
 
-storage::TxnRequest PutIf(const std::string& key, storage::Compare::Target target, int64_t operand,
-                          const std::string& value, int64_t lease) {
-  storage::TxnRequest txn;
-  storage::Compare c;
-  c.key = key;
-  c.target = target;
-  c.result = storage::Compare::Result::kEqual;
-  c.operand = operand;
-  txn.compares.push_back(c);
-  storage::RequestOp op;
-  op.type = storage::RequestOp::Type::kPut;
-  op.put.key = key;
-  op.put.value = value;
-  op.put.lease = lease;
-  txn.success.push_back(op);
-  return txn;
-}
-
 storage::TxnRequest DeleteIf(const std::string& key, int64_t mod_revision) {
   storage::TxnRequest txn;
   storage::Compare c;
@@ -378,7 +385,8 @@ absl::StatusOr<LeaseRecord> LeaseManager::Acquire(const AcquireRequest& req) {
               (attrs.public_ip && by_ip_.contains(attrs.public_ip->ToString()));
     }
     if (!known) {
-      if (absl::Status w = WaitApplied(store_->CurrentRevision()); !w.ok()) {
+      absl::StatusOr<int64_t> rev = FreshRevision();
+      if (absl::Status w = rev.ok() ? WaitApplied(*rev) : rev.status(); !w.ok()) {
         absl::MutexLock l(&mu_);
         busy_nodes_.erase(identity);
         Report("acquire", w);
@@ -486,7 +494,7 @@ absl::StatusOr<LeaseRecord> LeaseManager::Acquire(const AcquireRequest& req) {
       }
       lease_id = *b;
     }
-    auto txn = batcher_.Txn(PutIf(key, expect_mod == 0 ? storage::Compare::Target::kVersion
+    auto txn = batcher_.Txn(storage::PutIf(key, expect_mod == 0 ? storage::Compare::Target::kVersion
                                                       : storage::Compare::Target::kModRevision,
                                  expect_mod, EncodeLeaseAttrs(attrs), lease_id));
     if (!txn.ok()) {
@@ -622,7 +630,7 @@ absl::StatusOr<LeaseRecord> LeaseManager::Renew(const OwnerRef& req) {
     absl::Time expiration;
     auto lease = BucketLease(ttl, &expiration);
     if (!lease.ok()) return absl::UnavailableError(absl::StrCat("store: ", lease.status().message()));
-    auto txn = batcher_.Txn(PutIf(key, storage::Compare::Target::kModRevision, mod, value, *lease));
+    auto txn = batcher_.Txn(storage::PutIf(key, storage::Compare::Target::kModRevision, mod, value, *lease));
     if (!txn.ok()) {
       if (absl::IsNotFound(txn.status())) {
         absl::MutexLock l(&bucket_mu_);
@@ -764,7 +772,7 @@ absl::StatusOr<LeaseRecord> LeaseManager::Reserve(const ReserveRequest& req) {
         }
       }
     }
-    auto txn = batcher_.Txn(PutIf(key, mod == 0 ? storage::Compare::Target::kVersion
+    auto txn = batcher_.Txn(storage::PutIf(key, mod == 0 ? storage::Compare::Target::kVersion
                                                : storage::Compare::Target::kModRevision,
                                  mod, EncodeLeaseAttrs(attrs), 0));
     if (!txn.ok()) return absl::UnavailableError(absl::StrCat("store: ", txn.status().message()));
@@ -801,7 +809,7 @@ absl::Status LeaseManager::Unreserve(const std::string& subnet) {
     // The reservation becomes an ordinary lease: its node keeps it while it renews.
     absl::Time expiration;
     ASSIGN_OR_RETURN(int64_t lease, BucketLease(ttl, &expiration));
-    auto txn = batcher_.Txn(PutIf(key, storage::Compare::Target::kModRevision, mod, value, lease));
+    auto txn = batcher_.Txn(storage::PutIf(key, storage::Compare::Target::kModRevision, mod, value, lease));
     if (!txn.ok()) return absl::UnavailableError(absl::StrCat("store: ", txn.status().message()));
     RETURN_IF_ERROR(WaitApplied(txn->revision));
     if (!txn->succeeded) continue;
@@ -846,7 +854,7 @@ absl::StatusOr<ConfigChange> LeaseManager::SetConfig(const std::string& json, bo
         absl::StrJoin(shown, ", "), change.stranded.size() > 10 ? ", ..." : "",
         "); release them first or force the change"));
   }
-  auto txn = store_->Txn(PutIf(config_key_,
+  auto txn = store_->Txn(storage::PutIf(config_key_,
                                expect_mod == 0 ? storage::Compare::Target::kVersion
                                                : storage::Compare::Target::kModRevision,
                                expect_mod, json, 0));

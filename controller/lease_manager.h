@@ -209,6 +209,16 @@ class LeaseManager {
   absl::flat_hash_map<std::string, int64_t> node_written_ ABSL_GUARDED_BY(mu_);
   std::atomic<int64_t> written_revision_{0};
 
+  // The store's current revision, as of a moment after the call began. Concurrent
+  // callers share one probe (a read index, as etcd's own ReadIndex batches them):
+  // each waits for the first probe that started after it arrived.
+  absl::StatusOr<int64_t> FreshRevision();
+  absl::Mutex probe_mu_;
+  bool probe_running_ ABSL_GUARDED_BY(probe_mu_) = false;
+  int64_t probes_started_ ABSL_GUARDED_BY(probe_mu_) = 0;
+  int64_t probes_done_ ABSL_GUARDED_BY(probe_mu_) = 0;
+  int64_t probed_revision_ ABSL_GUARDED_BY(probe_mu_) = 0;
+
   absl::Mutex bucket_mu_;
   int64_t bucket_lease_ ABSL_GUARDED_BY(bucket_mu_) = 0;
   absl::Time bucket_start_ ABSL_GUARDED_BY(bucket_mu_);

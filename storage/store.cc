@@ -40,4 +40,22 @@ bool IsCompacted(const absl::Status& s) {
   return absl::IsOutOfRange(s) && absl::StartsWith(s.message(), kCompactedMessage);
 }
 
+TxnRequest PutIf(const std::string& key, Compare::Target target, int64_t operand, const std::string& value,
+                 int64_t lease) {
+  TxnRequest txn;
+  Compare c;
+  c.key = key;
+  c.target = target;
+  c.result = Compare::Result::kEqual;
+  c.operand = operand;
+  txn.compares.push_back(c);
+  RequestOp op;
+  op.type = RequestOp::Type::kPut;
+  op.put.key = key;
+  op.put.value = value;
+  op.put.lease = lease;
+  txn.success.push_back(op);
+  return txn;
+}
+
 }  // namespace weft::storage

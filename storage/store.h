@@ -195,6 +195,12 @@ class Store {
       const WatchRequest& req, std::function<void(const WatchBatch&)> callback) = 0;
 };
 
+// A transaction that puts `value` at `key` (attached to `lease`, 0 for none) if
+// the key's `target` equals `operand`: (kVersion, 0) creates only if absent,
+// (kModRevision, r) updates only if unchanged since r.
+TxnRequest PutIf(const std::string& key, Compare::Target target, int64_t operand, const std::string& value,
+                 int64_t lease = 0);
+
 // Status helpers, shared by implementations and callers.
 absl::Status CompactedError(int64_t compact_revision);
 bool IsCompacted(const absl::Status& s);

@@ -54,20 +54,7 @@ class GatedStore : public Store {
 };
 
 TxnRequest CreateIfAbsent(const std::string& key, const std::string& value, int64_t lease = 0) {
-  TxnRequest t;
-  Compare c;
-  c.key = key;
-  c.target = Compare::Target::kVersion;
-  c.result = Compare::Result::kEqual;
-  c.operand = 0;
-  t.compares.push_back(c);
-  RequestOp op;
-  op.type = RequestOp::Type::kPut;
-  op.put.key = key;
-  op.put.value = value;
-  op.put.lease = lease;
-  t.success.push_back(op);
-  return t;
+  return PutIf(key, Compare::Target::kVersion, 0, value, lease);
 }
 
 class TxnBatcherTest : public ::testing::Test {

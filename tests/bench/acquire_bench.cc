@@ -16,6 +16,8 @@
 #include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
+#include "tests/bench/closed_loop.h"
+#include "tests/bench/lease_stubs.h"
 #include "tests/integration/process.h"
 
 namespace {
@@ -23,23 +25,7 @@ namespace {
 using weft::testing::FreePort;
 using weft::testing::Process;
 
-struct Result {
-  double rate = 0;
-  double p50_ms = 0, p99_ms = 0, max_ms = 0;
-  int64_t ok = 0, failed = 0;
-};
-
-weft::v1::AcquireLeaseRequest Node(int64_t i) {
-  weft::v1::AcquireLeaseRequest r;
-  r.set_node_name(absl::StrCat("n", i));
-  r.set_public_ip(absl::StrFormat("100.%d.%d.%d", 64 + (i >> 16) % 64, (i >> 8) & 0xff, i & 0xff));
-  r.set_backend_type("vxlan");
-  r.set_backend_data(absl::StrFormat(R"({"VNI":1,"VtepMAC":"02:00:00:%02x:%02x:%02x"})", (i >> 16) & 0xff,
-                                     (i >> 8) & 0xff, i & 0xff));
-  return r;
-}
-
-Result Run(const std::string& controller, bool sync, int clients, int existing, absl::Duration duration) {
+weft::bench::LoadResult Run(const std::string& controller, bool sync, int clients, int existing, absl::Duration duration) {
   char tmpl[] = "/tmp/weft-bench-XXXXXX";
   std::string dir = mkdtemp(tmpl);
   int port = FreePort();
@@ -65,63 +51,18 @@ Result Run(const std::string& controller, bool sync, int clients, int existing, 
       std::exit(1);
     }
   }
-  // Several channels: one HTTP/2 connection would serialize the clients.
-  std::vector<std::unique_ptr<weft::v1::LeaseService::Stub>> stubs;
-  for (int i = 0; i < 8; ++i) {
-    grpc::ChannelArguments args;
-    args.SetInt("weft.bench.channel", i);  // distinct args => distinct connections
-    stubs.push_back(weft::v1::LeaseService::NewStub(
-        grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials(), args)));
-  }
-  std::atomic<int64_t> next{0};
-  auto worker = [&](int t, int64_t limit, absl::Time deadline, std::vector<double>* lat, std::atomic<int64_t>* failed) {
-    auto* stub = stubs[t % stubs.size()].get();
-    while (true) {
-      int64_t i = next.fetch_add(1);
-      if ((limit > 0 && i >= limit) || (limit == 0 && absl::Now() >= deadline)) break;
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-      weft::v1::AcquireLeaseResponse resp;
-      absl::Time start = absl::Now();
-      grpc::Status s = stub->AcquireLease(&ctx, Node(i), &resp);
-      if (!s.ok()) {
-        if (failed->fetch_add(1) == 0) {
-          std::fprintf(stderr, "first error: %d %s\n", s.error_code(), s.error_message().c_str());
-        }
-        continue;
-      }
-      if (lat) lat->push_back(absl::ToDoubleMilliseconds(absl::Now() - start));
-    }
+  auto stubs = weft::bench::LeaseStubs(absl::StrCat("127.0.0.1:", port));
+  auto acquire = [&](int c, int64_t i) -> absl::Status {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    weft::v1::AcquireLeaseResponse resp;
+    grpc::Status s = stubs[c % stubs.size()]->AcquireLease(&ctx, weft::bench::AcquireRequestFor(i), &resp);
+    return s.ok() ? absl::OkStatus()
+                  : absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
   };
-  // Pre-populate.
-  {
-    std::atomic<int64_t> failed{0};
-    std::vector<std::thread> ts;
-    for (int t = 0; t < clients; ++t) ts.emplace_back(worker, t, existing, absl::InfiniteFuture(), nullptr, &failed);
-    for (auto& t : ts) t.join();
-  }
-  // Measure.
-  std::vector<std::vector<double>> lats(clients);
-  std::atomic<int64_t> failed{0};
-  next.store(existing);
-  absl::Time start = absl::Now();
-  absl::Time deadline = start + duration;
-  std::vector<std::thread> ts;
-  for (int t = 0; t < clients; ++t) ts.emplace_back(worker, t, 0, deadline, &lats[t], &failed);
-  for (auto& t : ts) t.join();
-  double secs = absl::ToDoubleSeconds(absl::Now() - start);
-  std::vector<double> all;
-  for (auto& l : lats) all.insert(all.end(), l.begin(), l.end());
-  std::sort(all.begin(), all.end());
-  Result r;
-  r.ok = all.size();
-  r.failed = failed.load();
-  r.rate = all.size() / secs;
-  if (!all.empty()) {
-    r.p50_ms = all[all.size() / 2];
-    r.p99_ms = all[std::min(all.size() - 1, all.size() * 99 / 100)];
-    r.max_ms = all.back();
-  }
+  // Pre-populate, then measure.
+  weft::bench::RunClosedLoop(clients, absl::ZeroDuration(), acquire, 0, existing);
+  weft::bench::LoadResult r = weft::bench::RunClosedLoop(clients, duration, acquire, existing);
   if (r.failed > 0) {
     std::string tail = "tail -20 " + dir + ".log >&2";
     if (std::system(tail.c_str()) != 0) std::fprintf(stderr, "no log\n");
@@ -151,7 +92,7 @@ int main(int argc, char** argv) {
               existing, seconds);
   std::printf("%-22s %12s %9s %9s %9s %8s\n", "mode", "acq/s", "p50 ms", "p99 ms", "max ms", "errors");
   for (bool sync : {true, false}) {
-    Result r = Run(controller, sync, clients, existing, absl::Seconds(seconds));
+    weft::bench::LoadResult r = Run(controller, sync, clients, existing, absl::Seconds(seconds));
     std::printf("%-22s %12.0f %9.2f %9.2f %9.2f %8lld\n", sync ? "durable (fsync)" : "no fsync (upper bound)",
                 r.rate, r.p50_ms, r.p99_ms, r.max_ms, static_cast<long long>(r.failed));
     std::fflush(stdout);
