@@ -39,6 +39,10 @@ ABSL_FLAG(std::string, aws_ec2_endpoint, "",
           "Backend aws-vpc: base URL of the EC2 API (default https://ec2.<region>.amazonaws.com).");
 ABSL_FLAG(std::string, aws_imds_endpoint, "http://169.254.169.254",
           "Backend aws-vpc: base URL of the EC2 instance metadata service (IMDSv2).");
+ABSL_FLAG(int, udp_workers, 0,
+          "udp backend: worker pairs of threads, each with a TUN queue and a UDP socket (0: min(4, cores)).");
+ABSL_FLAG(bool, udp_offloads, true,
+          "udp backend: use TUN and UDP segmentation offloads (TSO, UDP GSO/GRO) where the kernel has them.");
 
 namespace {
 
@@ -85,6 +89,8 @@ int main(int argc, char** argv) {
   cfg.backend.gce_metadata_endpoint = absl::GetFlag(FLAGS_gce_metadata_endpoint);
   cfg.backend.aws_ec2_endpoint = absl::GetFlag(FLAGS_aws_ec2_endpoint);
   cfg.backend.aws_imds_endpoint = absl::GetFlag(FLAGS_aws_imds_endpoint);
+  cfg.backend.udp_workers = absl::GetFlag(FLAGS_udp_workers);
+  cfg.backend.udp_offloads = absl::GetFlag(FLAGS_udp_offloads);
 
   weft::metrics::Registry registry;
   weft::metrics::AddProcessMetrics(registry);

@@ -5,6 +5,7 @@
 #include "agent/backend/awsvpc/awsvpc_backend.h"
 #include "agent/backend/gce/gce_backend.h"
 #include "agent/backend/hostgw/hostgw_backend.h"
+#include "agent/backend/udp/udp_backend.h"
 #include "agent/backend/vxlan/vxlan_backend.h"
 #include "agent/cloud/http_client.h"
 #include "common/status_macros.h"
@@ -35,8 +36,15 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(absl::string_view type, a
     options.imds_endpoint = env.flags.aws_imds_endpoint;
     return std::make_unique<AwsVpcBackend>(cloud::NewCurlHttpClient(), std::move(options), env.metrics);
   }
+  if (type == kUdpBackendType) {
+    ASSIGN_OR_RETURN(UdpConfig cfg, ParseUdpConfig(config_json));
+    UdpOptions options;
+    options.workers = env.flags.udp_workers;
+    options.offloads = env.flags.udp_offloads;
+    return std::make_unique<UdpBackend>(env.kernel, env.metrics, std::move(options), cfg);
+  }
   static const char* const kSupported[] = {kVxlanBackendType, kHostgwBackendType, gce::kGceBackendType,
-                                           kAwsVpcBackendType};
+                                           kAwsVpcBackendType, kUdpBackendType};
   return absl::UnimplementedError(absl::StrCat("backend \"", type, "\" is not supported by this agent (supported: ",
                                                absl::StrJoin(kSupported, ", "), ")"));
 }

@@ -24,6 +24,10 @@ struct BackendFlags {
   // aws-vpc: EC2 API ("": https://ec2.<region>.amazonaws.com) and IMDS.
   std::string aws_ec2_endpoint;
   std::string aws_imds_endpoint = "http://169.254.169.254";
+  // udp: worker pairs (TUN queue + UDP socket; 0: min(4, cores)) and whether to
+  // use TUN/UDP segmentation offloads where the kernel has them.
+  int udp_workers = 0;
+  bool udp_offloads = true;
 };
 
 // What a backend may use from the agent. Every pointer outlives the backend.
