@@ -268,14 +268,17 @@ int Run() {
   absl::PrintF("Data path: iperf3 TCP %d s per run, %d pings at 10 ms; %d round(s), medians\n",
                absl::GetFlag(FLAGS_seconds), absl::GetFlag(FLAGS_pings), rounds);
   absl::PrintF("kernel %s, %ld cores, load %s, %s\n\n", u.release, sysconf(_SC_NPROCESSORS_ONLN),
-               ReadFirstLine("/proc/loadavg"), absl::FormatTime("%Y-%m-%d %H:%M UTC", absl::Now(), absl::UTCTimeZone()));
+               ReadFirstLine("/proc/loadavg"),
+               absl::FormatTime("%Y-%m-%d %H:%M UTC", absl::Now(), absl::UTCTimeZone()));
   std::map<std::string, Sample> med;
   for (auto& s : setups) {
     if (s->skipped.empty()) med[s->name] = Medians(s->samples);
   }
   const Sample* vx = med.count("vxlan") ? &med["vxlan"] : nullptr;
   const Sample& no = med[base.name];
-  absl::PrintF("| setup | MTU | TCP 1 stream Gbit/s | TCP 4 streams Gbit/s | retrans | ping avg / p50 / p99 ms | 1 stream vs VXLAN | 1 stream vs no overlay | 4 streams vs no overlay |\n");
+  absl::PrintF(
+      "| setup | MTU | TCP 1 stream Gbit/s | TCP 4 streams Gbit/s | retrans | ping avg / p50 / p99 ms "
+      "| 1 stream vs VXLAN | 1 stream vs no overlay | 4 streams vs no overlay |\n");
   absl::PrintF("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |\n");
   for (auto& s : setups) {
     if (!s->skipped.empty()) {

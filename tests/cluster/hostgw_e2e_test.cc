@@ -6,6 +6,10 @@
 // released peer vanishing from the others, and a host on another underlay subnet
 // reported (log once, metric) rather than routed.
 
+#include <limits.h>
+#include <stdlib.h>
+
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -97,11 +101,25 @@ absl::Status MetricIs(Cluster& c, int host, absl::string_view name, double want)
   return absl::OkStatus();
 }
 
-std::string ReadLog(const Host& h) {
-  std::ifstream f(h.log_file);
+std::string ReadFile(const std::string& path) {
+  std::ifstream f(path);
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
+}
+
+std::string ReadLog(const Host& h) { return ReadFile(h.log_file); }
+
+// docs/metrics.md of the source tree: Bazel cannot track docs/ yet, but the
+// README.md runfile links into the tree next to it.
+std::string MetricsDoc() {
+  const char* root = std::getenv("TEST_SRCDIR");
+  char resolved[PATH_MAX];
+  if (root == nullptr || realpath(absl::StrCat(root, "/weft/README.md").c_str(), resolved) == nullptr) {
+    return ReadFile("docs/metrics.md");
+  }
+  std::string dir(resolved);
+  return ReadFile(dir.substr(0, dir.rfind('/')) + "/docs/metrics.md");
 }
 
 // Receives one TCP connection on :5201 and prints "<bytes> <sha256>".
@@ -162,7 +180,8 @@ TEST(HostgwE2ETest, RoutesPingsLargeTransferAndMtu) {
   // Leases as flanneld writes them: BackendType host-gw, no BackendData.
   absl::StatusOr<ExecResult> leases = c->Weftctl({"leases", "list", "-o", "json"});
   ASSERT_TRUE(leases.ok() && leases->exit_code == 0) << (leases.ok() ? leases->ToString() : "");
-  std::vector<absl::string_view> typed = absl::StrSplit(leases->out, "\"backend_type\":\"host-gw\",\"backend_data\":null");
+  std::vector<absl::string_view> typed =
+      absl::StrSplit(leases->out, "\"backend_type\":\"host-gw\",\"backend_data\":null");
   EXPECT_EQ(typed.size(), 4u) << leases->out;
 
   // Each host routes every other's subnet via its underlay address, on eth0, and
@@ -187,6 +206,23 @@ TEST(HostgwE2ETest, RoutesPingsLargeTransferAndMtu) {
     EXPECT_TRUE(MetricIs(*c, h, "weft_agent_hostgw_unroutable_peers", 0).ok())
         << MetricIs(*c, h, "weft_agent_hostgw_unroutable_peers", 0);
   }
+
+  // Every host-gw family on /metrics has its row, with its type, in docs/metrics.md.
+  absl::StatusOr<std::string> page =
+      c->Sh(c->host(0).ns, absl::StrCat("curl -sf http://", c->host(0).metrics_addr, "/metrics"));
+  ASSERT_TRUE(page.ok()) << page.status();
+  const std::string doc = MetricsDoc();
+  int families = 0;
+  for (absl::string_view line : absl::StrSplit(*page, '\n')) {
+    if (!absl::ConsumePrefix(&line, "# TYPE weft_agent_hostgw_")) continue;
+    std::vector<std::string> name_type = absl::StrSplit(line, ' ');
+    ASSERT_EQ(name_type.size(), 2u) << line;
+    ++families;
+    EXPECT_TRUE(absl::StrContains(
+        doc, absl::StrCat("| `weft_agent_hostgw_", name_type[0], "` | ", name_type[1], " |")))
+        << "weft_agent_hostgw_" << name_type[0] << " has no row in docs/metrics.md";
+  }
+  EXPECT_EQ(families, 1);
 
   // Every container reaches every container on another host.
   for (const Container* from : c->containers()) {
