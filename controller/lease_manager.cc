@@ -34,6 +34,7 @@ std::string SubnetText(const SubnetKey& k) {
 storage::TxnBatcher::Options LeaseManager::BatcherOptions(const Options& o) {
   storage::TxnBatcher::Options b;
   b.on_commit = o.hooks.on_txn;
+  b.enabled = o.batch_writes;
   return b;
 }
 

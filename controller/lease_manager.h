@@ -115,6 +115,8 @@ class LeaseManager {
     // store, so a node retrying on another replica after a failover finds the
     // lease it may already have got instead of being given a second one.
     bool shared_store = false;
+    // Concurrent lease writes share store transactions (storage/txn_batcher.h).
+    bool batch_writes = true;
     LeaseManagerHooks hooks;
   };
 

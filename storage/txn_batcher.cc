@@ -13,6 +13,7 @@ struct TxnBatcher::Pending {
   absl::StatusOr<TxnResponse> result;
   bool done = false;
   bool alone = false;  // the merged transaction failed: run it by itself
+  bool taken = false;  // in a batch being committed
 };
 
 TxnBatcher::TxnBatcher(Store* store, Options options) : store_(store), opts_(std::move(options)) {}
@@ -73,6 +74,7 @@ std::vector<TxnBatcher::Pending*> TxnBatcher::TakeBatchLocked() {
       continue;
     }
     for (const std::string* k : keys) batch_keys.insert(*k);
+    p->taken = true;
     compares += p->req->compares.size();
     ops += p->req->success.size();
     batch.push_back(p);
@@ -112,26 +114,29 @@ void TxnBatcher::Commit(const std::vector<Pending*>& batch) {
 }
 
 absl::StatusOr<TxnResponse> TxnBatcher::Txn(const TxnRequest& req) {
-  if (!Mergeable(req)) return store_->Txn(req);
+  if (!opts_.enabled || !Mergeable(req)) {
+    if (opts_.on_commit) opts_.on_commit(1);
+    return store_->Txn(req);
+  }
   Pending me;
   me.req = &req;
   absl::MutexLock l(&mu_);
   queue_.push_back(&me);
   while (true) {
     auto ready = [this, &me]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return me.done || me.alone || !committing_;
+      return me.done || me.alone || (!me.taken && in_flight_ < opts_.max_in_flight);
     };
     mu_.Await(absl::Condition(&ready));
     if (me.done) return std::move(me.result);
     if (me.alone) break;
-    // Nobody is committing: lead the next batch (which may not include us when
+    // The pipeline has room: lead the next batch (which may not include us when
     // our keys clash with earlier requests; we then go round again).
-    committing_ = true;
-    std::vector<Pending*> batch = TakeBatchLocked();
+    std::vector<Pending*> batch = TakeBatchLocked();  // never empty: we are queued
+    ++in_flight_;
     mu_.Unlock();
     Commit(batch);
     mu_.Lock();
-    committing_ = false;
+    --in_flight_;
     for (Pending* p : batch) {
       if (!p->alone) p->done = true;
     }

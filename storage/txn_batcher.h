@@ -8,10 +8,11 @@
 // one transaction: their compares are ANDed, their writes applied together at one
 // revision (as etcd applies a multi-key transaction).
 //
-// Group commit without a timer: the first caller commits at once; callers that
-// arrive while a commit is in flight queue, and the next commit takes them all
-// (up to `max_ops` requests, as etcd refuses transactions of more than 128
-// operations by default). No request waits for company.
+// Group commit without a timer: a caller commits at once when fewer than
+// `max_in_flight` merged transactions are in flight; callers that arrive while
+// the pipeline is full queue, and the next commit takes them all (up to
+// `max_ops` requests, as etcd refuses transactions of more than 128 operations
+// by default). No request waits for company.
 //
 // When a merged transaction fails (a compare of one request was false, or the
 // store refused it, e.g. one request's lease is gone), every request of that
@@ -37,6 +38,10 @@ class TxnBatcher {
  public:
   struct Options {
     size_t max_ops = 128;  // requests per merged transaction (each compare/put counts once)
+    bool enabled = true;   // false: every request is its own transaction (benchmarks' baseline)
+    // Merged transactions in flight at once. One would leave etcd idle while a
+    // commit's answer travels back; a few keep its pipeline full.
+    int max_in_flight = 2;
     // Observes every store transaction the batcher issued: how many requests it
     // carried and whether they were merged successfully.
     std::function<void(int requests)> on_commit;
@@ -62,7 +67,7 @@ class TxnBatcher {
   const Options opts_;
   absl::Mutex mu_;
   std::deque<Pending*> queue_ ABSL_GUARDED_BY(mu_);
-  bool committing_ ABSL_GUARDED_BY(mu_) = false;
+  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace weft::storage

@@ -96,13 +96,21 @@ class TxnBatcherTest : public ::testing::Test {
     return results;
   }
 
+  // One merged transaction at a time: everything that arrives while the first
+  // is held queues behind it.
+  static TxnBatcher::Options OneInFlight() {
+    TxnBatcher::Options o;
+    o.max_in_flight = 1;
+    return o;
+  }
+
   std::unique_ptr<RocksDbStore> db_;
   std::unique_ptr<GatedStore> gated_;
 };
 
 TEST_F(TxnBatcherTest, QueuedRequestsShareOneTransactionAndRevision) {
   std::vector<int> sizes;
-  TxnBatcher::Options o;
+  TxnBatcher::Options o = OneInFlight();
   absl::Mutex mu;
   o.on_commit = [&](int n) {
     absl::MutexLock l(&mu);
@@ -125,7 +133,7 @@ TEST_F(TxnBatcherTest, QueuedRequestsShareOneTransactionAndRevision) {
 
 TEST_F(TxnBatcherTest, OneFalseCompareDoesNotFailTheOthers) {
   ASSERT_TRUE(db_->Txn(CreateIfAbsent("/k/taken", "old")).ok());
-  TxnBatcher b(gated_.get());
+  TxnBatcher b(gated_.get(), OneInFlight());
   std::vector<TxnRequest> reqs = {CreateIfAbsent("/k/a", "a"), CreateIfAbsent("/k/taken", "new"),
                                   CreateIfAbsent("/k/b", "b")};
   auto results = QueueBehindFirst(b, reqs, nullptr);
@@ -141,7 +149,7 @@ TEST_F(TxnBatcherTest, OneFalseCompareDoesNotFailTheOthers) {
 }
 
 TEST_F(TxnBatcherTest, AStoreErrorOfOneRequestStaysItsOwn) {
-  TxnBatcher b(gated_.get());
+  TxnBatcher b(gated_.get(), OneInFlight());
   // Lease 12345 does not exist: the store refuses that put (NOT_FOUND).
   std::vector<TxnRequest> reqs = {CreateIfAbsent("/k/a", "a"), CreateIfAbsent("/k/nolease", "x", 12345),
                                   CreateIfAbsent("/k/b", "b")};
@@ -154,7 +162,7 @@ TEST_F(TxnBatcherTest, AStoreErrorOfOneRequestStaysItsOwn) {
 }
 
 TEST_F(TxnBatcherTest, RequestsOnTheSameKeyAreNotMerged) {
-  TxnBatcher b(gated_.get());
+  TxnBatcher b(gated_.get(), OneInFlight());
   std::vector<TxnRequest> reqs = {CreateIfAbsent("/k/same", "one"), CreateIfAbsent("/k/same", "two")};
   auto results = QueueBehindFirst(b, reqs, nullptr);
   ASSERT_TRUE(results[0].ok() && results[1].ok());
@@ -162,6 +170,23 @@ TEST_F(TxnBatcherTest, RequestsOnTheSameKeyAreNotMerged) {
   EXPECT_NE(results[0]->succeeded, results[1]->succeeded);
   EXPECT_EQ(gated_->txns.load(), 3) << "the first, then one transaction each";
   EXPECT_EQ(Get("/k/same"), results[0]->succeeded ? "one" : "two");
+}
+
+TEST_F(TxnBatcherTest, ASecondTransactionGoesOutWhileTheFirstIsInFlight) {
+  TxnBatcher::Options o;
+  o.max_in_flight = 2;
+  TxnBatcher b(gated_.get(), o);
+  gated_->hold_first = true;
+  std::thread first([&] { EXPECT_TRUE(b.Txn(CreateIfAbsent("/first", "x")).ok()); });
+  gated_->entered.WaitForNotification();
+  // The first is stuck in the store; the second must not wait for it.
+  auto second = b.Txn(CreateIfAbsent("/second", "y"));
+  ASSERT_TRUE(second.ok());
+  EXPECT_TRUE(second->succeeded);
+  EXPECT_EQ(Get("/first"), "") << "the first is still held";
+  gated_->release.Notify();
+  first.join();
+  EXPECT_EQ(Get("/first"), "x");
 }
 
 TEST_F(TxnBatcherTest, UnmergeableRequestsPassThrough) {

@@ -8,7 +8,9 @@
 //            the first 100 free subnets, grant a 24 h lease, create the key with a
 //            CAS transaction (retry on a lost race);
 //   weft     AcquireLease through the real weft-controller on --store=etcd
-//            (concurrent acquisitions share transactions and bucket leases).
+//            (concurrent acquisitions share transactions and bucket leases);
+//   weft-unbatched  the same with --batch-lease-writes=false (one transaction
+//            per lease), to show what batching brings.
 // Each mode gets a fresh etcd with the same existing leases, in flannel's
 // keyspace and JSON, attached to 24 h leases (100 keys per lease).
 //
@@ -164,13 +166,13 @@ LoadResult Flannel(const std::string& endpoint, int clients, absl::Duration d, c
 }
 
 LoadResult Weft(const std::string& controller_bin, const std::string& endpoint, int clients, int existing,
-                absl::Duration d, const std::string& dir) {
+                absl::Duration d, const std::string& dir, bool batching) {
   const int port = weft::testing::FreePort();
   const int metrics_port = weft::testing::FreePort();
   weft::testing::Process p;
   p.Start({controller_bin, "--store", "etcd", "--etcd-endpoints", endpoint, "--listen",
            absl::StrCat("127.0.0.1:", port), "--metrics-listen", absl::StrCat("127.0.0.1:", metrics_port),
-           "--log-level", "warn"},
+           "--log-level", "warn", absl::StrCat("--batch-lease-writes=", batching ? "true" : "false")},
           dir + "/controller.log");
   auto ch = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
   if (!ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(30))) {
@@ -211,7 +213,7 @@ LoadResult Weft(const std::string& controller_bin, const std::string& endpoint, 
 int main(int argc, char** argv) {
   int clients = 64, seconds = 10, flannel_seconds = 60;
   std::vector<int> existing_counts = {1000, 10000};
-  std::vector<std::string> modes = {"bare", "flannel", "weft"};
+  std::vector<std::string> modes = {"bare", "flannel", "weft-unbatched", "weft"};
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string f = argv[i];
     if (f == "--modes") {
@@ -236,7 +238,7 @@ int main(int argc, char** argv) {
   if (const char* c = std::getenv("WEFT_CONTROLLER_BIN")) controller = c;
   std::printf("etcd_acquire_bench: etcd 3.4, 1 member, loopback, fsync on; %d clients, %ds per run (flannel %ds)\n",
               clients, seconds, flannel_seconds);
-  std::printf("%-9s %-8s %10s %9s %9s %9s %8s %8s\n", "existing", "mode", "acq/s", "p50 ms", "p99 ms", "max ms",
+  std::printf("%-9s %-14s %10s %9s %9s %9s %8s %8s\n", "existing", "mode", "acq/s", "p50 ms", "p99 ms", "max ms",
               "errors", "x bare");
   for (int existing : existing_counts) {
     double bare_rate = 0;
@@ -265,10 +267,13 @@ int main(int argc, char** argv) {
         const absl::Time stop = absl::Now() + fd;
         r = Flannel(endpoint, clients, fd, &stop);
         r.failed = 0;  // calls cut off by the end of the run are not errors
+      } else if (m == "weft" || m == "weft-unbatched") {
+        r = Weft(controller, endpoint, clients, existing, d, dir, m == "weft");
       } else {
-        r = Weft(controller, endpoint, clients, existing, d, dir);
+        std::fprintf(stderr, "unknown mode %s\n", m.c_str());
+        return 2;
       }
-      std::printf("%-9d %-8s %10.1f %9.1f %9.1f %9.1f %8lld %8.2f\n", existing, mode.c_str(), r.rate, r.p50_ms, r.p99_ms,
+      std::printf("%-9d %-14s %10.1f %9.1f %9.1f %9.1f %8lld %8.2f\n", existing, mode.c_str(), r.rate, r.p50_ms, r.p99_ms,
                   r.max_ms, static_cast<long long>(r.failed), bare_rate > 0 ? r.rate / bare_rate : 0.0);
       std::fflush(stdout);
       etcd.reset();
