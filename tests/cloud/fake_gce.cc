@@ -97,6 +97,9 @@ bool ValidRouteName(const std::string& name) {
 FakeGce::FakeGce(Options options) : options_(std::move(options)), server_(std::make_unique<httplib::Server>()) {
   server_->new_task_queue = [] { return new httplib::ThreadPool(4); };
   server_->set_keep_alive_timeout(1);
+  // httplib writes a response's headers and body separately; with Nagle on, the
+  // body waits for the client's delayed ACK: 40 ms per kept-alive request.
+  server_->set_tcp_nodelay(true);
   server_->Get(R"(/vm/[^/]+/computeMetadata/v1/.*)",
                [this](const httplib::Request& req, httplib::Response& res) { HandleMetadata(req, res); });
   auto api = [this](const httplib::Request& req, httplib::Response& res) { HandleApi(req, res); };
@@ -289,7 +292,7 @@ void FakeGce::HandleApi(const httplib::Request& req, httplib::Response& res) {
     const bool get = parts.size() == 4 && req.method == "GET";
     if (wait || get) {
       Bump(wait ? "wait" : "get");
-      return PollOperation(parts[3], res);
+      return PollOperation(parts[3], wait, res);
     }
   }
   Bump("bad_request");
@@ -438,7 +441,8 @@ void FakeGce::DeleteRoute(const std::string& name, httplib::Response& res) {
 std::string FakeGce::StartOperation(Op op) {
   op.name = absl::StrCat("operation-", next_id_++, "-", op.type);
   op.polls_left = options_.polls_until_done;
-  if (op.polls_left == 0) Finish(op);
+  op.ready_at = absl::Now() + options_.operation_latency;
+  if (op.polls_left == 0 && options_.operation_latency <= absl::ZeroDuration()) Finish(op);
   const std::string name = op.name;
   ops_[name] = std::move(op);
   return OperationJson(ops_[name]);
@@ -454,7 +458,7 @@ void FakeGce::Finish(Op& op) {
   }
 }
 
-void FakeGce::PollOperation(const std::string& name, httplib::Response& res) {
+void FakeGce::PollOperation(const std::string& name, bool wait, httplib::Response& res) {
   auto it = ops_.find(name);
   if (it == ops_.end()) {
     return Error(res, 404,
@@ -462,8 +466,16 @@ void FakeGce::PollOperation(const std::string& name, httplib::Response& res) {
                               "' was not found"),
                  "notFound");
   }
-  Op& op = it->second;
-  if (!op.done && --op.polls_left <= 0) Finish(op);
+  if (wait && !it->second.done) {
+    // Like operations.wait: block until the operation may be done, without
+    // holding up the other requests.
+    const absl::Time ready_at = it->second.ready_at;
+    mu_.Unlock();
+    absl::SleepFor(ready_at - absl::Now());
+    mu_.Lock();
+  }
+  Op& op = ops_.at(name);
+  if (!op.done && --op.polls_left <= 0 && absl::Now() >= op.ready_at) Finish(op);
   res.set_content(OperationJson(op), "application/json");
 }
 

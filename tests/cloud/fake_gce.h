@@ -15,7 +15,8 @@
 //   QUOTA_EXCEEDED; a nextHopInstance naming no VM fails in the operation
 //   (RESOURCE_NOT_FOUND), as GCE does;
 // - inserts and deletes answer with an Operation that is DONE only after
-//   `polls_until_done` waits/gets; the change takes effect then;
+//   `polls_until_done` waits/gets and `operation_latency`; the change takes
+//   effect then;
 // - list answers are paginated (nextPageToken) and filtered (AIP-160 equality
 //   terms joined by AND, which is what a client needs; anything else is a 400);
 // - throttling and other errors can be injected for the next N API requests.
@@ -62,6 +63,9 @@ class FakeGce {
     int route_quota = 100;
     int max_page_size = 500;     // caps a list request's maxResults
     int polls_until_done = 1;    // waits/gets an operation answers RUNNING before DONE
+    // Real time an operation takes at least (GCE: seconds). A wait blocks until
+    // then, as GCE's operations.wait does; a get just answers RUNNING.
+    absl::Duration operation_latency = absl::ZeroDuration();
     absl::Duration token_ttl = absl::Hours(1);
     Clock* clock = &RealClock::Get();  // token expiry
   };
@@ -106,6 +110,7 @@ class FakeGce {
     std::string type;    // "insert", "delete"
     std::string target;  // route name
     int polls_left = 0;
+    absl::Time ready_at;  // real time, see operation_latency
     FakeGceRoute route;     // for inserts
     std::string error_code;
     std::string error_message;
@@ -117,7 +122,7 @@ class FakeGce {
   void ListRoutes(const httplib::Request& req, httplib::Response& res) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void InsertRoute(const httplib::Request& req, httplib::Response& res) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DeleteRoute(const std::string& name, httplib::Response& res) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void PollOperation(const std::string& name, httplib::Response& res) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PollOperation(const std::string& name, bool wait, httplib::Response& res) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string StartOperation(Op op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Finish(Op& op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string OperationJson(const Op& op) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -7,11 +7,13 @@
 #include <stdlib.h>
 
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "agent/backend/factory.h"
 #include "agent/backend/gce/gce_backend.h"
 #include "common/clock.h"
@@ -42,12 +44,15 @@ class GceBackendTest : public ::testing::Test {
  protected:
   void SetUp() override {
     FakeGce::Options o;
-    o.clock = &clock_;
     o.max_page_size = 2;  // every list spans pages
     o.polls_until_done = 2;
+    StartFake(o);
+  }
+  void StartFake(FakeGce::Options o, int vms = 4) {
+    o.clock = &clock_;
     fake_ = std::make_unique<FakeGce>(o);
     ASSERT_TRUE(fake_->Start().ok());
-    for (const char* vm : {"node-1", "node-2", "node-3", "node-4"}) fake_->AddInstance(kZone, vm);
+    for (int i = 1; i <= vms; ++i) fake_->AddInstance(kZone, absl::StrCat("node-", i));
   }
 
   std::unique_ptr<GceBackend> Make(const std::string& vm, int quota = 100) {
@@ -312,6 +317,38 @@ TEST_F(GceBackendTest, TeardownRemovesOnlyTheOwnRoute) {
   ASSERT_TRUE(b->Reconcile({Lease("10.1.2.0/24", "node-2")}).ok());
   ASSERT_TRUE(b->Teardown().ok());
   EXPECT_EQ(Table(), (std::map<std::string, std::string>{{Name("10.1.2.0/24"), "10.1.2.0/24 via node-2"}}));
+}
+
+// GCE operations take seconds; a pass starts all of them, then waits: 100 new
+// leases cost about one operation's latency, not 100 of them.
+TEST_F(GceBackendTest, OperationsOfAPassOverlap) {
+  FakeGce::Options o;
+  o.polls_until_done = 1;
+  o.operation_latency = absl::Milliseconds(50);
+  StartFake(o, /*vms=*/100);
+  auto b = Make("node-1");
+  Init(*b, "10.1.1.0/24");
+  std::vector<Peer> leases;
+  for (int i = 1; i <= 100; ++i) leases.push_back(Lease(absl::StrCat("10.1.", i, ".0/24"), absl::StrCat("node-", i)));
+  const absl::Time start = absl::Now();
+  auto stats = b->Reconcile(leases);
+  const absl::Duration took = absl::Now() - start;
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->added, 100);
+  EXPECT_EQ(fake_->Routes().size(), 100u);
+  EXPECT_EQ(fake_->Count("list"), 1);
+  EXPECT_EQ(fake_->Count("insert"), 100);
+  EXPECT_EQ(fake_->Count("wait"), 100);  // one blocking wait each
+  EXPECT_LT(took, absl::Milliseconds(2500)) << "100 x 50 ms operations waited one after the other?";
+  std::cout << "100 routes in one pass: " << absl::FormatDuration(took) << " (sequential: >= 5s)\n";
+  // A check with nothing to change: one list page.
+  clock_.Advance(absl::Minutes(2));
+  const absl::Time check = absl::Now();
+  stats = b->Reconcile(leases);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->unchanged, 100);
+  EXPECT_EQ(fake_->Count("list"), 2);
+  std::cout << "check of 100 unchanged routes: " << absl::FormatDuration(absl::Now() - check) << "\n";
 }
 
 // docs/metrics.md must list every metric the backend exports (its own section,
