@@ -113,14 +113,13 @@ FakeGce::~FakeGce() { Stop(); }
 absl::Status FakeGce::Start() {
   port_ = server_->bind_to_any_port("127.0.0.1");
   if (port_ <= 0) return absl::UnavailableError("fake GCE: cannot bind 127.0.0.1");
-  loop_exited_ = std::make_shared<std::atomic<bool>>(false);
-  thread_ = std::thread([this, exited = loop_exited_] {
+  thread_ = std::thread([this] {
     server_->listen_after_bind();
-    exited->store(true);
+    loop_exited_.store(true);
   });
   // httplib's stop() does nothing before the accept loop runs; a Stop() right
   // after Start() must not hang in join().
-  while (!server_->is_running() && !loop_exited_->load()) absl::SleepFor(absl::Milliseconds(1));
+  while (!server_->is_running() && !loop_exited_.load()) absl::SleepFor(absl::Milliseconds(1));
   return absl::OkStatus();
 }
 

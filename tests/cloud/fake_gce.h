@@ -132,7 +132,7 @@ class FakeGce {
   Options options_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
-  std::shared_ptr<std::atomic<bool>> loop_exited_;
+  std::atomic<bool> loop_exited_{false};
   int port_ = 0;
 
   mutable absl::Mutex mu_;
