@@ -95,7 +95,9 @@ absl::StatusOr<int> OpenTunQueue(const std::string& name, bool offloads, bool* t
   return fd;
 }
 
-absl::Status SetMtu(const std::string& name, uint32_t mtu) {
+}  // namespace
+
+absl::Status SetTunMtu(const std::string& name, uint32_t mtu) {
   // No rtnetlink call for this in the KernelProgrammer seam; the ioctl is what
   // `ip link set mtu` amounts to for a device we created ourselves.
   int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -108,6 +110,8 @@ absl::Status SetMtu(const std::string& name, uint32_t mtu) {
   close(s);
   return st;
 }
+
+namespace {
 
 absl::StatusOr<int> OpenUdpSocket(IPv4Addr ip, uint16_t port, bool offloads, bool* gso, bool* gro) {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -207,7 +211,7 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Start(const DatapathConfig& 
     gso = gso && s_gso;
     gro = gro && s_gro;
   }
-  if (absl::Status s = SetMtu(config.device, config.mtu); !s.ok()) return s;
+  if (absl::Status s = SetTunMtu(config.device, config.mtu); !s.ok()) return s;
   d->udp_gso_ = gso;
   d->udp_gro_ = gro;
   DatapathStats& st = *d->stats_;
@@ -295,6 +299,8 @@ void Datapath::TxLoop(int w) {
   constexpr size_t kCmsgSpace = CMSG_SPACE(sizeof(uint16_t));
   std::vector<char> cmsgs;
 
+  bool gso = udp_gso_;  // cleared when the route's device refuses UDP GSO
+
   auto queue = [&](size_t off, size_t len, size_t seg_size, size_t segments, uint32_t peer) {
     outs.push_back(Out{off, len, seg_size, segments, peer});
   };
@@ -344,6 +350,33 @@ void Datapath::TxLoop(int w) {
       }
       if (errno == EINTR) continue;
       if ((errno == EAGAIN || errno == ENOBUFS) && WaitFor(udp, POLLOUT, stop_fd_, kSendWaitMs)) continue;
+      const int err = errno;
+      if (outs[i].segments > 1 && (err == EIO || err == EINVAL)) {
+        // The outgoing device cannot take UDP GSO (no checksum offload, or the
+        // datagrams would need fragmenting): send this run one datagram at a
+        // time, and no more GSO from this thread.
+        if (gso) {
+          WEFT_LOG(WARN, "udp: the kernel refused UDP GSO; sending datagrams one by one")
+              .With("error", absl::string_view(std::strerror(err)));
+          gso = false;
+          stats_->udp_gso.store(false);
+        }
+        const Out& o = outs[i];
+        for (size_t k = 0; k < o.segments; ++k) {
+          const size_t off = k * o.seg_size;
+          const size_t len = std::min(o.seg_size, o.len - off);
+          ThreadCounters::Add(c.calls[ThreadCounters::kSendmmsg], 1);
+          if (sendto(udp, arena.data() + o.off + off, len, 0, reinterpret_cast<sockaddr*>(&addrs[i]),
+                     sizeof(sockaddr_in)) < 0) {
+            c.Drop(DropReason::kSendError);
+            continue;
+          }
+          ThreadCounters::Add(c.packets, 1);
+          ThreadCounters::Add(c.bytes, len);
+        }
+        ++i;
+        continue;
+      }
       // This message is refused (or the buffer stayed full): drop it, go on.
       c.Drop(DropReason::kSendError, outs[i].segments);
       ++i;
@@ -383,7 +416,7 @@ void Datapath::TxLoop(int w) {
         SendIcmpError(tun, pkt, len, kIcmpNetUnreachable, 0, c);
         continue;
       }
-      if (segs.count > 1 && udp_gso_) {
+      if (segs.count > 1 && gso) {
         // Runs the kernel accepts in one send: <= 64 segments, <= 64 KiB.
         const size_t per = std::max<size_t>(1, std::min(kMaxGsoSegments, kMaxUdpPayload / segs.segment_size));
         for (size_t first = 0; first < segs.count; first += per) {

@@ -77,6 +77,9 @@ struct DatapathConfig {
   bool offloads = true;          // false: no TUN offloads, UDP GSO or GRO (for tests)
 };
 
+// Sets the MTU of device `name` in the calling thread's network namespace.
+absl::Status SetTunMtu(const std::string& name, uint32_t mtu);
+
 class Datapath {
  public:
   // Creates the TUN device (or attaches to an existing multi-queue one of that

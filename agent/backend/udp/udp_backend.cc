@@ -195,6 +195,10 @@ absl::StatusOr<ReconcileStats> UdpBackend::EnsureDevice() {
     absl::StatusOr<netlink::Link> link = kernel_->GetLink(options_.device);
     if (link.ok()) {
       device_index_ = link->index;
+      if (link->mtu != mtu_) {
+        WEFT_LOG(WARN, "udp device MTU was changed; restoring it").With("mtu", link->mtu).With("want", mtu_);
+        RETURN_IF_ERROR(udp::SetTunMtu(options_.device, mtu_));
+      }
       if (!link->up) RETURN_IF_ERROR(kernel_->SetLinkUp(link->index));
       break;
     }

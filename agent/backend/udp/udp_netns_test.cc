@@ -200,12 +200,14 @@ TEST_P(UdpNetnsTest, RepairsADeletedDeviceAndTearsDown) {
   EXPECT_THAT(a_.Sh("ip -4 -o addr show dev flannel0"), HasSubstr("inet 198.18.1.0/16"));
   EXPECT_TRUE(a_.ns->Sh("ping -c 1 -W 2 198.18.2.1").ok());
 
-  // A route removed by hand comes back too.
+  // So does an MTU changed by hand, and a route removed by hand.
+  a_.Sh("ip link set flannel0 mtu 1400");
   a_.Sh("ip route del 198.18.0.0/16");
   s = a_.Reconcile({a_.AsPeer(), b_.AsPeer()});
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->added, 1);
   EXPECT_THAT(a_.Sh("ip route show 198.18.0.0/16"), HasSubstr("dev flannel0"));
+  EXPECT_THAT(a_.Sh("ip link show flannel0"), HasSubstr("mtu 1472"));
 
   ASSERT_TRUE(a_.ns->Run([&] { return a_.backend->Teardown(); }).ok());
   EXPECT_FALSE(a_.ns->Sh("ip link show flannel0").ok());
