@@ -185,6 +185,9 @@ TEST_F(GceBackendTest, QuotaIsAClearErrorAndAMetric) {
   EXPECT_EQ(Table(), (std::map<std::string, std::string>{{Name("10.1.1.0/24"), "10.1.1.0/24 via node-1"},
                                                          {Name("10.1.2.0/24"), "10.1.2.0/24 via node-2"}}));
   EXPECT_EQ(Metric("weft_agent_gce_unrouted_subnets"), 2);
+  const int lists = fake_->Count("list");
+  EXPECT_EQ(b->Reconcile(leases).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(fake_->Count("list"), lists);  // same leases, same verdict, no API call
   // The quota raised in the config: everything routed, the metric back to 0.
   Init(*b, "10.1.3.0/24", R"({"Type":"gce","RouteQuota":10})");
   stats = b->Reconcile(leases);
@@ -203,7 +206,21 @@ TEST_F(GceBackendTest, ProjectQuotaRefusalIsReportedToo) {
   EXPECT_THAT(stats.status().message(), HasSubstr("Unrouted: 10.1.3.0/24"));
   EXPECT_EQ(Metric("weft_agent_gce_unrouted_subnets"), 1);
   EXPECT_EQ(Table().size(), 2u);
-  EXPECT_GE(Metric("weft_agent_gce_api_requests_total{operation=\"insert\",result=\"quota\"}"), 1);
+  EXPECT_EQ(Metric("weft_agent_gce_api_requests_total{operation=\"insert\",result=\"quota\"}"), 1);
+  // Resyncs before the next check keep the verdict without retrying the refused
+  // insert; the check after the interval does retry it.
+  const int inserts = fake_->Count("insert");
+  stats = b->Reconcile({Lease("10.1.2.0/24", "node-2"), Lease("10.1.3.0/24", "node-3")});
+  EXPECT_EQ(stats.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(stats.status().message(), HasSubstr("Unrouted: 10.1.3.0/24"));
+  EXPECT_EQ(fake_->Count("insert"), inserts);
+  fake_->SetRouteQuota(10);  // the operator raised the project's quota
+  clock_.Advance(absl::Seconds(61));
+  stats = b->Reconcile({Lease("10.1.2.0/24", "node-2"), Lease("10.1.3.0/24", "node-3")});
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->added, 1);
+  EXPECT_EQ(Table().size(), 3u);
+  EXPECT_EQ(Metric("weft_agent_gce_unrouted_subnets"), 0);
 }
 
 TEST_F(GceBackendTest, ThrottlingIsRetriedWithBackoff) {

@@ -308,9 +308,12 @@ absl::StatusOr<ReconcileStats> GceBackend::Reconcile(const std::vector<Peer>& pe
     WEFT_LOG(DEBUG, "peer skipped").With("subnet", s.subnet).With("reason", s.reason);
   }
   const absl::Time now = options_.api.clock->Now();
-  const bool unchanged_since_applied = plan.unrouted.empty() && plan.routes == applied_;
-  if (unchanged_since_applied && now < next_check_) {
-    stats.unchanged = static_cast<int>(plan.routes.size());
+  if (plan.routes == applied_ && now < next_check_) {
+    // Nothing changed since the last complete pass. Over quota, that pass's
+    // verdict still holds: retrying refused inserts every resync on every agent
+    // would only spend the project's API quota.
+    stats.unchanged = static_cast<int>(plan.routes.size()) - static_cast<int>(refused_.size());
+    if (!plan.unrouted.empty() || !refused_.empty()) return QuotaError(plan, refused_);
     return stats;
   }
 
@@ -331,31 +334,37 @@ absl::StatusOr<ReconcileStats> GceBackend::Reconcile(const std::vector<Peer>& pe
     if (!done.inserted.contains(name)) ++stats.removed;
   }
 
-  std::vector<IPv4Net> unrouted = plan.unrouted;
-  unrouted.insert(unrouted.end(), quota_refused.begin(), quota_refused.end());
-  std::sort(unrouted.begin(), unrouted.end());
-  metrics_->unrouted.Set(static_cast<double>(unrouted.size()));
+  metrics_->unrouted.Set(static_cast<double>(plan.unrouted.size() + quota_refused.size()));
   // A conflict is a route another agent inserted under the same name: most
   // likely the same route, counted as in place and verified at the next pass.
   metrics_->routes.Set(static_cast<double>(actual.size() - done.deleted.size() + done.inserted.size() +
                                            done.conflicts.size()));
 
-  if (stats.errors == 0 && unrouted.empty() && done.conflicts.empty()) {
+  const absl::Status quota = plan.unrouted.empty() && quota_refused.empty() ? absl::OkStatus()
+                                                                             : QuotaError(plan, quota_refused);
+  if (stats.errors == 0 && done.conflicts.empty()) {
     applied_ = plan.routes;
+    refused_ = std::move(quota_refused);
     next_check_ = now + options_.check_interval;
   } else {
     applied_.clear();  // check again at the next pass
+    refused_.clear();
   }
-  if (!unrouted.empty()) {
-    const size_t leases = plan.routes.size() + plan.unrouted.size();
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "gce: route quota reached: ", unrouted.size(), " of ", leases,
-        " leased subnets have no route, so hosts cannot reach their containers (Backend.RouteQuota is ",
-        setup_.route_quota, quota_refused.empty() ? "" : "; the project's ROUTES quota refused some inserts",
-        "; routed are the lowest subnets). Unrouted: ", JoinNets(unrouted, 10),
-        ". Raise the quota (GCE console and Backend.RouteQuota) or use fewer, larger subnets."));
-  }
+  if (!quota.ok()) return quota;
   return stats;
+}
+
+absl::Status GceBackend::QuotaError(const RoutePlan& plan, const std::vector<IPv4Net>& refused) const {
+  std::vector<IPv4Net> unrouted = plan.unrouted;
+  unrouted.insert(unrouted.end(), refused.begin(), refused.end());
+  std::sort(unrouted.begin(), unrouted.end());
+  const size_t leases = plan.routes.size() + plan.unrouted.size();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "gce: route quota reached: ", unrouted.size(), " of ", leases,
+      " leased subnets have no route, so hosts cannot reach their containers (Backend.RouteQuota is ",
+      setup_.route_quota, refused.empty() ? "" : "; the project's ROUTES quota refused some inserts",
+      "; routed are the lowest subnets). Unrouted: ", JoinNets(unrouted, 10),
+      ". Raise the quota (GCE console and Backend.RouteQuota) or use fewer, larger subnets."));
 }
 
 absl::Status GceBackend::Teardown() {

@@ -30,7 +30,8 @@
 // The lease set is compared with the last one applied; when it did not change,
 // the API is listed again only every `check_interval` (default 1 min) to repair
 // drift, so a resync every few seconds on hundreds of agents does not spend the
-// project's API rate quota.
+// project's API rate quota. Over quota likewise: the pass keeps failing with the
+// same error, but refused inserts are only retried at the next check.
 
 #include <memory>
 #include <string>
@@ -134,6 +135,8 @@ class GceBackend : public Backend {
   };
   Applied Apply(const RouteDiff& diff, ReconcileStats* stats, std::vector<IPv4Net>* quota_refused);
   void RecordError(const absl::Status& s, ReconcileStats* stats);
+  // RESOURCE_EXHAUSTED naming the subnets without a route.
+  absl::Status QuotaError(const RoutePlan& plan, const std::vector<IPv4Net>& refused) const;
 
   std::unique_ptr<cloud::HttpClient> http_;
   GceConfig config_;
@@ -147,6 +150,7 @@ class GceBackend : public Backend {
   // The desired routes of the last pass that fully succeeded, and when the API
   // must be listed again even if they stay the same.
   std::vector<Route> applied_;
+  std::vector<IPv4Net> refused_;  // inserts of applied_ the project's quota refused
   absl::Time next_check_ = absl::InfinitePast();
 };
 
