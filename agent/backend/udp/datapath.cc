@@ -143,16 +143,19 @@ absl::StatusOr<int> OpenUdpSocket(IPv4Addr ip, uint16_t port, bool offloads, boo
   return fd;
 }
 
-// Waits until `fd` has `events` or the stop eventfd fires; false on stop or timeout.
-bool WaitFor(int fd, short events, int stop_fd, int timeout_ms) {
+// Waits until `fd` has `events` (or an error); returns its revents, or 0 when
+// the stop eventfd fires or `timeout_ms` passes.
+short WaitFor(int fd, short events, int stop_fd, int timeout_ms) {
   pollfd p[2] = {{fd, events, 0}, {stop_fd, POLLIN, 0}};
   while (true) {
     const int r = poll(p, 2, timeout_ms);
     if (r < 0 && errno == EINTR) continue;
-    if (r <= 0 || (p[1].revents & POLLIN)) return false;
-    return true;
+    if (r <= 0 || (p[1].revents & POLLIN)) return 0;
+    return p[0].revents;
   }
 }
+
+constexpr short kPollFailed = POLLERR | POLLHUP | POLLNVAL;
 
 }  // namespace
 
@@ -349,7 +352,7 @@ void Datapath::TxLoop(int w) {
         continue;
       }
       if (errno == EINTR) continue;
-      if ((errno == EAGAIN || errno == ENOBUFS) && WaitFor(udp, POLLOUT, stop_fd_, kSendWaitMs)) continue;
+      if ((errno == EAGAIN || errno == ENOBUFS) && (WaitFor(udp, POLLOUT, stop_fd_, kSendWaitMs) & POLLOUT)) continue;
       const int err = errno;
       if (outs[i].segments > 1 && (err == EIO || err == EINVAL)) {
         // The outgoing device cannot take UDP GSO (no checksum offload, or the
@@ -384,7 +387,13 @@ void Datapath::TxLoop(int w) {
     outs.clear();
   };
 
-  while (WaitFor(tun, POLLIN, stop_fd_, -1)) {
+  for (short ev; (ev = WaitFor(tun, POLLIN, stop_fd_, -1)) != 0;) {
+    if (ev & kPollFailed) {
+      // The device was deleted under the queue: spinning on it helps nobody;
+      // the backend's next pass makes the device and the workers again.
+      WEFT_LOG(WARN, "udp: TUN queue failed; worker stops").With("worker", w);
+      return;
+    }
     const PeerTable* peers = peers_.Enter(static_cast<size_t>(w));
     size_t used = 0;
     for (size_t reads = 0; reads < kTxBatch && arena.size() - used >= reserve; ++reads) {
@@ -455,7 +464,13 @@ void Datapath::RxLoop(int w) {
     if (writev(tun, v, 2) < 0) c.Drop(DropReason::kTunWriteError, segments);
   };
 
-  while (WaitFor(udp, POLLIN, stop_fd_, -1)) {
+  for (short ev; (ev = WaitFor(udp, POLLIN, stop_fd_, -1)) != 0;) {
+    if (ev & POLLERR) {
+      // A pending socket error (an ICMP error about an earlier send): read it to clear it.
+      int err = 0;
+      socklen_t len = sizeof(err);
+      getsockopt(udp, SOL_SOCKET, SO_ERROR, &err, &len);
+    }
     // Drain a few batches before polling again.
     for (int round = 0; round < 8; ++round) {
       for (size_t i = 0; i < kRxBatch; ++i) {
