@@ -70,15 +70,22 @@ storage::TxnRequest CreateIfAbsent(const std::string& key, const std::string& va
   return storage::PutIf(key, storage::Compare::Target::kCreateRevision, 0, value, lease);
 }
 
+// The etcd of the mode being measured: stopped by Die() too, so a failed run
+// leaves no server behind.
+std::unique_ptr<weft::testing::EtcdCluster> g_etcd;
+
+[[noreturn]] void Die(const std::string& what) {
+  std::fprintf(stderr, "etcd_acquire_bench: %s\n", what.c_str());
+  g_etcd.reset();
+  std::exit(1);
+}
+
 std::unique_ptr<storage::EtcdStore> Client(const std::string& endpoint) {
   storage::EtcdStore::Options o;
   o.endpoints = {endpoint};
   o.rpc_timeout = absl::Seconds(60);
   auto c = storage::EtcdStore::Open(o);
-  if (!c.ok()) {
-    std::fprintf(stderr, "etcd client: %s\n", c.status().ToString().c_str());
-    std::exit(1);
-  }
+  if (!c.ok()) Die(absl::StrCat("etcd client: ", c.status().ToString()));
   return *std::move(c);
 }
 
@@ -87,10 +94,10 @@ void Populate(storage::EtcdStore& etcd, int existing) {
   storage::PutRequest cfg;
   cfg.key = absl::StrCat(kPrefix, "/config");
   cfg.value = kConfig;
-  if (!etcd.Put(cfg).ok()) std::exit(1);
+  if (absl::Status st = etcd.Put(cfg).status(); !st.ok()) Die(st.ToString());
   for (int base = 0; base < existing; base += 100) {
     auto g = etcd.LeaseGrant(24 * 3600);
-    if (!g.ok()) std::exit(1);
+    if (!g.ok()) Die(g.status().ToString());
     storage::TxnRequest t;
     for (int i = base; i < std::min(existing, base + 100); ++i) {
       storage::RequestOp op;
@@ -100,7 +107,7 @@ void Populate(storage::EtcdStore& etcd, int existing) {
       op.put.lease = g->id;
       t.success.push_back(op);
     }
-    if (!etcd.Txn(t).ok()) std::exit(1);
+    if (absl::Status st = etcd.Txn(t).status(); !st.ok()) Die(st.ToString());
   }
 }
 
@@ -177,7 +184,11 @@ LoadResult Weft(const std::string& controller_bin, const std::string& endpoint, 
   auto ch = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
   if (!ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(30))) {
     std::fprintf(stderr, "controller did not start (log %s/controller.log)\n", dir.c_str());
-    std::exit(1);
+    p.Kill(SIGKILL);
+    p.Wait();
+    LoadResult none;
+    none.failed = 1;
+    return none;  // the caller still stops etcd
   }
   auto stubs = weft::bench::LeaseStubs(absl::StrCat("127.0.0.1:", port));
   LoadResult r = RunClosedLoop(clients, d, [&](int c, int64_t i) -> absl::Status {
@@ -202,6 +213,10 @@ LoadResult Weft(const std::string& controller_bin, const std::string& endpoint, 
     }
     pclose(f);
     if (count > 0) std::fprintf(stderr, "weft: %.0f store transactions, %.1f lease writes each on average\n", count, sum / count);
+  }
+  if (r.failed > 0) {
+    const std::string tail = absl::StrCat("tail -20 ", dir, "/controller.log >&2");
+    if (std::system(tail.c_str()) != 0) std::fprintf(stderr, "no controller log\n");
   }
   p.Kill(SIGTERM);
   p.Wait();
@@ -249,7 +264,8 @@ int main(int argc, char** argv) {
       weft::testing::EtcdCluster::Options eo;
       eo.dir = dir + "/etcd";
       eo.log_dir = dir;
-      auto etcd = weft::testing::EtcdCluster::Start(eo, &error);
+      g_etcd = weft::testing::EtcdCluster::Start(eo, &error);
+      weft::testing::EtcdCluster* etcd = g_etcd.get();
       if (!etcd) {
         std::fprintf(stderr, "etcd: %s\n", error.c_str());
         return 1;
@@ -276,7 +292,7 @@ int main(int argc, char** argv) {
       std::printf("%-9d %-14s %10.1f %9.1f %9.1f %9.1f %8lld %8.2f\n", existing, mode.c_str(), r.rate, r.p50_ms, r.p99_ms,
                   r.max_ms, static_cast<long long>(r.failed), bare_rate > 0 ? r.rate / bare_rate : 0.0);
       std::fflush(stdout);
-      etcd.reset();
+      g_etcd.reset();
       const std::string rm = "rm -rf " + dir;
       if (std::system(rm.c_str()) != 0) std::fprintf(stderr, "cleanup of %s failed\n", dir.c_str());
     }
