@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -143,6 +144,30 @@ absl::StatusOr<int> OpenUdpSocket(IPv4Addr ip, uint16_t port, bool offloads, boo
   return fd;
 }
 
+// Between two hosts every datagram has the same outer addresses and ports, so
+// SO_REUSEPORT's hash would hand all of them to one socket and one receive
+// thread. This classic BPF program on the group picks the socket from the
+// inner packet instead (the UDP payload, at offset 0): (source port +
+// destination port) mod n, so each inner flow stays on one worker, in order,
+// and flows spread. A failed load (a short packet) returns 0: socket 0.
+bool SteerByInnerFlow(int fd, int n) {
+  sock_filter code[] = {
+      BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 0),         // A = version/IHL
+      BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x0f),     // A = IHL
+      BPF_STMT(BPF_ALU | BPF_LSH | BPF_K, 2),        // A = IP header length
+      BPF_STMT(BPF_MISC | BPF_TAX, 0),               // X = A
+      BPF_STMT(BPF_LD | BPF_H | BPF_IND, 0),         // A = source port
+      BPF_STMT(BPF_ST, 0),                           // M[0] = A
+      BPF_STMT(BPF_LD | BPF_H | BPF_IND, 2),         // A = destination port
+      BPF_STMT(BPF_LDX | BPF_MEM, 0),                // X = M[0]
+      BPF_STMT(BPF_ALU | BPF_ADD | BPF_X, 0),        // A += X
+      BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, static_cast<uint32_t>(n)),
+      BPF_STMT(BPF_RET | BPF_A, 0),
+  };
+  sock_fprog prog{static_cast<unsigned short>(sizeof(code) / sizeof(code[0])), code};
+  return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) == 0;
+}
+
 // Waits until `fd` has `events` (or an error); returns its revents, or 0 when
 // the stop eventfd fires or `timeout_ms` passes.
 short WaitFor(int fd, short events, int stop_fd, int timeout_ms) {
@@ -215,12 +240,15 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Start(const DatapathConfig& 
     gro = gro && s_gro;
   }
   if (absl::Status s = SetTunMtu(config.device, config.mtu); !s.ok()) return s;
+  // Sockets join the group in bind order, which is the worker order.
+  const bool steer = config.workers > 1 && SteerByInnerFlow(d->workers_[0]->udp_fd, config.workers);
   d->udp_gso_ = gso;
   d->udp_gro_ = gro;
   DatapathStats& st = *d->stats_;
   st.tun_tso.store(tso);
   st.tun_uso.store(uso);
   st.udp_gso.store(gso);
+  st.rx_steering.store(steer);
   st.udp_gro.store(gro);
   for (int i = 0; i < config.workers; ++i) {
     d->threads_.emplace_back([p = d.get(), i] { p->TxLoop(i); });
@@ -234,7 +262,8 @@ absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Start(const DatapathConfig& 
       .With("tun_tso", tso)
       .With("tun_uso", uso)
       .With("udp_gso", gso)
-      .With("udp_gro", gro);
+      .With("udp_gro", gro)
+      .With("rx_steering", steer);
   return d;
 }
 

@@ -51,6 +51,8 @@ class DatapathStats {
   int workers() const { return workers_; }
   ThreadCounters& tx(int worker) { return threads_[2 * worker]; }
   ThreadCounters& rx(int worker) { return threads_[2 * worker + 1]; }
+  const ThreadCounters& tx(int worker) const { return threads_[2 * worker]; }
+  const ThreadCounters& rx(int worker) const { return threads_[2 * worker + 1]; }
 
   struct Totals {
     uint64_t tx_packets = 0, tx_bytes = 0, rx_packets = 0, rx_bytes = 0;
@@ -61,6 +63,7 @@ class DatapathStats {
 
   // Set by the data path when it starts; read by the metrics.
   std::atomic<bool> tun_tso{false}, tun_uso{false}, udp_gso{false}, udp_gro{false};
+  std::atomic<bool> rx_steering{false};  // datagrams spread over the workers by inner flow
   std::atomic<int> peers{0};
 
  private:

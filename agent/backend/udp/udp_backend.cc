@@ -127,9 +127,10 @@ void RegisterUdpMetrics(metrics::Registry& r, std::shared_ptr<DatapathStats> sta
   r.AddCallbackGauge("weft_udp_workers", "Worker pairs of threads (one TUN queue and one UDP socket each).",
                      [stats] { return static_cast<double>(stats->workers()); });
   r.AddCallbackFamily(MetricType::kGauge, "weft_udp_offload_enabled",
-                      "1 when the kernel took the offload: tun_tso, tun_uso, udp_gso, udp_gro.", {"offload"},
-                      [stats] {
-                        return std::vector<Sample>{{{"tun_tso"}, stats->tun_tso.load() ? 1.0 : 0.0},
+                      "1 when the kernel took the offload: tun_tso, tun_uso, udp_gso, udp_gro, rx_steering.",
+                      {"offload"}, [stats] {
+                        return std::vector<Sample>{{{"rx_steering"}, stats->rx_steering.load() ? 1.0 : 0.0},
+                                                   {{"tun_tso"}, stats->tun_tso.load() ? 1.0 : 0.0},
                                                    {{"tun_uso"}, stats->tun_uso.load() ? 1.0 : 0.0},
                                                    {{"udp_gro"}, stats->udp_gro.load() ? 1.0 : 0.0},
                                                    {{"udp_gso"}, stats->udp_gso.load() ? 1.0 : 0.0}};

@@ -129,6 +129,7 @@ TEST_P(UdpNetnsTest, SetsUpFlannelsDeviceAndCarriesPings) {
   EXPECT_EQ(Sample(m, "weft_udp_workers"), 2);
   EXPECT_EQ(Sample(m, "weft_udp_offload_enabled{offload=\"udp_gso\"}"), GetParam() ? 1 : 0);
   EXPECT_EQ(Sample(m, "weft_udp_offload_enabled{offload=\"tun_tso\"}"), GetParam() ? 1 : 0);
+  EXPECT_EQ(Sample(m, "weft_udp_offload_enabled{offload=\"rx_steering\"}"), 1);
 }
 
 TEST_P(UdpNetnsTest, BulkTcpIsSegmentedAndCoalesced) {
@@ -156,6 +157,26 @@ TEST_P(UdpNetnsTest, BulkTcpIsSegmentedAndCoalesced) {
     EXPECT_GT(rx / writes, 4) << "rx " << rx << " writes " << writes;
   } else {
     EXPECT_GT(tx / sends, 1) << "sendmmsg batches " << tx << " / " << sends;
+  }
+}
+
+// Between two hosts every datagram has the same outer ports; the receive side
+// still spreads inner flows over its workers: (source + destination port) mod 2.
+TEST_P(UdpNetnsTest, InnerFlowsSpreadOverReceiveWorkers) {
+  InitAndReconcileBoth();
+  const udp::DatapathStats& st = a_.backend->stats();
+  auto rx = [&](int w) { return st.rx(w).packets.load(); };
+  for (int port : {40000, 40001}) {
+    const uint64_t before0 = rx(0), before1 = rx(1);
+    b_.Sh(absl::StrCat("python3 -c \"import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                       "s.bind(('198.18.2.1', ",
+                       port, ")); [s.sendto(b'x' * 100, ('198.18.1.1', 9)) for _ in range(50)]\""));
+    const int expect = (port + 9) % 2;
+    for (int i = 0; i < 50 && (expect == 0 ? rx(0) : rx(1)) < (expect == 0 ? before0 : before1) + 50; ++i) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    EXPECT_EQ(rx(expect), (expect == 0 ? before0 : before1) + 50) << "port " << port;
+    EXPECT_EQ(rx(1 - expect), expect == 0 ? before1 : before0) << "port " << port;
   }
 }
 
