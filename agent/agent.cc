@@ -82,7 +82,8 @@ absl::Status Agent::Run(absl::Notification* stop) {
   } else {
     WEFT_LOG(WARN, "ignoring the previous subnet file").Err(prev.status());
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<netlink::NetlinkProgrammer> kernel, netlink::NetlinkProgrammer::Create());
+  ASSIGN_OR_RETURN(std::unique_ptr<netlink::NetlinkProgrammer> kernel,
+                   netlink::NetlinkProgrammer::Create(cfg_.nexthop_objects));
 
   ControllerClient::Options co;
   co.endpoints = cfg_.controllers;

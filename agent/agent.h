@@ -33,6 +33,7 @@ struct AgentConfig {
   bool release_on_exit = false;
   absl::Duration resync_interval = absl::Seconds(10);
   absl::Duration renew_margin = absl::Minutes(60);  // capped at a third of the TTL
+  bool nexthop_objects = true;  // false: plain routes, flannel's layout
   BackendFlags backend;  // flags only some backends read
 };
 

@@ -220,9 +220,9 @@ absl::StatusOr<std::vector<T>> DumpAll(NetlinkSocket& socket, nlmsghdr* request,
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<NetlinkProgrammer>> NetlinkProgrammer::Create() {
+absl::StatusOr<std::unique_ptr<NetlinkProgrammer>> NetlinkProgrammer::Create(bool nexthop_objects) {
   ASSIGN_OR_RETURN(std::unique_ptr<NetlinkSocket> socket, NetlinkSocket::Open());
-  return std::make_unique<NetlinkProgrammer>(std::move(socket));
+  return std::make_unique<NetlinkProgrammer>(std::move(socket), nexthop_objects);
 }
 
 absl::Status NetlinkProgrammer::SendAll(RequestBatch& batch, absl::string_view what) {
@@ -403,6 +403,7 @@ absl::StatusOr<std::vector<Route>> NetlinkProgrammer::ListRoutes(int index, uint
 }
 
 absl::StatusOr<std::vector<Nexthop>> NetlinkProgrammer::ListNexthops(uint8_t protocol) {
+  if (!nexthop_objects_) return absl::UnimplementedError("nexthop objects turned off (--nexthop-objects=false)");
   SingleRequest<nhmsg> req(RTM_GETNEXTHOP);
   req.header->nh_family = AF_INET;
   return DumpAll<Nexthop>(*socket_, req.nlh, [protocol](const nlmsghdr* m) {

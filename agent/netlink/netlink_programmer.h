@@ -12,8 +12,12 @@ namespace weft::netlink {
 class NetlinkProgrammer : public KernelProgrammer {
  public:
   // Opens its socket in the calling thread's network namespace.
-  static absl::StatusOr<std::unique_ptr<NetlinkProgrammer>> Create();
-  explicit NetlinkProgrammer(std::unique_ptr<NetlinkSocket> socket) : socket_(std::move(socket)) {}
+  // `nexthop_objects` false hides the kernel's nexthop objects (ListNexthops
+  // answers UNIMPLEMENTED, as on kernels before 5.3), so backends program
+  // flannel's classic layout of plain routes.
+  static absl::StatusOr<std::unique_ptr<NetlinkProgrammer>> Create(bool nexthop_objects = true);
+  explicit NetlinkProgrammer(std::unique_ptr<NetlinkSocket> socket, bool nexthop_objects = true)
+      : socket_(std::move(socket)), nexthop_objects_(nexthop_objects) {}
 
   absl::StatusOr<Link> GetLink(absl::string_view name) override;
   absl::StatusOr<Link> GetLinkByIndex(int index) override;
@@ -35,6 +39,7 @@ class NetlinkProgrammer : public KernelProgrammer {
   absl::Status SendAll(RequestBatch& batch, absl::string_view what);
 
   std::unique_ptr<NetlinkSocket> socket_;
+  const bool nexthop_objects_;
   RequestBatch batch_;  // reused: keeps its buffer between calls
 };
 

@@ -108,15 +108,6 @@ Objects Dump(NetlinkProgrammer& kernel) {
   return {n, f, r};
 }
 
-// A kernel without nexthop objects, to time the classic layout on this kernel.
-class NoNexthopsProgrammer : public NetlinkProgrammer {
- public:
-  using NetlinkProgrammer::NetlinkProgrammer;
-  absl::StatusOr<std::vector<weft::netlink::Nexthop>> ListNexthops(uint8_t) override {
-    return absl::UnimplementedError("no nexthop objects");
-  }
-};
-
 struct Timing {
   double apply_ms = 0;
   double resync_ms = 0;  // weft only
@@ -134,8 +125,7 @@ Timing RunWeft(const Flags& flags, const std::vector<Peer>& peers, bool nexthops
   std::unique_ptr<NetNs> ns = FreshHost(nexthops ? "bwn" : "bwc");
   auto socket = OrDie(ns->Run([] { return weft::netlink::NetlinkSocket::Open(); }), "netlink");
   std::unique_ptr<NetlinkProgrammer> kernel =
-      nexthops ? std::make_unique<NetlinkProgrammer>(std::move(socket))
-               : std::make_unique<NoNexthopsProgrammer>(std::move(socket));
+      std::make_unique<NetlinkProgrammer>(std::move(socket), nexthops);
   weft::agent::VxlanBackend backend(kernel.get(), kOwnMac);
   const weft::netlink::Link eth0 = OrDie(kernel->GetLink("eth0"), "eth0");
   weft::agent::LocalConfig local{"eth0", eth0.index, eth0.mtu, *IPv4Addr::Parse("192.0.2.1"),

@@ -199,6 +199,27 @@ TEST(VxlanE2ETest, CrossHostPingsAndFlannelKernelState) {
   ExpectAllCrossHostPings(*c);
 }
 
+// --nexthop-objects=false: exactly flannel's route layout, no nexthop objects,
+// and traffic flows the same.
+TEST(VxlanE2ETest, ClassicRouteLayoutOnRequest) {
+  ClusterOptions o;
+  o.hosts = 2;
+  o.agent_args = {"--nexthop-objects=false"};
+  std::unique_ptr<Cluster> c = StartOrDie(o);
+  ASSERT_NE(c, nullptr);
+  EXPECT_TRUE(Cluster::WaitForOk([&] { return AllProgrammed(*c, {0, 1}); }, kConverge).ok())
+      << AllProgrammed(*c, {0, 1});
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<std::string> routes = c->Sh(c->host(i).ns, "ip route show dev flannel.1");
+    ASSERT_TRUE(routes.ok()) << routes.status();
+    EXPECT_FALSE(absl::StrContains(*routes, "nhid")) << *routes;
+    absl::StatusOr<std::string> nh = c->Sh(c->host(i).ns, "ip nexthop show 2>/dev/null || true");
+    ASSERT_TRUE(nh.ok()) << nh.status();
+    EXPECT_EQ(*nh, "") << "no nexthop objects were to be made";
+  }
+  ExpectAllCrossHostPings(*c);
+}
+
 TEST(VxlanE2ETest, ReleasedLeaseVanishesFromPeers) {
   std::unique_ptr<Cluster> c = StartOrDie({});
   ASSERT_NE(c, nullptr);

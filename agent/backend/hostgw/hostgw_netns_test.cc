@@ -28,14 +28,6 @@ using weft::testing::NetNs;
 
 const IPv4Net kNetwork = Net("198.18.0.0/16");
 
-class NoNexthopsProgrammer : public NetlinkProgrammer {
- public:
-  using NetlinkProgrammer::NetlinkProgrammer;
-  absl::StatusOr<std::vector<netlink::Nexthop>> ListNexthops(uint8_t) override {
-    return absl::UnimplementedError("no nexthop objects");
-  }
-};
-
 struct Host {
   std::unique_ptr<NetNs> ns;
   std::unique_ptr<NetlinkProgrammer> kernel;
@@ -79,8 +71,7 @@ class HostgwNetnsTest : public ::testing::TestWithParam<bool> {
   void MakeHost(Host& h, const char* ip, const char* subnet) {
     auto socket = h.ns->Run([] { return netlink::NetlinkSocket::Open(); });
     ASSERT_TRUE(socket.ok()) << socket.status();
-    h.kernel = nexthops() ? std::make_unique<NetlinkProgrammer>(std::move(*socket))
-                          : std::make_unique<NoNexthopsProgrammer>(std::move(*socket));
+    h.kernel = std::make_unique<NetlinkProgrammer>(std::move(*socket), nexthops());
     absl::StatusOr<netlink::Link> eth0 = h.kernel->GetLink("eth0");
     ASSERT_TRUE(eth0.ok()) << eth0.status();
     h.local = LocalConfig{"eth0", eth0->index, eth0->mtu, Ip(ip), Net("192.0.2.0/24"), Ip(ip)};
