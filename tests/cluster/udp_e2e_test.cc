@@ -288,18 +288,25 @@ TEST(UdpE2ETest, MetricsMatchTheirRowsInDocs) {
   EXPECT_EQ(rows, families);
 }
 
-// iperf3 between containers on two hosts, 1 and 4 streams, for the udp and the
-// vxlan backend in the same run. Prints the figures; only asserts that traffic
-// flowed. WEFT_UDP_BENCH=1 to run (it takes a while), e.g.:
+// iperf3 between containers on two hosts, 1 and 4 streams, for the udp backend
+// (with and without offloads) and the vxlan backend in the same run. Prints the
+// figures; only asserts that traffic flowed. WEFT_UDP_BENCH=1 to run (it takes a while), e.g.:
 //   bazel test -c opt //tests/cluster:udp_e2e_test --test_env=WEFT_UDP_BENCH=1
 //     --test_filter=UdpE2ETest.ThroughputAgainstVxlan --test_output=streamed
 TEST(UdpE2ETest, ThroughputAgainstVxlan) {
   const char* bench = std::getenv("WEFT_UDP_BENCH");
   if (bench == nullptr || std::string(bench) != "1") GTEST_SKIP() << "set WEFT_UDP_BENCH=1 to measure";
-  for (const char* backend : {"udp", "vxlan"}) {
+  struct Setup {
+    const char* name;
+    const char* backend;
+    std::vector<std::string> agent_args;
+  };
+  for (const Setup& setup : {Setup{"udp", "udp", {}}, Setup{"udp-no-offloads", "udp", {"--udp-offloads=false"}},
+                             Setup{"vxlan", "vxlan", {}}}) {
     ClusterOptions o;
-    o.network_config = absl::StrCat(R"({"Network":"10.1.0.0/16","Backend":{"Type":")", backend, R"("}})");
+    o.network_config = absl::StrCat(R"({"Network":"10.1.0.0/16","Backend":{"Type":")", setup.backend, R"("}})");
     o.hosts = 2;
+    o.agent_args = setup.agent_args;
     std::unique_ptr<Cluster> c = StartConverged(o);
     ASSERT_NE(c, nullptr);
     const Container& server = c->host(1).containers[0];
@@ -310,7 +317,7 @@ TEST(UdpE2ETest, ThroughputAgainstVxlan) {
           client.ns, absl::StrCat("timeout 30 iperf3 -c ", server.ip, " -p 5201 -t 5 -P ", streams,
                                   " -f m | grep -E 'SUM.*receiver|^\\[ *[0-9]+\\].*receiver' | tail -1"));
       ASSERT_TRUE(out.ok()) << out.status();
-      std::cout << "BENCH backend=" << backend << " streams=" << streams << ": " << *out << std::flush;
+      std::cout << "BENCH setup=" << setup.name << " streams=" << streams << ": " << *out << std::flush;
       EXPECT_TRUE(absl::StrContains(*out, "Mbits/sec")) << *out;
     }
   }
