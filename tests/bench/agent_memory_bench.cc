@@ -8,9 +8,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -37,6 +41,114 @@ std::string Breakdown(pid_t pid) {
                          StatusKb(pid, "RssFile") / 1024.0);
 }
 
+// One mapping of /proc/<pid>/smaps.
+struct Mapping {
+  unsigned long start = 0, end = 0;
+  std::string perms, path;
+  long rss_kb = 0, anon_kb = 0;
+};
+
+std::vector<Mapping> ReadSmaps(pid_t pid) {
+  std::vector<Mapping> maps;
+  std::ifstream f(absl::StrCat("/proc/", pid, "/smaps"));
+  std::string line;
+  while (std::getline(f, line)) {
+    // Header lines start with "<start>-<end> "; field lines with "Name:".
+    size_t dash = line.find('-');
+    size_t colon = line.find(':');
+    if (dash != std::string::npos && (colon == std::string::npos || dash < colon) && line.find(' ') > dash) {
+      Mapping m;
+      char perms[8] = {0};
+      int path_at = 0;
+      if (std::sscanf(line.c_str(), "%lx-%lx %7s %*s %*s %*s %n", &m.start, &m.end, perms, &path_at) < 3) continue;
+      m.perms = perms;
+      if (path_at > 0 && static_cast<size_t>(path_at) <= line.size()) m.path = line.substr(path_at);
+      maps.push_back(m);
+    } else if (!maps.empty() && line.rfind("Rss:", 0) == 0) {
+      maps.back().rss_kb = std::stol(line.substr(4));
+    } else if (!maps.empty() && line.rfind("Anonymous:", 0) == 0) {
+      maps.back().anon_kb = std::stol(line.substr(10));
+    }
+  }
+  return maps;
+}
+
+// Where the agent's resident pages are: per shared object (its file pages, and
+// the anonymous copies made by relocations and .data writes, plus its .bss), and
+// anonymous memory told apart as heap, malloc arenas (64 MiB reservations),
+// thread stacks (a mapping right above a PROT_NONE guard page) and the rest.
+std::string SmapsBreakdown(pid_t pid, int top) {
+  std::vector<Mapping> maps = ReadSmaps(pid);
+  struct Lib {
+    long file_kb = 0, anon_kb = 0;
+  };
+  std::map<std::string, Lib> libs;
+  long heap = 0, arenas = 0, stacks = 0, other_anon = 0, main_stack = 0;
+  int n_arenas = 0, n_stacks = 0;
+  std::string last_path;
+  for (size_t i = 0; i < maps.size(); ++i) {
+    const Mapping& m = maps[i];
+    if (!m.path.empty() && m.path[0] == '/') {
+      std::string name = m.path.substr(m.path.rfind('/') + 1);
+      libs[name].file_kb += m.rss_kb - m.anon_kb;
+      libs[name].anon_kb += m.anon_kb;
+      last_path = name;
+      continue;
+    }
+    bool contiguous_after_lib = i > 0 && maps[i - 1].end == m.start && !maps[i - 1].path.empty() &&
+                                maps[i - 1].path[0] == '/';
+    if (m.path == "[heap]") {
+      heap += m.rss_kb;
+    } else if (m.path == "[stack]") {
+      main_stack += m.rss_kb;
+    } else if (!m.path.empty()) {
+      other_anon += m.rss_kb;  // [vdso], [vvar]...
+    } else if (contiguous_after_lib) {
+      libs[last_path].anon_kb += m.rss_kb;  // the library's .bss
+    } else if (m.perms == "rw-p" && i + 1 < maps.size() && maps[i + 1].perms == "---p" &&
+               maps[i + 1].start == m.end && (maps[i + 1].end - m.start) % (64ul << 20) == 0) {
+      arenas += m.rss_kb;
+      ++n_arenas;
+    } else if (m.perms == "rw-p" && i > 0 && maps[i - 1].perms == "---p" && maps[i - 1].end == m.start &&
+               maps[i - 1].end - maps[i - 1].start <= (64ul << 10)) {
+      stacks += m.rss_kb;
+      ++n_stacks;
+    } else {
+      other_anon += m.rss_kb;
+    }
+  }
+  std::vector<std::pair<std::string, Lib>> sorted(libs.begin(), libs.end());
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
+    return a.second.file_kb + a.second.anon_kb > b.second.file_kb + b.second.anon_kb;
+  });
+  long lib_file = 0, lib_anon = 0;
+  for (const auto& [name, l] : sorted) {
+    lib_file += l.file_kb;
+    lib_anon += l.anon_kb;
+  }
+  std::string out = absl::StrFormat(
+      "    %zu mapped files: %.1f MB file pages + %.1f MB anonymous (relocations, .data, .bss)\n"
+      "    heap %.1f MB, %d malloc arenas %.1f MB, %d thread stacks %.1f MB, main stack %.1f MB, other anon "
+      "%.1f MB\n",
+      sorted.size(), lib_file / 1024.0, lib_anon / 1024.0, heap / 1024.0, n_arenas, arenas / 1024.0, n_stacks,
+      stacks / 1024.0, main_stack / 1024.0, other_anon / 1024.0);
+  long rest_file = 0, rest_anon = 0;
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    const Lib& l = sorted[i].second;
+    if (static_cast<int>(i) < top) {
+      absl::StrAppendFormat(&out, "    %-32s %6ld kB file %5ld kB anon\n", sorted[i].first, l.file_kb, l.anon_kb);
+    } else {
+      rest_file += l.file_kb;
+      rest_anon += l.anon_kb;
+    }
+  }
+  if (static_cast<int>(sorted.size()) > top) {
+    absl::StrAppendFormat(&out, "    %-32s %6ld kB file %5ld kB anon\n",
+                          absl::StrCat("(", sorted.size() - top, " others)"), rest_file, rest_anon);
+  }
+  return out;
+}
+
 // Reads one gauge from the agent's /metrics with a raw HTTP/1.0 GET over loopback.
 double Gauge(int port, const std::string& name) {
   std::string out;
@@ -58,6 +170,9 @@ double Gauge(int port, const std::string& name) {
 int main(int argc, char** argv) {
   int peers = 5000;
   if (argc > 1) (void)absl::SimpleAtoi(argv[1], &peers);
+  // Mapped files listed one by one in the breakdown; the rest summed.
+  int top = 12;
+  if (const char* t = std::getenv("WEFT_BENCH_TOP_MAPPINGS")) (void)absl::SimpleAtoi(t, &top);
   const std::string controller = argc > 2 ? argv[2] : weft::testing::Runfile("controller/weft-controller");
   const std::string agent_bin = argc > 3 ? argv[3] : weft::testing::Runfile("agent/weft-agent");
   char tmpl[] = "/tmp/weft-agentmem-XXXXXX";
@@ -95,7 +210,7 @@ int main(int argc, char** argv) {
   }
   absl::SleepFor(absl::Seconds(1));
   long base = RssKb(agent.pid());
-  std::string base_breakdown = Breakdown(agent.pid());
+  std::string base_breakdown = Breakdown(agent.pid()) + "\n" + SmapsBreakdown(agent.pid(), top);
   absl::Time start = absl::Now();
   for (int i = 0; i < peers; ++i) {
     weft::v1::AcquireLeaseRequest req;
@@ -121,8 +236,14 @@ int main(int argc, char** argv) {
   std::printf("agent_memory_bench: %d peers (%d kernel objects), VXLAN\n", peers, 3 * peers);
   std::printf("agent RSS: %.1f MB with 0 peers (baseline), %.1f MB with %d peers\n", base / 1024.0, full / 1024.0,
               peers);
-  std::printf("  baseline: %s\n  %d peers: %s\n", base_breakdown.c_str(), peers, Breakdown(agent.pid()).c_str());
+  std::printf("  baseline: %s\n  %d peers: %s\n%s", base_breakdown.c_str(), peers, Breakdown(agent.pid()).c_str(),
+              SmapsBreakdown(agent.pid(), top).c_str());
   std::printf("acquire %d leases + agent converged in %.1f s\n", peers, converge);
+  // For a closer look: a copy of the agent's smaps with N peers.
+  if (const char* copy = std::getenv("WEFT_BENCH_SMAPS_COPY")) {
+    std::ifstream in(absl::StrCat("/proc/", agent.pid(), "/smaps"));
+    std::ofstream(copy) << in.rdbuf();
+  }
   agent.Kill(SIGTERM);
   agent.Wait();
   ctl.Kill(SIGTERM);
