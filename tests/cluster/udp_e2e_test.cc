@@ -128,9 +128,9 @@ TEST(UdpE2ETest, FlannelsDeviceAndPortAndContainersReachEachOther) {
   EXPECT_TRUE(pings.ok()) << pings;
   absl::StatusOr<std::string> page = AgentMetrics(*c, 0);
   ASSERT_TRUE(page.ok()) << page.status();
-  EXPECT_EQ(Sample(*page, "weft_udp_peers"), 2);
-  EXPECT_GT(Sample(*page, "weft_udp_packets_total{direction=\"tx\"}"), 0);
-  EXPECT_GT(Sample(*page, "weft_udp_packets_total{direction=\"rx\"}"), 0);
+  EXPECT_EQ(Sample(*page, "weft_agent_udp_peers"), 2);
+  EXPECT_GT(Sample(*page, "weft_agent_udp_packets_total{direction=\"tx\"}"), 0);
+  EXPECT_GT(Sample(*page, "weft_agent_udp_packets_total{direction=\"rx\"}"), 0);
   // The tunnel device's kernel counters are the agent's too.
   EXPECT_GT(Sample(*page, "weft_agent_tunnel_packets_total{direction=\"tx\"}"), 0);
 }
@@ -187,8 +187,8 @@ print(64 << 20, h.hexdigest(), flush=True)
 
   absl::StatusOr<std::string> page = AgentMetrics(*c, 0);
   ASSERT_TRUE(page.ok()) << page.status();
-  EXPECT_GT(Sample(*page, "weft_udp_bytes_total{direction=\"tx\"}"), 64 << 20);
-  EXPECT_EQ(Sample(*page, "weft_udp_drops_total{reason=\"malformed\"}"), 0);
+  EXPECT_GT(Sample(*page, "weft_agent_udp_bytes_total{direction=\"tx\"}"), 64 << 20);
+  EXPECT_EQ(Sample(*page, "weft_agent_udp_drops_total{reason=\"malformed\"}"), 0);
 }
 
 TEST(UdpE2ETest, MtuSizedPacketsPassAndOneByteMoreIsRefused) {
@@ -228,7 +228,7 @@ TEST(UdpE2ETest, ReleasedHostBecomesUnreachable) {
     absl::Status s = Cluster::WaitFor(
         [&] {
           absl::StatusOr<std::string> page = AgentMetrics(*c, i);
-          return page.ok() && Sample(*page, "weft_udp_peers") == 2;
+          return page.ok() && Sample(*page, "weft_agent_udp_peers") == 2;
         },
         kConverge, "peer table without the released host");
     EXPECT_TRUE(s.ok()) << c->host(i).name << ": " << s;
@@ -241,7 +241,7 @@ TEST(UdpE2ETest, ReleasedHostBecomesUnreachable) {
   EXPECT_TRUE(absl::StrContains(r->out, "Unreachable")) << r->ToString();
   absl::StatusOr<std::string> page = AgentMetrics(*c, 0);
   ASSERT_TRUE(page.ok());
-  EXPECT_GE(Sample(*page, "weft_udp_drops_total{reason=\"no_peer\"}"), 1);
+  EXPECT_GE(Sample(*page, "weft_agent_udp_drops_total{reason=\"no_peer\"}"), 1);
   // The others still reach each other.
   EXPECT_TRUE(c->Ping(c->host(0).containers[0], c->host(1).containers[0].ip).ok());
 }
@@ -268,20 +268,20 @@ TEST(UdpE2ETest, MetricsMatchTheirRowsInDocs) {
   ASSERT_TRUE(absl::StrContains(doc, "# Weft metrics"));
   int families = 0;
   for (absl::string_view line : absl::StrSplit(*page, '\n')) {
-    if (!absl::ConsumePrefix(&line, "# TYPE weft_udp_")) continue;
+    if (!absl::ConsumePrefix(&line, "# TYPE weft_agent_udp_")) continue;
     std::vector<std::string> name_type = absl::StrSplit(line, ' ');
     ASSERT_EQ(name_type.size(), 2u) << line;
-    const std::string name = absl::StrCat("weft_udp_", name_type[0]);
+    const std::string name = absl::StrCat("weft_agent_udp_", name_type[0]);
     EXPECT_TRUE(absl::StrContains(doc, absl::StrCat("| `", name, "` | ", name_type[1], " |")))
         << name << " (" << name_type[1] << ") has no row in docs/metrics.md";
     ++families;
   }
-  // And the other way: every weft_udp_ row of the docs is exported.
+  // And the other way: every weft_agent_udp_ row of the docs is exported.
   int rows = 0;
   for (absl::string_view line : absl::StrSplit(doc, '\n')) {
-    if (!absl::ConsumePrefix(&line, "| `weft_udp_")) continue;
+    if (!absl::ConsumePrefix(&line, "| `weft_agent_udp_")) continue;
     ++rows;
-    const std::string name = absl::StrCat("weft_udp_", line.substr(0, line.find('`')));
+    const std::string name = absl::StrCat("weft_agent_udp_", line.substr(0, line.find('`')));
     EXPECT_TRUE(absl::StrContains(*page, absl::StrCat("# TYPE ", name, " "))) << name << " is documented, not exported";
   }
   EXPECT_EQ(families, 7);

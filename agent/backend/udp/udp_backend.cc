@@ -88,20 +88,20 @@ std::vector<PeerRoute> UdpPeerRoutes(const OwnLease& own, IPv4Addr own_public_ip
 void RegisterUdpMetrics(metrics::Registry& r, std::shared_ptr<DatapathStats> stats) {
   using metrics::MetricType;
   using metrics::Sample;
-  r.AddCallbackFamily(MetricType::kCounter, "weft_udp_packets_total",
+  r.AddCallbackFamily(MetricType::kCounter, "weft_agent_udp_packets_total",
                       "Inner IP packets carried by the UDP backend: tx to peers, rx from peers.", {"direction"},
                       [stats] {
                         const DatapathStats::Totals t = stats->Sum();
                         return std::vector<Sample>{{{"rx"}, static_cast<double>(t.rx_packets)},
                                                    {{"tx"}, static_cast<double>(t.tx_packets)}};
                       });
-  r.AddCallbackFamily(MetricType::kCounter, "weft_udp_bytes_total",
+  r.AddCallbackFamily(MetricType::kCounter, "weft_agent_udp_bytes_total",
                       "Bytes of inner IP packets carried by the UDP backend.", {"direction"}, [stats] {
                         const DatapathStats::Totals t = stats->Sum();
                         return std::vector<Sample>{{{"rx"}, static_cast<double>(t.rx_bytes)},
                                                    {{"tx"}, static_cast<double>(t.tx_bytes)}};
                       });
-  r.AddCallbackFamily(MetricType::kCounter, "weft_udp_drops_total", "Packets the UDP backend dropped, by reason.",
+  r.AddCallbackFamily(MetricType::kCounter, "weft_agent_udp_drops_total", "Packets the UDP backend dropped, by reason.",
                       {"reason"}, [stats] {
                         const DatapathStats::Totals t = stats->Sum();
                         std::vector<Sample> out;
@@ -111,7 +111,7 @@ void RegisterUdpMetrics(metrics::Registry& r, std::shared_ptr<DatapathStats> sta
                         }
                         return out;
                       });
-  r.AddCallbackFamily(MetricType::kCounter, "weft_udp_syscalls_total",
+  r.AddCallbackFamily(MetricType::kCounter, "weft_agent_udp_syscalls_total",
                       "System calls of the UDP data path; packets per call shows the batching.", {"call"}, [stats] {
                         const DatapathStats::Totals t = stats->Sum();
                         using C = udp::ThreadCounters;
@@ -122,11 +122,11 @@ void RegisterUdpMetrics(metrics::Registry& r, std::shared_ptr<DatapathStats> sta
                             {{"tun_write"}, static_cast<double>(t.calls[C::kTunWrite])},
                         };
                       });
-  r.AddCallbackGauge("weft_udp_peers", "Peers in the UDP backend's subnet table.",
+  r.AddCallbackGauge("weft_agent_udp_peers", "Peers in the UDP backend's subnet table.",
                      [stats] { return static_cast<double>(stats->peers.load()); });
-  r.AddCallbackGauge("weft_udp_workers", "Worker pairs of threads (one TUN queue and one UDP socket each).",
+  r.AddCallbackGauge("weft_agent_udp_workers", "Worker pairs of threads (one TUN queue and one UDP socket each).",
                      [stats] { return static_cast<double>(stats->workers()); });
-  r.AddCallbackFamily(MetricType::kGauge, "weft_udp_offload_enabled",
+  r.AddCallbackFamily(MetricType::kGauge, "weft_agent_udp_offload_enabled",
                       "1 when the kernel took the offload: tun_tso, tun_uso, udp_gso, udp_gro, rx_steering.",
                       {"offload"}, [stats] {
                         return std::vector<Sample>{{{"rx_steering"}, stats->rx_steering.load() ? 1.0 : 0.0},

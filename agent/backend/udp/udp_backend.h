@@ -53,7 +53,7 @@ struct UdpSkippedPeer {
 std::vector<udp::PeerRoute> UdpPeerRoutes(const OwnLease& own, IPv4Addr own_public_ip, const std::vector<Peer>& peers,
                                           std::vector<UdpSkippedPeer>* skipped);
 
-// Exports `stats` as weft_udp_* metrics (docs/metrics.md). The registry keeps
+// Exports `stats` as weft_agent_udp_* metrics (docs/metrics.md). The registry keeps
 // `stats` alive.
 void RegisterUdpMetrics(metrics::Registry& registry, std::shared_ptr<udp::DatapathStats> stats);
 

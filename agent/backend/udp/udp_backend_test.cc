@@ -74,13 +74,13 @@ TEST(UdpMetricsTest, SumsThreadCountersByLabel) {
   stats->peers.store(7);
   const std::string page = r.Serialize();
   for (const char* line : {
-           "weft_udp_packets_total{direction=\"tx\"} 7", "weft_udp_packets_total{direction=\"rx\"} 0",
-           "weft_udp_bytes_total{direction=\"rx\"} 1500", "weft_udp_drops_total{reason=\"no_peer\"} 2",
-           "weft_udp_drops_total{reason=\"malformed\"} 1", "weft_udp_drops_total{reason=\"too_big\"} 0",
-           "weft_udp_drops_total{reason=\"send_error\"} 0", "weft_udp_drops_total{reason=\"not_ipv4\"} 0",
-           "weft_udp_drops_total{reason=\"tun_write_error\"} 0", "weft_udp_syscalls_total{call=\"recvmmsg\"} 5",
-           "weft_udp_peers 7", "weft_udp_workers 2", "weft_udp_offload_enabled{offload=\"udp_gso\"} 1",
-           "weft_udp_offload_enabled{offload=\"udp_gro\"} 0"}) {
+           "weft_agent_udp_packets_total{direction=\"tx\"} 7", "weft_agent_udp_packets_total{direction=\"rx\"} 0",
+           "weft_agent_udp_bytes_total{direction=\"rx\"} 1500", "weft_agent_udp_drops_total{reason=\"no_peer\"} 2",
+           "weft_agent_udp_drops_total{reason=\"malformed\"} 1", "weft_agent_udp_drops_total{reason=\"too_big\"} 0",
+           "weft_agent_udp_drops_total{reason=\"send_error\"} 0", "weft_agent_udp_drops_total{reason=\"not_ipv4\"} 0",
+           "weft_agent_udp_drops_total{reason=\"tun_write_error\"} 0", "weft_agent_udp_syscalls_total{call=\"recvmmsg\"} 5",
+           "weft_agent_udp_peers 7", "weft_agent_udp_workers 2", "weft_agent_udp_offload_enabled{offload=\"udp_gso\"} 1",
+           "weft_agent_udp_offload_enabled{offload=\"udp_gro\"} 0"}) {
     EXPECT_TRUE(absl::StrContains(page, line)) << line << "\nin\n" << page;
   }
 }

@@ -123,13 +123,13 @@ TEST_P(UdpNetnsTest, SetsUpFlannelsDeviceAndCarriesPings) {
   EXPECT_TRUE(a_.ns->Sh("ping -c 3 -i 0.2 -W 2 198.18.2.1").ok());
   EXPECT_TRUE(b_.ns->Sh("ping -c 3 -i 0.2 -W 2 -I 198.18.2.1 198.18.1.1").ok());
   const std::string m = a_.Metrics();
-  EXPECT_GE(Sample(m, "weft_udp_packets_total{direction=\"tx\"}"), 3);
-  EXPECT_GE(Sample(m, "weft_udp_packets_total{direction=\"rx\"}"), 3);
-  EXPECT_EQ(Sample(m, "weft_udp_peers"), 1);
-  EXPECT_EQ(Sample(m, "weft_udp_workers"), 2);
-  EXPECT_EQ(Sample(m, "weft_udp_offload_enabled{offload=\"udp_gso\"}"), GetParam() ? 1 : 0);
-  EXPECT_EQ(Sample(m, "weft_udp_offload_enabled{offload=\"tun_tso\"}"), GetParam() ? 1 : 0);
-  EXPECT_EQ(Sample(m, "weft_udp_offload_enabled{offload=\"rx_steering\"}"), 1);
+  EXPECT_GE(Sample(m, "weft_agent_udp_packets_total{direction=\"tx\"}"), 3);
+  EXPECT_GE(Sample(m, "weft_agent_udp_packets_total{direction=\"rx\"}"), 3);
+  EXPECT_EQ(Sample(m, "weft_agent_udp_peers"), 1);
+  EXPECT_EQ(Sample(m, "weft_agent_udp_workers"), 2);
+  EXPECT_EQ(Sample(m, "weft_agent_udp_offload_enabled{offload=\"udp_gso\"}"), GetParam() ? 1 : 0);
+  EXPECT_EQ(Sample(m, "weft_agent_udp_offload_enabled{offload=\"tun_tso\"}"), GetParam() ? 1 : 0);
+  EXPECT_EQ(Sample(m, "weft_agent_udp_offload_enabled{offload=\"rx_steering\"}"), 1);
 }
 
 TEST_P(UdpNetnsTest, BulkTcpIsSegmentedAndCoalesced) {
@@ -142,15 +142,15 @@ TEST_P(UdpNetnsTest, BulkTcpIsSegmentedAndCoalesced) {
   EXPECT_THAT(*out, HasSubstr("20971520"));
   const std::string mb = b_.Metrics();
   const std::string ma = a_.Metrics();
-  const double tx = Sample(mb, "weft_udp_packets_total{direction=\"tx\"}");
-  const double reads = Sample(mb, "weft_udp_syscalls_total{call=\"tun_read\"}");
-  const double sends = Sample(mb, "weft_udp_syscalls_total{call=\"sendmmsg\"}");
-  const double rx = Sample(ma, "weft_udp_packets_total{direction=\"rx\"}");
-  const double writes = Sample(ma, "weft_udp_syscalls_total{call=\"tun_write\"}");
+  const double tx = Sample(mb, "weft_agent_udp_packets_total{direction=\"tx\"}");
+  const double reads = Sample(mb, "weft_agent_udp_syscalls_total{call=\"tun_read\"}");
+  const double sends = Sample(mb, "weft_agent_udp_syscalls_total{call=\"sendmmsg\"}");
+  const double rx = Sample(ma, "weft_agent_udp_packets_total{direction=\"rx\"}");
+  const double writes = Sample(ma, "weft_agent_udp_syscalls_total{call=\"tun_write\"}");
   // iperf3 stops counting (and the receiver reading) as soon as the sender has
   // written its bytes: most, not all, crossed while it ran.
   EXPECT_GT(tx, 10485760 / 1472);
-  EXPECT_LE(Sample(ma, "weft_udp_drops_total{reason=\"malformed\"}"), 0);
+  EXPECT_LE(Sample(ma, "weft_agent_udp_drops_total{reason=\"malformed\"}"), 0);
   if (GetParam()) {
     // TSO: one read brings many segments; GRO: one write takes many.
     EXPECT_GT(tx / reads, 4) << "tx " << tx << " reads " << reads;
@@ -186,7 +186,7 @@ TEST_P(UdpNetnsTest, UnknownDestinationGetsNetUnreachable) {
   ASSERT_TRUE(r.ok());
   EXPECT_NE(r->exit_code, 0);
   EXPECT_THAT(r->output, HasSubstr("Unreachable")) << r->output;
-  EXPECT_GE(Sample(a_.Metrics(), "weft_udp_drops_total{reason=\"no_peer\"}"), 1);
+  EXPECT_GE(Sample(a_.Metrics(), "weft_agent_udp_drops_total{reason=\"no_peer\"}"), 1);
 }
 
 TEST_P(UdpNetnsTest, MtuIsRespectedNotBlackHoled) {
@@ -206,7 +206,7 @@ TEST_P(UdpNetnsTest, PeerLeavingIsUnreachableAndComingBackWorks) {
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->removed, 1);
   EXPECT_FALSE(a_.ns->Sh("ping -c 1 -W 1 198.18.2.1").ok());
-  EXPECT_EQ(Sample(a_.Metrics(), "weft_udp_peers"), 0);
+  EXPECT_EQ(Sample(a_.Metrics(), "weft_agent_udp_peers"), 0);
   s = a_.Reconcile({a_.AsPeer(), b_.AsPeer()});
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->added, 1);
