@@ -14,7 +14,6 @@
 #include <memory>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -24,6 +23,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
+#include "tests/cluster/e2e_util.h"
 #include "tests/cluster/harness.h"
 
 namespace weft::testing {
@@ -33,16 +33,8 @@ constexpr char kHostgwConfig[] = R"({"Network":"10.1.0.0/16","Backend":{"Type":"
 constexpr absl::Duration kConverge = absl::Seconds(20);
 
 std::unique_ptr<Cluster> StartOrDie(ClusterOptions options) {
-  // Bazel's timeout sends SIGTERM first: give up waiting and clean up, then fail.
-  Cluster::InstallSignalHandlers();
-  options.name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
   options.network_config = kHostgwConfig;
-  absl::StatusOr<std::unique_ptr<Cluster>> c = Cluster::Start(std::move(options));
-  if (!c.ok()) {
-    ADD_FAILURE() << "cluster did not start: " << c.status();
-    return nullptr;
-  }
-  return std::move(*c);
+  return StartClusterForTest(std::move(options));
 }
 
 // Host `host` routes `peer`'s subnet as flannel's host-gw does:
@@ -123,44 +115,7 @@ std::string MetricsDoc() {
 }
 
 // Receives one TCP connection on :5201 and prints "<bytes> <sha256>".
-constexpr char kReceiver[] = R"(
-import hashlib, socket
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 5201))
-s.listen(1)
-s.settimeout(60)
-c, _ = s.accept()
-c.settimeout(60)
-h, n = hashlib.sha256(), 0
-while True:
-    b = c.recv(1 << 20)
-    if not b:
-        break
-    h.update(b)
-    n += len(b)
-print(n, h.hexdigest())
-)";
-
 // Sends file argv[2] to argv[1]:5201, retrying the connect while the receiver starts.
-constexpr char kSender[] = R"(
-import socket, sys, time
-deadline = time.time() + 20
-while True:
-    try:
-        s = socket.create_connection((sys.argv[1], 5201), timeout=5)
-        break
-    except OSError:
-        if time.time() > deadline:
-            raise
-        time.sleep(0.2)
-with open(sys.argv[2], "rb") as f:
-    s.sendfile(f)
-s.shutdown(socket.SHUT_WR)
-s.recv(1)
-s.close()
-)";
-
 uint64_t TxBytes(Cluster& c, int host) {
   absl::StatusOr<std::string> out = c.Sh(c.host(host).ns, "cat /sys/class/net/eth0/statistics/tx_bytes");
   uint64_t v = 0;
@@ -235,21 +190,11 @@ TEST(HostgwE2ETest, RoutesPingsLargeTransferAndMtu) {
   // 64 MiB of random bytes from h1c1 to h2c1 over TCP arrive intact.
   const Container& a = c->host(0).containers[0];
   const Container& b = c->host(1).containers[0];
-  const std::string payload = c->work_dir() + "/payload.bin";
-  absl::StatusOr<std::string> sent_sum =
-      c->Sh(a.ns, absl::StrCat("head -c 67108864 /dev/urandom > ", payload, " && sha256sum ", payload));
-  ASSERT_TRUE(sent_sum.ok()) << sent_sum.status();
-  const std::string want = std::string(absl::StripAsciiWhitespace(sent_sum->substr(0, sent_sum->find(' '))));
   const uint64_t tx_before = TxBytes(*c, 0);
-  absl::StatusOr<ExecResult> received = absl::InternalError("receiver did not run");
-  std::thread receiver([&] { received = c->Exec(b.ns, {"python3", "-c", kReceiver}, absl::Seconds(90)); });
-  absl::StatusOr<ExecResult> sender = c->Exec(a.ns, {"python3", "-c", kSender, b.ip, payload}, absl::Seconds(80));
-  receiver.join();
-  ASSERT_TRUE(sender.ok()) << sender.status();
-  EXPECT_EQ(sender->exit_code, 0) << sender->ToString();
-  ASSERT_TRUE(received.ok()) << received.status();
-  ASSERT_EQ(received->exit_code, 0) << received->ToString();
-  EXPECT_EQ(absl::StripAsciiWhitespace(received->out), absl::StrCat(67108864, " ", want));
+  absl::StatusOr<Transfer> t = TcpTransfer(*c, a, b, 67108864);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_TRUE(t->intact()) << t->ToString();
+  EXPECT_EQ(t->received_bytes, uint64_t{67108864});
   // Unencapsulated on h1's eth0: about the payload, not payload + 50 bytes a frame.
   const uint64_t tx = TxBytes(*c, 0) - tx_before;
   EXPECT_GE(tx, uint64_t{67108864});

@@ -27,6 +27,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
+#include "tests/cluster/e2e_util.h"
 #include "tests/cluster/harness.h"
 
 namespace weft::testing {
@@ -34,17 +35,6 @@ namespace {
 
 constexpr char kUdpConfig[] = R"({"Network":"10.1.0.0/16","Backend":{"Type":"udp"}})";
 constexpr absl::Duration kConverge = absl::Seconds(20);
-
-std::unique_ptr<Cluster> StartOrDie(ClusterOptions options) {
-  Cluster::InstallSignalHandlers();
-  options.name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-  absl::StatusOr<std::unique_ptr<Cluster>> c = Cluster::Start(std::move(options));
-  if (!c.ok()) {
-    ADD_FAILURE() << "cluster did not start: " << c.status();
-    return nullptr;
-  }
-  return std::move(*c);
-}
 
 ClusterOptions UdpOptions() {
   ClusterOptions o;
@@ -89,7 +79,7 @@ absl::Status AllCrossHostPings(Cluster& c) {
 // A cluster whose containers already reach each other across hosts; null (and
 // a failure) when it does not start or converge.
 std::unique_ptr<Cluster> StartConverged(ClusterOptions options) {
-  std::unique_ptr<Cluster> c = StartOrDie(std::move(options));
+  std::unique_ptr<Cluster> c = StartClusterForTest(std::move(options));
   if (c == nullptr) return nullptr;
   if (absl::Status s = Cluster::WaitForOk([&] { return AllCrossHostPings(*c); }, kConverge); !s.ok()) {
     ADD_FAILURE() << "containers do not reach each other: " << s;
@@ -99,7 +89,7 @@ std::unique_ptr<Cluster> StartConverged(ClusterOptions options) {
 }
 
 TEST(UdpE2ETest, FlannelsDeviceAndPortAndContainersReachEachOther) {
-  std::unique_ptr<Cluster> c = StartOrDie(UdpOptions());
+  std::unique_ptr<Cluster> c = StartClusterForTest(UdpOptions());
   ASSERT_NE(c, nullptr);
   for (int i = 0; i < c->num_hosts(); ++i) {
     const Host& h = c->host(i);
@@ -140,50 +130,11 @@ TEST(UdpE2ETest, LargeTcpTransferArrivesIntact) {
   ASSERT_NE(c, nullptr);
   const Container& from = c->host(0).containers[0];
   const Container& to = c->host(1).containers[0];
-  const std::string dir = c->work_dir();
   // 64 MiB of random bytes over one TCP connection; both ends print length and sha256.
-  std::ofstream(dir + "/recv.py") << R"(import hashlib, socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], 5001))
-s.listen(1)
-s.settimeout(60)
-c, _ = s.accept()
-c.settimeout(60)
-h, n = hashlib.sha256(), 0
-while True:
-    b = c.recv(1 << 20)
-    if not b:
-        break
-    h.update(b)
-    n += len(b)
-print(n, h.hexdigest(), flush=True)
-c.close()
-)";
-  std::ofstream(dir + "/send.py") << R"(import hashlib, os, socket, sys
-h = hashlib.sha256()
-s = socket.create_connection((sys.argv[1], 5001), timeout=60)
-for _ in range(64):
-    b = os.urandom(1 << 20)
-    h.update(b)
-    s.sendall(b)
-s.shutdown(socket.SHUT_WR)
-s.recv(1)  # the receiver closes once it has read everything
-print(64 << 20, h.hexdigest(), flush=True)
-)";
-  const std::string out = dir + "/recv.out";
-  ASSERT_TRUE(c->Sh(to.ns, absl::StrCat("(timeout 90 /usr/bin/python3 ", dir, "/recv.py ", to.ip, " > ", out,
-                                       " 2>&1 &)"))
-                  .ok());
-  absl::SleepFor(absl::Milliseconds(500));
-  absl::StatusOr<ExecResult> sent =
-      c->Exec(from.ns, {"/usr/bin/python3", dir + "/send.py", to.ip}, absl::Seconds(90));
-  ASSERT_TRUE(sent.ok()) << sent.status();
-  ASSERT_EQ(sent->exit_code, 0) << sent->ToString();
-  ASSERT_TRUE(Cluster::WaitFor([&] { return !ReadFile(out).empty(); }, absl::Seconds(10), "receiver's sum").ok());
-  const std::string received = std::string(absl::StripAsciiWhitespace(ReadFile(out)));
-  EXPECT_EQ(received, absl::StripAsciiWhitespace(sent->out));
-  EXPECT_TRUE(absl::StartsWith(received, "67108864 ")) << received;
+  absl::StatusOr<Transfer> t = TcpTransfer(*c, from, to, 64 << 20);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_TRUE(t->intact()) << t->ToString();
+  EXPECT_EQ(t->received_bytes, uint64_t{64} << 20);
 
   absl::StatusOr<std::string> page = AgentMetrics(*c, 0);
   ASSERT_TRUE(page.ok()) << page.status();
@@ -214,7 +165,7 @@ TEST(UdpE2ETest, MtuSizedPacketsPassAndOneByteMoreIsRefused) {
 }
 
 TEST(UdpE2ETest, ReleasedHostBecomesUnreachable) {
-  std::unique_ptr<Cluster> c = StartOrDie(UdpOptions());
+  std::unique_ptr<Cluster> c = StartClusterForTest(UdpOptions());
   ASSERT_NE(c, nullptr);
   absl::StatusOr<int> h4 = c->AddHost(1, {"--release-on-exit"});
   ASSERT_TRUE(h4.ok()) << h4.status();
@@ -260,7 +211,7 @@ std::string MetricsDoc() {
 TEST(UdpE2ETest, MetricsMatchTheirRowsInDocs) {
   ClusterOptions o = UdpOptions();
   o.hosts = 2;
-  std::unique_ptr<Cluster> c = StartOrDie(o);
+  std::unique_ptr<Cluster> c = StartClusterForTest(o);
   ASSERT_NE(c, nullptr);
   absl::StatusOr<std::string> page = AgentMetrics(*c, 0);
   ASSERT_TRUE(page.ok()) << page.status();

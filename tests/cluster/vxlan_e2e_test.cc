@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
+#include "tests/cluster/e2e_util.h"
 #include "tests/cluster/harness.h"
 
 namespace weft::testing {
@@ -24,18 +25,6 @@ namespace {
 constexpr absl::Duration kConverge = absl::Seconds(20);  // watch -> reconcile on every host
 // After a controller restart the agents must first reconnect (with backoff).
 constexpr absl::Duration kReconnect = absl::Seconds(45);
-
-std::unique_ptr<Cluster> StartOrDie(ClusterOptions options) {
-  // Bazel's timeout sends SIGTERM first: give up waiting and clean up, then fail.
-  Cluster::InstallSignalHandlers();
-  options.name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-  absl::StatusOr<std::unique_ptr<Cluster>> c = Cluster::Start(std::move(options));
-  if (!c.ok()) {
-    ADD_FAILURE() << "cluster did not start: " << c.status();
-    return nullptr;
-  }
-  return std::move(*c);
-}
 
 // The lines of `text` that contain every one of `words` as whole tokens.
 std::vector<std::string> LinesWith(const std::string& text, const std::vector<std::string>& words) {
@@ -157,7 +146,7 @@ void ExpectAllCrossHostPings(Cluster& c) {
 }
 
 TEST(VxlanE2ETest, CrossHostPingsAndFlannelKernelState) {
-  std::unique_ptr<Cluster> c = StartOrDie({});
+  std::unique_ptr<Cluster> c = StartClusterForTest({});
   ASSERT_NE(c, nullptr);
   ASSERT_EQ(c->num_hosts(), 3);
 
@@ -205,7 +194,7 @@ TEST(VxlanE2ETest, ClassicRouteLayoutOnRequest) {
   ClusterOptions o;
   o.hosts = 2;
   o.agent_args = {"--nexthop-objects=false"};
-  std::unique_ptr<Cluster> c = StartOrDie(o);
+  std::unique_ptr<Cluster> c = StartClusterForTest(o);
   ASSERT_NE(c, nullptr);
   EXPECT_TRUE(Cluster::WaitForOk([&] { return AllProgrammed(*c, {0, 1}); }, kConverge).ok())
       << AllProgrammed(*c, {0, 1});
@@ -221,7 +210,7 @@ TEST(VxlanE2ETest, ClassicRouteLayoutOnRequest) {
 }
 
 TEST(VxlanE2ETest, ReleasedLeaseVanishesFromPeers) {
-  std::unique_ptr<Cluster> c = StartOrDie({});
+  std::unique_ptr<Cluster> c = StartClusterForTest({});
   ASSERT_NE(c, nullptr);
   ASSERT_TRUE(Cluster::WaitForOk([&] { return AllProgrammed(*c, {0, 1, 2}); }, kConverge).ok())
       << AllProgrammed(*c, {0, 1, 2});
@@ -257,7 +246,7 @@ TEST(VxlanE2ETest, ReleasedLeaseVanishesFromPeers) {
 TEST(VxlanE2ETest, ExpiredLeaseVanishesFromPeers) {
   ClusterOptions o;
   o.network_config = R"({"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"},"LeaseTTL":"15s"})";
-  std::unique_ptr<Cluster> c = StartOrDie(o);
+  std::unique_ptr<Cluster> c = StartClusterForTest(o);
   ASSERT_NE(c, nullptr);
   ASSERT_TRUE(Cluster::WaitForOk([&] { return AllProgrammed(*c, {0, 1, 2}); }, kConverge).ok())
       << AllProgrammed(*c, {0, 1, 2});
@@ -287,7 +276,7 @@ TEST(VxlanE2ETest, ExpiredLeaseVanishesFromPeers) {
 }
 
 TEST(VxlanE2ETest, AgentRestartKeepsSubnetAndVtepMac) {
-  std::unique_ptr<Cluster> c = StartOrDie({});
+  std::unique_ptr<Cluster> c = StartClusterForTest({});
   ASSERT_NE(c, nullptr);
   ASSERT_TRUE(Cluster::WaitForOk([&] { return AllProgrammed(*c, {0, 1, 2}); }, kConverge).ok())
       << AllProgrammed(*c, {0, 1, 2});
@@ -314,7 +303,7 @@ TEST(VxlanE2ETest, AgentRestartKeepsSubnetAndVtepMac) {
 }
 
 TEST(VxlanE2ETest, ControllerOutageKeepsTrafficAndNewHostJoinsAfterRestart) {
-  std::unique_ptr<Cluster> c = StartOrDie({});
+  std::unique_ptr<Cluster> c = StartClusterForTest({});
   ASSERT_NE(c, nullptr);
   ASSERT_TRUE(Cluster::WaitForOk([&] { return AllProgrammed(*c, {0, 1, 2}); }, kConverge).ok())
       << AllProgrammed(*c, {0, 1, 2});

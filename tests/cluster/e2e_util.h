@@ -1,0 +1,28 @@
+#pragma once
+// What the backends' end-to-end tests share on top of the cluster harness.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "tests/cluster/harness.h"
+
+namespace weft::testing {
+
+// Starts a cluster named after the running gtest test, with Bazel's SIGTERM
+// (timeout) handled so the cluster is still torn down. nullptr, after
+// ADD_FAILURE, when it does not start.
+std::unique_ptr<Cluster> StartClusterForTest(ClusterOptions options);
+
+// Sends `bytes` random bytes over one TCP connection from `from` to `to`
+// (python3 at both ends, port 5201 inside `to`'s namespace). What each end saw.
+struct Transfer {
+  uint64_t sent_bytes = 0, received_bytes = 0;
+  std::string sent_sha256, received_sha256;
+  bool intact() const { return sent_bytes == received_bytes && sent_sha256 == received_sha256; }
+  std::string ToString() const;
+};
+absl::StatusOr<Transfer> TcpTransfer(Cluster& c, const Container& from, const Container& to, uint64_t bytes);
+
+}  // namespace weft::testing
