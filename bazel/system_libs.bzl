@@ -19,9 +19,47 @@ _DEFAULT_LIBS = {
     "tinyxml2": "tinyxml2",
 }
 
+# Libraries linked from Debian's static archives (.a) rather than shared objects:
+# `pkg-config --static --libs` names every archive a module needs; each -lX that
+# has a libX.a becomes -l:libX.a inside one --start-group (so their order does
+# not matter); _STATIC_KEEP_SHARED and libraries without an archive stay -lX.
+# For weft-agent (see agent/BUILD.bazel): a static gRPC without TLS, protobuf and
+# Abseil touch far fewer pages than ~70 shared objects with their relocations.
+# Debian's grpc_unsecure.pc omits the archives libgrpc_unsecure.a itself needs:
+# they are named here as -l words. The Abseil modules are WORKSPACE's "absl" set,
+# so none of the binary's Abseil stays shared.
+_STATIC_LIBS = {
+    "grpcpp_unsecure_static": " ".join([
+        "grpc++_unsecure protobuf -lupb -lcares -laddress_sorting",
+        "absl_strings absl_str_format absl_status absl_statusor absl_synchronization absl_time",
+        "absl_random_random absl_flat_hash_map absl_hash absl_flags absl_flags_parse",
+        "absl_flags_reflection absl_flags_usage absl_flags_marshalling",
+    ]),
+}
+
+# Kept shared: glibc's own libraries, and zlib, which other shared libraries in
+# the agent (libcurl, cpp-httplib) load anyway.
+_STATIC_KEEP_SHARED = ["atomic", "dl", "m", "pthread", "rt", "z"]
+
+def _static_linkopts(ctx, modules, raw):
+    archives = []
+    shared = []
+    for flag in _pkg_config(ctx, modules + ["--static"], "--libs") + raw:
+        if not flag.startswith("-l"):
+            continue  # --push-state,--as-needed around -latomic: kept shared below anyway
+        name = flag[2:]
+        found = ctx.execute(["gcc", "-print-file-name=lib%s.a" % name]).stdout.strip()
+        if name in _STATIC_KEEP_SHARED or not found.startswith("/"):
+            if flag not in shared:
+                shared.append(flag)
+        elif "-l:lib%s.a" % name not in archives:
+            archives.append("-l:lib%s.a" % name)
+    return ["-Wl,--start-group"] + archives + ["-Wl,--end-group"] + shared
+
 def _system_libs_impl(ctx):
     lines = ['package(default_visibility = ["//visibility:public"])', ""]
     libs = dict(_DEFAULT_LIBS)
+    libs.update(_STATIC_LIBS)
     libs.update(ctx.attr.libs)
     for name, spec in libs.items():
         words = spec.split(" ")
@@ -31,7 +69,10 @@ def _system_libs_impl(ctx):
         linkopts = list(raw)
         if modules:
             copts = [f for f in _pkg_config(ctx, modules, "--cflags") if f]
-            linkopts = [f for f in _pkg_config(ctx, modules, "--libs") if f] + linkopts
+            if name in _STATIC_LIBS:
+                linkopts = _static_linkopts(ctx, modules, raw)
+            else:
+                linkopts = [f for f in _pkg_config(ctx, modules, "--libs") if f] + linkopts
         defines = [c[2:] for c in copts if c.startswith("-D")]
         includes = [c for c in copts if c.startswith("-I")]
         lines.append("cc_library(")
