@@ -1,9 +1,11 @@
 // weft-agent: one host's side of Weft. Parses flags into an AgentConfig and runs
 // the Agent; serves /metrics, /healthz and /readyz.
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_split.h"
@@ -59,9 +61,25 @@ std::vector<std::string> SplitList(const std::string& s) {
   return absl::StrSplit(s, ',', absl::SkipWhitespace());
 }
 
+// Resident memory (docs/benchmarks.md, "Agent resident memory"): one malloc arena
+// rather than one per allocating thread (gRPC's threads held 12 of them), and
+// freed memory above 64 KiB at the top of the heap goes back to the kernel
+// (glibc's adaptive threshold grows up to 64 MiB). The agent allocates little
+// and rarely, so one arena's lock is no contention. An operator's MALLOC_* or
+// GLIBC_TUNABLES settings win.
+void TuneMalloc() {
+  for (const char* env : {"GLIBC_TUNABLES", "MALLOC_ARENA_MAX", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_"}) {
+    if (std::getenv(env) != nullptr) return;
+  }
+  mallopt(M_ARENA_MAX, 1);
+  mallopt(M_TRIM_THRESHOLD, 64 << 10);
+  mallopt(M_TOP_PAD, 0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  TuneMalloc();
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   auto args = weft::ParseFlagsWithEnv(argc, argv, "WEFT_");
   if (!args.ok()) {
