@@ -1,5 +1,5 @@
 // Agent resident memory with N peers: runs inside a network namespace made by
-// agent_memory_bench.sh (dummy external interface, loopback up). Starts the real
+// agent_memory_bench.sh (a veth as the external interface, loopback up). Starts the real
 // controller and one real agent, measures the agent's RSS with no peers (the
 // baseline), then with N peers acquired through gRPC, once the agent reports
 // every peer programmed.
