@@ -92,7 +92,11 @@ absl::Status ParseBackend(const json& root, BackendConfig* b) {
         }
       }
     }
-  } else if (b->type == "gce" || b->type == "alloc" || b->type == "ipip") {
+    // Checked here too, not only by the agents: a bad value stored would stop every agent.
+    if (be.contains("RouteLimit")) { RETURN_IF_ERROR(GetInt(be, "RouteLimit", 1, 1000).status()); }
+  } else if (b->type == "gce") {
+    if (be.contains("RouteQuota")) { RETURN_IF_ERROR(GetInt(be, "RouteQuota", 1, 1000000).status()); }
+  } else if (b->type == "alloc" || b->type == "ipip") {
   } else {
     return FieldError("Backend.Type",
                       absl::StrCat("unknown backend type \"", b->type,

@@ -107,6 +107,13 @@ TEST(NetworkConfigTest, Backends) {
                 .find("RouteTableID"),
             std::string::npos);
   EXPECT_EQ(MustParse(R"({"Network":"10.1.0.0/16","Backend":{"Type":"host-gw"}})").backend.type, "host-gw");
+  // Limits the agents enforce are refused before they are stored.
+  EXPECT_NE(ErrorOf(R"({"Network":"10.1.0.0/16","Backend":{"Type":"aws-vpc","RouteLimit":0}})").find("RouteLimit"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"Network":"10.1.0.0/16","Backend":{"Type":"gce","RouteQuota":"many"}})").find("RouteQuota"),
+            std::string::npos);
+  MustParse(R"({"Network":"10.1.0.0/16","Backend":{"Type":"aws-vpc","RouteLimit":50}})");
+  MustParse(R"({"Network":"10.1.0.0/16","Backend":{"Type":"gce","RouteQuota":100}})");
 }
 
 TEST(NetworkConfigTest, IPv6) {
