@@ -9,6 +9,7 @@ PACKAGES=(
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev libgrpc-dev
   libabsl-dev librocksdb-dev libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcpp-httplib-dev libmnl-dev libsystemd-dev libcurl4-openssl-dev libssl-dev libtinyxml2-dev
+  libgoogle-perftools-dev
   # run and test: real kernel tools, real peers
   iproute2 iputils-ping iptables iperf3 procps psmisc ethtool curl python3
   etcd-server etcd-client prometheus containernetworking-plugins systemd python3-yaml
