@@ -41,6 +41,7 @@
 #include "storage/etcd/etcd_store.h"
 #include "tests/bench/closed_loop.h"
 #include "tests/bench/lease_stubs.h"
+#include "tests/bench/scrape.h"
 #include "tests/etcd/etcd_cluster.h"
 #include "tests/integration/process.h"
 
@@ -199,20 +200,11 @@ LoadResult Weft(const std::string& controller_bin, const std::string& endpoint, 
     return s.ok() ? absl::OkStatus() : absl::UnavailableError(s.error_message());
   }, existing);
   // How many acquisitions shared a store transaction, from the controller's metrics.
-  const std::string cmd = absl::StrCat("curl -s http://127.0.0.1:", metrics_port,
-                                       "/metrics | grep -E '^weft_controller_lease_txn_requests_(sum|count)'");
-  if (FILE* f = popen(cmd.c_str(), "r")) {
-    char line[256];
-    double sum = 0, count = 0;
-    while (std::fgets(line, sizeof(line), f)) {
-      std::vector<std::string> kv = absl::StrSplit(line, ' ');
-      double v = 0;
-      if (kv.size() == 2 && absl::SimpleAtod(absl::StripAsciiWhitespace(kv[1]), &v)) {
-        (absl::StrContains(kv[0], "_sum") ? sum : count) = v;
-      }
-    }
-    pclose(f);
-    if (count > 0) std::fprintf(stderr, "weft: %.0f store transactions, %.1f lease writes each on average\n", count, sum / count);
+  const std::string page = weft::bench::ScrapeMetrics(metrics_port);
+  const double txns = weft::bench::Sample(page, "weft_controller_lease_txn_requests_count");
+  if (txns > 0) {
+    std::fprintf(stderr, "weft: %.0f store transactions, %.1f lease writes each on average\n", txns,
+                 weft::bench::Sample(page, "weft_controller_lease_txn_requests_sum") / txns);
   }
   if (r.failed > 0) {
     const std::string tail = absl::StrCat("tail -20 ", dir, "/controller.log >&2");
