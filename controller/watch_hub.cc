@@ -19,7 +19,9 @@ class WatchHub::Stream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     {
       absl::MutexLock l(&mu_);
       if (done_) return;
-      if (m->is_events && m->revision <= enqueued_revision_) return;  // already in its snapshot
+      // Events already in its snapshot (or before its resume point) are skipped,
+      // and so are bookmarks that would move its resume point backwards.
+      if (m->is_events ? m->revision <= enqueued_revision_ : m->revision < enqueued_revision_) return;
       if (queue_.size() >= max_queue) {
         queue_.clear();
         resync_ = true;
@@ -215,6 +217,10 @@ void WatchHub::Enqueue(Stream* s, SharedPtr m) { s->Enqueue(std::move(m), opts_.
 void WatchHub::Publish(const std::vector<weft::v1::LeaseEvent>& events, int64_t revision) {
   absl::MutexLock l(&mu_);
   revision_ = std::max(revision_, revision);
+  for (auto it = ahead_.begin(); it != ahead_.end();) {
+    auto cur = it++;
+    if (revision_ >= cur->second.first) ahead_.erase(cur);  // caught up
+  }
   if (events.empty()) return;
   WatchLeasesResponse msg;
   for (const auto& e : events) *msg.mutable_events()->add_events() = e;
@@ -271,6 +277,13 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(grpc::CallbackServerC
     }
     return stream;
   }
+  if (r > revision_) {
+    // Ahead of this replica (the client saw that revision on another one): what
+    // comes after R is delivered as this replica gets there.
+    stream->SetStart(r);
+    ahead_[stream] = {r, opts_.clock->Now() + opts_.ahead_wait};
+    return stream;
+  }
   SharedPtr snap = Snapshot(r == 0 ? WatchLeasesResponse::Snapshot::REASON_NEW_STREAM
                                    : WatchLeasesResponse::Snapshot::REASON_COMPACTED);
   stream->SetStart(snap->revision);
@@ -280,6 +293,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(grpc::CallbackServerC
 
 void WatchHub::Remove(Stream* s) {
   absl::MutexLock l(&mu_);
+  ahead_.erase(s);
   if (streams_.erase(s) && opts_.hooks.on_streams) opts_.hooks.on_streams(-1);
 }
 
@@ -287,6 +301,18 @@ void WatchHub::BookmarkLoop() {
   while (!stop_.WaitForNotificationWithTimeout(std::min(opts_.bookmark_interval / 4, absl::Seconds(1)))) {
     absl::MutexLock l(&mu_);
     const absl::Time now = opts_.clock->Now();
+    for (auto it = ahead_.begin(); it != ahead_.end();) {
+      auto cur = it++;
+      if (now < cur->second.second) continue;
+      // Never got there: the client's revision is not this store's future.
+      WEFT_LOG(WARN, "watch resumed ahead of this replica and it did not get there; sending a snapshot")
+          .With("start_revision", cur->second.first)
+          .With("revision", revision_);
+      SharedPtr snap = Snapshot(WatchLeasesResponse::Snapshot::REASON_AHEAD);
+      cur->first->SetStart(snap->revision);
+      Enqueue(cur->first, snap);
+      ahead_.erase(cur);
+    }
     SharedPtr bookmark;
     for (Stream* s : streams_) {
       if (!s->Idle(now, opts_.bookmark_interval)) continue;

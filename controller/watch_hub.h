@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -50,6 +51,10 @@ class WatchHub {
     size_t history = 10000;            // events kept for resumes
     size_t max_queue = 1024;           // messages queued per stream before a resync
     absl::Duration bookmark_interval = absl::Seconds(30);
+    // A stream resuming at a revision this replica has not reached yet (a client
+    // failing over from a replica that was ahead) waits this long for it, as an
+    // etcd watch from a future revision waits, before it gets a snapshot.
+    absl::Duration ahead_wait = absl::Seconds(5);
     WatchHubHooks hooks;
   };
 
@@ -99,6 +104,8 @@ class WatchHub {
   size_t history_events_ ABSL_GUARDED_BY(mu_) = 0;  // lease events in history_
   int64_t history_floor_ ABSL_GUARDED_BY(mu_) = 0;  // resumes from R >= floor are served from history
   int64_t revision_ ABSL_GUARDED_BY(mu_) = 0;
+  // Streams that resumed ahead of revision_: the revision they wait for, and until when.
+  absl::flat_hash_map<Stream*, std::pair<int64_t, absl::Time>> ahead_ ABSL_GUARDED_BY(mu_);
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   absl::Notification stop_;
   std::thread bookmark_thread_;

@@ -162,5 +162,72 @@ TEST(HaTest, FailoverLosesNothingAndExpiryContinues) {
   EXPECT_EQ(left, 0) << "leases did not expire after the failover";
 }
 
+// An agent that fails over to another replica resumes its watch from the
+// revision it had: only what came after, no snapshot, even when it arrives
+// before that replica has caught up with the revision.
+TEST(HaTest, WatchResumesOnAnotherReplicaWithoutASnapshot) {
+  std::string error;
+  EtcdCluster::Options eo;
+  eo.dir = DataDir("etcd-watch");
+  eo.log_dir = DataDir("");
+  std::unique_ptr<EtcdCluster> etcd = EtcdCluster::Start(eo, &error);
+  ASSERT_NE(etcd, nullptr) << error;
+  const std::string endpoints = absl::StrJoin(etcd->endpoints(), ",");
+  Controller a(DataDir("watch-a")), b(DataDir("watch-b"));
+  a.Start({"--store", "etcd", "--etcd-endpoints", endpoints, "--replica-name", "a"});
+  b.Start({"--store", "etcd", "--etcd-endpoints", endpoints, "--replica-name", "b"});
+  {
+    weft::v1::SetNetworkConfigRequest req;
+    req.set_config(R"({"Network":"10.0.0.0/12","Backend":{"Type":"vxlan"}})");
+    weft::v1::SetNetworkConfigResponse resp;
+    ASSERT_TRUE(a.network()->SetNetworkConfig(Ctx().get(), req, &resp).ok());
+  }
+  auto acquire = [](Controller& c, int i) {
+    weft::v1::AcquireLeaseResponse resp;
+    grpc::Status s = c.leases()->AcquireLease(Ctx().get(), Node(i), &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp.lease().subnet();
+  };
+  acquire(a, 1);
+  // The agent's view on replica a: a snapshot at revision R.
+  int64_t resume_at = 0;
+  {
+    grpc::ClientContext ctx;
+    weft::v1::WatchLeasesRequest req;
+    auto reader = a.leases()->WatchLeases(&ctx, req);
+    weft::v1::WatchLeasesResponse m;
+    ASSERT_TRUE(reader->Read(&m));
+    ASSERT_TRUE(m.has_snapshot());
+    resume_at = m.revision();
+    ctx.TryCancel();
+    while (reader->Read(&m)) {
+    }
+    reader->Finish().IgnoreError();
+  }
+  // a dies; meanwhile two more nodes join through it... then the agent resumes on b.
+  const std::string second = acquire(a, 2);
+  const std::string third = acquire(a, 3);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  weft::v1::WatchLeasesRequest req;
+  req.set_start_revision(resume_at);
+  auto reader = b.leases()->WatchLeases(&ctx, req);
+  std::vector<std::string> got;
+  weft::v1::WatchLeasesResponse m;
+  while (got.size() < 2 && reader->Read(&m)) {
+    ASSERT_FALSE(m.has_snapshot()) << "resumed within history: no snapshot";
+    for (const auto& e : m.events().events()) {
+      EXPECT_EQ(e.type(), weft::v1::LeaseEvent::TYPE_PUT);
+      EXPECT_GT(e.revision(), resume_at);
+      got.push_back(e.lease().subnet());
+    }
+  }
+  EXPECT_EQ(got, (std::vector<std::string>{second, third}));
+  ctx.TryCancel();
+  while (reader->Read(&m)) {
+  }
+  reader->Finish().IgnoreError();
+}
+
 }  // namespace
 }  // namespace weft::testing

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -129,6 +130,28 @@ TEST(WatchTest, SnapshotThenEventsThenResume) {
   EXPECT_EQ(got[2].lease().subnet(), third);
   EXPECT_LT(got[0].revision(), got[1].revision());
   EXPECT_LT(got[1].revision(), got[2].revision());
+}
+
+TEST(WatchTest, ResumeAheadOfTheStoreGetsASnapshotSayingSoAfterWaiting) {
+  Controller c(DataDir("watch-ahead"));
+  c.Start({"--watch-bookmark-interval", "1s"});
+  SetSeedConfig(c);
+  Acquire(c, 1);
+  int64_t now = 0;
+  {
+    Watch w(c, 0);
+    now = w.Next().revision();
+  }
+  // A revision this store never reached (say, restored from an older backup).
+  const absl::Time start = absl::Now();
+  Watch w(c, now + 1000);
+  WatchLeasesResponse m = w.Next();
+  while (!w.ended() && m.has_bookmark()) m = w.Next();
+  ASSERT_TRUE(m.has_snapshot()) << m.DebugString();
+  EXPECT_EQ(m.snapshot().reason(), WatchLeasesResponse::Snapshot::REASON_AHEAD);
+  EXPECT_EQ(m.snapshot().leases_size(), 1);
+  EXPECT_EQ(m.revision(), now);
+  EXPECT_GE(absl::Now() - start, absl::Seconds(4)) << "it waits for the store to get there first";
 }
 
 TEST(WatchTest, ResumeOlderThanHistoryGetsASnapshotSayingSo) {
