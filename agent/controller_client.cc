@@ -1,6 +1,7 @@
 #include "agent/controller_client.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/backoff.h"
 #include "common/log.h"
 
 namespace weft::agent {
@@ -18,11 +19,7 @@ absl::Status ToAbsl(const grpc::Status& s) {
 }  // namespace
 
 absl::Duration Backoff::Next() {
-  absl::Duration d = base_;
-  for (int i = 0; i < attempt_ && d < cap_; ++i) d *= 2;
-  d = std::min(d, cap_);
-  ++attempt_;
-  return d * absl::Uniform(rng_, 0.5, 1.5);
+  return ExponentialBackoff(base_, cap_, attempt_++) * absl::Uniform(rng_, 0.5, 1.5);
 }
 
 ControllerClient::ControllerClient(Options options) : opts_(std::move(options)) {

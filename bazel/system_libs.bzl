@@ -10,15 +10,6 @@ def _pkg_config(ctx, modules, what):
         fail("pkg-config %s %s failed (run tools/setup.sh): %s" % (what, " ".join(modules), res.stderr))
     return res.stdout.strip().split(" ") if res.stdout.strip() else []
 
-# Libraries declared here rather than in WORKSPACE's dict: the cloud backends'
-# HTTP (libcurl), signing (OpenSSL's libcrypto) and XML (tinyxml2) libraries.
-# The WORKSPACE dict wins on a name clash.
-_DEFAULT_LIBS = {
-    "curl": "libcurl",
-    "crypto": "libcrypto",
-    "tinyxml2": "tinyxml2",
-}
-
 # Libraries linked from Debian's static archives (.a) rather than shared objects:
 # `pkg-config --static --libs` names every archive a module needs; each -lX that
 # has a libX.a becomes -l:libX.a inside one --start-group (so their order does
@@ -58,8 +49,7 @@ def _static_linkopts(ctx, modules, raw):
 
 def _system_libs_impl(ctx):
     lines = ['package(default_visibility = ["//visibility:public"])', ""]
-    libs = dict(_DEFAULT_LIBS)
-    libs.update(_STATIC_LIBS)
+    libs = dict(_STATIC_LIBS)
     libs.update(ctx.attr.libs)
     for name, spec in libs.items():
         words = spec.split(" ")

@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/backoff.h"
 
 namespace weft::cloud {
 
@@ -180,9 +181,7 @@ class CurlHttpClient : public HttpClient {
 std::unique_ptr<HttpClient> NewCurlHttpClient() { return std::make_unique<CurlHttpClient>(); }
 
 absl::Duration BackoffDelay(const RetryPolicy& policy, int attempt, double unit) {
-  absl::Duration d = policy.initial;
-  for (int i = 1; i < attempt && d < policy.max; ++i) d *= 2;
-  d = std::min(d, policy.max);
+  const absl::Duration d = ExponentialBackoff(policy.initial, policy.max, attempt - 1);
   return d / 2 + (d / 2) * unit;
 }
 

@@ -124,7 +124,8 @@ LoadResult Bare(const std::string& endpoint, int clients, int existing, absl::Du
   }, existing);
 }
 
-LoadResult Flannel(const std::string& endpoint, int clients, absl::Duration d, const absl::Time* stop) {
+LoadResult Flannel(const std::string& endpoint, int clients, absl::Duration d) {
+  const absl::Time stop = absl::Now() + d;
   std::vector<std::unique_ptr<storage::EtcdStore>> cs;
   for (int c = 0; c < clients; ++c) cs.push_back(Client(endpoint));
   absl::Mutex mu;
@@ -141,7 +142,7 @@ LoadResult Flannel(const std::string& endpoint, int clients, absl::Duration d, c
       for (const storage::KeyValue& kv : leases->kvs) {
         // flannel reads each lease's expiry: one TimeToLive per key.
         if (kv.lease != 0) {
-          if (absl::Now() > *stop) return absl::DeadlineExceededError("run over");
+          if (absl::Now() > stop) return absl::DeadlineExceededError("run over");
           auto ttl = etcd.LeaseTimeToLive(kv.lease, false);
           if (!ttl.ok()) return ttl.status();
         }
@@ -272,8 +273,7 @@ int main(int argc, char** argv) {
         bare_rate = r.rate;
       } else if (m == "flannel") {
         const absl::Duration fd = absl::Seconds(flannel_seconds);
-        const absl::Time stop = absl::Now() + fd;
-        r = Flannel(endpoint, clients, fd, &stop);
+        r = Flannel(endpoint, clients, fd);
         r.failed = 0;  // calls cut off by the end of the run are not errors
       } else if (m == "weft" || m == "weft-unbatched") {
         r = Weft(controller, endpoint, clients, existing, d, dir, m == "weft");
