@@ -4,6 +4,10 @@
 // store transaction per lease) and with fsync off, as the upper bound.
 //
 //   bazel run -c opt //tests/bench:acquire_bench -- [--clients 64] [--existing 10000] [--seconds 10]
+//       [--generator async|threads]
+//
+// The generator keeps `clients` calls in flight from gRPC's callback threads
+// (async, the default) or gives each client a blocking thread (threads).
 
 #include <algorithm>
 #include <atomic>
@@ -28,7 +32,8 @@ using weft::testing::FreePort;
 using weft::testing::Process;
 
 weft::bench::LoadResult Run(const std::string& controller, const std::vector<std::string>& extra, int clients,
-                            int existing, absl::Duration duration, double* server_p50_ms, double* server_p99_ms) {
+                            int existing, absl::Duration duration, bool async_generator, double* server_p50_ms,
+                            double* server_p99_ms) {
   char tmpl[] = "/tmp/weft-bench-XXXXXX";
   std::string dir = mkdtemp(tmpl);
   int port = FreePort();
@@ -65,10 +70,31 @@ weft::bench::LoadResult Run(const std::string& controller, const std::vector<std
     return s.ok() ? absl::OkStatus()
                   : absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
   };
+  // The same call without a thread per client.
+  weft::bench::AsyncOp acquire_async = [&](int c, int64_t i, std::function<void(absl::Status)> done) {
+    struct Call {
+      grpc::ClientContext ctx;
+      weft::v1::AcquireLeaseRequest req;
+      weft::v1::AcquireLeaseResponse resp;
+    };
+    auto* call = new Call;
+    call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    call->req = weft::bench::AcquireRequestFor(i);
+    stubs[c % stubs.size()]->async()->AcquireLease(
+        &call->ctx, &call->req, &call->resp, [call, done = std::move(done)](grpc::Status s) {
+          delete call;
+          done(s.ok() ? absl::OkStatus()
+                      : absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message()));
+        });
+  };
+  auto load = [&](absl::Duration d, int64_t first, int64_t limit) {
+    return async_generator ? weft::bench::RunClosedLoopAsync(clients, d, acquire_async, first, limit)
+                           : weft::bench::RunClosedLoop(clients, d, acquire, first, limit);
+  };
   // Pre-populate, then measure.
-  weft::bench::RunClosedLoop(clients, absl::ZeroDuration(), acquire, 0, existing);
+  load(absl::ZeroDuration(), 0, existing);
   const std::string before = weft::bench::ScrapeMetrics(metrics_port);
-  weft::bench::LoadResult r = weft::bench::RunClosedLoop(clients, duration, acquire, existing);
+  weft::bench::LoadResult r = load(duration, existing, 0);
   // The server's own latency over the measured calls (rpc_duration is taken from
   // a request's arrival to its answer, so it leaves out the time the clients'
   // threads wait for a CPU on this shared machine).
@@ -93,8 +119,10 @@ weft::bench::LoadResult Run(const std::string& controller, const std::vector<std
 
 int main(int argc, char** argv) {
   int clients = 64, existing = 10000, seconds = 10;
+  bool async_generator = true;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string f = argv[i];
+    if (f == "--generator") async_generator = std::string(argv[i + 1]) != "threads";
     int v = 0;
     if (!absl::SimpleAtoi(argv[i + 1], &v)) continue;
     if (f == "--clients") clients = v;
@@ -103,8 +131,8 @@ int main(int argc, char** argv) {
   }
   std::string controller = weft::testing::Runfile("controller/weft-controller");
   if (const char* c = std::getenv("WEFT_CONTROLLER_BIN")) controller = c;
-  std::printf("acquire_bench: %d clients, %d existing leases, %ds per run, network 10.0.0.0/8 /24\n", clients,
-              existing, seconds);
+  std::printf("acquire_bench: %d clients (%s), %d existing leases, %ds per run, network 10.0.0.0/8 /24\n",
+              clients, async_generator ? "async calls in flight" : "a thread each", existing, seconds);
   std::printf("%-26s %8s %9s %9s %9s %8s %12s %12s\n", "mode", "acq/s", "p50 ms", "p99 ms", "max ms", "errors",
               "server p50", "server p99");
   const std::vector<std::pair<std::string, std::vector<std::string>>> modes = {
@@ -114,7 +142,7 @@ int main(int argc, char** argv) {
   };
   for (const auto& [name, extra] : modes) {
     double sp50 = 0, sp99 = 0;
-    weft::bench::LoadResult r = Run(controller, extra, clients, existing, absl::Seconds(seconds), &sp50, &sp99);
+    weft::bench::LoadResult r = Run(controller, extra, clients, existing, absl::Seconds(seconds), async_generator, &sp50, &sp99);
     std::printf("%-26s %8.0f %9.2f %9.2f %9.2f %8lld %12.2f %12.2f\n", name.c_str(), r.rate, r.p50_ms, r.p99_ms,
                 r.max_ms, static_cast<long long>(r.failed), sp50, sp99);
     std::fflush(stdout);
