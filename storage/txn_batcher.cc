@@ -14,9 +14,22 @@ struct TxnBatcher::Pending {
   bool done = false;
   bool alone = false;  // the merged transaction failed: run it by itself
   bool taken = false;  // in a batch being committed
+  // Asynchronous requests: the batcher owns the request and answers `callback`.
+  TxnRequest owned;
+  Done callback;
 };
 
 TxnBatcher::TxnBatcher(Store* store, Options options) : store_(store), opts_(std::move(options)) {}
+
+TxnBatcher::~TxnBatcher() {
+  std::vector<std::thread> committers;
+  {
+    absl::MutexLock l(&mu_);
+    stopping_ = true;
+    committers.swap(committers_);
+  }
+  for (std::thread& t : committers) t.join();
+}
 
 bool TxnBatcher::Mergeable(const TxnRequest& req) {
   if (!req.failure.empty() || req.success.empty()) return false;
@@ -113,6 +126,29 @@ void TxnBatcher::Commit(const std::vector<Pending*>& batch) {
   }
 }
 
+void TxnBatcher::LeadBatchLocked() {
+  std::vector<Pending*> batch = TakeBatchLocked();  // never empty: the queue is not
+  ++in_flight_;
+  mu_.Unlock();
+  Commit(batch);
+  // Answer the asynchronous requests of the batch here; a failed merge re-runs
+  // each of them alone (the synchronous ones re-run their own).
+  for (Pending* p : batch) {
+    if (!p->callback) continue;
+    if (p->alone) p->result = store_->Txn(p->owned);
+    p->callback(std::move(p->result));
+  }
+  mu_.Lock();
+  --in_flight_;
+  for (Pending* p : batch) {
+    if (p->callback) {
+      delete p;
+    } else if (!p->alone) {
+      p->done = true;
+    }
+  }
+}
+
 absl::StatusOr<TxnResponse> TxnBatcher::Txn(const TxnRequest& req) {
   if (!opts_.enabled || !Mergeable(req)) {
     if (opts_.on_commit) opts_.on_commit(1);
@@ -131,15 +167,7 @@ absl::StatusOr<TxnResponse> TxnBatcher::Txn(const TxnRequest& req) {
     if (me.alone) break;
     // The pipeline has room: lead the next batch (which may not include us when
     // our keys clash with earlier requests; we then go round again).
-    std::vector<Pending*> batch = TakeBatchLocked();  // never empty: we are queued
-    ++in_flight_;
-    mu_.Unlock();
-    Commit(batch);
-    mu_.Lock();
-    --in_flight_;
-    for (Pending* p : batch) {
-      if (!p->alone) p->done = true;
-    }
+    LeadBatchLocked();
   }
   // Our merged transaction failed: run our own, in parallel with the others of
   // that batch (they are independent by construction).
@@ -147,6 +175,35 @@ absl::StatusOr<TxnResponse> TxnBatcher::Txn(const TxnRequest& req) {
   absl::StatusOr<TxnResponse> r = store_->Txn(req);
   mu_.Lock();
   return r;
+}
+
+void TxnBatcher::TxnAsync(TxnRequest req, Done done) {
+  if (!opts_.enabled || !Mergeable(req)) {
+    if (opts_.on_commit) opts_.on_commit(1);
+    done(store_->Txn(req));
+    return;
+  }
+  auto* p = new Pending;
+  p->owned = std::move(req);
+  p->req = &p->owned;
+  p->callback = std::move(done);
+  absl::MutexLock l(&mu_);
+  queue_.push_back(p);
+  while (static_cast<int>(committers_.size()) < opts_.max_in_flight) {
+    committers_.emplace_back([this] { CommitterLoop(); });
+  }
+}
+
+void TxnBatcher::CommitterLoop() {
+  absl::MutexLock l(&mu_);
+  while (true) {
+    auto work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return (!queue_.empty() && in_flight_ < opts_.max_in_flight) || (stopping_ && queue_.empty());
+    };
+    mu_.Await(absl::Condition(&work));
+    if (queue_.empty()) return;  // stopping, and everything queued is answered
+    LeadBatchLocked();
+  }
 }
 
 }  // namespace weft::storage

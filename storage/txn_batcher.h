@@ -21,11 +21,19 @@
 // branch, a read, or a key another queued request also touches) run alone or in
 // a later batch.
 //
+// Asynchronous callers (TxnAsync) do not wait: their requests are committed
+// by the batcher's own committer threads (max_in_flight of them, started on
+// first use), which call each `done` once its transaction is durable, so a
+// server's callback threads never block on a commit. Synchronous and
+// asynchronous requests share the same queue and batches.
+//
 // Thread-safe. The store must outlive the batcher.
 
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -49,9 +57,17 @@ class TxnBatcher {
 
   TxnBatcher(Store* store, Options options);
   TxnBatcher(Store* store) : TxnBatcher(store, Options()) {}
+  // Commits what is queued, then stops the committer threads.
+  ~TxnBatcher();
 
   // Same contract as Store::Txn.
   absl::StatusOr<TxnResponse> Txn(const TxnRequest& req);
+
+  // Same answer as Txn, given to `done` (on a committer thread) instead of
+  // returned. Requests that cannot be merged, and every request when batching
+  // is off, run at once on the caller's thread.
+  using Done = std::function<void(absl::StatusOr<TxnResponse>)>;
+  void TxnAsync(TxnRequest req, Done done);
 
   // True when `req` may share a transaction: no failure branch, only puts and
   // deletes of single keys, every compare on a single key.
@@ -62,12 +78,17 @@ class TxnBatcher {
   // Takes the next batch from the queue (distinct keys, at most max_ops).
   std::vector<Pending*> TakeBatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Commit(const std::vector<Pending*>& batch);
+  // Takes and commits the next batch as its leader; returns with mu_ held.
+  void LeadBatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CommitterLoop();
 
   Store* const store_;
   const Options opts_;
   absl::Mutex mu_;
   std::deque<Pending*> queue_ ABSL_GUARDED_BY(mu_);
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> committers_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace weft::storage

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
@@ -238,6 +239,103 @@ TEST_F(TxnBatcherTest, ManyConcurrentWritersAllLandOnce) {
   EXPECT_EQ(db_->Range(all)->count, kThreads * kEach);
   EXPECT_LE(biggest.load(), 16) << "max_ops respected";
   EXPECT_LT(commits.load(), kThreads * kEach) << "concurrent writers shared transactions";
+}
+
+// Asynchronous requests: answered by the committer threads, merged like the
+// synchronous ones, each with its own answer.
+TEST_F(TxnBatcherTest, AsyncRequestsAreMergedAndEachAnswered) {
+  std::vector<int> sizes;
+  TxnBatcher::Options o = OneInFlight();
+  absl::Mutex mu;
+  o.on_commit = [&](int n) {
+    absl::MutexLock l(&mu);
+    sizes.push_back(n);
+  };
+  ASSERT_TRUE(db_->Txn(CreateIfAbsent("/k/taken", "old")).ok());
+  TxnBatcher b(gated_.get(), o);
+  gated_->hold_first = true;
+  std::vector<absl::StatusOr<TxnResponse>> results(6, absl::UnknownError("not answered"));
+  absl::BlockingCounter answered(7);
+  std::thread::id caller = std::this_thread::get_id();
+  std::atomic<bool> answered_inline{false};
+  b.TxnAsync(CreateIfAbsent("/first", "x"), [&](absl::StatusOr<TxnResponse> r) {
+    EXPECT_TRUE(r.ok() && r->succeeded);
+    answered.DecrementCount();
+  });
+  gated_->entered.WaitForNotification();  // the first holds the store; the rest queue
+  for (int i = 0; i < 6; ++i) {
+    const std::string key = i == 3 ? "/k/taken" : absl::StrCat("/k/", i);
+    b.TxnAsync(CreateIfAbsent(key, absl::StrCat("v", i)), [&, i](absl::StatusOr<TxnResponse> r) {
+      if (std::this_thread::get_id() == caller) answered_inline = true;
+      results[i] = std::move(r);
+      answered.DecrementCount();
+    });
+  }
+  gated_->release.Notify();
+  answered.Wait();
+  EXPECT_FALSE(answered_inline.load()) << "merged requests are answered by the committer threads";
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(results[i].ok()) << i << ": " << results[i].status();
+    EXPECT_EQ(results[i]->succeeded, i != 3) << i;
+  }
+  EXPECT_EQ(Get("/k/taken"), "old");
+  EXPECT_EQ(Get("/k/5"), "v5");
+  // The first alone, the six queued in one (failed) merge, then each alone.
+  absl::MutexLock l(&mu);
+  EXPECT_EQ(sizes, (std::vector<int>{1, 6}));
+  EXPECT_EQ(gated_->txns.load(), 1 + 1 + 6);
+}
+
+TEST_F(TxnBatcherTest, AsyncAndSyncWritersTogetherAllLandOnce) {
+  TxnBatcher b(db_.get());
+  constexpr int kThreads = 8, kEach = 50;
+  std::atomic<int> ok{0};
+  absl::BlockingCounter answered(kThreads * kEach);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        const std::string key = absl::StrCat("/m/", t, "/", i);
+        if (t % 2 == 0) {
+          auto r = b.Txn(CreateIfAbsent(key, "v"));
+          if (r.ok() && r->succeeded) ok++;
+          answered.DecrementCount();
+        } else {
+          b.TxnAsync(CreateIfAbsent(key, "v"), [&](absl::StatusOr<TxnResponse> r) {
+            if (r.ok() && r->succeeded) ok++;
+            answered.DecrementCount();
+          });
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  answered.Wait();
+  EXPECT_EQ(ok.load(), kThreads * kEach);
+  RangeRequest all;
+  all.key = "/m/";
+  all.range_end = PrefixEnd("/m/");
+  all.count_only = true;
+  EXPECT_EQ(db_->Range(all)->count, kThreads * kEach);
+}
+
+TEST_F(TxnBatcherTest, DestructorAnswersWhatIsQueued) {
+  std::atomic<int> answered{0};
+  {
+    TxnBatcher b(gated_.get(), OneInFlight());
+    gated_->hold_first = true;
+    b.TxnAsync(CreateIfAbsent("/first", "x"), [&](absl::StatusOr<TxnResponse>) { answered++; });
+    gated_->entered.WaitForNotification();
+    for (int i = 0; i < 5; ++i) {
+      b.TxnAsync(CreateIfAbsent(absl::StrCat("/q/", i), "v"), [&](absl::StatusOr<TxnResponse> r) {
+        EXPECT_TRUE(r.ok() && r->succeeded);
+        answered++;
+      });
+    }
+    gated_->release.Notify();
+  }
+  EXPECT_EQ(answered.load(), 6);
+  EXPECT_EQ(Get("/q/4"), "v");
 }
 
 }  // namespace
