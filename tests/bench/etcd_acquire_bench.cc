@@ -18,14 +18,27 @@
 // that it gets a longer run, --flannel-seconds; an acquisition still running at
 // the end is not counted.
 //
+// The generator of bare and weft keeps `clients` calls in flight with gRPC's
+// callback API (async, the default; bare's are etcd's own Lease and KV calls
+// on 8 connections, weft's AcquireLease on 8 connections to the controller), or
+// gives each client a blocking thread (threads; bare's 64 EtcdStore clients
+// then share one connection, as gRPC pools channels with the same arguments):
+// on 2 cores 64 runnable threads take the CPU from the servers they measure.
+// Both use the same generator, so that the comparison stays fair. flannel, a
+// long chain of calls per acquisition, always runs a thread per client.
+//
 //   bazel run -c opt //tests/bench:etcd_acquire_bench -- [--clients 64] [--seconds 10]
 //       [--flannel-seconds 60] [--existing 1000,10000] [--modes bare,flannel,weft]
+//       [--generator async|threads]
 
 #include <signal.h>
 
+#include <chrono>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/random/random.h"
@@ -37,8 +50,10 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
+#include "proto/etcd/rpc.grpc.pb.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
 #include "storage/etcd/etcd_store.h"
+#include "storage/etcd/etcd_wire.h"
 #include "tests/bench/closed_loop.h"
 #include "tests/bench/lease_stubs.h"
 #include "tests/bench/scrape.h"
@@ -49,6 +64,7 @@ namespace {
 
 using weft::bench::LoadResult;
 using weft::bench::RunClosedLoop;
+using weft::bench::RunClosedLoopAsync;
 namespace storage = weft::storage;
 
 constexpr char kPrefix[] = "/coreos.com/network";
@@ -81,10 +97,14 @@ std::unique_ptr<weft::testing::EtcdCluster> g_etcd;
   std::exit(1);
 }
 
+// Deadlines of one call: to etcd (as Client's), to the controller.
+constexpr std::chrono::seconds kEtcdTimeout(60);
+constexpr std::chrono::seconds kWeftTimeout(30);
+
 std::unique_ptr<storage::EtcdStore> Client(const std::string& endpoint) {
   storage::EtcdStore::Options o;
   o.endpoints = {endpoint};
-  o.rpc_timeout = absl::Seconds(60);
+  o.rpc_timeout = absl::Seconds(kEtcdTimeout.count());
   auto c = storage::EtcdStore::Open(o);
   if (!c.ok()) Die(absl::StrCat("etcd client: ", c.status().ToString()));
   return *std::move(c);
@@ -112,7 +132,79 @@ void Populate(storage::EtcdStore& etcd, int existing) {
   }
 }
 
-LoadResult Bare(const std::string& endpoint, int clients, int existing, absl::Duration d) {
+absl::Status FromGrpc(const grpc::Status& s) {
+  return s.ok() ? absl::OkStatus() : absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+// Starts one unary call with gRPC's callback API and hands its status and
+// response to `then(status, response)` on a gRPC thread. `start(ctx, request,
+// response, callback)` calls a stub's async() method; the call's state lives
+// on the heap until it completes.
+template <typename Resp, typename Req, typename Start, typename Then>
+void CallAsync(const Start& start, Req req, std::chrono::seconds timeout, Then then) {
+  struct Call {
+    grpc::ClientContext ctx;
+    Req req;
+    Resp resp;
+  };
+  auto* call = new Call;
+  call->ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+  call->req = std::move(req);
+  start(&call->ctx, &call->req, &call->resp, [call, then = std::move(then)](grpc::Status s) {
+    const Resp resp = std::move(call->resp);
+    delete call;  // before `then`: the run may end with it
+    then(s, resp);
+  });
+}
+
+// etcd's Lease and KV services on one connection.
+struct EtcdConnection {
+  std::unique_ptr<etcdserverpb::Lease::Stub> lease;
+  std::unique_ptr<etcdserverpb::KV::Stub> kv;
+};
+
+// `n` distinct connections to one etcd member (as weft::bench::LeaseStubs).
+std::vector<EtcdConnection> EtcdConnections(const std::string& endpoint, int n = 8) {
+  std::vector<EtcdConnection> out(n);
+  for (int i = 0; i < n; ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt("weft.bench.etcd_channel", i);  // distinct args => distinct connections
+    auto ch = grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
+    out[i].lease = etcdserverpb::Lease::NewStub(ch);
+    out[i].kv = etcdserverpb::KV::NewStub(ch);
+  }
+  return out;
+}
+
+// The bare acquisition as asynchronous calls: the lease grant, then from its
+// answer the transaction CreateIfAbsent describes, in the same wire form as
+// EtcdStore::Txn sends it.
+LoadResult BareAsync(const std::string& endpoint, int clients, int existing, absl::Duration d) {
+  const std::vector<EtcdConnection> conns = EtcdConnections(endpoint);
+  const weft::bench::AsyncOp op = [&conns](int c, int64_t i, std::function<void(absl::Status)> done) {
+    const EtcdConnection& conn = conns[c % conns.size()];
+    etcdserverpb::LeaseGrantRequest grant;
+    grant.set_ttl(24 * 3600);
+    auto on_granted = [&conn, i, done](const grpc::Status& s, const etcdserverpb::LeaseGrantResponse& g) {
+      if (!s.ok()) return done(FromGrpc(s));
+      if (!g.error().empty()) return done(absl::InternalError(absl::StrCat("etcd: ", g.error())));
+      CallAsync<etcdserverpb::TxnResponse>(
+          [&conn](auto&&... a) { conn.kv->async()->Txn(std::forward<decltype(a)>(a)...); },
+          storage::etcdwire::ToProto(CreateIfAbsent(KeyOf(i), LeaseJson(i), g.id())), kEtcdTimeout,
+          [done](const grpc::Status& s, const etcdserverpb::TxnResponse& r) {
+            if (!s.ok()) return done(FromGrpc(s));
+            done(r.succeeded() ? absl::OkStatus() : absl::AbortedError("subnet taken"));
+          });
+    };
+    CallAsync<etcdserverpb::LeaseGrantResponse>(
+        [&conn](auto&&... a) { conn.lease->async()->LeaseGrant(std::forward<decltype(a)>(a)...); }, grant,
+        kEtcdTimeout, on_granted);
+  };
+  return RunClosedLoopAsync(clients, d, op, existing);
+}
+
+LoadResult Bare(const std::string& endpoint, int clients, int existing, absl::Duration d, bool async_generator) {
+  if (async_generator) return BareAsync(endpoint, clients, existing, d);
   std::vector<std::unique_ptr<storage::EtcdStore>> cs;
   for (int c = 0; c < clients; ++c) cs.push_back(Client(endpoint));
   return RunClosedLoop(clients, d, [&](int c, int64_t i) -> absl::Status {
@@ -175,7 +267,7 @@ LoadResult Flannel(const std::string& endpoint, int clients, absl::Duration d) {
 }
 
 LoadResult Weft(const std::string& controller_bin, const std::string& endpoint, int clients, int existing,
-                absl::Duration d, const std::string& dir, bool batching) {
+                absl::Duration d, const std::string& dir, bool batching, bool async_generator) {
   const int port = weft::testing::FreePort();
   const int metrics_port = weft::testing::FreePort();
   weft::testing::Process p;
@@ -193,13 +285,25 @@ LoadResult Weft(const std::string& controller_bin, const std::string& endpoint, 
     return none;  // the caller still stops etcd
   }
   auto stubs = weft::bench::LeaseStubs(absl::StrCat("127.0.0.1:", port));
-  LoadResult r = RunClosedLoop(clients, d, [&](int c, int64_t i) -> absl::Status {
+  const auto acquire = [&](int c, int64_t i) -> absl::Status {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    ctx.set_deadline(std::chrono::system_clock::now() + kWeftTimeout);
     weft::v1::AcquireLeaseResponse resp;
     grpc::Status s = stubs[c % stubs.size()]->AcquireLease(&ctx, weft::bench::AcquireRequestFor(i), &resp);
     return s.ok() ? absl::OkStatus() : absl::UnavailableError(s.error_message());
-  }, existing);
+  };
+  // The same call without a thread per client.
+  const weft::bench::AsyncOp acquire_async = [&](int c, int64_t i, std::function<void(absl::Status)> done) {
+    const auto& stub = stubs[c % stubs.size()];
+    CallAsync<weft::v1::AcquireLeaseResponse>(
+        [&stub](auto&&... a) { stub->async()->AcquireLease(std::forward<decltype(a)>(a)...); },
+        weft::bench::AcquireRequestFor(i), kWeftTimeout,
+        [done](const grpc::Status& s, const weft::v1::AcquireLeaseResponse&) {
+          done(s.ok() ? absl::OkStatus() : absl::UnavailableError(s.error_message()));
+        });
+  };
+  LoadResult r = async_generator ? RunClosedLoopAsync(clients, d, acquire_async, existing)
+                                 : RunClosedLoop(clients, d, acquire, existing);
   // How many acquisitions shared a store transaction, from the controller's metrics.
   const std::string page = weft::bench::ScrapeMetrics(metrics_port);
   const double txns = weft::bench::Sample(page, "weft_controller_lease_txn_requests_count");
@@ -220,12 +324,22 @@ LoadResult Weft(const std::string& controller_bin, const std::string& endpoint, 
 
 int main(int argc, char** argv) {
   int clients = 64, seconds = 10, flannel_seconds = 60;
+  bool async_generator = true;
   std::vector<int> existing_counts = {1000, 10000};
   std::vector<std::string> modes = {"bare", "flannel", "weft-unbatched", "weft"};
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string f = argv[i];
     if (f == "--modes") {
       modes = absl::StrSplit(argv[i + 1], ',');
+      continue;
+    }
+    if (f == "--generator") {
+      const std::string g = argv[i + 1];
+      if (g != "async" && g != "threads") {
+        std::fprintf(stderr, "--generator: async or threads, not %s\n", g.c_str());
+        return 2;
+      }
+      async_generator = g == "async";
       continue;
     }
     if (f == "--existing") {
@@ -244,8 +358,9 @@ int main(int argc, char** argv) {
   }
   std::string controller = weft::testing::Runfile("controller/weft-controller");
   if (const char* c = std::getenv("WEFT_CONTROLLER_BIN")) controller = c;
-  std::printf("etcd_acquire_bench: etcd 3.4, 1 member, loopback, fsync on; %d clients, %ds per run (flannel %ds)\n",
-              clients, seconds, flannel_seconds);
+  std::printf("etcd_acquire_bench: etcd 3.4, 1 member, loopback, fsync on; %d clients (%s), %ds per run (flannel %ds)\n",
+              clients, async_generator ? "bare, weft: async calls in flight; flannel: a thread each" : "a thread each",
+              seconds, flannel_seconds);
   std::printf("%-9s %-14s %10s %9s %9s %9s %8s %8s\n", "existing", "mode", "acq/s", "p50 ms", "p99 ms", "max ms",
               "errors", "x bare");
   for (int existing : existing_counts) {
@@ -269,14 +384,14 @@ int main(int argc, char** argv) {
       LoadResult r;
       const std::string& m = mode;
       if (m == "bare") {
-        r = Bare(endpoint, clients, existing, d);
+        r = Bare(endpoint, clients, existing, d, async_generator);
         bare_rate = r.rate;
       } else if (m == "flannel") {
         const absl::Duration fd = absl::Seconds(flannel_seconds);
         r = Flannel(endpoint, clients, fd);
         r.failed = 0;  // calls cut off by the end of the run are not errors
       } else if (m == "weft" || m == "weft-unbatched") {
-        r = Weft(controller, endpoint, clients, existing, d, dir, m == "weft");
+        r = Weft(controller, endpoint, clients, existing, d, dir, m == "weft", async_generator);
       } else {
         std::fprintf(stderr, "unknown mode %s\n", m.c_str());
         return 2;
