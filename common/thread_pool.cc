@@ -5,20 +5,31 @@
 namespace weft {
 
 ThreadPool::ThreadPool(int threads) {
+  absl::MutexLock l(&mu_);
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
 }
 
-ThreadPool::~ThreadPool() {
+ThreadPool::~ThreadPool() { Stop(); }
+
+void ThreadPool::Stop() {
+  std::vector<std::thread> threads;
   {
     absl::MutexLock l(&mu_);
     stopping_ = true;
+    threads.swap(threads_);
   }
-  for (std::thread& t : threads_) t.join();
+  for (std::thread& t : threads) t.join();
 }
 
 void ThreadPool::Schedule(std::function<void()> task) {
-  absl::MutexLock l(&mu_);
-  tasks_.push_back(std::move(task));
+  {
+    absl::MutexLock l(&mu_);
+    if (!stopping_) {
+      tasks_.push_back(std::move(task));
+      return;
+    }
+  }
+  task();
 }
 
 void ThreadPool::Work() {

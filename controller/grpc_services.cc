@@ -48,9 +48,10 @@ void ToProto(const LeaseRecord& rec, weft::v1::Lease* out) {
 LeaseServiceImpl::LeaseServiceImpl(LeaseManager* manager, RpcObserver observer, WatchFactory watch)
     : manager_(manager), observer_(std::move(observer)), watch_(std::move(watch)) {}
 
-grpc::Status LeaseServiceImpl::AcquireLease(grpc::ServerContext*, const weft::v1::AcquireLeaseRequest* req,
-                                            weft::v1::AcquireLeaseResponse* resp) {
-  RpcTimer t(observer_, "AcquireLease");
+grpc::ServerUnaryReactor* LeaseServiceImpl::AcquireLease(grpc::CallbackServerContext* ctx,
+                                                          const weft::v1::AcquireLeaseRequest* req,
+                                                          weft::v1::AcquireLeaseResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   AcquireRequest r;
   r.node_name = req->node_name();
   r.public_ip = req->public_ip();
@@ -60,16 +61,25 @@ grpc::Status LeaseServiceImpl::AcquireLease(grpc::ServerContext*, const weft::v1
   r.backend_v6_data = req->backend_v6_data();
   r.previous_subnet = req->previous_subnet();
   r.previous_ipv6_subnet = req->previous_ipv6_subnet();
-  auto rec = manager_->Acquire(r);
-  if (!rec.ok()) return t.Done(ToGrpc(rec.status()));
-  ToProto(*rec, resp->mutable_lease());
-  if (auto cfg = manager_->Config()) {
-    if (cfg->enable_ipv4) resp->set_network(cfg->network.ToString());
-    if (cfg->ipv6_network) resp->set_ipv6_network(cfg->ipv6_network->ToString());
-    resp->mutable_ttl()->set_seconds(absl::ToInt64Seconds(cfg->lease_ttl));
-  }
-  resp->set_revision(rec->mod_revision);
-  return t.Done(grpc::Status::OK);
+  // The answer may come on another thread, after this method has returned; the
+  // response message lives until the reactor finishes.
+  manager_->AcquireAsync(r, [this, reactor, resp, start = absl::Now()](absl::StatusOr<LeaseRecord> rec) {
+    grpc::Status s = grpc::Status::OK;
+    if (!rec.ok()) {
+      s = ToGrpc(rec.status());
+    } else {
+      ToProto(*rec, resp->mutable_lease());
+      if (auto cfg = manager_->Config()) {
+        if (cfg->enable_ipv4) resp->set_network(cfg->network.ToString());
+        if (cfg->ipv6_network) resp->set_ipv6_network(cfg->ipv6_network->ToString());
+        resp->mutable_ttl()->set_seconds(absl::ToInt64Seconds(cfg->lease_ttl));
+      }
+      resp->set_revision(rec->mod_revision);
+    }
+    if (observer_) observer_("AcquireLease", s.error_code(), absl::Now() - start);
+    reactor->Finish(s);
+  });
+  return reactor;
 }
 
 grpc::Status LeaseServiceImpl::RenewLease(grpc::ServerContext*, const weft::v1::RenewLeaseRequest* req,

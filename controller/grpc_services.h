@@ -1,6 +1,9 @@
 #pragma once
-// The weft.v1 gRPC services over a LeaseManager. Unary methods use the sync API
-// (they block on a durable commit, which must not stall the callback executor).
+// The weft.v1 gRPC services over a LeaseManager. AcquireLease, the hot path
+// (every joining node, thousands at once when a cluster starts), uses the
+// callback API over LeaseManager::AcquireAsync: no thread waits for its
+// commit. The other unary methods use the sync API (they block on a durable
+// commit, which must not stall the callback executor).
 
 #include <functional>
 #include <string>
@@ -21,8 +24,9 @@ void ToProto(const LeaseRecord& rec, weft::v1::Lease* out);
 
 // The Watch method is provided by a mixin (see watch_hub.h); this class has the
 // unary methods. `Base` lets the caller add the streaming method's mixin.
-class LeaseServiceImpl : public weft::v1::LeaseService::WithRawCallbackMethod_WatchLeases<
-                             weft::v1::LeaseService::Service> {
+class LeaseServiceImpl
+    : public weft::v1::LeaseService::WithCallbackMethod_AcquireLease<
+          weft::v1::LeaseService::WithRawCallbackMethod_WatchLeases<weft::v1::LeaseService::Service>> {
  public:
   // WatchLeases is raw (bytes in, bytes out) so the hub can serialize each change
   // once for every stream.
@@ -31,8 +35,8 @@ class LeaseServiceImpl : public weft::v1::LeaseService::WithRawCallbackMethod_Wa
 
   LeaseServiceImpl(LeaseManager* manager, RpcObserver observer, WatchFactory watch);
 
-  grpc::Status AcquireLease(grpc::ServerContext*, const weft::v1::AcquireLeaseRequest*,
-                            weft::v1::AcquireLeaseResponse*) override;
+  grpc::ServerUnaryReactor* AcquireLease(grpc::CallbackServerContext* ctx, const weft::v1::AcquireLeaseRequest* req,
+                                         weft::v1::AcquireLeaseResponse* resp) override;
   grpc::Status RenewLease(grpc::ServerContext*, const weft::v1::RenewLeaseRequest*,
                           weft::v1::RenewLeaseResponse*) override;
   grpc::Status ReleaseLease(grpc::ServerContext*, const weft::v1::ReleaseLeaseRequest*,

@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/notification.h"
 #include "common/status_macros.h"
 
 namespace weft::controller {
@@ -35,17 +36,35 @@ storage::TxnBatcher::Options LeaseManager::BatcherOptions(const Options& o) {
   storage::TxnBatcher::Options b;
   b.on_commit = o.hooks.on_txn;
   b.enabled = o.batch_writes;
+  // Unbatched, as many transactions in flight as a blocking server had
+  // requests (the embedded store still group-commits their fsyncs).
+  if (!o.batch_writes) b.max_in_flight = 64;
   return b;
 }
 
 LeaseManager::LeaseManager(storage::Store* store, Options options)
     : store_(store),
-      batcher_(store, BatcherOptions(options)),
+      batcher_(std::make_unique<storage::TxnBatcher>(store, BatcherOptions(options))),
+      workers_(std::make_unique<ThreadPool>(4)),
       opts_(std::move(options)),
       config_key_(ConfigKey(opts_.prefix)),
-      subnets_prefix_(SubnetsPrefix(opts_.prefix)) {}
+      subnets_prefix_(SubnetsPrefix(opts_.prefix)) {
+  sweeper_ = std::thread([this] { SweepApplyWaiters(); });
+}
 
-LeaseManager::~LeaseManager() { watch_.reset(); }
+LeaseManager::~LeaseManager() {
+  // Acquisitions still in flight finish (UNAVAILABLE where they would wait for
+  // the index); the batcher's and the workers' queues drain, each running what
+  // arrives after its own stop on the caller's thread.
+  {
+    absl::MutexLock l(&mu_);
+    stopping_ = true;
+  }
+  sweeper_.join();
+  watch_.reset();
+  workers_->Stop();
+  batcher_->Stop();
+}
 
 absl::Status LeaseManager::Start() {
   storage::RangeRequest rr;
@@ -85,14 +104,63 @@ int64_t LeaseManager::AppliedRevision() {
 void LeaseManager::OnWatch(const storage::WatchBatch& batch) {
   int expired = 0;
   std::vector<LeaseChange> changes;
+  std::vector<std::function<void(absl::Status)>> caught_up;
   {
     absl::MutexLock l(&mu_);
     for (const storage::Event& ev : batch.events) ApplyEventLocked(ev, &changes, &expired);
     applied_revision_ = std::max(applied_revision_, batch.revision);
+    auto end = apply_waiters_.upper_bound(applied_revision_);
+    for (auto it = apply_waiters_.begin(); it != end; ++it) caught_up.push_back(std::move(it->second.then));
+    apply_waiters_.erase(apply_waiters_.begin(), end);
   }
   if (opts_.hooks.on_changes) opts_.hooks.on_changes(changes, batch.revision);
   if (opts_.hooks.on_expired) {
     for (int i = 0; i < expired; ++i) opts_.hooks.on_expired();
+  }
+  for (auto& then : caught_up) then(absl::OkStatus());
+}
+
+namespace {
+constexpr absl::Duration kApplyTimeout = absl::Seconds(30);
+}  // namespace
+
+void LeaseManager::WhenApplied(int64_t revision, std::function<void(absl::Status)> then) {
+  absl::Status now;
+  {
+    absl::MutexLock l(&mu_);
+    if (stopping_) {
+      now = absl::UnavailableError("controller shutting down");
+    } else if (applied_revision_ < revision) {
+      apply_waiters_.emplace(revision, ApplyWaiter{absl::Now() + kApplyTimeout, std::move(then)});
+      return;
+    }
+  }
+  then(now);
+}
+
+void LeaseManager::SweepApplyWaiters() {
+  absl::MutexLock l(&mu_);
+  while (true) {
+    mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Seconds(1));
+    const absl::Time now = absl::Now();
+    std::vector<std::pair<int64_t, std::function<void(absl::Status)>>> late;
+    for (auto it = apply_waiters_.begin(); it != apply_waiters_.end();) {
+      if (stopping_ || it->second.deadline <= now) {
+        late.emplace_back(it->first, std::move(it->second.then));
+        it = apply_waiters_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    const bool stop = stopping_;
+    mu_.Unlock();
+    for (auto& [revision, then] : late) {
+      then(absl::UnavailableError(stop ? std::string("controller shutting down")
+                                       : absl::StrCat("store watch did not deliver revision ", revision, " within ",
+                                                      absl::FormatDuration(kApplyTimeout))));
+    }
+    mu_.Lock();
+    if (stop) return;
   }
 }
 
@@ -213,29 +281,47 @@ absl::Status LeaseManager::WaitApplied(int64_t revision) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> LeaseManager::FreshRevision() {
-  absl::MutexLock l(&probe_mu_);
-  // A probe already running may have read the revision before we arrived: we
-  // need the next one.
-  const int64_t need = probes_started_ + 1;
-  while (probes_done_ < need) {
-    if (!probe_running_) {
-      probe_running_ = true;
-      const int64_t mine = ++probes_started_;
-      probe_mu_.Unlock();
-      const int64_t rev = store_->CurrentRevision();
-      probe_mu_.Lock();
-      probe_running_ = false;
-      probes_done_ = mine;
-      probed_revision_ = std::max(probed_revision_, rev);
-      break;
-    }
-    auto done_or_idle = [this, need]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(probe_mu_) {
-      return probes_done_ >= need || !probe_running_;
-    };
-    probe_mu_.Await(absl::Condition(&done_or_idle));
+void LeaseManager::FreshRevisionAsync(std::function<void(absl::StatusOr<int64_t>)> then) {
+  int64_t start = 0;
+  {
+    absl::MutexLock l(&probe_mu_);
+    // A probe already running may have read the revision before we arrived: we
+    // need the next one.
+    probe_waiters_.push_back({probes_started_ + 1, std::move(then)});
+    if (!probe_running_) start = NextProbeLocked();
   }
-  return probed_revision_;
+  if (start > 0) RunProbe(start);
+}
+
+int64_t LeaseManager::NextProbeLocked() {
+  probe_running_ = true;
+  return ++probes_started_;
+}
+
+void LeaseManager::RunProbe(int64_t probe) {
+  // CurrentRevision is a store round trip that blocks: on a worker.
+  workers_->Schedule([this, probe] {
+    const int64_t rev = store_->CurrentRevision();
+    std::vector<std::function<void(absl::StatusOr<int64_t>)>> answered;
+    int64_t probed, next = 0;
+    {
+      absl::MutexLock l(&probe_mu_);
+      probe_running_ = false;
+      probed_revision_ = std::max(probed_revision_, rev);
+      probed = probed_revision_;
+      for (auto it = probe_waiters_.begin(); it != probe_waiters_.end();) {
+        if (it->need <= probe) {
+          answered.push_back(std::move(it->then));
+          it = probe_waiters_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      if (!probe_waiters_.empty()) next = NextProbeLocked();
+    }
+    for (auto& then : answered) then(probed);
+    if (next > 0) RunProbe(next);
+  });
 }
 
 absl::Status LeaseManager::CatchUp() { return WaitApplied(written_revision_.load()); }
@@ -246,12 +332,25 @@ void LeaseManager::NoteWritten(int64_t revision) {
   }
 }
 
+bool LeaseManager::BucketCurrentLocked(absl::Duration ttl, absl::Time now, absl::Time* expiration) {
+  const absl::Duration width = BucketWidth(ttl);
+  if (bucket_lease_ == 0 || bucket_ttl_ != ttl || now - bucket_start_ >= width || now < bucket_start_) return false;
+  *expiration = bucket_start_ + absl::Seconds(absl::ToInt64Seconds(absl::Ceil(ttl + width, absl::Seconds(1))));
+  return true;
+}
+
+bool LeaseManager::CachedBucketLease(absl::Duration ttl, absl::Time* expiration, int64_t* id) {
+  absl::MutexLock l(&bucket_mu_);
+  if (!BucketCurrentLocked(ttl, opts_.clock->Now(), expiration)) return false;
+  *id = bucket_lease_;
+  return true;
+}
+
 absl::StatusOr<int64_t> LeaseManager::BucketLease(absl::Duration ttl, absl::Time* expiration) {
   absl::MutexLock l(&bucket_mu_);
   const absl::Time now = opts_.clock->Now();
-  const absl::Duration width = BucketWidth(ttl);
-  if (bucket_lease_ == 0 || bucket_ttl_ != ttl || now - bucket_start_ >= width || now < bucket_start_) {
-    const int64_t secs = absl::ToInt64Seconds(absl::Ceil(ttl + width, absl::Seconds(1)));
+  if (!BucketCurrentLocked(ttl, now, expiration)) {
+    const int64_t secs = absl::ToInt64Seconds(absl::Ceil(ttl + BucketWidth(ttl), absl::Seconds(1)));
     ASSIGN_OR_RETURN(storage::LeaseGrantResponse g, store_->LeaseGrant(secs));
     bucket_lease_ = g.id;
     bucket_start_ = now;
@@ -262,8 +361,8 @@ absl::StatusOr<int64_t> LeaseManager::BucketLease(absl::Duration ttl, absl::Time
       if (cur->second < now) lease_deadlines_.erase(cur);
     }
     lease_deadlines_[g.id] = now + absl::Seconds(secs);
+    BucketCurrentLocked(ttl, now, expiration);
   }
-  *expiration = bucket_start_ + absl::Seconds(absl::ToInt64Seconds(absl::Ceil(ttl + width, absl::Seconds(1))));
   return bucket_lease_;
 }
 
@@ -343,213 +442,308 @@ storage::TxnRequest DeleteIf(const std::string& key, int64_t mod_revision) {
 
 }  // namespace
 
-absl::StatusOr<LeaseRecord> LeaseManager::Acquire(const AcquireRequest& req) {
+// One acquisition in progress, carried from one continuation to the next.
+struct LeaseManager::AcquireState {
+  AcquireRequest req;
+  AcquireDone done;
+  std::string identity;
+  bool holds_identity = false;  // this node's acquisition in flight (busy_nodes_)
   LeaseAttrs attrs;
   absl::Duration ttl;
-  std::string identity = NodeIdentity(req);
+  int attempt = 0;
+  absl::Status last = absl::AbortedError("no attempt made");
+  // The current attempt, decided under the lock.
+  std::string key;
+  int64_t expect_mod = 0;  // 0 = create
+  bool keep_reservation = false;
+  std::optional<uint64_t> picked;
+  std::string text;
+  SubnetKey chosen;
+  int64_t create_revision = 0;
+  absl::Time expiration = absl::InfiniteFuture();
+  int64_t lease_id = 0;
+};
+
+absl::StatusOr<LeaseRecord> LeaseManager::Acquire(const AcquireRequest& req) {
+  absl::Notification answered;
+  absl::StatusOr<LeaseRecord> result;
+  AcquireAsync(req, [&](absl::StatusOr<LeaseRecord> r) {
+    result = std::move(r);
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  return result;
+}
+
+// An acquisition never blocks its caller: each wait (for this node's previous
+// write to reach the index, for a fresh store revision, for a commit) hands the
+// rest of the work to whatever ends the wait: the watch, a committer thread, or
+// a worker for the few store calls that block (a new bucket lease, a revision
+// probe).
+void LeaseManager::AcquireAsync(const AcquireRequest& req, AcquireDone done) {
+  auto st = std::make_shared<AcquireState>();
+  st->req = req;
+  st->done = std::move(done);
+  st->identity = NodeIdentity(req);
+  absl::Status v;
+  int64_t wait_for = 0;  // this node's previous write, not yet in the index
+  bool busy = false;
   {
     absl::MutexLock l(&mu_);
     if (!config_) {
-      absl::Status s = NoConfig();
-      Report("acquire", s);
-      return s;
+      v = NoConfig();
+    } else {
+      v = ValidateAcquire(req, *config_, &st->attrs);
+      st->ttl = config_->lease_ttl;
     }
-    absl::Status v = ValidateAcquire(req, *config_, &attrs);
-    if (!v.ok()) {
-      Report("acquire", v);
-      return v;
-    }
-    ttl = config_->lease_ttl;
-    auto idle = [this, &identity]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return !busy_nodes_.contains(identity);
-    };
-    mu_.Await(absl::Condition(&idle));
-    busy_nodes_.insert(identity);
-    // This node's last acknowledged write must be in the index before we decide.
-    if (auto w = node_written_.find(identity); w != node_written_.end()) {
-      const int64_t rev = w->second;
-      auto caught_up = [this, rev]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return applied_revision_ >= rev; };
-      if (!mu_.AwaitWithTimeout(absl::Condition(&caught_up), absl::Seconds(30))) {
-        busy_nodes_.erase(identity);
-        absl::Status s = absl::UnavailableError("store watch is lagging; retry");
-        Report("acquire", s);
-        return s;
-      }
-      node_written_.erase(w);
-    }
-  }
-  if (opts_.shared_store) {
-    bool known;
-    {
-      absl::MutexLock l(&mu_);
-      known = (!req.node_name.empty() && by_node_.contains(req.node_name)) ||
-              (attrs.public_ip && by_ip_.contains(attrs.public_ip->ToString()));
-    }
-    if (!known) {
-      absl::StatusOr<int64_t> rev = FreshRevision();
-      if (absl::Status w = rev.ok() ? WaitApplied(*rev) : rev.status(); !w.ok()) {
-        absl::MutexLock l(&mu_);
-        busy_nodes_.erase(identity);
-        Report("acquire", w);
-        return w;
-      }
-    }
-  }
-  auto release_identity = [this, &identity]() {
-    absl::MutexLock l(&mu_);
-    busy_nodes_.erase(identity);
-  };
-
-  absl::Status last = absl::AbortedError("no attempt made");
-  for (int attempt = 1; attempt <= opts_.max_attempts; ++attempt) {
-    if (attempt > 1 && opts_.hooks.on_retry) opts_.hooks.on_retry(attempt);
-    // Decide under the lock.
-    std::string key;
-    int64_t expect_mod = 0;   // 0 = create
-    bool keep_reservation = false;
-    std::optional<uint64_t> picked;
-    std::string text;
-    SubnetKey chosen;
-    int64_t create_revision = 0;
-    {
-      absl::MutexLock l(&mu_);
-      if (!config_ || !pool_) {
-        last = config_ ? absl::FailedPreconditionError("network config gives too many subnets")
-                       : NoConfig();
-        break;
-      }
-      const LeaseRecord* existing = nullptr;
-      if (!req.node_name.empty()) {
-        auto it = by_node_.find(req.node_name);
-        if (it != by_node_.end()) existing = &leases_.at(it->second);
-      }
-      if (!existing && attrs.public_ip) {
-        auto it = by_ip_.find(attrs.public_ip->ToString());
-        if (it != by_ip_.end()) {
-          const LeaseRecord& r = leases_.at(it->second);
-          if (r.attrs.node_name.empty() || req.node_name.empty()) existing = &r;
-        }
-      }
-      // A lease outside the current config is not reused (flannel does the same).
-      if (existing && existing->key.ipv4 && !config_->PoolIndex(*existing->key.ipv4) &&
-          !existing->reserved()) {
-        existing = nullptr;
-      }
-      if (existing) {
-        key = existing->store_key;
-        expect_mod = existing->mod_revision;
-        keep_reservation = existing->reserved();
-        text = SubnetText(existing->key);
-        chosen = existing->key;
-        create_revision = existing->create_revision;
-        if (keep_reservation && existing->valid) {
-          // A reservation is handed to its node as it is.
-          LeaseRecord out = *existing;
-          busy_nodes_.erase(identity);
-          Report("acquire", absl::OkStatus());
-          return out;
-        }
+    if (v.ok()) {
+      busy = busy_nodes_.contains(st->identity);
+      if (busy) {
+        // One acquisition per node at a time: queue behind the one in flight.
+        node_queue_[st->identity].push_back(st);
       } else {
-        std::optional<uint64_t> idx;
-        if (!req.previous_subnet.empty()) {
-          auto prev = IPv4Net::Parse(req.previous_subnet);
-          if (prev.ok()) {
-            auto p = config_->PoolIndex(*prev);
-            if (p && pool_->IsFree(*p) && !pending_.contains(*p)) idx = p;
+        busy_nodes_.insert(st->identity);
+        st->holds_identity = true;
+        if (auto w = node_written_.find(st->identity); w != node_written_.end()) {
+          if (applied_revision_ >= w->second) {
+            node_written_.erase(w);
+          } else {
+            wait_for = w->second;
           }
         }
-        // Pending subnets are taken in the pool while in flight, so a pick is free.
-        if (!idx) idx = pool_->PickRandom(rng_);
-        if (!idx) {
-          last = absl::ResourceExhaustedError(absl::StrCat(
-              "no free subnet: all ", pool_->size(), " subnets of ", config_->network.ToString(),
-              " between ", config_->subnet_min.ToString(), " and ", config_->subnet_max.ToString(),
-              " are leased or reserved"));
-          break;
-        }
-        picked = idx;
-        pending_.insert(*idx);
-        pool_->Take(*idx);
-        SubnetKey k;
-        k.ipv4 = config_->PoolSubnet(*idx);
-        key = EncodeSubnetKey(opts_.prefix, k);
-        text = SubnetText(k);
-        chosen = k;
       }
     }
-    auto unpend = [&]() {
-      if (!picked) return;
-      absl::MutexLock l(&mu_);
-      pending_.erase(*picked);
-      // Give it back unless the index now holds a lease for it.
-      if (pool_ && *picked < pool_->size() && leases_.count(text) == 0) pool_->Give(*picked);
-    };
-    absl::Time expiration = absl::InfiniteFuture();
-    int64_t lease_id = 0;
-    if (!keep_reservation) {
-      auto b = BucketLease(ttl, &expiration);
-      if (!b.ok()) {
-        unpend();
-        last = absl::UnavailableError(absl::StrCat("store: ", b.status().message()));
-        break;
+  }
+  if (!v.ok()) {
+    Finish(st, v);
+    return;
+  }
+  if (busy) return;  // started when the node's current acquisition ends
+  StartAcquire(st, wait_for);
+}
+
+void LeaseManager::StartAcquire(const std::shared_ptr<AcquireState>& st, int64_t wait_for) {
+  if (wait_for > 0) {
+    // This node's last acknowledged write must be in the index before we decide.
+    WhenApplied(wait_for, [this, st](absl::Status s) {
+      if (!s.ok()) return Finish(st, absl::UnavailableError("store watch is lagging; retry"));
+      {
+        absl::MutexLock l(&mu_);
+        node_written_.erase(st->identity);
       }
-      lease_id = *b;
+      StartAcquire(st, 0);
+    });
+    return;
+  }
+  bool known = true;
+  if (opts_.shared_store) {
+    absl::MutexLock l(&mu_);
+    known = (!st->req.node_name.empty() && by_node_.contains(st->req.node_name)) ||
+            (st->attrs.public_ip && by_ip_.contains(st->attrs.public_ip->ToString()));
+  }
+  if (known) return Attempt(st);
+  // Another replica may have given this node a lease: catch up with the store.
+  FreshRevisionAsync([this, st](absl::StatusOr<int64_t> rev) {
+    if (!rev.ok()) return Finish(st, rev.status());
+    WhenApplied(*rev, [this, st](absl::Status s) {
+      if (!s.ok()) return Finish(st, s);
+      Attempt(st);
+    });
+  });
+}
+
+void LeaseManager::Attempt(const std::shared_ptr<AcquireState>& st) {
+  if (++st->attempt > opts_.max_attempts) {
+    return Finish(st, absl::UnavailableError(absl::StrCat("gave up after ", opts_.max_attempts,
+                                                          " attempts: ", st->last.message())));
+  }
+  if (st->attempt > 1 && opts_.hooks.on_retry) opts_.hooks.on_retry(st->attempt);
+  LeaseRecord answer;
+  absl::Status stop;
+  switch (Decide(*st, &answer, &stop)) {
+    case Decision::kAnswer:
+      return Finish(st, std::move(answer));
+    case Decision::kStop:
+      return Finish(st, stop);
+    case Decision::kWrite:
+      break;
+  }
+  if (st->keep_reservation) return Write(st);
+  if (CachedBucketLease(st->ttl, &st->expiration, &st->lease_id)) return Write(st);
+  // A new bucket lease is a store call that blocks: not on the caller's thread.
+  workers_->Schedule([this, st] {
+    auto b = BucketLease(st->ttl, &st->expiration);
+    if (!b.ok()) {
+      Unpend(*st);
+      return Finish(st, absl::UnavailableError(absl::StrCat("store: ", b.status().message())));
     }
-    auto txn = batcher_.Txn(storage::PutIf(key, expect_mod == 0 ? storage::Compare::Target::kVersion
-                                                      : storage::Compare::Target::kModRevision,
-                                 expect_mod, EncodeLeaseAttrs(attrs), lease_id));
-    if (!txn.ok()) {
-      unpend();
-      if (absl::IsNotFound(txn.status())) {
-        // The bucket lease vanished (expired, or revoked by hand): take a new one.
+    st->lease_id = *b;
+    Write(st);
+  });
+}
+
+LeaseManager::Decision LeaseManager::Decide(AcquireState& st, LeaseRecord* answer, absl::Status* stop) {
+  absl::MutexLock l(&mu_);
+  st.key.clear();
+  st.expect_mod = 0;
+  st.keep_reservation = false;
+  st.picked.reset();
+  st.create_revision = 0;
+  st.expiration = absl::InfiniteFuture();
+  st.lease_id = 0;
+  if (!config_ || !pool_) {
+    *stop = config_ ? absl::FailedPreconditionError("network config gives too many subnets") : NoConfig();
+    return Decision::kStop;
+  }
+  const AcquireRequest& req = st.req;
+  const LeaseRecord* existing = nullptr;
+  if (!req.node_name.empty()) {
+    auto it = by_node_.find(req.node_name);
+    if (it != by_node_.end()) existing = &leases_.at(it->second);
+  }
+  if (!existing && st.attrs.public_ip) {
+    auto it = by_ip_.find(st.attrs.public_ip->ToString());
+    if (it != by_ip_.end()) {
+      const LeaseRecord& r = leases_.at(it->second);
+      if (r.attrs.node_name.empty() || req.node_name.empty()) existing = &r;
+    }
+  }
+  // A lease outside the current config is not reused (flannel does the same).
+  if (existing && existing->key.ipv4 && !config_->PoolIndex(*existing->key.ipv4) && !existing->reserved()) {
+    existing = nullptr;
+  }
+  if (existing) {
+    st.key = existing->store_key;
+    st.expect_mod = existing->mod_revision;
+    st.keep_reservation = existing->reserved();
+    st.text = SubnetText(existing->key);
+    st.chosen = existing->key;
+    st.create_revision = existing->create_revision;
+    if (st.keep_reservation && existing->valid) {
+      // A reservation is handed to its node as it is.
+      *answer = *existing;
+      return Decision::kAnswer;
+    }
+    return Decision::kWrite;
+  }
+  std::optional<uint64_t> idx;
+  if (!req.previous_subnet.empty()) {
+    auto prev = IPv4Net::Parse(req.previous_subnet);
+    if (prev.ok()) {
+      auto p = config_->PoolIndex(*prev);
+      if (p && pool_->IsFree(*p) && !pending_.contains(*p)) idx = p;
+    }
+  }
+  // Pending subnets are taken in the pool while in flight, so a pick is free.
+  if (!idx) idx = pool_->PickRandom(rng_);
+  if (!idx) {
+    *stop = absl::ResourceExhaustedError(absl::StrCat(
+        "no free subnet: all ", pool_->size(), " subnets of ", config_->network.ToString(), " between ",
+        config_->subnet_min.ToString(), " and ", config_->subnet_max.ToString(), " are leased or reserved"));
+    return Decision::kStop;
+  }
+  st.picked = idx;
+  pending_.insert(*idx);
+  pool_->Take(*idx);
+  SubnetKey k;
+  k.ipv4 = config_->PoolSubnet(*idx);
+  st.key = EncodeSubnetKey(opts_.prefix, k);
+  st.text = SubnetText(k);
+  st.chosen = k;
+  return Decision::kWrite;
+}
+
+void LeaseManager::Unpend(AcquireState& st) {
+  if (!st.picked) return;
+  absl::MutexLock l(&mu_);
+  pending_.erase(*st.picked);
+  // Give it back unless the index now holds a lease for it.
+  if (pool_ && *st.picked < pool_->size() && leases_.count(st.text) == 0) pool_->Give(*st.picked);
+  st.picked.reset();
+}
+
+void LeaseManager::Write(const std::shared_ptr<AcquireState>& st) {
+  storage::TxnRequest txn =
+      storage::PutIf(st->key, st->expect_mod == 0 ? storage::Compare::Target::kVersion
+                                                  : storage::Compare::Target::kModRevision,
+                     st->expect_mod, EncodeLeaseAttrs(st->attrs), st->lease_id);
+  batcher_->TxnAsync(std::move(txn), [this, st](absl::StatusOr<storage::TxnResponse> r) { Settle(st, r); });
+}
+
+void LeaseManager::Settle(const std::shared_ptr<AcquireState>& st, const absl::StatusOr<storage::TxnResponse>& txn) {
+  if (!txn.ok()) {
+    Unpend(*st);
+    if (absl::IsNotFound(txn.status())) {
+      // The bucket lease vanished (expired, or revoked by hand): take a new one.
+      {
         absl::MutexLock l(&bucket_mu_);
         bucket_lease_ = 0;
-        continue;
       }
-      last = absl::UnavailableError(absl::StrCat("store: ", txn.status().message()));
-      break;
+      return Attempt(st);
     }
-    if (!txn->succeeded) {
-      // Someone else wrote first: retry once the index shows what they wrote.
-      absl::Status w = WaitApplied(txn->revision);
-      unpend();
-      if (!w.ok()) {
-        last = w;
-        break;
-      }
-      last = absl::AbortedError("lost a race for the subnet; retrying");
-      continue;
-    }
-    // Durable: answer now. The index catches up through the watch; until then the
-    // subnet stays pending (taken) and this node's next request waits for it.
-    NoteWritten(txn->revision);
-    LeaseRecord out;
-    out.key = chosen;
-    out.store_key = key;
-    out.attrs = attrs;
-    out.store_lease = lease_id;
-    out.create_revision = expect_mod == 0 ? txn->revision : create_revision;
-    out.mod_revision = txn->revision;
-    out.expiration = expiration;
-    {
-      absl::MutexLock l(&mu_);
-      busy_nodes_.erase(identity);
-      if (applied_revision_ < txn->revision) {
-        node_written_[identity] = txn->revision;
-      } else if (picked) {
-        pending_.erase(*picked);
-      }
-    }
-    Report("acquire", absl::OkStatus());
-    return out;
+    return Finish(st, absl::UnavailableError(absl::StrCat("store: ", txn.status().message())));
   }
-  release_identity();
-  if (absl::IsAborted(last)) {
-    last = absl::UnavailableError(absl::StrCat("gave up after ", opts_.max_attempts,
-                                               " attempts: ", last.message()));
+  if (!txn->succeeded) {
+    // Someone else wrote first: retry once the index shows what they wrote.
+    st->last = absl::AbortedError("lost a race for the subnet; retrying");
+    WhenApplied(txn->revision, [this, st](absl::Status w) {
+      Unpend(*st);
+      if (!w.ok()) return Finish(st, w);
+      Attempt(st);
+    });
+    return;
   }
-  Report("acquire", last);
-  return last;
+  // Durable: answer now. The index catches up through the watch; until then the
+  // subnet stays pending (taken) and this node's next request waits for it.
+  NoteWritten(txn->revision);
+  LeaseRecord out;
+  out.key = st->chosen;
+  out.store_key = st->key;
+  out.attrs = st->attrs;
+  out.store_lease = st->lease_id;
+  out.create_revision = st->expect_mod == 0 ? txn->revision : st->create_revision;
+  out.mod_revision = txn->revision;
+  out.expiration = st->expiration;
+  {
+    absl::MutexLock l(&mu_);
+    if (applied_revision_ < txn->revision) {
+      node_written_[st->identity] = txn->revision;
+    } else if (st->picked) {
+      pending_.erase(*st->picked);
+    }
+  }
+  Finish(st, std::move(out));
+}
+
+void LeaseManager::Finish(const std::shared_ptr<AcquireState>& st, absl::StatusOr<LeaseRecord> result) {
+  // Hand the node to its next queued acquisition, if any.
+  std::shared_ptr<AcquireState> next;
+  int64_t wait_for = 0;
+  if (st->holds_identity) {
+    absl::MutexLock l(&mu_);
+    st->holds_identity = false;
+    auto q = node_queue_.find(st->identity);
+    if (q == node_queue_.end() || q->second.empty()) {
+      if (q != node_queue_.end()) node_queue_.erase(q);
+      busy_nodes_.erase(st->identity);
+    } else {
+      next = std::move(q->second.front());
+      next->holds_identity = true;
+      q->second.pop_front();
+      if (q->second.empty()) node_queue_.erase(q);
+      if (auto w = node_written_.find(st->identity); w != node_written_.end()) {
+        if (applied_revision_ >= w->second) {
+          node_written_.erase(w);
+        } else {
+          wait_for = w->second;
+        }
+      }
+    }
+  }
+  Report("acquire", result.status());
+  AcquireDone done = std::move(st->done);
+  done(std::move(result));
+  if (next) StartAcquire(next, wait_for);
 }
 
 absl::StatusOr<const LeaseRecord*> LeaseManager::FindOwnedLocked(const OwnerRef& req) {
@@ -631,7 +825,7 @@ absl::StatusOr<LeaseRecord> LeaseManager::Renew(const OwnerRef& req) {
     absl::Time expiration;
     auto lease = BucketLease(ttl, &expiration);
     if (!lease.ok()) return absl::UnavailableError(absl::StrCat("store: ", lease.status().message()));
-    auto txn = batcher_.Txn(storage::PutIf(key, storage::Compare::Target::kModRevision, mod, value, *lease));
+    auto txn = batcher_->Txn(storage::PutIf(key, storage::Compare::Target::kModRevision, mod, value, *lease));
     if (!txn.ok()) {
       if (absl::IsNotFound(txn.status())) {
         absl::MutexLock l(&bucket_mu_);
@@ -673,7 +867,7 @@ absl::Status LeaseManager::Release(const OwnerRef& req) {
       text = SubnetText((*rec)->key);
       releasing_.insert(text);
     }
-    auto txn = batcher_.Txn(DeleteIf(key, mod));
+    auto txn = batcher_->Txn(DeleteIf(key, mod));
     if (!txn.ok()) {
       absl::MutexLock l(&mu_);
       releasing_.erase(text);
@@ -773,7 +967,7 @@ absl::StatusOr<LeaseRecord> LeaseManager::Reserve(const ReserveRequest& req) {
         }
       }
     }
-    auto txn = batcher_.Txn(storage::PutIf(key, mod == 0 ? storage::Compare::Target::kVersion
+    auto txn = batcher_->Txn(storage::PutIf(key, mod == 0 ? storage::Compare::Target::kVersion
                                                : storage::Compare::Target::kModRevision,
                                  mod, EncodeLeaseAttrs(attrs), 0));
     if (!txn.ok()) return absl::UnavailableError(absl::StrCat("store: ", txn.status().message()));
@@ -810,7 +1004,7 @@ absl::Status LeaseManager::Unreserve(const std::string& subnet) {
     // The reservation becomes an ordinary lease: its node keeps it while it renews.
     absl::Time expiration;
     ASSIGN_OR_RETURN(int64_t lease, BucketLease(ttl, &expiration));
-    auto txn = batcher_.Txn(storage::PutIf(key, storage::Compare::Target::kModRevision, mod, value, lease));
+    auto txn = batcher_->Txn(storage::PutIf(key, storage::Compare::Target::kModRevision, mod, value, lease));
     if (!txn.ok()) return absl::UnavailableError(absl::StrCat("store: ", txn.status().message()));
     RETURN_IF_ERROR(WaitApplied(txn->revision));
     if (!txn->succeeded) continue;

@@ -5,8 +5,11 @@
 // under <prefix>/subnets/ and of the network config, fed only by a watch on the
 // prefix (so writes from other replicas, from the etcd-compatible API or from
 // flannel itself are seen like its own). Each request decides under a short
-// lock, writes one compare-and-swap transaction, and answers once the index has
-// caught up with the transaction's revision. Lost races are retried here.
+// lock, writes one compare-and-swap transaction (shared with concurrent
+// requests, storage/txn_batcher.h), and answers once it is durable; the
+// subnet stays taken until the index has caught up with the transaction's
+// revision. Lost races are retried here. Acquisitions run as continuations
+// (AcquireAsync), so no thread waits on a commit.
 //
 // TTLs: keys are attached to shared "bucket" store leases: every acquisition or
 // renewal within one bucket width (TTL/100, between 1 s and 60 s) uses the same
@@ -18,8 +21,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
+#include <thread>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,6 +39,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/net.h"
+#include "common/thread_pool.h"
 #include "controller/lease_codec.h"
 #include "controller/network_config.h"
 #include "controller/subnet_pool.h"
@@ -127,6 +134,12 @@ class LeaseManager {
   absl::Status Start();
 
   absl::StatusOr<LeaseRecord> Acquire(const AcquireRequest& req);
+  // The same without blocking the caller: `done` gets the answer, on the
+  // caller's thread when it is known at once (bad input, a reservation), else
+  // on the thread that ended the last wait (a store committer, the watch, a
+  // worker). For gRPC callback handlers.
+  using AcquireDone = std::function<void(absl::StatusOr<LeaseRecord>)>;
+  void AcquireAsync(const AcquireRequest& req, AcquireDone done);
   absl::StatusOr<LeaseRecord> Renew(const OwnerRef& req);
   absl::Status Release(const OwnerRef& req);
   absl::StatusOr<LeaseRecord> Get(const std::string& subnet);
@@ -156,6 +169,16 @@ class LeaseManager {
 
  private:
   struct Plan;
+  // One acquisition's continuations (lease_manager.cc).
+  struct AcquireState;
+  enum class Decision { kWrite, kAnswer, kStop };
+  void StartAcquire(const std::shared_ptr<AcquireState>& st, int64_t wait_for);
+  void Attempt(const std::shared_ptr<AcquireState>& st);
+  Decision Decide(AcquireState& st, LeaseRecord* answer, absl::Status* stop);
+  void Write(const std::shared_ptr<AcquireState>& st);
+  void Settle(const std::shared_ptr<AcquireState>& st, const absl::StatusOr<storage::TxnResponse>& txn);
+  void Unpend(AcquireState& st);
+  void Finish(const std::shared_ptr<AcquireState>& st, absl::StatusOr<LeaseRecord> result);
   void OnWatch(const storage::WatchBatch& batch);
   // Applies one store event to the index; appends lease changes to `changes` and
   // counts expiries (deletes we did not ask for) in `expired`, when given.
@@ -168,10 +191,20 @@ class LeaseManager {
   std::optional<uint64_t> PoolIndexLocked(const SubnetKey& k) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Waits until the index has applied `revision` (our own write came back).
   absl::Status WaitApplied(int64_t revision);
+  // Calls `then` once the index has applied `revision`: at once when it has,
+  // else from the watch; UNAVAILABLE after kApplyTimeout or at shutdown.
+  void WhenApplied(int64_t revision, std::function<void(absl::Status)> then);
+  // Fails the waits older than kApplyTimeout (all of them when stopping).
+  void SweepApplyWaiters();
   // Read-your-writes: waits until every write this manager acknowledged is in the index.
   absl::Status CatchUp();
   void NoteWritten(int64_t revision);
   absl::StatusOr<int64_t> BucketLease(absl::Duration ttl, absl::Time* expiration);
+  // The current bucket lease when it still serves `ttl` (false: BucketLease
+  // must grant a new one).
+  bool CachedBucketLease(absl::Duration ttl, absl::Time* expiration, int64_t* id);
+  bool BucketCurrentLocked(absl::Duration ttl, absl::Time now, absl::Time* expiration)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(bucket_mu_);
   absl::StatusOr<const LeaseRecord*> FindOwnedLocked(const OwnerRef& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Report(const char* op, const absl::Status& s);
 
@@ -180,7 +213,9 @@ class LeaseManager {
   storage::Store* const store_;
   // Lease writes (acquire, renew, release, reserve) of concurrent requests share
   // store transactions: one etcd round trip for many leases.
-  storage::TxnBatcher batcher_;
+  std::unique_ptr<storage::TxnBatcher> batcher_;
+  // The blocking store calls of acquisitions (bucket lease grants, revision probes).
+  std::unique_ptr<ThreadPool> workers_;
   const Options opts_;
   const std::string config_key_;      // <prefix>/config
   const std::string subnets_prefix_;  // <prefix>/subnets/
@@ -201,6 +236,16 @@ class LeaseManager {
   absl::flat_hash_set<uint64_t> pending_ ABSL_GUARDED_BY(mu_);
   // Node identities with an acquisition in flight (one at a time per node).
   absl::flat_hash_set<std::string> busy_nodes_ ABSL_GUARDED_BY(mu_);
+  // Acquisitions waiting for their node's current one to end.
+  absl::flat_hash_map<std::string, std::deque<std::shared_ptr<AcquireState>>> node_queue_ ABSL_GUARDED_BY(mu_);
+  // Continuations waiting for the index to reach a revision.
+  struct ApplyWaiter {
+    absl::Time deadline;
+    std::function<void(absl::Status)> then;
+  };
+  std::multimap<int64_t, ApplyWaiter> apply_waiters_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread sweeper_;
   // Subnets we are deleting ourselves (a delete of anything else is an expiry).
   absl::flat_hash_set<std::string> releasing_ ABSL_GUARDED_BY(mu_);
   absl::BitGen rng_ ABSL_GUARDED_BY(mu_);
@@ -211,14 +256,21 @@ class LeaseManager {
   absl::flat_hash_map<std::string, int64_t> node_written_ ABSL_GUARDED_BY(mu_);
   std::atomic<int64_t> written_revision_{0};
 
-  // The store's current revision, as of a moment after the call began. Concurrent
-  // callers share one probe (a read index, as etcd's own ReadIndex batches them):
-  // each waits for the first probe that started after it arrived.
-  absl::StatusOr<int64_t> FreshRevision();
+  // The store's current revision, as of a moment after the call began, given to
+  // `then`. Concurrent callers share one probe (a read index, as etcd's own
+  // ReadIndex batches them): each gets the first probe that started after it
+  // arrived.
+  void FreshRevisionAsync(std::function<void(absl::StatusOr<int64_t>)> then);
+  int64_t NextProbeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(probe_mu_);  // its number
+  void RunProbe(int64_t probe);
   absl::Mutex probe_mu_;
+  struct ProbeWaiter {
+    int64_t need;  // the probe number that answers it
+    std::function<void(absl::StatusOr<int64_t>)> then;
+  };
+  std::vector<ProbeWaiter> probe_waiters_ ABSL_GUARDED_BY(probe_mu_);
   bool probe_running_ ABSL_GUARDED_BY(probe_mu_) = false;
   int64_t probes_started_ ABSL_GUARDED_BY(probe_mu_) = 0;
-  int64_t probes_done_ ABSL_GUARDED_BY(probe_mu_) = 0;
   int64_t probed_revision_ ABSL_GUARDED_BY(probe_mu_) = 0;
 
   absl::Mutex bucket_mu_;

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/blocking_counter.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "storage/rocksdb/rocksdb_store.h"
@@ -218,6 +219,71 @@ TEST_F(LeaseManagerTest, StateSurvivesReopen) {
   auto again = manager_->Acquire(Node(1));
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(SubnetText(again->key), SubnetText(a->key));
+}
+
+// AcquireAsync: the same node asking many times at once is served one request
+// at a time (queued, not blocking a thread), and every answer is its one lease.
+TEST_F(LeaseManagerTest, AsyncAcquisitionsOfOneNodeQueueAndAgree) {
+  Config(R"({"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}})");
+  constexpr int kSame = 20, kOthers = 40;
+  absl::Mutex mu;
+  std::vector<std::string> same;
+  std::set<std::string> others;
+  absl::BlockingCounter answered(kSame + kOthers);
+  // Every third request is node 1's, interleaved with the others'.
+  for (int i = 0; i < kSame + kOthers; ++i) {
+    const bool is_same = i % 3 == 0;
+    AcquireRequest r = is_same ? Node(1) : Node(100 + i);
+    manager_->AcquireAsync(r, [&, is_same](absl::StatusOr<LeaseRecord> a) {
+      ASSERT_TRUE(a.ok()) << a.status();
+      absl::MutexLock l(&mu);
+      if (is_same) {
+        same.push_back(SubnetText(a->key));
+      } else {
+        EXPECT_TRUE(others.insert(SubnetText(a->key)).second) << "two nodes got " << SubnetText(a->key);
+      }
+      answered.DecrementCount();
+    });
+  }
+  answered.Wait();
+  ASSERT_EQ(same.size(), static_cast<size_t>(kSame));
+  for (const std::string& s : same) EXPECT_EQ(s, same[0]) << "one node, one lease";
+  EXPECT_EQ(others.count(same[0]), 0u);
+  EXPECT_EQ(manager_->List().size(), static_cast<size_t>(kOthers + 1));
+}
+
+TEST_F(LeaseManagerTest, AsyncBadInputIsAnsweredAtOnceAndChangesNothing) {
+  Config(R"({"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}})");
+  AcquireRequest bad = Node(1);
+  bad.public_ip = "not-an-ip";
+  bool answered = false;
+  manager_->AcquireAsync(bad, [&](absl::StatusOr<LeaseRecord> a) {
+    answered = true;
+    EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(a.status().message().find("public_ip"), std::string::npos) << a.status();
+  });
+  EXPECT_TRUE(answered) << "decided on the caller's thread";
+  EXPECT_TRUE(manager_->List().empty());
+  // The node is not left marked busy: its next, valid request goes through.
+  auto ok = manager_->Acquire(Node(1));
+  EXPECT_TRUE(ok.ok()) << ok.status();
+}
+
+TEST_F(LeaseManagerTest, ShutdownAnswersAcquisitionsInFlight) {
+  Config(R"({"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}})");
+  std::atomic<int> answered{0}, ok{0};
+  for (int i = 0; i < 50; ++i) {
+    manager_->AcquireAsync(Node(i + 1), [&](absl::StatusOr<LeaseRecord> a) {
+      if (a.ok()) ok++;
+      answered++;
+    });
+  }
+  manager_.reset();
+  EXPECT_EQ(answered.load(), 50) << "every caller got an answer";
+  // What was acknowledged is in the store.
+  manager_ = std::make_unique<LeaseManager>(store_.get(), LeaseManager::Options{});
+  ASSERT_TRUE(manager_->Start().ok());
+  EXPECT_EQ(manager_->List().size(), static_cast<size_t>(ok.load()));
 }
 
 }  // namespace

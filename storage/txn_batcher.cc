@@ -21,7 +21,9 @@ struct TxnBatcher::Pending {
 
 TxnBatcher::TxnBatcher(Store* store, Options options) : store_(store), opts_(std::move(options)) {}
 
-TxnBatcher::~TxnBatcher() {
+TxnBatcher::~TxnBatcher() { Stop(); }
+
+void TxnBatcher::Stop() {
   std::vector<std::thread> committers;
   {
     absl::MutexLock l(&mu_);
@@ -68,6 +70,7 @@ std::vector<TxnBatcher::Pending*> TxnBatcher::TakeBatchLocked() {
   std::vector<const std::string*> keys;
   size_t compares = 0, ops = 0;
   for (auto it = queue_.begin(); it != queue_.end();) {
+    if (!opts_.enabled && !batch.empty()) break;
     Pending* p = *it;
     KeysOf(*p->req, &keys);
     bool clash = false;
@@ -178,20 +181,24 @@ absl::StatusOr<TxnResponse> TxnBatcher::Txn(const TxnRequest& req) {
 }
 
 void TxnBatcher::TxnAsync(TxnRequest req, Done done) {
-  if (!opts_.enabled || !Mergeable(req)) {
-    if (opts_.on_commit) opts_.on_commit(1);
-    done(store_->Txn(req));
-    return;
+  // With batching off, asynchronous requests still go through the committer
+  // threads (max_in_flight of them), one request per transaction.
+  if (Mergeable(req)) {
+    absl::MutexLock l(&mu_);
+    if (!stopping_) {
+      auto* p = new Pending;
+      p->owned = std::move(req);
+      p->req = &p->owned;
+      p->callback = std::move(done);
+      queue_.push_back(p);
+      while (static_cast<int>(committers_.size()) < opts_.max_in_flight) {
+        committers_.emplace_back([this] { CommitterLoop(); });
+      }
+      return;
+    }
   }
-  auto* p = new Pending;
-  p->owned = std::move(req);
-  p->req = &p->owned;
-  p->callback = std::move(done);
-  absl::MutexLock l(&mu_);
-  queue_.push_back(p);
-  while (static_cast<int>(committers_.size()) < opts_.max_in_flight) {
-    committers_.emplace_back([this] { CommitterLoop(); });
-  }
+  if (opts_.on_commit) opts_.on_commit(1);
+  done(store_->Txn(req));
 }
 
 void TxnBatcher::CommitterLoop() {

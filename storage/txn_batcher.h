@@ -57,15 +57,18 @@ class TxnBatcher {
 
   TxnBatcher(Store* store, Options options);
   TxnBatcher(Store* store) : TxnBatcher(store, Options()) {}
-  // Commits what is queued, then stops the committer threads.
+  // Commits what is queued, then stops the committer threads; a TxnAsync after
+  // that runs at once on its caller's thread. The destructor calls it.
+  void Stop();
   ~TxnBatcher();
 
   // Same contract as Store::Txn.
   absl::StatusOr<TxnResponse> Txn(const TxnRequest& req);
 
   // Same answer as Txn, given to `done` (on a committer thread) instead of
-  // returned. Requests that cannot be merged, and every request when batching
-  // is off, run at once on the caller's thread.
+  // returned. Requests that cannot be merged run at once on the caller's
+  // thread. With batching off, each request is its own transaction, still on
+  // the committer threads (max_in_flight at once).
   using Done = std::function<void(absl::StatusOr<TxnResponse>)>;
   void TxnAsync(TxnRequest req, Done done);
 
