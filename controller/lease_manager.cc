@@ -36,6 +36,7 @@ storage::TxnBatcher::Options LeaseManager::BatcherOptions(const Options& o) {
   storage::TxnBatcher::Options b;
   b.on_commit = o.hooks.on_txn;
   b.enabled = o.batch_writes;
+  b.max_in_flight = o.txns_in_flight;
   // Unbatched, as many transactions in flight as a blocking server had
   // requests (the embedded store still group-commits their fsyncs).
   if (!o.batch_writes) b.max_in_flight = 64;
@@ -281,49 +282,6 @@ absl::Status LeaseManager::WaitApplied(int64_t revision) {
   return absl::OkStatus();
 }
 
-void LeaseManager::FreshRevisionAsync(std::function<void(absl::StatusOr<int64_t>)> then) {
-  int64_t start = 0;
-  {
-    absl::MutexLock l(&probe_mu_);
-    // A probe already running may have read the revision before we arrived: we
-    // need the next one.
-    probe_waiters_.push_back({probes_started_ + 1, std::move(then)});
-    if (!probe_running_) start = NextProbeLocked();
-  }
-  if (start > 0) RunProbe(start);
-}
-
-int64_t LeaseManager::NextProbeLocked() {
-  probe_running_ = true;
-  return ++probes_started_;
-}
-
-void LeaseManager::RunProbe(int64_t probe) {
-  // CurrentRevision is a store round trip that blocks: on a worker.
-  workers_->Schedule([this, probe] {
-    const int64_t rev = store_->CurrentRevision();
-    std::vector<std::function<void(absl::StatusOr<int64_t>)>> answered;
-    int64_t probed, next = 0;
-    {
-      absl::MutexLock l(&probe_mu_);
-      probe_running_ = false;
-      probed_revision_ = std::max(probed_revision_, rev);
-      probed = probed_revision_;
-      for (auto it = probe_waiters_.begin(); it != probe_waiters_.end();) {
-        if (it->need <= probe) {
-          answered.push_back(std::move(it->then));
-          it = probe_waiters_.erase(it);
-        } else {
-          ++it;
-        }
-      }
-      if (!probe_waiters_.empty()) next = NextProbeLocked();
-    }
-    for (auto& then : answered) then(probed);
-    if (next > 0) RunProbe(next);
-  });
-}
-
 absl::Status LeaseManager::CatchUp() { return WaitApplied(written_revision_.load()); }
 
 void LeaseManager::NoteWritten(int64_t revision) {
@@ -478,8 +436,8 @@ absl::StatusOr<LeaseRecord> LeaseManager::Acquire(const AcquireRequest& req) {
 // An acquisition never blocks its caller: each wait (for this node's previous
 // write to reach the index, for a fresh store revision, for a commit) hands the
 // rest of the work to whatever ends the wait: the watch, a committer thread, or
-// a worker for the few store calls that block (a new bucket lease, a revision
-// probe).
+// a worker for the one store call that blocks (a new bucket lease, every
+// TTL/100).
 void LeaseManager::AcquireAsync(const AcquireRequest& req, AcquireDone done) {
   auto st = std::make_shared<AcquireState>();
   st->req = req;
@@ -543,7 +501,9 @@ void LeaseManager::StartAcquire(const std::shared_ptr<AcquireState>& st, int64_t
   }
   if (known) return Attempt(st);
   // Another replica may have given this node a lease: catch up with the store.
-  FreshRevisionAsync([this, st](absl::StatusOr<int64_t> rev) {
+  // The fresh revision rides on the next lease-write transaction (or is an
+  // empty one): no extra round trip per wave of new nodes.
+  batcher_->RevisionAsync([this, st](absl::StatusOr<int64_t> rev) {
     if (!rev.ok()) return Finish(st, rev.status());
     WhenApplied(*rev, [this, st](absl::Status s) {
       if (!s.ok()) return Finish(st, s);

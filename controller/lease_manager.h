@@ -124,6 +124,8 @@ class LeaseManager {
     bool shared_store = false;
     // Concurrent lease writes share store transactions (storage/txn_batcher.h).
     bool batch_writes = true;
+    // Merged lease-write transactions in flight at once (TxnBatcher::Options).
+    int txns_in_flight = 2;
     LeaseManagerHooks hooks;
   };
 
@@ -214,7 +216,7 @@ class LeaseManager {
   // Lease writes (acquire, renew, release, reserve) of concurrent requests share
   // store transactions: one etcd round trip for many leases.
   std::unique_ptr<storage::TxnBatcher> batcher_;
-  // The blocking store calls of acquisitions (bucket lease grants, revision probes).
+  // The blocking store calls of acquisitions (bucket lease grants).
   std::unique_ptr<ThreadPool> workers_;
   const Options opts_;
   const std::string config_key_;      // <prefix>/config
@@ -255,23 +257,6 @@ class LeaseManager {
   // request waits until the index holds it (answers do not wait for the index).
   absl::flat_hash_map<std::string, int64_t> node_written_ ABSL_GUARDED_BY(mu_);
   std::atomic<int64_t> written_revision_{0};
-
-  // The store's current revision, as of a moment after the call began, given to
-  // `then`. Concurrent callers share one probe (a read index, as etcd's own
-  // ReadIndex batches them): each gets the first probe that started after it
-  // arrived.
-  void FreshRevisionAsync(std::function<void(absl::StatusOr<int64_t>)> then);
-  int64_t NextProbeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(probe_mu_);  // its number
-  void RunProbe(int64_t probe);
-  absl::Mutex probe_mu_;
-  struct ProbeWaiter {
-    int64_t need;  // the probe number that answers it
-    std::function<void(absl::StatusOr<int64_t>)> then;
-  };
-  std::vector<ProbeWaiter> probe_waiters_ ABSL_GUARDED_BY(probe_mu_);
-  bool probe_running_ ABSL_GUARDED_BY(probe_mu_) = false;
-  int64_t probes_started_ ABSL_GUARDED_BY(probe_mu_) = 0;
-  int64_t probed_revision_ ABSL_GUARDED_BY(probe_mu_) = 0;
 
   absl::Mutex bucket_mu_;
   int64_t bucket_lease_ ABSL_GUARDED_BY(bucket_mu_) = 0;

@@ -65,6 +65,9 @@ ABSL_FLAG(absl::Duration, compaction_interval, absl::Minutes(5),
 ABSL_FLAG(bool, batch_lease_writes, true,
           "Concurrent lease writes share one store transaction (one etcd round trip for many leases); "
           "false writes one transaction per lease (benchmark baseline).");
+ABSL_FLAG(int32_t, lease_txns_in_flight, 2,
+          "Merged lease-write transactions in flight at once (1-16). More keeps a remote etcd busy while "
+          "answers travel back; fewer makes each transaction carry more writes.");
 ABSL_FLAG(bool, unsafe_no_fsync, false, "Do not fsync writes (benchmark upper bound only; loses data on crash).");
 
 namespace {
@@ -134,6 +137,11 @@ int Run() {
   mo.default_ttl = absl::GetFlag(FLAGS_default_lease_ttl);
   mo.shared_store = store_kind == "etcd";
   mo.batch_writes = absl::GetFlag(FLAGS_batch_lease_writes);
+  mo.txns_in_flight = absl::GetFlag(FLAGS_lease_txns_in_flight);
+  if (mo.txns_in_flight < 1 || mo.txns_in_flight > 16) {
+    WEFT_LOG(ERROR, "--lease-txns-in-flight must be between 1 and 16").With("value", mo.txns_in_flight);
+    return 2;
+  }
   mo.hooks = cm.ManagerHooks();
   // Every replica sees each expiry through its watch; only the elected one counts it.
   mo.hooks.on_expired = [&duties, count = mo.hooks.on_expired] {

@@ -1,5 +1,6 @@
 #include "storage/txn_batcher.h"
 
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,6 +18,7 @@ struct TxnBatcher::Pending {
   // Asynchronous requests: the batcher owns the request and answers `callback`.
   TxnRequest owned;
   Done callback;
+  bool revision_only = false;  // RevisionAsync: an empty request, answered with the batch's revision
 };
 
 TxnBatcher::TxnBatcher(Store* store, Options options) : store_(store), opts_(std::move(options)) {}
@@ -69,9 +71,14 @@ std::vector<TxnBatcher::Pending*> TxnBatcher::TakeBatchLocked() {
   absl::flat_hash_set<std::string> batch_keys;
   std::vector<const std::string*> keys;
   size_t compares = 0, ops = 0;
+  int writes = 0;
   for (auto it = queue_.begin(); it != queue_.end();) {
-    if (!opts_.enabled && !batch.empty()) break;
     Pending* p = *it;
+    // Batching off: one write per transaction (revision reads still ride along).
+    if (!opts_.enabled && writes > 0 && !p->revision_only) {
+      ++it;
+      continue;
+    }
     KeysOf(*p->req, &keys);
     bool clash = false;
     for (const std::string* k : keys) {
@@ -91,6 +98,7 @@ std::vector<TxnBatcher::Pending*> TxnBatcher::TakeBatchLocked() {
     }
     for (const std::string* k : keys) batch_keys.insert(*k);
     p->taken = true;
+    if (!p->revision_only) ++writes;
     compares += p->req->compares.size();
     ops += p->req->success.size();
     batch.push_back(p);
@@ -100,7 +108,9 @@ std::vector<TxnBatcher::Pending*> TxnBatcher::TakeBatchLocked() {
 }
 
 void TxnBatcher::Commit(const std::vector<Pending*>& batch) {
-  if (opts_.on_commit) opts_.on_commit(static_cast<int>(batch.size()));
+  int writes = 0;
+  for (const Pending* p : batch) writes += p->revision_only ? 0 : 1;
+  if (opts_.on_commit && writes > 0) opts_.on_commit(writes);
   if (batch.size() == 1) {
     batch[0]->result = store_->Txn(*batch[0]->req);
     return;
@@ -111,12 +121,29 @@ void TxnBatcher::Commit(const std::vector<Pending*>& batch) {
     merged.success.insert(merged.success.end(), p->req->success.begin(), p->req->success.end());
   }
   absl::StatusOr<TxnResponse> r = store_->Txn(merged);
+  // A revision read only needs the store's revision, from any answer.
+  auto revision_answer = [&r]() {
+    TxnResponse own;
+    own.succeeded = true;
+    own.revision = r->revision;
+    return own;
+  };
   if (!r.ok() || !r->succeeded) {
-    for (Pending* p : batch) p->alone = true;
+    for (Pending* p : batch) {
+      if (p->revision_only && r.ok()) {
+        p->result = revision_answer();
+      } else {
+        p->alone = true;
+      }
+    }
     return;
   }
   size_t next = 0;
   for (Pending* p : batch) {
+    if (p->revision_only) {
+      p->result = revision_answer();
+      continue;
+    }
     TxnResponse own;
     own.succeeded = true;
     own.revision = r->revision;
@@ -184,21 +211,37 @@ void TxnBatcher::TxnAsync(TxnRequest req, Done done) {
   // With batching off, asynchronous requests still go through the committer
   // threads (max_in_flight of them), one request per transaction.
   if (Mergeable(req)) {
-    absl::MutexLock l(&mu_);
-    if (!stopping_) {
-      auto* p = new Pending;
-      p->owned = std::move(req);
-      p->req = &p->owned;
-      p->callback = std::move(done);
-      queue_.push_back(p);
-      while (static_cast<int>(committers_.size()) < opts_.max_in_flight) {
-        committers_.emplace_back([this] { CommitterLoop(); });
-      }
-      return;
-    }
+    auto p = std::make_unique<Pending>();
+    p->owned = std::move(req);
+    p->callback = std::move(done);
+    if (Enqueue(p)) return;
+    req = std::move(p->owned);
+    done = std::move(p->callback);
   }
   if (opts_.on_commit) opts_.on_commit(1);
   done(store_->Txn(req));
+}
+
+void TxnBatcher::RevisionAsync(std::function<void(absl::StatusOr<int64_t>)> done) {
+  auto p = std::make_unique<Pending>();
+  p->revision_only = true;
+  p->callback = [done](absl::StatusOr<TxnResponse> r) {
+    if (!r.ok()) return done(r.status());
+    done(r->revision);
+  };
+  if (Enqueue(p)) return;
+  p->callback(store_->Txn(TxnRequest()));  // stopped: read it here
+}
+
+bool TxnBatcher::Enqueue(std::unique_ptr<Pending>& p) {
+  absl::MutexLock l(&mu_);
+  if (stopping_) return false;
+  p->req = &p->owned;
+  queue_.push_back(p.release());
+  while (static_cast<int>(committers_.size()) < opts_.max_in_flight) {
+    committers_.emplace_back([this] { CommitterLoop(); });
+  }
+  return true;
 }
 
 void TxnBatcher::CommitterLoop() {

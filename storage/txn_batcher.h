@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -50,8 +51,8 @@ class TxnBatcher {
     // Merged transactions in flight at once. One would leave etcd idle while a
     // commit's answer travels back; a few keep its pipeline full.
     int max_in_flight = 2;
-    // Observes every store transaction the batcher issued: how many requests it
-    // carried and whether they were merged successfully.
+    // Observes every store transaction of writes the batcher issued: how many
+    // write requests it carried (revision reads riding along are not counted).
     std::function<void(int requests)> on_commit;
   };
 
@@ -72,6 +73,14 @@ class TxnBatcher {
   using Done = std::function<void(absl::StatusOr<TxnResponse>)>;
   void TxnAsync(TxnRequest req, Done done);
 
+  // The store's revision as of a moment after this call (a linearizable read
+  // of it), given to `done` on a committer thread: the revision of the next
+  // transaction the batcher sends, which is sent after this call; when no write
+  // is queued, that is an empty transaction (a read-only one: etcd serves it
+  // through ReadIndex and does not bump the revision). So revision probes ride
+  // on lease writes instead of costing a round trip each.
+  void RevisionAsync(std::function<void(absl::StatusOr<int64_t>)> done);
+
   // True when `req` may share a transaction: no failure branch, only puts and
   // deletes of single keys, every compare on a single key.
   static bool Mergeable(const TxnRequest& req);
@@ -83,6 +92,9 @@ class TxnBatcher {
   void Commit(const std::vector<Pending*>& batch);
   // Takes and commits the next batch as its leader; returns with mu_ held.
   void LeadBatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues an asynchronous request for the committers (false once stopped;
+  // `p` is then left to the caller).
+  bool Enqueue(std::unique_ptr<Pending>& p);
   void CommitterLoop();
 
   Store* const store_;

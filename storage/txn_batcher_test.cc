@@ -338,5 +338,84 @@ TEST_F(TxnBatcherTest, DestructorAnswersWhatIsQueued) {
   EXPECT_EQ(Get("/q/4"), "v");
 }
 
+// RevisionAsync: a revision read rides on the next write transaction, or is an
+// empty (read-only) transaction of its own.
+TEST_F(TxnBatcherTest, RevisionReadsRideOnTheNextWrite) {
+  TxnBatcher b(gated_.get(), OneInFlight());
+  gated_->hold_first = true;
+  absl::BlockingCounter answered(3);
+  b.TxnAsync(CreateIfAbsent("/first", "x"), [&](absl::StatusOr<TxnResponse>) { answered.DecrementCount(); });
+  gated_->entered.WaitForNotification();
+  // Asked while the first transaction is in flight: that one may have read the
+  // store before this call, so the answer must come from the next one.
+  const int64_t at_call = db_->CurrentRevision();
+  absl::StatusOr<int64_t> revision = absl::UnknownError("not answered");
+  absl::StatusOr<TxnResponse> write = absl::UnknownError("not answered");
+  b.RevisionAsync([&](absl::StatusOr<int64_t> r) {
+    revision = r;
+    answered.DecrementCount();
+  });
+  b.TxnAsync(CreateIfAbsent("/second", "y"), [&](absl::StatusOr<TxnResponse> r) {
+    write = std::move(r);
+    answered.DecrementCount();
+  });
+  gated_->release.Notify();
+  answered.Wait();
+  ASSERT_TRUE(revision.ok()) << revision.status();
+  ASSERT_TRUE(write.ok()) << write.status();
+  EXPECT_GE(*revision, at_call);
+  EXPECT_EQ(*revision, write->revision) << "answered by the write's transaction";
+  EXPECT_EQ(gated_->txns.load(), 2) << "no transaction of its own";
+}
+
+TEST_F(TxnBatcherTest, ARevisionReadAloneIsAnEmptyTransaction) {
+  ASSERT_TRUE(db_->Txn(CreateIfAbsent("/a", "1")).ok());
+  ASSERT_TRUE(db_->Txn(CreateIfAbsent("/b", "2")).ok());
+  const int64_t current = db_->CurrentRevision();
+  TxnBatcher b(gated_.get());
+  absl::Notification done;
+  absl::StatusOr<int64_t> revision = absl::UnknownError("not answered");
+  b.RevisionAsync([&](absl::StatusOr<int64_t> r) {
+    revision = r;
+    done.Notify();
+  });
+  done.WaitForNotification();
+  ASSERT_TRUE(revision.ok()) << revision.status();
+  EXPECT_EQ(*revision, current);
+  EXPECT_EQ(db_->CurrentRevision(), current) << "a read does not bump the revision";
+  EXPECT_EQ(gated_->txns.load(), 1);
+}
+
+TEST_F(TxnBatcherTest, ARevisionReadIsAnsweredEvenWhenTheMergedWriteFails) {
+  ASSERT_TRUE(db_->Txn(CreateIfAbsent("/k/taken", "old")).ok());
+  TxnBatcher b(gated_.get(), OneInFlight());
+  gated_->hold_first = true;
+  absl::BlockingCounter answered(4);
+  b.TxnAsync(CreateIfAbsent("/first", "x"), [&](absl::StatusOr<TxnResponse>) { answered.DecrementCount(); });
+  gated_->entered.WaitForNotification();
+  absl::StatusOr<int64_t> revision = absl::UnknownError("not answered");
+  b.RevisionAsync([&](absl::StatusOr<int64_t> r) {
+    revision = r;
+    answered.DecrementCount();
+  });
+  bool taken_ok = true, other_ok = false;
+  b.TxnAsync(CreateIfAbsent("/k/taken", "new"), [&](absl::StatusOr<TxnResponse> r) {
+    taken_ok = r.ok() && r->succeeded;
+    answered.DecrementCount();
+  });
+  b.TxnAsync(CreateIfAbsent("/k/other", "v"), [&](absl::StatusOr<TxnResponse> r) {
+    other_ok = r.ok() && r->succeeded;
+    answered.DecrementCount();
+  });
+  gated_->release.Notify();
+  answered.Wait();
+  ASSERT_TRUE(revision.ok()) << revision.status();
+  EXPECT_GE(*revision, 2);
+  EXPECT_FALSE(taken_ok);
+  EXPECT_TRUE(other_ok);
+  // first, the failed merge (which answered the read), then the two writes alone.
+  EXPECT_EQ(gated_->txns.load(), 4);
+}
+
 }  // namespace
 }  // namespace weft::storage
