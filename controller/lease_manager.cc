@@ -121,10 +121,6 @@ void LeaseManager::OnWatch(const storage::WatchBatch& batch) {
   for (auto& then : caught_up) then(absl::OkStatus());
 }
 
-namespace {
-constexpr absl::Duration kApplyTimeout = absl::Seconds(30);
-}  // namespace
-
 void LeaseManager::WhenApplied(int64_t revision, std::function<void(absl::Status)> then) {
   absl::Status now;
   {
@@ -132,7 +128,7 @@ void LeaseManager::WhenApplied(int64_t revision, std::function<void(absl::Status
     if (stopping_) {
       now = absl::UnavailableError("controller shutting down");
     } else if (applied_revision_ < revision) {
-      apply_waiters_.emplace(revision, ApplyWaiter{absl::Now() + kApplyTimeout, std::move(then)});
+      apply_waiters_.emplace(revision, ApplyWaiter{absl::Now() + opts_.apply_timeout, std::move(then)});
       return;
     }
   }
@@ -142,7 +138,7 @@ void LeaseManager::WhenApplied(int64_t revision, std::function<void(absl::Status
 void LeaseManager::SweepApplyWaiters() {
   absl::MutexLock l(&mu_);
   while (true) {
-    mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Seconds(1));
+    mu_.AwaitWithTimeout(absl::Condition(&stopping_), std::min(absl::Seconds(1), opts_.apply_timeout / 4));
     const absl::Time now = absl::Now();
     std::vector<std::pair<int64_t, std::function<void(absl::Status)>>> late;
     for (auto it = apply_waiters_.begin(); it != apply_waiters_.end();) {
@@ -158,7 +154,7 @@ void LeaseManager::SweepApplyWaiters() {
     for (auto& [revision, then] : late) {
       then(absl::UnavailableError(stop ? std::string("controller shutting down")
                                        : absl::StrCat("store watch did not deliver revision ", revision, " within ",
-                                                      absl::FormatDuration(kApplyTimeout))));
+                                                      absl::FormatDuration(opts_.apply_timeout))));
     }
     mu_.Lock();
     if (stop) return;
@@ -275,9 +271,9 @@ absl::Status LeaseManager::WaitApplied(int64_t revision) {
   auto caught_up = [this, revision]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return applied_revision_ >= revision;
   };
-  if (!mu_.AwaitWithTimeout(absl::Condition(&caught_up), absl::Seconds(30))) {
-    return absl::UnavailableError(
-        absl::StrCat("store watch did not deliver revision ", revision, " within 30s"));
+  if (!mu_.AwaitWithTimeout(absl::Condition(&caught_up), opts_.apply_timeout)) {
+    return absl::UnavailableError(absl::StrCat("store watch did not deliver revision ", revision, " within ",
+                                               absl::FormatDuration(opts_.apply_timeout)));
   }
   return absl::OkStatus();
 }

@@ -126,6 +126,9 @@ class LeaseManager {
     bool batch_writes = true;
     // Merged lease-write transactions in flight at once (TxnBatcher::Options).
     int txns_in_flight = 2;
+    // How long a request waits for the store's watch to deliver a revision it
+    // needs (its node's previous write, a fresh revision) before UNAVAILABLE.
+    absl::Duration apply_timeout = absl::Seconds(30);
     LeaseManagerHooks hooks;
   };
 
@@ -194,9 +197,9 @@ class LeaseManager {
   // Waits until the index has applied `revision` (our own write came back).
   absl::Status WaitApplied(int64_t revision);
   // Calls `then` once the index has applied `revision`: at once when it has,
-  // else from the watch; UNAVAILABLE after kApplyTimeout or at shutdown.
+  // else from the watch; UNAVAILABLE after apply_timeout or at shutdown.
   void WhenApplied(int64_t revision, std::function<void(absl::Status)> then);
-  // Fails the waits older than kApplyTimeout (all of them when stopping).
+  // Fails the waits older than apply_timeout (all of them when stopping).
   void SweepApplyWaiters();
   // Read-your-writes: waits until every write this manager acknowledged is in the index.
   absl::Status CatchUp();

@@ -9,10 +9,44 @@
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "storage/forwarding_store.h"
 #include "storage/rocksdb/rocksdb_store.h"
 
 namespace weft::controller {
 namespace {
+
+// The real store, whose watch deliveries can be held back (a lagging watch:
+// etcd partitioned from this replica, say) and let go later, in order.
+class PausableWatchStore : public storage::ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  absl::StatusOr<std::unique_ptr<storage::WatchHandle>> Watch(
+      const storage::WatchRequest& r, std::function<void(const storage::WatchBatch&)> cb) override {
+    return next_->Watch(r, [this, cb](const storage::WatchBatch& b) {
+      absl::MutexLock l(&mu_);
+      if (paused_) {
+        held_.push_back({b, cb});
+      } else {
+        cb(b);
+      }
+    });
+  }
+  void Pause() {
+    absl::MutexLock l(&mu_);
+    paused_ = true;
+  }
+  void Resume() {
+    absl::MutexLock l(&mu_);
+    paused_ = false;
+    for (auto& [batch, cb] : held_) cb(batch);
+    held_.clear();
+  }
+
+ private:
+  absl::Mutex mu_;
+  bool paused_ = false;
+  std::vector<std::pair<storage::WatchBatch, std::function<void(const storage::WatchBatch&)>>> held_;
+};
 
 class LeaseManagerTest : public ::testing::Test {
  protected:
@@ -59,6 +93,7 @@ class LeaseManagerTest : public ::testing::Test {
 
   SimulatedClock clock_;
   std::unique_ptr<storage::RocksDbStore> store_;
+  std::unique_ptr<storage::Store> wrapper_;  // a test's store in front of store_, if any
   std::unique_ptr<LeaseManager> manager_;
   std::atomic<int> expired_{0};
 };
@@ -284,6 +319,34 @@ TEST_F(LeaseManagerTest, ShutdownAnswersAcquisitionsInFlight) {
   manager_ = std::make_unique<LeaseManager>(store_.get(), LeaseManager::Options{});
   ASSERT_TRUE(manager_->Start().ok());
   EXPECT_EQ(manager_->List().size(), static_cast<size_t>(ok.load()));
+}
+
+TEST_F(LeaseManagerTest, ALaggingWatchFailsTheWaitCleanlyAndNothingIsLost) {
+  Config(R"({"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}})");
+  auto* watch = new PausableWatchStore(store_.get());
+  wrapper_.reset(watch);
+  LeaseManager::Options mo;
+  mo.clock = &clock_;
+  mo.apply_timeout = absl::Milliseconds(300);
+  manager_ = std::make_unique<LeaseManager>(wrapper_.get(), mo);
+  ASSERT_TRUE(manager_->Start().ok());
+  watch->Pause();
+  // Durable, so answered although the index has not seen it.
+  auto first = manager_->Acquire(Node(1));
+  ASSERT_TRUE(first.ok()) << first.status();
+  // The node's next request must see that write first: the watch never brings
+  // it, so the request fails after apply_timeout instead of hanging or
+  // deciding on a stale index.
+  const absl::Time t0 = absl::Now();
+  auto second = manager_->Acquire(Node(1));
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable) << second.status();
+  EXPECT_GE(absl::Now() - t0, absl::Milliseconds(300));
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(10));
+  watch->Resume();
+  auto third = manager_->Acquire(Node(1));
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(SubnetText(third->key), SubnetText(first->key)) << "the same lease, not a second one";
+  EXPECT_EQ(manager_->List().size(), 1u);
 }
 
 }  // namespace

@@ -14,41 +14,24 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "storage/forwarding_store.h"
 #include "storage/rocksdb/rocksdb_store.h"
 
 namespace weft::storage {
 namespace {
 
 // The real store, with every Txn counted and the first one held until released.
-class GatedStore : public Store {
+class GatedStore : public ForwardingStore {
  public:
-  explicit GatedStore(Store* s) : s_(s) {}
-  absl::StatusOr<RangeResponse> Range(const RangeRequest& r) override { return s_->Range(r); }
-  absl::StatusOr<PutResponse> Put(const PutRequest& r) override { return s_->Put(r); }
-  absl::StatusOr<DeleteRangeResponse> DeleteRange(const DeleteRangeRequest& r) override { return s_->DeleteRange(r); }
+  explicit GatedStore(Store* s) : ForwardingStore(s) {}
   absl::StatusOr<TxnResponse> Txn(const TxnRequest& r) override {
     if (txns.fetch_add(1) == 0 && hold_first) {
       entered.Notify();
       release.WaitForNotification();
     }
-    return s_->Txn(r);
-  }
-  absl::Status Compact(int64_t rev) override { return s_->Compact(rev); }
-  int64_t CurrentRevision() override { return s_->CurrentRevision(); }
-  int64_t CompactRevision() override { return s_->CompactRevision(); }
-  absl::StatusOr<LeaseGrantResponse> LeaseGrant(int64_t ttl, int64_t id) override { return s_->LeaseGrant(ttl, id); }
-  absl::Status LeaseRevoke(int64_t id) override { return s_->LeaseRevoke(id); }
-  absl::StatusOr<int64_t> LeaseKeepAlive(int64_t id) override { return s_->LeaseKeepAlive(id); }
-  absl::StatusOr<LeaseTimeToLiveResponse> LeaseTimeToLive(int64_t id, bool keys) override {
-    return s_->LeaseTimeToLive(id, keys);
-  }
-  absl::StatusOr<std::vector<int64_t>> Leases() override { return s_->Leases(); }
-  absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(const WatchRequest& r,
-                                                     std::function<void(const WatchBatch&)> cb) override {
-    return s_->Watch(r, std::move(cb));
+    return next_->Txn(r);
   }
 
-  Store* s_;
   bool hold_first = false;
   std::atomic<int> txns{0};
   absl::Notification entered, release;
