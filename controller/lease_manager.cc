@@ -53,15 +53,19 @@ LeaseManager::LeaseManager(storage::Store* store, Options options)
   sweeper_ = std::thread([this] { SweepApplyWaiters(); });
 }
 
-LeaseManager::~LeaseManager() {
-  // Acquisitions still in flight finish (UNAVAILABLE where they would wait for
-  // the index); the batcher's and the workers' queues drain, each running what
-  // arrives after its own stop on the caller's thread.
+void LeaseManager::StopWaiting() {
   {
     absl::MutexLock l(&mu_);
     stopping_ = true;
   }
-  sweeper_.join();
+  if (sweeper_.joinable()) sweeper_.join();  // it fails every wait still pending
+}
+
+LeaseManager::~LeaseManager() {
+  // Acquisitions still in flight finish (UNAVAILABLE where they would wait for
+  // the index); the batcher's and the workers' queues drain, each running what
+  // arrives after its own stop on the caller's thread.
+  StopWaiting();
   watch_.reset();
   workers_->Stop();
   batcher_->Stop();

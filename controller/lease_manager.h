@@ -137,6 +137,11 @@ class LeaseManager {
 
   // Loads the config and leases and starts following the store. Call once.
   absl::Status Start();
+  // Shutting down: requests waiting for the index (a node's previous write, a
+  // fresh revision, a lost race) get UNAVAILABLE now, and later ones at once,
+  // so the gRPC server's shutdown is not held by a lagging watch. Writes in
+  // flight still complete and are answered. The destructor calls it.
+  void StopWaiting();
 
   absl::StatusOr<LeaseRecord> Acquire(const AcquireRequest& req);
   // The same without blocking the caller: `done` gets the answer, on the

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/blocking_counter.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "storage/forwarding_store.h"
@@ -347,6 +348,32 @@ TEST_F(LeaseManagerTest, ALaggingWatchFailsTheWaitCleanlyAndNothingIsLost) {
   ASSERT_TRUE(third.ok()) << third.status();
   EXPECT_EQ(SubnetText(third->key), SubnetText(first->key)) << "the same lease, not a second one";
   EXPECT_EQ(manager_->List().size(), 1u);
+}
+
+TEST_F(LeaseManagerTest, StopWaitingAnswersRequestsWaitingForTheWatchAtOnce) {
+  Config(R"({"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}})");
+  auto* watch = new PausableWatchStore(store_.get());
+  wrapper_.reset(watch);
+  LeaseManager::Options mo;
+  mo.clock = &clock_;
+  mo.apply_timeout = absl::Minutes(10);  // far longer than the test may take
+  manager_ = std::make_unique<LeaseManager>(wrapper_.get(), mo);
+  ASSERT_TRUE(manager_->Start().ok());
+  watch->Pause();
+  ASSERT_TRUE(manager_->Acquire(Node(1)).ok());
+  absl::Notification answered;
+  absl::Status waiting;
+  manager_->AcquireAsync(Node(1), [&](absl::StatusOr<LeaseRecord> r) {
+    waiting = r.status();
+    answered.Notify();
+  });
+  EXPECT_FALSE(answered.WaitForNotificationWithTimeout(absl::Milliseconds(100))) << "it waits for the watch";
+  const absl::Time t0 = absl::Now();
+  manager_->StopWaiting();
+  ASSERT_TRUE(answered.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(5));
+  EXPECT_EQ(waiting.code(), absl::StatusCode::kUnavailable) << waiting;
+  // The held watch batches are never delivered: the manager goes first.
 }
 
 }  // namespace

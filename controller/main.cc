@@ -270,6 +270,7 @@ int Run() {
   election.Stop();  // resign: another replica takes the duties over at once
   hub->Shutdown();
   if (etcd_api) etcd_api->Shutdown();
+  manager.StopWaiting();  // no request waits on the watch through the shutdown
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   if (http) http->Stop();
   hub.reset();
