@@ -70,6 +70,18 @@ class LeaseManagerTest : public ::testing::Test {
     ASSERT_TRUE(manager_->Start().ok());
   }
 
+  // A new manager on the same store, whose watch the test can hold back.
+  PausableWatchStore* OpenBehindPausableWatch(absl::Duration apply_timeout) {
+    auto* watch = new PausableWatchStore(store_.get());
+    wrapper_.reset(watch);
+    LeaseManager::Options mo;
+    mo.clock = &clock_;
+    mo.apply_timeout = apply_timeout;
+    manager_ = std::make_unique<LeaseManager>(wrapper_.get(), mo);
+    EXPECT_TRUE(manager_->Start().ok());
+    return watch;
+  }
+
   void Config(const std::string& json) {
     auto c = manager_->SetConfig(json, false);
     ASSERT_TRUE(c.ok()) << c.status();
@@ -324,13 +336,7 @@ TEST_F(LeaseManagerTest, ShutdownAnswersAcquisitionsInFlight) {
 
 TEST_F(LeaseManagerTest, ALaggingWatchFailsTheWaitCleanlyAndNothingIsLost) {
   Config(R"({"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}})");
-  auto* watch = new PausableWatchStore(store_.get());
-  wrapper_.reset(watch);
-  LeaseManager::Options mo;
-  mo.clock = &clock_;
-  mo.apply_timeout = absl::Milliseconds(300);
-  manager_ = std::make_unique<LeaseManager>(wrapper_.get(), mo);
-  ASSERT_TRUE(manager_->Start().ok());
+  PausableWatchStore* watch = OpenBehindPausableWatch(absl::Milliseconds(300));
   watch->Pause();
   // Durable, so answered although the index has not seen it.
   auto first = manager_->Acquire(Node(1));
@@ -352,13 +358,7 @@ TEST_F(LeaseManagerTest, ALaggingWatchFailsTheWaitCleanlyAndNothingIsLost) {
 
 TEST_F(LeaseManagerTest, StopWaitingAnswersRequestsWaitingForTheWatchAtOnce) {
   Config(R"({"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}})");
-  auto* watch = new PausableWatchStore(store_.get());
-  wrapper_.reset(watch);
-  LeaseManager::Options mo;
-  mo.clock = &clock_;
-  mo.apply_timeout = absl::Minutes(10);  // far longer than the test may take
-  manager_ = std::make_unique<LeaseManager>(wrapper_.get(), mo);
-  ASSERT_TRUE(manager_->Start().ok());
+  PausableWatchStore* watch = OpenBehindPausableWatch(absl::Minutes(10));  // longer than the test
   watch->Pause();
   ASSERT_TRUE(manager_->Acquire(Node(1)).ok());
   absl::Notification answered;
