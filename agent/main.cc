@@ -41,6 +41,10 @@ ABSL_FLAG(std::string, aws_ec2_endpoint, "",
           "Backend aws-vpc: base URL of the EC2 API (default https://ec2.<region>.amazonaws.com).");
 ABSL_FLAG(std::string, aws_imds_endpoint, "http://169.254.169.254",
           "Backend aws-vpc: base URL of the EC2 instance metadata service (IMDSv2).");
+ABSL_FLAG(absl::Duration, cloud_route_removal_grace, absl::Seconds(30),
+          "Backends gce and aws-vpc: how long a cloud route for a subnet with no lease known to this agent must "
+          "stay so before the agent deletes it; a joining node's route, added by a quicker agent, is not "
+          "removed while this agent's lease watch catches up. 0s: at once.");
 ABSL_FLAG(int, udp_workers, 0,
           "udp backend: worker pairs of threads, each with a TUN queue and a UDP socket (0: min(4, cores)).");
 ABSL_FLAG(bool, udp_offloads, true,
@@ -112,6 +116,12 @@ int main(int argc, char** argv) {
   cfg.backend.gce_metadata_endpoint = absl::GetFlag(FLAGS_gce_metadata_endpoint);
   cfg.backend.aws_ec2_endpoint = absl::GetFlag(FLAGS_aws_ec2_endpoint);
   cfg.backend.aws_imds_endpoint = absl::GetFlag(FLAGS_aws_imds_endpoint);
+  cfg.backend.cloud_route_removal_grace = absl::GetFlag(FLAGS_cloud_route_removal_grace);
+  if (cfg.backend.cloud_route_removal_grace < absl::ZeroDuration()) {
+    WEFT_LOG(ERROR, "--cloud-route-removal-grace must not be negative")
+        .With("cloud_route_removal_grace", cfg.backend.cloud_route_removal_grace);
+    return 2;
+  }
   cfg.backend.udp_workers = absl::GetFlag(FLAGS_udp_workers);
   cfg.backend.udp_offloads = absl::GetFlag(FLAGS_udp_offloads);
 

@@ -27,6 +27,7 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(absl::string_view type, a
     gce::GceBackendOptions options;
     options.api.api_endpoint = env.flags.gce_api_endpoint;
     options.api.metadata_endpoint = env.flags.gce_metadata_endpoint;
+    options.removal_grace = env.flags.cloud_route_removal_grace;
     return std::make_unique<gce::GceBackend>(cloud::NewCurlHttpClient(), cfg, options, env.metrics);
   }
   if (type == kAwsVpcBackendType) {
@@ -34,6 +35,7 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(absl::string_view type, a
     AwsVpcOptions options;
     options.ec2_endpoint = env.flags.aws_ec2_endpoint;
     options.imds_endpoint = env.flags.aws_imds_endpoint;
+    options.removal_grace = env.flags.cloud_route_removal_grace;
     return std::make_unique<AwsVpcBackend>(cloud::NewCurlHttpClient(), std::move(options), env.metrics);
   }
   if (type == kUdpBackendType) {

@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "agent/backend/backend.h"
 #include "agent/netlink/programmer.h"
 #include "common/metrics.h"
@@ -24,6 +25,9 @@ struct BackendFlags {
   // aws-vpc: EC2 API ("": https://ec2.<region>.amazonaws.com) and IMDS.
   std::string aws_ec2_endpoint;
   std::string aws_imds_endpoint = "http://169.254.169.254";
+  // gce, aws-vpc: how long a route for a subnet with no known lease must stay
+  // unwanted before this agent deletes it (its lease may be on its way here).
+  absl::Duration cloud_route_removal_grace = absl::Seconds(30);
   // udp: worker pairs (TUN queue + UDP socket; 0: min(4, cores)) and whether to
   // use TUN/UDP segmentation offloads where the kernel has them.
   int udp_workers = 0;

@@ -1,7 +1,8 @@
 // The real weft-agent binary with Backend.Type aws-vpc, against the real
 // weft-controller and FakeAws (EC2 + IMDSv2), all on 127.0.0.1: the agent
 // publishes its instance, disables the source/destination check, routes every
-// lease to its instance and removes a route when its lease goes.
+// lease to its instance and removes a route when its lease goes (after
+// --cloud-route-removal-grace, here from WEFT_CLOUD_ROUTE_REMOVAL_GRACE).
 
 #include <limits.h>
 #include <stdlib.h>
@@ -84,6 +85,9 @@ TEST(AwsVpcAgentTest, AgentRoutesLeasesThroughFakeEc2) {
   setenv("AWS_ACCESS_KEY_ID", "AKIDAGENT", 1);
   setenv("AWS_SECRET_ACCESS_KEY", "agent-secret", 1);
   setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/weft-test-credentials", 1);
+  // --cloud-route-removal-grace from the environment; the default 30s would
+  // outlast the wait for the departed lease's route below.
+  setenv("WEFT_CLOUD_ROUTE_REMOVAL_GRACE", "2s", 1);
   Process agent;
   const std::string log = dir + "/agent.log";
   ASSERT_TRUE(agent.Start({Runfile("agent/weft-agent"), "--controller", controller.addr(), "--iface", "lo",
@@ -141,6 +145,11 @@ TEST(AwsVpcAgentTest, AgentRoutesLeasesThroughFakeEc2) {
   ASSERT_TRUE(controller.leases()->ReleaseLease(Ctx().get(), rel, &rel_resp).ok());
   EXPECT_TRUE(Eventually([&] { return !fake.Route(kTable, peer_subnet).has_value(); })) << ReadFile(log);
   EXPECT_TRUE(fake.Route(kTable, own_subnet).has_value());
+  // ...after the grace, which the agent logged once although it resyncs every second.
+  const std::string held = absl::StrCat("removal grace ends (the lease may not have reached this agent yet)\" table=",
+                                        kTable, " subnet=", peer_subnet, " ");
+  const std::vector<std::string> around = absl::StrSplit(ReadFile(log), held);
+  EXPECT_EQ(around.size(), 2u) << ReadFile(log);
   EXPECT_TRUE(fake.Route(kTable, "172.31.0.0/16").has_value());
 
   // The backend's metrics are on the agent's page.
@@ -171,6 +180,7 @@ TEST(AwsVpcAgentTest, AgentRoutesLeasesThroughFakeEc2) {
 
   agent.Kill(SIGTERM);
   agent.Wait();
+  unsetenv("WEFT_CLOUD_ROUTE_REMOVAL_GRACE");
   controller.Stop();
 }
 

@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "agent/backend/awsvpc/awsvpc_backend.h"
+#include "common/clock.h"
 #include "gtest/gtest.h"
 #include "tests/cloud/fake_ec2.h"
 
@@ -71,15 +72,19 @@ class AwsVpcBackendTest : public ::testing::Test {
   }
 
   // The first backend of a test reports to registry_; later ones to their own.
-  std::unique_ptr<AwsVpcBackend> MakeBackend(std::unique_ptr<cloud::AwsCredentialsProvider> creds = nullptr) {
+  // `removal_grace`: the default unless a test needs routes of gone leases
+  // deleted in the pass that first finds them unwanted.
+  std::unique_ptr<AwsVpcBackend> MakeBackend(std::unique_ptr<cloud::AwsCredentialsProvider> creds = nullptr,
+                                             absl::Duration removal_grace = AwsVpcOptions{}.removal_grace) {
     AwsVpcOptions o;
     o.ec2_endpoint = fake_.endpoint();
     o.imds_endpoint = fake_.endpoint();
     o.credentials = std::move(creds);
     o.retry = cloud::RetryPolicy{.max_attempts = 5, .initial = absl::Milliseconds(1), .max = absl::Milliseconds(4)};
     o.sleep = [this](absl::Duration d) { slept_ += d; };
+    o.removal_grace = removal_grace;
     metrics::Registry* r = backends_made_++ == 0 ? &registry_ : nullptr;
-    return std::make_unique<AwsVpcBackend>(cloud::NewCurlHttpClient(), std::move(o), r);
+    return std::make_unique<AwsVpcBackend>(cloud::NewCurlHttpClient(), std::move(o), r, &clock_);
   }
 
   absl::StatusOr<BackendInfo> InitBackend(AwsVpcBackend& b, absl::string_view config) {
@@ -99,6 +104,8 @@ class AwsVpcBackendTest : public ::testing::Test {
     }
   }
 
+  // Starts at the real time: FakeAws refuses signatures more than 5 minutes off.
+  SimulatedClock clock_{absl::Now()};
   FakeAws fake_;
   metrics::Registry registry_;
   std::vector<FakeRoute> foreign_;
@@ -123,7 +130,7 @@ TEST_F(AwsVpcBackendTest, InitPublishesInstanceDisablesSourceDestCheckAndKeepsMt
 }
 
 TEST_F(AwsVpcBackendTest, RoutesFollowLeasesAndForeignRoutesStay) {
-  auto b = MakeBackend();
+  auto b = MakeBackend(nullptr, /*removal_grace=*/absl::ZeroDuration());
   ASSERT_TRUE(InitBackend(*b, R"({"Type":"aws-vpc","RouteTableID":["rtb-0001"]})").ok());
 
   // Two peers come: own subnet and theirs get routes.
@@ -173,7 +180,7 @@ TEST_F(AwsVpcBackendTest, RepairsDriftAndBlackholesAndLeavesFlannelNodesAlone) {
   // flannel's aws-vpc publishes no BackendData: that node routes itself.
   Peer flannel{Net("10.1.7.0/24"), *IPv4Addr::Parse("172.31.0.7"), kAwsVpcBackendType, ""};
   Peer vxlan{Net("10.1.6.0/24"), *IPv4Addr::Parse("172.31.0.6"), "vxlan", R"({"VNI":1})"};
-  auto b = MakeBackend();
+  auto b = MakeBackend(nullptr, /*removal_grace=*/absl::ZeroDuration());
   ASSERT_TRUE(InitBackend(*b, R"({"Type":"aws-vpc","RouteTableID":"rtb-0002"})").ok());
   auto s = b->Reconcile({AwsPeer("10.1.2.0/24", "i-0000000000000002"), flannel, vxlan});
   ASSERT_TRUE(s.ok()) << s.status();
@@ -211,7 +218,8 @@ TEST_F(AwsVpcBackendTest, RouteLimitIsAClearErrorAndAMetricNeverAPartialMess) {
   EXPECT_EQ(fake_.Calls("CreateRoute"), 4);  // no call the fake had to refuse
   ExpectForeignRoutesUntouched();
 
-  // A lease below the cut arrives: it takes the place of the highest one.
+  // A lease below the cut arrives: it takes the place of the highest one, at
+  // once (the removal grace does not hold a route whose room a lease needs).
   peers.push_back(AwsPeer("10.1.0.0/24", "i-000000000000000a"));
   s = b->Reconcile(peers);
   ASSERT_TRUE(s.ok()) << s.status();
@@ -219,12 +227,80 @@ TEST_F(AwsVpcBackendTest, RouteLimitIsAClearErrorAndAMetricNeverAPartialMess) {
   EXPECT_FALSE(fake_.Route(kTable, "10.1.4.0/24"));
   EXPECT_EQ(Sample(registry_, "weft_agent_awsvpc_unrouted_peers"), 6);
 
-  // Leases go away: nothing is left over the limit.
-  s = b->Reconcile({AwsPeer("10.1.2.0/24", "i-0000000000000002")});
+  // Leases go away: nothing is left over the limit. Their routes wait for the
+  // removal grace (the table has room for them), then go.
+  for (const bool grace_over : {false, true}) {
+    if (grace_over) clock_.Advance(absl::Seconds(30));
+    s = b->Reconcile({AwsPeer("10.1.2.0/24", "i-0000000000000002")});
+    ASSERT_TRUE(s.ok()) << s.status();
+    EXPECT_EQ(s->errors, 0);
+    EXPECT_EQ(s->removed, grace_over ? 2 : 0);
+    for (const char* gone : {"10.1.0.0/24", "10.1.3.0/24"}) {
+      EXPECT_EQ(fake_.Route(kTable, gone).has_value(), !grace_over) << gone << (grace_over ? " stayed" : " went");
+    }
+    EXPECT_EQ(Sample(registry_, "weft_agent_awsvpc_unrouted_peers"), 0);
+    EXPECT_EQ(Sample(registry_, "weft_agent_awsvpc_routes"), 2);  // routes for leases; held ones are not
+  }
+}
+
+// A route another agent created for a lease this agent has not seen yet (a
+// joining node's) stays for the grace, then goes; a route of a known lease that
+// points at the wrong instance is replaced at once.
+TEST_F(AwsVpcBackendTest, RouteOfNoKnownLeaseWaitsForTheRemovalGrace) {
+  FakeRouteTable shared{.id = "rtb-0002", .vpc_id = "vpc-0001"};
+  shared.routes = {FakeRoute{.destination = "10.1.3.0/24", .instance_id = "i-0000000000000003"},
+                   FakeRoute{.destination = "10.1.2.0/24", .instance_id = "i-0000000000000009"}};
+  fake_.AddRouteTable(shared);
+  auto b = MakeBackend();  // the default grace, 30 s
+  ASSERT_TRUE(InitBackend(*b, R"({"RouteTableID":["rtb-0001","rtb-0002"]})").ok());
+  const std::vector<Peer> peers = {AwsPeer("10.1.2.0/24", "i-0000000000000002")};
+  auto s = b->Reconcile(peers);
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->errors, 0);
+  EXPECT_EQ(s->updated, 1);  // 10.1.2.0/24 in rtb-0002 pointed back, not delayed
+  EXPECT_EQ(s->removed, 0);
+  EXPECT_EQ(fake_.Route("rtb-0002", "10.1.2.0/24")->instance_id, "i-0000000000000002");
+  EXPECT_EQ(fake_.Route("rtb-0002", "10.1.3.0/24")->instance_id, "i-0000000000000003");
+  EXPECT_EQ(fake_.Calls("DeleteRoute"), 0);
+  EXPECT_EQ(Sample(registry_, "weft_agent_awsvpc_routes"), 4);  // own and 10.1.2 in both tables
+
+  clock_.Advance(absl::Seconds(29));
+  s = b->Reconcile(peers);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->changes(), 0);
+  EXPECT_TRUE(fake_.Route("rtb-0002", "10.1.3.0/24"));
+  EXPECT_EQ(fake_.Calls("DeleteRoute"), 0);
+
+  clock_.Advance(absl::Seconds(1));
+  s = b->Reconcile(peers);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->removed, 1);
+  EXPECT_FALSE(fake_.Route("rtb-0002", "10.1.3.0/24"));
+  EXPECT_EQ(fake_.Calls("DeleteRoute"), 1);
+  EXPECT_EQ(Sample(registry_, "weft_agent_awsvpc_routes"), 4);
+  ExpectForeignRoutesUntouched();
+}
+
+// The grace never costs a known lease its route: when the table is full, a
+// held route goes at once to make room.
+TEST_F(AwsVpcBackendTest, HeldRoutesYieldWhenTheTableIsFull) {
+  fake_.SetRouteLimit(8);  // 4 foreign routes + 4 of ours
+  auto b = MakeBackend();
+  ASSERT_TRUE(InitBackend(*b, R"({"RouteTableID":"rtb-0001","RouteLimit":8})").ok());
+  auto s = b->Reconcile({AwsPeer("10.1.2.0/24", "i-0000000000000002"), AwsPeer("10.1.3.0/24", "i-0000000000000003"),
+                         AwsPeer("10.1.4.0/24", "i-0000000000000004")});
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ(s->added, 4);  // the table is full
+  // This agent's view: 10.1.4's lease gone, 10.1.5's come.
+  s = b->Reconcile({AwsPeer("10.1.2.0/24", "i-0000000000000002"), AwsPeer("10.1.3.0/24", "i-0000000000000003"),
+                    AwsPeer("10.1.5.0/24", "i-0000000000000005")});
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->errors, 0) << (s->first_errors.empty() ? absl::OkStatus() : s->first_errors[0]);
+  EXPECT_EQ(s->removed, 1);
+  EXPECT_EQ(s->added, 1);
+  EXPECT_FALSE(fake_.Route(kTable, "10.1.4.0/24"));
+  EXPECT_EQ(fake_.Route(kTable, "10.1.5.0/24")->instance_id, "i-0000000000000005");
   EXPECT_EQ(Sample(registry_, "weft_agent_awsvpc_unrouted_peers"), 0);
-  EXPECT_EQ(Sample(registry_, "weft_agent_awsvpc_routes"), 2);
 }
 
 // What a resync costs at AWS's default table size: the first pass writes every

@@ -2,7 +2,8 @@
 // and the GCE fake (one VM metadata server each), all on 127.0.0.1 through
 // --gce-api-endpoint/--gce-metadata-endpoint: each agent publishes its VM, both
 // converge on one route per lease, a foreign route stays, a departed lease's
-// route goes, and the backend's metrics are on /metrics.
+// route goes after --cloud-route-removal-grace, and the backend's metrics are
+// on /metrics.
 
 #include <cstdlib>
 #include <filesystem>
@@ -12,6 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "agent/backend/gce/gce_backend.h"
 #include "agent/cloud/http_client.h"
@@ -76,7 +78,7 @@ class GceAgentTest : public ::testing::Test {
                                "--docker-opts-file", a->dir + "/docker_opts.env", "--state-dir", a->dir + "/state",
                                "--metrics-listen", absl::StrCat("127.0.0.1:", a->metrics_port),
                                "--resync-interval", "1s", "--gce-api-endpoint", fake_.api_endpoint(),
-                               "--gce-metadata-endpoint", metadata},
+                               "--gce-metadata-endpoint", metadata, "--cloud-route-removal-grace", "2s"},
                               a->log()));
     agents_.push_back(std::move(a));
     return *agents_.back();
@@ -146,6 +148,7 @@ TEST_F(GceAgentTest, AgentsRouteEveryLeaseToItsVm) {
   Agent& b = *agents_[1];
   b.proc.Kill(SIGTERM);
   b.proc.Wait();
+  const size_t log_before = Slurp(agents_[0]->log()).size();
   weft::v1::ReleaseLeaseRequest rel;
   rel.set_subnet(leases.at("vm-b").subnet());
   rel.set_node_name("vm-b");
@@ -154,6 +157,13 @@ TEST_F(GceAgentTest, AgentsRouteEveryLeaseToItsVm) {
   ASSERT_TRUE(controller_->leases()->ReleaseLease(Ctx().get(), rel, &rel_resp).ok());
   ASSERT_TRUE(Within20s([&] { return RoutesMarked(fake_, mark).size() == 1; })) << Logs();
   EXPECT_EQ(RoutesMarked(fake_, mark).begin()->second, "vm-a");
+  // ...after vm-a held it for --cloud-route-removal-grace (2s; the default 30s
+  // would outlast the wait above), saying so once although it resyncs every second.
+  const std::string held = absl::StrCat("removal grace ends (the lease may not have reached this agent yet)\" route=",
+                                        agent::gce::RouteName(fake_.NetworkUrl(), *IPv4Net::Parse("10.7.0.0/16"),
+                                                              *IPv4Net::Parse(leases.at("vm-b").subnet())));
+  const std::vector<std::string> around = absl::StrSplit(Slurp(agents_[0]->log()).substr(log_before), held);
+  EXPECT_EQ(around.size(), 2u) << Slurp(agents_[0]->log());
   EXPECT_EQ(RoutesMarked(fake_, "keep me").size(), 1u);
 
   // The backend's metrics are on the agent's page (once the pass that deleted

@@ -55,13 +55,17 @@ class GceBackendTest : public ::testing::Test {
     for (int i = 1; i <= vms; ++i) fake_->AddInstance(kZone, absl::StrCat("node-", i));
   }
 
-  std::unique_ptr<GceBackend> Make(const std::string& vm, int quota = 100) {
+  // `removal_grace`: the default unless a test needs routes of gone leases
+  // deleted in the pass that first finds them unwanted.
+  std::unique_ptr<GceBackend> Make(const std::string& vm, int quota = 100,
+                                   absl::Duration removal_grace = GceBackendOptions{}.removal_grace) {
     GceBackendOptions o;
     o.api.api_endpoint = fake_->api_endpoint();
     o.api.metadata_endpoint = fake_->MetadataEndpoint(vm);
     o.api.clock = &clock_;
     o.api.sleep = [this](absl::Duration d) { slept_.push_back(d); };
     o.check_interval = absl::Minutes(1);
+    o.removal_grace = removal_grace;
     return std::make_unique<GceBackend>(cloud::NewCurlHttpClient(), GceConfig{quota}, o, &registry_);
   }
   // Init with `subnet` as this host's lease.
@@ -114,7 +118,7 @@ TEST_F(GceBackendTest, FactoryWiresTheEndpointFlags) {
 }
 
 TEST_F(GceBackendTest, RoutesFollowTheLeases) {
-  auto b = Make("node-1");
+  auto b = Make("node-1", 100, /*removal_grace=*/absl::ZeroDuration());
   Init(*b, "10.1.1.0/24");
   auto stats = b->Reconcile({Lease("10.1.1.0/24", "node-1"), Lease("10.1.2.0/24", "node-2"),
                              Lease("10.1.3.0/24", "node-3")});
@@ -154,7 +158,7 @@ TEST_F(GceBackendTest, ForeignRoutesAreLeftAlone) {
        "weft: 10.1.0.0/16"},
   };
   for (const FakeGceRoute& r : foreign) fake_->PutRoute(r);
-  auto b = Make("node-1");
+  auto b = Make("node-1", 100, /*removal_grace=*/absl::ZeroDuration());
   Init(*b, "10.1.1.0/24");
   ASSERT_TRUE(b->Reconcile({Lease("10.1.2.0/24", "node-2")}).ok());
   ASSERT_TRUE(b->Reconcile({}).ok());  // node-2 leaves: only our route for it goes
@@ -224,7 +228,7 @@ TEST_F(GceBackendTest, ProjectQuotaRefusalIsReportedToo) {
 }
 
 TEST_F(GceBackendTest, ThrottlingIsRetriedWithBackoff) {
-  auto b = Make("node-1");
+  auto b = Make("node-1", 100, /*removal_grace=*/absl::ZeroDuration());
   Init(*b, "10.1.1.0/24");
   ASSERT_TRUE(b->LeaseData().ok());  // metadata fetched before the throttling starts
   fake_->InjectErrors(2, 429, "rateLimitExceeded");
@@ -314,18 +318,109 @@ TEST_F(GceBackendTest, TwoAgentsConvergeOnOneTable) {
   o.api.clock = &clock_;
   GceBackend b(cloud::NewCurlHttpClient(), GceConfig{}, o, &other_registry);
   Init(b, "10.1.2.0/24");
+  const std::map<std::string, std::string> all = {{Name("10.1.1.0/24"), "10.1.1.0/24 via node-1"},
+                                                  {Name("10.1.2.0/24"), "10.1.2.0/24 via node-2"},
+                                                  {Name("10.1.3.0/24"), "10.1.3.0/24 via node-3"}};
   // Each agent sees the lease set through its own watch; b has not seen node-3 yet.
   ASSERT_TRUE(a->Reconcile({Lease("10.1.2.0/24", "node-2"), Lease("10.1.3.0/24", "node-3")}).ok());
   auto stats = b.Reconcile({Lease("10.1.1.0/24", "node-1")});
   ASSERT_TRUE(stats.ok()) << stats.status();
-  EXPECT_EQ(stats->removed, 1);  // b removes node-3's route...
+  EXPECT_EQ(stats->removed, 0);  // node-3's route is not b's to judge yet...
+  EXPECT_EQ(Table(), all);
+  clock_.Advance(absl::Seconds(5));
   stats = b.Reconcile({Lease("10.1.1.0/24", "node-1"), Lease("10.1.3.0/24", "node-3")});
-  ASSERT_TRUE(stats.ok()) << stats.status();  // ...and puts it back once it sees the lease
+  ASSERT_TRUE(stats.ok()) << stats.status();  // ...and b's watch catches up: nothing to do
+  EXPECT_EQ(stats->changes(), 0);
+  EXPECT_EQ(stats->unchanged, 3);
+  EXPECT_EQ(fake_->Count("delete"), 0);
   clock_.Advance(absl::Minutes(2));
   stats = a->Reconcile({Lease("10.1.2.0/24", "node-2"), Lease("10.1.3.0/24", "node-3")});
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->changes(), 0);
   EXPECT_EQ(stats->unchanged, 3);
+
+  // node-3 leaves for real, long after b first held its route: a fresh grace,
+  // not the old one.
+  stats = b.Reconcile({Lease("10.1.1.0/24", "node-1")});
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->removed, 0);
+  EXPECT_EQ(Table(), all);
+  clock_.Advance(absl::Seconds(30));
+  stats = b.Reconcile({Lease("10.1.1.0/24", "node-1")});
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->removed, 1);
+  EXPECT_EQ(Table().count(Name("10.1.3.0/24")), 0u);
+}
+
+// Another agent inserted a route for a lease this agent has not seen: it stays
+// for the grace, then goes, even though the lease set never changes in between
+// (the passes that would skip the API until the check interval list it when
+// the grace ends). A route of a known lease that points elsewhere is replaced
+// at once.
+TEST_F(GceBackendTest, RouteOfNoKnownLeaseWaitsForTheRemovalGrace) {
+  const std::string net = fake_->NetworkUrl();
+  fake_->PutRoute({Name("10.1.3.0/24"), net, "10.1.3.0/24", FakeGce::InstanceUrl(kProject, kZone, "node-3"), 1000,
+                   "weft: 10.1.0.0/16"});
+  fake_->PutRoute({Name("10.1.2.0/24"), net, "10.1.2.0/24", FakeGce::InstanceUrl(kProject, kZone, "node-4"), 1000,
+                   "weft: 10.1.0.0/16"});
+  auto b = Make("node-1");  // the default grace, 30 s; the check interval is 1 min
+  Init(*b, "10.1.1.0/24");
+  const std::vector<Peer> leases = {Lease("10.1.2.0/24", "node-2")};
+  auto stats = b->Reconcile(leases);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->added, 1);    // own
+  EXPECT_EQ(stats->updated, 1);  // 10.1.2.0/24 pointed back to node-2, not delayed
+  EXPECT_EQ(stats->removed, 0);
+  EXPECT_EQ(Table(), (std::map<std::string, std::string>{{Name("10.1.1.0/24"), "10.1.1.0/24 via node-1"},
+                                                         {Name("10.1.2.0/24"), "10.1.2.0/24 via node-2"},
+                                                         {Name("10.1.3.0/24"), "10.1.3.0/24 via node-3"}}));
+  EXPECT_EQ(Metric("weft_agent_gce_routes"), 3);  // the held route is still there
+  const int deletes = fake_->Count("delete");
+
+  clock_.Advance(absl::Seconds(29));
+  stats = b->Reconcile(leases);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->removed, 0);
+  EXPECT_EQ(Table().count(Name("10.1.3.0/24")), 1u);
+  EXPECT_EQ(fake_->Count("delete"), deletes);
+
+  clock_.Advance(absl::Seconds(1));
+  const int lists = fake_->Count("list");
+  stats = b->Reconcile(leases);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_GT(fake_->Count("list"), lists);
+  EXPECT_EQ(stats->removed, 1);
+  EXPECT_EQ(fake_->Count("delete"), deletes + 1);
+  EXPECT_EQ(Table(), (std::map<std::string, std::string>{{Name("10.1.1.0/24"), "10.1.1.0/24 via node-1"},
+                                                         {Name("10.1.2.0/24"), "10.1.2.0/24 via node-2"}}));
+  EXPECT_EQ(Metric("weft_agent_gce_routes"), 2);
+  // Converged: back to listing only every check interval.
+  const int lists_after = fake_->Count("list");
+  clock_.Advance(absl::Seconds(30));
+  ASSERT_TRUE(b->Reconcile(leases).ok());
+  EXPECT_EQ(fake_->Count("list"), lists_after);
+}
+
+// The grace never costs a known lease its route: a route the quota leaves out
+// goes at once, and held routes go early when the quota needs their room.
+TEST_F(GceBackendTest, HeldRoutesYieldToTheQuota) {
+  auto b = Make("node-1", /*quota=*/2);
+  Init(*b, "10.1.3.0/24", R"({"Type":"gce","RouteQuota":2})");
+  ASSERT_EQ(b->Reconcile({Lease("10.1.1.0/24", "node-1"), Lease("10.1.2.0/24", "node-2")}).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(Table().size(), 2u);  // 10.1.1 and 10.1.2; own 10.1.3 above the quota
+  // A lower lease arrives: 10.1.2's lease is known but now above the quota.
+  auto stats = b->Reconcile(
+      {Lease("10.1.0.0/24", "node-4"), Lease("10.1.1.0/24", "node-1"), Lease("10.1.2.0/24", "node-2")});
+  EXPECT_EQ(stats.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(Table(), (std::map<std::string, std::string>{{Name("10.1.0.0/24"), "10.1.0.0/24 via node-4"},
+                                                         {Name("10.1.1.0/24"), "10.1.1.0/24 via node-1"}}));
+  // 10.1.0's lease is gone from this agent's view while 10.1.2's needs a route:
+  // the held route would make three.
+  stats = b->Reconcile({Lease("10.1.1.0/24", "node-1"), Lease("10.1.2.0/24", "node-2")});
+  EXPECT_EQ(stats.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(Table(), (std::map<std::string, std::string>{{Name("10.1.1.0/24"), "10.1.1.0/24 via node-1"},
+                                                         {Name("10.1.2.0/24"), "10.1.2.0/24 via node-2"}}));
 }
 
 TEST_F(GceBackendTest, TeardownRemovesOnlyTheOwnRoute) {

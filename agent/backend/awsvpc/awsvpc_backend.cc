@@ -186,6 +186,7 @@ AwsVpcBackend::AwsVpcBackend(std::unique_ptr<cloud::HttpClient> http, AwsVpcOpti
     : http_(std::move(http)),
       options_(std::move(options)),
       clock_(clock),
+      removal_grace_(options_.removal_grace),
       own_registry_(registry == nullptr ? std::make_unique<metrics::Registry>() : nullptr),
       metrics_(std::make_unique<Metrics>(registry != nullptr ? *registry : *own_registry_)),
       imds_(http_.get(), options_.imds_endpoint, clock) {
@@ -297,17 +298,24 @@ absl::StatusOr<ReconcileStats> AwsVpcBackend::Reconcile(const std::vector<Peer>&
   }
 
   ASSIGN_OR_RETURN(std::vector<Ec2RouteTable> tables, ec2_->DescribeRouteTables(tables_));
-  int routes = 0;
-  std::set<IPv4Net> unrouted;
+  std::vector<awsvpc::TablePlan> plans;
   for (const std::string& id : tables_) {
     auto table = std::find_if(tables.begin(), tables.end(), [&](const Ec2RouteTable& t) { return t.id == id; });
     if (table == tables.end()) {
       return absl::NotFoundError(absl::StrCat("EC2 DescribeRouteTables did not return route table ", id));
     }
-    awsvpc::TablePlan plan = awsvpc::PlanTable(*table, desired, unmanaged, network, subnet_len, config_.route_limit);
-    // Deletions first: they make room for the creations. `held` counts the
+    plans.push_back(awsvpc::PlanTable(*table, desired, unmanaged, network, subnet_len, config_.route_limit));
+  }
+  HoldRemovals(&plans);
+
+  int routes = 0;
+  std::set<IPv4Net> unrouted;
+  for (size_t t = 0; t < tables_.size(); ++t) {
+    const std::string& id = tables_[t];
+    const awsvpc::TablePlan& plan = plans[t];
+    // Deletions first: they make room for the creations. `kept` counts the
     // routes that point where they should once the calls are done.
-    int held = plan.unchanged;
+    int kept = plan.unchanged;
     for (const IPv4Net& subnet : plan.remove) {
       absl::Status s = ec2_->DeleteRoute(id, subnet.ToString());
       if (s.ok() || absl::IsNotFound(s)) {
@@ -320,7 +328,7 @@ absl::StatusOr<ReconcileStats> AwsVpcBackend::Reconcile(const std::vector<Peer>&
       absl::Status s = ec2_->ReplaceRoute(id, subnet.ToString(), instance);
       if (s.ok()) {
         ++stats.updated;
-        ++held;
+        ++kept;
       } else {
         AddError(&stats, s);
       }
@@ -329,7 +337,7 @@ absl::StatusOr<ReconcileStats> AwsVpcBackend::Reconcile(const std::vector<Peer>&
       absl::Status s = ec2_->CreateRoute(id, subnet.ToString(), instance);
       if (s.ok()) {
         ++stats.added;
-        ++held;
+        ++kept;
       } else if (absl::IsAlreadyExists(s)) {
         // Another agent created it a moment ago; the next pass checks its target.
         ++stats.unchanged;
@@ -338,7 +346,7 @@ absl::StatusOr<ReconcileStats> AwsVpcBackend::Reconcile(const std::vector<Peer>&
       }
     }
     stats.unchanged += plan.unchanged;
-    routes += held;
+    routes += kept;
     unrouted.insert(plan.over_limit.begin(), plan.over_limit.end());
     unrouted.insert(plan.conflicts.begin(), plan.conflicts.end());
     if (!plan.over_limit.empty()) {
@@ -367,6 +375,50 @@ absl::StatusOr<ReconcileStats> AwsVpcBackend::Reconcile(const std::vector<Peer>&
     last_unrouted_ = unrouted;
   }
   return stats;
+}
+
+void AwsVpcBackend::HoldRemovals(std::vector<awsvpc::TablePlan>* plans) {
+  auto key = [](const std::string& table, const IPv4Net& subnet) { return absl::StrCat(table, " ", subnet.ToString()); };
+  std::vector<std::string> unwanted;
+  for (size_t t = 0; t < tables_.size(); ++t) {
+    for (const IPv4Net& subnet : (*plans)[t].remove) unwanted.push_back(key(tables_[t], subnet));
+  }
+  std::vector<RemovalGrace::Held> newly_held;
+  std::set<std::string> held(unwanted.begin(), unwanted.end());
+  for (const std::string& k : removal_grace_.Due(unwanted, clock_->Now(), &newly_held)) held.erase(k);
+  std::map<std::string, absl::Time> first_held_until;
+  for (const RemovalGrace::Held& h : newly_held) first_held_until.emplace(h.key, h.until);
+
+  for (size_t t = 0; t < tables_.size(); ++t) {
+    const std::string& id = tables_[t];
+    awsvpc::TablePlan& plan = (*plans)[t];
+    std::vector<IPv4Net> remove_now;
+    std::vector<IPv4Net> wait;
+    for (const IPv4Net& subnet : plan.remove) {
+      (held.count(key(id, subnet)) > 0 ? wait : remove_now).push_back(subnet);
+    }
+    if (wait.empty()) continue;
+    // Held routes take room in the table like any other: the leases known here
+    // come first (this also deletes at once the route of a known lease that a
+    // lower subnet pushed out of the table).
+    if (plan.foreign + plan.ours_after + static_cast<int>(wait.size()) > config_.route_limit) {
+      WEFT_LOG(INFO, "deleting VPC routes before their removal grace ends: the table needs room")
+          .With("table", id)
+          .With("subnets", JoinNets(wait))
+          .With("route_limit", config_.route_limit);
+      continue;
+    }
+    for (const IPv4Net& subnet : wait) {
+      auto first = first_held_until.find(key(id, subnet));
+      if (first == first_held_until.end()) continue;  // logged when first held
+      WEFT_LOG(INFO, "VPC route that no known lease asks for kept until its removal grace ends "
+                     "(the lease may not have reached this agent yet)")
+          .With("table", id)
+          .With("subnet", subnet)
+          .With("until", absl::FormatTime(absl::RFC3339_sec, first->second, absl::UTCTimeZone()));
+    }
+    plan.remove = std::move(remove_now);
+  }
 }
 
 absl::Status AwsVpcBackend::Teardown() {

@@ -10,6 +10,15 @@
 // the lease first, replaced when the subnet moved to another instance, deleted
 // when the lease is gone (a dead node cannot remove its own route).
 //
+// Removal grace. Lease watches lag from agent to agent: a route for a subnet
+// that no lease known here names may be a joining node's, created by a quicker
+// agent. It is deleted only once this agent's passes have seen it unwanted for
+// `removal_grace` (default 30 s; agent/backend/removal_grace.h), else routes of
+// joining nodes would flap. Every pass reads the tables, so a held route goes
+// at the first pass after its grace. Replacements are not delayed, and held
+// routes go at once when the table needs their room: the leases known here
+// come first.
+//
 // Which routes are ours. EC2 routes carry no description or tag, so a route is
 // taken as Weft's when all of these hold:
 //   - it was made by CreateRoute (origin), not by the table or VPN propagation;
@@ -42,6 +51,7 @@
 
 #include "agent/backend/awsvpc/ec2_client.h"
 #include "agent/backend/backend.h"
+#include "agent/backend/removal_grace.h"
 #include "agent/cloud/aws_credentials.h"
 #include "agent/cloud/http_client.h"
 #include "agent/cloud/imds.h"
@@ -96,6 +106,8 @@ struct AwsVpcOptions {
   std::unique_ptr<cloud::AwsCredentialsProvider> credentials;
   cloud::RetryPolicy retry;
   std::function<void(absl::Duration)> sleep;  // between retries; null: the clock's
+  // How long a route of no known lease must stay unwanted before it is deleted.
+  absl::Duration removal_grace = absl::Seconds(30);
 };
 
 class AwsVpcBackend : public Backend {
@@ -122,10 +134,14 @@ class AwsVpcBackend : public Backend {
   absl::StatusOr<cloud::InstanceIdentity> Identity();
   absl::StatusOr<std::vector<std::string>> DetectRouteTables();
   void EnsureSourceDestCheckOff();
+  // Takes out of each plan's removals the routes still within the removal
+  // grace (`plans` in the order of tables_).
+  void HoldRemovals(std::vector<awsvpc::TablePlan>* plans);
 
   std::unique_ptr<cloud::HttpClient> http_;
   AwsVpcOptions options_;
   Clock* const clock_;
+  RemovalGrace removal_grace_;
   std::unique_ptr<metrics::Registry> own_registry_;
   std::unique_ptr<Metrics> metrics_;
   cloud::ImdsClient imds_;

@@ -191,7 +191,8 @@ GceBackend::GceBackend(std::unique_ptr<cloud::HttpClient> http, GceConfig config
       own_registry_(registry == nullptr ? std::make_unique<metrics::Registry>() : nullptr),
       api_metrics_(std::make_unique<ApiMetrics>(registry != nullptr ? *registry : *own_registry_)),
       metrics_(std::make_unique<Metrics>(registry != nullptr ? *registry : *own_registry_)),
-      api_(http_.get(), options_.api, api_metrics_.get()) {}
+      api_(http_.get(), options_.api, api_metrics_.get()),
+      removal_grace_(options_.removal_grace) {}
 
 GceBackend::~GceBackend() = default;
 
@@ -237,6 +238,42 @@ absl::StatusOr<std::vector<Route>> GceBackend::ListOurRoutes() {
     if (r.description == mark && r.network == setup_.network_url) ours.push_back(std::move(r));
   }
   return ours;
+}
+
+void GceBackend::HoldRemovals(const std::vector<Route>& actual, const RoutePlan& plan, absl::Time now,
+                              RouteDiff* diff) {
+  absl::flat_hash_set<std::string> desired;
+  for (const Route& r : plan.routes) desired.insert(r.name);
+  std::vector<std::string> unwanted;
+  absl::flat_hash_map<std::string, std::string> dest_range;
+  for (const Route& r : actual) {
+    if (desired.contains(r.name)) continue;
+    unwanted.push_back(r.name);
+    dest_range.emplace(r.name, r.dest_range);
+  }
+  std::vector<RemovalGrace::Held> newly_held;
+  absl::flat_hash_set<std::string> held(unwanted.begin(), unwanted.end());
+  for (const std::string& name : removal_grace_.Due(unwanted, now, &newly_held)) held.erase(name);
+  if (held.empty()) return;
+  if (plan.routes.size() + held.size() > static_cast<size_t>(setup_.route_quota)) {
+    // Held routes count against the quota like any other: the leases known
+    // here come first (this also deletes at once the route of a known lease
+    // that a lower subnet pushed out of the quota).
+    WEFT_LOG(INFO, "deleting GCE routes before their removal grace ends: the route quota needs room")
+        .With("routes", static_cast<int64_t>(held.size()))
+        .With("route_quota", setup_.route_quota);
+    return;
+  }
+  for (const RemovalGrace::Held& h : newly_held) {
+    WEFT_LOG(INFO, "GCE route that no known lease asks for kept until its removal grace ends "
+                   "(the lease may not have reached this agent yet)")
+        .With("route", h.key)
+        .With("subnet", dest_range[h.key])
+        .With("until", absl::FormatTime(absl::RFC3339_sec, h.until, absl::UTCTimeZone()));
+  }
+  diff->deletes.erase(std::remove_if(diff->deletes.begin(), diff->deletes.end(),
+                                     [&](const std::string& name) { return held.contains(name); }),
+                      diff->deletes.end());
 }
 
 void GceBackend::RecordError(const absl::Status& s, ReconcileStats* stats) {
@@ -318,7 +355,8 @@ absl::StatusOr<ReconcileStats> GceBackend::Reconcile(const std::vector<Peer>& pe
   }
 
   ASSIGN_OR_RETURN(std::vector<Route> actual, ListOurRoutes());
-  const RouteDiff diff = DiffRoutes(actual, plan.routes);
+  RouteDiff diff = DiffRoutes(actual, plan.routes);
+  HoldRemovals(actual, plan, now, &diff);
   stats.unchanged = diff.unchanged;
   std::vector<IPv4Net> quota_refused;
   const Applied done = Apply(diff, &stats, &quota_refused);
@@ -337,6 +375,7 @@ absl::StatusOr<ReconcileStats> GceBackend::Reconcile(const std::vector<Peer>& pe
   metrics_->unrouted.Set(static_cast<double>(plan.unrouted.size() + quota_refused.size()));
   // A conflict is a route another agent inserted under the same name: most
   // likely the same route, counted as in place and verified at the next pass.
+  // Routes held for the removal grace are still in place, and counted.
   metrics_->routes.Set(static_cast<double>(actual.size() - done.deleted.size() + done.inserted.size() +
                                            done.conflicts.size()));
 
@@ -345,7 +384,9 @@ absl::StatusOr<ReconcileStats> GceBackend::Reconcile(const std::vector<Peer>& pe
   if (stats.errors == 0 && done.conflicts.empty()) {
     applied_ = plan.routes;
     refused_ = std::move(quota_refused);
-    next_check_ = now + options_.check_interval;
+    // The routes held for the removal grace are not converged yet: look again
+    // when the first is due, even if the leases stay the same.
+    next_check_ = std::min(now + options_.check_interval, removal_grace_.NextDue());
   } else {
     applied_.clear();  // check again at the next pass
     refused_.clear();

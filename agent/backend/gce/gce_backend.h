@@ -8,6 +8,12 @@
 // (this host's own lease included) and converges the project towards it:
 // missing routes inserted, routes of departed leases deleted, routes pointing
 // at another instance replaced (routes are immutable: delete, then insert).
+// Lease watches lag from agent to agent, so a route for a subnet that no lease
+// known here names may be a joining node's, inserted by a quicker agent: it is
+// deleted only once this agent has seen it unwanted for `removal_grace`
+// (default 30 s; agent/backend/removal_grace.h), else routes of joining nodes
+// would flap. Replacements are not delayed, and held routes go at once when
+// the quota needs their room: the leases known here come first.
 // Agents racing on the same change meet 409/404 answers, which count as done;
 // the next check verifies. Only routes carrying our mark (description
 // "weft: <cluster network>", on this VPC network) are ever changed; routes of
@@ -31,7 +37,8 @@
 // the API is listed again only every `check_interval` (default 1 min) to repair
 // drift, so a resync every few seconds on hundreds of agents does not spend the
 // project's API rate quota. Over quota likewise: the pass keeps failing with the
-// same error, but refused inserts are only retried at the next check.
+// same error, but refused inserts are only retried at the next check. Routes
+// held for the removal grace bring the next check forward to when they are due.
 
 #include <memory>
 #include <string>
@@ -41,6 +48,7 @@
 #include "absl/time/time.h"
 #include "agent/backend/backend.h"
 #include "agent/backend/gce/gce_api.h"
+#include "agent/backend/removal_grace.h"
 #include "agent/cloud/http_client.h"
 #include "common/metrics.h"
 #include "common/net.h"
@@ -103,6 +111,8 @@ RouteDiff DiffRoutes(const std::vector<Route>& actual, const std::vector<Route>&
 struct GceBackendOptions {
   ApiOptions api;  // endpoints, retry policy, clock, sleep
   absl::Duration check_interval = absl::Minutes(1);
+  // How long a route of no known lease must stay unwanted before it is deleted.
+  absl::Duration removal_grace = absl::Seconds(30);
 };
 
 class GceBackend : public Backend {
@@ -134,6 +144,9 @@ class GceBackend : public Backend {
     absl::flat_hash_set<std::string> conflicts;  // inserts answered 409: another agent was first
   };
   Applied Apply(const RouteDiff& diff, ReconcileStats* stats, std::vector<IPv4Net>* quota_refused);
+  // Takes out of diff->deletes the routes no lease asks for that are still
+  // within the removal grace.
+  void HoldRemovals(const std::vector<Route>& actual, const RoutePlan& plan, absl::Time now, RouteDiff* diff);
   void RecordError(const absl::Status& s, ReconcileStats* stats);
   // RESOURCE_EXHAUSTED naming the subnets without a route.
   absl::Status QuotaError(const RoutePlan& plan, const std::vector<IPv4Net>& refused) const;
@@ -147,8 +160,10 @@ class GceBackend : public Backend {
   GceApi api_;
   bool initialized_ = false;
   RouteSetup setup_;
+  RemovalGrace removal_grace_;
   // The desired routes of the last pass that fully succeeded, and when the API
-  // must be listed again even if they stay the same.
+  // must be listed again even if they stay the same (at the latest when a held
+  // removal is due: until then the project holds more than applied_).
   std::vector<Route> applied_;
   std::vector<IPv4Net> refused_;  // inserts of applied_ the project's quota refused
   absl::Time next_check_ = absl::InfinitePast();
