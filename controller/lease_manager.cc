@@ -461,14 +461,7 @@ void LeaseManager::AcquireAsync(const AcquireRequest& req, AcquireDone done) {
         node_queue_[st->identity].push_back(st);
       } else {
         busy_nodes_.insert(st->identity);
-        st->holds_identity = true;
-        if (auto w = node_written_.find(st->identity); w != node_written_.end()) {
-          if (applied_revision_ >= w->second) {
-            node_written_.erase(w);
-          } else {
-            wait_for = w->second;
-          }
-        }
+        wait_for = HoldIdentityLocked(*st);
       }
     }
   }
@@ -478,6 +471,17 @@ void LeaseManager::AcquireAsync(const AcquireRequest& req, AcquireDone done) {
   }
   if (busy) return;  // started when the node's current acquisition ends
   StartAcquire(st, wait_for);
+}
+
+int64_t LeaseManager::HoldIdentityLocked(AcquireState& st) {
+  st.holds_identity = true;
+  auto w = node_written_.find(st.identity);
+  if (w == node_written_.end()) return 0;
+  if (applied_revision_ >= w->second) {
+    node_written_.erase(w);
+    return 0;
+  }
+  return w->second;
 }
 
 void LeaseManager::StartAcquire(const std::shared_ptr<AcquireState>& st, int64_t wait_for) {
@@ -688,16 +692,9 @@ void LeaseManager::Finish(const std::shared_ptr<AcquireState>& st, absl::StatusO
       busy_nodes_.erase(st->identity);
     } else {
       next = std::move(q->second.front());
-      next->holds_identity = true;
       q->second.pop_front();
       if (q->second.empty()) node_queue_.erase(q);
-      if (auto w = node_written_.find(st->identity); w != node_written_.end()) {
-        if (applied_revision_ >= w->second) {
-          node_written_.erase(w);
-        } else {
-          wait_for = w->second;
-        }
-      }
+      wait_for = HoldIdentityLocked(*next);
     }
   }
   Report("acquire", result.status());

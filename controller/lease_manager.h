@@ -182,6 +182,9 @@ class LeaseManager {
   // One acquisition's continuations (lease_manager.cc).
   struct AcquireState;
   enum class Decision { kWrite, kAnswer, kStop };
+  // `st` now holds its node (busy_nodes_): returns the revision of the node's
+  // last acknowledged write that the index has yet to apply (0: none).
+  int64_t HoldIdentityLocked(AcquireState& st) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartAcquire(const std::shared_ptr<AcquireState>& st, int64_t wait_for);
   void Attempt(const std::shared_ptr<AcquireState>& st);
   Decision Decide(AcquireState& st, LeaseRecord* answer, absl::Status* stop);
