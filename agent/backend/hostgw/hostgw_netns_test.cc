@@ -10,7 +10,7 @@
 #include "agent/netlink/test_literals.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/netns/netns.h"
+#include "tests/netns/backend_hosts.h"
 
 namespace weft::agent {
 namespace {
@@ -24,23 +24,11 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 using ::testing::UnorderedElementsAre;
-using weft::testing::NetNs;
 
-const IPv4Net kNetwork = Net("198.18.0.0/16");
-
-struct Host {
-  std::unique_ptr<NetNs> ns;
-  std::unique_ptr<NetlinkProgrammer> kernel;
+struct Host : weft::testing::NetnsHost {
   std::unique_ptr<HostgwBackend> backend;
-  LocalConfig local;
-  OwnLease lease;
 
   Peer AsPeer() const { return Peer{lease.subnet, local.public_ip, "host-gw", ""}; }
-  std::string Sh(absl::string_view cmd) {
-    absl::StatusOr<std::string> out = ns->Sh(cmd);
-    EXPECT_TRUE(out.ok()) << out.status();
-    return out.ok() ? *out : "";
-  }
   // From this host's container address to `to`.
   bool Ping(const char* to) {
     const std::string from = IPv4Addr::FromUint32(lease.subnet.network().value() + 1).ToString();
@@ -57,38 +45,21 @@ class HostgwNetnsTest : public ::testing::TestWithParam<bool> {
   }
 
   void SetUp() override {
-    auto a = NetNs::Create("hga");
-    auto b = NetNs::Create("hgb");
-    ASSERT_TRUE(a.ok() && b.ok());
-    a_.ns = std::move(*a);
-    b_.ns = std::move(*b);
-    ASSERT_TRUE(
-        weft::testing::ConnectVeth(*a_.ns, "eth0", "192.0.2.1/24", *b_.ns, "eth0", "192.0.2.2/24").ok());
-    MakeHost(a_, "192.0.2.1", "198.18.1.0/24");
-    MakeHost(b_, "192.0.2.2", "198.18.2.0/24");
-  }
-
-  void MakeHost(Host& h, const char* ip, const char* subnet) {
-    auto socket = h.ns->Run([] { return netlink::NetlinkSocket::Open(); });
-    ASSERT_TRUE(socket.ok()) << socket.status();
-    h.kernel = std::make_unique<NetlinkProgrammer>(std::move(*socket), nexthops());
-    absl::StatusOr<netlink::Link> eth0 = h.kernel->GetLink("eth0");
-    ASSERT_TRUE(eth0.ok()) << eth0.status();
-    h.local = LocalConfig{"eth0", eth0->index, eth0->mtu, Ip(ip), Net("192.0.2.0/24"), Ip(ip)};
-    h.lease = OwnLease{Net(subnet), kNetwork};
-    h.backend = std::make_unique<HostgwBackend>(h.kernel.get(), nullptr);
-    const std::string gw = IPv4Addr::FromUint32(h.lease.subnet.network().value() + 1).ToString();
-    h.Sh(absl::StrCat("ip addr add ", gw, "/32 dev lo"));
-    absl::StatusOr<BackendInfo> info = h.backend->Init(h.local, h.lease, R"({"Type":"host-gw"})");
-    ASSERT_TRUE(info.ok()) << info.status();
-    EXPECT_EQ(info->mtu, eth0->mtu);
+    ASSERT_TRUE(weft::testing::MakeHostPair("hg", nexthops(), &a_, &b_).ok());
+    for (Host* h : {&a_, &b_}) {
+      h->backend = std::make_unique<HostgwBackend>(h->kernel.get(), nullptr);
+      // The subnet's first address on lo stands in for a container.
+      const std::string gw = IPv4Addr::FromUint32(h->lease.subnet.network().value() + 1).ToString();
+      h->Sh(absl::StrCat("ip addr add ", gw, "/32 dev lo"));
+      absl::StatusOr<BackendInfo> info = h->backend->Init(h->local, h->lease, R"({"Type":"host-gw"})");
+      ASSERT_TRUE(info.ok()) << info.status();
+      EXPECT_EQ(info->mtu, h->local.iface_mtu);
+    }
   }
 
   std::vector<Peer> AllLeases() { return {a_.AsPeer(), b_.AsPeer()}; }
   ReconcileStats Reconcile(Host& h, const std::vector<Peer>& peers) {
-    absl::StatusOr<ReconcileStats> s = h.backend->Reconcile(peers);
-    EXPECT_TRUE(s.ok()) << s.status();
-    return s.ok() ? *s : ReconcileStats{};
+    return weft::testing::ReconcileOk(*h.backend, peers);
   }
 
   Host a_, b_;

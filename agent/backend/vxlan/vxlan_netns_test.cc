@@ -10,7 +10,7 @@
 #include "agent/netlink/test_literals.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/netns/netns.h"
+#include "tests/netns/backend_hosts.h"
 
 namespace weft::agent {
 namespace {
@@ -25,27 +25,15 @@ using netlink::Route;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::UnorderedElementsAre;
-using weft::testing::NetNs;
 
-const IPv4Net kNetwork = *IPv4Net::Parse("198.18.0.0/16");
 
 // One simulated host: a namespace, its programmer and backend.
-struct Host {
-  std::unique_ptr<NetNs> ns;
-  std::unique_ptr<NetlinkProgrammer> kernel;
+struct Host : weft::testing::NetnsHost {
   std::unique_ptr<VxlanBackend> backend;
-  LocalConfig local;
-  OwnLease lease;
   MacAddr mac;
   BackendInfo info;
 
   Peer AsPeer() const { return Peer{lease.subnet, local.public_ip, info.type, info.data_json}; }
-
-  std::string Sh(absl::string_view cmd) {
-    absl::StatusOr<std::string> out = ns->Sh(cmd);
-    EXPECT_TRUE(out.ok()) << out.status();
-    return out.ok() ? *out : "";
-  }
   bool Ping(IPv4Addr to) {
     return ns->Sh(absl::StrCat("ping -c 1 -W 3 ", to.ToString())).ok();
   }
@@ -66,28 +54,11 @@ class VxlanNetnsTest : public ::testing::TestWithParam<bool> {
   }
 
   void SetUp() override {
-    auto a = NetNs::Create("vxa");
-    auto b = NetNs::Create("vxb");
-    ASSERT_TRUE(a.ok() && b.ok());
-    a_.ns = std::move(*a);
-    b_.ns = std::move(*b);
-    ASSERT_TRUE(weft::testing::ConnectVeth(*a_.ns, "eth0", "192.0.2.1/24", *b_.ns, "eth0",
-                                           "192.0.2.2/24")
-                    .ok());
-    MakeHost(a_, "192.0.2.1", "198.18.1.0/24");
-    MakeHost(b_, "192.0.2.2", "198.18.2.0/24");
-  }
-
-  void MakeHost(Host& h, const char* ip, const char* subnet) {
-    auto socket = h.ns->Run([] { return netlink::NetlinkSocket::Open(); });
-    ASSERT_TRUE(socket.ok()) << socket.status();
-    h.kernel = std::make_unique<NetlinkProgrammer>(std::move(*socket), nexthops());
-    absl::StatusOr<netlink::Link> eth0 = h.kernel->GetLink("eth0");
-    ASSERT_TRUE(eth0.ok()) << eth0.status();
-    h.local = LocalConfig{"eth0", eth0->index, eth0->mtu, Ip(ip), Net("192.0.2.0/24"), Ip(ip)};
-    h.lease = OwnLease{Net(subnet), kNetwork};
-    h.mac = RandomLocalUnicastMac();
-    h.backend = std::make_unique<VxlanBackend>(h.kernel.get(), h.mac);
+    ASSERT_TRUE(weft::testing::MakeHostPair("vx", nexthops(), &a_, &b_).ok());
+    for (Host* h : {&a_, &b_}) {
+      h->mac = RandomLocalUnicastMac();
+      h->backend = std::make_unique<VxlanBackend>(h->kernel.get(), h->mac);
+    }
   }
 
   void InitBoth(absl::string_view config) {
@@ -102,9 +73,7 @@ class VxlanNetnsTest : public ::testing::TestWithParam<bool> {
   std::vector<Peer> AllLeases() { return {a_.AsPeer(), b_.AsPeer()}; }
 
   ReconcileStats Reconcile(Host& h, const std::vector<Peer>& peers) {
-    absl::StatusOr<ReconcileStats> s = h.backend->Reconcile(peers);
-    EXPECT_TRUE(s.ok()) << s.status();
-    return s.ok() ? *s : ReconcileStats{};
+    return weft::testing::ReconcileOk(*h.backend, peers);
   }
 
   Host a_, b_;
