@@ -159,6 +159,7 @@ TEST(AwsVpcAgentTest, AgentRoutesLeasesThroughFakeEc2) {
   ASSERT_TRUE(page.ok()) << page.status();
   EXPECT_TRUE(absl::StrContains(page->body, "\nweft_agent_awsvpc_routes 1\n")) << page->body;
   EXPECT_TRUE(absl::StrContains(page->body, "\nweft_agent_awsvpc_unrouted_peers 0\n")) << page->body;
+  EXPECT_TRUE(absl::StrContains(page->body, "\nweft_agent_awsvpc_routes_held 0\n")) << page->body;
   EXPECT_TRUE(absl::StrContains(page->body, R"(weft_agent_awsvpc_api_calls_total{action="DeleteRoute",result="ok"} 1)"))
       << page->body;
   EXPECT_EQ(fake.SignatureFailures(), 0);
@@ -176,7 +177,7 @@ TEST(AwsVpcAgentTest, AgentRoutesLeasesThroughFakeEc2) {
         << "weft_agent_awsvpc_" << name_type[0] << " has no row in docs/metrics.md";
     ++documented;
   }
-  EXPECT_EQ(documented, 4);
+  EXPECT_EQ(documented, 5);
 
   agent.Kill(SIGTERM);
   agent.Wait();

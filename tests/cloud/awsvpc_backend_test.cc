@@ -240,6 +240,7 @@ TEST_F(AwsVpcBackendTest, RouteLimitIsAClearErrorAndAMetricNeverAPartialMess) {
     }
     EXPECT_EQ(Sample(registry_, "weft_agent_awsvpc_unrouted_peers"), 0);
     EXPECT_EQ(Sample(registry_, "weft_agent_awsvpc_routes"), 2);  // routes for leases; held ones are not
+    EXPECT_EQ(Sample(registry_, "weft_agent_awsvpc_routes_held"), grace_over ? 0 : 2);
   }
 }
 
@@ -263,6 +264,7 @@ TEST_F(AwsVpcBackendTest, RouteOfNoKnownLeaseWaitsForTheRemovalGrace) {
   EXPECT_EQ(fake_.Route("rtb-0002", "10.1.3.0/24")->instance_id, "i-0000000000000003");
   EXPECT_EQ(fake_.Calls("DeleteRoute"), 0);
   EXPECT_EQ(Sample(registry_, "weft_agent_awsvpc_routes"), 4);  // own and 10.1.2 in both tables
+  EXPECT_EQ(Sample(registry_, "weft_agent_awsvpc_routes_held"), 1);
 
   clock_.Advance(absl::Seconds(29));
   s = b->Reconcile(peers);
@@ -270,6 +272,7 @@ TEST_F(AwsVpcBackendTest, RouteOfNoKnownLeaseWaitsForTheRemovalGrace) {
   EXPECT_EQ(s->changes(), 0);
   EXPECT_TRUE(fake_.Route("rtb-0002", "10.1.3.0/24"));
   EXPECT_EQ(fake_.Calls("DeleteRoute"), 0);
+  EXPECT_EQ(Sample(registry_, "weft_agent_awsvpc_routes_held"), 1);
 
   clock_.Advance(absl::Seconds(1));
   s = b->Reconcile(peers);
@@ -278,6 +281,7 @@ TEST_F(AwsVpcBackendTest, RouteOfNoKnownLeaseWaitsForTheRemovalGrace) {
   EXPECT_FALSE(fake_.Route("rtb-0002", "10.1.3.0/24"));
   EXPECT_EQ(fake_.Calls("DeleteRoute"), 1);
   EXPECT_EQ(Sample(registry_, "weft_agent_awsvpc_routes"), 4);
+  EXPECT_EQ(Sample(registry_, "weft_agent_awsvpc_routes_held"), 0);
   ExpectForeignRoutesUntouched();
 }
 
@@ -301,6 +305,7 @@ TEST_F(AwsVpcBackendTest, HeldRoutesYieldWhenTheTableIsFull) {
   EXPECT_FALSE(fake_.Route(kTable, "10.1.4.0/24"));
   EXPECT_EQ(fake_.Route(kTable, "10.1.5.0/24")->instance_id, "i-0000000000000005");
   EXPECT_EQ(Sample(registry_, "weft_agent_awsvpc_unrouted_peers"), 0);
+  EXPECT_EQ(Sample(registry_, "weft_agent_awsvpc_routes_held"), 0);  // deleted early, not held
 }
 
 // What a resync costs at AWS's default table size: the first pass writes every

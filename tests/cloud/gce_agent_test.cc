@@ -178,6 +178,7 @@ TEST_F(GceAgentTest, AgentsRouteEveryLeaseToItsVm) {
   })) << (page.ok() ? page->body : page.status().ToString());
   ASSERT_TRUE(page.ok()) << page.status();
   EXPECT_TRUE(absl::StrContains(page->body, "\nweft_agent_gce_unrouted_subnets 0\n")) << page->body;
+  EXPECT_TRUE(absl::StrContains(page->body, "\nweft_agent_gce_routes_held 0\n")) << page->body;
   EXPECT_TRUE(absl::StrContains(page->body, R"(weft_agent_gce_api_requests_total{operation="delete",result="ok"} )"))
       << page->body;
   EXPECT_TRUE(absl::StrContains(page->body, "\nweft_agent_ready 1\n")) << page->body;

@@ -375,6 +375,7 @@ TEST_F(GceBackendTest, RouteOfNoKnownLeaseWaitsForTheRemovalGrace) {
                                                          {Name("10.1.2.0/24"), "10.1.2.0/24 via node-2"},
                                                          {Name("10.1.3.0/24"), "10.1.3.0/24 via node-3"}}));
   EXPECT_EQ(Metric("weft_agent_gce_routes"), 3);  // the held route is still there
+  EXPECT_EQ(Metric("weft_agent_gce_routes_held"), 1);
   const int deletes = fake_->Count("delete");
 
   clock_.Advance(absl::Seconds(29));
@@ -383,6 +384,7 @@ TEST_F(GceBackendTest, RouteOfNoKnownLeaseWaitsForTheRemovalGrace) {
   EXPECT_EQ(stats->removed, 0);
   EXPECT_EQ(Table().count(Name("10.1.3.0/24")), 1u);
   EXPECT_EQ(fake_->Count("delete"), deletes);
+  EXPECT_EQ(Metric("weft_agent_gce_routes_held"), 1);
 
   clock_.Advance(absl::Seconds(1));
   const int lists = fake_->Count("list");
@@ -394,6 +396,7 @@ TEST_F(GceBackendTest, RouteOfNoKnownLeaseWaitsForTheRemovalGrace) {
   EXPECT_EQ(Table(), (std::map<std::string, std::string>{{Name("10.1.1.0/24"), "10.1.1.0/24 via node-1"},
                                                          {Name("10.1.2.0/24"), "10.1.2.0/24 via node-2"}}));
   EXPECT_EQ(Metric("weft_agent_gce_routes"), 2);
+  EXPECT_EQ(Metric("weft_agent_gce_routes_held"), 0);
   // Converged: back to listing only every check interval.
   const int lists_after = fake_->Count("list");
   clock_.Advance(absl::Seconds(30));
@@ -421,6 +424,7 @@ TEST_F(GceBackendTest, HeldRoutesYieldToTheQuota) {
   EXPECT_EQ(stats.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(Table(), (std::map<std::string, std::string>{{Name("10.1.1.0/24"), "10.1.1.0/24 via node-1"},
                                                          {Name("10.1.2.0/24"), "10.1.2.0/24 via node-2"}}));
+  EXPECT_EQ(Metric("weft_agent_gce_routes_held"), 0);  // deleted early, not held
 }
 
 TEST_F(GceBackendTest, TeardownRemovesOnlyTheOwnRoute) {
@@ -495,7 +499,7 @@ TEST_F(GceBackendTest, EveryMetricIsDocumented) {
         << w[0] << " (" << w[1] << ") has no row in docs/metrics.md";
     ++checked;
   }
-  EXPECT_EQ(checked, 4);
+  EXPECT_EQ(checked, 5);
 }
 
 }  // namespace

@@ -171,12 +171,16 @@ struct AwsVpcBackend::Metrics {
                             "Leases without a route in at least one VPC route table (table full, or the "
                             "destination held by a route Weft does not own).")
                      .Get()),
+        held(r.AddGauge("weft_agent_awsvpc_routes_held",
+                        "VPC routes of no known lease kept until their removal grace ends, summed over the tables.")
+                 .Get()),
         calls(r.AddCounter("weft_agent_awsvpc_api_calls_total", "EC2 API calls by action and result.",
                            {"action", "result"})),
         retries(r.AddCounter("weft_agent_awsvpc_api_retries_total",
                              "EC2 API attempts repeated after throttling or an unreachable endpoint.", {"action"})) {}
   metrics::Gauge& routes;
   metrics::Gauge& unrouted;
+  metrics::Gauge& held;
   metrics::Family<metrics::Counter>& calls;
   metrics::Family<metrics::Counter>& retries;
 };
@@ -306,7 +310,7 @@ absl::StatusOr<ReconcileStats> AwsVpcBackend::Reconcile(const std::vector<Peer>&
     }
     plans.push_back(awsvpc::PlanTable(*table, desired, unmanaged, network, subnet_len, config_.route_limit));
   }
-  HoldRemovals(&plans);
+  const int held = HoldRemovals(&plans);
 
   int routes = 0;
   std::set<IPv4Net> unrouted;
@@ -363,6 +367,7 @@ absl::StatusOr<ReconcileStats> AwsVpcBackend::Reconcile(const std::vector<Peer>&
   }
   metrics_->routes.Set(routes);
   metrics_->unrouted.Set(static_cast<double>(unrouted.size()));
+  metrics_->held.Set(held);
   if (unrouted != last_unrouted_) {
     if (!unrouted.empty()) {
       WEFT_LOG(ERROR, "leases without a VPC route")
@@ -377,7 +382,7 @@ absl::StatusOr<ReconcileStats> AwsVpcBackend::Reconcile(const std::vector<Peer>&
   return stats;
 }
 
-void AwsVpcBackend::HoldRemovals(std::vector<awsvpc::TablePlan>* plans) {
+int AwsVpcBackend::HoldRemovals(std::vector<awsvpc::TablePlan>* plans) {
   auto key = [](const std::string& table, const IPv4Net& subnet) { return absl::StrCat(table, " ", subnet.ToString()); };
   std::vector<std::string> unwanted;
   for (size_t t = 0; t < tables_.size(); ++t) {
@@ -389,6 +394,7 @@ void AwsVpcBackend::HoldRemovals(std::vector<awsvpc::TablePlan>* plans) {
   std::map<std::string, absl::Time> first_held_until;
   for (const RemovalGrace::Held& h : newly_held) first_held_until.emplace(h.key, h.until);
 
+  int waiting = 0;
   for (size_t t = 0; t < tables_.size(); ++t) {
     const std::string& id = tables_[t];
     awsvpc::TablePlan& plan = (*plans)[t];
@@ -418,7 +424,9 @@ void AwsVpcBackend::HoldRemovals(std::vector<awsvpc::TablePlan>* plans) {
           .With("until", absl::FormatTime(absl::RFC3339_sec, first->second, absl::UTCTimeZone()));
     }
     plan.remove = std::move(remove_now);
+    waiting += static_cast<int>(wait.size());
   }
+  return waiting;
 }
 
 absl::Status AwsVpcBackend::Teardown() {

@@ -17,7 +17,7 @@
 // joining nodes would flap. Every pass reads the tables, so a held route goes
 // at the first pass after its grace. Replacements are not delayed, and held
 // routes go at once when the table needs their room: the leases known here
-// come first.
+// come first. Held routes are counted in weft_agent_awsvpc_routes_held.
 //
 // Which routes are ours. EC2 routes carry no description or tag, so a route is
 // taken as Weft's when all of these hold:
@@ -135,8 +135,8 @@ class AwsVpcBackend : public Backend {
   absl::StatusOr<std::vector<std::string>> DetectRouteTables();
   void EnsureSourceDestCheckOff();
   // Takes out of each plan's removals the routes still within the removal
-  // grace (`plans` in the order of tables_).
-  void HoldRemovals(std::vector<awsvpc::TablePlan>* plans);
+  // grace (`plans` in the order of tables_); returns how many it took out.
+  int HoldRemovals(std::vector<awsvpc::TablePlan>* plans);
 
   std::unique_ptr<cloud::HttpClient> http_;
   AwsVpcOptions options_;

@@ -72,9 +72,14 @@ struct GceBackend::Metrics {
                    .Get()),
         unrouted(r.AddGauge("weft_agent_gce_unrouted_subnets",
                             "Leased subnets with no GCE route because the route quota is reached.")
-                     .Get()) {}
+                     .Get()),
+        held(r.AddGauge("weft_agent_gce_routes_held",
+                        "GCE routes of no known lease kept until their removal grace ends, after the last pass "
+                        "that reached the API.")
+                 .Get()) {}
   metrics::Gauge& routes;
   metrics::Gauge& unrouted;
+  metrics::Gauge& held;
 };
 
 absl::StatusOr<GceConfig> ParseGceConfig(absl::string_view json) {
@@ -240,8 +245,8 @@ absl::StatusOr<std::vector<Route>> GceBackend::ListOurRoutes() {
   return ours;
 }
 
-void GceBackend::HoldRemovals(const std::vector<Route>& actual, const RoutePlan& plan, absl::Time now,
-                              RouteDiff* diff) {
+int GceBackend::HoldRemovals(const std::vector<Route>& actual, const RoutePlan& plan, absl::Time now,
+                             RouteDiff* diff) {
   absl::flat_hash_set<std::string> desired;
   for (const Route& r : plan.routes) desired.insert(r.name);
   std::vector<std::string> unwanted;
@@ -254,7 +259,7 @@ void GceBackend::HoldRemovals(const std::vector<Route>& actual, const RoutePlan&
   std::vector<RemovalGrace::Held> newly_held;
   absl::flat_hash_set<std::string> held(unwanted.begin(), unwanted.end());
   for (const std::string& name : removal_grace_.Due(unwanted, now, &newly_held)) held.erase(name);
-  if (held.empty()) return;
+  if (held.empty()) return 0;
   if (plan.routes.size() + held.size() > static_cast<size_t>(setup_.route_quota)) {
     // Held routes count against the quota like any other: the leases known
     // here come first (this also deletes at once the route of a known lease
@@ -262,7 +267,7 @@ void GceBackend::HoldRemovals(const std::vector<Route>& actual, const RoutePlan&
     WEFT_LOG(INFO, "deleting GCE routes before their removal grace ends: the route quota needs room")
         .With("routes", static_cast<int64_t>(held.size()))
         .With("route_quota", setup_.route_quota);
-    return;
+    return 0;
   }
   for (const RemovalGrace::Held& h : newly_held) {
     WEFT_LOG(INFO, "GCE route that no known lease asks for kept until its removal grace ends "
@@ -274,6 +279,7 @@ void GceBackend::HoldRemovals(const std::vector<Route>& actual, const RoutePlan&
   diff->deletes.erase(std::remove_if(diff->deletes.begin(), diff->deletes.end(),
                                      [&](const std::string& name) { return held.contains(name); }),
                       diff->deletes.end());
+  return static_cast<int>(held.size());
 }
 
 void GceBackend::RecordError(const absl::Status& s, ReconcileStats* stats) {
@@ -356,7 +362,7 @@ absl::StatusOr<ReconcileStats> GceBackend::Reconcile(const std::vector<Peer>& pe
 
   ASSIGN_OR_RETURN(std::vector<Route> actual, ListOurRoutes());
   RouteDiff diff = DiffRoutes(actual, plan.routes);
-  HoldRemovals(actual, plan, now, &diff);
+  const int held = HoldRemovals(actual, plan, now, &diff);
   stats.unchanged = diff.unchanged;
   std::vector<IPv4Net> quota_refused;
   const Applied done = Apply(diff, &stats, &quota_refused);
@@ -378,6 +384,7 @@ absl::StatusOr<ReconcileStats> GceBackend::Reconcile(const std::vector<Peer>& pe
   // Routes held for the removal grace are still in place, and counted.
   metrics_->routes.Set(static_cast<double>(actual.size() - done.deleted.size() + done.inserted.size() +
                                            done.conflicts.size()));
+  metrics_->held.Set(held);
 
   const absl::Status quota = plan.unrouted.empty() && quota_refused.empty() ? absl::OkStatus()
                                                                              : QuotaError(plan, quota_refused);

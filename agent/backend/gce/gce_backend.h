@@ -12,8 +12,9 @@
 // known here names may be a joining node's, inserted by a quicker agent: it is
 // deleted only once this agent has seen it unwanted for `removal_grace`
 // (default 30 s; agent/backend/removal_grace.h), else routes of joining nodes
-// would flap. Replacements are not delayed, and held routes go at once when
-// the quota needs their room: the leases known here come first.
+// would flap (held routes are counted in weft_agent_gce_routes_held).
+// Replacements are not delayed, and held routes go at once when the quota
+// needs their room: the leases known here come first.
 // Agents racing on the same change meet 409/404 answers, which count as done;
 // the next check verifies. Only routes carrying our mark (description
 // "weft: <cluster network>", on this VPC network) are ever changed; routes of
@@ -145,8 +146,8 @@ class GceBackend : public Backend {
   };
   Applied Apply(const RouteDiff& diff, ReconcileStats* stats, std::vector<IPv4Net>* quota_refused);
   // Takes out of diff->deletes the routes no lease asks for that are still
-  // within the removal grace.
-  void HoldRemovals(const std::vector<Route>& actual, const RoutePlan& plan, absl::Time now, RouteDiff* diff);
+  // within the removal grace; returns how many it took out.
+  int HoldRemovals(const std::vector<Route>& actual, const RoutePlan& plan, absl::Time now, RouteDiff* diff);
   void RecordError(const absl::Status& s, ReconcileStats* stats);
   // RESOURCE_EXHAUSTED naming the subnets without a route.
   absl::Status QuotaError(const RoutePlan& plan, const std::vector<IPv4Net>& refused) const;
