@@ -590,6 +590,13 @@ LeaseManager::Decision LeaseManager::Decide(AcquireState& st, LeaseRecord* answe
     }
     return Decision::kWrite;
   }
+  if (!config_->enable_ipv4) {
+    // Said plainly rather than "all 0 subnets are leased".
+    *stop = absl::FailedPreconditionError(
+        "the network config has EnableIPv4 false: Weft allocates IPv4 subnets only (IPv6 subnets are not "
+        "allocated yet); enable IPv4 in the network config");
+    return Decision::kStop;
+  }
   std::optional<uint64_t> idx;
   if (!req.previous_subnet.empty()) {
     auto prev = IPv4Net::Parse(req.previous_subnet);

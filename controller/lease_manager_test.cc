@@ -376,5 +376,15 @@ TEST_F(LeaseManagerTest, StopWaitingAnswersRequestsWaitingForTheWatchAtOnce) {
   // The held watch batches are never delivered: the manager goes first.
 }
 
+TEST_F(LeaseManagerTest, AnIPv6OnlyNetworkIsRefusedPlainly) {
+  Config(R"({"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00:12::/48","Backend":{"Type":"vxlan"}})");
+  AcquireRequest r = Node(1);
+  r.public_ipv6 = "2001:db8::1";
+  auto a = manager_->Acquire(r);
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kFailedPrecondition) << a.status();
+  EXPECT_NE(a.status().message().find("IPv4 subnets only"), std::string::npos) << a.status();
+  EXPECT_TRUE(manager_->List().empty());
+}
+
 }  // namespace
 }  // namespace weft::controller
