@@ -7,7 +7,8 @@
 //       [--generator async|threads]
 //
 // "ctl cpu us" is the controller's CPU time (user + system, from its
-// process_cpu_seconds_total) per acquisition over the measured run.
+// process_cpu_seconds_total) per acquisition over the measured run; "ctl RSS"
+// its resident memory at the end, with the leases it then holds.
 //
 // The generator keeps `clients` calls in flight from gRPC's callback threads
 // (async, the default) or gives each client a blocking thread (threads).
@@ -40,7 +41,7 @@ using weft::testing::Process;
 
 weft::bench::LoadResult Run(const std::string& controller, const std::vector<std::string>& extra, int clients,
                             int existing, absl::Duration duration, bool async_generator, double* server_p50_ms,
-                            double* server_p99_ms, double* cpu_us_per_acq) {
+                            double* server_p99_ms, double* cpu_us_per_acq, double* rss_mb) {
   char tmpl[] = "/tmp/weft-bench-XXXXXX";
   std::string dir = mkdtemp(tmpl);
   int port = FreePort();
@@ -113,6 +114,7 @@ weft::bench::LoadResult Run(const std::string& controller, const std::vector<std
   const double cpu = weft::bench::Sample(after, "process_cpu_seconds_total") -
                      weft::bench::Sample(before, "process_cpu_seconds_total");
   *cpu_us_per_acq = r.ok > 0 ? 1e6 * cpu / r.ok : 0;
+  *rss_mb = weft::bench::Sample(after, "process_resident_memory_bytes") / 1e6;
   *server_p50_ms = 1000 * weft::bench::Quantile(server, 0.5);
   *server_p99_ms = 1000 * weft::bench::Quantile(server, 0.99);
   if (r.failed > 0) {
@@ -144,19 +146,20 @@ int main(int argc, char** argv) {
   if (const char* c = std::getenv("WEFT_CONTROLLER_BIN")) controller = c;
   std::printf("acquire_bench: %d clients (%s), %d existing leases, %ds per run, network 10.0.0.0/8 /24\n",
               clients, async_generator ? "async calls in flight" : "a thread each", existing, seconds);
-  std::printf("%-26s %8s %9s %9s %9s %8s %12s %12s %12s\n", "mode", "acq/s", "p50 ms", "p99 ms", "max ms",
-              "errors", "server p50", "server p99", "ctl cpu us");
+  std::printf("%-26s %8s %9s %9s %9s %8s %12s %12s %12s %s\n", "mode", "acq/s", "p50 ms", "p99 ms", "max ms",
+              "errors", "server p50", "server p99", "ctl cpu us", "  ctl RSS at the end");
   const std::vector<std::pair<std::string, std::vector<std::string>>> modes = {
       {"durable (fsync)", {}},
       {"durable, no txn batching", {"--batch-lease-writes=false"}},
       {"no fsync (upper bound)", {"--unsafe-no-fsync"}},
   };
   for (const auto& [name, extra] : modes) {
-    double sp50 = 0, sp99 = 0, cpu = 0;
-    weft::bench::LoadResult r =
-        Run(controller, extra, clients, existing, absl::Seconds(seconds), async_generator, &sp50, &sp99, &cpu);
-    std::printf("%-26s %8.0f %9.2f %9.2f %9.2f %8lld %12.2f %12.2f %12.0f\n", name.c_str(), r.rate, r.p50_ms,
-                r.p99_ms, r.max_ms, static_cast<long long>(r.failed), sp50, sp99, cpu);
+    double sp50 = 0, sp99 = 0, cpu = 0, rss = 0;
+    weft::bench::LoadResult r = Run(controller, extra, clients, existing, absl::Seconds(seconds), async_generator,
+                                    &sp50, &sp99, &cpu, &rss);
+    std::printf("%-26s %8.0f %9.2f %9.2f %9.2f %8lld %12.2f %12.2f %12.0f %8.0f MB / %lld leases\n", name.c_str(),
+                r.rate, r.p50_ms, r.p99_ms, r.max_ms, static_cast<long long>(r.failed), sp50, sp99, cpu, rss,
+                static_cast<long long>(existing + r.ok));
     std::fflush(stdout);
   }
   return 0;
