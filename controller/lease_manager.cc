@@ -405,7 +405,7 @@ struct LeaseManager::AcquireState {
   AcquireRequest req;
   AcquireDone done;
   std::string identity;
-  bool holds_identity = false;  // this node's acquisition in flight (busy_nodes_)
+  bool holds_identity = false;  // this node's acquisition in flight (node_turns_)
   LeaseAttrs attrs;
   absl::Duration ttl;
   int attempt = 0;
@@ -455,12 +455,12 @@ void LeaseManager::AcquireAsync(const AcquireRequest& req, AcquireDone done) {
       st->ttl = config_->lease_ttl;
     }
     if (v.ok()) {
-      busy = busy_nodes_.contains(st->identity);
+      auto [turn, first] = node_turns_.try_emplace(st->identity);
+      busy = !first;
       if (busy) {
         // One acquisition per node at a time: queue behind the one in flight.
-        node_queue_[st->identity].push_back(st);
+        turn->second.push_back(st);
       } else {
-        busy_nodes_.insert(st->identity);
         wait_for = HoldIdentityLocked(*st);
       }
     }
@@ -693,14 +693,12 @@ void LeaseManager::Finish(const std::shared_ptr<AcquireState>& st, absl::StatusO
   if (st->holds_identity) {
     absl::MutexLock l(&mu_);
     st->holds_identity = false;
-    auto q = node_queue_.find(st->identity);
-    if (q == node_queue_.end() || q->second.empty()) {
-      if (q != node_queue_.end()) node_queue_.erase(q);
-      busy_nodes_.erase(st->identity);
+    auto turn = node_turns_.find(st->identity);
+    if (turn->second.empty()) {
+      node_turns_.erase(turn);
     } else {
-      next = std::move(q->second.front());
-      q->second.pop_front();
-      if (q->second.empty()) node_queue_.erase(q);
+      next = std::move(turn->second.front());
+      turn->second.pop_front();
       wait_for = HoldIdentityLocked(*next);
     }
   }

@@ -182,7 +182,7 @@ class LeaseManager {
   // One acquisition's continuations (lease_manager.cc).
   struct AcquireState;
   enum class Decision { kWrite, kAnswer, kStop };
-  // `st` now holds its node (busy_nodes_): returns the revision of the node's
+  // `st` now holds its node (node_turns_): returns the revision of the node's
   // last acknowledged write that the index has yet to apply (0: none).
   int64_t HoldIdentityLocked(AcquireState& st) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartAcquire(const std::shared_ptr<AcquireState>& st, int64_t wait_for);
@@ -247,10 +247,9 @@ class LeaseManager {
   absl::flat_hash_map<std::string, std::string> by_ip_ ABSL_GUARDED_BY(mu_);
   // Pool indices chosen by an in-flight acquisition.
   absl::flat_hash_set<uint64_t> pending_ ABSL_GUARDED_BY(mu_);
-  // Node identities with an acquisition in flight (one at a time per node).
-  absl::flat_hash_set<std::string> busy_nodes_ ABSL_GUARDED_BY(mu_);
-  // Acquisitions waiting for their node's current one to end.
-  absl::flat_hash_map<std::string, std::deque<std::shared_ptr<AcquireState>>> node_queue_ ABSL_GUARDED_BY(mu_);
+  // Node identities with an acquisition in flight (one at a time per node),
+  // each with the acquisitions waiting for that one to end.
+  absl::flat_hash_map<std::string, std::deque<std::shared_ptr<AcquireState>>> node_turns_ ABSL_GUARDED_BY(mu_);
   // Continuations waiting for the index to reach a revision.
   struct ApplyWaiter {
     absl::Time deadline;

@@ -121,8 +121,9 @@ void TxnBatcher::Commit(const std::vector<Pending*>& batch) {
     merged.success.insert(merged.success.end(), p->req->success.begin(), p->req->success.end());
   }
   absl::StatusOr<TxnResponse> r = store_->Txn(merged);
-  // A revision read only needs the store's revision, from any answer.
-  auto revision_answer = [&r]() {
+  // Each request's own answer starts as a success at the merged revision (a
+  // revision read needs nothing more, and gets it from any answer).
+  auto answer_at_revision = [&r]() {
     TxnResponse own;
     own.succeeded = true;
     own.revision = r->revision;
@@ -131,7 +132,7 @@ void TxnBatcher::Commit(const std::vector<Pending*>& batch) {
   if (!r.ok() || !r->succeeded) {
     for (Pending* p : batch) {
       if (p->revision_only && r.ok()) {
-        p->result = revision_answer();
+        p->result = answer_at_revision();
       } else {
         p->alone = true;
       }
@@ -140,13 +141,7 @@ void TxnBatcher::Commit(const std::vector<Pending*>& batch) {
   }
   size_t next = 0;
   for (Pending* p : batch) {
-    if (p->revision_only) {
-      p->result = revision_answer();
-      continue;
-    }
-    TxnResponse own;
-    own.succeeded = true;
-    own.revision = r->revision;
+    TxnResponse own = answer_at_revision();
     const size_t n = p->req->success.size();
     for (size_t i = 0; i < n && next + i < r->responses.size(); ++i) {
       own.responses.push_back(std::move(r->responses[next + i]));

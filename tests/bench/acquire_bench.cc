@@ -70,31 +70,8 @@ weft::bench::LoadResult Run(const std::string& controller, const std::vector<std
     }
   }
   auto stubs = weft::bench::LeaseStubs(absl::StrCat("127.0.0.1:", port));
-  auto acquire = [&](int c, int64_t i) -> absl::Status {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    weft::v1::AcquireLeaseResponse resp;
-    grpc::Status s = stubs[c % stubs.size()]->AcquireLease(&ctx, weft::bench::AcquireRequestFor(i), &resp);
-    return s.ok() ? absl::OkStatus()
-                  : absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
-  };
-  // The same call without a thread per client.
-  weft::bench::AsyncOp acquire_async = [&](int c, int64_t i, std::function<void(absl::Status)> done) {
-    struct Call {
-      grpc::ClientContext ctx;
-      weft::v1::AcquireLeaseRequest req;
-      weft::v1::AcquireLeaseResponse resp;
-    };
-    auto* call = new Call;
-    call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-    call->req = weft::bench::AcquireRequestFor(i);
-    stubs[c % stubs.size()]->async()->AcquireLease(
-        &call->ctx, &call->req, &call->resp, [call, done = std::move(done)](grpc::Status s) {
-          delete call;
-          done(s.ok() ? absl::OkStatus()
-                      : absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message()));
-        });
-  };
+  const auto acquire = weft::bench::AcquireOp(stubs, std::chrono::seconds(30));
+  const auto acquire_async = weft::bench::AcquireAsyncOp(stubs, std::chrono::seconds(30));
   auto load = [&](absl::Duration d, int64_t first, int64_t limit) {
     return async_generator ? weft::bench::RunClosedLoopAsync(clients, d, acquire_async, first, limit)
                            : weft::bench::RunClosedLoop(clients, d, acquire, first, limit);

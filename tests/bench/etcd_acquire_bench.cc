@@ -65,6 +65,8 @@ namespace {
 using weft::bench::LoadResult;
 using weft::bench::RunClosedLoop;
 using weft::bench::RunClosedLoopAsync;
+using weft::bench::CallAsync;
+using weft::bench::FromGrpc;
 namespace storage = weft::storage;
 
 constexpr char kPrefix[] = "/coreos.com/network";
@@ -130,31 +132,6 @@ void Populate(storage::EtcdStore& etcd, int existing) {
     }
     if (absl::Status st = etcd.Txn(t).status(); !st.ok()) Die(st.ToString());
   }
-}
-
-absl::Status FromGrpc(const grpc::Status& s) {
-  return s.ok() ? absl::OkStatus() : absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
-}
-
-// Starts one unary call with gRPC's callback API and hands its status and
-// response to `then(status, response)` on a gRPC thread. `start(ctx, request,
-// response, callback)` calls a stub's async() method; the call's state lives
-// on the heap until it completes.
-template <typename Resp, typename Req, typename Start, typename Then>
-void CallAsync(const Start& start, Req req, std::chrono::seconds timeout, Then then) {
-  struct Call {
-    grpc::ClientContext ctx;
-    Req req;
-    Resp resp;
-  };
-  auto* call = new Call;
-  call->ctx.set_deadline(std::chrono::system_clock::now() + timeout);
-  call->req = std::move(req);
-  start(&call->ctx, &call->req, &call->resp, [call, then = std::move(then)](grpc::Status s) {
-    const Resp resp = std::move(call->resp);
-    delete call;  // before `then`: the run may end with it
-    then(s, resp);
-  });
 }
 
 // etcd's Lease and KV services on one connection.
@@ -285,23 +262,8 @@ LoadResult Weft(const std::string& controller_bin, const std::string& endpoint, 
     return none;  // the caller still stops etcd
   }
   auto stubs = weft::bench::LeaseStubs(absl::StrCat("127.0.0.1:", port));
-  const auto acquire = [&](int c, int64_t i) -> absl::Status {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + kWeftTimeout);
-    weft::v1::AcquireLeaseResponse resp;
-    grpc::Status s = stubs[c % stubs.size()]->AcquireLease(&ctx, weft::bench::AcquireRequestFor(i), &resp);
-    return s.ok() ? absl::OkStatus() : absl::UnavailableError(s.error_message());
-  };
-  // The same call without a thread per client.
-  const weft::bench::AsyncOp acquire_async = [&](int c, int64_t i, std::function<void(absl::Status)> done) {
-    const auto& stub = stubs[c % stubs.size()];
-    CallAsync<weft::v1::AcquireLeaseResponse>(
-        [&stub](auto&&... a) { stub->async()->AcquireLease(std::forward<decltype(a)>(a)...); },
-        weft::bench::AcquireRequestFor(i), kWeftTimeout,
-        [done](const grpc::Status& s, const weft::v1::AcquireLeaseResponse&) {
-          done(s.ok() ? absl::OkStatus() : absl::UnavailableError(s.error_message()));
-        });
-  };
+  const auto acquire = weft::bench::AcquireOp(stubs, kWeftTimeout);
+  const auto acquire_async = weft::bench::AcquireAsyncOp(stubs, kWeftTimeout);
   LoadResult r = async_generator ? RunClosedLoopAsync(clients, d, acquire_async, existing)
                                  : RunClosedLoop(clients, d, acquire, existing);
   // How many acquisitions shared a store transaction, from the controller's metrics.

@@ -1,15 +1,21 @@
 #pragma once
 // What the acquisition benchmarks share: one AcquireLease request per new node,
-// and several client connections to the controller.
+// several client connections to the controller, and the call itself, blocking
+// or asynchronous (gRPC's callback API), as a load generator's operation.
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
+#include "tests/bench/closed_loop.h"
 
 namespace weft::bench {
 
@@ -35,6 +41,57 @@ inline std::vector<std::unique_ptr<weft::v1::LeaseService::Stub>> LeaseStubs(con
         weft::v1::LeaseService::NewStub(grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args)));
   }
   return stubs;
+}
+
+inline absl::Status FromGrpc(const grpc::Status& s) {
+  return s.ok() ? absl::OkStatus() : absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+// Starts one unary call with gRPC's callback API and hands its status and
+// response to `then(status, response)` on a gRPC thread. `start(ctx, request,
+// response, callback)` calls a stub's async() method; the call's state lives
+// on the heap until it completes.
+template <typename Resp, typename Req, typename Start, typename Then>
+void CallAsync(const Start& start, Req req, std::chrono::seconds timeout, Then then) {
+  struct Call {
+    grpc::ClientContext ctx;
+    Req req;
+    Resp resp;
+  };
+  auto* call = new Call;
+  call->ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+  call->req = std::move(req);
+  start(&call->ctx, &call->req, &call->resp, [call, then = std::move(then)](grpc::Status s) {
+    const Resp resp = std::move(call->resp);
+    delete call;  // before `then`: the run may end with it
+    then(s, resp);
+  });
+}
+
+using LeaseStubList = std::vector<std::unique_ptr<weft::v1::LeaseService::Stub>>;
+
+// AcquireLease for node i, client c on stub c % stubs: blocking (RunClosedLoop)...
+inline std::function<absl::Status(int, int64_t)> AcquireOp(const LeaseStubList& stubs,
+                                                           std::chrono::seconds timeout) {
+  return [&stubs, timeout](int c, int64_t i) -> absl::Status {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+    weft::v1::AcquireLeaseResponse resp;
+    return FromGrpc(stubs[c % stubs.size()]->AcquireLease(&ctx, AcquireRequestFor(i), &resp));
+  };
+}
+
+// ...and the same call without a thread per client (RunClosedLoopAsync).
+inline AsyncOp AcquireAsyncOp(const LeaseStubList& stubs, std::chrono::seconds timeout) {
+  return [&stubs, timeout](int c, int64_t i, std::function<void(absl::Status)> done) {
+    const auto& stub = stubs[c % stubs.size()];
+    CallAsync<weft::v1::AcquireLeaseResponse>(
+        [&stub](auto&&... a) { stub->async()->AcquireLease(std::forward<decltype(a)>(a)...); },
+        AcquireRequestFor(i), timeout,
+        [done = std::move(done)](const grpc::Status& s, const weft::v1::AcquireLeaseResponse&) {
+          done(FromGrpc(s));
+        });
+  };
 }
 
 }  // namespace weft::bench
