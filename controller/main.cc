@@ -258,12 +258,22 @@ int Run() {
     }
   }
 
+  // Who may do what (one table, controller/authz.h): from the client certificate
+  // with TLS; everyone is an operator without.
+  controller::Authorizer::Options ao;
+  ao.tls = transport.tls;
+  ao.prefix = mo.prefix;
+  ao.election_key = lo.key;
+  ao.registry = &registry;
+  const controller::Authorizer authz(ao);
+
   auto observer = [&cm](const char* m, grpc::StatusCode c, absl::Duration d) { cm.ObserveRpc(m, c, d); };
   controller::LeaseServiceImpl lease_service(&manager, observer,
                                              [&hub](grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req) {
                                                return hub->Open(ctx, req);
-                                             });
-  controller::NetworkServiceImpl network_service(&manager, observer);
+                                             },
+                                             &authz);
+  controller::NetworkServiceImpl network_service(&manager, observer, &authz);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -282,6 +292,7 @@ int Run() {
     eo.validate_put =
         controller::etcd_api::FlannelValidator(mo.prefix, controller::etcd_api::FlannelStateFromStore(store->get(), mo.prefix))
             .AsPutValidator();
+    eo.authorize = authz.EtcdHook();
     builder.AddListeningPort(etcd_listen, transport.credentials, &etcd_port);
     etcd_api = controller::etcd_api::RegisterEtcdApi(builder, store->get(), eo);
   }
