@@ -728,7 +728,9 @@ absl::Status Cluster::StartController() {
       options_.binaries.controller,
       "--data-dir", data_dir,
       "--listen", controller_addr(),
-      "--metrics-listen", absl::StrCat(kControllerIp, ":", kControllerMetricsPort)};
+      "--metrics-listen", absl::StrCat(kControllerIp, ":", kControllerMetricsPort),
+      // Plaintext on the test's own veth address, reachable only inside its namespaces.
+      "--insecure"};
   argv.insert(argv.end(), options_.controller_args.begin(), options_.controller_args.end());
   absl::StatusOr<pid_t> pid = SpawnLogged(controller_ns_, argv, controller_log_);
   if (!pid.ok()) return pid.status();
