@@ -148,7 +148,18 @@ absl::StatusOr<Identity> Authorizer::Identify(const grpc::ServerContextBase& ctx
   }
   std::vector<grpc::string_ref> pem = auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
   if (pem.empty()) return absl::UnauthenticatedError("no verified client certificate");
-  return IdentityFromPem(absl::string_view(pem[0].data(), pem[0].size()));
+  const absl::string_view text(pem[0].data(), pem[0].size());
+  {
+    absl::ReaderMutexLock l(&cache_mu_);
+    if (auto it = cache_.find(text); it != cache_.end()) return it->second;
+  }
+  absl::StatusOr<Identity> id = IdentityFromPem(text);
+  if (id.ok()) {
+    absl::MutexLock l(&cache_mu_);
+    if (cache_.size() >= kMaxCachedIdentities) cache_.clear();
+    cache_.emplace(std::string(text), *id);
+  }
+  return id;
 }
 
 absl::Status Authorizer::Deny(const Identity& id, const Rule& rule, std::string why) const {

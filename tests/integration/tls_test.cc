@@ -201,7 +201,13 @@ TEST(TlsTest, AuthorizationTableThroughGrpc) {
   EXPECT_CODE(n1.Acquire("", "192.0.2.2", &again), kOk);
   EXPECT_EQ(again.subnet(), l1.subnet());
   // A lease that names no node is not handed over by public IP.
-  EXPECT_CODE(admin.Reserve("10.9.200.0/24", "192.0.2.50"), kOk);
+  // (Subnets are handed out at random: reserve one that is free.)
+  std::string reserved;
+  for (int i = 200; i < 256 && reserved.empty(); ++i) {
+    const std::string subnet = absl::StrCat("10.9.", i, ".0/24");
+    if (admin.Reserve(subnet, "192.0.2.50").ok()) reserved = subnet;
+  }
+  ASSERT_FALSE(reserved.empty());
   Certs(dir, {"node", "n4"});
   Client n4(c.Channel("node-n4"));
   grpc::Status takeover = n4.Acquire("", "192.0.2.50");
@@ -220,7 +226,7 @@ TEST(TlsTest, AuthorizationTableThroughGrpc) {
   EXPECT_CODE(n1.Release(l2.subnet(), "", "192.0.2.2"), kDenied);
   EXPECT_CODE(n1.Release(l2.subnet(), "n2"), kDenied);
   EXPECT_CODE(reader.Release(l2.subnet(), "n2"), kDenied);
-  EXPECT_CODE(n4.Release("10.9.200.0/24", "", "192.0.2.50"), kDenied);
+  EXPECT_CODE(n4.Release(reserved, "", "192.0.2.50"), kDenied);
   EXPECT_CODE(n2.Get(l2.subnet()), kOk);  // still there
   EXPECT_CODE(n2.Release(l2.subnet(), ""), kOk);
 
@@ -234,12 +240,12 @@ TEST(TlsTest, AuthorizationTableThroughGrpc) {
   // Network changes: operators only.
   for (Client* who : {&n1, &reader}) {
     EXPECT_CODE(who->SetConfig(kConfig), kDenied);
-    EXPECT_CODE(who->Reserve("10.9.201.0/24", "192.0.2.60"), kDenied);
-    EXPECT_CODE(who->Unreserve("10.9.200.0/24"), kDenied);
+    EXPECT_CODE(who->Reserve("10.9.199.0/24", "192.0.2.60"), kDenied);
+    EXPECT_CODE(who->Unreserve(reserved), kDenied);
   }
   EXPECT_CODE(admin.SetConfig(kConfig), kOk);
-  EXPECT_CODE(admin.Reserve("10.9.201.0/24", "192.0.2.60"), kOk);
-  EXPECT_CODE(admin.Unreserve("10.9.201.0/24"), kOk);
+  EXPECT_CODE(admin.Unreserve(reserved), kOk);
+  EXPECT_CODE(admin.Reserve(reserved, "192.0.2.50"), kOk);  // a reservation again
 
   std::string metrics;
   ASSERT_EQ(RunCommand({"/usr/bin/curl", "-sf", absl::StrCat("http://127.0.0.1:", metrics_port, "/metrics")},
