@@ -102,6 +102,7 @@ int Run() {
       WEFT_LOG(ERROR, "bad etcd flags").Err(eo.status());
       return 2;
     }
+    eo->probe_key = absl::StrCat(absl::GetFlag(FLAGS_etcd_prefix), "/config");  // readable with etcd auth
     store_where = absl::StrJoin(eo->endpoints, ",");
     store = storage::EtcdStore::Open(*eo);
     if (!store.ok() && (store.status().code() == absl::StatusCode::kInvalidArgument ||

@@ -148,7 +148,7 @@ absl::StatusOr<std::unique_ptr<EtcdStore>> EtcdStore::Open(const Options& option
     if (!token.ok()) return token.status();
   }
   RangeRequest probe;
-  probe.key = std::string(1, '\0');
+  probe.key = options.probe_key;
   probe.count_only = true;
   absl::StatusOr<RangeResponse> r = store->Range(probe);
   if (!r.ok()) {
@@ -205,6 +205,7 @@ absl::StatusOr<std::string> EtcdStore::Token() {
                                                    "\" returned no token (is auth enabled in etcd?)"));
   }
   token_ = resp.token();
+  logins_++;
   WEFT_LOG(INFO, "logged in to etcd").With("user", options_.username);
   return token_;
 }
@@ -374,7 +375,7 @@ absl::Status EtcdStore::Compact(int64_t revision) {
 
 int64_t EtcdStore::CurrentRevision() {
   RangeRequest probe;
-  probe.key = std::string(1, '\0');
+  probe.key = options_.probe_key;
   probe.count_only = true;
   absl::StatusOr<RangeResponse> r = Range(probe);
   return r.ok() ? r->revision : last_revision_.load();
@@ -385,7 +386,7 @@ int64_t EtcdStore::CompactRevision() {
   // at it, refuses below). Reads at revision 1 work when nothing was compacted.
   auto readable = [this](int64_t revision) -> absl::StatusOr<bool> {
     etcdserverpb::RangeRequest pb;
-    pb.set_key(std::string(1, '\0'));
+    pb.set_key(options_.probe_key);
     pb.set_count_only(true);
     pb.set_revision(revision);
     etcdserverpb::RangeResponse resp;
@@ -680,9 +681,13 @@ class EtcdStore::EtcdWatch final : public WatchHandle {
           break;
         }
         if (resp.canceled()) {
-          // etcd 3.4 cancels a watch whose token it does not know as "permission
-          // denied": log in again before the next attempt.
-          if (absl::StrContains(resp.cancel_reason(), "permission denied")) s->store->DropToken(*token);
+          // etcd 3.4 cancels a watch whose token it does not know ("invalid auth
+          // token", or "permission denied" for a token it cannot read a user
+          // from): log in again before the next attempt.
+          if (absl::StrContains(resp.cancel_reason(), "invalid auth token") ||
+              absl::StrContains(resp.cancel_reason(), "permission denied")) {
+            s->store->DropToken(*token);
+          }
           result = absl::UnavailableError(absl::StrCat("watch canceled by etcd: ", resp.cancel_reason()));
           break;
         }

@@ -81,6 +81,10 @@ class EtcdStore final : public Store {
     // retried once. The password is never logged.
     std::string username;
     std::string password;
+    // The key read (count only) to check that etcd answers and to learn the
+    // current revision. With etcd auth the user must be allowed to read it:
+    // the controller uses its network config key.
+    std::string probe_key = std::string(1, '\0');
     // Deadline of one RPC on one endpoint.
     absl::Duration rpc_timeout = absl::Seconds(5);
     // How long a call waits for an endpoint's connection before trying the next.
@@ -124,6 +128,8 @@ class EtcdStore final : public Store {
 
   // The endpoint calls go to now (for logs and tests).
   std::string current_endpoint() const;
+  // Successful logins to etcd so far (auth only; for logs and tests).
+  int64_t logins() const { return logins_.load(); }
   // etcd's database size on the current endpoint (Maintenance.Status).
   absl::StatusOr<int64_t> DbSize();
 
@@ -160,6 +166,7 @@ class EtcdStore final : public Store {
   std::vector<std::unique_ptr<Endpoint>> endpoints_;
   absl::Mutex auth_mu_;  // held while logging in, so that one login serves everyone waiting
   std::string token_ ABSL_GUARDED_BY(auth_mu_);
+  std::atomic<int64_t> logins_{0};
   std::atomic<int> current_{0};
   std::atomic<int64_t> last_revision_{0};
   std::atomic<int64_t> known_compact_revision_{0};
