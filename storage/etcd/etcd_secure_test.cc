@@ -195,6 +195,7 @@ TEST(EtcdSecureTest, StoreLogsInAsARestrictedUserAndLogsInAgainWhenTheTokenDies)
   // etcd's auth as flannel's docs set it up: root, and a user whose role may
   // read and write the network prefix and the election key only.
   Etcdctl(*etcd, {"user", "add", "root:rootpw"});
+  Etcdctl(*etcd, {"user", "grant-role", "root", "root"});
   Etcdctl(*etcd, {"user", "add", "weft:weft-pw"});
   Etcdctl(*etcd, {"role", "add", "weft"});
   Etcdctl(*etcd, {"role", "grant-permission", "weft", "--prefix=true", "readwrite", "/coreos.com/network/"});
