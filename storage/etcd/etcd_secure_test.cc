@@ -8,7 +8,6 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
@@ -76,7 +75,7 @@ class Counter {
 EtcdStore::Options Quick(const std::vector<std::string>& endpoints) {
   EtcdStore::Options o;
   o.endpoints = endpoints;
-  o.failover_timeout = absl::Seconds(3);
+  o.failover_timeout = absl::Seconds(2);
   o.connect_timeout = absl::Milliseconds(500);
   return o;
 }
@@ -179,29 +178,13 @@ TEST(EtcdSecureTest, BadTlsSettingsAreClearErrors) {
   EXPECT_EQ(EtcdStore::Open(Quick({"ftp://127.0.0.1:1"})).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
-// etcdctl against the member (root once auth is on).
-void Etcdctl(const EtcdCluster& etcd, std::vector<std::string> args, bool as_root = false) {
-  std::vector<std::string> argv = {"/usr/bin/etcdctl", "--endpoints", etcd.endpoint(0)};
-  if (as_root) argv.push_back("--user=root:rootpw");
-  argv.insert(argv.end(), args.begin(), args.end());
-  std::string out;
-  const int rc = weft::testing::RunCommand(argv, &out);
-  ASSERT_EQ(rc, 0) << absl::StrJoin(args, " ") << ": " << out;
-}
-
 TEST(EtcdSecureTest, StoreLogsInAsARestrictedUserAndLogsInAgainWhenTheTokenDies) {
   auto etcd = StartEtcd("");
   ASSERT_NE(etcd, nullptr);
   // etcd's auth as flannel's docs set it up: root, and a user whose role may
   // read and write the network prefix and the election key only.
-  Etcdctl(*etcd, {"user", "add", "root:rootpw"});
-  Etcdctl(*etcd, {"user", "grant-role", "root", "root"});
-  Etcdctl(*etcd, {"user", "add", "weft:weft-pw"});
-  Etcdctl(*etcd, {"role", "add", "weft"});
-  Etcdctl(*etcd, {"role", "grant-permission", "weft", "--prefix=true", "readwrite", "/coreos.com/network/"});
-  Etcdctl(*etcd, {"role", "grant-permission", "weft", "--prefix=true", "readwrite", "/weft.io/controller/"});
-  Etcdctl(*etcd, {"user", "grant-role", "weft", "weft"});
-  Etcdctl(*etcd, {"auth", "enable"});
+  std::string error;
+  ASSERT_TRUE(etcd->EnableAuth("weft", "weft-pw", {"/coreos.com/network/", "/weft.io/controller/"}, &error)) << error;
 
   // Without credentials etcd refuses.
   EXPECT_FALSE(EtcdStore::Open(Quick(etcd->endpoints())).ok());
@@ -259,8 +242,9 @@ TEST(EtcdSecureTest, StoreLogsInAsARestrictedUserAndLogsInAgainWhenTheTokenDies)
   // the next call is refused with "invalid auth token", the store logs in
   // again and the call goes through; the watch stream, refused too, resumes
   // after its own login.
-  Etcdctl(*etcd, {"auth", "disable"}, /*as_root=*/true);
-  Etcdctl(*etcd, {"auth", "enable"});
+  std::string out;
+  ASSERT_EQ(etcd->Etcdctl({"auth", "disable"}, &out, /*as_root=*/true), 0) << out;
+  ASSERT_EQ(etcd->Etcdctl({"auth", "enable"}, &out), 0) << out;
   const int64_t before = (*store)->logins();
   auto p = (*store)->Put(PutReq("/coreos.com/network/subnets/10.1.3.0-24", "{}"));
   ASSERT_TRUE(p.ok()) << p.status() << " (no retry after a fresh login)";

@@ -148,6 +148,35 @@ std::shared_ptr<grpc::ChannelCredentials> EtcdCluster::credentials() const {
   return grpc::SslCredentials(o);
 }
 
+int EtcdCluster::Etcdctl(const std::vector<std::string>& args, std::string* out, bool as_root) const {
+  std::string cmd = absl::StrCat("exec /usr/bin/etcdctl --endpoints ", absl::StrJoin(urls(), ","));
+  if (tls()) {
+    absl::StrAppend(&cmd, " --cacert ", ca_file(), " --cert ", client_cert_file(), " --key ", client_key_file());
+  }
+  if (as_root) absl::StrAppend(&cmd, " --user root:", kRootPassword);
+  for (const std::string& a : args) absl::StrAppend(&cmd, " '", a, "'");
+  return RunCommand({"/bin/sh", "-c", cmd + " 2>&1"}, out);
+}
+
+bool EtcdCluster::EnableAuth(const std::string& user, const std::string& password,
+                             const std::vector<std::string>& prefixes, std::string* error) const {
+  std::vector<std::vector<std::string>> steps = {{"user", "add", absl::StrCat("root:", kRootPassword)},
+                                                 {"user", "grant-role", "root", "root"},
+                                                 {"user", "add", absl::StrCat(user, ":", password)},
+                                                 {"role", "add", user}};
+  for (const std::string& p : prefixes) steps.push_back({"role", "grant-permission", user, "--prefix=true", "readwrite", p});
+  steps.push_back({"user", "grant-role", user, user});
+  steps.push_back({"auth", "enable"});
+  for (const auto& step : steps) {
+    std::string out;
+    if (Etcdctl(step, &out) != 0) {
+      *error = absl::StrCat("etcdctl ", absl::StrJoin(step, " "), ": ", out);
+      return false;
+    }
+  }
+  return true;
+}
+
 bool MakeCerts(const std::vector<std::string>& args, std::string* error) {
   std::vector<std::string> argv = {"/bin/bash", Runfile("tools/certs.sh")};
   argv.insert(argv.end(), args.begin(), args.end());

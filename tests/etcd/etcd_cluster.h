@@ -62,6 +62,17 @@ class EtcdCluster {
   // Index of the member that is raft leader now (asked through Status), or -1.
   int Leader() const;
 
+  // Runs Debian's etcdctl against every member (with the client certificate
+  // under TLS; as root once auth is on when `as_root`); its exit code, output
+  // (stdout and stderr) in `out`.
+  int Etcdctl(const std::vector<std::string>& args, std::string* out, bool as_root = false) const;
+  // Turns etcd's auth on as flannel's docs set it up: a root user (password
+  // kRootPassword) and `user` with a role of the same name that may read and
+  // write each of `prefixes` and nothing else. False with `error` set on failure.
+  static constexpr char kRootPassword[] = "root-pw";
+  bool EnableAuth(const std::string& user, const std::string& password, const std::vector<std::string>& prefixes,
+                  std::string* error) const;
+
  private:
   struct Member {
     std::string name;

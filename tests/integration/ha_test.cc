@@ -57,18 +57,6 @@ weft::v1::AcquireLeaseRequest Node(int i) {
   return r;
 }
 
-// etcdctl on `etcd` (over TLS with its client certificate when it has TLS).
-void Etcdctl(const EtcdCluster& etcd, const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {"/usr/bin/etcdctl", "--endpoints", absl::StrJoin(etcd.urls(), ",")};
-  if (etcd.tls()) {
-    argv.insert(argv.end(), {"--cacert=" + etcd.ca_file(), "--cert=" + etcd.client_cert_file(),
-                             "--key=" + etcd.client_key_file()});
-  }
-  argv.insert(argv.end(), args.begin(), args.end());
-  std::string out;
-  ASSERT_EQ(RunCommand(argv, &out), 0) << absl::StrJoin(args, " ") << ": " << out;
-}
-
 // The failover test, plain or `secure`: then etcd requires client
 // certificates (https:// endpoints, --client-cert-auth, certificates from
 // tools/certs.sh) and has its own auth on, and the controllers log in as a
@@ -91,14 +79,8 @@ void FailoverLosesNothingAndExpiryContinues(bool secure) {
   so.endpoints = etcd->urls();
   std::vector<std::string> etcd_flags = {"--store", "etcd", "--etcd-endpoints", endpoints};
   if (secure) {
-    Etcdctl(*etcd, {"user", "add", "root:rootpw"});
-    Etcdctl(*etcd, {"user", "grant-role", "root", "root"});
-    Etcdctl(*etcd, {"user", "add", "weft:weft-secret"});
-    Etcdctl(*etcd, {"role", "add", "weft"});
-    Etcdctl(*etcd, {"role", "grant-permission", "weft", "--prefix=true", "readwrite", "/coreos.com/network/"});
-    Etcdctl(*etcd, {"role", "grant-permission", "weft", "--prefix=true", "readwrite", "/weft.io/controller/"});
-    Etcdctl(*etcd, {"user", "grant-role", "weft", "weft"});
-    Etcdctl(*etcd, {"auth", "enable"});
+    ASSERT_TRUE(etcd->EnableAuth("weft", "weft-secret", {"/coreos.com/network/", "/weft.io/controller/"}, &error))
+        << error;
     const std::string password_file = DataDir("etcd-password");
     FILE* f = fopen(password_file.c_str(), "w");
     ASSERT_NE(f, nullptr);
