@@ -1,5 +1,7 @@
 #include "storage/etcd/etcd_flags.h"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -65,6 +67,11 @@ absl::StatusOr<EtcdStore::Options> EtcdOptionsFromFlags() {
     }
     absl::StatusOr<std::string> p = ReadFlagFile("etcd-password-file", password_file);
     if (!p.ok()) return p.status();
+    struct stat st;
+    if (stat(password_file.c_str(), &st) == 0 && (st.st_mode & 0077) != 0) {
+      WEFT_LOG(WARNING, "--etcd-password-file is readable by other users; chmod 600 it")
+          .With("path", password_file);
+    }
     absl::string_view v = *p;
     if (!absl::ConsumeSuffix(&v, "\r\n")) absl::ConsumeSuffix(&v, "\n");
     o.password = std::string(v);
