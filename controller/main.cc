@@ -28,9 +28,11 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "controller/etcd_api/etcd_api_server.h"
 #include "controller/etcd_api/flannel_validator.h"
+#include "storage/etcd/etcd_flags.h"
 #include "storage/etcd/etcd_store.h"
 #include "storage/rocksdb/rocksdb_store.h"
 
@@ -50,7 +52,6 @@ ABSL_FLAG(std::string, initial_config, "",
 ABSL_FLAG(std::string, store, "rocksdb",
           "Where leases live: rocksdb (embedded, in --data-dir; one replica) or etcd (--etcd-endpoints; "
           "several replicas may share it).");
-ABSL_FLAG(std::string, etcd_endpoints, "", "etcd client endpoints for --store=etcd, comma-separated (host:port).");
 ABSL_FLAG(std::string, etcd_listen, "",
           "Serve the etcd v3 API (etcdctl, flannel's tools) on this host:port, over the same store; empty: off.");
 ABSL_FLAG(std::string, etcd_name, "weft", "Member name reported by the etcd API (member list, status).");
@@ -167,14 +168,19 @@ int Run() {
     store_where = so.path;
     store = storage::RocksDbStore::Open(so);
   } else if (store_kind == "etcd") {
-    storage::EtcdStore::Options eo;
-    eo.endpoints = absl::StrSplit(absl::GetFlag(FLAGS_etcd_endpoints), ',', absl::SkipWhitespace());
-    if (eo.endpoints.empty()) {
-      WEFT_LOG(ERROR, "--store=etcd needs --etcd-endpoints");
+    absl::StatusOr<storage::EtcdStore::Options> eo = storage::EtcdOptionsFromFlags();
+    if (!eo.ok()) {
+      WEFT_LOG(ERROR, "bad etcd flags").Err(eo.status());
       return 2;
     }
-    store_where = absl::GetFlag(FLAGS_etcd_endpoints);
-    store = storage::EtcdStore::Open(eo);
+    eo->probe_key = absl::StrCat(absl::GetFlag(FLAGS_etcd_prefix), "/config");  // readable with etcd auth
+    store_where = absl::StrJoin(eo->endpoints, ",");
+    store = storage::EtcdStore::Open(*eo);
+    if (!store.ok() && (store.status().code() == absl::StatusCode::kInvalidArgument ||
+                        store.status().code() == absl::StatusCode::kUnauthenticated)) {
+      WEFT_LOG(ERROR, "bad etcd settings or credentials").With("where", store_where).Err(store.status());
+      return 2;
+    }
   } else {
     WEFT_LOG(ERROR, "--store must be rocksdb or etcd").With("store", store_kind);
     return 2;

@@ -11,7 +11,7 @@ PACKAGES=(
   nlohmann-json3-dev libcpp-httplib-dev libmnl-dev libsystemd-dev libcurl4-openssl-dev libssl-dev libtinyxml2-dev
   libgoogle-perftools-dev
   # run and test: real kernel tools, real peers
-  iproute2 iputils-ping iptables iperf3 procps psmisc ethtool curl python3
+  iproute2 iputils-ping iptables iperf3 procps psmisc ethtool curl python3 openssl
   etcd-server etcd-client prometheus containernetworking-plugins systemd python3-yaml
   golang-etcd-server-dev
 )

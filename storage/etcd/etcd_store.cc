@@ -10,6 +10,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "common/atomic_file.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "storage/etcd/etcd_wire.h"
@@ -25,6 +26,7 @@ struct EtcdStore::Endpoint {
   std::unique_ptr<etcdserverpb::Watch::Stub> watch;
   std::unique_ptr<etcdserverpb::Lease::Stub> lease;
   std::unique_ptr<etcdserverpb::Maintenance::Stub> maintenance;
+  std::unique_ptr<etcdserverpb::Auth::Stub> auth;
 
   // Connected now, or within `timeout`.
   bool WaitConnected(absl::Duration timeout) {
@@ -47,6 +49,59 @@ bool NotApplied(const grpc::Status& s) {
          absl::StrContains(m, "failed to connect") || absl::StrContains(m, "Connection refused");
 }
 
+// etcd's answers to a token it does not know (expired, or issued before the
+// member restarted) and to one older than its auth store: log in again.
+bool StaleToken(const grpc::Status& s) {
+  return s.error_message() == "etcdserver: invalid auth token" ||
+         s.error_message() == "etcdserver: revision of auth store is old";
+}
+
+// A PEM file named by option `what`; INVALID_ARGUMENT naming it when it
+// cannot be read or holds no PEM block.
+absl::StatusOr<std::string> ReadPem(absl::string_view what, const std::string& path) {
+  absl::StatusOr<std::optional<std::string>> f = ReadFileIfExists(path);
+  if (!f.ok()) return absl::InvalidArgumentError(absl::StrCat("etcd ", what, " \"", path, "\": ", f.status().message()));
+  if (!f->has_value()) return absl::InvalidArgumentError(absl::StrCat("etcd ", what, " \"", path, "\": no such file"));
+  if (!absl::StrContains(**f, "-----BEGIN ")) {
+    return absl::InvalidArgumentError(absl::StrCat("etcd ", what, " \"", path, "\": not a PEM file"));
+  }
+  return std::move(**f);
+}
+
+// The channel credentials for `options`: TLS when an endpoint is https:// or a
+// CA is given (mixing http:// and https:// is refused), plaintext otherwise.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(const EtcdStore::Options& options) {
+  bool https = false, http = false;
+  for (const std::string& e : options.endpoints) {
+    https |= absl::StartsWith(e, "https://");
+    http |= absl::StartsWith(e, "http://");
+  }
+  if (https && http) {
+    return absl::InvalidArgumentError("etcd endpoints mix http:// and https://: all must use the same scheme");
+  }
+  if (options.cert_file.empty() != options.key_file.empty()) {
+    return absl::InvalidArgumentError("etcd client certificate and key go together: give both or neither");
+  }
+  if (http && !options.ca_file.empty()) {
+    return absl::InvalidArgumentError("an etcd CA file is given but the endpoints are http://; use https://");
+  }
+  if (!https && options.ca_file.empty()) {
+    if (!options.cert_file.empty()) {
+      return absl::InvalidArgumentError("an etcd client certificate is given without TLS; use https:// endpoints");
+    }
+    return grpc::InsecureChannelCredentials();
+  }
+  grpc::SslCredentialsOptions ssl;
+  if (!options.ca_file.empty()) {
+    ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPem("CA file", options.ca_file));
+  }
+  if (!options.cert_file.empty()) {
+    ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadPem("client certificate file", options.cert_file));
+    ASSIGN_OR_RETURN(ssl.pem_private_key, ReadPem("client key file", options.key_file));
+  }
+  return grpc::SslCredentials(ssl);
+}
+
 }  // namespace
 
 // ---- Open / endpoints ----
@@ -61,6 +116,7 @@ EtcdStore::~EtcdStore() {
 absl::StatusOr<std::unique_ptr<EtcdStore>> EtcdStore::Open(const Options& options) {
   if (options.endpoints.empty()) return absl::InvalidArgumentError("no etcd endpoint given");
   std::unique_ptr<EtcdStore> store(new EtcdStore(options));
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials, Credentials(options));
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);  // large ranges, as clientv3
   // Notice dead connections (a killed member) without waiting for TCP.
@@ -72,23 +128,27 @@ absl::StatusOr<std::unique_ptr<EtcdStore>> EtcdStore::Open(const Options& option
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 5000);  // gRPC also takes it as the connect timeout
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   for (const std::string& e : options.endpoints) {
-    std::string address(absl::StripPrefix(e, "http://"));
-    if (absl::StartsWith(address, "https://")) {
-      return absl::InvalidArgumentError(absl::StrCat("etcd endpoint ", e, ": TLS is not supported yet"));
-    }
+    std::string address(absl::StripPrefix(absl::StripPrefix(e, "http://"), "https://"));
     while (!address.empty() && address.back() == '/') address.pop_back();
-    if (address.empty()) return absl::InvalidArgumentError(absl::StrCat("bad etcd endpoint \"", e, "\""));
+    if (address.empty() || absl::StrContains(address, "://") || absl::StrContains(address, "/")) {
+      return absl::InvalidArgumentError(absl::StrCat("bad etcd endpoint \"", e.substr(0, 100), "\""));
+    }
     auto ep = std::make_unique<Endpoint>();
     ep->address = address;
-    ep->channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+    ep->channel = grpc::CreateCustomChannel(address, credentials, args);
     ep->kv = etcdserverpb::KV::NewStub(ep->channel);
     ep->watch = etcdserverpb::Watch::NewStub(ep->channel);
     ep->lease = etcdserverpb::Lease::NewStub(ep->channel);
     ep->maintenance = etcdserverpb::Maintenance::NewStub(ep->channel);
+    ep->auth = etcdserverpb::Auth::NewStub(ep->channel);
     store->endpoints_.push_back(std::move(ep));
   }
+  if (!options.username.empty()) {
+    absl::StatusOr<std::string> token = store->Token();
+    if (!token.ok()) return token.status();
+  }
   RangeRequest probe;
-  probe.key = std::string(1, '\0');
+  probe.key = options.probe_key;
   probe.count_only = true;
   absl::StatusOr<RangeResponse> r = store->Range(probe);
   if (!r.ok()) {
@@ -117,8 +177,60 @@ void EtcdStore::NoteRevision(const etcdserverpb::ResponseHeader& h) {
   }
 }
 
+absl::StatusOr<std::string> EtcdStore::Token() {
+  if (options_.username.empty()) return std::string();
+  absl::MutexLock l(&auth_mu_);
+  if (!token_.empty()) return token_;
+  etcdserverpb::AuthenticateRequest req;
+  req.set_name(options_.username);
+  req.set_password(options_.password);
+  etcdserverpb::AuthenticateResponse resp;
+  const absl::Status s = CallOnce(
+      true,
+      [&](Endpoint& ep, grpc::ClientContext* ctx) {
+        resp.Clear();
+        return ep.auth->Authenticate(ctx, req, &resp);
+      },
+      /*with_token=*/false);
+  if (!s.ok()) {
+    const std::string why = absl::StrCat("etcd login as user \"", options_.username, "\" failed: ", s.message());
+    // A refused name or password, or an etcd without auth, is not a transient failure.
+    if (s.code() == absl::StatusCode::kUnavailable || s.code() == absl::StatusCode::kDeadlineExceeded) {
+      return absl::UnavailableError(why);
+    }
+    return absl::UnauthenticatedError(why);
+  }
+  if (resp.token().empty()) {
+    return absl::UnauthenticatedError(absl::StrCat("etcd login as user \"", options_.username,
+                                                   "\" returned no token (is auth enabled in etcd?)"));
+  }
+  token_ = resp.token();
+  logins_++;
+  WEFT_LOG(INFO, "logged in to etcd").With("user", options_.username);
+  return token_;
+}
+
+void EtcdStore::DropToken(const std::string& stale) {
+  if (stale.empty()) return;
+  absl::MutexLock l(&auth_mu_);
+  if (token_ == stale) token_.clear();
+}
+
+absl::StatusOr<std::string> EtcdStore::Authorize(grpc::ClientContext* ctx) {
+  ASSIGN_OR_RETURN(std::string token, Token());
+  if (!token.empty()) ctx->AddMetadata("token", token);  // etcd's metadata key for it
+  return token;
+}
+
 absl::Status EtcdStore::Call(bool idempotent,
                              const std::function<grpc::Status(Endpoint&, grpc::ClientContext*)>& fn) {
+  return CallOnce(idempotent, fn, /*with_token=*/true);
+}
+
+absl::Status EtcdStore::CallOnce(bool idempotent,
+                                 const std::function<grpc::Status(Endpoint&, grpc::ClientContext*)>& fn,
+                                 bool with_token) {
+  bool renewed = false;  // the token was renewed once for this call already
   const int n = static_cast<int>(endpoints_.size());
   const absl::Time give_up = absl::Now() + options_.failover_timeout;
   absl::Status last = absl::UnavailableError("etcd: no endpoint tried");
@@ -128,10 +240,23 @@ absl::Status EtcdStore::Call(bool idempotent,
     if (ep.WaitConnected(std::min(options_.connect_timeout, give_up - absl::Now()))) {
       grpc::ClientContext ctx;
       ctx.set_deadline(Deadline(options_.rpc_timeout));
+      std::string token;
+      if (with_token) {
+        ASSIGN_OR_RETURN(token, Authorize(&ctx));
+      }
       const grpc::Status s = fn(ep, &ctx);
       if (s.ok()) {
         if (current_.load() != i) current_.store(i);
         return absl::OkStatus();
+      }
+      if (with_token && !token.empty() && StaleToken(s) && !renewed) {
+        // Nothing was applied: log in again and resend once, to the same endpoint.
+        WEFT_LOG(INFO, "etcd refused the auth token; logging in again")
+            .With("endpoint", ep.address)
+            .With("error", s.error_message());
+        DropToken(token);
+        renewed = true;
+        continue;
       }
       // A deadline is as ambiguous as a lost connection: a write forwarded to a
       // leader that just died waits for etcd's own request timeout.
@@ -250,7 +375,7 @@ absl::Status EtcdStore::Compact(int64_t revision) {
 
 int64_t EtcdStore::CurrentRevision() {
   RangeRequest probe;
-  probe.key = std::string(1, '\0');
+  probe.key = options_.probe_key;
   probe.count_only = true;
   absl::StatusOr<RangeResponse> r = Range(probe);
   return r.ok() ? r->revision : last_revision_.load();
@@ -261,7 +386,7 @@ int64_t EtcdStore::CompactRevision() {
   // at it, refuses below). Reads at revision 1 work when nothing was compacted.
   auto readable = [this](int64_t revision) -> absl::StatusOr<bool> {
     etcdserverpb::RangeRequest pb;
-    pb.set_key(std::string(1, '\0'));
+    pb.set_key(options_.probe_key);
     pb.set_count_only(true);
     pb.set_revision(revision);
     etcdserverpb::RangeResponse resp;
@@ -526,6 +651,8 @@ class EtcdStore::EtcdWatch final : public WatchHandle {
     // As clientv3: a member that loses its leader ends the stream, so the
     // watch moves to a member that still gets updates.
     ctx.AddMetadata("hasleader", "true");
+    absl::StatusOr<std::string> token = s->store->Authorize(&ctx);
+    if (!token.ok()) return token.status();
     {
       absl::MutexLock l(&s->mu);
       if (s->stopped) return absl::OkStatus();
@@ -554,6 +681,13 @@ class EtcdStore::EtcdWatch final : public WatchHandle {
           break;
         }
         if (resp.canceled()) {
+          // etcd 3.4 cancels a watch whose token it does not know ("invalid auth
+          // token", or "permission denied" for a token it cannot read a user
+          // from): log in again before the next attempt.
+          if (absl::StrContains(resp.cancel_reason(), "invalid auth token") ||
+              absl::StrContains(resp.cancel_reason(), "permission denied")) {
+            s->store->DropToken(*token);
+          }
           result = absl::UnavailableError(absl::StrCat("watch canceled by etcd: ", resp.cancel_reason()));
           break;
         }
@@ -565,6 +699,7 @@ class EtcdStore::EtcdWatch final : public WatchHandle {
     ctx.TryCancel();
     const grpc::Status fin = stream->Finish();
     unregister();
+    if (StaleToken(fin)) s->store->DropToken(*token);
     if (resynced || !result.ok()) return result;
     if (s->Stopped()) return absl::OkStatus();
     return absl::UnavailableError(absl::StrCat("watch stream: ", fin.error_message()));

@@ -62,8 +62,29 @@ namespace weft::storage {
 class EtcdStore final : public Store {
  public:
   struct Options {
-    // "host:port" or "http://host:port"; at least one. (TLS: not yet.)
+    // "host:port", "http://host:port" or "https://host:port"; at least one.
+    // http and https endpoints may not be mixed.
     std::vector<std::string> endpoints;
+    // TLS (flannel's --etcd-cafile/--etcd-certfile/--etcd-keyfile): PEM file
+    // paths. TLS is on when an endpoint is https:// or ca_file is set; then
+    // every endpoint is reached over TLS, verified against ca_file (the system's
+    // roots when empty), presenting cert_file/key_file when given (both or
+    // neither). The files are read once, by Open.
+    std::string ca_file;
+    std::string cert_file;
+    std::string key_file;
+    // etcd's own authentication (flannel's --etcd-username/--etcd-password):
+    // when username is set, Open logs in (Auth.Authenticate) and every call
+    // carries the token etcd handed out as its "token" metadata; a token etcd
+    // no longer knows ("invalid auth token": simple tokens expire, and die with
+    // the member's restart) is renewed by logging in again, and the call is
+    // retried once. The password is never logged.
+    std::string username;
+    std::string password;
+    // The key read (count only) to check that etcd answers and to learn the
+    // current revision. With etcd auth the user must be allowed to read it:
+    // the controller uses its network config key.
+    std::string probe_key = std::string(1, '\0');
     // Deadline of one RPC on one endpoint.
     absl::Duration rpc_timeout = absl::Seconds(5);
     // How long a call waits for an endpoint's connection before trying the next.
@@ -79,7 +100,9 @@ class EtcdStore final : public Store {
   };
 
   // Connects, and checks that at least one endpoint answers within
-  // failover_timeout (UNAVAILABLE otherwise). INVALID_ARGUMENT for a bad list.
+  // failover_timeout (UNAVAILABLE otherwise). INVALID_ARGUMENT for a bad list
+  // or a TLS file that cannot be read (the message names the file);
+  // UNAUTHENTICATED when etcd refuses the user name or password.
   static absl::StatusOr<std::unique_ptr<EtcdStore>> Open(const Options& options);
   // No call may be running. Watch handles must be destroyed first.
   ~EtcdStore() override;
@@ -105,6 +128,8 @@ class EtcdStore final : public Store {
 
   // The endpoint calls go to now (for logs and tests).
   std::string current_endpoint() const;
+  // Successful logins to etcd so far (auth only; for logs and tests).
+  int64_t logins() const { return logins_.load(); }
   // etcd's database size on the current endpoint (Maintenance.Status).
   absl::StatusOr<int64_t> DbSize();
 
@@ -116,8 +141,19 @@ class EtcdStore final : public Store {
   explicit EtcdStore(const Options& options);
 
   // Runs `fn` on an endpoint, failing over as described above. `idempotent`:
-  // may be resent after an UNAVAILABLE whose outcome is unknown.
+  // may be resent after an UNAVAILABLE whose outcome is unknown. The context
+  // carries the auth token (see Options::username); a call refused for an
+  // expired token logs in again and is sent once more.
   absl::Status Call(bool idempotent, const std::function<grpc::Status(Endpoint&, grpc::ClientContext*)>& fn);
+  absl::Status CallOnce(bool idempotent, const std::function<grpc::Status(Endpoint&, grpc::ClientContext*)>& fn,
+                        bool with_token);
+  // The token for the next call ("" without auth), logging in first if there is none.
+  absl::StatusOr<std::string> Token();
+  // Adds the token to a call's context (nothing without auth). The token it
+  // added is returned so that a refusal can renew exactly that one.
+  absl::StatusOr<std::string> Authorize(grpc::ClientContext* ctx);
+  // Forgets `stale` (if it is still the current token): the next call logs in again.
+  void DropToken(const std::string& stale);
   // Picks a connected endpoint (the current one first), or nullptr after
   // failover_timeout; used by watch streams.
   Endpoint* ConnectedEndpoint(const std::function<bool()>& stop);
@@ -128,6 +164,9 @@ class EtcdStore final : public Store {
 
   const Options options_;
   std::vector<std::unique_ptr<Endpoint>> endpoints_;
+  absl::Mutex auth_mu_;  // held while logging in, so that one login serves everyone waiting
+  std::string token_ ABSL_GUARDED_BY(auth_mu_);
+  std::atomic<int64_t> logins_{0};
   std::atomic<int> current_{0};
   std::atomic<int64_t> last_revision_{0};
   std::atomic<int64_t> known_compact_revision_{0};

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "grpcpp/grpcpp.h"
 #include "tests/integration/process.h"
 
 namespace weft::testing {
@@ -21,6 +22,13 @@ class EtcdCluster {
     // 50 ms / 500 ms when true, for faster failover in cluster tests. The
     // timing changes etcd's minimum lease TTL (2 s with the defaults).
     bool fast_elections = false;
+    // Client TLS: when set, certificates are made in this directory with
+    // tools/certs.sh (unless there already): a CA (ca.crt), the members'
+    // server certificate (etcd-server.crt, SANs 127.0.0.1 and localhost) and a
+    // client certificate (etcd-client.crt/.key). Members then serve https://
+    // client URLs with --client-cert-auth: a client must present a
+    // certificate signed by the CA. (Peers stay plaintext on loopback.)
+    std::string tls_dir;
   };
   // Returns once every member answers a linearizable read (a leader exists);
   // nullptr with `error` set when that does not happen within 60 s.
@@ -31,16 +39,39 @@ class EtcdCluster {
   // "127.0.0.1:PORT" of member i's client URL.
   std::string endpoint(int i) const;
   std::vector<std::string> endpoints() const;
+  // Member i's client URL: "http://127.0.0.1:PORT", or https:// with TLS.
+  std::string url(int i) const;
+  std::vector<std::string> urls() const;
+  bool tls() const { return !options_.tls_dir.empty(); }
+  // With TLS: the files a client needs (empty without TLS).
+  std::string ca_file() const;
+  std::string client_cert_file() const;
+  std::string client_key_file() const;
+  // Credentials for a gRPC channel to a member (with the client certificate).
+  std::shared_ptr<grpc::ChannelCredentials> credentials() const;
 
   void Kill(int i);      // SIGKILL, waits for the exit
   bool Restart(int i);   // starts a killed member again with its data
   bool running(int i) const;
 
-  // Waits until member i answers a linearizable read.
+  // Waits until member i answers a linearizable read (or refuses it only for
+  // want of an auth token, once auth is enabled: etcd checks auth after the
+  // read's agreement with the leader).
   bool WaitReady(int i, int seconds);
 
   // Index of the member that is raft leader now (asked through Status), or -1.
   int Leader() const;
+
+  // Runs Debian's etcdctl against every member (with the client certificate
+  // under TLS; as root once auth is on when `as_root`); its exit code, output
+  // (stdout and stderr) in `out`.
+  int Etcdctl(const std::vector<std::string>& args, std::string* out, bool as_root = false) const;
+  // Turns etcd's auth on as flannel's docs set it up: a root user (password
+  // kRootPassword) and `user` with a role of the same name that may read and
+  // write each of `prefixes` and nothing else. False with `error` set on failure.
+  static constexpr char kRootPassword[] = "root-pw";
+  bool EnableAuth(const std::string& user, const std::string& password, const std::vector<std::string>& prefixes,
+                  std::string* error) const;
 
  private:
   struct Member {
@@ -58,6 +89,10 @@ class EtcdCluster {
   std::string initial_cluster_;
   std::vector<Member> members_;
 };
+
+// Runs tools/certs.sh (a data dependency of this library) with `args`; false
+// (the output in `error`) when it fails.
+bool MakeCerts(const std::vector<std::string>& args, std::string* error);
 
 // Waits until a gRPC server accepts connections at `endpoint`.
 bool WaitForServing(const std::string& endpoint, int seconds);

@@ -4,6 +4,7 @@
 // killed and then an etcd member is killed. Another replica is elected within the
 // election TTL; every acknowledged lease is there, held by its node; no subnet
 // and no node appears twice; and leases still expire after the failovers.
+// Once in plaintext, once over mutual TLS with etcd's auth on.
 
 #include <atomic>
 #include <iostream>
@@ -56,28 +57,83 @@ weft::v1::AcquireLeaseRequest Node(int i) {
   return r;
 }
 
-TEST(HaTest, FailoverLosesNothingAndExpiryContinues) {
+// The failover test, plain or `secure`: then etcd requires client
+// certificates (https:// endpoints, --client-cert-auth, certificates from
+// tools/certs.sh) and has its own auth on, and the controllers log in as a
+// user whose role covers only the network prefix and the election key
+// (password from a file).
+void FailoverLosesNothingAndExpiryContinues(bool secure) {
+  const std::string tag = secure ? "tls-" : "";
   std::string error;
   EtcdCluster::Options eo;
   eo.members = 3;
-  eo.dir = DataDir("etcd");
+  eo.dir = DataDir((tag + "etcd").c_str());
   eo.log_dir = DataDir("");
   eo.fast_elections = true;
+  if (secure) eo.tls_dir = DataDir("certs");
   std::unique_ptr<EtcdCluster> etcd = EtcdCluster::Start(eo, &error);
   ASSERT_NE(etcd, nullptr) << error;
-  const std::string endpoints = absl::StrJoin(etcd->endpoints(), ",");
+  const std::string endpoints = absl::StrJoin(etcd->urls(), ",");
 
   storage::EtcdStore::Options so;
-  so.endpoints = etcd->endpoints();
+  so.endpoints = etcd->urls();
+  std::vector<std::string> etcd_flags = {"--store", "etcd", "--etcd-endpoints", endpoints};
+  if (secure) {
+    ASSERT_TRUE(etcd->EnableAuth("weft", "weft-secret", {"/coreos.com/network/", "/weft.io/controller/"}, &error))
+        << error;
+    const std::string password_file = DataDir("etcd-password");
+    FILE* f = fopen(password_file.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    fputs("weft-secret\n", f);
+    fclose(f);
+    so.ca_file = etcd->ca_file();
+    so.cert_file = etcd->client_cert_file();
+    so.key_file = etcd->client_key_file();
+    so.username = "weft";
+    so.password = "weft-secret";
+    so.probe_key = "/coreos.com/network/config";
+    etcd_flags.insert(etcd_flags.end(), {"--etcd-cafile", so.ca_file, "--etcd-certfile", so.cert_file,
+                                         "--etcd-keyfile", so.key_file, "--etcd-username", so.username,
+                                         "--etcd-password-file", password_file});
+  }
   auto etcd_client = storage::EtcdStore::Open(so);
   ASSERT_TRUE(etcd_client.ok()) << etcd_client.status();
+  if (secure) {
+    // Start-up errors of the real binary: exit 2 with a line that says what is wrong.
+    auto run = [&](std::vector<std::string> flags, std::string* out) {
+      std::string cmd = absl::StrCat("exec ", Runfile("controller/weft-controller"),
+                                     " --listen 127.0.0.1:0 --metrics-listen ''");
+      for (const std::string& f : flags) absl::StrAppend(&cmd, " '", f, "'");
+      return RunCommand({"/bin/sh", "-c", cmd + " 2>&1"}, out);
+    };
+    std::string out;
+    std::vector<std::string> wrong = etcd_flags;
+    wrong.back() = DataDir("wrong-password");
+    FILE* f = fopen(wrong.back().c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    fputs("guessed-secret\n", f);
+    fclose(f);
+    EXPECT_EQ(run(wrong, &out), 2) << out;
+    EXPECT_NE(out.find("invalid user ID or password"), std::string::npos) << out;
+    EXPECT_EQ(out.find("guessed-secret"), std::string::npos) << "the password is logged: " << out;
+    std::vector<std::string> missing = etcd_flags;
+    missing[5] = "/nonexistent/ca.crt";  // after --etcd-cafile
+    EXPECT_EQ(run(missing, &out), 2) << out;
+    EXPECT_NE(out.find("--etcd-cafile"), std::string::npos) << out;
+    EXPECT_NE(out.find("/nonexistent/ca.crt"), std::string::npos) << out;
+    std::vector<std::string> mixed = etcd_flags;
+    mixed[3] = absl::StrCat(etcd->url(0), ",http://", etcd->endpoint(1));
+    EXPECT_EQ(run(mixed, &out), 2) << out;
+    EXPECT_NE(out.find("mix http:// and https://"), std::string::npos) << out;
+  }
 
   std::vector<std::unique_ptr<Controller>> controllers;
   std::vector<std::string> addrs;
   for (int i = 0; i < 3; ++i) {
-    controllers.push_back(std::make_unique<Controller>(DataDir(absl::StrCat("unused", i).c_str())));
-    controllers.back()->Start({"--store", "etcd", "--etcd-endpoints", endpoints, "--replica-name",
-                               absl::StrCat("c", i), "--election-ttl", "3s"});
+    controllers.push_back(std::make_unique<Controller>(DataDir(absl::StrCat(tag, "unused", i).c_str())));
+    std::vector<std::string> flags = etcd_flags;
+    flags.insert(flags.end(), {"--replica-name", absl::StrCat("c", i), "--election-ttl", "3s"});
+    controllers.back()->Start(flags);
   }
   const std::string elected = WaitForElection(**etcd_client, "", absl::Seconds(10));
   ASSERT_FALSE(elected.empty()) << "no replica elected";
@@ -161,6 +217,11 @@ TEST(HaTest, FailoverLosesNothingAndExpiryContinues) {
   }
   EXPECT_EQ(left, 0) << "leases did not expire after the failover";
 }
+
+TEST(HaTest, FailoverLosesNothingAndExpiryContinues) { FailoverLosesNothingAndExpiryContinues(false); }
+
+// The same over mutual TLS to etcd, logged in to etcd as a restricted user.
+TEST(HaTest, FailoverOverTlsWithEtcdAuthLosesNothing) { FailoverLosesNothingAndExpiryContinues(true); }
 
 // An agent that fails over to another replica resumes its watch from the
 // revision it had: only what came after, no snapshot, even when it arrives

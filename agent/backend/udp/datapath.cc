@@ -209,7 +209,7 @@ DatapathStats::Totals DatapathStats::Sum() const {
 }
 
 Datapath::Datapath(const DatapathConfig& config, std::shared_ptr<DatapathStats> stats)
-    : config_(config), stats_(std::move(stats)), peers_(static_cast<size_t>(config.workers)) {}
+    : config_(config), stats_(std::move(stats)), peers_(2 * static_cast<size_t>(config.workers)) {}
 
 absl::StatusOr<std::unique_ptr<Datapath>> Datapath::Start(const DatapathConfig& config,
                                                           std::shared_ptr<DatapathStats> stats) {
@@ -485,7 +485,9 @@ void Datapath::RxLoop(int w) {
   std::vector<char> cmsgs(kRxBatch * kCmsgSpace);
   std::vector<iovec> iov(kRxBatch);
   std::vector<mmsghdr> mm(kRxBatch);
+  std::vector<sockaddr_in> from(kRxBatch);
   Coalescer coalescer;
+  const size_t reader = static_cast<size_t>(config_.workers + w);  // after the TX threads
 
   auto emit = [&](const VnetHdr& hdr, absl::Span<const uint8_t> pkt, size_t segments) {
     iovec v[2] = {{const_cast<VnetHdr*>(&hdr), kVnetHdrLen}, {const_cast<uint8_t*>(pkt.data()), pkt.size()}};
@@ -509,10 +511,14 @@ void Datapath::RxLoop(int w) {
         mm[i].msg_hdr.msg_iovlen = 1;
         mm[i].msg_hdr.msg_control = cmsgs.data() + i * kCmsgSpace;
         mm[i].msg_hdr.msg_controllen = kCmsgSpace;
+        mm[i].msg_hdr.msg_name = &from[i];
+        mm[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
       }
       const int r = recvmmsg(udp, mm.data(), kRxBatch, MSG_DONTWAIT, nullptr);
       ThreadCounters::Add(c.calls[ThreadCounters::kRecvmmsg], 1);
       if (r <= 0) break;
+      // One snapshot of the peers for the whole batch (no lock per packet).
+      const PeerTable* peers = peers_.Enter(reader);
       for (int i = 0; i < r; ++i) {
         const msghdr& h = mm[i].msg_hdr;
         const size_t len = mm[i].msg_len;
@@ -528,6 +534,13 @@ void Datapath::RxLoop(int w) {
             if (gso > 0) step = static_cast<size_t>(gso);
           }
         }
+        // Only the hosts of known leases may put packets into flannel0; anyone
+        // else who can reach the port would inject traffic that looks local.
+        if (h.msg_namelen < sizeof(sockaddr_in) || from[i].sin_family != AF_INET ||
+            !peers->KnownSource(ntohl(from[i].sin_addr.s_addr))) {
+          c.Drop(DropReason::kUnknownSource, step > 0 ? (len + step - 1) / step : 1);
+          continue;
+        }
         const uint8_t* base = bufs.data() + static_cast<size_t>(i) * kRxBufSize;
         for (size_t off = 0; off < len; off += step) {
           const size_t seg = std::min(step, len - off);
@@ -541,6 +554,7 @@ void Datapath::RxLoop(int w) {
           coalescer.Add(base + off, seg, ip, emit);
         }
       }
+      peers_.Exit(reader);
       coalescer.Flush(emit);
       if (static_cast<size_t>(r) < kRxBatch) break;
     }

@@ -60,6 +60,7 @@ const char* DropReasonName(DropReason r) {
     case DropReason::kTooBig: return "too_big";
     case DropReason::kSendError: return "send_error";
     case DropReason::kTunWriteError: return "tun_write_error";
+    case DropReason::kUnknownSource: return "unknown_source";
     case DropReason::kCount: break;
   }
   return "unknown";

@@ -58,6 +58,7 @@ enum class DropReason : uint8_t {
   kTooBig,         // larger than the tunnel MTU and may not be split
   kSendError,      // sendmsg refused it
   kTunWriteError,  // the TUN write failed
+  kUnknownSource,  // received from an address that is no peer's PublicIP
   kCount,
 };
 // "no_peer", "malformed", ... (the metric's label values).

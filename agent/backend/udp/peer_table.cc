@@ -6,6 +6,7 @@ namespace weft::agent::udp {
 
 PeerTable::PeerTable(const std::vector<PeerRoute>& routes) {
   for (const PeerRoute& r : routes) {
+    sources_.insert(r.public_ip.value());
     const int len = r.subnet.prefix_len();
     if (map_.emplace(Key(r.subnet.network().value(), len), r.public_ip.value()).second &&
         std::find(prefix_lens_.begin(), prefix_lens_.end(), len) == prefix_lens_.end()) {

@@ -1,6 +1,7 @@
 #pragma once
-// Which peer (PublicIP) carries packets for which subnet, read by the data
-// threads on every packet without a lock.
+// Which peer (PublicIP) carries packets for which subnet, and which source
+// addresses may send encapsulated packets in (the PublicIPs of the peers'
+// leases), read by the data threads on every packet without a lock.
 //
 // PeerTable is an immutable snapshot. PeerTablePublisher hands snapshots to a
 // fixed set of reader threads RCU-style: a reader brackets each batch of
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "common/net.h"
 
 namespace weft::agent::udp {
@@ -45,11 +47,16 @@ class PeerTable {
   }
   size_t size() const { return map_.size(); }
 
+  // Whether `ip` (host order) is the PublicIP of a peer in the table: only
+  // those may send encapsulated packets in.
+  bool KnownSource(uint32_t ip) const { return sources_.contains(ip); }
+
  private:
   static uint64_t Key(uint32_t network, int len) { return uint64_t{static_cast<uint32_t>(len)} << 32 | network; }
 
   std::vector<int> prefix_lens_;  // distinct, longest first; usually one (SubnetLen)
   absl::flat_hash_map<uint64_t, uint32_t> map_;
+  absl::flat_hash_set<uint32_t> sources_;
 };
 
 class PeerTablePublisher {

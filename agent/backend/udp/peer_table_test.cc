@@ -37,6 +37,17 @@ TEST(PeerTableTest, FirstRouteOfASubnetWins) {
   EXPECT_EQ(t.size(), 1u);
 }
 
+TEST(PeerTableTest, OnlyPeersPublicIpsAreKnownSources) {
+  PeerTable t({{Net("10.1.7.0/24"), Ip("192.0.2.12")},
+               {Net("10.1.8.0/24"), Ip("192.0.2.13")},
+               {Net("10.1.9.0/24"), Ip("192.0.2.13")}});
+  EXPECT_TRUE(t.KnownSource(U("192.0.2.12")));
+  EXPECT_TRUE(t.KnownSource(U("192.0.2.13")));
+  EXPECT_FALSE(t.KnownSource(U("192.0.2.14")));
+  EXPECT_FALSE(t.KnownSource(U("10.1.7.1"))) << "an inner address is no source";
+  EXPECT_FALSE(PeerTable().KnownSource(U("192.0.2.12"))) << "no lease, no source";
+}
+
 TEST(PeerTablePublisherTest, OldTableLivesWhileAReaderHoldsIt) {
   PeerTablePublisher pub(2);
   pub.Publish(std::make_unique<PeerTable>(std::vector<PeerRoute>{{Net("10.1.7.0/24"), Ip("192.0.2.12")}}));

@@ -1,10 +1,13 @@
 // The UDP backend against the real kernel: two "hosts" (network namespaces
 // joined by a veth pair on 192.0.2.0/24), each with its own NetlinkProgrammer
 // and UdpBackend, each with a "container" address of its subnet on lo. Checks flannel's device setup, traffic both ways with and without
-// offloads, ICMP for unknown destinations, peers leaving, the MTU, repairs and
-// teardown.
+// offloads, ICMP for unknown destinations, packets from unknown sources
+// dropped, peers leaving, the MTU, repairs and teardown.
 
 #include "agent/backend/udp/udp_backend.h"
+
+#include <cstdio>
+#include <cstdlib>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -187,6 +190,62 @@ TEST_P(UdpNetnsTest, UnknownDestinationGetsNetUnreachable) {
   EXPECT_NE(r->exit_code, 0);
   EXPECT_THAT(r->output, HasSubstr("Unreachable")) << r->output;
   EXPECT_GE(Sample(a_.Metrics(), "weft_agent_udp_drops_total{reason=\"no_peer\"}"), 1);
+}
+
+// An encapsulated ping (flannel's wire format: the inner IPv4 packet is the
+// UDP payload) sent to a's port 8285 from `source`, an address of b's eth0.
+std::string SendEncapsulatedPing(Host& from, const char* source) {
+  const std::string script = absl::StrCat(std::getenv("TEST_TMPDIR"), "/forge.py");
+  FILE* f = fopen(script.c_str(), "w");
+  EXPECT_NE(f, nullptr);
+  if (f == nullptr) return "";
+  fputs(R"PY(import socket, struct, sys
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+icmp = struct.pack("!BBHHH", 8, 0, 0, 0x4242, 1) + b"forged"
+icmp = icmp[:2] + struct.pack("!H", csum(icmp)) + icmp[4:]
+src, dst = socket.inet_aton("198.18.2.1"), socket.inet_aton("198.18.1.1")
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), 1, 0, 64, 1, 0, src, dst)
+ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 0))
+for _ in range(5): s.sendto(ip + icmp, ("192.0.2.1", 8285))
+)PY",
+        f);
+  fclose(f);
+  return from.Sh(absl::StrCat("python3 ", script, " ", source));
+}
+
+// Only the PublicIPs of known leases may put packets into flannel0: a host
+// with no lease (here a second address on b's link) that can reach the port
+// is dropped and counted; the same packets from b's PublicIP get through.
+TEST_P(UdpNetnsTest, PacketsFromUnknownSourcesAreDroppedAndCounted) {
+  InitAndReconcileBoth();
+  b_.Sh("ip addr add 192.0.2.66/24 dev eth0");
+  const std::string unknown = "weft_agent_udp_drops_total{reason=\"unknown_source\"}";
+  const std::string rx = "weft_agent_udp_packets_total{direction=\"rx\"}";
+  EXPECT_EQ(Sample(a_.Metrics(), unknown), 0) << "exported from the start";
+  const double rx_before = Sample(a_.Metrics(), rx);
+  SendEncapsulatedPing(b_, "192.0.2.66");
+  for (int i = 0; i < 100 && Sample(a_.Metrics(), unknown) < 5; ++i) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(Sample(a_.Metrics(), unknown), 5);
+  EXPECT_EQ(Sample(a_.Metrics(), rx), rx_before) << "a forged packet reached flannel0";
+
+  // From b's PublicIP, the lease's: accepted (and a answers the echo).
+  SendEncapsulatedPing(b_, "192.0.2.2");
+  for (int i = 0; i < 100 && Sample(a_.Metrics(), rx) < rx_before + 5; ++i) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(Sample(a_.Metrics(), rx), rx_before + 5);
+  EXPECT_EQ(Sample(a_.Metrics(), unknown), 5);
+
+  // b's lease gone from a's view: b is a stranger too.
+  ASSERT_TRUE(a_.Reconcile({a_.AsPeer()}).ok());
+  SendEncapsulatedPing(b_, "192.0.2.2");
+  for (int i = 0; i < 100 && Sample(a_.Metrics(), unknown) < 10; ++i) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_EQ(Sample(a_.Metrics(), unknown), 10);
+  EXPECT_EQ(Sample(a_.Metrics(), rx), rx_before + 5);
 }
 
 TEST_P(UdpNetnsTest, MtuIsRespectedNotBlackHoled) {
