@@ -106,7 +106,9 @@ WalScan ScanWalFile(const std::string& path) {
     if (type >= kMaxKnownType || expected != actual) {
       mark_corrupt(pos, type >= kMaxKnownType ? absl::StrCat("unknown record type ", int{type})
                                               : std::string("checksum mismatch"));
-      pos += block_left;  // as RocksDB: the rest of the block is unreadable
+      // RocksDB gives up on the rest of the block; for counting what follows,
+      // trust the length (it fits the block) and go on with the next record.
+      pos += header + length;
       continue;
     }
     if (StartsBatch(type)) {
