@@ -34,6 +34,8 @@ class Controller {
     leases_ = weft::v1::LeaseService::NewStub(channel_);
     network_ = weft::v1::NetworkService::NewStub(channel_);
   }
+  // Sends `sig` (SIGSTOP, SIGCONT...) without waiting.
+  void Signal(int sig) { proc_.Kill(sig); }
   void Kill9() {
     proc_.Kill(SIGKILL);
     proc_.Wait();
