@@ -304,6 +304,7 @@ TEST(FaultTest, CorruptTableFileRefusesToStart) {
 TEST(FaultTest, EtcdctlSnapshotSaveThenRestoreBringsEverythingBack) {
   const std::string etcd = absl::StrCat("127.0.0.1:", FreePort());
   const std::string file = DataDir("backup.db");
+  const std::string weftctl_file = DataDir("weftctl-backup.db");
   std::map<std::string, std::string> acked;
   int64_t revision = 0;
   {
@@ -318,6 +319,9 @@ TEST(FaultTest, EtcdctlSnapshotSaveThenRestoreBringsEverythingBack) {
     revision = ListResp(c).revision();
     std::string out;
     ASSERT_EQ(Etcdctl(etcd, {"snapshot", "save", file}, &out), 0) << out;
+    ASSERT_EQ(RunCommand({Runfile("tools/weftctl/weftctl"), "snapshot", "save", weftctl_file, "--etcd", etcd}, &out), 0)
+        << out;
+    EXPECT_NE(out.find("SHA-256 checked"), std::string::npos) << out;
     EXPECT_EQ(Etcdctl(etcd, {"endpoint", "status"}, &out), 0);
     EXPECT_EQ(out.find(", 0 B,"), std::string::npos) << "db size not reported: " << out;
     ASSERT_TRUE(Acquire(c, 99).ok());  // after the backup: not in it
@@ -345,6 +349,13 @@ TEST(FaultTest, EtcdctlSnapshotSaveThenRestoreBringsEverythingBack) {
   EXPECT_GT(watcher.revision(), revision);
   EXPECT_FALSE(acked.count("node-99"));
   EXPECT_EQ(Holders(r).count(subnet), 1u);
+  r.Stop();
+
+  // weftctl's backup restores the same.
+  Controller w(DataDir("restored-weftctl"));
+  w.Start({"--restore-from", weftctl_file});
+  EXPECT_EQ(ListResp(w).revision(), revision);
+  ExpectKept(w, acked);
 }
 
 TEST(FaultTest, SigstopDuringBurstLosesNothingAcknowledged) {
