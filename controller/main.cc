@@ -269,6 +269,17 @@ int Run() {
     return 1;
   }
   server->GetHealthCheckService()->SetServingStatus(true);
+  // Per-service statuses exist only once set: name every service, so that a
+  // check of one of them follows the store too.
+  std::vector<std::string> service_names = {weft::v1::LeaseService::service_full_name(),
+                                            weft::v1::NetworkService::service_full_name()};
+  if (etcd_api) {
+    for (const char* n : {"etcdserverpb.KV", "etcdserverpb.Watch", "etcdserverpb.Lease", "etcdserverpb.Cluster",
+                          "etcdserverpb.Maintenance"}) {
+      service_names.push_back(n);
+    }
+  }
+  for (const std::string& n : service_names) server->GetHealthCheckService()->SetServingStatus(n, true);
   // A store that cannot write (disk full, quota) makes every service, and the
   // overall "" status, NOT_SERVING until it recovers.
   controller::StoreHealthMonitor::Options hmo;

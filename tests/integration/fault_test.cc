@@ -22,6 +22,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "absl/time/clock.h"
 #include "tests/integration/controller_fixture.h"
 
@@ -106,6 +108,32 @@ std::string Readyz(int port) {
   std::string out;
   RunCommand({"/usr/bin/curl", "-s", "--max-time", "5", absl::StrCat("http://127.0.0.1:", port, "/readyz")}, &out);
   return out;
+}
+
+// grpc.health.v1.Health/Check for `service` ("" = overall): 1 SERVING,
+// 2 NOT_SERVING, -1 no answer.
+int Health(Controller& c, const std::string& service) {
+  grpc::GenericStub stub(c.channel());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  std::string request;
+  if (!service.empty()) request = std::string("\x0a", 1) + static_cast<char>(service.size()) + service;
+  grpc::Slice slice(request);
+  grpc::ByteBuffer req(&slice, 1);
+  grpc::ByteBuffer resp;
+  absl::Notification done;
+  grpc::Status status;
+  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &req, &resp, [&](grpc::Status s) {
+    status = s;
+    done.Notify();
+  });
+  done.WaitForNotification();
+  if (!status.ok()) return -1;
+  std::vector<grpc::Slice> slices;
+  if (!resp.Dump(&slices).ok()) return -1;
+  std::string bytes;
+  for (auto& sl : slices) bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+  return bytes.size() == 2 && bytes[0] == '\x08' ? bytes[1] : -1;
 }
 
 // A WatchLeases stream read on its own thread, as an agent does.
@@ -201,6 +229,8 @@ TEST(FaultTest, DiskFullRefusesWritesKeepsReadsAndWatchesThenRecovers) {
   LeaseWatcher watcher(c, 0);
   ASSERT_TRUE(Eventually([&] { return watcher.Saw("node-20"); }));
   EXPECT_EQ(Readyz(metrics_port), "ok\n");
+  EXPECT_EQ(Health(c, ""), 1);
+  EXPECT_EQ(Health(c, "weft.v1.LeaseService"), 1);
 
   // Fill the file system to the last byte.
   const std::string fill = mnt + "/fill";
@@ -223,6 +253,9 @@ TEST(FaultTest, DiskFullRefusesWritesKeepsReadsAndWatchesThenRecovers) {
   ASSERT_TRUE(Eventually([&] { return Readyz(metrics_port) != "ok\n"; }, absl::Seconds(10)));
   const std::string why = Readyz(metrics_port);
   EXPECT_NE(why.find("No space left"), std::string::npos) << why;
+  EXPECT_TRUE(Eventually([&] { return Health(c, "") == 2; }, absl::Seconds(10)));
+  EXPECT_EQ(Health(c, "weft.v1.LeaseService"), 2);
+  EXPECT_EQ(Health(c, "etcdserverpb.KV"), 2);
   std::string out;
   EXPECT_EQ(Etcdctl(etcd, {"alarm", "list"}, &out), 0);
   EXPECT_NE(out.find("alarm:NOSPACE"), std::string::npos) << out;
@@ -233,6 +266,8 @@ TEST(FaultTest, DiskFullRefusesWritesKeepsReadsAndWatchesThenRecovers) {
   std::filesystem::remove(fill);
   ASSERT_TRUE(Eventually([&] { return Acquire(c, 101).ok(); })) << "no recovery after space returned";
   EXPECT_TRUE(Eventually([&] { return Readyz(metrics_port) == "ok\n"; }, absl::Seconds(10)));
+  EXPECT_TRUE(Eventually([&] { return Health(c, "") == 1 && Health(c, "weft.v1.LeaseService") == 1; },
+                         absl::Seconds(10)));
   EXPECT_TRUE(Eventually([&] { return watcher.Saw("node-101"); }, absl::Seconds(10))) << "watch stalled";
   EXPECT_EQ(Etcdctl(etcd, {"alarm", "list"}, &out), 0);
   EXPECT_EQ(out.find("NOSPACE"), std::string::npos) << out;
