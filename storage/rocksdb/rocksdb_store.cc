@@ -43,6 +43,7 @@
 #include "rocksdb/env.h"
 #include "rocksdb/listener.h"
 #include "rocksdb/options.h"
+#include "rocksdb/transaction_log.h"
 #include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 #include "storage/rocksdb/codec.h"
@@ -689,12 +690,17 @@ std::string RocksDbStore::LowSpace() {
 }
 
 int64_t RocksDbStore::DbSizeBytes() {
-  int64_t total = 0;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(options_.path, ec)) {
-    if (!e.is_regular_file(ec)) continue;  // snapshot staging directories are not the database
-    const auto size = e.file_size(ec);
-    if (!ec) total += static_cast<int64_t>(size);
+  // What the database uses: its live table files and write-ahead logs. Files
+  // RocksDB has made obsolete (deleted in the background) do not count, so a
+  // compaction and defragmentation shows at once.
+  uint64_t sst = 0;
+  db_->GetIntProperty(rocksdb::DB::Properties::kLiveSstFilesSize, &sst);
+  int64_t total = static_cast<int64_t>(sst);
+  rocksdb::VectorLogPtr wals;
+  if (db_->GetSortedWalFiles(wals).ok()) {
+    for (const auto& w : wals) {
+      if (w->Type() == rocksdb::kAliveLogFile) total += static_cast<int64_t>(w->SizeFileBytes());
+    }
   }
   return total;
 }

@@ -150,7 +150,7 @@ class RocksDbStore final : public Store {
 
   // What Open dropped to recover from corruption; empty if nothing.
   const std::string& recovery_report() const { return recovery_report_; }
-  // Size of the database directory on disk, in bytes.
+  // Size of the database on disk: live table files and write-ahead logs, in bytes.
   int64_t DbSizeBytes();
 
  private:

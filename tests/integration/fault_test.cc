@@ -393,6 +393,44 @@ TEST(FaultTest, EtcdctlSnapshotSaveThenRestoreBringsEverythingBack) {
   ExpectKept(w, acked);
 }
 
+TEST(FaultTest, QuotaRaisesNospaceAlarmThatEtcdctlListsAndDisarms) {
+  const std::string etcd = absl::StrCat("127.0.0.1:", FreePort());
+  Controller c(DataDir("quota"));
+  c.Start({"--etcd-listen", etcd, "--quota-backend-bytes", "200000"});
+  ASSERT_TRUE(SetConfig(c).ok());
+  const std::string value = DataDir("value");
+  std::ofstream(value) << std::string(20000, 'v');
+  std::string out;
+  int i = 0;
+  bool refused = false;
+  for (; i < 200 && !refused; ++i) {
+    refused = RunCommand({"/bin/sh", "-c",
+                          absl::StrCat("ETCDCTL_API=3 /usr/bin/etcdctl --endpoints ", etcd, " put /bulk/", i, " < ",
+                                       value, " 2>&1")},
+                         &out) != 0;
+  }
+  ASSERT_TRUE(refused) << "quota never reached";
+  EXPECT_NE(out.find("database space exceeded"), std::string::npos) << out;
+  grpc::Status s = Acquire(c, 1);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.error_message().find("database space exceeded"), std::string::npos) << s.error_message();
+  EXPECT_EQ(Etcdctl(etcd, {"alarm", "list"}, &out), 0);
+  EXPECT_NE(out.find("alarm:NOSPACE"), std::string::npos) << out;
+  // Still over quota: disarming is refused; make room, then it clears.
+  EXPECT_NE(Etcdctl(etcd, {"alarm", "disarm"}, &out), 0);
+  ASSERT_EQ(Etcdctl(etcd, {"del", "/bulk/", "--prefix"}, &out), 0) << out;
+  ASSERT_EQ(Etcdctl(etcd, {"get", "/", "--prefix", "--keys-only", "-w", "json"}, &out), 0);
+  const size_t at = out.find("\"revision\":");
+  ASSERT_NE(at, std::string::npos) << out;
+  const std::string rev = out.substr(at + 11, out.find_first_of(",}", at) - at - 11);
+  ASSERT_EQ(Etcdctl(etcd, {"compact", rev}, &out), 0) << out;
+  ASSERT_EQ(Etcdctl(etcd, {"defrag"}, &out), 0) << out;
+  ASSERT_EQ(Etcdctl(etcd, {"alarm", "disarm"}, &out), 0) << out;
+  EXPECT_EQ(Etcdctl(etcd, {"alarm", "list"}, &out), 0);
+  EXPECT_EQ(out.find("NOSPACE"), std::string::npos) << out;
+  EXPECT_TRUE(Acquire(c, 1).ok());
+}
+
 TEST(FaultTest, SigstopDuringBurstLosesNothingAcknowledged) {
   Controller c(DataDir("sigstop"));
   c.Start();
