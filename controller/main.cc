@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -74,6 +75,9 @@ ABSL_FLAG(bool, unsafe_no_fsync, false, "Do not fsync writes (benchmark upper bo
 ABSL_FLAG(int64_t, quota_backend_bytes, 0,
           "Size quota of the embedded store on disk, as etcd's: above it the NOSPACE alarm is raised and writes "
           "that add data fail (RESOURCE_EXHAUSTED) until `etcdctl alarm disarm`; 0 = no quota.");
+ABSL_FLAG(int64_t, min_free_disk_bytes, 20 << 20,
+          "The embedded store refuses writes (UNAVAILABLE, until space returns) while the file system of "
+          "--data-dir has less free space than this; RocksDB needs a memtable's worth (16 MiB) to recover.");
 ABSL_FLAG(bool, recover_from_corruption, false,
           "Open an embedded store whose write-ahead log has a corrupted record by dropping that record and "
           "everything after it (logged: how many bytes and write batches). Without it such a store is refused.");
@@ -123,6 +127,13 @@ int Run() {
     storage::RocksDbStore::Options so;
     so.quota_bytes = absl::GetFlag(FLAGS_quota_backend_bytes);
     so.recover_from_corruption = absl::GetFlag(FLAGS_recover_from_corruption);
+    so.min_free_bytes = absl::GetFlag(FLAGS_min_free_disk_bytes);
+    so.on_reopen_needed = [](const std::string& why) {
+      // Everything acknowledged is durable; the restart's reopen recovers it.
+      WEFT_LOG(ERROR, "store needs a reopen: exiting for the supervisor to restart the controller (status 75)")
+          .With("why", why);
+      std::_Exit(75);
+    };
     so.path = absl::GetFlag(FLAGS_data_dir);
     so.sync = !absl::GetFlag(FLAGS_unsafe_no_fsync);
     so.lease_expiry_interval = absl::GetFlag(FLAGS_lease_expiry_interval);

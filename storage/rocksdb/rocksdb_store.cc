@@ -555,6 +555,7 @@ void RocksDbStore::CommitLoop() {
     const rocksdb::Status st = low.empty() ? db_->Write(wo, group.get()) : rocksdb::Status::NoSpace(low);
     const absl::Duration took = clock_.Now() - start;
     if (!st.ok()) {
+      if (low.empty()) rocks_write_failed_.store(true);
       HandleWriteFailure(low.empty() ? st.ToString() : low);
       continue;
     }
@@ -638,7 +639,16 @@ void RocksDbStore::RecoveryLoop() {
     // synced probe write proves the log takes writes again.
     const std::string low = LowSpace();
     rocksdb::Status s = low.empty() ? db_->Resume() : rocksdb::Status::NoSpace(low);
-    if (s.ok()) {
+    if (s.ok() && rocks_write_failed_.load()) {
+      // Writing again to the log that failed would abort the process: hand over.
+      const std::string why = "RocksDB failed a write-ahead log write; the store must be reopened";
+      if (options_.on_reopen_needed) {
+        options_.on_reopen_needed(why);
+      } else if (attempts == 0) {
+        WEFT_LOG(ERROR, "store: writes stay refused until the store is reopened").With("why", why);
+      }
+      s = rocksdb::Status::Aborted(why);
+    } else if (s.ok()) {
       std::string v;
       s = db_->Get(rocksdb::ReadOptions(), std::string(codec::kMetaRevision), &v);
       if (s.IsNotFound()) {

@@ -109,6 +109,12 @@ class RocksDbStore final : public Store {
     int64_t min_free_bytes = 20 << 20;
     // Free bytes on the store's file system; null = statvfs(path). Tests fake a full disk.
     std::function<int64_t()> free_bytes;
+    // A write RocksDB itself failed (EIO, or ENOSPC below min_free_bytes) leaves
+    // its write-ahead log unusable in this process (Debian's 7.8 asserts on the
+    // next write to it). Once RocksDB resumes, this is called (on the recovery
+    // thread) instead of writing again: the owner restarts the process, whose
+    // reopen recovers every acknowledged write. Null: writes stay refused.
+    std::function<void(const std::string& why)> on_reopen_needed;
   };
 
   // Opens (or creates) the store at options.path. Leases get a fresh deadline of
@@ -250,6 +256,7 @@ class RocksDbStore final : public Store {
   std::vector<Discarded> discarded_ ABSL_GUARDED_BY(commit_mu_);
   std::atomic<uint64_t> discarded_hi_{0};
   std::atomic<uint64_t> write_errors_{0};
+  std::atomic<bool> rocks_write_failed_{false};  // RocksDB itself failed a write
   absl::CondVar failure_cv_;  // wakes the recovery thread (with commit_mu_)
   std::thread recovery_;
 
