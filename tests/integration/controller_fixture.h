@@ -36,6 +36,8 @@ class Controller {
   }
   // Sends `sig` (SIGSTOP, SIGCONT...) without waiting.
   void Signal(int sig) { proc_.Kill(sig); }
+  // Waits for the process to exit by itself; its wait status.
+  int WaitExit() { return proc_.Wait(); }
   void Kill9() {
     proc_.Kill(SIGKILL);
     proc_.Wait();

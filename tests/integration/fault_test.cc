@@ -25,6 +25,7 @@
 #include "absl/synchronization/notification.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "absl/time/clock.h"
+#include "proto/etcd/rpc.grpc.pb.h"
 #include "tests/integration/controller_fixture.h"
 
 namespace weft::testing {
@@ -276,6 +277,67 @@ TEST(FaultTest, DiskFullRefusesWritesKeepsReadsAndWatchesThenRecovers) {
   c.Start();
   ExpectKept(c, acked);
   EXPECT_EQ(Holders(c).size(), 21u);
+}
+
+// With the free-space guard off, RocksDB itself runs into ENOSPC on its WAL:
+// reads go on, and once space returns the controller exits 75 to be reopened
+// (Debian's RocksDB would abort on its next WAL write); the reopen keeps every
+// acknowledged write.
+TEST(FaultTest, WalWriteFailureRestartsOnceSpaceReturnsAndKeepsEverything) {
+  ASSERT_EQ(unshare(CLONE_NEWNS), 0) << "needs root";
+  ASSERT_EQ(mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), 0);
+  const std::string mnt = DataDir("walfail");
+  std::filesystem::create_directories(mnt);
+  ASSERT_EQ(mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=64m"), 0);
+  const std::string etcd = absl::StrCat("127.0.0.1:", FreePort());
+  Controller c(mnt + "/data");
+  c.Start({"--etcd-listen", etcd, "--min-free-disk-bytes", "0"});
+  ASSERT_TRUE(SetConfig(c).ok());
+  std::map<std::string, std::string> acked;
+  for (int i = 1; i <= 10; ++i) {
+    std::string subnet;
+    ASSERT_TRUE(Acquire(c, i, &subnet).ok());
+    acked[Node(i).node_name()] = subnet;
+  }
+  {
+    const int fd = open((mnt + "/fill").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ASSERT_GE(fd, 0);
+    const std::string chunk(1 << 20, 'f');
+    while (write(fd, chunk.data(), chunk.size()) > 0) {
+    }
+    while (write(fd, "f", 1) > 0) {
+    }
+    close(fd);
+  }
+  // Values big enough to use up the WAL space RocksDB preallocated.
+  auto kv = etcdserverpb::KV::NewStub(grpc::CreateChannel(etcd, grpc::InsecureChannelCredentials()));
+  std::vector<std::string> put;
+  grpc::Status failed;
+  for (int i = 0; i < 2000 && failed.ok(); ++i) {
+    etcdserverpb::PutRequest req;
+    req.set_key(absl::StrCat("/bulk/", i));
+    req.set_value(std::string(64 << 10, 'b'));
+    etcdserverpb::PutResponse resp;
+    failed = kv->Put(Ctx().get(), req, &resp);
+    if (failed.ok()) put.push_back(req.key());
+  }
+  ASSERT_EQ(failed.error_code(), grpc::StatusCode::UNAVAILABLE) << failed.error_message();
+  EXPECT_EQ(Holders(c).size(), 10u);  // reads go on
+  std::filesystem::remove(mnt + "/fill");
+  const int status = c.WaitExit();
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 75);
+  c.Start({"--etcd-listen", etcd});
+  ExpectKept(c, acked);
+  for (const std::string& key : put) {
+    etcdserverpb::RangeRequest req;
+    req.set_key(key);
+    req.set_count_only(true);
+    etcdserverpb::RangeResponse resp;
+    ASSERT_TRUE(kv->Range(Ctx().get(), req, &resp).ok());
+    ASSERT_EQ(resp.count(), 1) << key << " acknowledged, then lost";
+  }
+  EXPECT_TRUE(Acquire(c, 11).ok());
 }
 
 TEST(FaultTest, CorruptWalRefusesToStartUntilToldToDropTheDamage) {
