@@ -207,14 +207,32 @@ void FlipByte(const std::string& path, uint64_t offset) {
   f.write(&c, 1);
 }
 
+// A 64 MiB tmpfs at `dir`, in a mount namespace of this test process alone (it
+// vanishes with the process, whatever happens).
+void MountPrivateTmpfs(const std::string& dir) {
+  ASSERT_EQ(unshare(CLONE_NEWNS), 0) << "needs root";
+  ASSERT_EQ(mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), 0);
+  std::filesystem::create_directories(dir);
+  ASSERT_EQ(mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=64m"), 0);
+}
+
+// Writes `path` until its file system has not one byte left.
+void FillDisk(const std::string& path) {
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ASSERT_GE(fd, 0);
+  const std::string chunk(1 << 20, 'f');
+  while (write(fd, chunk.data(), chunk.size()) > 0) {
+  }
+  while (write(fd, "f", 1) > 0) {
+  }
+  close(fd);
+}
+
 // Disk full: the data dir is a 64 MiB tmpfs, mounted in a mount namespace of
 // this test process alone (it vanishes with the process, whatever happens).
 TEST(FaultTest, DiskFullRefusesWritesKeepsReadsAndWatchesThenRecovers) {
-  ASSERT_EQ(unshare(CLONE_NEWNS), 0) << "needs root";
-  ASSERT_EQ(mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), 0);
   const std::string mnt = DataDir("full");
-  std::filesystem::create_directories(mnt);
-  ASSERT_EQ(mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=64m"), 0);
+  ASSERT_NO_FATAL_FAILURE(MountPrivateTmpfs(mnt));
   const int metrics_port = FreePort();
   const int etcd_port = FreePort();
   const std::string etcd = absl::StrCat("127.0.0.1:", etcd_port);
@@ -235,17 +253,7 @@ TEST(FaultTest, DiskFullRefusesWritesKeepsReadsAndWatchesThenRecovers) {
 
   // Fill the file system to the last byte.
   const std::string fill = mnt + "/fill";
-  {
-    const int fd = open(fill.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ASSERT_GE(fd, 0);
-    const std::string chunk(1 << 20, 'f');
-    while (write(fd, chunk.data(), chunk.size()) > 0) {
-    }
-    const std::string byte(1, 'f');
-    while (write(fd, byte.data(), 1) > 0) {
-    }
-    close(fd);
-  }
+  ASSERT_NO_FATAL_FAILURE(FillDisk(fill));
   grpc::Status refused = Acquire(c, 100);
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE) << refused.error_message();
   EXPECT_NE(refused.error_message().find("No space left"), std::string::npos) << refused.error_message();
@@ -284,11 +292,8 @@ TEST(FaultTest, DiskFullRefusesWritesKeepsReadsAndWatchesThenRecovers) {
 // (Debian's RocksDB would abort on its next WAL write); the reopen keeps every
 // acknowledged write.
 TEST(FaultTest, WalWriteFailureRestartsOnceSpaceReturnsAndKeepsEverything) {
-  ASSERT_EQ(unshare(CLONE_NEWNS), 0) << "needs root";
-  ASSERT_EQ(mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), 0);
   const std::string mnt = DataDir("walfail");
-  std::filesystem::create_directories(mnt);
-  ASSERT_EQ(mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=64m"), 0);
+  ASSERT_NO_FATAL_FAILURE(MountPrivateTmpfs(mnt));
   const std::string etcd = absl::StrCat("127.0.0.1:", FreePort());
   Controller c(mnt + "/data");
   c.Start({"--etcd-listen", etcd, "--min-free-disk-bytes", "0"});
@@ -299,16 +304,7 @@ TEST(FaultTest, WalWriteFailureRestartsOnceSpaceReturnsAndKeepsEverything) {
     ASSERT_TRUE(Acquire(c, i, &subnet).ok());
     acked[Node(i).node_name()] = subnet;
   }
-  {
-    const int fd = open((mnt + "/fill").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ASSERT_GE(fd, 0);
-    const std::string chunk(1 << 20, 'f');
-    while (write(fd, chunk.data(), chunk.size()) > 0) {
-    }
-    while (write(fd, "f", 1) > 0) {
-    }
-    close(fd);
-  }
+  ASSERT_NO_FATAL_FAILURE(FillDisk(mnt + "/fill"));
   // Values big enough to use up the WAL space RocksDB preallocated.
   auto kv = etcdserverpb::KV::NewStub(grpc::CreateChannel(etcd, grpc::InsecureChannelCredentials()));
   std::vector<std::string> put;
