@@ -210,7 +210,6 @@ class StoreLogger final : public rocksdb::Logger {
 // logged; the store notices them at its next write, which fails the same way.
 class ErrorListener final : public rocksdb::EventListener {
  public:
-  std::atomic<RocksDbStore*> store{nullptr};
   void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status* bg_error) override {
     WEFT_LOG(ERROR, "store: rocksdb background error")
         .With("reason", static_cast<int>(reason))
@@ -332,8 +331,7 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const Options& 
   // A bad record anywhere but a tail a crash cut short stops the open: the
   // default (point in time) would silently drop it and everything after it.
   ro.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
-  auto listener = std::make_shared<ErrorListener>();
-  ro.listeners.push_back(listener);
+  ro.listeners.push_back(std::make_shared<ErrorListener>());
 
   std::string report;
   rocksdb::DB* raw = nullptr;
@@ -357,7 +355,6 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const Options& 
   }
   std::unique_ptr<RocksDbStore> store(new RocksDbStore(options, std::move(db)));
   store->recovery_report_ = std::move(report);
-  listener->store = store.get();
   RETURN_IF_ERROR(store->Load());
   store->CheckQuota(true);
   store->StartThreads();
