@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -19,6 +20,7 @@
 #include "common/metrics.h"
 #include "common/sd_notify.h"
 #include "controller/controller_metrics.h"
+#include "controller/store_health.h"
 #include "controller/background_duties.h"
 #include "controller/grpc_services.h"
 #include "controller/leader_election.h"
@@ -35,6 +37,7 @@
 #include "storage/etcd/etcd_flags.h"
 #include "storage/etcd/etcd_store.h"
 #include "storage/rocksdb/rocksdb_store.h"
+#include "storage/rocksdb/snapshot_archive.h"
 
 ABSL_FLAG(std::string, data_dir, "/var/lib/weft", "Directory of the embedded store (RocksDB).");
 ABSL_FLAG(std::string, listen, "127.0.0.1:7800", "gRPC listen address (host:port).");
@@ -72,6 +75,20 @@ ABSL_FLAG(int32_t, lease_txns_in_flight, 2,
           "Merged lease-write transactions in flight at once (1-16). More keeps a remote etcd busy while "
           "answers travel back; fewer makes each transaction carry more writes.");
 ABSL_FLAG(bool, unsafe_no_fsync, false, "Do not fsync writes (benchmark upper bound only; loses data on crash).");
+ABSL_FLAG(int64_t, quota_backend_bytes, 0,
+          "Size quota of the embedded store on disk, as etcd's: above it the NOSPACE alarm is raised and writes "
+          "that add data fail (RESOURCE_EXHAUSTED) until `etcdctl alarm disarm`; 0 = no quota.");
+ABSL_FLAG(int64_t, min_free_disk_bytes, 20 << 20,
+          "The embedded store refuses writes (UNAVAILABLE, until space returns) while the file system of "
+          "--data-dir has less free space than this; RocksDB needs a memtable's worth (16 MiB) to recover.");
+ABSL_FLAG(bool, recover_from_corruption, false,
+          "Open an embedded store whose write-ahead log has a corrupted record by dropping that record and "
+          "everything after it (logged: how many bytes and write batches). Without it such a store is refused.");
+ABSL_FLAG(std::string, restore_from, "",
+          "Before starting, restore the embedded store into --data-dir from this snapshot file (etcdctl snapshot "
+          "save or weftctl snapshot save against a controller). --data-dir must be missing or empty.");
+ABSL_FLAG(bool, force_restore, false,
+          "With --restore-from: restore even if --data-dir is not empty (the old one is renamed aside).");
 
 // Transport security of the gRPC and etcd-API listeners (docs/security.md).
 ABSL_FLAG(std::string, tls_cert_file, "", "PEM certificate the controller serves (with --tls-key-file); re-read when it changes.");
@@ -159,14 +176,51 @@ int Run() {
   absl::StatusOr<std::unique_ptr<storage::Store>> store;
   const std::string store_kind = absl::GetFlag(FLAGS_store);
   std::string store_where;
+  if (const std::string from = absl::GetFlag(FLAGS_restore_from); !from.empty()) {
+    if (store_kind != "rocksdb") {
+      WEFT_LOG(ERROR, "--restore-from restores the embedded store only (--store=rocksdb)");
+      return 2;
+    }
+    auto restored = storage::snapshot_archive::RestoreArchive(from, absl::GetFlag(FLAGS_data_dir),
+                                                              absl::GetFlag(FLAGS_force_restore));
+    if (!restored.ok()) {
+      WEFT_LOG(ERROR, "cannot restore the store").With("from", from).Err(restored.status());
+      return 1;
+    }
+    WEFT_LOG(INFO, "store restored from snapshot")
+        .With("from", from)
+        .With("data_dir", absl::GetFlag(FLAGS_data_dir))
+        .With("files", restored->files)
+        .With("bytes", restored->bytes)
+        .With("checksum_verified", restored->checksum_verified)
+        .With("old_data_moved_to", restored->moved_aside);
+  }
   if (store_kind == "rocksdb") {
     storage::RocksDbStore::Options so;
+    so.quota_bytes = absl::GetFlag(FLAGS_quota_backend_bytes);
+    so.recover_from_corruption = absl::GetFlag(FLAGS_recover_from_corruption);
+    so.min_free_bytes = absl::GetFlag(FLAGS_min_free_disk_bytes);
+    so.on_reopen_needed = [](const std::string& why) {
+      // Everything acknowledged is durable; the restart's reopen recovers it.
+      WEFT_LOG(ERROR, "store needs a reopen: exiting for the supervisor to restart the controller (status 75)")
+          .With("why", why);
+      std::_Exit(75);
+    };
     so.path = absl::GetFlag(FLAGS_data_dir);
     so.sync = !absl::GetFlag(FLAGS_unsafe_no_fsync);
     so.lease_expiry_interval = absl::GetFlag(FLAGS_lease_expiry_interval);
     so.on_commit = [&cm](absl::Duration latency, int batch) { cm.ObserveCommit(latency, batch); };
     store_where = so.path;
-    store = storage::RocksDbStore::Open(so);
+    auto rocks = storage::RocksDbStore::Open(so);
+    if (rocks.ok() && !(*rocks)->recovery_report().empty()) {
+      WEFT_LOG(WARN, "store recovered from corruption; data was dropped")
+          .With("dropped", (*rocks)->recovery_report());
+    }
+    if (rocks.ok()) {
+      store = std::unique_ptr<storage::Store>(std::move(*rocks));
+    } else {
+      store = rocks.status();
+    }
   } else if (store_kind == "etcd") {
     absl::StatusOr<storage::EtcdStore::Options> eo = storage::EtcdOptionsFromFlags();
     if (!eo.ok()) {
@@ -314,6 +368,25 @@ int Run() {
     return 1;
   }
   server->GetHealthCheckService()->SetServingStatus(true);
+  // Per-service statuses exist only once set: name every service, so that a
+  // check of one of them follows the store too.
+  std::vector<std::string> service_names = {weft::v1::LeaseService::service_full_name(),
+                                            weft::v1::NetworkService::service_full_name()};
+  if (etcd_api) {
+    for (const char* n : {"etcdserverpb.KV", "etcdserverpb.Watch", "etcdserverpb.Lease", "etcdserverpb.Cluster",
+                          "etcdserverpb.Maintenance"}) {
+      service_names.push_back(n);
+    }
+  }
+  for (const std::string& n : service_names) server->GetHealthCheckService()->SetServingStatus(n, true);
+  // A store that cannot write (disk full, quota) makes every service, and the
+  // overall "" status, NOT_SERVING until it recovers.
+  controller::StoreHealthMonitor::Options hmo;
+  hmo.on_change = [&server](bool serving, const std::string&) {
+    server->GetHealthCheckService()->SetServingStatus(serving);
+  };
+  controller::StoreHealthMonitor store_health(store->get(), registry, hmo);
+  store_health.Start();
   if (etcd_api && etcd_port == 0) {
     WEFT_LOG(ERROR, "cannot listen for the etcd API").With("etcd_listen", absl::GetFlag(FLAGS_etcd_listen));
     return 1;
@@ -322,8 +395,9 @@ int Run() {
   std::unique_ptr<HttpServer> http;
   if (const std::string addr = absl::GetFlag(FLAGS_metrics_listen); !addr.empty()) {
     http = std::make_unique<HttpServer>(&registry);
-    http->SetReadinessCheck([&manager]() -> absl::Status {
+    http->SetReadinessCheck([&manager, &store_health]() -> absl::Status {
       if (!manager.Ready()) return absl::UnavailableError("loading leases");
+      if (absl::Status s = store_health.Check(); !s.ok()) return s;
       if (!manager.Config()) return absl::UnavailableError("no network config set");
       return absl::OkStatus();
     });
@@ -354,6 +428,7 @@ int Run() {
 
   WEFT_LOG(INFO, "weft-controller stopping");
   systemd::NotifyStopping();
+  store_health.Stop();
   server->GetHealthCheckService()->SetServingStatus(false);
   duties.Stop();
   election.Stop();  // resign: another replica takes the duties over at once

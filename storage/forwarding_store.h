@@ -38,6 +38,14 @@ class ForwardingStore : public Store {
     return next_->Watch(r, std::move(cb));
   }
 
+  StoreHealth Health() override { return next_->Health(); }
+  absl::Status DisarmSpaceAlarm() override { return next_->DisarmSpaceAlarm(); }
+  absl::Status RaiseSpaceAlarm() override { return next_->RaiseSpaceAlarm(); }
+  absl::Status Defragment() override { return next_->Defragment(); }
+  absl::Status WriteSnapshot(const std::function<absl::Status(absl::string_view)>& sink) override {
+    return next_->WriteSnapshot(sink);
+  }
+
  protected:
   Store* const next_;
 };

@@ -24,6 +24,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace weft::storage {
@@ -160,9 +161,37 @@ class WatchHandle {
   virtual ~WatchHandle() = default;
 };
 
+// What a store can say about its own state, for readiness and metrics.
+struct StoreHealth {
+  // false: writes fail (UNAVAILABLE) while reads and watches keep working, e.g.
+  // the disk is full or failing; `reason` says why. The store recovers by itself.
+  bool writable = true;
+  std::string reason;
+  // etcd's NOSPACE alarm: the store is over its size quota; writes that add data
+  // fail with RESOURCE_EXHAUSTED until the alarm is disarmed (DisarmSpaceAlarm).
+  bool space_alarm = false;
+  int64_t db_size_bytes = -1;  // -1 = unknown (a remote store)
+  uint64_t write_errors = 0;   // failed durable writes since open
+};
+
 class Store {
  public:
   virtual ~Store() = default;
+
+  // Faults, alarms and maintenance. The defaults suit a store that has none of
+  // its own (a remote etcd keeps its own alarms and snapshots).
+  virtual StoreHealth Health() { return {}; }
+  // Clears the NOSPACE alarm; FAILED_PRECONDITION if the store is still over quota.
+  virtual absl::Status DisarmSpaceAlarm() { return absl::OkStatus(); }
+  // Raises the NOSPACE alarm by hand (etcd's `alarm` ACTIVATE).
+  virtual absl::Status RaiseSpaceAlarm() { return absl::UnimplementedError("store has no space alarm"); }
+  // Reclaims space on disk (etcd's defragment).
+  virtual absl::Status Defragment() { return absl::OkStatus(); }
+  // Streams a consistent copy of the durable state, in pieces, to `sink` (a
+  // non-OK return from sink aborts). The format is the implementation's own.
+  virtual absl::Status WriteSnapshot(const std::function<absl::Status(absl::string_view chunk)>& sink) {
+    return absl::UnimplementedError("this store has no snapshots; back up its own storage");
+  }
 
   virtual absl::StatusOr<RangeResponse> Range(const RangeRequest& req) = 0;
   virtual absl::StatusOr<PutResponse> Put(const PutRequest& req) = 0;

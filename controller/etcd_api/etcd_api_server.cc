@@ -41,40 +41,10 @@ class ClusterService final : public etcdserverpb::Cluster::Service {
   EtcdApiServer::Core* const core_;
 };
 
-class MaintenanceService final : public etcdserverpb::Maintenance::Service {
- public:
-  explicit MaintenanceService(EtcdApiServer::Core* core) : core_(core) {}
-
-  grpc::Status Status(grpc::ServerContext* ctx, const etcdserverpb::StatusRequest*,
-                      etcdserverpb::StatusResponse* resp) override {
-    if (grpc::Status s = core_->Access(*ctx)(EtcdOp::kStatus, "", ""); !s.ok()) return s;
-    const int64_t revision = core_->store()->CurrentRevision();
-    core_->FillHeader(resp->mutable_header(), revision);
-    const EtcdApiOptions& o = core_->options();
-    resp->set_version(o.version);
-    const int64_t size = o.db_size ? o.db_size() : 0;
-    resp->set_dbsize(size);
-    resp->set_dbsizeinuse(size);
-    // One member, always the leader; the store revision stands in for the raft
-    // index (both only grow, with every write).
-    resp->set_leader(core_->member_id());
-    resp->set_raftindex(static_cast<uint64_t>(revision));
-    resp->set_raftappliedindex(static_cast<uint64_t>(revision));
-    resp->set_raftterm(o.raft_term);
-    return grpc::Status::OK;
-  }
-
- private:
-  EtcdApiServer::Core* const core_;
-};
-
 }  // namespace
 
 std::unique_ptr<grpc::Service> NewClusterService(EtcdApiServer::Core* core) {
   return std::make_unique<ClusterService>(core);
-}
-std::unique_ptr<grpc::Service> NewMaintenanceService(EtcdApiServer::Core* core) {
-  return std::make_unique<MaintenanceService>(core);
 }
 
 grpc::Status ToEtcdStatus(const absl::Status& s) {

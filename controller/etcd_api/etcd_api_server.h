@@ -10,7 +10,9 @@
 //       progress_notify), cancel, progress requests; a compacted start revision
 //       is answered as etcd does (created, then canceled with compact_revision).
 //   Lease: Grant, Revoke, KeepAlive (bidi stream), TimeToLive, Leases.
-//   Cluster.MemberList (this one member) and Maintenance.Status.
+//   Cluster.MemberList (this one member); Maintenance: Status (real DB size,
+//       faults), Alarm (the store's NOSPACE alarm), Defragment, Snapshot (the
+//       store's consistent snapshot plus etcd's SHA-256 trailer).
 // Errors carry etcd's codes and messages (storage/etcd/etcd_wire.h), which
 // clients match on.
 //

@@ -23,7 +23,13 @@
 
 #include "storage/rocksdb/rocksdb_store.h"
 
+#include <sys/statvfs.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdarg>
+#include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <utility>
 
@@ -34,9 +40,15 @@
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "rocksdb/db.h"
+#include "rocksdb/env.h"
+#include "rocksdb/listener.h"
 #include "rocksdb/options.h"
+#include "rocksdb/transaction_log.h"
+#include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 #include "storage/rocksdb/codec.h"
+#include "storage/rocksdb/snapshot_archive.h"
+#include "storage/rocksdb/wal_scan.h"
 
 namespace weft::storage {
 
@@ -166,6 +178,100 @@ absl::Status ForEachNewest(rocksdb::Iterator* it, const std::string& lower, int6
   return flush();
 }
 
+// RocksDB's own log, at WARN and above, into ours; the lines about corruption
+// are kept for the error message that refuses to open.
+class StoreLogger final : public rocksdb::Logger {
+ public:
+  StoreLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override { Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap); }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel()) return;
+    char buf[1024];
+    vsnprintf(buf, sizeof(buf), format, ap);
+    const std::string line(buf);
+    WEFT_LOG(WARN, "rocksdb").With("msg", line);
+    if (absl::StrContains(line, "orrupt") || absl::StrContains(line, "dropping")) {
+      absl::MutexLock l(&mu_);
+      if (lines_.size() < 8) lines_.push_back(line);
+    }
+  }
+  std::vector<std::string> Lines() {
+    absl::MutexLock l(&mu_);
+    return lines_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);
+};
+
+// RocksDB's background errors (a flush or compaction that hit a full disk) are
+// logged; the store notices them at its next write, which fails the same way.
+class ErrorListener final : public rocksdb::EventListener {
+ public:
+  void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status* bg_error) override {
+    WEFT_LOG(ERROR, "store: rocksdb background error")
+        .With("reason", static_cast<int>(reason))
+        .With("err", bg_error->ToString());
+  }
+  void OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecoveryInfo& info) override {
+    WEFT_LOG(INFO, "store: rocksdb error recovery ended")
+        .With("old_error", info.old_bg_error.ToString())
+        .With("new_error", info.new_bg_error.ToString());
+  }
+};
+
+constexpr absl::string_view kSnapshotTmpPrefix = "weft-snapshot.tmp-";
+
+void RemoveSnapshotLeftovers(const std::string& path) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(path, ec)) {
+    if (absl::StartsWith(e.path().filename().string(), kSnapshotTmpPrefix)) {
+      std::filesystem::remove_all(e.path(), ec);
+    }
+  }
+}
+
+std::string DropReport(const std::vector<rocksdb_wal::WalScan>& scans) {
+  std::string out;
+  bool after = false;
+  for (const auto& w : scans) {
+    if (!w.corrupt && !after) continue;
+    if (!out.empty()) out += "; ";
+    if (w.corrupt && !after) {
+      absl::StrAppend(&out, w.file, ": ", w.what, " at offset ", w.corrupt_offset, ", dropping ",
+                      w.bytes_dropped, " bytes (", w.batches_dropped, " write batches, at least ",
+                      w.operations_dropped, " operations; ", w.batches_ok, " batches before it kept)");
+    } else {
+      absl::StrAppend(&out, w.file, ": after the corruption, dropping all ", w.size_bytes, " bytes");
+    }
+    after = true;
+  }
+  if (out.empty()) out = "no bad write-ahead log record found (table file corruption cannot be recovered this way)";
+  return out;
+}
+
+absl::Status CorruptionError(const std::string& path, const std::string& what,
+                             const std::vector<std::string>& rocks_lines) {
+  std::string where;
+  for (const auto& w : rocksdb_wal::ScanWalDir(path)) {
+    if (w.corrupt) {
+      absl::StrAppend(&where, " Bad write-ahead log record in ", w.file, " at offset ", w.corrupt_offset, " (",
+                      w.what, "): starting with --recover-from-corruption drops ", w.bytes_dropped, " bytes (",
+                      w.batches_dropped, " write batches) from there on.");
+      break;
+    }
+  }
+  if (where.empty() && !rocks_lines.empty()) absl::StrAppend(&where, " RocksDB: ", rocks_lines.front());
+  return absl::DataLossError(absl::StrCat(
+      "store at ", path, " is corrupted: ", what, ".", where,
+      " Nothing was changed. Restore a backup (weft-controller --restore-from FILE --data-dir NEW_DIR)",
+      what.find(".log") != std::string::npos || !where.empty()
+          ? ", or start once with --recover-from-corruption to keep what precedes the damage."
+          : "; a damaged table file cannot be recovered in place."));
+}
+
 }  // namespace
 
 // The RocksDB mutations and watch events of one write operation.
@@ -209,15 +315,48 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const Options& 
   if (options.path.empty()) return absl::InvalidArgumentError("store path is empty");
   if (options.clock == nullptr) return absl::InvalidArgumentError("store clock is null");
   if (options.history_revisions < 0) return absl::InvalidArgumentError("history_revisions < 0");
+  if (options.quota_bytes < 0) return absl::InvalidArgumentError("quota_bytes < 0");
+  RemoveSnapshotLeftovers(options.path);
+  auto logger = std::make_shared<StoreLogger>();
   rocksdb::Options ro;
   ro.create_if_missing = true;
+  ro.info_log = logger;
   ro.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   ro.keep_log_file_num = 3;
+  // After a full disk RocksDB clears its error (and our Resume() succeeds) only
+  // once a memtable's worth of space is free again: 16 MiB rather than the
+  // default 64 MiB (a lease store is tens of MB; smaller memtables cost nothing).
+  ro.write_buffer_size = 16 << 20;
+  ro.paranoid_checks = true;
+  // A bad record anywhere but a tail a crash cut short stops the open: the
+  // default (point in time) would silently drop it and everything after it.
+  ro.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+  ro.listeners.push_back(std::make_shared<ErrorListener>());
+
+  std::string report;
   rocksdb::DB* raw = nullptr;
-  RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(ro, options.path, &raw),
-                            absl::StrCat("open store at ", options.path)));
-  std::unique_ptr<RocksDbStore> store(new RocksDbStore(options, std::unique_ptr<rocksdb::DB>(raw)));
+  rocksdb::Status s = rocksdb::DB::Open(ro, options.path, &raw);
+  if (s.IsCorruption() && options.recover_from_corruption) {
+    // Keep what precedes the first bad record; say exactly what goes.
+    const std::vector<rocksdb_wal::WalScan> scans = rocksdb_wal::ScanWalDir(options.path);
+    report = DropReport(scans);
+    WEFT_LOG(WARN, "store: recovering from corruption, dropping data").With("dropped", report);
+    ro.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+    s = rocksdb::DB::Open(ro, options.path, &raw);
+  }
+  if (s.IsCorruption()) return CorruptionError(options.path, s.ToString(), logger->Lines());
+  RETURN_IF_ERROR(FromRocks(s, absl::StrCat("open store at ", options.path)));
+  std::unique_ptr<rocksdb::DB> db(raw);
+  // Table files are checked whole at start-up (a few MB; a flipped bit in a
+  // block nobody reads yet would otherwise surface only when a watch needs it).
+  if (rocksdb::Status v = db->VerifyChecksum(); !v.ok()) {
+    if (v.IsCorruption()) return CorruptionError(options.path, v.ToString(), logger->Lines());
+    return FromRocks(v, "verify store checksums");
+  }
+  std::unique_ptr<RocksDbStore> store(new RocksDbStore(options, std::move(db)));
+  store->recovery_report_ = std::move(report);
   RETURN_IF_ERROR(store->Load());
+  store->CheckQuota(true);
   store->StartThreads();
   return store;
 }
@@ -235,13 +374,34 @@ RocksDbStore::~RocksDbStore() {
     absl::MutexLock l(&commit_mu_);
     stopping_ = true;
     group_ready_.Signal();
+    failure_cv_.SignalAll();
   }
   if (committer_.joinable()) committer_.join();
+  if (recovery_.joinable()) recovery_.join();
   hub_.Shutdown();
   db_.reset();
 }
 
 absl::Status RocksDbStore::Load() {
+  absl::MutexLock l(&mu_);
+  RETURN_IF_ERROR(LoadStateLocked());
+  std::string v;
+  int64_t compact_done = 0;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), std::string(codec::kMetaCompactDone), &v);
+  if (!s.IsNotFound()) {
+    RETURN_IF_ERROR(FromRocks(s, absl::StrCat("read ", codec::kMetaCompactDone)));
+    ASSIGN_OR_RETURN(compact_done, codec::DecodeInt64(v));
+  }
+  {
+    absl::MutexLock c(&compaction_mu_);
+    compact_done_ = compact_done;
+  }
+  absl::MutexLock c(&commit_mu_);
+  durable_revision_ = revision_;
+  return absl::OkStatus();
+}
+
+absl::Status RocksDbStore::LoadStateLocked() {
   auto read_meta = [this](absl::string_view key, int64_t dflt) -> absl::StatusOr<int64_t> {
     std::string v;
     rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), rocksdb::Slice(key.data(), key.size()), &v);
@@ -250,21 +410,10 @@ absl::Status RocksDbStore::Load() {
     return codec::DecodeInt64(v);
   };
   const absl::Time now = clock_.Now();
-  absl::MutexLock l(&mu_);
-  ASSIGN_OR_RETURN(revision_, read_meta(codec::kMetaRevision, 1));
-  ASSIGN_OR_RETURN(compact_revision_, read_meta(codec::kMetaCompactRevision, 0));
-  int64_t compact_done = 0;
-  ASSIGN_OR_RETURN(compact_done, read_meta(codec::kMetaCompactDone, 0));
-  {
-    absl::MutexLock c(&compaction_mu_);
-    compact_done_ = compact_done;
-  }
-  compact_revision_hint_ = compact_revision_;
-  {
-    absl::MutexLock c(&commit_mu_);
-    durable_revision_ = revision_;
-  }
+  ASSIGN_OR_RETURN(int64_t revision, read_meta(codec::kMetaRevision, 1));
+  ASSIGN_OR_RETURN(int64_t compact_revision, read_meta(codec::kMetaCompactRevision, 0));
 
+  std::map<std::string, KeyState> keys;
   const std::string index_end = PrefixEnd(std::string(codec::kIndexPrefix));
   rocksdb::ReadOptions index_ro;
   const rocksdb::Slice index_upper(index_end);
@@ -275,9 +424,10 @@ absl::Status RocksDbStore::Load() {
                                   if (r.type != Event::Type::kPut) return;
                                   KeyState st{std::move(r.kv.value), r.kv.create_revision,
                                               r.kv.mod_revision, r.kv.version, r.kv.lease};
-                                  keys_.emplace_hint(keys_.end(), std::move(r.kv.key), std::move(st));
+                                  keys.emplace_hint(keys.end(), std::move(r.kv.key), std::move(st));
                                 }));
 
+  absl::flat_hash_map<int64_t, Lease> leases;
   const std::string lease_end = PrefixEnd(std::string(codec::kLeasePrefix));
   rocksdb::ReadOptions lease_ro;
   const rocksdb::Slice lease_upper(lease_end);
@@ -286,20 +436,26 @@ absl::Status RocksDbStore::Load() {
   for (it->Seek(std::string(codec::kLeasePrefix)); it->Valid(); it->Next()) {
     ASSIGN_OR_RETURN(int64_t id, codec::LeaseIdFromKey(absl::string_view(it->key().data(), it->key().size())));
     ASSIGN_OR_RETURN(int64_t ttl, codec::DecodeInt64(absl::string_view(it->value().data(), it->value().size())));
-    Lease& lease = leases_[id];
+    Lease& lease = leases[id];
     lease.ttl_seconds = ttl;
-    lease.deadline = now + absl::Seconds(ttl);
+    auto known = leases_.find(id);
+    lease.deadline = known != leases_.end() ? known->second.deadline : now + absl::Seconds(ttl);
   }
   RETURN_IF_ERROR(FromRocks(it->status(), "read leases"));
-  for (const auto& [key, st] : keys_) {
+  for (const auto& [key, st] : keys) {
     if (st.lease == 0) continue;
-    auto lease = leases_.find(st.lease);
-    if (lease == leases_.end()) {
+    auto lease = leases.find(st.lease);
+    if (lease == leases.end()) {
       // Revoking a lease deletes its keys in the same batch: this cannot happen.
       return absl::DataLossError(absl::StrCat("key ", key, " is attached to missing lease ", st.lease));
     }
     lease->second.keys.insert(key);
   }
+  keys_ = std::move(keys);
+  leases_ = std::move(leases);
+  revision_ = revision;
+  compact_revision_ = compact_revision;
+  compact_revision_hint_ = compact_revision;
   return absl::OkStatus();
 }
 
@@ -316,6 +472,7 @@ void RocksDbStore::StartThreads() {
   hub_.Publish(std::make_shared<const std::vector<Event>>(), revision);
   committer_ = std::thread(&RocksDbStore::CommitLoop, this);
   maintenance_ = std::thread(&RocksDbStore::MaintenanceLoop, this, compact_revision);
+  recovery_ = std::thread(&RocksDbStore::RecoveryLoop, this);
 }
 
 absl::Status RocksDbStore::CheckHealthyLocked() {
@@ -351,11 +508,18 @@ uint64_t RocksDbStore::SubmitLocked(WriteSet* ws) {
 }
 
 absl::Status RocksDbStore::WaitDurable(uint64_t seq) {
-  if (durable_seq_hint_.load(std::memory_order_acquire) >= seq) return absl::OkStatus();
+  if (seq > discarded_hi_.load(std::memory_order_acquire) &&
+      durable_seq_hint_.load(std::memory_order_acquire) >= seq) {
+    return absl::OkStatus();
+  }
   absl::MutexLock l(&commit_mu_);
-  while (durable_seq_ < seq && failure_.ok()) durable_.Wait(&commit_mu_);
-  if (durable_seq_ >= seq) return absl::OkStatus();
-  return failure_;
+  while (true) {
+    for (const Discarded& d : discarded_) {
+      if (seq > d.lo && seq <= d.hi) return d.status;
+    }
+    if (durable_seq_ >= seq) return absl::OkStatus();
+    durable_.Wait(&commit_mu_);
+  }
 }
 
 void RocksDbStore::CommitLoop() {
@@ -384,19 +548,16 @@ void RocksDbStore::CommitLoop() {
     }
     if (revision_moved) group->Put(std::string(codec::kMetaRevision), codec::EncodeInt64(revision));
     const absl::Time start = clock_.Now();
-    const rocksdb::Status st = db_->Write(wo, group.get());
+    const std::string low = LowSpace();
+    const rocksdb::Status st = low.empty() ? db_->Write(wo, group.get()) : rocksdb::Status::NoSpace(low);
     const absl::Duration took = clock_.Now() - start;
+    if (!st.ok()) {
+      if (low.empty()) rocks_write_failed_.store(true);
+      HandleWriteFailure(low.empty() ? st.ToString() : low);
+      continue;
+    }
     {
       absl::MutexLock l(&commit_mu_);
-      if (!st.ok()) {
-        // What is in memory is now ahead of the disk for good: stop the instance.
-        failure_ = absl::UnavailableError(
-            absl::StrCat("store commit failed; reopen the store: ", st.ToString()));
-        failed_.store(true, std::memory_order_release);
-        durable_.SignalAll();
-        WEFT_LOG(ERROR, "store commit failed").With("err", st.ToString());
-        return;
-      }
       durable_seq_ = seq;
       durable_revision_ = revision;
       durable_seq_hint_.store(seq, std::memory_order_release);
@@ -407,6 +568,7 @@ void RocksDbStore::CommitLoop() {
       stats_.commit_time += took;
       durable_.SignalAll();
     }
+    CheckQuota(false);
     if (!events.empty()) {
       hub_.Publish(std::make_shared<const std::vector<Event>>(std::move(events)), revision);
     }
@@ -416,6 +578,221 @@ void RocksDbStore::CommitLoop() {
       compaction_wanted_ = true;
     }
   }
+}
+
+void RocksDbStore::HandleWriteFailure(const std::string& error) {
+  write_errors_.fetch_add(1);
+  const bool first = !failed_.load();
+  // Under mu_ no writer applies anything: what is in memory is the durable
+  // state plus the operations being discarded here.
+  absl::MutexLock l(&mu_);
+  absl::MutexLock c(&commit_mu_);
+  const absl::Status failed = absl::UnavailableError(absl::StrCat(
+      "store cannot write (", error, "); writes resume once the disk recovers, reads and watches still work"));
+  Discarded d{durable_seq_, applied_seq_, failed};
+  if (discarded_.size() >= 64) discarded_.erase(discarded_.begin());
+  discarded_.push_back(d);
+  discarded_hi_.store(applied_seq_, std::memory_order_release);
+  open_group_.reset();
+  open_events_.clear();
+  open_writes_ = 0;
+  failure_ = failed;
+  failed_.store(true, std::memory_order_release);
+  // Back to the durable state. Reading needs no write: it works on a full disk.
+  if (absl::Status s = LoadStateLocked(); !s.ok()) {
+    // Memory no longer matches anything we can vouch for: stop rather than serve it.
+    WEFT_LOG(ERROR, "store: cannot reload the durable state after a write failure").Err(s);
+    std::abort();
+  }
+  open_revision_ = revision_;
+  durable_revision_ = revision_;
+  // Reads from now on observe only durable state: give them a sequence number
+  // that is durable and not discarded.
+  durable_seq_ = ++applied_seq_;
+  open_seq_ = durable_seq_;
+  durable_seq_hint_.store(durable_seq_, std::memory_order_release);
+  durable_.SignalAll();
+  failure_cv_.SignalAll();
+  if (first) {
+    WEFT_LOG(ERROR, "store: write failed; refusing writes until the disk recovers")
+        .With("err", error)
+        .With("discarded_operations", d.hi - d.lo)
+        .With("revision", revision_);
+  }
+}
+
+void RocksDbStore::RecoveryLoop() {
+  absl::Duration backoff = options_.resume_backoff_min;
+  int attempts = 0;
+  while (true) {
+    {
+      absl::MutexLock l(&commit_mu_);
+      while (!stopping_ && !failed_.load()) failure_cv_.Wait(&commit_mu_);
+      if (stopping_) return;
+      failure_cv_.WaitWithTimeout(&commit_mu_, backoff);
+      if (stopping_) return;
+    }
+    // Resume() clears RocksDB's background error (flushing to a new WAL); the
+    // synced probe write proves the log takes writes again.
+    const std::string low = LowSpace();
+    rocksdb::Status s = low.empty() ? db_->Resume() : rocksdb::Status::NoSpace(low);
+    if (s.ok() && rocks_write_failed_.load()) {
+      // Writing again to the log that failed would abort the process: hand over.
+      const std::string why = "RocksDB failed a write-ahead log write; the store must be reopened";
+      if (options_.on_reopen_needed) {
+        options_.on_reopen_needed(why);
+      } else if (attempts == 0) {
+        WEFT_LOG(ERROR, "store: writes stay refused until the store is reopened").With("why", why);
+      }
+      s = rocksdb::Status::Aborted(why);
+    } else if (s.ok()) {
+      std::string v;
+      s = db_->Get(rocksdb::ReadOptions(), std::string(codec::kMetaRevision), &v);
+      if (s.IsNotFound()) {
+        s = rocksdb::Status::OK();
+        v = codec::EncodeInt64(1);
+      }
+      if (s.ok()) {
+        rocksdb::WriteOptions wo;
+        wo.sync = options_.sync;
+        rocksdb::WriteBatch probe;
+        probe.Put(std::string(codec::kMetaRevision), v);
+        s = db_->Write(wo, &probe);
+      }
+    }
+    ++attempts;
+    if (s.ok()) {
+      {
+        absl::MutexLock m(&mu_);
+        absl::MutexLock c(&commit_mu_);
+        failure_ = absl::OkStatus();
+        failed_.store(false, std::memory_order_release);
+      }
+      WEFT_LOG(INFO, "store: writes recovered").With("attempts", attempts);
+      attempts = 0;
+      backoff = options_.resume_backoff_min;
+      CheckQuota(true);
+    } else {
+      if (attempts == 1 || attempts % 20 == 0) {
+        WEFT_LOG(WARN, "store: still cannot write").With("attempts", attempts).With("err", s.ToString());
+      }
+      backoff = std::min(backoff * 2, options_.resume_backoff_max);
+    }
+  }
+}
+
+std::string RocksDbStore::LowSpace() {
+  if (options_.min_free_bytes <= 0) return "";
+  int64_t free = 0;
+  if (options_.free_bytes) {
+    free = options_.free_bytes();
+  } else {
+    struct statvfs st;
+    if (statvfs(options_.path.c_str(), &st) != 0) return "";  // cannot tell: let RocksDB try
+    free = static_cast<int64_t>(st.f_bavail) * static_cast<int64_t>(st.f_frsize);
+  }
+  if (free >= options_.min_free_bytes) return "";
+  return absl::StrCat("No space left on device: ", free, " bytes free on the file system of ", options_.path,
+                      ", less than the ", options_.min_free_bytes, " the store keeps free");
+}
+
+int64_t RocksDbStore::DbSizeBytes() {
+  // What the database uses: its live table files and write-ahead logs. Files
+  // RocksDB has made obsolete (deleted in the background) do not count, so a
+  // compaction and defragmentation shows at once.
+  uint64_t sst = 0;
+  db_->GetIntProperty(rocksdb::DB::Properties::kLiveSstFilesSize, &sst);
+  int64_t total = static_cast<int64_t>(sst);
+  rocksdb::VectorLogPtr wals;
+  if (db_->GetSortedWalFiles(wals).ok()) {
+    for (const auto& w : wals) {
+      if (w->Type() == rocksdb::kAliveLogFile) total += static_cast<int64_t>(w->SizeFileBytes());
+    }
+  }
+  return total;
+}
+
+void RocksDbStore::CheckQuota(bool force) {
+  const int64_t now = absl::GetCurrentTimeNanos();
+  if (!force && now - db_size_checked_ns_.load() < 100'000'000) return;
+  db_size_checked_ns_.store(now);
+  const int64_t size = DbSizeBytes();
+  db_size_.store(size);
+  if (options_.quota_bytes > 0 && size > options_.quota_bytes && !space_alarm_.exchange(true)) {
+    WEFT_LOG(ERROR, "store: over its quota, NOSPACE alarm raised; writes that add data are refused")
+        .With("db_size_bytes", size)
+        .With("quota_bytes", options_.quota_bytes);
+  }
+}
+
+absl::Status RocksDbStore::CheckSpaceLocked(const std::vector<RequestOp>& ops) {
+  bool writes = false;
+  bool puts = false;
+  for (const RequestOp& op : ops) {
+    writes = writes || op.type != RequestOp::Type::kRange;
+    puts = puts || op.type == RequestOp::Type::kPut;
+  }
+  if (writes) RETURN_IF_ERROR(CheckHealthyLocked());
+  // etcd's wording, which its clients match on.
+  if (puts && space_alarm_.load()) return absl::ResourceExhaustedError("etcdserver: mvcc: database space exceeded");
+  return absl::OkStatus();
+}
+
+StoreHealth RocksDbStore::Health() {
+  StoreHealth h;
+  if (failed_.load()) {
+    absl::MutexLock l(&commit_mu_);
+    h.writable = failure_.ok();
+    h.reason = std::string(failure_.message());
+  }
+  h.space_alarm = space_alarm_.load();
+  if (h.space_alarm && h.writable) {
+    h.reason = absl::StrCat("NOSPACE alarm: the store is over its quota of ", options_.quota_bytes, " bytes");
+  }
+  CheckQuota(false);
+  h.db_size_bytes = db_size_.load();
+  h.write_errors = write_errors_.load();
+  return h;
+}
+
+absl::Status RocksDbStore::DisarmSpaceAlarm() {
+  CheckQuota(true);
+  if (options_.quota_bytes > 0 && db_size_.load() > options_.quota_bytes) {
+    return absl::FailedPreconditionError(absl::StrCat("store is still over its quota: ", db_size_.load(), " > ",
+                                                      options_.quota_bytes, " bytes; compact and defragment first"));
+  }
+  if (space_alarm_.exchange(false)) WEFT_LOG(INFO, "store: NOSPACE alarm disarmed");
+  return absl::OkStatus();
+}
+
+absl::Status RocksDbStore::RaiseSpaceAlarm() {
+  if (!space_alarm_.exchange(true)) WEFT_LOG(WARN, "store: NOSPACE alarm raised by hand");
+  return absl::OkStatus();
+}
+
+absl::Status RocksDbStore::Defragment() {
+  rocksdb::CompactRangeOptions co;
+  co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  RETURN_IF_ERROR(FromRocks(db_->CompactRange(co, nullptr, nullptr), "defragment store"));
+  CheckQuota(true);
+  return absl::OkStatus();
+}
+
+absl::Status RocksDbStore::WriteSnapshot(const std::function<absl::Status(absl::string_view chunk)>& sink) {
+  // A checkpoint holds exactly the durable state (hard links to the table
+  // files, the memtable flushed first), staged inside the database directory.
+  static std::atomic<uint64_t> counter{0};
+  const std::string dir =
+      absl::StrCat(options_.path, "/", kSnapshotTmpPrefix, getpid(), "-", counter.fetch_add(1));
+  rocksdb::Checkpoint* raw = nullptr;
+  RETURN_IF_ERROR(FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), "snapshot"));
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  absl::Cleanup remove = [&] {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  };
+  RETURN_IF_ERROR(FromRocks(checkpoint->CreateCheckpoint(dir, /*log_size_for_flush=*/0), "snapshot checkpoint"));
+  return snapshot_archive::WriteArchive(dir, sink);
 }
 
 RocksDbStore::CommitStats RocksDbStore::commit_stats() {
@@ -492,8 +869,7 @@ absl::StatusOr<RangeResponse> RocksDbStore::Range(const RangeRequest& req) {
   std::optional<RangeResponse> current;
   {
     absl::MutexLock l(&mu_);
-    RETURN_IF_ERROR(CheckHealthyLocked());
-    if (req.revision > revision_) return FutureRevisionError();
+        if (req.revision > revision_) return FutureRevisionError();
     if (req.revision > 0 && req.revision < compact_revision_) return CompactedError(compact_revision_);
     seq = applied_seq_;
     revision = revision_;
@@ -638,12 +1014,12 @@ absl::StatusOr<TxnResponse> RocksDbStore::Txn(const TxnRequest& req) {
   uint64_t seq = 0;
   {
     absl::MutexLock l(&mu_);
-    RETURN_IF_ERROR(CheckHealthyLocked());
     resp.succeeded = std::all_of(req.compares.begin(), req.compares.end(),
                                  [this](const Compare& c) ABSL_NO_THREAD_SAFETY_ANALYSIS {
                                    return CompareLocked(c);
                                  });
     const std::vector<RequestOp>& ops = resp.succeeded ? req.success : req.failure;
+    RETURN_IF_ERROR(CheckSpaceLocked(ops));
     RETURN_IF_ERROR(CheckOpsLocked(ops));
     resp.responses.resize(ops.size());
     // Reads of past revisions first: they may fail, and nothing is applied yet.
@@ -709,6 +1085,7 @@ absl::StatusOr<LeaseGrantResponse> RocksDbStore::LeaseGrant(int64_t ttl_seconds,
   {
     absl::MutexLock l(&mu_);
     RETURN_IF_ERROR(CheckHealthyLocked());
+    if (space_alarm_.load()) return absl::ResourceExhaustedError("etcdserver: mvcc: database space exceeded");
     if (id == 0) {
       do {
         id = absl::Uniform<int64_t>(rng_, 1, std::numeric_limits<int64_t>::max());
@@ -779,8 +1156,7 @@ absl::StatusOr<int64_t> RocksDbStore::LeaseKeepAlive(int64_t id) {
   int64_t ttl = 0;
   {
     absl::MutexLock l(&mu_);
-    RETURN_IF_ERROR(CheckHealthyLocked());
-    auto it = leases_.find(id);
+        auto it = leases_.find(id);
     const absl::Time now = clock_.Now();
     // An expired lease is as good as revoked, even before the expiry thread runs.
     if (it == leases_.end() || it->second.deadline <= now) return LeaseNotFoundError();
@@ -799,8 +1175,7 @@ absl::StatusOr<LeaseTimeToLiveResponse> RocksDbStore::LeaseTimeToLive(int64_t id
   uint64_t seq = 0;
   {
     absl::MutexLock l(&mu_);
-    RETURN_IF_ERROR(CheckHealthyLocked());
-    seq = applied_seq_;
+        seq = applied_seq_;
     auto it = leases_.find(id);
     if (it != leases_.end()) {
       const Lease& lease = it->second;
@@ -821,8 +1196,7 @@ absl::StatusOr<std::vector<int64_t>> RocksDbStore::Leases() {
   uint64_t seq = 0;
   {
     absl::MutexLock l(&mu_);
-    RETURN_IF_ERROR(CheckHealthyLocked());
-    seq = applied_seq_;
+        seq = applied_seq_;
     ids.reserve(leases_.size());
     for (const auto& [id, lease] : leases_) ids.push_back(id);
   }
@@ -880,8 +1254,7 @@ absl::StatusOr<std::unique_ptr<WatchHandle>> RocksDbStore::Watch(
   WatchRequest from = req;
   {
     absl::MutexLock l(&mu_);
-    RETURN_IF_ERROR(CheckHealthyLocked());
-    if (from.start_revision > 0 && from.start_revision < compact_revision_) {
+        if (from.start_revision > 0 && from.start_revision < compact_revision_) {
       return CompactedError(compact_revision_);
     }
     if (from.start_revision == 0) {
@@ -1008,7 +1381,9 @@ void RocksDbStore::MaintenanceLoop(int64_t recovered_compact_revision) {
       compact = compaction_wanted_;
       compaction_wanted_ = false;
     }
-    if (interval > absl::ZeroDuration()) {
+    // Nothing expires while writes fail (an expiry is a write); deadlines that
+    // passed meanwhile are honoured once the store recovers.
+    if (interval > absl::ZeroDuration() && !failed_.load()) {
       absl::StatusOr<int> expired = ExpireDueLeases();
       if (!expired.ok()) {
         WEFT_LOG(ERROR, "lease expiry failed").Err(expired.status());

@@ -17,8 +17,23 @@
 // Watches: delivered by a WatchHub (storage/watch_hub.h): one dispatch thread,
 // unbounded per-watch buffers; a slow watcher delays other watchers, never writers.
 //
-// Durability failures (a failed RocksDB write) are fatal for the instance: every
-// later call returns UNAVAILABLE; reopen to recover the durable state.
+// Write failures (disk full, I/O errors): the operations not yet durable fail
+// with UNAVAILABLE, the in-memory state is reloaded from the durable state on
+// disk, and further writes fail fast with UNAVAILABLE while reads, watches and
+// lease keep-alives go on. A recovery thread calls RocksDB's Resume() with
+// backoff until a synced write succeeds again; then writes resume. Health()
+// tells which state the store is in. Acknowledged writes are never lost.
+//
+// Corruption: Open refuses a database whose write-ahead log has a bad record
+// (anywhere but a tail a crash cut short) or whose table files fail their
+// checksums, with DATA_LOSS naming the file and what to do. With
+// recover_from_corruption it keeps what precedes the first bad WAL record
+// (RocksDB's point-in-time recovery) and reports what it dropped.
+//
+// Quota (quota_bytes > 0): once the database outgrows it the NOSPACE alarm is
+// raised, as etcd's --quota-backend-bytes: writes that add data (puts, lease
+// grants) fail with RESOURCE_EXHAUSTED until DisarmSpaceAlarm, while deletes,
+// revokes and compaction go on.
 
 #include <atomic>
 #include <cstdint>
@@ -78,6 +93,28 @@ class RocksDbStore final : public Store {
     // how long the RocksDB write (with fsync) took and how many operations the
     // group carried. Must be quick (it delays the next commit).
     std::function<void(absl::Duration commit_latency, int batch_size)> on_commit;
+    // Open a database with a corrupted write-ahead log by dropping the bad record
+    // and everything after it (recovery_report() says what went).
+    bool recover_from_corruption = false;
+    // Size quota of the database on disk (etcd's --quota-backend-bytes); 0 = none.
+    int64_t quota_bytes = 0;
+    // Backoff between the recovery thread's Resume() attempts after a write failure.
+    absl::Duration resume_backoff_min = absl::Milliseconds(100);
+    absl::Duration resume_backoff_max = absl::Seconds(5);
+    // Below this much free space on the store's file system, writes are refused
+    // as if the disk were full, before RocksDB runs into ENOSPC itself (Debian's
+    // RocksDB 7.8 can assert on a write-ahead log that failed a write, and it
+    // needs a memtable's worth of space to flush before it takes writes again).
+    // 0 = no check.
+    int64_t min_free_bytes = 20 << 20;
+    // Free bytes on the store's file system; null = statvfs(path). Tests fake a full disk.
+    std::function<int64_t()> free_bytes;
+    // A write RocksDB itself failed (EIO, or ENOSPC below min_free_bytes) leaves
+    // its write-ahead log unusable in this process (Debian's 7.8 asserts on the
+    // next write to it). Once RocksDB resumes, this is called (on the recovery
+    // thread) instead of writing again: the owner restarts the process, whose
+    // reopen recovers every acknowledged write. Null: writes stay refused.
+    std::function<void(const std::string& why)> on_reopen_needed;
   };
 
   // Opens (or creates) the store at options.path. Leases get a fresh deadline of
@@ -109,6 +146,19 @@ class RocksDbStore final : public Store {
 
   CommitStats commit_stats();
 
+  StoreHealth Health() override;
+  absl::Status DisarmSpaceAlarm() override;
+  absl::Status RaiseSpaceAlarm() override;
+  absl::Status Defragment() override;
+  // A RocksDB checkpoint of the durable state, as a snapshot archive
+  // (storage/rocksdb/snapshot_archive.h).
+  absl::Status WriteSnapshot(const std::function<absl::Status(absl::string_view chunk)>& sink) override;
+
+  // What Open dropped to recover from corruption; empty if nothing.
+  const std::string& recovery_report() const { return recovery_report_; }
+  // Size of the database on disk: live table files and write-ahead logs, in bytes.
+  int64_t DbSizeBytes();
+
  private:
   struct KeyState {
     std::string value;
@@ -126,7 +176,19 @@ class RocksDbStore final : public Store {
 
   RocksDbStore(const Options& options, std::unique_ptr<rocksdb::DB> db);
   absl::Status Load();
+  // Reads keys, leases and revision counters from disk into memory. Leases that
+  // are in memory already keep their deadlines.
+  absl::Status LoadStateLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartThreads();
+  // After a failed group commit: drops what is not durable and refuses writes.
+  void HandleWriteFailure(const std::string& error);
+  void RecoveryLoop();
+  // Non-empty when free space is below options_.min_free_bytes: why writes stop.
+  std::string LowSpace();
+  // Refreshes the size on disk (at most every 100 ms unless forced); raises the
+  // NOSPACE alarm when over quota.
+  void CheckQuota(bool force);
+  absl::Status CheckSpaceLocked(const std::vector<RequestOp>& ops) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Reads and writes of the in-memory state, under mu_.
   absl::Status CheckHealthyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -185,6 +247,23 @@ class RocksDbStore final : public Store {
   CommitStats stats_ ABSL_GUARDED_BY(commit_mu_);
   std::atomic<uint64_t> durable_seq_hint_{0};  // fast path of WaitDurable
   std::atomic<bool> failed_{false};
+  // Operations (lo, hi] whose group commit failed: they were never durable.
+  struct Discarded {
+    uint64_t lo = 0;
+    uint64_t hi = 0;
+    absl::Status status;
+  };
+  std::vector<Discarded> discarded_ ABSL_GUARDED_BY(commit_mu_);
+  std::atomic<uint64_t> discarded_hi_{0};
+  std::atomic<uint64_t> write_errors_{0};
+  std::atomic<bool> rocks_write_failed_{false};  // RocksDB itself failed a write
+  absl::CondVar failure_cv_;  // wakes the recovery thread (with commit_mu_)
+  std::thread recovery_;
+
+  std::string recovery_report_;
+  std::atomic<bool> space_alarm_{false};
+  std::atomic<int64_t> db_size_{-1};
+  std::atomic<int64_t> db_size_checked_ns_{0};
 
   // Physical compaction (deleting history on disk) runs outside mu_, one at a time.
   absl::Mutex compaction_mu_ ABSL_ACQUIRED_AFTER(mu_);

@@ -51,6 +51,10 @@ class Controller {
     leases_ = weft::v1::LeaseService::NewStub(channel_);
     network_ = weft::v1::NetworkService::NewStub(channel_);
   }
+  // Sends `sig` (SIGSTOP, SIGCONT...) without waiting.
+  void Signal(int sig) { proc_.Kill(sig); }
+  // Waits for the process to exit by itself; its wait status.
+  int WaitExit() { return proc_.Wait(); }
   void Kill9() {
     proc_.Kill(SIGKILL);
     proc_.Wait();
