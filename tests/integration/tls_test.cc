@@ -301,6 +301,7 @@ TEST(TlsTest, EtcdApiWithEtcdctlAndClientCertificates) {
     EXPECT_EQ(Etcdctl(dir, url, who, {"get", "--prefix", "/coreos.com/network/"}, &out), 0) << out;
     EXPECT_EQ(Etcdctl(dir, url, who, {"endpoint", "status"}, &out), 0) << out;
     EXPECT_EQ(Etcdctl(dir, url, who, {"member", "list"}, &out), 0) << out;
+    EXPECT_EQ(Etcdctl(dir, url, who, {"alarm", "list"}, &out), 0) << out;
     // Everything else is for operators.
     for (std::vector<std::string> denied : std::vector<std::vector<std::string>>{
              {"put", subnet_key, lease},
@@ -312,6 +313,8 @@ TEST(TlsTest, EtcdApiWithEtcdctlAndClientCertificates) {
              {"lease", "grant", "60"},
              {"lease", "revoke", "1234"},
              {"compaction", "1"},
+             {"defrag"},
+             {"snapshot", "save", dir + "/" + who + ".snap"},
              {"txn"},
          }) {
       SCOPED_TRACE(absl::StrJoin(denied, " "));
@@ -342,6 +345,8 @@ TEST(TlsTest, EtcdApiWithEtcdctlAndClientCertificates) {
   ASSERT_EQ(Etcdctl(dir, url, "admin", {"lease", "grant", "60"}, &out), 0) << out;
   ASSERT_EQ(Etcdctl(dir, url, "admin", {"del", subnet_key}, &out), 0) << out;
   ASSERT_EQ(Etcdctl(dir, url, "admin", {"compaction", "2"}, &out), 0) << out;
+  ASSERT_EQ(Etcdctl(dir, url, "admin", {"defrag"}, &out), 0) << out;
+  ASSERT_EQ(Etcdctl(dir, url, "admin", {"snapshot", "save", dir + "/admin.snap"}, &out), 0) << out;
   c.Stop();
 }
 
