@@ -16,9 +16,15 @@
 #include "common/http_server.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/tls_client.h"
 
 ABSL_FLAG(std::string, controller, "127.0.0.1:7800",
           "Controller gRPC endpoints, comma-separated (host:port,...); the agent fails over between them.");
+ABSL_FLAG(std::string, controller_ca_file, "",
+          "CA bundle the controller's certificate must chain to; set: mutual TLS to the controller (docs/security.md).");
+ABSL_FLAG(std::string, controller_cert_file, "",
+          "This node's client certificate (O=system:nodes, CN=system:node:<node-name>; tools/certs.sh node).");
+ABSL_FLAG(std::string, controller_key_file, "", "The private key of --controller-cert-file.");
 ABSL_FLAG(std::string, iface, "",
           "External interface(s) by name or IPv4 address, comma-separated; first match wins.");
 ABSL_FLAG(std::string, iface_regex, "", "Regex(es) over interface names or addresses, comma-separated.");
@@ -96,6 +102,16 @@ int main(int argc, char** argv) {
     WEFT_LOG(ERROR, "--controller: at least one endpoint is required");
     return 2;
   }
+  const weft::TlsClientFiles tls{absl::GetFlag(FLAGS_controller_ca_file), absl::GetFlag(FLAGS_controller_cert_file),
+                                 absl::GetFlag(FLAGS_controller_key_file)};
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = weft::MakeChannelCredentials(tls);
+  if (!creds.ok()) {
+    WEFT_LOG(ERROR, "--controller-ca-file/--controller-cert-file/--controller-key-file").Err(creds.status());
+    return 2;
+  }
+  cfg.controller_credentials = *creds;
+  cfg.controller_tls = tls.enabled();
+  if (!cfg.controller_tls) WEFT_LOG(INFO, "plaintext to the controller (no --controller-ca-file)");
   cfg.iface.ifaces = SplitList(absl::GetFlag(FLAGS_iface));
   cfg.iface.iface_regexes = SplitList(absl::GetFlag(FLAGS_iface_regex));
   cfg.iface.public_ip = absl::GetFlag(FLAGS_public_ip);

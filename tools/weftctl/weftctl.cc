@@ -1,6 +1,6 @@
 // weftctl: the operator's command line for a Weft controller.
 //
-//   weftctl [--controller ADDR] [--timeout 10s] COMMAND ...
+//   weftctl [--controller ADDR] [--timeout 10s] [--ca-file F --cert-file F --key-file F] COMMAND ...
 //     config get
 //     config set FILE [--force]        (FILE "-" = stdin; flannel's JSON)
 //     leases list [-o table|json]
@@ -23,6 +23,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/log.h"
+#include "common/tls_client.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
 
@@ -31,14 +33,18 @@ namespace {
 constexpr int kOk = 0, kFailed = 1, kUsage = 2;
 
 const char kUsageText[] =
-    "usage: weftctl [--controller ADDR] [--timeout DURATION] COMMAND\n"
+    "usage: weftctl [--controller ADDR] [--timeout DURATION] [TLS FILES] COMMAND\n"
     "  config get\n"
     "  config set FILE [--force]      set the network config (flannel's JSON; - = stdin)\n"
     "  leases list [-o table|json]\n"
     "  lease show SUBNET [-o table|json]\n"
     "  reserve SUBNET --public-ip IP [--node NAME]\n"
     "  unreserve SUBNET\n"
-    "ADDR defaults to $WEFT_CONTROLLER or 127.0.0.1:7800.\n";
+    "ADDR defaults to $WEFT_CONTROLLER or 127.0.0.1:7800.\n"
+    "TLS FILES (mutual TLS; each also from $WEFT_CA_FILE, $WEFT_CERT_FILE, $WEFT_KEY_FILE):\n"
+    "  --ca-file F    CA bundle the controller's certificate must chain to\n"
+    "  --cert-file F  this client's certificate (an operator's: O=weft:admins, tools/certs.sh admin)\n"
+    "  --key-file F   its private key\n";
 
 int Usage(const std::string& why) {
   if (!why.empty()) std::cerr << "weftctl: " << why << "\n";
@@ -46,9 +52,10 @@ int Usage(const std::string& why) {
   return kUsage;
 }
 
+bool tls_on = false;  // set once in main, before any call
+
 int Fail(const grpc::Status& s) {
-  std::cerr << "weftctl: " << (s.error_code() == grpc::StatusCode::UNAVAILABLE ? "controller unavailable: " : "")
-            << s.error_message() << " (" << static_cast<int>(s.error_code()) << ")\n";
+  std::cerr << "weftctl: " << weft::DescribeRpcError(s, tls_on) << "\n";
   // Input the controller refused as malformed is the caller's mistake: usage exit.
   return s.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? kUsage : kFailed;
 }
@@ -102,6 +109,8 @@ struct Args {
 int main(int argc, char** argv) {
   std::string controller = getenv("WEFT_CONTROLLER") ? getenv("WEFT_CONTROLLER") : "127.0.0.1:7800";
   absl::Duration timeout = absl::Seconds(10);
+  auto env = [](const char* name) { return std::string(getenv(name) ? getenv(name) : ""); };
+  weft::TlsClientFiles tls{env("WEFT_CA_FILE"), env("WEFT_CERT_FILE"), env("WEFT_KEY_FILE")};
   Args a;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -122,6 +131,11 @@ int main(int argc, char** argv) {
     } else if (is("--timeout")) {
       const char* v = value(arg);
       if (!v || !absl::ParseDuration(v, &timeout)) return Usage("--timeout needs a duration like 10s");
+    } else if (is("--ca-file") || is("--cert-file") || is("--key-file")) {
+      const std::string name = arg.substr(0, arg.find('='));
+      const char* v = value(arg);
+      if (!v) return Usage(absl::StrCat(name, " needs a file"));
+      (name == "--ca-file" ? tls.ca_file : name == "--cert-file" ? tls.cert_file : tls.key_file) = v;
     } else if (is("-o") || is("--output")) {
       const char* v = value(arg);
       if (!v || (std::string(v) != "json" && std::string(v) != "table")) return Usage("-o is table or json");
@@ -144,7 +158,11 @@ int main(int argc, char** argv) {
   }
   if (a.positional.empty()) return Usage("no command");
 
-  auto channel = grpc::CreateChannel(controller, grpc::InsecureChannelCredentials());
+  weft::log::SetLevel(weft::log::Level::kWarning);  // a command's output is its answer; errors still show
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = weft::MakeChannelCredentials(tls);
+  if (!creds.ok()) return Usage(std::string(creds.status().message()));
+  tls_on = tls.enabled();
+  auto channel = grpc::CreateChannel(controller, *creds);
   auto leases = weft::v1::LeaseService::NewStub(channel);
   auto network = weft::v1::NetworkService::NewStub(channel);
   auto ctx = [&]() {
