@@ -20,6 +20,18 @@ class RpcTimer {
   absl::Time start_;
 };
 
+// The authorization of one call (authz.h); OK for everyone without an authorizer.
+// For the lease methods, *node_name is the request's and becomes the name to
+// act as; *as_node says whether the caller is that node.
+grpc::Status Allowed(const Authorizer* authz, const grpc::ServerContextBase& ctx, Method m,
+                     std::string* node_name = nullptr, bool* as_node = nullptr) {
+  if (!authz) return grpc::Status::OK;
+  Identity id;
+  grpc::Status s = authz->Authorize(ctx, m, node_name, &id);
+  if (as_node) *as_node = id.role == Role::kNode;
+  return s;
+}
+
 }  // namespace
 
 grpc::Status ToGrpc(const absl::Status& s) {
@@ -45,8 +57,9 @@ void ToProto(const LeaseRecord& rec, weft::v1::Lease* out) {
   }
 }
 
-LeaseServiceImpl::LeaseServiceImpl(LeaseManager* manager, RpcObserver observer, WatchFactory watch)
-    : manager_(manager), observer_(std::move(observer)), watch_(std::move(watch)) {}
+LeaseServiceImpl::LeaseServiceImpl(LeaseManager* manager, RpcObserver observer, WatchFactory watch,
+                                   const Authorizer* authz)
+    : manager_(manager), observer_(std::move(observer)), watch_(std::move(watch)), authz_(authz) {}
 
 grpc::ServerUnaryReactor* LeaseServiceImpl::AcquireLease(grpc::CallbackServerContext* ctx,
                                                           const weft::v1::AcquireLeaseRequest* req,
@@ -54,6 +67,11 @@ grpc::ServerUnaryReactor* LeaseServiceImpl::AcquireLease(grpc::CallbackServerCon
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   AcquireRequest r;
   r.node_name = req->node_name();
+  if (grpc::Status s = Allowed(authz_, *ctx, Method::kAcquireLease, &r.node_name, &r.as_node); !s.ok()) {
+    if (observer_) observer_("AcquireLease", s.error_code(), absl::ZeroDuration());
+    reactor->Finish(s);
+    return reactor;
+  }
   r.public_ip = req->public_ip();
   r.public_ipv6 = req->public_ipv6();
   r.backend_type = req->backend_type();
@@ -82,33 +100,43 @@ grpc::ServerUnaryReactor* LeaseServiceImpl::AcquireLease(grpc::CallbackServerCon
   return reactor;
 }
 
-grpc::Status LeaseServiceImpl::RenewLease(grpc::ServerContext*, const weft::v1::RenewLeaseRequest* req,
+grpc::Status LeaseServiceImpl::RenewLease(grpc::ServerContext* ctx, const weft::v1::RenewLeaseRequest* req,
                                           weft::v1::RenewLeaseResponse* resp) {
   RpcTimer t(observer_, "RenewLease");
-  auto rec = manager_->Renew({req->subnet(), req->node_name(), req->public_ip()});
+  OwnerRef owner{req->subnet(), req->node_name(), req->public_ip()};
+  if (grpc::Status s = Allowed(authz_, *ctx, Method::kRenewLease, &owner.node_name, &owner.as_node); !s.ok()) {
+    return t.Done(s);
+  }
+  auto rec = manager_->Renew(owner);
   if (!rec.ok()) return t.Done(ToGrpc(rec.status()));
   ToProto(*rec, resp->mutable_lease());
   return t.Done(grpc::Status::OK);
 }
 
-grpc::Status LeaseServiceImpl::ReleaseLease(grpc::ServerContext*, const weft::v1::ReleaseLeaseRequest* req,
+grpc::Status LeaseServiceImpl::ReleaseLease(grpc::ServerContext* ctx, const weft::v1::ReleaseLeaseRequest* req,
                                             weft::v1::ReleaseLeaseResponse*) {
   RpcTimer t(observer_, "ReleaseLease");
-  return t.Done(ToGrpc(manager_->Release({req->subnet(), req->node_name(), req->public_ip()})));
+  OwnerRef owner{req->subnet(), req->node_name(), req->public_ip()};
+  if (grpc::Status s = Allowed(authz_, *ctx, Method::kReleaseLease, &owner.node_name, &owner.as_node); !s.ok()) {
+    return t.Done(s);
+  }
+  return t.Done(ToGrpc(manager_->Release(owner)));
 }
 
-grpc::Status LeaseServiceImpl::GetLease(grpc::ServerContext*, const weft::v1::GetLeaseRequest* req,
+grpc::Status LeaseServiceImpl::GetLease(grpc::ServerContext* ctx, const weft::v1::GetLeaseRequest* req,
                                         weft::v1::GetLeaseResponse* resp) {
   RpcTimer t(observer_, "GetLease");
+  if (grpc::Status s = Allowed(authz_, *ctx, Method::kGetLease); !s.ok()) return t.Done(s);
   auto rec = manager_->Get(req->subnet());
   if (!rec.ok()) return t.Done(ToGrpc(rec.status()));
   ToProto(*rec, resp->mutable_lease());
   return t.Done(grpc::Status::OK);
 }
 
-grpc::Status LeaseServiceImpl::ListLeases(grpc::ServerContext*, const weft::v1::ListLeasesRequest*,
+grpc::Status LeaseServiceImpl::ListLeases(grpc::ServerContext* ctx, const weft::v1::ListLeasesRequest*,
                                           weft::v1::ListLeasesResponse* resp) {
   RpcTimer t(observer_, "ListLeases");
+  if (grpc::Status s = Allowed(authz_, *ctx, Method::kListLeases); !s.ok()) return t.Done(s);
   int64_t revision = 0;
   for (const LeaseRecord& rec : manager_->List(&revision)) ToProto(rec, resp->add_leases());
   resp->set_revision(revision);
@@ -117,6 +145,14 @@ grpc::Status LeaseServiceImpl::ListLeases(grpc::ServerContext*, const weft::v1::
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* LeaseServiceImpl::WatchLeases(grpc::CallbackServerContext* ctx,
                                                                            const grpc::ByteBuffer* req) {
+  if (grpc::Status s = Allowed(authz_, *ctx, Method::kWatchLeases); !s.ok()) {
+    class Refused : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+     public:
+      explicit Refused(const grpc::Status& s) { Finish(s); }
+      void OnDone() override { delete this; }
+    };
+    return new Refused(s);
+  }
   if (watch_) return watch_(ctx, req);
   class Unimplemented : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
    public:
@@ -126,12 +162,13 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* LeaseServiceImpl::WatchLeases(grpc::
   return new Unimplemented();
 }
 
-NetworkServiceImpl::NetworkServiceImpl(LeaseManager* manager, RpcObserver observer)
-    : manager_(manager), observer_(std::move(observer)) {}
+NetworkServiceImpl::NetworkServiceImpl(LeaseManager* manager, RpcObserver observer, const Authorizer* authz)
+    : manager_(manager), observer_(std::move(observer)), authz_(authz) {}
 
-grpc::Status NetworkServiceImpl::GetNetworkConfig(grpc::ServerContext*, const weft::v1::GetNetworkConfigRequest*,
+grpc::Status NetworkServiceImpl::GetNetworkConfig(grpc::ServerContext* ctx, const weft::v1::GetNetworkConfigRequest*,
                                                   weft::v1::GetNetworkConfigResponse* resp) {
   RpcTimer t(observer_, "GetNetworkConfig");
+  if (grpc::Status s = Allowed(authz_, *ctx, Method::kGetNetworkConfig); !s.ok()) return t.Done(s);
   auto cfg = manager_->GetConfig();
   if (!cfg.ok()) return t.Done(ToGrpc(cfg.status()));
   resp->set_config(cfg->first);
@@ -139,9 +176,10 @@ grpc::Status NetworkServiceImpl::GetNetworkConfig(grpc::ServerContext*, const we
   return t.Done(grpc::Status::OK);
 }
 
-grpc::Status NetworkServiceImpl::SetNetworkConfig(grpc::ServerContext*, const weft::v1::SetNetworkConfigRequest* req,
+grpc::Status NetworkServiceImpl::SetNetworkConfig(grpc::ServerContext* ctx, const weft::v1::SetNetworkConfigRequest* req,
                                                   weft::v1::SetNetworkConfigResponse* resp) {
   RpcTimer t(observer_, "SetNetworkConfig");
+  if (grpc::Status s = Allowed(authz_, *ctx, Method::kSetNetworkConfig); !s.ok()) return t.Done(s);
   auto change = manager_->SetConfig(req->config(), req->force());
   if (!change.ok()) return t.Done(ToGrpc(change.status()));
   resp->set_config(change->config);
@@ -150,9 +188,10 @@ grpc::Status NetworkServiceImpl::SetNetworkConfig(grpc::ServerContext*, const we
   return t.Done(grpc::Status::OK);
 }
 
-grpc::Status NetworkServiceImpl::Reserve(grpc::ServerContext*, const weft::v1::ReserveRequest* req,
+grpc::Status NetworkServiceImpl::Reserve(grpc::ServerContext* ctx, const weft::v1::ReserveRequest* req,
                                          weft::v1::ReserveResponse* resp) {
   RpcTimer t(observer_, "Reserve");
+  if (grpc::Status s = Allowed(authz_, *ctx, Method::kReserve); !s.ok()) return t.Done(s);
   ReserveRequest r{req->subnet(), req->public_ip(), req->node_name(), req->backend_type(), req->backend_data()};
   auto rec = manager_->Reserve(r);
   if (!rec.ok()) return t.Done(ToGrpc(rec.status()));
@@ -160,9 +199,10 @@ grpc::Status NetworkServiceImpl::Reserve(grpc::ServerContext*, const weft::v1::R
   return t.Done(grpc::Status::OK);
 }
 
-grpc::Status NetworkServiceImpl::Unreserve(grpc::ServerContext*, const weft::v1::UnreserveRequest* req,
+grpc::Status NetworkServiceImpl::Unreserve(grpc::ServerContext* ctx, const weft::v1::UnreserveRequest* req,
                                            weft::v1::UnreserveResponse*) {
   RpcTimer t(observer_, "Unreserve");
+  if (grpc::Status s = Allowed(authz_, *ctx, Method::kUnreserve); !s.ok()) return t.Done(s);
   return t.Done(ToGrpc(manager_->Unreserve(req->subnet())));
 }
 

@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "controller/authz.h"
 #include "controller/lease_manager.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
@@ -33,17 +34,20 @@ class LeaseServiceImpl
   using WatchFactory = std::function<grpc::ServerWriteReactor<grpc::ByteBuffer>*(
       grpc::CallbackServerContext*, const grpc::ByteBuffer*)>;
 
-  LeaseServiceImpl(LeaseManager* manager, RpcObserver observer, WatchFactory watch);
+  // Every method is authorized by `authz` (authz.h) first; null: everyone may
+  // do everything.
+  LeaseServiceImpl(LeaseManager* manager, RpcObserver observer, WatchFactory watch,
+                   const Authorizer* authz = nullptr);
 
   grpc::ServerUnaryReactor* AcquireLease(grpc::CallbackServerContext* ctx, const weft::v1::AcquireLeaseRequest* req,
                                          weft::v1::AcquireLeaseResponse* resp) override;
-  grpc::Status RenewLease(grpc::ServerContext*, const weft::v1::RenewLeaseRequest*,
+  grpc::Status RenewLease(grpc::ServerContext* ctx, const weft::v1::RenewLeaseRequest*,
                           weft::v1::RenewLeaseResponse*) override;
-  grpc::Status ReleaseLease(grpc::ServerContext*, const weft::v1::ReleaseLeaseRequest*,
+  grpc::Status ReleaseLease(grpc::ServerContext* ctx, const weft::v1::ReleaseLeaseRequest*,
                             weft::v1::ReleaseLeaseResponse*) override;
-  grpc::Status GetLease(grpc::ServerContext*, const weft::v1::GetLeaseRequest*,
+  grpc::Status GetLease(grpc::ServerContext* ctx, const weft::v1::GetLeaseRequest*,
                         weft::v1::GetLeaseResponse*) override;
-  grpc::Status ListLeases(grpc::ServerContext*, const weft::v1::ListLeasesRequest*,
+  grpc::Status ListLeases(grpc::ServerContext* ctx, const weft::v1::ListLeasesRequest*,
                           weft::v1::ListLeasesResponse*) override;
   grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchLeases(grpc::CallbackServerContext* ctx,
                                                           const grpc::ByteBuffer* req) override;
@@ -52,24 +56,26 @@ class LeaseServiceImpl
   LeaseManager* const manager_;
   const RpcObserver observer_;
   const WatchFactory watch_;
+  const Authorizer* const authz_;
 };
 
 class NetworkServiceImpl : public weft::v1::NetworkService::Service {
  public:
-  NetworkServiceImpl(LeaseManager* manager, RpcObserver observer);
+  NetworkServiceImpl(LeaseManager* manager, RpcObserver observer, const Authorizer* authz = nullptr);
 
-  grpc::Status GetNetworkConfig(grpc::ServerContext*, const weft::v1::GetNetworkConfigRequest*,
+  grpc::Status GetNetworkConfig(grpc::ServerContext* ctx, const weft::v1::GetNetworkConfigRequest*,
                                 weft::v1::GetNetworkConfigResponse*) override;
-  grpc::Status SetNetworkConfig(grpc::ServerContext*, const weft::v1::SetNetworkConfigRequest*,
+  grpc::Status SetNetworkConfig(grpc::ServerContext* ctx, const weft::v1::SetNetworkConfigRequest*,
                                 weft::v1::SetNetworkConfigResponse*) override;
-  grpc::Status Reserve(grpc::ServerContext*, const weft::v1::ReserveRequest*,
+  grpc::Status Reserve(grpc::ServerContext* ctx, const weft::v1::ReserveRequest*,
                        weft::v1::ReserveResponse*) override;
-  grpc::Status Unreserve(grpc::ServerContext*, const weft::v1::UnreserveRequest*,
+  grpc::Status Unreserve(grpc::ServerContext* ctx, const weft::v1::UnreserveRequest*,
                          weft::v1::UnreserveResponse*) override;
 
  private:
   LeaseManager* const manager_;
   const RpcObserver observer_;
+  const Authorizer* const authz_;
 };
 
 }  // namespace weft::controller

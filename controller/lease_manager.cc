@@ -569,7 +569,20 @@ LeaseManager::Decision LeaseManager::Decide(AcquireState& st, LeaseRecord* answe
     auto it = by_ip_.find(st.attrs.public_ip->ToString());
     if (it != by_ip_.end()) {
       const LeaseRecord& r = leases_.at(it->second);
-      if (r.attrs.node_name.empty() || req.node_name.empty()) existing = &r;
+      if (req.as_node) {
+        // An authenticated node takes over no lease by its address. A lease of
+        // another named node stays untouched (this node gets its own subnet: a
+        // public IP may be reused by NAT or a replaced host).
+        if (r.attrs.node_name.empty()) {
+          *stop = absl::PermissionDeniedError(absl::StrCat(
+              "the lease of ", SubnetText(r.key), " for public IP ", it->first,
+              " names no node: node ", req.node_name,
+              " may not take it over; an operator can release it or reserve it for this node"));
+          return Decision::kStop;
+        }
+      } else if (r.attrs.node_name.empty() || req.node_name.empty()) {
+        existing = &r;
+      }
     }
   }
   // A lease outside the current config is not reused (flannel does the same).
@@ -733,7 +746,9 @@ absl::StatusOr<const LeaseRecord*> LeaseManager::FindOwnedLocked(const OwnerRef&
   if (it == leases_.end()) return absl::NotFoundError(absl::StrCat("no lease for subnet ", text));
   const LeaseRecord& rec = it->second;
   bool owner;
-  if (!rec.attrs.node_name.empty() && !req.node_name.empty()) {
+  if (req.as_node) {
+    owner = rec.attrs.node_name == req.node_name;
+  } else if (!rec.attrs.node_name.empty() && !req.node_name.empty()) {
     owner = rec.attrs.node_name == req.node_name;
   } else {
     owner = ip && rec.attrs.public_ip && *rec.attrs.public_ip == *ip;

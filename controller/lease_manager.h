@@ -69,12 +69,19 @@ struct AcquireRequest {
   std::string backend_v6_data;
   std::string previous_subnet;
   std::string previous_ipv6_subnet;
+  // The caller is authenticated as node `node_name` (authz.h): a lease is its
+  // own by name only; a lease found by public IP that names no node or another
+  // one is never handed over (PERMISSION_DENIED / a new subnet).
+  bool as_node = false;
 };
 
 struct OwnerRef {
   std::string subnet;
   std::string node_name;
   std::string public_ip;
+  // As in AcquireRequest: the lease must name `node_name`; a public IP match
+  // does not make the caller its owner.
+  bool as_node = false;
 };
 
 struct ReserveRequest {

@@ -10,6 +10,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/flags.h"
@@ -21,6 +22,7 @@
 #include "controller/background_duties.h"
 #include "controller/grpc_services.h"
 #include "controller/leader_election.h"
+#include "controller/tls_credentials.h"
 #include "controller/lease_manager.h"
 #include "controller/watch_hub.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -70,7 +72,74 @@ ABSL_FLAG(int32_t, lease_txns_in_flight, 2,
           "answers travel back; fewer makes each transaction carry more writes.");
 ABSL_FLAG(bool, unsafe_no_fsync, false, "Do not fsync writes (benchmark upper bound only; loses data on crash).");
 
+// Transport security of the gRPC and etcd-API listeners (docs/security.md).
+ABSL_FLAG(std::string, tls_cert_file, "", "PEM certificate the controller serves (with --tls-key-file); re-read when it changes.");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls-cert-file; re-read when it changes.");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "PEM CA bundle client certificates must chain to: with the two above, both listeners require mutual TLS "
+          "and callers are authorized by the identity in their certificate.");
+ABSL_FLAG(absl::Duration, tls_refresh_interval, absl::Seconds(5),
+          "How often the TLS files are checked for changes (rotation without restart); at least 1s.");
+ABSL_FLAG(bool, insecure, false,
+          "Allow plaintext listeners on non-loopback addresses (anyone who reaches them may do anything).");
+
 namespace {
+
+// The listeners' credentials from the TLS flags; exit code 2 (with the reason
+// logged) on a bad combination or bad files. Without TLS only loopback
+// listeners are allowed, unless --insecure.
+struct Transport {
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  std::unique_ptr<weft::controller::ServerCertMonitor> monitor;
+  bool tls = false;
+};
+int SetUpTransport(Transport* t) {
+  using namespace weft;
+  controller::ServerTlsOptions to;
+  to.cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  to.key_file = absl::GetFlag(FLAGS_tls_key_file);
+  to.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  to.refresh_interval = absl::GetFlag(FLAGS_tls_refresh_interval);
+  const int set = !to.cert_file.empty() + !to.key_file.empty() + !to.client_ca_file.empty();
+  if (set != 0 && set != 3) {
+    WEFT_LOG(ERROR, "TLS needs all of --tls-cert-file, --tls-key-file and --tls-client-ca-file");
+    return 2;
+  }
+  if (to.refresh_interval < absl::Seconds(1)) {
+    WEFT_LOG(ERROR, "--tls-refresh-interval must be at least 1s").With("value", to.refresh_interval);
+    return 2;
+  }
+  if (set == 3) {
+    auto creds = controller::MakeServerCredentials(to);
+    if (!creds.ok()) {
+      WEFT_LOG(ERROR, "cannot set up TLS").Err(creds.status());
+      return 2;
+    }
+    t->credentials = *creds;
+    t->monitor = std::make_unique<controller::ServerCertMonitor>(to);
+    t->tls = true;
+    return 0;
+  }
+  t->credentials = grpc::InsecureServerCredentials();
+  std::vector<std::string> exposed;
+  for (const std::string& addr : {absl::GetFlag(FLAGS_listen), absl::GetFlag(FLAGS_etcd_listen)}) {
+    if (!addr.empty() && !controller::IsLoopbackListen(addr)) exposed.push_back(addr);
+  }
+  if (exposed.empty()) return 0;
+  if (!absl::GetFlag(FLAGS_insecure)) {
+    WEFT_LOG(ERROR,
+             "refusing to listen on a non-loopback address without TLS: anyone who reaches it could take over "
+             "the network; use TLS (--tls-cert-file, --tls-key-file, --tls-client-ca-file; docs/security.md) or "
+             "--insecure")
+        .With("listen", absl::StrJoin(exposed, ","));
+    return 2;
+  }
+  WEFT_LOG(WARNING,
+           "--insecure: plaintext listener on a non-loopback address; any client that reaches it may do anything "
+           "(docs/security.md)")
+      .With("listen", absl::StrJoin(exposed, ","));
+  return 0;
+}
 
 absl::Notification* g_stop = nullptr;
 void OnSignal(int) {
@@ -83,6 +152,8 @@ int Run() {
   metrics::AddProcessMetrics(registry);
   metrics::AddBuildInfo(registry, "0.1.0", "dev");
   controller::ControllerMetrics cm(registry);
+  Transport transport;
+  if (int rc = SetUpTransport(&transport); rc != 0) return rc;
 
   absl::StatusOr<std::unique_ptr<storage::Store>> store;
   const std::string store_kind = absl::GetFlag(FLAGS_store);
@@ -187,18 +258,28 @@ int Run() {
     }
   }
 
+  // Who may do what (one table, controller/authz.h): from the client certificate
+  // with TLS; everyone is an operator without.
+  controller::Authorizer::Options ao;
+  ao.tls = transport.tls;
+  ao.prefix = mo.prefix;
+  ao.election_key = lo.key;
+  ao.registry = &registry;
+  const controller::Authorizer authz(ao);
+
   auto observer = [&cm](const char* m, grpc::StatusCode c, absl::Duration d) { cm.ObserveRpc(m, c, d); };
   controller::LeaseServiceImpl lease_service(&manager, observer,
                                              [&hub](grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req) {
                                                return hub->Open(ctx, req);
-                                             });
-  controller::NetworkServiceImpl network_service(&manager, observer);
+                                             },
+                                             &authz);
+  controller::NetworkServiceImpl network_service(&manager, observer, &authz);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), transport.credentials, &port);
   builder.RegisterService(&lease_service);
   builder.RegisterService(&network_service);
   std::unique_ptr<controller::etcd_api::EtcdApiServer> etcd_api;
@@ -206,12 +287,13 @@ int Run() {
   if (const std::string etcd_listen = absl::GetFlag(FLAGS_etcd_listen); !etcd_listen.empty()) {
     controller::etcd_api::EtcdApiOptions eo;
     eo.name = absl::GetFlag(FLAGS_etcd_name);
-    eo.client_urls = {absl::StrCat("http://", etcd_listen)};
+    eo.client_urls = {absl::StrCat(transport.tls ? "https://" : "http://", etcd_listen)};
     // Writes under the network prefix that would corrupt allocation state are refused.
     eo.validate_put =
         controller::etcd_api::FlannelValidator(mo.prefix, controller::etcd_api::FlannelStateFromStore(store->get(), mo.prefix))
             .AsPutValidator();
-    builder.AddListeningPort(etcd_listen, grpc::InsecureServerCredentials(), &etcd_port);
+    eo.authorize = authz.EtcdHook();
+    builder.AddListeningPort(etcd_listen, transport.credentials, &etcd_port);
     etcd_api = controller::etcd_api::RegisterEtcdApi(builder, store->get(), eo);
   }
   builder.SetMaxReceiveMessageSize(4 << 20);
@@ -251,6 +333,7 @@ int Run() {
       .With("store", store_kind)
       .With("where", store_where)
       .With("etcd_listen", absl::GetFlag(FLAGS_etcd_listen))
+      .With("tls", transport.tls)
       .With("prefix", mo.prefix)
       .With("revision", manager.AppliedRevision())
       .With("replica", lo.identity)

@@ -26,8 +26,9 @@ class ClusterService final : public etcdserverpb::Cluster::Service {
  public:
   explicit ClusterService(EtcdApiServer::Core* core) : core_(core) {}
 
-  grpc::Status MemberList(grpc::ServerContext*, const etcdserverpb::MemberListRequest*,
+  grpc::Status MemberList(grpc::ServerContext* ctx, const etcdserverpb::MemberListRequest*,
                           etcdserverpb::MemberListResponse* resp) override {
+    if (grpc::Status s = core_->Access(*ctx)(EtcdOp::kMemberList, "", ""); !s.ok()) return s;
     core_->FillHeader(resp->mutable_header());
     etcdserverpb::Member* m = resp->add_members();
     m->set_id(core_->member_id());
@@ -44,8 +45,9 @@ class MaintenanceService final : public etcdserverpb::Maintenance::Service {
  public:
   explicit MaintenanceService(EtcdApiServer::Core* core) : core_(core) {}
 
-  grpc::Status Status(grpc::ServerContext*, const etcdserverpb::StatusRequest*,
+  grpc::Status Status(grpc::ServerContext* ctx, const etcdserverpb::StatusRequest*,
                       etcdserverpb::StatusResponse* resp) override {
+    if (grpc::Status s = core_->Access(*ctx)(EtcdOp::kStatus, "", ""); !s.ok()) return s;
     const int64_t revision = core_->store()->CurrentRevision();
     core_->FillHeader(resp->mutable_header(), revision);
     const EtcdApiOptions& o = core_->options();
@@ -163,6 +165,13 @@ void EtcdApiServer::Core::FillHeader(etcdserverpb::ResponseHeader* h, int64_t re
 
 void EtcdApiServer::Core::FillHeader(etcdserverpb::ResponseHeader* h) const {
   FillHeader(h, store_->CurrentRevision());
+}
+
+EtcdAccessCheck EtcdApiServer::Core::Access(const grpc::ServerContextBase& ctx) const {
+  if (!options_.authorize) {
+    return [](EtcdOp, const std::string&, const std::string&) { return grpc::Status::OK; };
+  }
+  return options_.authorize(ctx);
 }
 
 absl::Status EtcdApiServer::Core::ValidatePut(const std::string& key, const std::string& value) const {

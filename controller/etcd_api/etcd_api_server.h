@@ -48,6 +48,33 @@ namespace weft::controller::etcd_api {
 // current one). Must be thread-safe.
 using PutValidator = std::function<absl::Status(const std::string& key, const std::string& value)>;
 
+// What a request does, for the access check (one call per operation: each
+// compare and op of a Txn, each watch created on a stream).
+enum class EtcdOp {
+  kRange,             // also a Txn compare
+  kPut,
+  kDeleteRange,
+  kCompact,
+  kWatch,
+  kLeaseGrant,
+  kLeaseRevoke,
+  kLeaseKeepAlive,
+  kLeaseTimeToLive,      // without keys
+  kLeaseTimeToLiveKeys,  // with the keys attached to the lease (any key)
+  kLeaseLeases,
+  kMemberList,
+  kStatus,
+  kMaintenance,  // any other Maintenance method (defragment, alarms, snapshot...)
+};
+// Checks one operation of an identified caller: OK, or the status that fails the
+// request (PERMISSION_DENIED "etcdserver: permission denied", UNAUTHENTICATED).
+// `key`/`range_end` as in etcd's requests; empty for operations without keys.
+using EtcdAccessCheck =
+    std::function<grpc::Status(EtcdOp op, const std::string& key, const std::string& range_end)>;
+// Identifies the caller of a call or stream (once per call or stream) and returns
+// its check. Must be thread-safe.
+using EtcdAuthorizer = std::function<EtcdAccessCheck(const grpc::ServerContextBase& ctx)>;
+
 struct EtcdApiOptions {
   // Identity in response headers, MemberList and Status. 0 = derived from
   // `name` (member) and `cluster_name` (cluster), stable across restarts.
@@ -64,6 +91,8 @@ struct EtcdApiOptions {
   std::function<int64_t()> db_size;
 
   PutValidator validate_put;
+  // Null: every caller may do everything.
+  EtcdAuthorizer authorize;
 
   Clock* clock = &RealClock::Get();
   // How often watches created with progress_notify get a progress response

@@ -66,6 +66,14 @@ class ServerStream {
   int pins_ ABSL_GUARDED_BY(pin_mu_) = 0;
 };
 
+// A stream refused before it starts: finishes with `status` at once.
+template <typename Request, typename Response>
+class RefusedStream final : public grpc::ServerBidiReactor<Request, Response> {
+ public:
+  explicit RefusedStream(const grpc::Status& status) { this->Finish(status); }
+  void OnDone() override { delete this; }
+};
+
 // etcd's status for a store error (codes and messages clients match on).
 grpc::Status ToEtcdStatus(const absl::Status& s);
 
@@ -83,6 +91,9 @@ class EtcdApiServer::Core {
   void FillHeader(etcdserverpb::ResponseHeader* h, int64_t revision) const;
   // With the store's current revision.
   void FillHeader(etcdserverpb::ResponseHeader* h) const;
+
+  // The access check of the caller of `ctx` (allows everything without an authorizer).
+  EtcdAccessCheck Access(const grpc::ServerContextBase& ctx) const;
 
   // Runs the validator on (key, value); OK when there is none.
   absl::Status ValidatePut(const std::string& key, const std::string& value) const;

@@ -99,12 +99,35 @@ grpc::Status CheckOp(const etcdserverpb::RequestOp& op) {
   return grpc::Status::OK;
 }
 
+// Every compare and every op of both branches (which one runs is only known
+// inside the store).
+grpc::Status CheckTxnAccess(const EtcdAccessCheck& check, const etcdserverpb::TxnRequest& req) {
+  for (const auto& c : req.compare()) {
+    if (grpc::Status s = check(EtcdOp::kRange, c.key(), c.range_end()); !s.ok()) return s;
+  }
+  for (const auto* ops : {&req.success(), &req.failure()}) {
+    for (const auto& op : *ops) {
+      grpc::Status s;
+      if (op.has_request_range()) {
+        s = check(EtcdOp::kRange, op.request_range().key(), op.request_range().range_end());
+      } else if (op.has_request_put()) {
+        s = check(EtcdOp::kPut, op.request_put().key(), "");
+      } else if (op.has_request_delete_range()) {
+        s = check(EtcdOp::kDeleteRange, op.request_delete_range().key(), op.request_delete_range().range_end());
+      }
+      if (!s.ok()) return s;
+    }
+  }
+  return grpc::Status::OK;
+}
+
 class KvService final : public etcdserverpb::KV::Service {
  public:
   explicit KvService(EtcdApiServer::Core* core) : core_(core), store_(core->store()) {}
 
-  grpc::Status Range(grpc::ServerContext*, const RangeRequest* req, etcdserverpb::RangeResponse* resp) override {
+  grpc::Status Range(grpc::ServerContext* ctx, const RangeRequest* req, etcdserverpb::RangeResponse* resp) override {
     if (req->key().empty()) return Invalid(wire::kErrEmptyKey);
+    if (grpc::Status s = core_->Access(*ctx)(EtcdOp::kRange, req->key(), req->range_end()); !s.ok()) return s;
     absl::StatusOr<storage::RangeResponse> r = store_->Range(StoreRange(*req));
     if (!r.ok()) return ToEtcdStatus(r.status());
     const int64_t revision = r->revision;
@@ -113,9 +136,10 @@ class KvService final : public etcdserverpb::KV::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Put(grpc::ServerContext*, const etcdserverpb::PutRequest* req,
+  grpc::Status Put(grpc::ServerContext* ctx, const etcdserverpb::PutRequest* req,
                    etcdserverpb::PutResponse* resp) override {
     if (grpc::Status s = CheckPut(*req); !s.ok()) return s;
+    if (grpc::Status s = core_->Access(*ctx)(EtcdOp::kPut, req->key(), ""); !s.ok()) return s;
     std::optional<absl::MutexLock> serialized;
     if (core_->has_validator()) serialized.emplace(core_->validated_writes());
     if (req->ignore_value() || req->ignore_lease()) return PutKeepingOld(*req, resp);
@@ -127,9 +151,12 @@ class KvService final : public etcdserverpb::KV::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status DeleteRange(grpc::ServerContext*, const etcdserverpb::DeleteRangeRequest* req,
+  grpc::Status DeleteRange(grpc::ServerContext* ctx, const etcdserverpb::DeleteRangeRequest* req,
                            etcdserverpb::DeleteRangeResponse* resp) override {
     if (req->key().empty()) return Invalid(wire::kErrEmptyKey);
+    if (grpc::Status s = core_->Access(*ctx)(EtcdOp::kDeleteRange, req->key(), req->range_end()); !s.ok()) {
+      return s;
+    }
     absl::StatusOr<storage::DeleteRangeResponse> r = store_->DeleteRange(wire::FromProto(*req));
     if (!r.ok()) return ToEtcdStatus(r.status());
     core_->FillHeader(resp->mutable_header(), r->revision);
@@ -138,7 +165,7 @@ class KvService final : public etcdserverpb::KV::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Txn(grpc::ServerContext*, const etcdserverpb::TxnRequest* req,
+  grpc::Status Txn(grpc::ServerContext* ctx, const etcdserverpb::TxnRequest* req,
                    etcdserverpb::TxnResponse* resp) override {
     const int max_ops = core_->options().max_txn_ops;
     if (req->compare_size() > max_ops || req->success_size() > max_ops || req->failure_size() > max_ops) {
@@ -154,6 +181,7 @@ class KvService final : public etcdserverpb::KV::Service {
         has_put |= op.has_request_put();
       }
     }
+    if (grpc::Status s = CheckTxnAccess(core_->Access(*ctx), *req); !s.ok()) return s;
     absl::StatusOr<storage::TxnRequest> txn = wire::FromProto(*req);
     if (!txn.ok()) return ToEtcdStatus(txn.status());
     // Ranges that sort or filter read the whole range; ShapeRange cuts after.
@@ -184,8 +212,9 @@ class KvService final : public etcdserverpb::KV::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Compact(grpc::ServerContext*, const etcdserverpb::CompactionRequest* req,
+  grpc::Status Compact(grpc::ServerContext* ctx, const etcdserverpb::CompactionRequest* req,
                        etcdserverpb::CompactionResponse* resp) override {
+    if (grpc::Status s = core_->Access(*ctx)(EtcdOp::kCompact, "", ""); !s.ok()) return s;
     if (req->revision() > store_->CurrentRevision()) {
       return grpc::Status(grpc::StatusCode::OUT_OF_RANGE, wire::kErrFutureRev);
     }

@@ -121,8 +121,9 @@ class LeaseService final
  public:
   explicit LeaseService(EtcdApiServer::Core* core) : core_(core), store_(core->store()) {}
 
-  grpc::Status LeaseGrant(grpc::ServerContext*, const etcdserverpb::LeaseGrantRequest* req,
+  grpc::Status LeaseGrant(grpc::ServerContext* ctx, const etcdserverpb::LeaseGrantRequest* req,
                           etcdserverpb::LeaseGrantResponse* resp) override {
+    if (grpc::Status s = core_->Access(*ctx)(EtcdOp::kLeaseGrant, "", ""); !s.ok()) return s;
     if (req->ttl() > wire::kMaxLeaseTtlSeconds) {
       return grpc::Status(grpc::StatusCode::OUT_OF_RANGE, wire::kErrLeaseTtlTooLarge);
     }
@@ -137,15 +138,18 @@ class LeaseService final
     return grpc::Status::OK;
   }
 
-  grpc::Status LeaseRevoke(grpc::ServerContext*, const etcdserverpb::LeaseRevokeRequest* req,
+  grpc::Status LeaseRevoke(grpc::ServerContext* ctx, const etcdserverpb::LeaseRevokeRequest* req,
                            etcdserverpb::LeaseRevokeResponse* resp) override {
+    if (grpc::Status s = core_->Access(*ctx)(EtcdOp::kLeaseRevoke, "", ""); !s.ok()) return s;
     if (absl::Status s = store_->LeaseRevoke(req->id()); !s.ok()) return ToEtcdStatus(s);
     core_->FillHeader(resp->mutable_header());
     return grpc::Status::OK;
   }
 
-  grpc::Status LeaseTimeToLive(grpc::ServerContext*, const etcdserverpb::LeaseTimeToLiveRequest* req,
+  grpc::Status LeaseTimeToLive(grpc::ServerContext* ctx, const etcdserverpb::LeaseTimeToLiveRequest* req,
                                etcdserverpb::LeaseTimeToLiveResponse* resp) override {
+    const EtcdOp op = req->keys() ? EtcdOp::kLeaseTimeToLiveKeys : EtcdOp::kLeaseTimeToLive;
+    if (grpc::Status s = core_->Access(*ctx)(op, "", ""); !s.ok()) return s;
     absl::StatusOr<storage::LeaseTimeToLiveResponse> r = store_->LeaseTimeToLive(req->id(), req->keys());
     if (!r.ok() && !absl::IsNotFound(r.status())) return ToEtcdStatus(r.status());
     core_->FillHeader(resp->mutable_header());
@@ -160,8 +164,9 @@ class LeaseService final
     return grpc::Status::OK;
   }
 
-  grpc::Status LeaseLeases(grpc::ServerContext*, const etcdserverpb::LeaseLeasesRequest*,
+  grpc::Status LeaseLeases(grpc::ServerContext* ctx, const etcdserverpb::LeaseLeasesRequest*,
                            etcdserverpb::LeaseLeasesResponse* resp) override {
+    if (grpc::Status s = core_->Access(*ctx)(EtcdOp::kLeaseLeases, "", ""); !s.ok()) return s;
     absl::StatusOr<std::vector<int64_t>> ids = store_->Leases();
     if (!ids.ok()) return ToEtcdStatus(ids.status());
     core_->FillHeader(resp->mutable_header());
@@ -170,7 +175,10 @@ class LeaseService final
   }
 
   grpc::ServerBidiReactor<LeaseKeepAliveRequest, LeaseKeepAliveResponse>* LeaseKeepAlive(
-      grpc::CallbackServerContext*) override {
+      grpc::CallbackServerContext* ctx) override {
+    if (grpc::Status s = core_->Access(*ctx)(EtcdOp::kLeaseKeepAlive, "", ""); !s.ok()) {
+      return new RefusedStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>(s);
+    }
     return new KeepAliveStream(core_);
   }
 

@@ -32,7 +32,8 @@ constexpr int64_t kNoWatchId = -1;
 // flight, no pool task pending.
 class WatchStream final : public grpc::ServerBidiReactor<WatchRequest, WatchResponse>, public ServerStream {
  public:
-  explicit WatchStream(EtcdApiServer::Core* core) : core_(core), store_(core->store()) {
+  WatchStream(EtcdApiServer::Core* core, EtcdAccessCheck access)
+      : core_(core), store_(core->store()), access_(std::move(access)) {
     if (!core_->AddStream(this)) {
       Stop(grpc::Status(grpc::StatusCode::UNAVAILABLE, "etcdserver: server stopped"));
       return;
@@ -170,6 +171,8 @@ class WatchStream final : public grpc::ServerBidiReactor<WatchRequest, WatchResp
     wr.start_revision = c.start_revision() > 0 ? c.start_revision() : revision + 1;
     bool start = false;
     bool duplicate = false;
+    // Refused as etcd refuses a watch it may not open: created, then canceled.
+    const grpc::Status allowed = access_(EtcdOp::kWatch, wr.key, wr.range_end);
     {
       absl::MutexLock l(&mu_);
       if (done_) return;
@@ -177,7 +180,11 @@ class WatchStream final : public grpc::ServerBidiReactor<WatchRequest, WatchResp
       core_->FillHeader(resp->mutable_header(), revision);
       resp->set_created(true);
       duplicate = c.watch_id() != 0 && watches_.count(c.watch_id()) > 0;
-      if (duplicate) {
+      if (!allowed.ok()) {
+        resp->set_watch_id(kNoWatchId);
+        resp->set_canceled(true);
+        resp->set_cancel_reason(allowed.error_message());
+      } else if (duplicate) {
         resp->set_watch_id(kNoWatchId);
         resp->set_canceled(true);
         resp->set_cancel_reason("mvcc: duplicate watch ID provided on the WatchStream");
@@ -195,7 +202,7 @@ class WatchStream final : public grpc::ServerBidiReactor<WatchRequest, WatchResp
       start = EnqueueLocked(std::move(resp));
     }
     AfterEnqueue(start);
-    if (duplicate) return;
+    if (duplicate || !allowed.ok()) return;
 
     absl::StatusOr<std::unique_ptr<storage::WatchHandle>> handle =
         store_->Watch(wr, [this, w](const storage::WatchBatch& b) { OnBatch(*w, b); });
@@ -357,6 +364,7 @@ class WatchStream final : public grpc::ServerBidiReactor<WatchRequest, WatchResp
 
   EtcdApiServer::Core* const core_;
   storage::Store* const store_;
+  const EtcdAccessCheck access_;  // of the caller who opened the stream
   WatchRequest req_;                         // the read in progress / the request being handled
   std::unique_ptr<WatchResponse> in_flight_;  // only the writer touches it
 
@@ -376,8 +384,8 @@ class WatchStream final : public grpc::ServerBidiReactor<WatchRequest, WatchResp
 class WatchService final : public etcdserverpb::Watch::CallbackService {
  public:
   explicit WatchService(EtcdApiServer::Core* core) : core_(core) {}
-  grpc::ServerBidiReactor<WatchRequest, WatchResponse>* Watch(grpc::CallbackServerContext*) override {
-    return new WatchStream(core_);
+  grpc::ServerBidiReactor<WatchRequest, WatchResponse>* Watch(grpc::CallbackServerContext* ctx) override {
+    return new WatchStream(core_, core_->Access(*ctx));
   }
 
  private:
