@@ -2,6 +2,7 @@
 // the Agent; serves /metrics, /healthz and /readyz.
 
 #include <malloc.h>
+#include <openssl/ssl.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -85,6 +86,18 @@ void TuneMalloc() {
   mallopt(M_TRIM_THRESHOLD, 64 << 10);
   mallopt(M_TOP_PAD, 0);
 }
+
+// Resident memory: cpp-httplib's constructor initialises OpenSSL asking for every
+// error string (OPENSSL_init_ssl(LOAD_SSL_STRINGS | LOAD_CRYPTO_STRINGS)), which
+// builds OpenSSL's error-string tables at start. Run from .preinit_array, before
+// any shared library's constructor, this marks them as not wanted, for good: TLS
+// errors in the agent's log then read "error:0A000086:lib(20)::reason(134)"
+// (`openssl errstr 0A000086` decodes it); the agent's own messages say what failed.
+void OpenSslWithoutErrorStrings(int, char**, char**) {
+  OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_SSL_STRINGS | OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS, nullptr);
+}
+__attribute__((section(".preinit_array"), used)) void (*const preinit_openssl)(int, char**, char**) =
+    OpenSslWithoutErrorStrings;
 
 }  // namespace
 
