@@ -153,7 +153,7 @@ for name, paths in sources.items():
         continue
     for path in paths:
         for var in sorted(set(re.findall(r"\b(WEFT_[A-Z0-9_]+)", open(path).read()))):
-            if var in ("WEFT_CONTROLLER_SERVICE_HOST", "WEFT_CONTROLLER_SERVICE_PORT_GRPC"):
+            if var.endswith("_") or var in ("WEFT_CONTROLLER_SERVICE_HOST", "WEFT_CONTROLLER_SERVICE_PORT_GRPC"):
                 continue  # Kubernetes' Service variables, not flags
             flag = "--" + var[len("WEFT_"):].lower()
             check(re.search(re.escape(flag) + r"\b", helps[name]) is not None,
