@@ -130,9 +130,11 @@ Authorizer::Authorizer(Options options) : options_(std::move(options)) {
   prefix_dir_ = options_.prefix;
   if (!absl::EndsWith(prefix_dir_, "/")) prefix_dir_ += "/";
   if (options_.registry) {
-    denied_ = &options_.registry->AddCounter("weft_controller_denied_requests_total",
-                                             "Requests refused by authorization (PERMISSION_DENIED), by method.",
-                                             {"method"});
+    auto& family = options_.registry->AddCounter(
+        "weft_controller_denied_requests_total", "Requests refused by authorization (PERMISSION_DENIED), by method.",
+        {"method"});
+    for (const Rule& r : kLeaseRules) denied_[&r] = &family.WithLabels({r.name});
+    for (const Rule& r : kEtcdRules) denied_[&r] = &family.WithLabels({r.name});
   }
 }
 
@@ -146,11 +148,22 @@ absl::StatusOr<Identity> Authorizer::Identify(const grpc::ServerContextBase& ctx
   }
   std::vector<grpc::string_ref> pem = auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
   if (pem.empty()) return absl::UnauthenticatedError("no verified client certificate");
-  return IdentityFromPem(absl::string_view(pem[0].data(), pem[0].size()));
+  const absl::string_view text(pem[0].data(), pem[0].size());
+  {
+    absl::ReaderMutexLock l(&cache_mu_);
+    if (auto it = cache_.find(text); it != cache_.end()) return it->second;
+  }
+  absl::StatusOr<Identity> id = IdentityFromPem(text);
+  if (id.ok()) {
+    absl::MutexLock l(&cache_mu_);
+    if (cache_.size() >= kMaxCachedIdentities) cache_.clear();
+    cache_.emplace(std::string(text), *id);
+  }
+  return id;
 }
 
 absl::Status Authorizer::Deny(const Identity& id, const Rule& rule, std::string why) const {
-  if (denied_) denied_->WithLabels({rule.name}).Inc();
+  if (auto it = denied_.find(&rule); it != denied_.end()) it->second->Inc();
   int64_t suppressed = 0;
   if (log_limiter_.Allow(&suppressed)) {
     WEFT_LOG(WARNING, "request denied")

@@ -1,10 +1,13 @@
 #pragma once
-// The real weft-controller binary as a test fixture, on a free loopback port.
+// The real weft-controller binary as a test fixture, on a free loopback port;
+// optionally with mutual TLS (UseTls), certificates made by tools/certs.sh.
 
 #include <sys/wait.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -20,15 +23,29 @@ class Controller {
  public:
   explicit Controller(std::string data_dir) : data_dir_(std::move(data_dir)) {}
 
+  // Before Start: serve mutual TLS with DIR/SERVER.crt/.key, clients checked
+  // against DIR/ca.crt; the fixture's own channel presents DIR/CLIENT.crt/.key.
+  void UseTls(std::string dir, std::string server = "server", std::string client = "admin") {
+    cert_dir_ = std::move(dir);
+    server_cert_ = std::move(server);
+    client_cert_ = std::move(client);
+  }
+
   // Starts the binary with `extra` flags and waits for gRPC to answer.
   void Start(const std::vector<std::string>& extra = {}) {
     port_ = FreePort();
-    const std::string log = absl::StrCat(std::getenv("TEST_TMPDIR"), "/controller.log");
     std::vector<std::string> argv = {Runfile("controller/weft-controller"), "--data-dir", data_dir_, "--listen",
                                      absl::StrCat("127.0.0.1:", port_), "--metrics-listen", ""};
+    if (!cert_dir_.empty()) {
+      argv.insert(argv.end(), {"--tls-cert-file", absl::StrCat(cert_dir_, "/", server_cert_, ".crt"), "--tls-key-file",
+                               absl::StrCat(cert_dir_, "/", server_cert_, ".key"), "--tls-client-ca-file",
+                               absl::StrCat(cert_dir_, "/ca.crt")});
+    }
     argv.insert(argv.end(), extra.begin(), extra.end());
-    ASSERT_TRUE(proc_.Start(argv, log));
-    channel_ = grpc::CreateChannel(addr(), grpc::InsecureChannelCredentials());
+    ASSERT_TRUE(proc_.Start(argv, log_path()));
+    const std::string log = log_path();
+    channel_ = cert_dir_.empty() ? grpc::CreateChannel(addr(), grpc::InsecureChannelCredentials())
+                                 : Channel(client_cert_);
     ASSERT_TRUE(channel_->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(20)))
         << "controller did not come up; see " << log;
     leases_ = weft::v1::LeaseService::NewStub(channel_);
@@ -44,12 +61,33 @@ class Controller {
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
   }
   std::string addr() const { return absl::StrCat("127.0.0.1:", port_); }
+  std::string log_path() const { return absl::StrCat(std::getenv("TEST_TMPDIR"), "/controller.log"); }
+  // A new TLS channel to the controller presenting DIR/CLIENT.crt/.key (the CA
+  // of UseTls verifies the server).
+  std::shared_ptr<grpc::Channel> Channel(const std::string& client) const {
+    grpc::SslCredentialsOptions o;
+    o.pem_root_certs = ReadFile(absl::StrCat(cert_dir_, "/ca.crt"));
+    o.pem_cert_chain = ReadFile(absl::StrCat(cert_dir_, "/", client, ".crt"));
+    o.pem_private_key = ReadFile(absl::StrCat(cert_dir_, "/", client, ".key"));
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own
+    return grpc::CreateCustomChannel(addr(), grpc::SslCredentials(o), args);
+  }
+  static std::string ReadFile(const std::string& path) {
+    std::ifstream f(path);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  }
   weft::v1::LeaseService::Stub* leases() { return leases_.get(); }
   weft::v1::NetworkService::Stub* network() { return network_.get(); }
   std::shared_ptr<grpc::Channel> channel() { return channel_; }
 
  private:
   std::string data_dir_;
+  std::string cert_dir_, server_cert_, client_cert_;
   int port_ = 0;
   Process proc_;
   std::shared_ptr<grpc::Channel> channel_;
