@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
   std::string dir = mkdtemp(tmpl);
   int port = weft::testing::FreePort();
   weft::testing::Process p;
-  std::vector<std::string> argv = {controller,          "--data-dir",  dir, "--listen", absl::StrCat("127.0.0.1:", port),
+  std::vector<std::string> ctl_argv = {controller,          "--data-dir",  dir, "--listen", absl::StrCat("127.0.0.1:", port),
                                    "--metrics-listen",  "",            "--log-level", "warn",
                                    "--watch-bookmark-interval", "1h"};
   weft::TlsClientFiles writer_files, watcher_files;
@@ -86,11 +86,11 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "certs: %s\n", certs.status().ToString().c_str());
       return 1;
     }
-    for (const std::string& f : certs->ControllerFlags()) argv.push_back(f);
+    for (const std::string& f : certs->ControllerFlags()) ctl_argv.push_back(f);
     writer_files = certs->Admin();
     watcher_files = certs->Node("watcher");
   }
-  p.Start(argv, dir + ".log");
+  p.Start(ctl_argv, dir + ".log");
   const std::string addr = absl::StrCat("127.0.0.1:", port);
   auto writer_creds = weft::MakeChannelCredentials(writer_files);
   auto watcher_creds = weft::MakeChannelCredentials(watcher_files);
