@@ -6,6 +6,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <sstream>
