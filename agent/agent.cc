@@ -87,6 +87,8 @@ absl::Status Agent::Run(absl::Notification* stop) {
 
   ControllerClient::Options co;
   co.endpoints = cfg_.controllers;
+  co.credentials = cfg_.controller_credentials;
+  co.tls = cfg_.controller_tls;
   ControllerClient client(co);
   Backoff backoff(absl::Milliseconds(200), absl::Seconds(10));
 

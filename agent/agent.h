@@ -24,6 +24,9 @@ namespace weft::agent {
 
 struct AgentConfig {
   std::vector<std::string> controllers;
+  // Mutual TLS to the controllers (common/tls_client.h); nullptr: plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> controller_credentials;
+  bool controller_tls = false;
   InterfaceSelector iface;
   std::string node_name;
   std::string subnet_file = "/run/flannel/subnet.env";

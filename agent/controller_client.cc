@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/backoff.h"
 #include "common/log.h"
+#include "common/tls_client.h"
 
 namespace weft::agent {
 namespace {
@@ -11,9 +12,9 @@ bool ShouldFailOver(const grpc::Status& s) {
   return s.error_code() == grpc::StatusCode::UNAVAILABLE || s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
 }
 
-absl::Status ToAbsl(const grpc::Status& s) {
+absl::Status ToAbsl(const grpc::Status& s, bool tls) {
   if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), weft::DescribeRpcError(s, tls));
 }
 
 }  // namespace
@@ -31,8 +32,12 @@ ControllerClient::ControllerClient(Options options) : opts_(std::move(options)) 
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
   args.SetMaxReceiveMessageSize(64 << 20);
+  std::shared_ptr<grpc::ChannelCredentials> creds =
+      opts_.credentials ? opts_.credentials : grpc::InsecureChannelCredentials();
   for (const std::string& e : opts_.endpoints) {
-    channels_.push_back(grpc::CreateCustomChannel(e, grpc::InsecureChannelCredentials(), args));
+    // A TLS channel handshakes again on each reconnect, so a controller whose
+    // certificate rotated is reached again without the agent doing anything.
+    channels_.push_back(grpc::CreateCustomChannel(e, creds, args));
   }
 }
 
@@ -75,7 +80,7 @@ absl::StatusOr<weft::v1::GetNetworkConfigResponse> ControllerClient::GetNetworkC
   grpc::Status s = CallWithFailover([&](const std::shared_ptr<grpc::Channel>& ch, grpc::ClientContext* ctx) {
     return weft::v1::NetworkService::NewStub(ch)->GetNetworkConfig(ctx, {}, &resp);
   });
-  if (!s.ok()) return ToAbsl(s);
+  if (!s.ok()) return ToAbsl(s, opts_.tls);
   return resp;
 }
 
@@ -84,7 +89,7 @@ absl::StatusOr<weft::v1::AcquireLeaseResponse> ControllerClient::Acquire(const w
   grpc::Status s = CallWithFailover([&](const std::shared_ptr<grpc::Channel>& ch, grpc::ClientContext* ctx) {
     return weft::v1::LeaseService::NewStub(ch)->AcquireLease(ctx, req, &resp);
   });
-  if (!s.ok()) return ToAbsl(s);
+  if (!s.ok()) return ToAbsl(s, opts_.tls);
   return resp;
 }
 
@@ -93,7 +98,7 @@ absl::StatusOr<weft::v1::RenewLeaseResponse> ControllerClient::Renew(const weft:
   grpc::Status s = CallWithFailover([&](const std::shared_ptr<grpc::Channel>& ch, grpc::ClientContext* ctx) {
     return weft::v1::LeaseService::NewStub(ch)->RenewLease(ctx, req, &resp);
   });
-  if (!s.ok()) return ToAbsl(s);
+  if (!s.ok()) return ToAbsl(s, opts_.tls);
   return resp;
 }
 
@@ -101,7 +106,7 @@ absl::Status ControllerClient::Release(const weft::v1::ReleaseLeaseRequest& req)
   weft::v1::ReleaseLeaseResponse resp;
   return ToAbsl(CallWithFailover([&](const std::shared_ptr<grpc::Channel>& ch, grpc::ClientContext* ctx) {
     return weft::v1::LeaseService::NewStub(ch)->ReleaseLease(ctx, req, &resp);
-  }));
+  }), opts_.tls);
 }
 
 void ControllerClient::StartWatch(LeasesCallback callback) {
@@ -205,7 +210,7 @@ void ControllerClient::WatchLoop() {
     WEFT_LOG(WARN, "lease watch ended; reconnecting")
         .With("endpoint", opts_.endpoints[endpoint])
         .With("code", static_cast<int64_t>(s.error_code()))
-        .With("err", s.error_message());
+        .With("err", weft::DescribeRpcError(s, opts_.tls));
     endpoint = (endpoint + 1) % channels_.size();
     if (channels_.size() == 1) endpoint = 0;
   }

@@ -44,6 +44,9 @@ class ControllerClient {
  public:
   struct Options {
     std::vector<std::string> endpoints;
+    // From weft::MakeChannelCredentials (common/tls_client.h); nullptr: plaintext.
+    std::shared_ptr<grpc::ChannelCredentials> credentials;
+    bool tls = false;  // credentials speak TLS (for error messages)
     absl::Duration rpc_timeout = absl::Seconds(10);
     absl::Duration backoff_base = absl::Milliseconds(200);
     absl::Duration backoff_cap = absl::Seconds(10);

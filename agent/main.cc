@@ -2,6 +2,7 @@
 // the Agent; serves /metrics, /healthz and /readyz.
 
 #include <malloc.h>
+#include <openssl/ssl.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -16,9 +17,15 @@
 #include "common/http_server.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/tls_client.h"
 
 ABSL_FLAG(std::string, controller, "127.0.0.1:7800",
           "Controller gRPC endpoints, comma-separated (host:port,...); the agent fails over between them.");
+ABSL_FLAG(std::string, controller_ca_file, "",
+          "CA bundle the controller's certificate must chain to; set: mutual TLS to the controller (docs/security.md).");
+ABSL_FLAG(std::string, controller_cert_file, "",
+          "This node's client certificate (O=system:nodes, CN=system:node:<node-name>; tools/certs.sh node).");
+ABSL_FLAG(std::string, controller_key_file, "", "The private key of --controller-cert-file.");
 ABSL_FLAG(std::string, iface, "",
           "External interface(s) by name or IPv4 address, comma-separated; first match wins.");
 ABSL_FLAG(std::string, iface_regex, "", "Regex(es) over interface names or addresses, comma-separated.");
@@ -80,6 +87,18 @@ void TuneMalloc() {
   mallopt(M_TOP_PAD, 0);
 }
 
+// Resident memory: cpp-httplib's constructor initialises OpenSSL asking for every
+// error string (OPENSSL_init_ssl(LOAD_SSL_STRINGS | LOAD_CRYPTO_STRINGS)), which
+// builds OpenSSL's error-string tables at start. Run from .preinit_array, before
+// any shared library's constructor, this marks them as not wanted, for good: TLS
+// errors in the agent's log then read "error:0A000086:lib(20)::reason(134)"
+// (`openssl errstr 0A000086` decodes it); the agent's own messages say what failed.
+void OpenSslWithoutErrorStrings(int, char**, char**) {
+  OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_SSL_STRINGS | OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS, nullptr);
+}
+__attribute__((section(".preinit_array"), used)) void (*const preinit_openssl)(int, char**, char**) =
+    OpenSslWithoutErrorStrings;
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -96,6 +115,16 @@ int main(int argc, char** argv) {
     WEFT_LOG(ERROR, "--controller: at least one endpoint is required");
     return 2;
   }
+  const weft::TlsClientFiles tls{absl::GetFlag(FLAGS_controller_ca_file), absl::GetFlag(FLAGS_controller_cert_file),
+                                 absl::GetFlag(FLAGS_controller_key_file)};
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = weft::MakeChannelCredentials(tls);
+  if (!creds.ok()) {
+    WEFT_LOG(ERROR, "--controller-ca-file/--controller-cert-file/--controller-key-file").Err(creds.status());
+    return 2;
+  }
+  cfg.controller_credentials = *creds;
+  cfg.controller_tls = tls.enabled();
+  if (!cfg.controller_tls) WEFT_LOG(INFO, "plaintext to the controller (no --controller-ca-file)");
   cfg.iface.ifaces = SplitList(absl::GetFlag(FLAGS_iface));
   cfg.iface.iface_regexes = SplitList(absl::GetFlag(FLAGS_iface_regex));
   cfg.iface.public_ip = absl::GetFlag(FLAGS_public_ip);

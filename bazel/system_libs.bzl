@@ -14,23 +14,21 @@ def _pkg_config(ctx, modules, what):
 # `pkg-config --static --libs` names every archive a module needs; each -lX that
 # has a libX.a becomes -l:libX.a inside one --start-group (so their order does
 # not matter); _STATIC_KEEP_SHARED and libraries without an archive stay -lX.
-# For weft-agent (see agent/BUILD.bazel): a static gRPC without TLS, protobuf and
-# Abseil touch far fewer pages than ~70 shared objects with their relocations.
-# Debian's grpc_unsecure.pc omits the archives libgrpc_unsecure.a itself needs:
-# they are named here as -l words. The Abseil modules are WORKSPACE's "absl" set,
-# so none of the binary's Abseil stays shared.
+# For weft-agent (see agent/BUILD.bazel): a static gRPC (with TLS), protobuf and Abseil touch
+# far fewer pages than ~70 shared objects with their relocations. The Abseil
+# modules are WORKSPACE's "absl" set, so none of the binary's Abseil stays shared.
 _STATIC_LIBS = {
-    "grpcpp_unsecure_static": " ".join([
-        "grpc++_unsecure protobuf -lupb -lcares -laddress_sorting",
+    "grpcpp_static": " ".join([
+        "grpc++ protobuf",
         "absl_strings absl_str_format absl_status absl_statusor absl_synchronization absl_time",
         "absl_random_random absl_flat_hash_map absl_hash absl_flags absl_flags_parse",
         "absl_flags_reflection absl_flags_usage absl_flags_marshalling",
     ]),
 }
 
-# Kept shared: glibc's own libraries, and zlib, which other shared libraries in
-# the agent (libcurl, cpp-httplib) load anyway.
-_STATIC_KEEP_SHARED = ["atomic", "dl", "m", "pthread", "rt", "z"]
+# Kept shared: glibc's own libraries, and zlib and OpenSSL, which other shared
+# libraries in the agent (cpp-httplib, libcurl) load anyway: one copy of each.
+_STATIC_KEEP_SHARED = ["atomic", "crypto", "dl", "m", "pthread", "rt", "ssl", "z"]
 
 def _static_linkopts(ctx, modules, raw):
     archives = []

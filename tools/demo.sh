@@ -6,15 +6,16 @@
 # Nothing touches this machine's own network: every address lives inside the
 # demo's namespaces, and all of them are deleted at the end (also on Ctrl-C).
 #
-# Usage: sudo tools/demo.sh [--keep] [--hosts N] [--verbose]
+# Usage: sudo tools/demo.sh [--keep] [--hosts N] [--verbose] [--notls]
 #   --keep     leave the cluster running until Ctrl-C, then clean up
+#   --notls    plaintext (mutual TLS with certificates from tools/certs.sh is the default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 for arg in "$@"; do
   case "$arg" in
     -h | --help)
-      sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
   esac

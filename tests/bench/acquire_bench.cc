@@ -4,7 +4,12 @@
 // store transaction per lease) and with fsync off, as the upper bound.
 //
 //   bazel run -c opt //tests/bench:acquire_bench -- [--clients 64] [--existing 10000] [--seconds 3]
-//       [--generator async|threads]
+//       [--generator async|threads] [--tls off|on|compare] [--rounds 2]
+//
+// --tls on: mutual TLS between the clients (an operator's certificate) and the
+// controller, certificates made by tools/certs.sh for the run. --tls compare:
+// only the durable mode, plaintext and TLS alternated for --rounds rounds (the
+// machine's speed drifts between minutes: alternating keeps the ratio honest).
 //
 // "ctl cpu us" is the controller's CPU time (user + system, from its
 // process_cpu_seconds_total) per acquisition over the measured run; "ctl RSS"
@@ -19,6 +24,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 #include <cstdio>
 #include <thread>
 #include <vector>
@@ -27,19 +33,22 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/tls_client.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
 #include "tests/bench/closed_loop.h"
 #include "tests/bench/lease_stubs.h"
 #include "tests/bench/scrape.h"
 #include "tests/integration/process.h"
+#include "tests/integration/test_certs.h"
 
 namespace {
 
 using weft::testing::FreePort;
 using weft::testing::Process;
 
-weft::bench::LoadResult Run(const std::string& controller, const std::vector<std::string>& extra, int clients,
+weft::bench::LoadResult Run(const std::string& controller, std::vector<std::string> extra,
+                            const weft::testing::TestCerts* certs, int clients,
                             int existing, absl::Duration duration, bool async_generator, double* server_p50_ms,
                             double* server_p99_ms, double* cpu_us_per_acq, double* rss_mb) {
   char tmpl[] = "/tmp/weft-bench-XXXXXX";
@@ -50,9 +59,18 @@ weft::bench::LoadResult Run(const std::string& controller, const std::vector<std
   std::vector<std::string> argv = {controller, "--data-dir", dir, "--listen", absl::StrCat("127.0.0.1:", port),
                                    "--metrics-listen", absl::StrCat("127.0.0.1:", metrics_port),
                                    "--log-level", "warn"};
+  if (certs) {
+    for (const std::string& f : certs->ControllerFlags()) extra.push_back(f);
+  }
   argv.insert(argv.end(), extra.begin(), extra.end());
   p.Start(argv, dir + ".log");
-  auto ch = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds =
+      weft::MakeChannelCredentials(certs ? certs->Admin() : weft::TlsClientFiles{});
+  if (!creds.ok()) {
+    std::fprintf(stderr, "credentials: %s\n", std::string(creds.status().message()).c_str());
+    std::exit(1);
+  }
+  auto ch = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), *creds);
   if (!ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(20))) {
     std::fprintf(stderr, "controller did not start (log %s.log)\n", dir.c_str());
     std::exit(1);
@@ -69,7 +87,7 @@ weft::bench::LoadResult Run(const std::string& controller, const std::vector<std
       std::exit(1);
     }
   }
-  auto stubs = weft::bench::LeaseStubs(absl::StrCat("127.0.0.1:", port));
+  auto stubs = weft::bench::LeaseStubs(absl::StrCat("127.0.0.1:", port), 8, *creds);
   const auto acquire = weft::bench::AcquireOp(stubs, std::chrono::seconds(30));
   const auto acquire_async = weft::bench::AcquireAsyncOp(stubs, std::chrono::seconds(30));
   auto load = [&](absl::Duration d, int64_t first, int64_t limit) {
@@ -110,30 +128,60 @@ weft::bench::LoadResult Run(const std::string& controller, const std::vector<std
 int main(int argc, char** argv) {
   int clients = 64, existing = 10000, seconds = 3;
   bool async_generator = true;
+  std::string tls = "off";
+  int rounds = 2;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string f = argv[i];
     if (f == "--generator") async_generator = std::string(argv[i + 1]) != "threads";
+    if (f == "--tls") tls = argv[i + 1];
     int v = 0;
     if (!absl::SimpleAtoi(argv[i + 1], &v)) continue;
     if (f == "--clients") clients = v;
     if (f == "--existing") existing = v;
     if (f == "--seconds") seconds = v;
+    if (f == "--rounds") rounds = v;
+  }
+  if (tls != "off" && tls != "on" && tls != "compare") {
+    std::fprintf(stderr, "--tls is off, on or compare\n");
+    return 2;
   }
   std::string controller = weft::testing::Runfile("controller/weft-controller");
   if (const char* c = std::getenv("WEFT_CONTROLLER_BIN")) controller = c;
-  std::printf("acquire_bench: %d clients (%s), %d existing leases, %ds per run, network 10.0.0.0/8 /24\n",
-              clients, async_generator ? "async calls in flight" : "a thread each", existing, seconds);
+  std::printf("acquire_bench: %d clients (%s), %d existing leases, %ds per run, network 10.0.0.0/8 /24, TLS %s\n",
+              clients, async_generator ? "async calls in flight" : "a thread each", existing, seconds, tls.c_str());
+  std::optional<weft::testing::TestCerts> certs;
+  if (tls != "off") {
+    char tmpl[] = "/tmp/weft-bench-certs-XXXXXX";
+    absl::StatusOr<weft::testing::TestCerts> made = weft::testing::TestCerts::Make(mkdtemp(tmpl), "IP:127.0.0.1");
+    if (!made.ok()) {
+      std::fprintf(stderr, "certs: %s\n", std::string(made.status().message()).c_str());
+      return 1;
+    }
+    certs = *std::move(made);
+  }
   std::printf("%-26s %8s %9s %9s %9s %8s %12s %12s %12s %s\n", "mode", "acq/s", "p50 ms", "p99 ms", "max ms",
               "errors", "server p50", "server p99", "ctl cpu us", "  ctl RSS at the end");
-  const std::vector<std::pair<std::string, std::vector<std::string>>> modes = {
-      {"durable (fsync)", {}},
-      {"durable, no txn batching", {"--batch-lease-writes=false"}},
-      {"no fsync (upper bound)", {"--unsafe-no-fsync"}},
+  struct Mode {
+    std::string name;
+    std::vector<std::string> extra;
+    bool tls;
   };
-  for (const auto& [name, extra] : modes) {
+  std::vector<Mode> modes;
+  if (tls == "compare") {
+    for (int i = 0; i < rounds; ++i) {
+      modes.push_back({"durable, plaintext", {}, false});
+      modes.push_back({"durable, mutual TLS", {}, true});
+    }
+  } else {
+    const bool on = tls == "on";
+    modes = {{"durable (fsync)", {}, on},
+             {"durable, no txn batching", {"--batch-lease-writes=false"}, on},
+             {"no fsync (upper bound)", {"--unsafe-no-fsync"}, on}};
+  }
+  for (const auto& [name, extra, with_tls] : modes) {
     double sp50 = 0, sp99 = 0, cpu = 0, rss = 0;
-    weft::bench::LoadResult r = Run(controller, extra, clients, existing, absl::Seconds(seconds), async_generator,
-                                    &sp50, &sp99, &cpu, &rss);
+    weft::bench::LoadResult r = Run(controller, extra, with_tls ? &*certs : nullptr, clients, existing,
+                                    absl::Seconds(seconds), async_generator, &sp50, &sp99, &cpu, &rss);
     std::printf("%-26s %8.0f %9.2f %9.2f %9.2f %8lld %12.2f %12.2f %12.0f %8.0f MB / %lld leases\n", name.c_str(),
                 r.rate, r.p50_ms, r.p99_ms, r.max_ms, static_cast<long long>(r.failed), sp50, sp99, cpu, rss,
                 static_cast<long long>(existing + r.ok));

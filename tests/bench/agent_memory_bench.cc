@@ -4,7 +4,10 @@
 // baseline), then with N peers acquired through gRPC, once the agent reports
 // every peer programmed.
 //
-//   sudo tests/bench/agent_memory_bench.sh [N]
+//   sudo tests/bench/agent_memory_bench.sh [--tls] [N]
+//
+// --tls (WEFT_BENCH_TLS=1): mutual TLS between the agent and the controller, with
+// certificates made by tools/certs.sh in the run's directory.
 
 #include <unistd.h>
 
@@ -21,8 +24,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
+#include "common/tls_client.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
 #include "tests/integration/process.h"
+#include "tests/integration/test_certs.h"
 
 namespace {
 
@@ -178,10 +183,26 @@ int main(int argc, char** argv) {
   char tmpl[] = "/tmp/weft-agentmem-XXXXXX";
   std::string dir = mkdtemp(tmpl);
   weft::testing::Process ctl, agent;
-  ctl.Start({controller, "--data-dir", dir + "/ctl", "--listen", "127.0.0.1:7800", "--metrics-listen", "",
-             "--log-level", "warn"},
-            dir + "/controller.log");
-  auto ch = grpc::CreateChannel("127.0.0.1:7800", grpc::InsecureChannelCredentials());
+  const bool tls = std::getenv("WEFT_BENCH_TLS") != nullptr && std::string(std::getenv("WEFT_BENCH_TLS")) == "1";
+  std::vector<std::string> ctl_args = {controller,         "--data-dir",    dir + "/ctl", "--listen",
+                                       "127.0.0.1:7800",   "--metrics-listen", "",        "--log-level",
+                                       "warn"};
+  std::vector<std::string> agent_tls;
+  weft::TlsClientFiles bench_files;
+  if (tls) {
+    absl::StatusOr<weft::testing::TestCerts> certs = weft::testing::TestCerts::Make(dir + "/certs", "IP:127.0.0.1");
+    if (!certs.ok()) {
+      std::fprintf(stderr, "certs: %s\n", std::string(certs.status().message()).c_str());
+      return 1;
+    }
+    for (const std::string& f : certs->ControllerFlags()) ctl_args.push_back(f);
+    agent_tls = certs->AgentFlags("bench-host");
+    bench_files = certs->Admin();
+  }
+  ctl.Start(ctl_args, dir + "/controller.log");
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = weft::MakeChannelCredentials(bench_files);
+  if (!creds.ok()) return 1;
+  auto ch = grpc::CreateChannel("127.0.0.1:7800", *creds);
   if (!ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(20))) return 1;
   auto net = weft::v1::NetworkService::NewStub(ch);
   auto leases = weft::v1::LeaseService::NewStub(ch);
@@ -192,10 +213,12 @@ int main(int argc, char** argv) {
     weft::v1::SetNetworkConfigResponse resp;
     if (!net->SetNetworkConfig(&ctx, req, &resp).ok()) return 1;
   }
-  agent.Start({agent_bin, "--controller", "127.0.0.1:7800", "--iface", "weftbench0", "--node-name", "bench-host",
-               "--subnet-file", dir + "/subnet.env", "--docker-opts-file", dir + "/docker.env", "--state-dir",
-               dir + "/agent", "--metrics-listen", "127.0.0.1:7802", "--log-level", "warn"},
-              dir + "/agent.log");
+  std::vector<std::string> agent_args = {
+      agent_bin,   "--controller", "127.0.0.1:7800",   "--iface",           "weftbench0",    "--node-name",
+      "bench-host", "--subnet-file", dir + "/subnet.env", "--docker-opts-file", dir + "/docker.env", "--state-dir",
+      dir + "/agent", "--metrics-listen", "127.0.0.1:7802", "--log-level",      "warn"};
+  agent_args.insert(agent_args.end(), agent_tls.begin(), agent_tls.end());
+  agent.Start(agent_args, dir + "/agent.log");
   auto wait_for = [&](const std::string& gauge, double want) {
     absl::Time deadline = absl::Now() + absl::Seconds(120);
     while (absl::Now() < deadline) {
@@ -243,7 +266,8 @@ int main(int argc, char** argv) {
     low = std::min(low, now);
     high = std::max(high, now);
   }
-  std::printf("agent_memory_bench: %d peers (%d kernel objects), VXLAN\n", peers, 3 * peers);
+  std::printf("agent_memory_bench: %d peers (%d kernel objects), VXLAN, %s to the controller\n", peers, 3 * peers,
+              tls ? "mutual TLS" : "plaintext");
   std::printf("agent RSS: %.1f MB with 0 peers (baseline), %.1f MB with %d peers\n", base / 1024.0, full / 1024.0,
               peers);
   std::printf("  over the next 12 s (one resync): %.1f MB lowest, %.1f MB highest; VmHWM (peak since start) %.1f MB\n",

@@ -3,7 +3,10 @@
 // delivery latency (change acknowledged -> message received, per stream) p50/p99
 // and the controller's CPU time per delivered event.
 //
-//   bazel run -c opt //tests/bench:fanout_bench -- [--streams 5000] [--channels 16] [--changes 20]
+//   bazel run -c opt //tests/bench:fanout_bench -- [--streams 5000] [--channels 16] [--changes 20] [--tls 1]
+//
+// --tls 1: mutual TLS (certificates from tools/certs.sh for the run; the streams
+// use a node's certificate, the writer an operator's).
 
 #include <unistd.h>
 
@@ -21,7 +24,9 @@
 #include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
+#include "common/tls_client.h"
 #include "tests/integration/process.h"
+#include "tests/integration/test_certs.h"
 
 namespace {
 
@@ -56,7 +61,7 @@ struct Stream {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int streams = 5000, channels = 16, changes = 20;
+  int streams = 5000, channels = 16, changes = 20, tls = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     int v = 0;
     if (!absl::SimpleAtoi(argv[i + 1], &v)) continue;
@@ -64,17 +69,33 @@ int main(int argc, char** argv) {
     if (f == "--streams") streams = v;
     if (f == "--channels") channels = v;
     if (f == "--changes") changes = v;
+    if (f == "--tls") tls = v;
   }
   std::string controller = weft::testing::Runfile("controller/weft-controller");
   char tmpl[] = "/tmp/weft-fanout-XXXXXX";
   std::string dir = mkdtemp(tmpl);
   int port = weft::testing::FreePort();
   weft::testing::Process p;
-  p.Start({controller, "--data-dir", dir, "--listen", absl::StrCat("127.0.0.1:", port), "--metrics-listen", "",
-           "--log-level", "warn", "--watch-bookmark-interval", "1h"},
-          dir + ".log");
+  std::vector<std::string> ctl_argv = {controller,          "--data-dir",  dir, "--listen", absl::StrCat("127.0.0.1:", port),
+                                   "--metrics-listen",  "",            "--log-level", "warn",
+                                   "--watch-bookmark-interval", "1h"};
+  weft::TlsClientFiles writer_files, watcher_files;
+  if (tls) {
+    absl::StatusOr<weft::testing::TestCerts> certs = weft::testing::TestCerts::Make(dir + "-certs", "IP:127.0.0.1");
+    if (!certs.ok() || !certs->AddNode("watcher").ok()) {
+      std::fprintf(stderr, "certs: %s\n", certs.status().ToString().c_str());
+      return 1;
+    }
+    for (const std::string& f : certs->ControllerFlags()) ctl_argv.push_back(f);
+    writer_files = certs->Admin();
+    watcher_files = certs->Node("watcher");
+  }
+  p.Start(ctl_argv, dir + ".log");
   const std::string addr = absl::StrCat("127.0.0.1:", port);
-  auto main_ch = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
+  auto writer_creds = weft::MakeChannelCredentials(writer_files);
+  auto watcher_creds = weft::MakeChannelCredentials(watcher_files);
+  if (!writer_creds.ok() || !watcher_creds.ok()) return 1;
+  auto main_ch = grpc::CreateChannel(addr, *writer_creds);
   if (!main_ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(20))) {
     std::fprintf(stderr, "controller did not start\n");
     return 1;
@@ -93,7 +114,7 @@ int main(int argc, char** argv) {
     grpc::ChannelArguments args;
     args.SetInt("weft.bench.channel", i);
     stubs.push_back(weft::v1::LeaseService::NewStub(
-        grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args)));
+        grpc::CreateCustomChannel(addr, *watcher_creds, args)));
   }
   grpc::CompletionQueue cq;
   std::vector<std::unique_ptr<Stream>> ss(streams);
@@ -148,7 +169,7 @@ int main(int argc, char** argv) {
     }
     absl::SleepFor(absl::Milliseconds(20));
   }
-  std::printf("fanout_bench: %d streams over %d connections, %d changes; %d snapshots in %.1fs\n", streams, channels,
+  std::printf("fanout_bench (%s): %d streams over %d connections, %d changes; %d snapshots in %.1fs\n", tls ? "mutual TLS" : "plaintext", streams, channels,
               changes, snapshots, absl::ToDoubleSeconds(absl::Now() - t0));
   double cpu0 = CpuSeconds(p.pid());
   for (int c = 0; c < changes; ++c) {

@@ -32,13 +32,16 @@ inline weft::v1::AcquireLeaseRequest AcquireRequestFor(int64_t i) {
 
 // `n` stubs on `n` distinct connections: one HTTP/2 connection would serialize
 // the clients.
-inline std::vector<std::unique_ptr<weft::v1::LeaseService::Stub>> LeaseStubs(const std::string& addr, int n = 8) {
+// `creds`: nullptr for plaintext, else e.g. mutual TLS (common/tls_client.h).
+inline std::vector<std::unique_ptr<weft::v1::LeaseService::Stub>> LeaseStubs(
+    const std::string& addr, int n = 8, std::shared_ptr<grpc::ChannelCredentials> creds = nullptr) {
+  if (!creds) creds = grpc::InsecureChannelCredentials();
   std::vector<std::unique_ptr<weft::v1::LeaseService::Stub>> stubs;
   for (int i = 0; i < n; ++i) {
     grpc::ChannelArguments args;
     args.SetInt("weft.bench.channel", i);  // distinct args => distinct connections
     stubs.push_back(
-        weft::v1::LeaseService::NewStub(grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args)));
+        weft::v1::LeaseService::NewStub(grpc::CreateCustomChannel(addr, creds, args)));
   }
   return stubs;
 }

@@ -3,7 +3,11 @@
 // prints each host's subnet and container, pings every container from every
 // container on another host, and says PASS only if every ping worked.
 //
-//   demo --controller-bin PATH --agent-bin PATH --weftctl-bin PATH [--hosts 3] [--keep]
+//   demo --controller-bin PATH --agent-bin PATH --weftctl-bin PATH [--hosts 3] [--keep] [--notls]
+//
+// Mutual TLS is on by default (certificates from tools/certs.sh in the work dir):
+// the demo prints each agent's identity, and shows a plaintext client and a
+// node's certificate asking for an operator's call both refused.
 //
 // Flags also from the environment as WEFT_DEMO_<FLAG>.
 // Exit codes: 0 every ping worked, 1 a ping failed or the cluster did not start,
@@ -21,6 +25,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/flags.h"
+#include "common/tls_client.h"
 #include "tests/cluster/harness.h"
 
 ABSL_FLAG(std::string, controller_bin, "", "Path of the weft-controller binary.");
@@ -29,6 +34,7 @@ ABSL_FLAG(std::string, weftctl_bin, "", "Path of the weftctl binary.");
 ABSL_FLAG(int, hosts, 3, "Number of hosts (one container each).");
 ABSL_FLAG(bool, keep, false, "Keep the cluster running until Ctrl-C, then clean up.");
 ABSL_FLAG(bool, verbose, false, "Show the harness's progress lines.");
+ABSL_FLAG(bool, tls, true, "Mutual TLS between every component (--notls: plaintext, controller --insecure).");
 ABSL_FLAG(std::string, network_config,
           weft::testing::kDefaultNetworkConfig, "Network config (flannel's JSON).");
 
@@ -37,6 +43,36 @@ namespace {
 using weft::testing::Cluster;
 using weft::testing::ClusterOptions;
 using weft::testing::Container;
+
+// The first line of what a refused weftctl printed.
+std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+// What mutual TLS does in this cluster, shown rather than told.
+void ShowTls(Cluster& c) {
+  absl::PrintF("\nmutual TLS: on (CA, controller, admin and node certificates in %s)\n", c.certs()->dir());
+  for (int i = 0; i < c.num_hosts(); ++i) {
+    const std::string name = c.host(i).name;
+    absl::StatusOr<weft::CertificateInfo> info = weft::ReadCertificateInfo(c.certs()->Node(name).cert_file);
+    absl::PrintF("  agent %-4s connects as %s\n", name, info.ok() ? info->subject : info.status().ToString());
+  }
+  const std::string& weftctl = c.options().binaries.weftctl;
+  absl::StatusOr<weft::testing::ExecResult> plain =
+      c.Exec(c.controller_ns(), {weftctl, "--controller", c.controller_addr(), "--timeout", "3s", "leases", "list"});
+  if (plain.ok()) {
+    absl::PrintF("  plaintext weftctl leases list: %s\n    %s\n", plain->exit_code == 0 ? "ALLOWED (unexpected)" : "refused",
+                 FirstLine(plain->err));
+  }
+  const weft::TlsClientFiles node = c.certs()->Node(c.host(0).name);
+  absl::StatusOr<weft::testing::ExecResult> as_node =
+      c.Exec(c.controller_ns(), {weftctl, "--controller", c.controller_addr(), "--ca-file", node.ca_file,
+                                 "--cert-file", node.cert_file, "--key-file", node.key_file, "reserve",
+                                 "10.1.250.0/24", "--public-ip", "192.0.2.250"});
+  if (as_node.ok()) {
+    absl::PrintF("  weftctl reserve with %s's node certificate: %s\n    %s\n", c.host(0).name,
+                 as_node->exit_code == 0 ? "ALLOWED (unexpected)" : "refused", FirstLine(as_node->err));
+  }
+  std::fflush(stdout);
+}
 
 int Run() {
   ClusterOptions o;
@@ -54,6 +90,7 @@ int Run() {
   }
   o.network_config = absl::GetFlag(FLAGS_network_config);
   o.verbose = absl::GetFlag(FLAGS_verbose);
+  o.tls = absl::GetFlag(FLAGS_tls);
   std::string tmpl = "/tmp/weft-demo-XXXXXX";
   if (mkdtemp(tmpl.data()) == nullptr) {
     absl::FPrintF(stderr, "demo: cannot make a work dir in /tmp\n");
@@ -83,6 +120,7 @@ int Run() {
       absl::PrintF("  container %-6s %s  (ip netns exec %s ...)\n", ct.name, ct.ip, ct.ns);
     }
   }
+  if (c.certs() != nullptr) ShowTls(c);
   absl::PrintF("\ncross-host pings (VXLAN, flannel.1):\n");
   std::fflush(stdout);
 
@@ -111,13 +149,17 @@ int Run() {
   std::fflush(stdout);
 
   if (absl::GetFlag(FLAGS_keep)) {
+    std::string tls_flags;
+    if (c.certs() != nullptr) {
+      for (const std::string& f : c.certs()->WeftctlFlags()) absl::StrAppend(&tls_flags, " ", f);
+    }
     absl::PrintF("\nThe cluster keeps running; try for example\n"
                  "  ip netns exec %s ping %s\n"
                  "  ip netns exec %s ip route\n"
-                 "  ip netns exec %s %s --controller %s leases list\n"
+                 "  ip netns exec %s %s --controller %s%s leases list\n"
                  "Ctrl-C to stop and clean up.\n",
                  c.host(0).containers[0].ns, c.host(1).containers[0].ip, c.host(0).ns,
-                 c.controller_ns(), c.options().binaries.weftctl, c.controller_addr());
+                 c.controller_ns(), c.options().binaries.weftctl, c.controller_addr(), tls_flags);
     std::fflush(stdout);
     while (!Cluster::Interrupted()) absl::SleepFor(absl::Milliseconds(200));
   }

@@ -645,6 +645,12 @@ absl::Status Cluster::Build() {
   if (absl::Status s = MakeDirs(work_dir_); !s.ok()) return s;
   if (absl::Status s = MakeDirs(log_dir_); !s.ok()) return s;
   Log(absl::StrCat("logs in ", log_dir_));
+  if (options_.tls) {
+    absl::StatusOr<TestCerts> certs = TestCerts::Make(work_dir_ + "/certs", absl::StrCat("IP:", kControllerIp));
+    if (!certs.ok()) return certs.status();
+    certs_ = *std::move(certs);
+    Log(absl::StrCat("mutual TLS on: certificates (CA, controller, admin, one per node) in ", certs_->dir()));
+  }
 
   absl::StatusOr<std::string> sw = CreateNamespace("sw");
   if (!sw.ok()) return sw.status();
@@ -728,9 +734,12 @@ absl::Status Cluster::StartController() {
       options_.binaries.controller,
       "--data-dir", data_dir,
       "--listen", controller_addr(),
-      "--metrics-listen", absl::StrCat(kControllerIp, ":", kControllerMetricsPort),
-      // Plaintext on the test's own veth address, reachable only inside its namespaces.
-      "--insecure"};
+      "--metrics-listen", absl::StrCat(kControllerIp, ":", kControllerMetricsPort)};
+  if (certs_) {
+    for (const std::string& f : certs_->ControllerFlags()) argv.push_back(f);
+  } else {
+    argv.push_back("--insecure");  // plaintext on a non-loopback address must be asked for
+  }
   argv.insert(argv.end(), options_.controller_args.begin(), options_.controller_args.end());
   absl::StatusOr<pid_t> pid = SpawnLogged(controller_ns_, argv, controller_log_);
   if (!pid.ok()) return pid.status();
@@ -784,6 +793,9 @@ bool Cluster::ControllerRunning() {
 
 absl::StatusOr<ExecResult> Cluster::Weftctl(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {options_.binaries.weftctl, "--controller", controller_addr()};
+  if (certs_) {
+    for (const std::string& f : certs_->WeftctlFlags()) argv.push_back(f);
+  }
   argv.insert(argv.end(), args.begin(), args.end());
   return Exec(controller_ns_, argv);
 }
@@ -883,6 +895,11 @@ absl::Status Cluster::StartAgent(int index, const std::vector<std::string>& extr
                                    "--docker-opts-file", h.docker_opts_file,
                                    "--state-dir", h.state_dir,
                                    "--metrics-listen", h.metrics_addr};
+  if (certs_) {
+    std::vector<std::string> tls = certs_->AgentFlags(h.name);
+    if (tls.empty()) return absl::InternalError(absl::StrCat(h.name, ": cannot make its certificate"));
+    argv.insert(argv.end(), tls.begin(), tls.end());
+  }
   argv.insert(argv.end(), options_.agent_args.begin(), options_.agent_args.end());
   argv.insert(argv.end(), h.agent_args.begin(), h.agent_args.end());
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());

@@ -35,6 +35,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "tests/integration/test_certs.h"
 #include "tests/netns/netns.h"
 
 namespace weft::testing {
@@ -119,6 +120,11 @@ struct ClusterOptions {
   std::string log_dir;
   absl::Duration start_timeout = absl::Seconds(30);  // per process
   bool verbose = true;  // progress lines on stderr
+  // Mutual TLS everywhere (default): tools/certs.sh makes a CA, the controller's
+  // certificate (SAN IP:192.0.2.2, the address agents dial), one certificate per
+  // node name and an operator's for weftctl, in <work_dir>/certs. false: plaintext,
+  // the controller started with --insecure (it listens on a non-loopback address).
+  bool tls = true;
 };
 
 class Cluster {
@@ -152,6 +158,8 @@ class Cluster {
   const std::string& controller_log() const { return controller_log_; }
   const std::string& log_dir() const { return log_dir_; }
   const std::string& work_dir() const { return work_dir_; }
+  // The run's certificates; nullptr when options().tls is false.
+  const TestCerts* certs() const { return certs_ ? &*certs_ : nullptr; }
   int num_hosts() const { return static_cast<int>(hosts_.size()); }
   const Host& host(int i) const { return *hosts_.at(i); }
   std::vector<const Container*> containers() const;  // all, host by host
@@ -258,6 +266,7 @@ class Cluster {
 
   ClusterOptions options_;
   std::string work_dir_;
+  std::optional<TestCerts> certs_;
   std::string log_dir_;
   bool remove_work_dir_ = false;
   std::string switch_ns_;

@@ -63,13 +63,18 @@ if yaml is not None and ("StatefulSet", "weft-controller") in objects and ("Daem
     c = sts["spec"]["template"]["spec"]["containers"][0]
     check(sts["spec"]["replicas"] == 1, "controller: one replica with the embedded store")
     check(sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data", "controller: a PVC for the store")
-    check(all(c.get(p, {}).get("grpc", {}).get("port") == 7800 for p in ("livenessProbe", "readinessProbe")),
-          "controller: gRPC liveness and readiness probes")
+    check(all(c.get(p, {}).get("httpGet", {}).get("port") == 7801 for p in ("livenessProbe", "readinessProbe")),
+          "controller: HTTP liveness and readiness probes (the gRPC port requires a client certificate)")
     check("requests" in c.get("resources", {}), "controller: resource requests")
     svc_ports = {p["name"]: p["port"] for p in objects[("Service", "weft-controller")]["spec"]["ports"]}
     check(svc_ports == {"grpc": 7800, "metrics": 7801}, "Service: gRPC and metrics ports")
     env = {e["name"]: e.get("value") for e in c["env"]}
     check(env.get("WEFT_DATA_DIR") == c["volumeMounts"][0]["mountPath"], "controller: the data dir is the PVC")
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    secret = {v["name"]: v.get("secret", {}).get("secretName") for v in sts["spec"]["template"]["spec"]["volumes"]}
+    check(all(env.get(k, "").startswith(mounts.get("tls", "?") + "/")
+              for k in ("WEFT_TLS_CERT_FILE", "WEFT_TLS_KEY_FILE", "WEFT_TLS_CLIENT_CA_FILE"))
+          and secret.get("tls") == "weft-controller-tls", "controller: TLS files from the weft-controller-tls Secret")
     sel = sts["spec"]["selector"]["matchLabels"]
     check(objects[("PodDisruptionBudget", "weft-controller")]["spec"]["selector"]["matchLabels"] == sel,
           "PDB selects the controller")
@@ -80,6 +85,11 @@ if yaml is not None and ("StatefulSet", "weft-controller") in objects and ("Daem
     check(set(a["securityContext"]["capabilities"]["add"]) == {"NET_ADMIN", "NET_RAW"}, "agent: NET_ADMIN and NET_RAW")
     check(any(v.get("hostPath", {}).get("path") == "/run/flannel" for v in ds["volumes"]), "agent: /run/flannel hostPath")
     aenv = {e["name"]: e for e in a["env"]}
+    amounts = {m["name"]: m["mountPath"] for m in a["volumeMounts"]}
+    check(all(aenv.get(k, {}).get("value", "").startswith(amounts.get("pki", "?") + "/")
+              for k in ("WEFT_CONTROLLER_CA_FILE", "WEFT_CONTROLLER_CERT_FILE", "WEFT_CONTROLLER_KEY_FILE"))
+          and any(v.get("hostPath", {}).get("path") == "/etc/weft/pki" for v in ds["volumes"]),
+          "agent: node certificate from the host's /etc/weft/pki")
     check("$(WEFT_CONTROLLER_SERVICE_HOST)" in aenv["WEFT_CONTROLLER"]["value"]
           and ds.get("enableServiceLinks", True), "agent: controller address from the Service's variables")
     cm = objects[("ConfigMap", "weft-network")]["data"]["net-conf.json"]
@@ -120,6 +130,34 @@ for path in sorted(glob.glob(os.path.join(root, "examples", "*.env")) + glob.glo
     check(all(k.startswith("WEFT_") for k in env), f"{os.path.basename(path)}: only WEFT_* flags")
     if "WEFT_INITIAL_CONFIG" in env:
         check("Network" in json.loads(env["WEFT_INITIAL_CONFIG"]), f"{os.path.basename(path)}: WEFT_INITIAL_CONFIG is JSON")
+
+# Every WEFT_* variable the manifests, units and default files set names a flag
+# the binary really has (WEFT_TLS_CERT_FILE -> --tls_cert_file in --helpfull).
+runfiles = os.path.join(os.environ.get("TEST_SRCDIR", ""), os.environ.get("TEST_WORKSPACE", "weft"))
+binaries = {"weft-controller": os.path.join(runfiles, "controller", "weft-controller"),
+            "weft-agent": os.path.join(runfiles, "agent", "weft-agent")}
+helps = {}
+for name, path in binaries.items():
+    if os.access(path, os.X_OK):
+        r = subprocess.run([path, "--helpfull"], capture_output=True, text=True)
+        helps[name] = r.stdout + r.stderr
+check(len(helps) == 2, "the controller and agent binaries are in the runfiles")
+sources = {"weft-controller": [os.path.join(root, "kubernetes", "controller.yaml"),
+                               os.path.join(root, "systemd", "weft-controller.service"),
+                               os.path.join(root, "default", "weft-controller")],
+           "weft-agent": [os.path.join(root, "kubernetes", "agent.yaml"),
+                          os.path.join(root, "systemd", "weft-agent.service"),
+                          os.path.join(root, "default", "weft-agent")]}
+for name, paths in sources.items():
+    if name not in helps:
+        continue
+    for path in paths:
+        for var in sorted(set(re.findall(r"\b(WEFT_[A-Z0-9_]+)", open(path).read()))):
+            if var.endswith("_") or var in ("WEFT_CONTROLLER_SERVICE_HOST", "WEFT_CONTROLLER_SERVICE_PORT_GRPC"):
+                continue  # Kubernetes' Service variables, not flags
+            flag = "--" + var[len("WEFT_"):].lower()
+            check(re.search(re.escape(flag) + r"\b", helps[name]) is not None,
+                  f"{os.path.basename(path)}: {var} is a flag of {name} ({flag})")
 
 promtool = shutil.which("promtool")
 check(promtool is not None, "promtool is installed")

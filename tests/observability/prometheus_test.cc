@@ -96,6 +96,8 @@ absl::Status SetUpObserved() {
   ClusterOptions o;
   o.name = "observability";
   o.network_config = kTestNetworkConfig;
+  // lease_workload speaks plaintext; TLS itself is tests/cluster:tls_e2e_test's subject.
+  o.tls = false;
   g->agents = IsExecutableFile(o.binaries.agent);
   o.hosts = g->agents ? kHosts : 0;
   // Agents serve /metrics on the underlay too, for Prometheus in the controller's namespace.

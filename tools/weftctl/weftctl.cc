@@ -1,6 +1,6 @@
 // weftctl: the operator's command line for a Weft controller.
 //
-//   weftctl [--controller ADDR] [--timeout 10s] COMMAND ...
+//   weftctl [--controller ADDR] [--timeout 10s] [--ca-file F --cert-file F --key-file F] COMMAND ...
 //     config get
 //     config set FILE [--force]        (FILE "-" = stdin; flannel's JSON)
 //     leases list [-o table|json]
@@ -26,6 +26,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/log.h"
+#include "common/tls_client.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/etcd/rpc.grpc.pb.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
@@ -36,7 +38,7 @@ namespace {
 constexpr int kOk = 0, kFailed = 1, kUsage = 2;
 
 const char kUsageText[] =
-    "usage: weftctl [--controller ADDR] [--timeout DURATION] COMMAND\n"
+    "usage: weftctl [--controller ADDR] [--timeout DURATION] [TLS FILES] COMMAND\n"
     "  config get\n"
     "  config set FILE [--force]      set the network config (flannel's JSON; - = stdin)\n"
     "  leases list [-o table|json]\n"
@@ -46,7 +48,11 @@ const char kUsageText[] =
     "  snapshot save FILE [--etcd ADDR] back up the embedded store through the controller's\n"
     "                                 etcd API (--etcd-listen; $WEFT_ETCD or 127.0.0.1:2379);\n"
     "                                 restore with weft-controller --restore-from FILE\n"
-    "ADDR defaults to $WEFT_CONTROLLER or 127.0.0.1:7800.\n";
+    "ADDR defaults to $WEFT_CONTROLLER or 127.0.0.1:7800.\n"
+    "TLS FILES (mutual TLS; each also from $WEFT_CA_FILE, $WEFT_CERT_FILE, $WEFT_KEY_FILE):\n"
+    "  --ca-file F    CA bundle the controller's certificate must chain to\n"
+    "  --cert-file F  this client's certificate (an operator's: O=weft:admins, tools/certs.sh admin)\n"
+    "  --key-file F   its private key\n";
 
 int Usage(const std::string& why) {
   if (!why.empty()) std::cerr << "weftctl: " << why << "\n";
@@ -54,9 +60,10 @@ int Usage(const std::string& why) {
   return kUsage;
 }
 
+bool tls_on = false;  // set once in main, before any call
+
 int Fail(const grpc::Status& s) {
-  std::cerr << "weftctl: " << (s.error_code() == grpc::StatusCode::UNAVAILABLE ? "controller unavailable: " : "")
-            << s.error_message() << " (" << static_cast<int>(s.error_code()) << ")\n";
+  std::cerr << "weftctl: " << weft::DescribeRpcError(s, tls_on) << "\n";
   // Input the controller refused as malformed is the caller's mistake: usage exit.
   return s.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? kUsage : kFailed;
 }
@@ -108,8 +115,10 @@ struct Args {
 
 // Maintenance.Snapshot of the controller's etcd API into `file`, as etcdctl
 // snapshot save writes it (the stream, then its SHA-256), checked on the way.
-int SaveSnapshot(const std::string& etcd, const std::string& file, absl::Duration timeout) {
-  auto channel = grpc::CreateChannel(etcd, grpc::InsecureChannelCredentials());
+// The etcd API takes the same client certificate as the gRPC API (an operator's).
+int SaveSnapshot(const std::string& etcd, const std::shared_ptr<grpc::ChannelCredentials>& creds,
+                 const std::string& file, absl::Duration timeout) {
+  auto channel = grpc::CreateChannel(etcd, creds);
   auto maintenance = etcdserverpb::Maintenance::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoSeconds(std::max(timeout, absl::Seconds(60))));
@@ -154,6 +163,8 @@ int SaveSnapshot(const std::string& etcd, const std::string& file, absl::Duratio
 int main(int argc, char** argv) {
   std::string controller = getenv("WEFT_CONTROLLER") ? getenv("WEFT_CONTROLLER") : "127.0.0.1:7800";
   absl::Duration timeout = absl::Seconds(10);
+  auto env = [](const char* name) { return std::string(getenv(name) ? getenv(name) : ""); };
+  weft::TlsClientFiles tls{env("WEFT_CA_FILE"), env("WEFT_CERT_FILE"), env("WEFT_KEY_FILE")};
   Args a;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -174,6 +185,11 @@ int main(int argc, char** argv) {
     } else if (is("--timeout")) {
       const char* v = value(arg);
       if (!v || !absl::ParseDuration(v, &timeout)) return Usage("--timeout needs a duration like 10s");
+    } else if (is("--ca-file") || is("--cert-file") || is("--key-file")) {
+      const std::string name = arg.substr(0, arg.find('='));
+      const char* v = value(arg);
+      if (!v) return Usage(absl::StrCat(name, " needs a file"));
+      (name == "--ca-file" ? tls.ca_file : name == "--cert-file" ? tls.cert_file : tls.key_file) = v;
     } else if (is("-o") || is("--output")) {
       const char* v = value(arg);
       if (!v || (std::string(v) != "json" && std::string(v) != "table")) return Usage("-o is table or json");
@@ -200,7 +216,11 @@ int main(int argc, char** argv) {
   }
   if (a.positional.empty()) return Usage("no command");
 
-  auto channel = grpc::CreateChannel(controller, grpc::InsecureChannelCredentials());
+  weft::log::SetLevel(weft::log::Level::kWarning);  // a command's output is its answer; errors still show
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = weft::MakeChannelCredentials(tls);
+  if (!creds.ok()) return Usage(std::string(creds.status().message()));
+  tls_on = tls.enabled();
+  auto channel = grpc::CreateChannel(controller, *creds);
   auto leases = weft::v1::LeaseService::NewStub(channel);
   auto network = weft::v1::NetworkService::NewStub(channel);
   auto ctx = [&]() {
@@ -294,7 +314,7 @@ int main(int argc, char** argv) {
   }
   if (cmd == "snapshot save") {
     if (p.size() != 3) return Usage("snapshot save needs FILE");
-    return SaveSnapshot(a.etcd, p[2], timeout);
+    return SaveSnapshot(a.etcd, *creds, p[2], timeout);
   }
   return Usage(absl::StrCat("unknown command \"", cmd, "\""));
 }
