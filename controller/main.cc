@@ -27,6 +27,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/resource_quota.h"
 #include "absl/strings/str_split.h"
 #include "controller/etcd_api/etcd_api_server.h"
 #include "controller/etcd_api/flannel_validator.h"
@@ -228,6 +229,9 @@ int Run() {
   builder.SetMaxReceiveMessageSize(static_cast<int>(limits->max_request_bytes));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, limits->max_concurrent_streams);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  grpc::ResourceQuota quota("weft-controller");
+  quota.Resize(static_cast<size_t>(limits->max_grpc_memory_bytes));
+  builder.SetResourceQuota(quota);
   // Unary calls block on a durable commit: keep enough pollers that a burst of
   // blocked handlers does not starve new requests of a thread to read them.
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 2);
