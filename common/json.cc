@@ -3,7 +3,9 @@
 #include <cstdint>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/quote.h"
 
 namespace weft::json {
 namespace {
@@ -109,6 +111,27 @@ absl::StatusOr<OrderedJson> ParseOrdered(absl::string_view text, absl::string_vi
   return ParseImpl<OrderedJson>(text, what, limits);
 }
 
+absl::StatusOr<Json> ParseObject(absl::string_view text, absl::string_view what, const Limits& limits) {
+  absl::StatusOr<Json> j = Parse(text, what, limits);
+  if (j.ok() && !j->is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": not a JSON object (got ", j->type_name(), ")"));
+  }
+  return j;
+}
+
+const Json* FindFolded(const Json& obj, absl::string_view field) {
+  if (!obj.is_object()) return nullptr;
+  const Json* folded = nullptr;
+  for (auto it = obj.begin(); it != obj.end(); ++it) {
+    if (it.key() == field) {
+      folded = &it.value();
+      break;
+    }
+    if (folded == nullptr && absl::EqualsIgnoreCase(it.key(), field)) folded = &it.value();
+  }
+  return folded == nullptr || folded->is_null() ? nullptr : folded;
+}
+
 const Json* Find(const Json& obj, absl::string_view field) {
   if (!obj.is_object()) return nullptr;
   auto it = obj.find(std::string(field));
@@ -141,6 +164,12 @@ absl::StatusOr<bool> GetBool(const Json& obj, absl::string_view field, bool dflt
 }
 
 std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+std::string Excerpt(const Json& j) {
+  std::string text = Dump(j);
+  if (text.size() <= kQuotedPrefix) return text;
+  return absl::StrCat(text.substr(0, kQuotedPrefix), "... (", text.size(), " bytes)");
+}
+
 std::string Dump(const OrderedJson& j) { return j.dump(-1, ' ', false, OrderedJson::error_handler_t::replace); }
 
 }  // namespace weft::json

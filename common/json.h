@@ -39,9 +39,16 @@ struct Limits {
 absl::StatusOr<Json> Parse(absl::string_view text, absl::string_view what, const Limits& limits = {});
 absl::StatusOr<OrderedJson> ParseOrdered(absl::string_view text, absl::string_view what, const Limits& limits = {});
 
+// Parse, and the value must be an object: else INVALID_ARGUMENT "<what>: not a JSON object (got array)".
+absl::StatusOr<Json> ParseObject(absl::string_view text, absl::string_view what, const Limits& limits = {});
+
 // The member `field` of `obj`; nullptr when `obj` is not an object, lacks the
 // field, or the field is JSON null (flannel's Go decoder treats null as absent).
 const Json* Find(const Json& obj, absl::string_view field);
+
+// As Find, but matching keys as Go's encoding/json (and so flanneld) does: the
+// exact key, else the first key equal to it ignoring case.
+const Json* FindFolded(const Json& obj, absl::string_view field);
 
 // Absent (or null) -> `dflt`; present with another type -> INVALID_ARGUMENT
 // "<field>: must be a string (got number)".
@@ -53,5 +60,7 @@ absl::StatusOr<bool> GetBool(const Json& obj, absl::string_view field, bool dflt
 // Invalid UTF-8 in strings is replaced rather than thrown on.
 std::string Dump(const Json& j);
 std::string Dump(const OrderedJson& j);
+// For error messages: the value's text, at most a short prefix of it.
+std::string Excerpt(const Json& j);
 
 }  // namespace weft::json

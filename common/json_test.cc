@@ -91,6 +91,23 @@ TEST(JsonGetters, WrongTypesAreErrorsNotExceptions) {
   EXPECT_EQ(*GetString(*arr, "s", "d"), "d");
 }
 
+TEST(JsonGetters, ParseObjectAndGoStyleKeys) {
+  EXPECT_EQ(ParseObject("[1]", "Backend").status().message(), "Backend: not a JSON object (got array)");
+  auto j = ParseObject(R"({"vni":1,"VNI":2,"mtu":3,"Null":null})", "Backend");
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ(*FindFolded(*j, "VNI"), 2);  // the exact key wins
+  EXPECT_EQ(*FindFolded(*j, "MTU"), 3);  // else any case
+  EXPECT_EQ(FindFolded(*j, "null"), nullptr);
+  EXPECT_EQ(FindFolded(*j, "Port"), nullptr);
+}
+
+TEST(JsonDump, ExcerptIsShort) {
+  auto j = Parse("[\"" + std::string(1000, 'x') + "\"]", "doc");
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ(Excerpt(*j), "[\"" + std::string(62, 'x') + "... (1004 bytes)");
+  EXPECT_EQ(Excerpt(Json(5)), "5");
+}
+
 TEST(JsonDump, InvalidUtf8IsReplacedNotThrown) {
   Json j = std::string("a\xff");
   EXPECT_EQ(Dump(j), "\"a\xEF\xBF\xBD\"");

@@ -17,12 +17,11 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/json.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
 
@@ -69,9 +68,14 @@ nlohmann::ordered_json LeaseJson(const weft::v1::Lease& l) {
   j["node_name"] = l.node_name();
   j["backend_type"] = l.backend_type();
   // The controller stores BackendData as a JSON object: show it as one.
-  j["backend_data"] = l.backend_data().empty()
-                          ? nlohmann::ordered_json(nullptr)
-                          : nlohmann::ordered_json::parse(l.backend_data(), nullptr, /*allow_exceptions=*/false);
+  // Anything else (unreadable, too deep) is shown as the string it is.
+  if (l.backend_data().empty()) {
+    j["backend_data"] = nullptr;
+  } else if (auto data = weft::json::ParseOrdered(l.backend_data(), "backend_data"); data.ok()) {
+    j["backend_data"] = *std::move(data);
+  } else {
+    j["backend_data"] = l.backend_data();
+  }
   j["reserved"] = l.reserved();
   if (l.has_expiration()) j["expiration"] = Expiry(l);
   j["revision"] = l.revision();
@@ -191,7 +195,7 @@ int main(int argc, char** argv) {
       out["revision"] = resp.revision();
       out["leases"] = nlohmann::ordered_json::array();
       for (const auto& l : resp.leases()) out["leases"].push_back(LeaseJson(l));
-      std::cout << out.dump() << "\n";
+      std::cout << weft::json::Dump(out) << "\n";
     } else {
       std::vector<const weft::v1::Lease*> v;
       for (const auto& l : resp.leases()) v.push_back(&l);
@@ -207,7 +211,7 @@ int main(int argc, char** argv) {
     grpc::Status s = leases->GetLease(ctx().get(), req, &resp);
     if (!s.ok()) return Fail(s);
     if (a.output == "json") {
-      std::cout << LeaseJson(resp.lease()).dump() << "\n";
+      std::cout << weft::json::Dump(LeaseJson(resp.lease())) << "\n";
     } else {
       PrintTable({&resp.lease()});
     }
