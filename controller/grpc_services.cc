@@ -106,12 +106,14 @@ grpc::Status LeaseServiceImpl::GetLease(grpc::ServerContext*, const weft::v1::Ge
   return t.Done(grpc::Status::OK);
 }
 
-grpc::Status LeaseServiceImpl::ListLeases(grpc::ServerContext*, const weft::v1::ListLeasesRequest*,
+grpc::Status LeaseServiceImpl::ListLeases(grpc::ServerContext*, const weft::v1::ListLeasesRequest* req,
                                           weft::v1::ListLeasesResponse* resp) {
   RpcTimer t(observer_, "ListLeases");
-  int64_t revision = 0;
-  for (const LeaseRecord& rec : manager_->List(&revision)) ToProto(rec, resp->add_leases());
-  resp->set_revision(revision);
+  auto page = manager_->ListPage(req->page_size(), req->page_token());
+  if (!page.ok()) return t.Done(ToGrpc(page.status()));
+  for (const LeaseRecord& rec : page->leases) ToProto(rec, resp->add_leases());
+  resp->set_revision(page->revision);
+  resp->set_next_page_token(page->next_page_token);
   return t.Done(grpc::Status::OK);
 }
 

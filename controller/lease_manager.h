@@ -159,6 +159,22 @@ class LeaseManager {
   absl::StatusOr<LeaseRecord> Get(const std::string& subnet);
   // All leases in subnet order, with the revision they reflect.
   std::vector<LeaseRecord> List(int64_t* revision = nullptr);
+
+  // One page of the leases as of one store revision, in key order.
+  struct Page {
+    std::vector<LeaseRecord> leases;
+    int64_t revision = 0;
+    std::string next_page_token;  // empty on the last page
+  };
+  // `page_token` empty: the first page, at this manager's current revision; else
+  // a token from the previous page (the revision and the last key, opaque). A
+  // page holds at most `page_size` leases (0 = kDefaultPageSize; at most
+  // kMaxPageSize) and about kMaxPageBytes. INVALID_ARGUMENT for a bad token or
+  // size; ABORTED when the token's revision has been compacted (list again).
+  static constexpr int kDefaultPageSize = 1000;
+  static constexpr int kMaxPageSize = 5000;
+  static constexpr size_t kMaxPageBytes = 2 << 20;
+  absl::StatusOr<Page> ListPage(int page_size, const std::string& page_token);
   absl::StatusOr<LeaseRecord> Reserve(const ReserveRequest& req);
   absl::Status Unreserve(const std::string& subnet);
 

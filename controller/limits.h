@@ -18,7 +18,7 @@ struct InputLimits {
   int max_concurrent_streams = 256;        // --max-concurrent-streams: per HTTP/2 connection
   int64_t max_grpc_memory_bytes = 256 << 20;  // --max-grpc-memory-bytes: gRPC's buffers, all connections
   int max_watches_per_stream = 1000;       // --max-watches-per-stream: etcd API Watch stream
-  int64_t max_range_keys = 10000;          // --max-range-keys: etcd API Range answer (then more=true)
+  int64_t max_range_keys = 100000;         // --max-range-keys: etcd API Range answer (then more=true)
 };
 
 // The limits in force. Set once by main before serving; defaults otherwise (tests).

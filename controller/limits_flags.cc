@@ -13,7 +13,7 @@ ABSL_FLAG(int64_t, max_grpc_memory_bytes, 256 << 20,
           "Memory gRPC may use for requests in flight over all connections (its resource quota); beyond it "
           "gRPC reads more slowly and refuses new calls instead of growing.");
 ABSL_FLAG(int32_t, max_watches_per_stream, 1000, "Watches one etcd API Watch stream may hold open.");
-ABSL_FLAG(int64_t, max_range_keys, 10000,
+ABSL_FLAG(int64_t, max_range_keys, 100000,
           "Most keys in one etcd API Range answer; a larger or unlimited range answers more=true (etcd's paging).");
 
 namespace weft::controller {

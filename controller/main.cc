@@ -215,6 +215,8 @@ int Run() {
     controller::etcd_api::EtcdApiOptions eo;
     eo.name = absl::GetFlag(FLAGS_etcd_name);
     eo.client_urls = {absl::StrCat("http://", etcd_listen)};
+    eo.max_range_keys = limits->max_range_keys;
+    eo.max_watches_per_stream = limits->max_watches_per_stream;
     // Writes under the network prefix that would corrupt allocation state are refused.
     eo.validate_put =
         controller::etcd_api::FlannelValidator(mo.prefix, controller::etcd_api::FlannelStateFromStore(store->get(), mo.prefix))

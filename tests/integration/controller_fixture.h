@@ -65,6 +65,21 @@ inline std::unique_ptr<grpc::ClientContext> Ctx(int seconds = 10) {
   return c;
 }
 
+// Every lease, following ListLeases' pages; a failed page fails the test.
+inline std::vector<weft::v1::Lease> ListAll(weft::v1::LeaseService::Stub* leases) {
+  std::vector<weft::v1::Lease> out;
+  weft::v1::ListLeasesRequest req;
+  do {
+    weft::v1::ListLeasesResponse page;
+    grpc::Status s = leases->ListLeases(Ctx().get(), req, &page);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    if (!s.ok()) break;
+    out.insert(out.end(), page.leases().begin(), page.leases().end());
+    req.set_page_token(page.next_page_token());
+  } while (!req.page_token().empty());
+  return out;
+}
+
 inline std::string DataDir(const char* name) { return absl::StrCat(std::getenv("TEST_TMPDIR"), "/", name); }
 
 }  // namespace weft::testing

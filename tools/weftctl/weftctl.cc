@@ -10,6 +10,7 @@
 //
 // Exit codes: 0 ok, 1 the controller refused or failed, 2 bad usage or input.
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -22,6 +23,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/json.h"
+#include "common/net.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
 
@@ -80,6 +82,14 @@ nlohmann::ordered_json LeaseJson(const weft::v1::Lease& l) {
   if (l.has_expiration()) j["expiration"] = Expiry(l);
   j["revision"] = l.revision();
   return j;
+}
+
+constexpr int kListPageSize = 5000;
+
+// Sort key of a lease: its IPv4 subnet's address (IPv6-only leases after all).
+uint64_t SubnetOrder(const weft::v1::Lease& l) {
+  absl::StatusOr<weft::IPv4Net> net = weft::IPv4Net::Parse(l.subnet());
+  return net.ok() ? net->network().value() : uint64_t{1} << 32;
 }
 
 void PrintTable(const std::vector<const weft::v1::Lease*>& leases) {
@@ -187,9 +197,28 @@ int main(int argc, char** argv) {
     return kOk;
   }
   if (cmd == "leases list") {
+    // Page through; every page is at the first one's revision. A listing whose
+    // revision was compacted meanwhile (ABORTED) starts over.
     weft::v1::ListLeasesResponse resp;
-    grpc::Status s = leases->ListLeases(ctx().get(), {}, &resp);
+    grpc::Status s;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      resp.Clear();
+      weft::v1::ListLeasesRequest req;
+      req.set_page_size(kListPageSize);
+      do {
+        weft::v1::ListLeasesResponse page;
+        s = leases->ListLeases(ctx().get(), req, &page);
+        if (!s.ok()) break;
+        resp.set_revision(page.revision());
+        for (auto& l : *page.mutable_leases()) resp.add_leases()->Swap(&l);
+        req.set_page_token(page.next_page_token());
+      } while (!req.page_token().empty());
+      if (s.error_code() != grpc::StatusCode::ABORTED) break;
+    }
     if (!s.ok()) return Fail(s);
+    // Numeric subnet order (10.1.9.0 before 10.1.10.0); IPv6-only leases last.
+    std::stable_sort(resp.mutable_leases()->begin(), resp.mutable_leases()->end(),
+                     [](const weft::v1::Lease& x, const weft::v1::Lease& y) { return SubnetOrder(x) < SubnetOrder(y); });
     if (a.output == "json") {
       nlohmann::ordered_json out;
       out["revision"] = resp.revision();
