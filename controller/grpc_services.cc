@@ -52,6 +52,11 @@ grpc::ServerUnaryReactor* LeaseServiceImpl::AcquireLease(grpc::CallbackServerCon
                                                           const weft::v1::AcquireLeaseRequest* req,
                                                           weft::v1::AcquireLeaseResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (gate_ != nullptr && gate_->closed()) {
+    if (observer_) observer_("AcquireLease", grpc::StatusCode::UNAVAILABLE, absl::ZeroDuration());
+    reactor->Finish(DrainGate::Refusal());
+    return reactor;
+  }
   AcquireRequest r;
   r.node_name = req->node_name();
   r.public_ip = req->public_ip();
@@ -85,6 +90,7 @@ grpc::ServerUnaryReactor* LeaseServiceImpl::AcquireLease(grpc::CallbackServerCon
 grpc::Status LeaseServiceImpl::RenewLease(grpc::ServerContext*, const weft::v1::RenewLeaseRequest* req,
                                           weft::v1::RenewLeaseResponse* resp) {
   RpcTimer t(observer_, "RenewLease");
+  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
   auto rec = manager_->Renew({req->subnet(), req->node_name(), req->public_ip()});
   if (!rec.ok()) return t.Done(ToGrpc(rec.status()));
   ToProto(*rec, resp->mutable_lease());
@@ -94,12 +100,14 @@ grpc::Status LeaseServiceImpl::RenewLease(grpc::ServerContext*, const weft::v1::
 grpc::Status LeaseServiceImpl::ReleaseLease(grpc::ServerContext*, const weft::v1::ReleaseLeaseRequest* req,
                                             weft::v1::ReleaseLeaseResponse*) {
   RpcTimer t(observer_, "ReleaseLease");
+  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
   return t.Done(ToGrpc(manager_->Release({req->subnet(), req->node_name(), req->public_ip()})));
 }
 
 grpc::Status LeaseServiceImpl::GetLease(grpc::ServerContext*, const weft::v1::GetLeaseRequest* req,
                                         weft::v1::GetLeaseResponse* resp) {
   RpcTimer t(observer_, "GetLease");
+  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
   auto rec = manager_->Get(req->subnet());
   if (!rec.ok()) return t.Done(ToGrpc(rec.status()));
   ToProto(*rec, resp->mutable_lease());
@@ -109,6 +117,7 @@ grpc::Status LeaseServiceImpl::GetLease(grpc::ServerContext*, const weft::v1::Ge
 grpc::Status LeaseServiceImpl::ListLeases(grpc::ServerContext*, const weft::v1::ListLeasesRequest* req,
                                           weft::v1::ListLeasesResponse* resp) {
   RpcTimer t(observer_, "ListLeases");
+  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
   auto page = manager_->ListPage(req->page_size(), req->page_token());
   if (!page.ok()) return t.Done(ToGrpc(page.status()));
   for (const LeaseRecord& rec : page->leases) ToProto(rec, resp->add_leases());
@@ -134,6 +143,7 @@ NetworkServiceImpl::NetworkServiceImpl(LeaseManager* manager, RpcObserver observ
 grpc::Status NetworkServiceImpl::GetNetworkConfig(grpc::ServerContext*, const weft::v1::GetNetworkConfigRequest*,
                                                   weft::v1::GetNetworkConfigResponse* resp) {
   RpcTimer t(observer_, "GetNetworkConfig");
+  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
   auto cfg = manager_->GetConfig();
   if (!cfg.ok()) return t.Done(ToGrpc(cfg.status()));
   resp->set_config(cfg->first);
@@ -144,6 +154,7 @@ grpc::Status NetworkServiceImpl::GetNetworkConfig(grpc::ServerContext*, const we
 grpc::Status NetworkServiceImpl::SetNetworkConfig(grpc::ServerContext*, const weft::v1::SetNetworkConfigRequest* req,
                                                   weft::v1::SetNetworkConfigResponse* resp) {
   RpcTimer t(observer_, "SetNetworkConfig");
+  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
   auto change = manager_->SetConfig(req->config(), req->force());
   if (!change.ok()) return t.Done(ToGrpc(change.status()));
   resp->set_config(change->config);
@@ -155,6 +166,7 @@ grpc::Status NetworkServiceImpl::SetNetworkConfig(grpc::ServerContext*, const we
 grpc::Status NetworkServiceImpl::Reserve(grpc::ServerContext*, const weft::v1::ReserveRequest* req,
                                          weft::v1::ReserveResponse* resp) {
   RpcTimer t(observer_, "Reserve");
+  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
   ReserveRequest r{req->subnet(), req->public_ip(), req->node_name(), req->backend_type(), req->backend_data()};
   auto rec = manager_->Reserve(r);
   if (!rec.ok()) return t.Done(ToGrpc(rec.status()));
@@ -165,6 +177,7 @@ grpc::Status NetworkServiceImpl::Reserve(grpc::ServerContext*, const weft::v1::R
 grpc::Status NetworkServiceImpl::Unreserve(grpc::ServerContext*, const weft::v1::UnreserveRequest* req,
                                            weft::v1::UnreserveResponse*) {
   RpcTimer t(observer_, "Unreserve");
+  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
   return t.Done(ToGrpc(manager_->Unreserve(req->subnet())));
 }
 

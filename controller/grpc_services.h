@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "controller/drain_gate.h"
 #include "controller/lease_manager.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
@@ -52,6 +53,11 @@ class LeaseServiceImpl
   LeaseManager* const manager_;
   const RpcObserver observer_;
   const WatchFactory watch_;
+  const DrainGate* gate_ = nullptr;
+
+ public:
+  // New calls are answered UNAVAILABLE once `gate` closes (shutdown).
+  void SetDrainGate(const DrainGate* gate) { gate_ = gate; }
 };
 
 class NetworkServiceImpl : public weft::v1::NetworkService::Service {
@@ -70,6 +76,10 @@ class NetworkServiceImpl : public weft::v1::NetworkService::Service {
  private:
   LeaseManager* const manager_;
   const RpcObserver observer_;
+  const DrainGate* gate_ = nullptr;
+
+ public:
+  void SetDrainGate(const DrainGate* gate) { gate_ = gate; }
 };
 
 }  // namespace weft::controller

@@ -70,6 +70,9 @@ ABSL_FLAG(bool, batch_lease_writes, true,
 ABSL_FLAG(int32_t, lease_txns_in_flight, 2,
           "Merged lease-write transactions in flight at once (1-16). More keeps a remote etcd busy while "
           "answers travel back; fewer makes each transaction carry more writes.");
+ABSL_FLAG(absl::Duration, shutdown_drain, absl::Seconds(1),
+          "At SIGTERM, how long new calls are answered UNAVAILABLE (so clients go to another replica) while "
+          "calls in flight finish, before the server stops; gRPC would cancel calls arriving after that.");
 ABSL_FLAG(bool, unsafe_no_fsync, false, "Do not fsync writes (benchmark upper bound only; loses data on crash).");
 
 namespace {
@@ -201,6 +204,9 @@ int Run() {
                                                return hub->Open(ctx, req);
                                              });
   controller::NetworkServiceImpl network_service(&manager, observer);
+  controller::DrainGate drain_gate;
+  lease_service.SetDrainGate(&drain_gate);
+  network_service.SetDrainGate(&drain_gate);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -288,6 +294,10 @@ int Run() {
   WEFT_LOG(INFO, "weft-controller stopping");
   systemd::NotifyStopping();
   server->GetHealthCheckService()->SetServingStatus(false);
+  // Lame duck (controller/drain_gate.h): new calls get UNAVAILABLE while the
+  // connections stay open, calls in flight finish.
+  drain_gate.Close();
+  absl::SleepFor(absl::GetFlag(FLAGS_shutdown_drain));
   duties.Stop();
   election.Stop();  // resign: another replica takes the duties over at once
   hub->Shutdown();

@@ -293,3 +293,59 @@ TEST(HostileInputTest, CorruptValuesInTheStoreAreSkippedAndCounted) {
 }  // namespace
 }  // namespace weft::testing
 
+namespace weft::testing {
+namespace {
+
+// SIGTERM during a burst of calls: every call in flight or arriving is answered
+// OK or UNAVAILABLE (docs/api.md: retry on another replica), never CANCELLED.
+// Each client leaves at its first UNAVAILABLE, as one with another replica
+// to go to would.
+TEST(ShutdownTest, CallsInFlightGetUnavailableNotCancelled) {
+  Controller c(DataDir("shutdown"));
+  c.Start();
+  ASSERT_TRUE(SetConfig(c, R"({"Network":"10.0.0.0/8","Backend":{"Type":"vxlan"}})").ok());
+  absl::Mutex mu;
+  std::map<grpc::StatusCode, int> codes;
+  std::map<std::string, std::string> messages;
+  std::atomic<bool> stop{false};
+  std::atomic<int> next{1};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 24; ++t) {
+    threads.emplace_back([&, t] {
+      while (!stop.load()) {
+        const int i = next.fetch_add(1);
+        grpc::Status s;
+        if (t % 3 == 2) {
+          weft::v1::ListLeasesResponse resp;  // a synchronous handler
+          s = c.leases()->ListLeases(Ctx(10).get(), {}, &resp);
+        } else {
+          weft::v1::AcquireLeaseRequest r;
+          r.set_node_name(absl::StrCat("n-", i));
+          r.set_public_ip(absl::StrCat("198.", 18 + (i >> 16) % 2, ".", (i >> 8) & 0xff, ".", i & 0xff));
+          r.set_backend_type("vxlan");
+          weft::v1::AcquireLeaseResponse resp;
+          s = c.leases()->AcquireLease(Ctx(10).get(), r, &resp);
+        }
+        absl::MutexLock l(&mu);
+        ++codes[s.error_code()];
+        if (!s.ok()) {
+          messages[absl::StrCat(s.error_code())] =
+              absl::StrCat(t % 3 == 2 ? "ListLeases" : "AcquireLease", ": ", s.error_message());
+        }
+        if (!s.ok()) break;
+      }
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(1000));
+  c.Stop();
+  stop.store(true);
+  for (auto& t : threads) t.join();
+  EXPECT_GT(codes[grpc::StatusCode::OK], 20);
+  for (const auto& [code, n] : codes) {
+    EXPECT_TRUE(code == grpc::StatusCode::OK || code == grpc::StatusCode::UNAVAILABLE)
+        << n << " calls ended with code " << code << ": " << messages[absl::StrCat(code)];
+  }
+}
+
+}  // namespace
+}  // namespace weft::testing
