@@ -82,6 +82,8 @@ ControllerMetrics::ControllerMetrics(metrics::Registry& r)
   // Both results exist from the start, so rate() works from the first failure on.
   compactions_.WithLabels({"ok"});
   compactions_.WithLabels({"error"});
+  corrupt_values_.WithLabels({"lease"});
+  corrupt_values_.WithLabels({"config"});
 }
 
 void ControllerMetrics::WatchManager(metrics::Registry& r, LeaseManager* m) {
