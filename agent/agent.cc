@@ -1,7 +1,6 @@
 #include "agent/agent.h"
 
-#include <nlohmann/json.hpp>
-
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -11,7 +10,9 @@
 #include "agent/netlink/netlink_programmer.h"
 #include "agent/node_files.h"
 #include "agent/state.h"
+#include "common/json.h"
 #include "common/log.h"
+#include "common/quote.h"
 #include "common/sd_notify.h"
 #include "common/status_macros.h"
 
@@ -28,12 +29,16 @@ struct WatchState {
 };
 
 absl::StatusOr<std::string> BackendObject(const std::string& config_json, std::string* type) {
-  nlohmann::json j = nlohmann::json::parse(config_json, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return absl::InvalidArgumentError("network config is not a JSON object");
-  nlohmann::json be = j.contains("Backend") ? j["Backend"] : nlohmann::json::object();
-  if (!be.is_object()) return absl::InvalidArgumentError("network config: Backend is not an object");
-  *type = be.contains("Type") && be["Type"].is_string() ? absl::AsciiStrToLower(be["Type"].get<std::string>()) : "udp";
-  return be.dump();
+  ASSIGN_OR_RETURN(const json::Json j, json::ParseObject(config_json, "network config"));
+  const json::Json* be = json::Find(j, "Backend");
+  if (be == nullptr) {
+    *type = "udp";
+    return std::string("{}");
+  }
+  if (!be->is_object()) return absl::InvalidArgumentError("network config: Backend is not an object");
+  const json::Json* t = json::Find(*be, "Type");
+  *type = t != nullptr && t->is_string() ? absl::AsciiStrToLower(t->get<std::string>()) : "udp";
+  return json::Dump(*be);
 }
 
 const char* ResultName(const absl::Status& s) { return s.ok() ? "ok" : "error"; }
@@ -208,9 +213,11 @@ absl::Status Agent::Run(absl::Notification* stop) {
   absl::Time next_resync = clock_->Now();
   bool lost_lease = false;
   int64_t reconnects_seen = 0;
+  absl::flat_hash_set<std::string> logged_unreadable;  // peer leases already logged as unreadable
   while (!stop->HasBeenNotified()) {
     // Wait for a change, the resync period, or the renewal time.
     std::vector<Peer> peers;
+    int unreadable_peers = 0;
     bool reconcile = false;
     {
       absl::MutexLock l(&ws.mu);
@@ -234,7 +241,16 @@ absl::Status Agent::Run(absl::Notification* stop) {
         }
         auto sn = IPv4Net::Parse(lease.subnet());
         auto ip = IPv4Addr::Parse(lease.public_ip());
-        if (!sn.ok() || !ip.ok()) return;
+        if (!sn.ok() || !ip.ok()) {
+          // A corrupt peer lease (written around the controller): skipped, counted, logged once.
+          ++unreadable_peers;
+          if (logged_unreadable.insert(lease.subnet() + "|" + lease.public_ip()).second) {
+            WEFT_LOG(WARN, "peer lease skipped: unreadable")
+                .With("subnet", QuoteInput(lease.subnet()))
+                .With("public_ip", QuoteInput(lease.public_ip()));
+          }
+          return;
+        }
         peers.push_back(Peer{*sn, *ip, lease.backend_type(), lease.backend_data()});
       });
     }
@@ -256,6 +272,7 @@ absl::Status Agent::Run(absl::Notification* stop) {
       const absl::Time start = absl::Now();
       auto stats = backend->Reconcile(peers);
       metrics_->peers.Set(static_cast<double>(peers.size()));
+      metrics_->skipped_peers.Set(unreadable_peers + (stats.ok() ? stats->skipped_peers : 0));
       if (!stats.ok()) {
         metrics_->reconcile_errors.Inc();
         WEFT_LOG(ERROR, "reconcile failed").Err(stats.status());

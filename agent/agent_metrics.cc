@@ -22,6 +22,10 @@ AgentMetrics::AgentMetrics(metrics::Registry& r)
       kernel_objects(r.AddGauge("weft_agent_kernel_objects",
                                 "Kernel objects (neighbours, FDB entries, routes) in place for peers after the last pass.")
                          .Get()),
+      skipped_peers(r.AddGauge("weft_agent_skipped_peers",
+                               "Peer leases left out of the last pass: unreadable (corrupt subnet, PublicIP or "
+                               "BackendData) or for another backend type.")
+                        .Get()),
       reconcile_duration(r.AddHistogram("weft_agent_reconcile_duration_seconds",
                                         "Time of one reconcile pass (dump, diff, apply).",
                                         metrics::ExponentialBuckets(0.0005, 2, 14))

@@ -16,6 +16,7 @@ class AgentMetrics {
   metrics::Gauge& lease_seconds_remaining;
   metrics::Gauge& peers;
   metrics::Gauge& kernel_objects;
+  metrics::Gauge& skipped_peers;
   metrics::Histogram& reconcile_duration;
   metrics::Family<metrics::Counter>& reconcile_changes;  // change: added, updated, removed
   metrics::Counter& reconcile_errors;

@@ -3,12 +3,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "cni/child_process.h"
 #include "cni/cni_error.h"
+#include "common/json.h"
 
 namespace weft::cni {
 
@@ -27,11 +26,18 @@ absl::StatusOr<std::string> FindPlugin(absl::string_view type, const std::vector
 absl::Status DelegateFailure(absl::string_view type, Command command, int exit_code,
                              absl::string_view output, absl::string_view errors) {
   const std::string what = absl::StrCat("delegate ", type, " ", CommandName(command), " failed");
-  nlohmann::json j = nlohmann::json::parse(output.begin(), output.end(), nullptr, false);
-  if (j.is_object() && j.contains("code") && j["code"].is_number_unsigned() && j.contains("msg") &&
-      j["msg"].is_string()) {
-    std::string details = j.value("details", "");
-    return CniError(j["code"].get<int>(), absl::StrCat(what, ": ", j["msg"].get<std::string>()), details);
+  // The delegate's stdout is whatever it printed: parsed with bounds, read without throwing.
+  absl::StatusOr<json::Json> parsed = json::Parse(output, "delegate output");
+  if (parsed.ok() && parsed->is_object()) {
+    const json::Json& j = *parsed;
+    const json::Json* code = json::Find(j, "code");
+    absl::StatusOr<std::string> msg = json::GetString(j, "msg");
+    if (code != nullptr && code->is_number_unsigned() && code->get<uint64_t>() <= 1000 && msg.ok() &&
+        json::Find(j, "msg") != nullptr) {
+      absl::StatusOr<std::string> details = json::GetString(j, "details");
+      return CniError(static_cast<int>(code->get<uint64_t>()), absl::StrCat(what, ": ", *msg),
+                      details.ok() ? *details : "");
+    }
   }
   const std::string how = exit_code > 128 ? absl::StrCat("killed by signal ", exit_code - 128)
                                           : absl::StrCat("exit code ", exit_code);

@@ -5,6 +5,7 @@
 #include "cni/cni_error.h"
 #include "cni/subnet_env.h"
 #include "cni/version.h"
+#include "common/json.h"
 #include "common/status_macros.h"
 
 namespace weft::cni {
@@ -20,12 +21,13 @@ absl::StatusOr<json> Decode(absl::string_view text) {
   if (absl::StripAsciiWhitespace(text).empty()) {
     return CniError(kDecodeFailure, "cannot decode the network config: stdin is empty");
   }
-  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
+  absl::StatusOr<json> parsed = ::weft::json::Parse(text, "stdin");
+  if (!parsed.ok()) {
     constexpr size_t kQuoted = 200;
     return CniError(kDecodeFailure, "cannot decode the network config: it is not valid JSON",
-                    absl::StrCat("stdin starts with: ", text.substr(0, kQuoted)));
+                    absl::StrCat(parsed.status().message(), "; stdin starts with: ", text.substr(0, kQuoted)));
   }
+  json j = *std::move(parsed);
   if (!j.is_object()) {
     return CniError(kDecodeFailure, "cannot decode the network config: it is not a JSON object");
   }
@@ -67,7 +69,7 @@ absl::Status ValidateIpam(const json& ipam, absl::string_view where) {
 absl::StatusOr<NetConf> ParseNetConf(absl::string_view text) {
   ASSIGN_OR_RETURN(json j, Decode(text));
   NetConf conf;
-  conf.cni_version = j.value("cniVersion", "");
+  ASSIGN_OR_RETURN(conf.cni_version, ::weft::json::GetString(j, "cniVersion"));  // a string (Decode checked)
   RETURN_IF_ERROR(CheckVersionSupported(conf.cni_version));
 
   if (!j.contains("name")) return InvalidConfig("name", "is missing");

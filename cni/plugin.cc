@@ -9,6 +9,7 @@
 #include "cni/saved_configs.h"
 #include "cni/subnet_env.h"
 #include "cni/version.h"
+#include "common/json.h"
 #include "common/status_macros.h"
 
 namespace weft::cni {
@@ -23,7 +24,8 @@ struct SavedDelegate {
 };
 
 absl::StatusOr<SavedDelegate> DecodeSaved(const std::string& text, const std::string& path) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  absl::StatusOr<json> parsed = ::weft::json::Parse(text, path);
+  json j = parsed.ok() ? *std::move(parsed) : json();
   if (!j.is_object() || !j.contains("type") || !j["type"].is_string()) {
     return CniError(kOther, absl::StrCat("the saved delegate config ", path, " is corrupt"), text);
   }

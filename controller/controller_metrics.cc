@@ -28,6 +28,9 @@ ControllerMetrics::ControllerMetrics(metrics::Registry& r)
       expirations_(r.AddCounter("weft_controller_lease_expirations_total",
                                 "Leases that expired (their node stopped renewing them).")
                        .Get()),
+      corrupt_values_(r.AddCounter("weft_controller_corrupt_values_total",
+                                   "Values in the store that could not be read and were skipped, by kind (lease, config).",
+                                   {"kind"})),
       retries_(r.AddCounter("weft_controller_allocation_retries_total",
                             "Allocation attempts repeated after losing a compare-and-swap race.")
                    .Get()),
@@ -79,6 +82,8 @@ ControllerMetrics::ControllerMetrics(metrics::Registry& r)
   // Both results exist from the start, so rate() works from the first failure on.
   compactions_.WithLabels({"ok"});
   compactions_.WithLabels({"error"});
+  corrupt_values_.WithLabels({"lease"});
+  corrupt_values_.WithLabels({"config"});
 }
 
 void ControllerMetrics::WatchManager(metrics::Registry& r, LeaseManager* m) {
@@ -99,6 +104,7 @@ LeaseManagerHooks ControllerMetrics::ManagerHooks() {
   h.on_result = [this](const char* op, const char* result) { operations_.WithLabels({op, result}).Inc(); };
   h.on_expired = [this] { expirations_.Inc(); };
   h.on_retry = [this](int) { retries_.Inc(); };
+  h.on_corrupt = [this](const char* kind) { corrupt_values_.WithLabels({kind}).Inc(); };
   h.on_txn = [this](int n) { txn_requests_.Observe(n); };
   return h;
 }

@@ -65,6 +65,11 @@ grpc::ServerUnaryReactor* LeaseServiceImpl::AcquireLease(grpc::CallbackServerCon
                                                           const weft::v1::AcquireLeaseRequest* req,
                                                           weft::v1::AcquireLeaseResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (gate_ != nullptr && gate_->closed()) {
+    if (observer_) observer_("AcquireLease", grpc::StatusCode::UNAVAILABLE, absl::ZeroDuration());
+    reactor->Finish(DrainGate::Refusal());
+    return reactor;
+  }
   AcquireRequest r;
   r.node_name = req->node_name();
   if (grpc::Status s = Allowed(authz_, *ctx, Method::kAcquireLease, &r.node_name, &r.as_node); !s.ok()) {
@@ -103,6 +108,7 @@ grpc::ServerUnaryReactor* LeaseServiceImpl::AcquireLease(grpc::CallbackServerCon
 grpc::Status LeaseServiceImpl::RenewLease(grpc::ServerContext* ctx, const weft::v1::RenewLeaseRequest* req,
                                           weft::v1::RenewLeaseResponse* resp) {
   RpcTimer t(observer_, "RenewLease");
+  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
   OwnerRef owner{req->subnet(), req->node_name(), req->public_ip()};
   if (grpc::Status s = Allowed(authz_, *ctx, Method::kRenewLease, &owner.node_name, &owner.as_node); !s.ok()) {
     return t.Done(s);
@@ -116,6 +122,7 @@ grpc::Status LeaseServiceImpl::RenewLease(grpc::ServerContext* ctx, const weft::
 grpc::Status LeaseServiceImpl::ReleaseLease(grpc::ServerContext* ctx, const weft::v1::ReleaseLeaseRequest* req,
                                             weft::v1::ReleaseLeaseResponse*) {
   RpcTimer t(observer_, "ReleaseLease");
+  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
   OwnerRef owner{req->subnet(), req->node_name(), req->public_ip()};
   if (grpc::Status s = Allowed(authz_, *ctx, Method::kReleaseLease, &owner.node_name, &owner.as_node); !s.ok()) {
     return t.Done(s);
@@ -126,6 +133,7 @@ grpc::Status LeaseServiceImpl::ReleaseLease(grpc::ServerContext* ctx, const weft
 grpc::Status LeaseServiceImpl::GetLease(grpc::ServerContext* ctx, const weft::v1::GetLeaseRequest* req,
                                         weft::v1::GetLeaseResponse* resp) {
   RpcTimer t(observer_, "GetLease");
+  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
   if (grpc::Status s = Allowed(authz_, *ctx, Method::kGetLease); !s.ok()) return t.Done(s);
   auto rec = manager_->Get(req->subnet());
   if (!rec.ok()) return t.Done(ToGrpc(rec.status()));
@@ -133,13 +141,16 @@ grpc::Status LeaseServiceImpl::GetLease(grpc::ServerContext* ctx, const weft::v1
   return t.Done(grpc::Status::OK);
 }
 
-grpc::Status LeaseServiceImpl::ListLeases(grpc::ServerContext* ctx, const weft::v1::ListLeasesRequest*,
+grpc::Status LeaseServiceImpl::ListLeases(grpc::ServerContext* ctx, const weft::v1::ListLeasesRequest* req,
                                           weft::v1::ListLeasesResponse* resp) {
   RpcTimer t(observer_, "ListLeases");
+  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
   if (grpc::Status s = Allowed(authz_, *ctx, Method::kListLeases); !s.ok()) return t.Done(s);
-  int64_t revision = 0;
-  for (const LeaseRecord& rec : manager_->List(&revision)) ToProto(rec, resp->add_leases());
-  resp->set_revision(revision);
+  auto page = manager_->ListPage(req->page_size(), req->page_token());
+  if (!page.ok()) return t.Done(ToGrpc(page.status()));
+  for (const LeaseRecord& rec : page->leases) ToProto(rec, resp->add_leases());
+  resp->set_revision(page->revision);
+  resp->set_next_page_token(page->next_page_token);
   return t.Done(grpc::Status::OK);
 }
 
@@ -168,6 +179,7 @@ NetworkServiceImpl::NetworkServiceImpl(LeaseManager* manager, RpcObserver observ
 grpc::Status NetworkServiceImpl::GetNetworkConfig(grpc::ServerContext* ctx, const weft::v1::GetNetworkConfigRequest*,
                                                   weft::v1::GetNetworkConfigResponse* resp) {
   RpcTimer t(observer_, "GetNetworkConfig");
+  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
   if (grpc::Status s = Allowed(authz_, *ctx, Method::kGetNetworkConfig); !s.ok()) return t.Done(s);
   auto cfg = manager_->GetConfig();
   if (!cfg.ok()) return t.Done(ToGrpc(cfg.status()));
@@ -179,6 +191,7 @@ grpc::Status NetworkServiceImpl::GetNetworkConfig(grpc::ServerContext* ctx, cons
 grpc::Status NetworkServiceImpl::SetNetworkConfig(grpc::ServerContext* ctx, const weft::v1::SetNetworkConfigRequest* req,
                                                   weft::v1::SetNetworkConfigResponse* resp) {
   RpcTimer t(observer_, "SetNetworkConfig");
+  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
   if (grpc::Status s = Allowed(authz_, *ctx, Method::kSetNetworkConfig); !s.ok()) return t.Done(s);
   auto change = manager_->SetConfig(req->config(), req->force());
   if (!change.ok()) return t.Done(ToGrpc(change.status()));
@@ -191,6 +204,7 @@ grpc::Status NetworkServiceImpl::SetNetworkConfig(grpc::ServerContext* ctx, cons
 grpc::Status NetworkServiceImpl::Reserve(grpc::ServerContext* ctx, const weft::v1::ReserveRequest* req,
                                          weft::v1::ReserveResponse* resp) {
   RpcTimer t(observer_, "Reserve");
+  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
   if (grpc::Status s = Allowed(authz_, *ctx, Method::kReserve); !s.ok()) return t.Done(s);
   ReserveRequest r{req->subnet(), req->public_ip(), req->node_name(), req->backend_type(), req->backend_data()};
   auto rec = manager_->Reserve(r);
@@ -202,6 +216,7 @@ grpc::Status NetworkServiceImpl::Reserve(grpc::ServerContext* ctx, const weft::v
 grpc::Status NetworkServiceImpl::Unreserve(grpc::ServerContext* ctx, const weft::v1::UnreserveRequest* req,
                                            weft::v1::UnreserveResponse*) {
   RpcTimer t(observer_, "Unreserve");
+  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
   if (grpc::Status s = Allowed(authz_, *ctx, Method::kUnreserve); !s.ok()) return t.Done(s);
   return t.Done(ToGrpc(manager_->Unreserve(req->subnet())));
 }

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "controller/authz.h"
+#include "controller/drain_gate.h"
 #include "controller/lease_manager.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
@@ -57,6 +58,11 @@ class LeaseServiceImpl
   const RpcObserver observer_;
   const WatchFactory watch_;
   const Authorizer* const authz_;
+  const DrainGate* gate_ = nullptr;
+
+ public:
+  // New calls are answered UNAVAILABLE once `gate` closes (shutdown).
+  void SetDrainGate(const DrainGate* gate) { gate_ = gate; }
 };
 
 class NetworkServiceImpl : public weft::v1::NetworkService::Service {
@@ -76,6 +82,10 @@ class NetworkServiceImpl : public weft::v1::NetworkService::Service {
   LeaseManager* const manager_;
   const RpcObserver observer_;
   const Authorizer* const authz_;
+  const DrainGate* gate_ = nullptr;
+
+ public:
+  void SetDrainGate(const DrainGate* gate) { gate_ = gate; }
 };
 
 }  // namespace weft::controller

@@ -2,10 +2,14 @@
 
 #include <algorithm>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
+#include "common/log.h"
+#include "common/quote.h"
 #include "common/status_macros.h"
 
 namespace weft::controller {
@@ -201,6 +205,7 @@ void LeaseManager::ApplyEventLocked(const storage::Event& ev, std::vector<LeaseC
     rec.attrs = *std::move(attrs);
   } else {
     rec.valid = false;  // keep the subnet taken; never hand out what we cannot read
+    ReportCorruptLocked("lease", ev.kv.key, ev.kv.mod_revision, attrs.status());
   }
   auto old = leases_.find(text);
   if (auto d = lease_deadlines_.find(rec.store_lease); rec.store_lease != 0 && d != lease_deadlines_.end()) {
@@ -250,12 +255,24 @@ void LeaseManager::ApplyConfigLocked(const std::string& value, int64_t revision)
   if (!parsed.ok()) {
     // Written around our validation (by flannel's tools, say): allocate nothing
     // until it is fixed rather than guess.
+    ReportCorruptLocked("config", config_key_, revision, parsed.status());
     config_.reset();
     pool_.reset();
     return;
   }
   config_ = *std::move(parsed);
   RebuildPoolLocked();
+}
+
+void LeaseManager::ReportCorruptLocked(const char* kind, const std::string& key, int64_t revision,
+                                       const absl::Status& why) {
+  // Once per stored value: the load and the watch each apply a write once.
+  WEFT_LOG(WARN, "unreadable value in the store skipped")
+      .With("kind", kind)
+      .With("key", QuoteInput(key))
+      .With("revision", revision)
+      .Err(why);
+  if (opts_.hooks.on_corrupt) opts_.hooks.on_corrupt(kind);
 }
 
 void LeaseManager::RebuildPoolLocked() {
@@ -892,6 +909,69 @@ std::vector<LeaseRecord> LeaseManager::List(int64_t* revision) {
   });
   if (revision) *revision = applied_revision_;
   return out;
+}
+
+absl::StatusOr<LeaseManager::Page> LeaseManager::ListPage(int page_size, const std::string& page_token) {
+  if (page_size < 0 || page_size > kMaxPageSize) {
+    return Invalid("page_size", absl::StrCat(page_size, " is not between 0 and ", kMaxPageSize));
+  }
+  if (page_size == 0) page_size = kDefaultPageSize;
+  Page page;
+  storage::RangeRequest range;
+  range.range_end = storage::PrefixEnd(subnets_prefix_);
+  if (page_token.empty()) {
+    CatchUp().IgnoreError();  // best effort, as List
+    absl::MutexLock l(&mu_);
+    page.revision = applied_revision_;
+    range.key = subnets_prefix_;
+  } else {
+    // "<revision>/<last key>", web-safe base64: opaque to clients.
+    std::string token;
+    const size_t slash = absl::WebSafeBase64Unescape(page_token, &token) ? token.find('/') : std::string::npos;
+    if (slash == std::string::npos || !absl::SimpleAtoi(token.substr(0, slash), &page.revision) ||
+        page.revision <= 0 || !absl::StartsWith(token.substr(slash + 1), subnets_prefix_)) {
+      return Invalid("page_token", absl::StrCat(QuoteInput(page_token), " is not a token from a previous page"));
+    }
+    range.key = token.substr(slash + 1) + std::string(1, '\0');  // just after the last key
+  }
+  range.revision = page.revision;
+  range.limit = page_size;
+  absl::StatusOr<storage::RangeResponse> got = store_->Range(range);
+  if (!got.ok()) {
+    if (storage::IsCompacted(got.status())) {
+      return absl::AbortedError(absl::StrCat("the listing's revision ", page.revision,
+                                             " has been compacted away: list again from the first page"));
+    }
+    return got.status();
+  }
+  size_t bytes = 0, consumed = 0;
+  std::string last_key;
+  absl::MutexLock l(&mu_);
+  for (const storage::KeyValue& kv : got->kvs) {
+    if (bytes >= kMaxPageBytes) break;  // a page stays far below gRPC's 4 MiB default
+    ++consumed;
+    last_key = kv.key;
+    auto key = ParseSubnetKeySuffix(kv.key.substr(subnets_prefix_.size()));
+    if (!key.ok()) continue;  // not a lease key
+    LeaseRecord rec;
+    rec.key = *key;
+    rec.store_key = kv.key;
+    rec.store_lease = kv.lease;
+    rec.create_revision = kv.create_revision;
+    rec.mod_revision = kv.mod_revision;
+    auto attrs = DecodeLeaseAttrs(kv.value);
+    if (attrs.ok()) rec.attrs = *std::move(attrs);
+    rec.valid = attrs.ok();
+    if (auto d = lease_deadlines_.find(rec.store_lease); rec.store_lease != 0 && d != lease_deadlines_.end()) {
+      rec.expiration = d->second;
+    }
+    bytes += kv.key.size() + kv.value.size();
+    page.leases.push_back(std::move(rec));
+  }
+  if ((got->more || consumed < got->kvs.size()) && !last_key.empty()) {
+    page.next_page_token = absl::WebSafeBase64Escape(absl::StrCat(page.revision, "/", last_key));
+  }
+  return page;
 }
 
 absl::StatusOr<LeaseRecord> LeaseManager::Reserve(const ReserveRequest& req) {

@@ -114,6 +114,10 @@ struct LeaseManagerHooks {
   std::function<void(int attempts)> on_retry;
   // Every store transaction of lease writes: how many requests it carried.
   std::function<void(int requests)> on_txn;
+  // A value in the store this manager cannot read (kind: "lease" or "config"),
+  // written around the API by another etcd client or an older version: it is
+  // logged and skipped, never fatal. Called with the manager's lock held.
+  std::function<void(const char* kind)> on_corrupt;
 };
 
 class LeaseManager {
@@ -162,6 +166,22 @@ class LeaseManager {
   absl::StatusOr<LeaseRecord> Get(const std::string& subnet);
   // All leases in subnet order, with the revision they reflect.
   std::vector<LeaseRecord> List(int64_t* revision = nullptr);
+
+  // One page of the leases as of one store revision, in key order.
+  struct Page {
+    std::vector<LeaseRecord> leases;
+    int64_t revision = 0;
+    std::string next_page_token;  // empty on the last page
+  };
+  // `page_token` empty: the first page, at this manager's current revision; else
+  // a token from the previous page (the revision and the last key, opaque). A
+  // page holds at most `page_size` leases (0 = kDefaultPageSize; at most
+  // kMaxPageSize) and about kMaxPageBytes. INVALID_ARGUMENT for a bad token or
+  // size; ABORTED when the token's revision has been compacted (list again).
+  static constexpr int kDefaultPageSize = 1000;
+  static constexpr int kMaxPageSize = 5000;
+  static constexpr size_t kMaxPageBytes = 2 << 20;
+  absl::StatusOr<Page> ListPage(int page_size, const std::string& page_token);
   absl::StatusOr<LeaseRecord> Reserve(const ReserveRequest& req);
   absl::Status Unreserve(const std::string& subnet);
 
@@ -205,6 +225,8 @@ class LeaseManager {
   void ApplyEventLocked(const storage::Event& ev, std::vector<LeaseChange>* changes = nullptr,
                         int* expired = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ApplyConfigLocked(const std::string& value, int64_t revision) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReportCorruptLocked(const char* kind, const std::string& key, int64_t revision, const absl::Status& why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void IndexLocked(const std::string& subnet_text, LeaseRecord rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UnindexLocked(const std::string& subnet_text) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RebuildPoolLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

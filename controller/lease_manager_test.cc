@@ -258,6 +258,62 @@ TEST_F(LeaseManagerTest, WritesFromOtherWritersAreRespected) {
   EXPECT_EQ(SubnetText(b->key), "10.1.0.4/30");
 }
 
+// Values written around the API arrive through the watch: unreadable ones (not
+// JSON, nested 150,000 deep, a field of another type, a broken config) are
+// skipped and counted once each, never fatal; their subnets stay taken.
+TEST_F(LeaseManagerTest, CorruptValuesFromTheWatchAreSkippedAndCounted) {
+  absl::Mutex mu;
+  std::vector<std::string> seen;
+  auto corrupt_seen = [&] {
+    absl::MutexLock l(&mu);
+    return seen;
+  };
+  manager_.reset();
+  LeaseManager::Options mo;
+  mo.clock = &clock_;
+  mo.hooks.on_corrupt = [&](const char* kind) {
+    absl::MutexLock l(&mu);
+    seen.push_back(kind);
+  };
+  manager_ = std::make_unique<LeaseManager>(store_.get(), mo);
+  ASSERT_TRUE(manager_->Start().ok());
+  Config(R"({"Network":"10.1.0.0/27","SubnetLen":30,"Backend":{"Type":"vxlan"}})");
+  std::string deep;
+  for (int i = 0; i < 150000; ++i) deep += "[";
+  int n = 4;
+  for (const std::string& value : {std::string("garbage"), R"({"PublicIP":"192.0.2.60","BackendData":)" + deep,
+                                   std::string(R"({"PublicIP":["192.0.2.61"]})")}) {
+    storage::PutRequest p;
+    p.key = absl::StrCat("/coreos.com/network/subnets/10.1.0.", n, "-30");
+    p.value = value;
+    ASSERT_TRUE(store_->Put(p).ok());
+    n += 4;
+  }
+  // 4, 8 and 12 stay taken: four of the pool's seven subnets are left.
+  for (int i = 1; i <= 4; ++i) {
+    auto a = manager_->Acquire(Node(i));
+    ASSERT_TRUE(a.ok()) << a.status();
+    for (const char* taken : {"10.1.0.4/30", "10.1.0.8/30", "10.1.0.12/30"}) EXPECT_NE(SubnetText(a->key), taken);
+  }
+  EXPECT_EQ(manager_->Acquire(Node(5)).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(corrupt_seen(), (std::vector<std::string>{"lease", "lease", "lease"}));
+  // A config written around the API: allocation stops, nothing crashes.
+  storage::PutRequest c;
+  c.key = "/coreos.com/network/config";
+  c.value = R"({"Network":"10.1.0.0/27","Backend":)" + deep;
+  ASSERT_TRUE(store_->Put(c).ok());
+  for (int i = 0; i < 200 && manager_->AppliedRevision() < store_->CurrentRevision(); ++i) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(manager_->Acquire(Node(6)).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(corrupt_seen().back(), "config");
+  // And a restart reads the same store without trouble.
+  manager_.reset();
+  manager_ = std::make_unique<LeaseManager>(store_.get(), mo);
+  ASSERT_TRUE(manager_->Start().ok());
+  EXPECT_EQ(corrupt_seen().size(), 8u);  // 4 more: the three leases and the config, at load
+}
+
 TEST_F(LeaseManagerTest, StateSurvivesReopen) {
   Config(R"({"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}})");
   auto a = manager_->Acquire(Node(1));

@@ -26,11 +26,13 @@
 #include "controller/leader_election.h"
 #include "controller/tls_credentials.h"
 #include "controller/lease_manager.h"
+#include "controller/limits_flags.h"
 #include "controller/watch_hub.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "absl/strings/str_join.h"
+#include "grpcpp/resource_quota.h"
 #include "absl/strings/str_split.h"
 #include "controller/etcd_api/etcd_api_server.h"
 #include "controller/etcd_api/flannel_validator.h"
@@ -74,6 +76,9 @@ ABSL_FLAG(bool, batch_lease_writes, true,
 ABSL_FLAG(int32_t, lease_txns_in_flight, 2,
           "Merged lease-write transactions in flight at once (1-16). More keeps a remote etcd busy while "
           "answers travel back; fewer makes each transaction carry more writes.");
+ABSL_FLAG(absl::Duration, shutdown_drain, absl::Seconds(1),
+          "At SIGTERM, how long new calls are answered UNAVAILABLE (so clients go to another replica) while "
+          "calls in flight finish, before the server stops; gRPC would cancel calls arriving after that.");
 ABSL_FLAG(bool, unsafe_no_fsync, false, "Do not fsync writes (benchmark upper bound only; loses data on crash).");
 ABSL_FLAG(int64_t, quota_backend_bytes, 0,
           "Size quota of the embedded store on disk, as etcd's: above it the NOSPACE alarm is raised and writes "
@@ -172,6 +177,12 @@ int Run() {
   controller::ControllerMetrics cm(registry);
   Transport transport;
   if (int rc = SetUpTransport(&transport); rc != 0) return rc;
+  absl::StatusOr<controller::InputLimits> limits = controller::InputLimitsFromFlags();
+  if (!limits.ok()) {
+    WEFT_LOG(ERROR, "bad limit").Err(limits.status());
+    return 2;
+  }
+  controller::SetLimits(*limits);
 
   absl::StatusOr<std::unique_ptr<storage::Store>> store;
   const std::string store_kind = absl::GetFlag(FLAGS_store);
@@ -334,6 +345,9 @@ int Run() {
                                              },
                                              &authz);
   controller::NetworkServiceImpl network_service(&manager, observer, &authz);
+  controller::DrainGate drain_gate;
+  lease_service.SetDrainGate(&drain_gate);
+  network_service.SetDrainGate(&drain_gate);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -348,6 +362,8 @@ int Run() {
     controller::etcd_api::EtcdApiOptions eo;
     eo.name = absl::GetFlag(FLAGS_etcd_name);
     eo.client_urls = {absl::StrCat(transport.tls ? "https://" : "http://", etcd_listen)};
+    eo.max_range_keys = limits->max_range_keys;
+    eo.max_watches_per_stream = limits->max_watches_per_stream;
     // Writes under the network prefix that would corrupt allocation state are refused.
     eo.validate_put =
         controller::etcd_api::FlannelValidator(mo.prefix, controller::etcd_api::FlannelStateFromStore(store->get(), mo.prefix))
@@ -356,7 +372,16 @@ int Run() {
     builder.AddListeningPort(etcd_listen, transport.credentials, &etcd_port);
     etcd_api = controller::etcd_api::RegisterEtcdApi(builder, store->get(), eo);
   }
-  builder.SetMaxReceiveMessageSize(4 << 20);
+  // Bounded input (controller/limits.h): one message at most --max-request-bytes
+  // (RESOURCE_EXHAUSTED beyond), a bounded number of calls per connection, and
+  // no SO_REUSEPORT, so a second controller on the same port fails to start
+  // instead of silently splitting the clients between two allocators.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(limits->max_request_bytes));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, limits->max_concurrent_streams);
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  grpc::ResourceQuota quota("weft-controller");
+  quota.Resize(static_cast<size_t>(limits->max_grpc_memory_bytes));
+  builder.SetResourceQuota(quota);
   // Unary calls block on a durable commit: keep enough pollers that a burst of
   // blocked handlers does not starve new requests of a thread to read them.
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 2);
@@ -364,7 +389,9 @@ int Run() {
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 4);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
-    WEFT_LOG(ERROR, "cannot listen").With("listen", absl::GetFlag(FLAGS_listen));
+    WEFT_LOG(ERROR, "cannot listen (address in use by another process, or not an address of this host?)")
+        .With("listen", absl::GetFlag(FLAGS_listen))
+        .With("etcd_listen", absl::GetFlag(FLAGS_etcd_listen));
     return 1;
   }
   server->GetHealthCheckService()->SetServingStatus(true);
@@ -388,7 +415,8 @@ int Run() {
   controller::StoreHealthMonitor store_health(store->get(), registry, hmo);
   store_health.Start();
   if (etcd_api && etcd_port == 0) {
-    WEFT_LOG(ERROR, "cannot listen for the etcd API").With("etcd_listen", absl::GetFlag(FLAGS_etcd_listen));
+    WEFT_LOG(ERROR, "cannot listen for the etcd API (address in use by another process?)")
+        .With("etcd_listen", absl::GetFlag(FLAGS_etcd_listen));
     return 1;
   }
 
@@ -430,6 +458,10 @@ int Run() {
   systemd::NotifyStopping();
   store_health.Stop();
   server->GetHealthCheckService()->SetServingStatus(false);
+  // Lame duck (controller/drain_gate.h): new calls get UNAVAILABLE while the
+  // connections stay open, calls in flight finish.
+  drain_gate.Close();
+  absl::SleepFor(absl::GetFlag(FLAGS_shutdown_drain));
   duties.Stop();
   election.Stop();  // resign: another replica takes the duties over at once
   hub->Shutdown();

@@ -5,13 +5,14 @@
 #include <map>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/json.h"
+#include "common/quote.h"
 #include "common/status_macros.h"
 
 namespace weft::cloud {
@@ -101,21 +102,27 @@ absl::StatusOr<AwsCredentials> ImdsRoleCredentialsProvider::Get() {
   std::string role(absl::StripAsciiWhitespace(absl::string_view(*roles).substr(0, roles->find('\n'))));
   if (role.empty()) return absl::NotFoundError("the instance has no IAM role");
   ASSIGN_OR_RETURN(std::string doc, imds_->Get(absl::StrCat("meta-data/iam/security-credentials/", role)));
-  nlohmann::json j = nlohmann::json::parse(doc, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return absl::UnavailableError("IMDS role credentials are not a JSON object");
-  if (j.value("Code", "Success") != "Success") {
-    return absl::UnavailableError(absl::StrCat("IMDS role credentials: Code ", j.value("Code", "")));
+  absl::StatusOr<json::Json> j = json::ParseObject(doc, "IMDS role credentials");
+  if (!j.ok()) return absl::UnavailableError(j.status().message());
+  // A field of another type is an error (nlohmann's value() would throw).
+  std::string code, expiration;
+  AwsCredentials c{.source = "imds"};
+  for (auto [field, out] : {std::pair{"Code", &code}, std::pair{"AccessKeyId", &c.access_key_id},
+                            std::pair{"SecretAccessKey", &c.secret_access_key}, std::pair{"Token", &c.session_token},
+                            std::pair{"Expiration", &expiration}}) {
+    absl::StatusOr<std::string> v = json::GetString(*j, field);
+    if (!v.ok()) return absl::UnavailableError(absl::StrCat("IMDS role credentials: ", v.status().message()));
+    *out = *std::move(v);
   }
-  AwsCredentials c{.access_key_id = j.value("AccessKeyId", ""),
-                   .secret_access_key = j.value("SecretAccessKey", ""),
-                   .session_token = j.value("Token", ""),
-                   .source = "imds"};
+  if (!code.empty() && code != "Success") {
+    return absl::UnavailableError(absl::StrCat("IMDS role credentials: Code ", QuoteInput(code)));
+  }
   if (c.access_key_id.empty() || c.secret_access_key.empty()) {
     return absl::UnavailableError("IMDS role credentials lack AccessKeyId or SecretAccessKey");
   }
   absl::Time exp;
   std::string err;
-  if (absl::ParseTime(absl::RFC3339_full, j.value("Expiration", ""), &exp, &err)) c.expiration = exp;
+  if (absl::ParseTime(absl::RFC3339_full, expiration, &exp, &err)) c.expiration = exp;
   cached_ = c;
   return c;
 }

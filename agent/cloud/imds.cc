@@ -1,9 +1,9 @@
 #include "agent/cloud/imds.h"
 
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/json.h"
 #include "common/status_macros.h"
 
 namespace weft::cloud {
@@ -64,14 +64,16 @@ absl::StatusOr<std::string> ImdsClient::Get(absl::string_view path) {
 
 absl::StatusOr<InstanceIdentity> ImdsClient::Identity() {
   ASSIGN_OR_RETURN(std::string doc, Get("dynamic/instance-identity/document"));
-  nlohmann::json j = nlohmann::json::parse(doc, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return absl::UnavailableError("IMDS instance identity document is not a JSON object");
+  absl::StatusOr<json::Json> j = json::ParseObject(doc, "IMDS instance identity document");
+  if (!j.ok()) return absl::UnavailableError(j.status().message());
   InstanceIdentity id;
-  id.instance_id = j.value("instanceId", "");
-  id.region = j.value("region", "");
-  id.availability_zone = j.value("availabilityZone", "");
-  id.account_id = j.value("accountId", "");
-  id.private_ip = j.value("privateIp", "");
+  for (auto [field, out] : {std::pair{"instanceId", &id.instance_id}, std::pair{"region", &id.region},
+                            std::pair{"availabilityZone", &id.availability_zone},
+                            std::pair{"accountId", &id.account_id}, std::pair{"privateIp", &id.private_ip}}) {
+    absl::StatusOr<std::string> v = json::GetString(*j, field);
+    if (!v.ok()) return absl::UnavailableError(absl::StrCat("IMDS instance identity document: ", v.status().message()));
+    *out = *std::move(v);
+  }
   if (id.instance_id.empty() || id.region.empty()) {
     return absl::UnavailableError("IMDS instance identity document lacks instanceId or region");
   }

@@ -107,6 +107,11 @@ struct EtcdApiOptions {
   // A watch stream whose client reads too slowly is ended (UNAVAILABLE; clients
   // resume from their last revision) once this many responses are queued.
   size_t max_queued_watch_responses = 10000;
+  // Bounds on what one client can make the server hold: keys in one Range
+  // answer (beyond: more=true, etcd's paging; 0 in a request = this many) and
+  // watches open on one Watch stream (beyond: the create is canceled, saying so).
+  int64_t max_range_keys = 100000;
+  int max_watches_per_stream = 1000;
   // Threads for the streams' blocking store calls (history reads, keep-alives).
   int worker_threads = 2;
 };

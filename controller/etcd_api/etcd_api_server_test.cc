@@ -535,6 +535,57 @@ TEST_F(EtcdApiServerTest, WatchIdsChosenByTheClientAndDuplicates) {
   ctx->TryCancel();
 }
 
+TEST_F(EtcdApiServerTest, RangeAnswersAndWatchesPerStreamAreBounded) {
+  Stop();
+  EtcdApiOptions opts;
+  opts.max_range_keys = 3;
+  opts.max_watches_per_stream = 2;
+  Start(opts);
+  for (const char* k : {"a", "b", "c", "d", "e"}) Put(k, "v");
+  // No limit asked: the first max_range_keys keys, more=true, the full count (etcd's paging).
+  etcdserverpb::RangeResponse all = Get("a", "z");
+  EXPECT_EQ(all.kvs_size(), 3);
+  EXPECT_TRUE(all.more());
+  EXPECT_EQ(all.count(), 5);
+  // A smaller limit is the client's; a larger one is cut to the bound.
+  RangeRequest req;
+  req.set_key("a");
+  req.set_range_end("z");
+  req.set_limit(2);
+  etcdserverpb::RangeResponse two;
+  ASSERT_TRUE(Range(req, &two).ok());
+  EXPECT_EQ(two.kvs_size(), 2);
+  EXPECT_TRUE(two.more());
+  req.set_limit(100);
+  req.set_sort_order(RangeRequest::DESCEND);  // sorting reads the whole range, then cuts
+  etcdserverpb::RangeResponse sorted;
+  ASSERT_TRUE(Range(req, &sorted).ok());
+  ASSERT_EQ(sorted.kvs_size(), 3);
+  EXPECT_EQ(sorted.kvs(0).key(), "e");
+  EXPECT_TRUE(sorted.more());
+  // Paging on from the last key reaches the rest.
+  etcdserverpb::RangeResponse rest = Get("c\x01", "z");
+  EXPECT_EQ(rest.kvs_size(), 2);
+  EXPECT_FALSE(rest.more());
+
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  auto stream = watch_->Watch(ctx.get());
+  WatchReader reader(stream.get());
+  for (const char* k : {"a", "b", "c"}) ASSERT_TRUE(stream->Write(Create(k)));
+  for (int i = 0; i < 2; ++i) {
+    auto r = reader.Next();
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->created());
+    EXPECT_FALSE(r->canceled());
+  }
+  auto third = reader.Next();
+  ASSERT_TRUE(third);
+  EXPECT_TRUE(third->canceled());
+  EXPECT_EQ(third->watch_id(), -1);
+  EXPECT_NE(third->cancel_reason().find("--max-watches-per-stream"), std::string::npos) << third->cancel_reason();
+  ctx->TryCancel();
+}
+
 TEST_F(EtcdApiServerTest, ProgressNotifyOnlyWhenIdle) {
   auto ctx = std::make_unique<grpc::ClientContext>();
   auto stream = watch_->Watch(ctx.get());

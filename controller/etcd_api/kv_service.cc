@@ -27,14 +27,21 @@ bool NeedsWholeRange(const RangeRequest& r) {
          r.max_create_revision() != 0;
 }
 
-storage::RangeRequest StoreRange(const RangeRequest& r) {
+// The limit an answer is cut at: the client's, and never above max_keys
+// (EtcdApiOptions::max_range_keys): beyond it the answer says more=true.
+int64_t EffectiveLimit(const RangeRequest& r, int64_t max_keys) {
+  return r.limit() > 0 ? std::min<int64_t>(r.limit(), max_keys) : max_keys;
+}
+
+storage::RangeRequest StoreRange(const RangeRequest& r, int64_t max_keys) {
   storage::RangeRequest s = wire::FromProto(r);
-  if (s.limit < 0 || NeedsWholeRange(r)) s.limit = 0;
+  s.limit = NeedsWholeRange(r) ? 0 : EffectiveLimit(r, max_keys);
   return s;
 }
 
 // etcd's applierV3backend.Range after the read: revision filters, sort, limit.
-void ShapeRange(const RangeRequest& r, storage::RangeResponse in, etcdserverpb::RangeResponse* out) {
+void ShapeRange(const RangeRequest& r, int64_t max_keys, storage::RangeResponse in,
+                etcdserverpb::RangeResponse* out) {
   std::vector<storage::KeyValue>& kvs = in.kvs;
   auto prune = [&kvs](auto drop) { kvs.erase(std::remove_if(kvs.begin(), kvs.end(), drop), kvs.end()); };
   if (r.max_mod_revision() != 0) prune([&](const auto& kv) { return kv.mod_revision > r.max_mod_revision(); });
@@ -66,8 +73,8 @@ void ShapeRange(const RangeRequest& r, storage::RangeResponse in, etcdserverpb::
     }
   }
   bool more = in.more;
-  if (r.limit() > 0 && kvs.size() > static_cast<size_t>(r.limit())) {
-    kvs.resize(r.limit());
+  if (const int64_t limit = EffectiveLimit(r, max_keys); kvs.size() > static_cast<size_t>(limit)) {
+    kvs.resize(limit);
     more = true;
   }
   out->set_more(more);
@@ -128,10 +135,11 @@ class KvService final : public etcdserverpb::KV::Service {
   grpc::Status Range(grpc::ServerContext* ctx, const RangeRequest* req, etcdserverpb::RangeResponse* resp) override {
     if (req->key().empty()) return Invalid(wire::kErrEmptyKey);
     if (grpc::Status s = core_->Access(*ctx)(EtcdOp::kRange, req->key(), req->range_end()); !s.ok()) return s;
-    absl::StatusOr<storage::RangeResponse> r = store_->Range(StoreRange(*req));
+    const int64_t max_keys = core_->options().max_range_keys;
+    absl::StatusOr<storage::RangeResponse> r = store_->Range(StoreRange(*req, max_keys));
     if (!r.ok()) return ToEtcdStatus(r.status());
     const int64_t revision = r->revision;
-    ShapeRange(*req, *std::move(r), resp);
+    ShapeRange(*req, max_keys, *std::move(r), resp);
     core_->FillHeader(resp->mutable_header(), revision);
     return grpc::Status::OK;
   }
@@ -185,9 +193,9 @@ class KvService final : public etcdserverpb::KV::Service {
     absl::StatusOr<storage::TxnRequest> txn = wire::FromProto(*req);
     if (!txn.ok()) return ToEtcdStatus(txn.status());
     // Ranges that sort or filter read the whole range; ShapeRange cuts after.
-    auto adjust = [](const auto& from, std::vector<storage::RequestOp>* to) {
+    auto adjust = [max_keys = core_->options().max_range_keys](const auto& from, std::vector<storage::RequestOp>* to) {
       for (int i = 0; i < from.size(); ++i) {
-        if (from[i].has_request_range()) (*to)[i].range = StoreRange(from[i].request_range());
+        if (from[i].has_request_range()) (*to)[i].range = StoreRange(from[i].request_range(), max_keys);
       }
     };
     adjust(req->success(), &txn->success);
@@ -260,7 +268,7 @@ class KvService final : public etcdserverpb::KV::Service {
 
   // etcd's per-op headers inside a txn carry only a revision: the revision
   // before the txn until an op of it writes, the txn's revision after.
-  static void FillTxnResponses(const google::protobuf::RepeatedPtrField<etcdserverpb::RequestOp>& ops,
+  void FillTxnResponses(const google::protobuf::RepeatedPtrField<etcdserverpb::RequestOp>& ops,
                                const storage::TxnResponse& r, etcdserverpb::TxnResponse* resp) {
     bool writes = false;
     for (const auto& op : r.responses) {
@@ -277,7 +285,7 @@ class KvService final : public etcdserverpb::KV::Service {
       switch (op.type) {
         case storage::RequestOp::Type::kRange: {
           etcdserverpb::RangeResponse* rr = out->mutable_response_range();
-          ShapeRange(ops[i].request_range(), op.range, rr);
+          ShapeRange(ops[i].request_range(), core_->options().max_range_keys, op.range, rr);
           rr->mutable_header()->set_revision(changed ? before + 1 : before);
           break;
         }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <map>
 
+#include "absl/strings/str_cat.h"
 #include "controller/etcd_api/internal.h"
 #include "storage/etcd/etcd_wire.h"
 
@@ -180,14 +181,20 @@ class WatchStream final : public grpc::ServerBidiReactor<WatchRequest, WatchResp
       core_->FillHeader(resp->mutable_header(), revision);
       resp->set_created(true);
       duplicate = c.watch_id() != 0 && watches_.count(c.watch_id()) > 0;
+      const int max_watches = core_->options().max_watches_per_stream;
+      const bool too_many = !duplicate && watches_.size() >= static_cast<size_t>(max_watches);
       if (!allowed.ok()) {
         resp->set_watch_id(kNoWatchId);
         resp->set_canceled(true);
         resp->set_cancel_reason(allowed.error_message());
-      } else if (duplicate) {
+      } else if (duplicate || too_many) {
         resp->set_watch_id(kNoWatchId);
         resp->set_canceled(true);
-        resp->set_cancel_reason("mvcc: duplicate watch ID provided on the WatchStream");
+        resp->set_cancel_reason(duplicate ? std::string("mvcc: duplicate watch ID provided on the WatchStream")
+                                          : absl::StrCat("too many watches on this stream (", max_watches,
+                                                         ", --max-watches-per-stream): cancel some or open "
+                                                         "another stream"));
+        duplicate = true;  // nothing to start
       } else {
         if (c.watch_id() != 0) {
           w->id = c.watch_id();

@@ -85,6 +85,8 @@ class Controller {
     ss << f.rdbuf();
     return ss.str();
   }
+  pid_t pid() const { return proc_.pid(); }
+  bool running() const { return proc_.running(); }
   weft::v1::LeaseService::Stub* leases() { return leases_.get(); }
   weft::v1::NetworkService::Stub* network() { return network_.get(); }
   std::shared_ptr<grpc::Channel> channel() { return channel_; }
@@ -103,6 +105,21 @@ inline std::unique_ptr<grpc::ClientContext> Ctx(int seconds = 10) {
   auto c = std::make_unique<grpc::ClientContext>();
   c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
   return c;
+}
+
+// Every lease, following ListLeases' pages; a failed page fails the test.
+inline std::vector<weft::v1::Lease> ListAll(weft::v1::LeaseService::Stub* leases) {
+  std::vector<weft::v1::Lease> out;
+  weft::v1::ListLeasesRequest req;
+  do {
+    weft::v1::ListLeasesResponse page;
+    grpc::Status s = leases->ListLeases(Ctx().get(), req, &page);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    if (!s.ok()) break;
+    out.insert(out.end(), page.leases().begin(), page.leases().end());
+    req.set_page_token(page.next_page_token());
+  } while (!req.page_token().empty());
+  return out;
 }
 
 inline std::string DataDir(const char* name) { return absl::StrCat(std::getenv("TEST_TMPDIR"), "/", name); }

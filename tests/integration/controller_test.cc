@@ -43,11 +43,8 @@ weft::v1::AcquireLeaseRequest Node(int i) {
 }
 
 std::map<std::string, weft::v1::Lease> List(Controller& c) {
-  weft::v1::ListLeasesResponse resp;
-  grpc::Status s = c.leases()->ListLeases(Ctx().get(), {}, &resp);
-  EXPECT_TRUE(s.ok()) << s.error_message();
   std::map<std::string, weft::v1::Lease> out;
-  for (const auto& l : resp.leases()) out[l.subnet()] = l;
+  for (const auto& l : ListAll(c.leases())) out[l.subnet()] = l;
   return out;
 }
 

@@ -192,12 +192,10 @@ void FailoverLosesNothingAndExpiryContinues(bool secure) {
 
   // Checked through a surviving controller, well inside the 20 s TTL.
   Controller& c = *controllers[(victim + 1) % 3];
-  weft::v1::ListLeasesResponse list;
-  grpc::Status s = c.leases()->ListLeases(Ctx(20).get(), {}, &list);
-  ASSERT_TRUE(s.ok()) << s.error_message();
+  const std::vector<weft::v1::Lease> list = ListAll(c.leases());
   std::map<std::string, std::string> holder;  // subnet -> node
   std::set<std::string> nodes;
-  for (const auto& l : list.leases()) {
+  for (const auto& l : list) {
     EXPECT_TRUE(holder.emplace(l.subnet(), l.node_name()).second) << l.subnet() << " listed twice";
     EXPECT_TRUE(nodes.insert(l.node_name()).second) << l.node_name() << " holds two subnets";
   }
@@ -209,7 +207,7 @@ void FailoverLosesNothingAndExpiryContinues(bool secure) {
   // Nobody renews: after the TTL (20 s + the 1 s bucket) every lease expires,
   // with the first controller and one etcd member still down.
   absl::Time deadline = absl::Now() + absl::Seconds(60);
-  int left = list.leases_size();
+  int left = static_cast<int>(list.size());
   while (left > 0 && absl::Now() < deadline) {
     absl::SleepFor(absl::Seconds(1));
     weft::v1::ListLeasesResponse now;

@@ -20,13 +20,13 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/json.h"
 #include "common/log.h"
+#include "common/net.h"
 #include "common/tls_client.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/etcd/rpc.grpc.pb.h"
@@ -84,13 +84,26 @@ nlohmann::ordered_json LeaseJson(const weft::v1::Lease& l) {
   j["node_name"] = l.node_name();
   j["backend_type"] = l.backend_type();
   // The controller stores BackendData as a JSON object: show it as one.
-  j["backend_data"] = l.backend_data().empty()
-                          ? nlohmann::ordered_json(nullptr)
-                          : nlohmann::ordered_json::parse(l.backend_data(), nullptr, /*allow_exceptions=*/false);
+  // Anything else (unreadable, too deep) is shown as the string it is.
+  if (l.backend_data().empty()) {
+    j["backend_data"] = nullptr;
+  } else if (auto data = weft::json::ParseOrdered(l.backend_data(), "backend_data"); data.ok()) {
+    j["backend_data"] = *std::move(data);
+  } else {
+    j["backend_data"] = l.backend_data();
+  }
   j["reserved"] = l.reserved();
   if (l.has_expiration()) j["expiration"] = Expiry(l);
   j["revision"] = l.revision();
   return j;
+}
+
+constexpr int kListPageSize = 5000;
+
+// Sort key of a lease: its IPv4 subnet's address (IPv6-only leases after all).
+uint64_t SubnetOrder(const weft::v1::Lease& l) {
+  absl::StatusOr<weft::IPv4Net> net = weft::IPv4Net::Parse(l.subnet());
+  return net.ok() ? net->network().value() : uint64_t{1} << 32;
 }
 
 void PrintTable(const std::vector<const weft::v1::Lease*>& leases) {
@@ -259,15 +272,34 @@ int main(int argc, char** argv) {
     return kOk;
   }
   if (cmd == "leases list") {
+    // Page through; every page is at the first one's revision. A listing whose
+    // revision was compacted meanwhile (ABORTED) starts over.
     weft::v1::ListLeasesResponse resp;
-    grpc::Status s = leases->ListLeases(ctx().get(), {}, &resp);
+    grpc::Status s;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      resp.Clear();
+      weft::v1::ListLeasesRequest req;
+      req.set_page_size(kListPageSize);
+      do {
+        weft::v1::ListLeasesResponse page;
+        s = leases->ListLeases(ctx().get(), req, &page);
+        if (!s.ok()) break;
+        resp.set_revision(page.revision());
+        for (auto& l : *page.mutable_leases()) resp.add_leases()->Swap(&l);
+        req.set_page_token(page.next_page_token());
+      } while (!req.page_token().empty());
+      if (s.error_code() != grpc::StatusCode::ABORTED) break;
+    }
     if (!s.ok()) return Fail(s);
+    // Numeric subnet order (10.1.9.0 before 10.1.10.0); IPv6-only leases last.
+    std::stable_sort(resp.mutable_leases()->begin(), resp.mutable_leases()->end(),
+                     [](const weft::v1::Lease& x, const weft::v1::Lease& y) { return SubnetOrder(x) < SubnetOrder(y); });
     if (a.output == "json") {
       nlohmann::ordered_json out;
       out["revision"] = resp.revision();
       out["leases"] = nlohmann::ordered_json::array();
       for (const auto& l : resp.leases()) out["leases"].push_back(LeaseJson(l));
-      std::cout << out.dump() << "\n";
+      std::cout << weft::json::Dump(out) << "\n";
     } else {
       std::vector<const weft::v1::Lease*> v;
       for (const auto& l : resp.leases()) v.push_back(&l);
@@ -283,7 +315,7 @@ int main(int argc, char** argv) {
     grpc::Status s = leases->GetLease(ctx().get(), req, &resp);
     if (!s.ok()) return Fail(s);
     if (a.output == "json") {
-      std::cout << LeaseJson(resp.lease()).dump() << "\n";
+      std::cout << weft::json::Dump(LeaseJson(resp.lease())) << "\n";
     } else {
       PrintTable({&resp.lease()});
     }

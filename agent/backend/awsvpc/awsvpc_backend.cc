@@ -2,19 +2,19 @@
 
 #include <algorithm>
 
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 
 namespace weft::agent {
 namespace {
 
-using Json = nlohmann::json;
+using Json = ::weft::json::Json;
 using awsvpc::Ec2Route;
 using awsvpc::Ec2RouteTable;
 
@@ -26,19 +26,10 @@ constexpr size_t kMaxFirstErrors = 5;
 
 // Go's encoding/json matching, as flanneld decodes the config: the exact key,
 // else the first key equal to it ignoring case.
-const Json* Key(const Json& obj, absl::string_view key) {
-  auto exact = obj.find(std::string(key));
-  if (exact != obj.end()) return &*exact;
-  for (auto it = obj.begin(); it != obj.end(); ++it) {
-    if (absl::EqualsIgnoreCase(it.key(), key)) return &it.value();
-  }
-  return nullptr;
-}
+const Json* Key(const Json& obj, absl::string_view key) { return ::weft::json::FindFolded(obj, key); }
 
 absl::StatusOr<Json> JsonObject(absl::string_view text, absl::string_view what) {
-  Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return absl::InvalidArgumentError(absl::StrCat(what, " is not a JSON object"));
-  return j;
+  return ::weft::json::ParseObject(text, what);
 }
 
 std::string JoinNets(const std::vector<IPv4Net>& nets, size_t max = 5) {
@@ -65,7 +56,7 @@ absl::StatusOr<AwsVpcConfig> ParseAwsVpcConfig(absl::string_view json) {
       for (const Json& one : *t) {
         if (!one.is_string()) {
           return absl::InvalidArgumentError(
-              absl::StrCat("Backend.RouteTableID: ", one.dump(), " is not a string (expected \"rtb-...\")"));
+              absl::StrCat("Backend.RouteTableID: ", ::weft::json::Excerpt(one), " is not a string (expected \"rtb-...\")"));
         }
         c.route_table_ids.push_back(one.get<std::string>());
       }
@@ -106,7 +97,7 @@ absl::StatusOr<std::string> ParseAwsVpcLeaseInstance(absl::string_view json) {
 }
 
 std::string AwsVpcLeaseDataJson(absl::string_view instance_id) {
-  return Json{{"InstanceID", std::string(instance_id)}}.dump();
+  return ::weft::json::Dump(Json{{"InstanceID", std::string(instance_id)}});
 }
 
 namespace awsvpc {

@@ -1,6 +1,5 @@
 #include "agent/backend/gce/gce_api.h"
 
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -8,13 +7,22 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "agent/cloud/sigv4.h"
+#include "common/json.h"
 #include "common/log.h"
+#include "common/quote.h"
 #include "common/status_macros.h"
 
 namespace weft::agent::gce {
 namespace {
 
-using Json = nlohmann::json;
+using Json = ::weft::json::Json;
+
+// Cloud API answers: a page of routes.list is a few hundred KB.
+::weft::json::Limits ApiLimits() {
+  ::weft::json::Limits l;
+  l.max_bytes = 16 << 20;
+  return l;
+}
 
 absl::string_view LastSegment(absl::string_view path) {
   const size_t slash = path.rfind('/');
@@ -27,9 +35,9 @@ std::string StringField(const Json& obj, const char* key) {
 }
 
 absl::StatusOr<Json> ParseJson(absl::string_view body, absl::string_view what) {
-  Json j = Json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    return absl::InternalError(absl::StrCat(what, ": the answer is not a JSON object: ", body.substr(0, 200)));
+  absl::StatusOr<Json> j = ::weft::json::ParseObject(body, what, ApiLimits());
+  if (!j.ok()) {
+    return absl::InternalError(absl::StrCat(j.status().message(), ": ", QuoteInput(body, 200)));
   }
   return j;
 }
@@ -42,8 +50,9 @@ std::string FoldReason(absl::string_view reason) {
 
 // The first errors[].reason of Google's error body, folded.
 std::string ErrorReason(absl::string_view body) {
-  Json j = Json::parse(body.begin(), body.end(), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return "";
+  absl::StatusOr<Json> parsed = ::weft::json::ParseObject(body, "error", ApiLimits());
+  if (!parsed.ok()) return "";
+  const Json& j = *parsed;
   auto err = j.find("error");
   if (err == j.end() || !err->is_object()) return "";
   auto errors = err->find("errors");
@@ -101,9 +110,8 @@ ApiMetrics::ApiMetrics(metrics::Registry& r)
 
 absl::Status ApiError(int http_status, absl::string_view body, absl::string_view what) {
   std::string message;
-  Json j = Json::parse(body.begin(), body.end(), nullptr, false);
-  if (!j.is_discarded() && j.is_object()) {
-    if (auto err = j.find("error"); err != j.end() && err->is_object()) message = StringField(*err, "message");
+  if (absl::StatusOr<Json> j = ::weft::json::ParseObject(body, "error", ApiLimits()); j.ok()) {
+    if (auto err = j->find("error"); err != j->end() && err->is_object()) message = StringField(*err, "message");
   }
   if (message.empty()) message = std::string(absl::StripAsciiWhitespace(body.substr(0, 200)));
   const std::string reason = ErrorReason(body);
@@ -311,7 +319,7 @@ absl::StatusOr<Operation> GceApi::InsertRoute(const Route& route) {
                {"description", route.description}};
   if (!route.next_hop_instance.empty()) body["nextHopInstance"] = route.next_hop_instance;
   ASSIGN_OR_RETURN(std::string answer,
-                   Call("insert", "POST", absl::StrCat(ProjectUrl(self.project), "/global/routes"), body.dump()));
+                   Call("insert", "POST", absl::StrCat(ProjectUrl(self.project), "/global/routes"), ::weft::json::Dump(body)));
   return ParseOperation(answer, route.name);
 }
 

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <map>
-#include <nlohmann/json.hpp>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
@@ -11,33 +10,23 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "common/json.h"
 #include "common/log.h"
+#include "common/quote.h"
 #include "common/status_macros.h"
 
 namespace weft::agent::gce {
 namespace {
 
-using Json = nlohmann::json;
+using ::weft::json::Dump;
+using ::weft::json::Excerpt;
+using Json = ::weft::json::Json;
 
 constexpr size_t kMaxLoggedErrors = 5;
 
-absl::StatusOr<Json> ParseObject(absl::string_view text, absl::string_view what) {
-  Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " is not a JSON object"));
-  }
-  return j;
-}
-
+using ::weft::json::ParseObject;
 // Go's encoding/json matching, as flanneld decodes: exact key, else any case.
-const Json* FieldIgnoringCase(const Json& obj, absl::string_view key) {
-  const Json* folded = nullptr;
-  for (auto it = obj.begin(); it != obj.end(); ++it) {
-    if (it.key() == key) return &it.value();
-    if (folded == nullptr && absl::EqualsIgnoreCase(it.key(), key)) folded = &it.value();
-  }
-  return folded;
-}
+const Json* FieldIgnoringCase(const Json& obj, absl::string_view key) { return ::weft::json::FindFolded(obj, key); }
 
 // 32-bit FNV-1a: stable across builds and machines, unlike absl::Hash, because
 // every agent of a cluster must derive the same route names.
@@ -87,13 +76,13 @@ absl::StatusOr<GceConfig> ParseGceConfig(absl::string_view json) {
   GceConfig c;
   if (const Json* type = FieldIgnoringCase(obj, "Type"); type != nullptr && !type->is_null()) {
     if (!type->is_string() || !absl::EqualsIgnoreCase(type->get<std::string>(), kGceBackendType)) {
-      return absl::InvalidArgumentError(absl::StrCat("Backend.Type is ", type->dump(), ", not \"gce\""));
+      return absl::InvalidArgumentError(absl::StrCat("Backend.Type is ", Excerpt(*type), ", not \"gce\""));
     }
   }
   if (const Json* q = FieldIgnoringCase(obj, "RouteQuota"); q != nullptr && !q->is_null()) {
     if (!q->is_number_integer() || q->get<int64_t>() < 1 || q->get<int64_t>() > 1000000) {
       return absl::InvalidArgumentError(
-          absl::StrCat("Backend.RouteQuota: ", q->dump(), " is not an integer from 1 to 1000000"));
+          absl::StrCat("Backend.RouteQuota: ", Excerpt(*q), " is not an integer from 1 to 1000000"));
     }
     c.route_quota = static_cast<int>(q->get<int64_t>());
   }
@@ -101,7 +90,7 @@ absl::StatusOr<GceConfig> ParseGceConfig(absl::string_view json) {
 }
 
 std::string GceLeaseDataJson(absl::string_view instance_url) {
-  return Json{{"Instance", std::string(instance_url)}}.dump();
+  return Dump(Json{{"Instance", std::string(instance_url)}});
 }
 
 absl::StatusOr<std::string> ParseGceLeaseData(absl::string_view json) {
@@ -111,7 +100,7 @@ absl::StatusOr<std::string> ParseGceLeaseData(absl::string_view json) {
   std::string url = CanonicalResourceUrl(inst->get<std::string>());
   if (!IsInstanceUrl(url)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("BackendData.Instance: \"", url, "\" is not projects/<project>/zones/<zone>/instances/<name>"));
+        absl::StrCat("BackendData.Instance: ", QuoteInput(url), " is not projects/<project>/zones/<zone>/instances/<name>"));
   }
   return url;
 }

@@ -1,9 +1,8 @@
 #include "agent/backend/hostgw/hostgw_backend.h"
 
-#include <nlohmann/json.hpp>
-
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 
@@ -11,13 +10,11 @@ namespace weft::agent {
 
 absl::Status ValidateHostgwConfig(absl::string_view json) {
   if (json.empty()) return absl::OkStatus();
-  const nlohmann::json j = nlohmann::json::parse(json.begin(), json.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return absl::InvalidArgumentError("Backend is not valid JSON");
-  if (!j.is_object()) return absl::InvalidArgumentError("Backend is not a JSON object");
+  ASSIGN_OR_RETURN(const ::weft::json::Json j, ::weft::json::ParseObject(json, "Backend"));
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (!absl::EqualsIgnoreCase(it.key(), "Type") || it->is_null()) continue;
     if (!it->is_string() || !absl::EqualsIgnoreCase(it->get<std::string>(), kHostgwBackendType)) {
-      return absl::InvalidArgumentError(absl::StrCat("Backend.Type is ", it->dump(), ", not \"host-gw\""));
+      return absl::InvalidArgumentError(absl::StrCat("Backend.Type is ", ::weft::json::Excerpt(*it), ", not \"host-gw\""));
     }
   }
   return absl::OkStatus();

@@ -1,17 +1,19 @@
 #include "agent/backend/udp/udp_backend.h"
 
 #include <algorithm>
-#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 
 namespace weft::agent {
 namespace {
+
+using Json = ::weft::json::Json;
 
 using udp::DatapathStats;
 using udp::DropReason;
@@ -33,27 +35,19 @@ UdpOptions Resolved(UdpOptions o) {
 absl::StatusOr<UdpConfig> ParseUdpConfig(absl::string_view json) {
   UdpConfig c;
   if (json.empty()) return c;
-  const nlohmann::json j = nlohmann::json::parse(json.begin(), json.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return absl::InvalidArgumentError("Backend is not valid JSON");
-  if (!j.is_object()) return absl::InvalidArgumentError("Backend is not a JSON object");
+  ASSIGN_OR_RETURN(const Json j, ::weft::json::ParseObject(json, "Backend"));
   // Go's decoder: the exact key, else the first one equal but for case.
-  auto field = [&j](const char* key) -> const nlohmann::json* {
-    if (auto it = j.find(key); it != j.end()) return &*it;
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      if (absl::EqualsIgnoreCase(it.key(), key)) return &*it;
-    }
-    return nullptr;
-  };
-  if (const nlohmann::json* type = field("Type"); type != nullptr && !type->is_null()) {
+  auto field = [&j](const char* key) { return ::weft::json::FindFolded(j, key); };
+  if (const Json* type = field("Type"); type != nullptr) {
     if (!type->is_string() || !absl::EqualsIgnoreCase(type->get<std::string>(), kUdpBackendType)) {
-      return absl::InvalidArgumentError(absl::StrCat("Backend.Type is ", type->dump(), ", not \"udp\""));
+      return absl::InvalidArgumentError(absl::StrCat("Backend.Type is ", ::weft::json::Excerpt(*type), ", not \"udp\""));
     }
   }
-  if (const nlohmann::json* port = field("Port"); port != nullptr && !port->is_null()) {
+  if (const Json* port = field("Port"); port != nullptr) {
     if (!port->is_number_integer() || (!port->is_number_unsigned() && port->get<int64_t>() < 0) ||
         port->get<uint64_t>() > 65535) {
       return absl::InvalidArgumentError(
-          absl::StrCat("Backend.Port: ", port->dump(), " is not an integer from 0 to 65535"));
+          absl::StrCat("Backend.Port: ", ::weft::json::Excerpt(*port), " is not an integer from 0 to 65535"));
     }
     if (port->get<uint64_t>() != 0) c.port = static_cast<uint16_t>(port->get<uint64_t>());
   }

@@ -1,16 +1,18 @@
 #include "agent/backend/vxlan/vxlan_backend.h"
 
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 
 namespace weft::agent {
 namespace {
 
-using Json = nlohmann::json;
+using ::weft::json::Dump;
+using ::weft::json::Excerpt;
+using Json = ::weft::json::Json;
 using netlink::FdbEntry;
 using netlink::Neighbour;
 using netlink::Nexthop;
@@ -20,30 +22,16 @@ using netlink::Route;
 constexpr uint32_t kVxlanOverhead = 50;
 constexpr uint32_t kMaxVni = (1u << 24) - 1;
 
-absl::StatusOr<Json> ParseObject(absl::string_view text, absl::string_view what) {
-  Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return absl::InvalidArgumentError(absl::StrCat(what, " is not valid JSON"));
-  if (!j.is_object()) return absl::InvalidArgumentError(absl::StrCat(what, " is not a JSON object"));
-  return j;
-}
-
-// Like Go's encoding/json: an exact key first, else a case-insensitive match.
-const Json* Field(const Json& obj, absl::string_view key) {
-  const Json* folded = nullptr;
-  for (auto it = obj.begin(); it != obj.end(); ++it) {
-    if (it.key() == key) return &it.value();
-    if (folded == nullptr && absl::EqualsIgnoreCase(it.key(), key)) folded = &it.value();
-  }
-  return folded;
-}
+using ::weft::json::FindFolded;
+using ::weft::json::ParseObject;
 
 absl::StatusOr<std::optional<uint64_t>> UintField(const Json& obj, absl::string_view what,
                                                   absl::string_view key, uint64_t max) {
-  const Json* v = Field(obj, key);
-  if (v == nullptr || v->is_null()) return std::nullopt;
+  const Json* v = FindFolded(obj, key);
+  if (v == nullptr) return std::nullopt;
   if (!v->is_number_integer() || (!v->is_number_unsigned() && v->get<int64_t>() < 0)) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, ".", key, ": ", v->dump(), " is not an integer from 0 to ", max));
+        absl::StrCat(what, ".", key, ": ", Excerpt(*v), " is not an integer from 0 to ", max));
   }
   const uint64_t n = v->get<uint64_t>();
   if (n > max) {
@@ -54,10 +42,10 @@ absl::StatusOr<std::optional<uint64_t>> UintField(const Json& obj, absl::string_
 }
 
 absl::StatusOr<bool> BoolField(const Json& obj, absl::string_view what, absl::string_view key) {
-  const Json* v = Field(obj, key);
-  if (v == nullptr || v->is_null()) return false;
+  const Json* v = FindFolded(obj, key);
+  if (v == nullptr) return false;
   if (!v->is_boolean()) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ".", key, ": ", v->dump(), " is not true or false"));
+    return absl::InvalidArgumentError(absl::StrCat(what, ".", key, ": ", Excerpt(*v), " is not true or false"));
   }
   return v->get<bool>();
 }
@@ -68,10 +56,10 @@ absl::StatusOr<VxlanConfig> ParseVxlanConfig(absl::string_view json) {
   constexpr absl::string_view kWhat = "Backend";
   ASSIGN_OR_RETURN(Json obj, ParseObject(json.empty() ? "{}" : json, kWhat));
   VxlanConfig c;
-  if (const Json* type = Field(obj, "Type"); type != nullptr && !type->is_null()) {
+  if (const Json* type = FindFolded(obj, "Type"); type != nullptr) {
     if (!type->is_string() || !absl::EqualsIgnoreCase(type->get<std::string>(), kVxlanBackendType)) {
       return absl::InvalidArgumentError(
-          absl::StrCat("Backend.Type is ", type->dump(), ", not \"vxlan\""));
+          absl::StrCat("Backend.Type is ", Excerpt(*type), ", not \"vxlan\""));
     }
   }
   ASSIGN_OR_RETURN(std::optional<uint64_t> vni, UintField(obj, kWhat, "VNI", kMaxVni));
@@ -97,7 +85,7 @@ absl::StatusOr<VxlanLeaseData> ParseVxlanLeaseData(absl::string_view json) {
   VxlanLeaseData d;
   ASSIGN_OR_RETURN(std::optional<uint64_t> vni, UintField(obj, kWhat, "VNI", kMaxVni));
   if (vni) d.vni = static_cast<uint32_t>(*vni);
-  const Json* mac = Field(obj, "VtepMAC");
+  const Json* mac = FindFolded(obj, "VtepMAC");
   if (mac == nullptr || !mac->is_string()) {
     return absl::InvalidArgumentError("BackendData has no VtepMAC string");
   }

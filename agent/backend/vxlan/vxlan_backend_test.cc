@@ -98,6 +98,23 @@ TEST(VxlanLeaseDataTest, RefusesMissingOrBadMac) {
   EXPECT_FALSE(ParseVxlanLeaseData("").ok());
 }
 
+// A corrupt peer lease (another etcd client wrote it) is an error for that
+// peer, never a crash: nested 150,000 deep, huge, or fields of other types.
+TEST(VxlanLeaseDataTest, HostilePeerDataIsAnErrorNotACrash) {
+  std::string deep;
+  for (int i = 0; i < 150000; ++i) deep += "{\"a\":";
+  EXPECT_THAT(Msg(ParseVxlanLeaseData(deep).status()), HasSubstr("nested deeper"));
+  EXPECT_THAT(Msg(ParseVxlanLeaseData("{\"VtepMAC\":\"" + std::string(2 << 20, 'x') + "\"}").status()),
+              HasSubstr("over the limit"));
+  EXPECT_THAT(Msg(ParseVxlanLeaseData(R"({"VNI":"one","VtepMAC":"c6:d2:32:6f:8f:44"})").status()),
+              HasSubstr("BackendData.VNI"));
+  EXPECT_THAT(Msg(ParseVxlanLeaseData(R"({"VNI":1.5,"VtepMAC":"c6:d2:32:6f:8f:44"})").status()),
+              HasSubstr("BackendData.VNI"));
+  EXPECT_THAT(Msg(ParseVxlanLeaseData(R"({"VNI":1,"VtepMAC":["c6"]})").status()), HasSubstr("no VtepMAC"));
+  const std::string long_type = "{\"Type\":\"" + std::string(10000, 'v') + "\"}";
+  EXPECT_LT(Msg(ParseVxlanConfig(long_type).status()).size(), 200u);
+}
+
 class VxlanDesiredStateTest : public ::testing::Test {
  protected:
   VxlanDesiredStateTest() {
