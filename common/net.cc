@@ -15,13 +15,14 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/quote.h"
 #include "common/status_macros.h"
 
 namespace weft {
 namespace {
 
-// Quotes user input for error messages without letting control bytes through.
-std::string Quote(absl::string_view s) { return absl::StrCat("\"", absl::CHexEscape(s), "\""); }
+// Quotes user input for error messages: escaped, and only a short prefix of a long input.
+std::string Quote(absl::string_view s) { return QuoteInput(s); }
 
 absl::Status Invalid(absl::string_view what, absl::string_view input, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat("invalid ", what, " ", Quote(input), ": ", why));

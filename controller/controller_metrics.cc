@@ -28,6 +28,9 @@ ControllerMetrics::ControllerMetrics(metrics::Registry& r)
       expirations_(r.AddCounter("weft_controller_lease_expirations_total",
                                 "Leases that expired (their node stopped renewing them).")
                        .Get()),
+      corrupt_values_(r.AddCounter("weft_controller_corrupt_values_total",
+                                   "Values in the store that could not be read and were skipped, by kind (lease, config).",
+                                   {"kind"})),
       retries_(r.AddCounter("weft_controller_allocation_retries_total",
                             "Allocation attempts repeated after losing a compare-and-swap race.")
                    .Get()),
@@ -99,6 +102,7 @@ LeaseManagerHooks ControllerMetrics::ManagerHooks() {
   h.on_result = [this](const char* op, const char* result) { operations_.WithLabels({op, result}).Inc(); };
   h.on_expired = [this] { expirations_.Inc(); };
   h.on_retry = [this](int) { retries_.Inc(); };
+  h.on_corrupt = [this](const char* kind) { corrupt_values_.WithLabels({kind}).Inc(); };
   h.on_txn = [this](int n) { txn_requests_.Observe(n); };
   return h;
 }

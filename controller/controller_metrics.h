@@ -32,6 +32,7 @@ class ControllerMetrics {
  private:
   metrics::Family<metrics::Counter>& operations_;
   metrics::Counter& expirations_;
+  metrics::Family<metrics::Counter>& corrupt_values_;
   metrics::Counter& retries_;
   metrics::Family<metrics::Histogram>& rpc_latency_;
   metrics::Family<metrics::Counter>& rpcs_;

@@ -1,13 +1,15 @@
 #include "controller/lease_codec.h"
 
-#include <nlohmann/json.hpp>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/json.h"
+#include "common/status_macros.h"
+#include "common/quote.h"
+#include "controller/limits.h"
 
 namespace weft::controller {
 namespace {
-using json = nlohmann::json;
+using Json = weft::json::Json;
 
 absl::Status Bad(absl::string_view field, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
@@ -26,7 +28,7 @@ std::string EncodeSubnetKey(const std::string& prefix, const SubnetKey& k) {
 
 absl::StatusOr<SubnetKey> ParseSubnetKeySuffix(const std::string& suffix) {
   std::vector<std::string> parts = absl::StrSplit(suffix, '&');
-  if (parts.empty() || parts.size() > 2) return Bad("subnet key", absl::StrCat("\"", suffix, "\" is not a subnet key"));
+  if (parts.empty() || parts.size() > 2) return Bad("subnet key", absl::StrCat(QuoteInput(suffix), " is not a subnet key"));
   SubnetKey k;
   if (parts[0] != "0.0.0.0-0") {
     auto v4 = IPv4Net::ParseFlannelKey(parts[0]);
@@ -44,59 +46,55 @@ absl::StatusOr<SubnetKey> ParseSubnetKeySuffix(const std::string& suffix) {
 
 std::string EncodeLeaseAttrs(const LeaseAttrs& a) {
   // Field order as flannel's encoder writes them.
-  json j = json::object();
   std::string out = "{\"PublicIP\":";
-  out += a.public_ip ? json(a.public_ip->ToString()).dump() : "null";
+  out += a.public_ip ? json::Dump(Json(a.public_ip->ToString())) : "null";
   out += ",\"PublicIPv6\":";
-  out += a.public_ipv6 ? json(a.public_ipv6->ToString()).dump() : "null";
-  out += ",\"BackendType\":" + json(a.backend_type).dump();
+  out += a.public_ipv6 ? json::Dump(Json(a.public_ipv6->ToString())) : "null";
+  out += ",\"BackendType\":" + json::Dump(Json(a.backend_type));
   out += ",\"BackendData\":" + (a.backend_data.empty() ? std::string("null") : a.backend_data);
   if (!a.backend_v6_data.empty()) out += ",\"BackendV6Data\":" + a.backend_v6_data;
-  if (!a.node_name.empty()) out += ",\"NodeName\":" + json(a.node_name).dump();
+  if (!a.node_name.empty()) out += ",\"NodeName\":" + json::Dump(Json(a.node_name));
   out += "}";
   return out;
 }
 
 absl::StatusOr<std::string> NormalizeJsonObject(const std::string& field, const std::string& text) {
   if (text.empty() || text == "null") return std::string();
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded()) return Bad(field, "not valid JSON");
+  ASSIGN_OR_RETURN(Json j, json::Parse(text, field, ValueJsonLimits()));
   if (j.is_null()) return std::string();
   if (!j.is_object()) return Bad(field, "must be a JSON object");
-  return j.dump();
+  return json::Dump(j);
 }
 
+namespace {
+
+template <typename Addr>
+absl::Status DecodeAddr(const Json& j, const char* field, std::optional<Addr>* out) {
+  ASSIGN_OR_RETURN(std::string text, json::GetString(j, field));
+  if (text.empty()) return absl::OkStatus();
+  auto ip = Addr::Parse(text);
+  if (!ip.ok()) return Bad(field, ip.status().message());
+  *out = *ip;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<LeaseAttrs> DecodeLeaseAttrs(const std::string& text) {
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded()) return Bad("lease", "not valid JSON");
+  ASSIGN_OR_RETURN(Json j, json::Parse(text, "lease", LeaseJsonLimits()));
   if (!j.is_object()) return Bad("lease", "must be a JSON object");
   LeaseAttrs a;
-  if (j.contains("PublicIP") && !j["PublicIP"].is_null()) {
-    if (!j["PublicIP"].is_string()) return Bad("PublicIP", "must be a string");
-    auto ip = IPv4Addr::Parse(j["PublicIP"].get<std::string>());
-    if (!ip.ok()) return Bad("PublicIP", ip.status().message());
-    a.public_ip = *ip;
-  }
-  if (j.contains("PublicIPv6") && !j["PublicIPv6"].is_null()) {
-    if (!j["PublicIPv6"].is_string()) return Bad("PublicIPv6", "must be a string");
-    auto ip = IPv6Addr::Parse(j["PublicIPv6"].get<std::string>());
-    if (!ip.ok()) return Bad("PublicIPv6", ip.status().message());
-    a.public_ipv6 = *ip;
-  }
+  RETURN_IF_ERROR(DecodeAddr(j, "PublicIP", &a.public_ip));
+  RETURN_IF_ERROR(DecodeAddr(j, "PublicIPv6", &a.public_ipv6));
   if (!a.public_ip && !a.public_ipv6) return Bad("PublicIP", "missing");
-  if (j.contains("BackendType") && !j["BackendType"].is_null()) {
-    if (!j["BackendType"].is_string()) return Bad("BackendType", "must be a string");
-    a.backend_type = j["BackendType"].get<std::string>();
-  }
+  ASSIGN_OR_RETURN(a.backend_type, json::GetString(j, "BackendType"));
   for (const char* f : {"BackendData", "BackendV6Data"}) {
-    if (!j.contains(f) || j[f].is_null()) continue;
-    if (!j[f].is_object()) return Bad(f, "must be a JSON object or null");
-    (absl::string_view(f) == "BackendData" ? a.backend_data : a.backend_v6_data) = j[f].dump();
+    const Json* v = json::Find(j, f);
+    if (v == nullptr) continue;
+    if (!v->is_object()) return Bad(f, "must be a JSON object or null");
+    (absl::string_view(f) == "BackendData" ? a.backend_data : a.backend_v6_data) = json::Dump(*v);
   }
-  if (j.contains("NodeName") && !j["NodeName"].is_null()) {
-    if (!j["NodeName"].is_string()) return Bad("NodeName", "must be a string");
-    a.node_name = j["NodeName"].get<std::string>();
-  }
+  ASSIGN_OR_RETURN(a.node_name, json::GetString(j, "NodeName"));
   return a;
 }
 

@@ -6,6 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
+#include "common/log.h"
+#include "common/quote.h"
 #include "common/status_macros.h"
 
 namespace weft::controller {
@@ -201,6 +203,7 @@ void LeaseManager::ApplyEventLocked(const storage::Event& ev, std::vector<LeaseC
     rec.attrs = *std::move(attrs);
   } else {
     rec.valid = false;  // keep the subnet taken; never hand out what we cannot read
+    ReportCorruptLocked("lease", ev.kv.key, ev.kv.mod_revision, attrs.status());
   }
   auto old = leases_.find(text);
   if (auto d = lease_deadlines_.find(rec.store_lease); rec.store_lease != 0 && d != lease_deadlines_.end()) {
@@ -250,12 +253,24 @@ void LeaseManager::ApplyConfigLocked(const std::string& value, int64_t revision)
   if (!parsed.ok()) {
     // Written around our validation (by flannel's tools, say): allocate nothing
     // until it is fixed rather than guess.
+    ReportCorruptLocked("config", config_key_, revision, parsed.status());
     config_.reset();
     pool_.reset();
     return;
   }
   config_ = *std::move(parsed);
   RebuildPoolLocked();
+}
+
+void LeaseManager::ReportCorruptLocked(const char* kind, const std::string& key, int64_t revision,
+                                       const absl::Status& why) {
+  // Once per stored value: the load and the watch each apply a write once.
+  WEFT_LOG(WARN, "unreadable value in the store skipped")
+      .With("kind", kind)
+      .With("key", QuoteInput(key))
+      .With("revision", revision)
+      .Err(why);
+  if (opts_.hooks.on_corrupt) opts_.hooks.on_corrupt(kind);
 }
 
 void LeaseManager::RebuildPoolLocked() {

@@ -107,6 +107,10 @@ struct LeaseManagerHooks {
   std::function<void(int attempts)> on_retry;
   // Every store transaction of lease writes: how many requests it carried.
   std::function<void(int requests)> on_txn;
+  // A value in the store this manager cannot read (kind: "lease" or "config"),
+  // written around the API by another etcd client or an older version: it is
+  // logged and skipped, never fatal. Called with the manager's lock held.
+  std::function<void(const char* kind)> on_corrupt;
 };
 
 class LeaseManager {
@@ -198,6 +202,8 @@ class LeaseManager {
   void ApplyEventLocked(const storage::Event& ev, std::vector<LeaseChange>* changes = nullptr,
                         int* expired = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ApplyConfigLocked(const std::string& value, int64_t revision) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReportCorruptLocked(const char* kind, const std::string& key, int64_t revision, const absl::Status& why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void IndexLocked(const std::string& subnet_text, LeaseRecord rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UnindexLocked(const std::string& subnet_text) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RebuildPoolLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

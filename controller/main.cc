@@ -22,10 +22,12 @@
 #include "controller/grpc_services.h"
 #include "controller/leader_election.h"
 #include "controller/lease_manager.h"
+#include "controller/limits_flags.h"
 #include "controller/watch_hub.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/resource_quota.h"
 #include "absl/strings/str_split.h"
 #include "controller/etcd_api/etcd_api_server.h"
 #include "controller/etcd_api/flannel_validator.h"
@@ -83,6 +85,12 @@ int Run() {
   metrics::AddProcessMetrics(registry);
   metrics::AddBuildInfo(registry, "0.1.0", "dev");
   controller::ControllerMetrics cm(registry);
+  absl::StatusOr<controller::InputLimits> limits = controller::InputLimitsFromFlags();
+  if (!limits.ok()) {
+    WEFT_LOG(ERROR, "bad limit").Err(limits.status());
+    return 2;
+  }
+  controller::SetLimits(*limits);
 
   absl::StatusOr<std::unique_ptr<storage::Store>> store;
   const std::string store_kind = absl::GetFlag(FLAGS_store);
@@ -214,7 +222,16 @@ int Run() {
     builder.AddListeningPort(etcd_listen, grpc::InsecureServerCredentials(), &etcd_port);
     etcd_api = controller::etcd_api::RegisterEtcdApi(builder, store->get(), eo);
   }
-  builder.SetMaxReceiveMessageSize(4 << 20);
+  // Bounded input (controller/limits.h): one message at most --max-request-bytes
+  // (RESOURCE_EXHAUSTED beyond), a bounded number of calls per connection, and
+  // no SO_REUSEPORT, so a second controller on the same port fails to start
+  // instead of silently splitting the clients between two allocators.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(limits->max_request_bytes));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, limits->max_concurrent_streams);
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  grpc::ResourceQuota quota("weft-controller");
+  quota.Resize(static_cast<size_t>(limits->max_grpc_memory_bytes));
+  builder.SetResourceQuota(quota);
   // Unary calls block on a durable commit: keep enough pollers that a burst of
   // blocked handlers does not starve new requests of a thread to read them.
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 2);
@@ -222,12 +239,15 @@ int Run() {
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 4);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
-    WEFT_LOG(ERROR, "cannot listen").With("listen", absl::GetFlag(FLAGS_listen));
+    WEFT_LOG(ERROR, "cannot listen (address in use by another process, or not an address of this host?)")
+        .With("listen", absl::GetFlag(FLAGS_listen))
+        .With("etcd_listen", absl::GetFlag(FLAGS_etcd_listen));
     return 1;
   }
   server->GetHealthCheckService()->SetServingStatus(true);
   if (etcd_api && etcd_port == 0) {
-    WEFT_LOG(ERROR, "cannot listen for the etcd API").With("etcd_listen", absl::GetFlag(FLAGS_etcd_listen));
+    WEFT_LOG(ERROR, "cannot listen for the etcd API (address in use by another process?)")
+        .With("etcd_listen", absl::GetFlag(FLAGS_etcd_listen));
     return 1;
   }
 

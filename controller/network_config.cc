@@ -1,17 +1,18 @@
 #include "controller/network_config.h"
 
-#include <nlohmann/json.hpp>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/json.h"
+#include "common/quote.h"
 #include "common/status_macros.h"
+#include "controller/limits.h"
 
 namespace weft::controller {
 namespace {
 
-using json = nlohmann::json;
+using json = weft::json::Json;
 
 absl::Status FieldError(absl::string_view field, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
@@ -51,7 +52,7 @@ absl::Status ParseBackend(const json& root, BackendConfig* b) {
   }
   const json& be = root.at("Backend");
   if (!be.is_object()) return FieldError("Backend", "must be an object");
-  b->json = be.dump();
+  b->json = weft::json::Dump(be);
   if (be.contains("Type")) {
     ASSIGN_OR_RETURN(b->type, GetString(be, "Type"));
     b->type = absl::AsciiStrToLower(b->type);
@@ -88,7 +89,7 @@ absl::Status ParseBackend(const json& root, BackendConfig* b) {
       }
       for (const std::string& id : b->route_table_ids) {
         if (id.rfind("rtb-", 0) != 0) {
-          return FieldError("Backend.RouteTableID", absl::StrCat("\"", id, "\" is not a route table id (rtb-...)"));
+          return FieldError("Backend.RouteTableID", absl::StrCat(QuoteInput(id), " is not a route table id (rtb-...)"));
         }
       }
     }
@@ -99,8 +100,8 @@ absl::Status ParseBackend(const json& root, BackendConfig* b) {
   } else if (b->type == "alloc" || b->type == "ipip") {
   } else {
     return FieldError("Backend.Type",
-                      absl::StrCat("unknown backend type \"", b->type,
-                                   "\" (want vxlan, udp, host-gw, aws-vpc, gce, ipip or alloc)"));
+                      absl::StrCat("unknown backend type ", QuoteInput(b->type),
+                                   " (want vxlan, udp, host-gw, aws-vpc, gce, ipip or alloc)"));
   }
   return absl::OkStatus();
 }
@@ -220,7 +221,7 @@ absl::StatusOr<absl::Duration> ParseTtl(const std::string& field, const std::str
   if (absl::SimpleAtoi(text, &secs)) {
     d = absl::Seconds(secs);
   } else if (!absl::ParseDuration(text, &d)) {
-    return FieldError(field, absl::StrCat("\"", text, "\" is not a duration (like \"24h\" or \"90m\")"));
+    return FieldError(field, absl::StrCat(QuoteInput(text), " is not a duration (like \"24h\" or \"90m\")"));
   }
   if (d < absl::Seconds(10)) return FieldError(field, "must be at least 10s");
   if (d > absl::Hours(24 * 365)) return FieldError(field, "must be at most one year");
@@ -228,13 +229,12 @@ absl::StatusOr<absl::Duration> ParseTtl(const std::string& field, const std::str
 }
 
 absl::StatusOr<NetworkConfig> ParseNetworkConfig(const std::string& text) {
-  json root = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (root.is_discarded()) return absl::InvalidArgumentError("config: not valid JSON");
+  ASSIGN_OR_RETURN(json root, weft::json::Parse(text, "config", ValueJsonLimits()));
   if (!root.is_object()) return absl::InvalidArgumentError("config: must be a JSON object");
   for (auto it = root.begin(); it != root.end(); ++it) {
     bool known = false;
     for (const char* f : kKnownFields) known = known || it.key() == f;
-    if (!known) return FieldError(it.key(), "unknown field (field names are case-sensitive, as flannel's)");
+    if (!known) return FieldError(QuoteInput(it.key()), "unknown field (field names are case-sensitive, as flannel's)");
   }
   NetworkConfig c;
   if (root.contains("EnableIPv4")) { ASSIGN_OR_RETURN(c.enable_ipv4, GetBool(root, "EnableIPv4")); }

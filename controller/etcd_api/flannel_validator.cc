@@ -3,6 +3,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/quote.h"
 
 namespace weft::controller::etcd_api {
 
@@ -14,7 +15,7 @@ std::string TrimPrefix(std::string prefix) {
 }
 
 absl::Status Refuse(const std::string& key, const std::string& why) {
-  return absl::InvalidArgumentError(absl::StrCat("refused put of ", key, ": ", why));
+  return absl::InvalidArgumentError(absl::StrCat("refused put of ", QuoteInput(key, 256), ": ", why));
 }
 
 // Why `subnet` is not a pool subnet of the IPv4 side of `c` ("" if it is).

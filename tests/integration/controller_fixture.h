@@ -44,6 +44,8 @@ class Controller {
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
   }
   std::string addr() const { return absl::StrCat("127.0.0.1:", port_); }
+  pid_t pid() const { return proc_.pid(); }
+  bool running() const { return proc_.running(); }
   weft::v1::LeaseService::Stub* leases() { return leases_.get(); }
   weft::v1::NetworkService::Stub* network() { return network_.get(); }
   std::shared_ptr<grpc::Channel> channel() { return channel_; }
