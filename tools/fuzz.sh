@@ -23,7 +23,9 @@ else
   mapfile -t targets < <(sed -n 's/^ *name = "\([a-z0-9_]*_fuzz\)",$/\1/p' tests/fuzz/BUILD.bazel)
 fi
 
-bazel --output_base="$output_base" build --config=fuzz "${targets[@]/#/\/\/tests/fuzz:}"
+# --symlink_prefix=/: no bazel-* links into this output base, which the main
+# output base would otherwise read as source packages.
+bazel --output_base="$output_base" build --config=fuzz --symlink_prefix=/ "${targets[@]/#/\/\/tests/fuzz:}"
 bin=$(bazel --output_base="$output_base" info --config=fuzz bazel-bin 2>/dev/null)
 
 mkdir -p "$out"
