@@ -313,7 +313,8 @@ class HttpServer::Loop {
     }
     ParsedHead head = ParseHead(absl::string_view(c->in).substr(0, end));
     c->in.erase(0, end + 4);
-    if (c->eof) head.keep_alive = false;
+    // Half-closed by the peer: answer every request it sent, then close.
+    if (c->eof && c->in.find("\r\n\r\n") == std::string::npos) head.keep_alive = false;
     if (!head.ok) {
       const int status = head.error_status;
       StartWrite(c, Serialize(HttpResponse{status, "text/plain; charset=utf-8", absl::StrCat(Reason(status), "\n")},

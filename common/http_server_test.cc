@@ -318,8 +318,13 @@ TEST(HttpServerSlowClientsTest, ResponseToAClientThatNeverReadsIsDropped) {
   httplib::Client client("127.0.0.1", server.port());
   client.set_read_timeout(2);
   EXPECT_EQ(client.Get("/healthz")->status, 200);
-  // After the write timeout the server gives up on them: draining now ends in EOF/reset
-  // long before the whole body could have arrived.
+  // Once each answer has started (the handler may be slow on a loaded machine), the
+  // clients read nothing for twice the write timeout: the server gives up on them,
+  // so draining now ends in EOF/reset long before the whole body could arrive.
+  for (int fd : fds) {
+    pollfd p{fd, POLLIN, 0};
+    ASSERT_EQ(poll(&p, 1, 30000), 1) << "no answer started";
+  }
   absl::SleepFor(absl::Seconds(1));
   for (int fd : fds) {
     const std::string got = ReadAll(fd, absl::Now() + absl::Seconds(5));
