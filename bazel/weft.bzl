@@ -61,3 +61,31 @@ def weft_proto_library(name, srcs, grpc = True, deps = [], proto_deps = [], visi
         deps = deps + ["@sys//:grpcpp"],
         visibility = visibility,
     )
+
+def weft_cc_fuzz(name, srcs, deps = [], copts = [], corpus = None, **kwargs):
+    """A libFuzzer target `name` (tagged manual: built by tools/fuzz.sh with
+    --config=fuzz, clang 14) and `name`_corpus_test, a plain unit test that runs
+    the same entry point over every file of its seed corpus (by default
+    tests/fuzz/corpus/<name>/, where crash reproducers are kept too), so the
+    ordinary and sanitizer suites replay every input any fuzzer has found."""
+    corpus = corpus or "corpus/" + name
+    native.cc_binary(
+        name = name,
+        srcs = srcs,
+        copts = WEFT_COPTS + copts,
+        linkopts = ["-fsanitize=fuzzer"],
+        deps = deps + ["@sys//:absl"],
+        tags = ["manual", "fuzz"],
+        testonly = True,
+        **kwargs
+    )
+    native.cc_test(
+        name = name + "_corpus_test",
+        size = "small",
+        srcs = srcs,
+        copts = WEFT_COPTS + copts,
+        args = ["$(rootpath %s)" % (corpus + "/README")],
+        data = native.glob([corpus + "/**"]),
+        deps = deps + ["@sys//:absl", "//tests/fuzz:standalone_main"],
+        **kwargs
+    )

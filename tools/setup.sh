@@ -10,6 +10,8 @@ PACKAGES=(
   libabsl-dev librocksdb-dev libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcpp-httplib-dev libmnl-dev libsystemd-dev libcurl4-openssl-dev libssl-dev libtinyxml2-dev
   libgoogle-perftools-dev
+  # fuzzing (tools/fuzz.sh, --config=fuzz): clang 14 and its libFuzzer/ASan/UBSan runtimes
+  clang-14 libclang-rt-14-dev
   # run and test: real kernel tools, real peers
   iproute2 iputils-ping iptables iperf3 procps psmisc ethtool curl python3 openssl
   etcd-server etcd-client prometheus containernetworking-plugins systemd python3-yaml

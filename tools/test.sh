@@ -2,6 +2,12 @@
 # Runs Weft's whole test suite: installs what it needs, builds, runs every test
 # (unit tests in Bazel's sandbox, root tests with network namespaces outside it).
 # Needs root (network namespaces, VXLAN, TUN). Usage: tools/test.sh [bazel test args]
+# Then, unless WEFT_CI_QUICK=1 or test args were given, two more phases:
+#   asan  the unit and integration tests (all but the root ones) built with
+#         --config=asan (AddressSanitizer + UndefinedBehaviorSanitizer);
+#   fuzz  tools/fuzz.sh: every libFuzzer target briefly on its seed corpus
+#         (WEFT_FUZZ_SECONDS each, default 15).
+# Each phase's time is printed; docs/fuzzing.md records the figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,10 +19,30 @@ fi
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+phase_start=$(date +%s)
 set +e
 bazel test --test_summary=short --keep_going "${@:-//...}" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
+phases="tests $(($(date +%s) - phase_start)) s (exit $rc)"
+
+if ((! $#)) && [[ ${WEFT_CI_QUICK:-0} != 1 ]]; then
+  phase_start=$(date +%s)
+  set +e
+  bazel test --config=asan --test_summary=short --keep_going --test_tag_filters=-root //... 2>&1 | tee -a "$log"
+  asan_rc=${PIPESTATUS[0]}
+  set -e
+  phases+=", asan $(($(date +%s) - phase_start)) s (exit $asan_rc)"
+  phase_start=$(date +%s)
+  set +e
+  bash tools/fuzz.sh "${WEFT_FUZZ_SECONDS:-15}"
+  fuzz_rc=$?
+  set -e
+  phases+=", fuzz $(($(date +%s) - phase_start)) s (exit $fuzz_rc)"
+  ((rc == 0)) && rc=$asan_rc
+  ((rc == 0)) && rc=$fuzz_rc
+fi
+echo "phases: $phases"
 
 passed=$(grep -cE '^//\S+\s+(\(cached\) )?PASSED' "$log" || true)
 failed=$(grep -cE '^//\S+\s+(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|INCOMPLETE)' "$log" || true)
