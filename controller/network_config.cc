@@ -114,7 +114,7 @@ absl::Status ApplyIPv4Defaults(const json& root, NetworkConfig* c) {
   c->network = *parsed;
   const int plen = c->network.prefix_len();
   if (root.contains("SubnetLen") && !root.at("SubnetLen").is_null() &&
-      !(root.at("SubnetLen").is_number() && root.at("SubnetLen").get<int64_t>() == 0)) {
+      !(root.at("SubnetLen").is_number() && root.at("SubnetLen").get<double>() == 0)) {
     ASSIGN_OR_RETURN(int64_t sl, GetInt(root, "SubnetLen", 1, 32));
     if (sl > 30) return FieldError("SubnetLen", "must be /30 or shorter (each host needs a tunnel and a bridge address)");
     if (sl < plen + 2) {
@@ -169,7 +169,7 @@ absl::Status ApplyIPv6Defaults(const json& root, NetworkConfig* c) {
   c->ipv6_network = *parsed;
   const int plen = parsed->prefix_len();
   if (root.contains("IPv6SubnetLen") && !root.at("IPv6SubnetLen").is_null() &&
-      !(root.at("IPv6SubnetLen").is_number() && root.at("IPv6SubnetLen").get<int64_t>() == 0)) {
+      !(root.at("IPv6SubnetLen").is_number() && root.at("IPv6SubnetLen").get<double>() == 0)) {
     ASSIGN_OR_RETURN(int64_t sl, GetInt(root, "IPv6SubnetLen", 1, 128));
     if (sl > 126) return FieldError("IPv6SubnetLen", "must be /126 or shorter");
     if (sl < plen + 2) {

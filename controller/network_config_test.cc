@@ -47,6 +47,14 @@ TEST(NetworkConfigTest, SubnetLenLimits) {
   EXPECT_NE(ErrorOf(R"({"Network":"10.0.0.0/16","SubnetLen":17})").find("four subnets"), std::string::npos);
   EXPECT_EQ(MustParse(R"({"Network":"10.0.0.0/16","SubnetLen":18})").PoolSize(), 3u);
   EXPECT_NE(ErrorOf(R"({"Network":"10.0.0.0/16","SubnetLen":"24"})").find("integer"), std::string::npos);
+  // Found by network_config_fuzz: a number only a double holds was converted to
+  // int64 (undefined behaviour) before its type was checked.
+  EXPECT_NE(ErrorOf(R"({"Network":"10.0.0.0/16","SubnetLen":777777777777777777724})").find("SubnetLen"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"Network":"10.0.0.0/16","SubnetLen":24.5})").find("SubnetLen"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"EnableIPv6":true,"IPv6Network":"fd00::/48","IPv6SubnetLen":1e300,"Network":"10.0.0.0/16"})")
+                .find("IPv6SubnetLen"),
+            std::string::npos);
 }
 
 TEST(NetworkConfigTest, SlashThirtySubnets) {
