@@ -79,11 +79,10 @@ weft::v1::ListLeasesResponse ListResp(Controller& c) {
   return resp;
 }
 
-// subnet -> node
+// subnet -> node, every page (a burst leaves more leases than one page holds).
 std::map<std::string, std::string> Holders(Controller& c) {
   std::map<std::string, std::string> out;
-  const weft::v1::ListLeasesResponse resp = ListResp(c);
-  for (const auto& l : resp.leases()) out[l.subnet()] = l.node_name();
+  for (const auto& l : ListAll(c.leases())) out[l.subnet()] = l.node_name();
   return out;
 }
 
