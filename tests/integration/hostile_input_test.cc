@@ -181,8 +181,12 @@ TEST(HostileInputTest, HugeBackendDataIsRefusedAndMemoryStaysBounded) {
   }
   // Bounded (before the limits, 40 x 3 MB grew the controller by ~256 MB, for
   // good), and a plateau: the last round adds next to nothing.
+#ifndef __SANITIZE_ADDRESS__
+  // (Under AddressSanitizer freed memory sits in its quarantine, 256 MiB by
+  // default, so RSS says nothing about what the controller keeps there.)
   EXPECT_LT(rss.back() - rss_before, 128 << 20);
   EXPECT_LT(rss[2] - rss[1], 16 << 20);
+#endif
   // Nothing of it was stored.
   weft::v1::ListLeasesResponse list;
   ASSERT_TRUE(c.leases()->ListLeases(Ctx().get(), {}, &list).ok());
