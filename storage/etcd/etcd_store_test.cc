@@ -22,13 +22,7 @@ namespace {
 
 using weft::testing::EtcdCluster;
 
-std::string TestDir(const std::string& leaf) {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/", info->name(), "/", leaf);
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
+using weft::testing::TestDir;
 
 std::unique_ptr<EtcdCluster> StartEtcd(int members) {
   EtcdCluster::Options o;

@@ -77,14 +77,21 @@ bool WaitFor(const std::function<bool()>& cond, absl::Duration timeout = absl::S
   return cond();
 }
 
-TEST(StoreFaultTest, FullDiskRefusesWritesKeepsReadsAndRecovers) {
-  std::atomic<int64_t> free_bytes{int64_t{1} << 30};
+// A store in a fresh directory whose free space is what `free_bytes` says, and
+// whose recovery retries fast.
+RocksDbStore::Options FaultyDiskOptions(std::atomic<int64_t>* free_bytes) {
   RocksDbStore::Options o;
   o.path = TestDir();
   o.lease_expiry_interval = absl::ZeroDuration();
-  o.free_bytes = [&] { return free_bytes.load(); };
+  o.free_bytes = [free_bytes] { return free_bytes->load(); };
   o.resume_backoff_min = absl::Milliseconds(5);
   o.resume_backoff_max = absl::Milliseconds(20);
+  return o;
+}
+
+TEST(StoreFaultTest, FullDiskRefusesWritesKeepsReadsAndRecovers) {
+  std::atomic<int64_t> free_bytes{int64_t{1} << 30};
+  RocksDbStore::Options o = FaultyDiskOptions(&free_bytes);
   auto store = RocksDbStore::Open(o);
   ASSERT_TRUE(store.ok()) << store.status();
   RocksDbStore& s = **store;
@@ -157,12 +164,7 @@ TEST(StoreFaultTest, FullDiskRefusesWritesKeepsReadsAndRecovers) {
 
 TEST(StoreFaultTest, WritesInFlightWhenTheDiskFillsFailAndNothingAckedIsLost) {
   std::atomic<int64_t> free_bytes{int64_t{1} << 30};
-  RocksDbStore::Options o;
-  o.path = TestDir();
-  o.lease_expiry_interval = absl::ZeroDuration();
-  o.free_bytes = [&] { return free_bytes.load(); };
-  o.resume_backoff_min = absl::Milliseconds(5);
-  o.resume_backoff_max = absl::Milliseconds(20);
+  RocksDbStore::Options o = FaultyDiskOptions(&free_bytes);
   std::vector<std::string> acked;
   absl::Mutex mu;
   {

@@ -3,11 +3,15 @@
 // member or a cluster, started on free ports, waited for until they serve, and
 // killed by the destructor whatever happens in the test.
 
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
 #include "tests/integration/process.h"
 
 namespace weft::testing {
@@ -100,5 +104,14 @@ bool WaitForServing(const std::string& endpoint, int seconds);
 // Where tests put logs and transcripts worth keeping: Bazel's undeclared
 // outputs directory when set, else TEST_TMPDIR.
 std::string TestOutputDir();
+
+// A fresh directory TEST_TMPDIR/<current test>/<leaf> for one test's etcd.
+inline std::string TestDir(const std::string& leaf) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/", info->name(), "/", leaf);
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
 
 }  // namespace weft::testing
