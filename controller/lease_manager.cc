@@ -437,6 +437,7 @@ struct LeaseManager::AcquireState {
   int64_t create_revision = 0;
   absl::Time expiration = absl::InfiniteFuture();
   int64_t lease_id = 0;
+  int64_t decided_at = 0;  // the index's revision when the attempt was decided
 };
 
 absl::StatusOr<LeaseRecord> LeaseManager::Acquire(const AcquireRequest& req) {
@@ -572,6 +573,7 @@ LeaseManager::Decision LeaseManager::Decide(AcquireState& st, LeaseRecord* answe
   st.create_revision = 0;
   st.expiration = absl::InfiniteFuture();
   st.lease_id = 0;
+  st.decided_at = applied_revision_;
   if (!config_ || !pool_) {
     *stop = config_ ? absl::FailedPreconditionError("network config gives too many subnets") : NoConfig();
     return Decision::kStop;
@@ -668,6 +670,22 @@ void LeaseManager::Write(const std::shared_ptr<AcquireState>& st) {
       storage::PutIf(st->key, st->expect_mod == 0 ? storage::Compare::Target::kVersion
                                                   : storage::Compare::Target::kModRevision,
                      st->expect_mod, EncodeLeaseAttrs(st->attrs), st->lease_id);
+  if (!opts_.node_guard_prefix.empty() && st->lease_id != 0) {
+    // A reservation (no store lease) needs no guard: its key is the node's.
+    const std::string guard = opts_.node_guard_prefix + st->identity;
+    storage::Compare c;
+    c.key = guard;
+    c.target = storage::Compare::Target::kModRevision;
+    c.result = storage::Compare::Result::kLess;
+    c.operand = st->decided_at + 1;
+    txn.compares.push_back(std::move(c));
+    storage::RequestOp put;
+    put.type = storage::RequestOp::Type::kPut;
+    put.put.key = guard;
+    put.put.value = st->text;
+    put.put.lease = st->lease_id;
+    txn.success.push_back(std::move(put));
+  }
   batcher_->TxnAsync(std::move(txn), [this, st](absl::StatusOr<storage::TxnResponse> r) { Settle(st, r); });
 }
 

@@ -133,6 +133,16 @@ class LeaseManager {
     // store, so a node retrying on another replica after a failover finds the
     // lease it may already have got instead of being given a second one.
     bool shared_store = false;
+    // With several replicas, every acquisition also writes the node's guard key
+    // `node_guard_prefix + <node identity>` in its transaction, on condition
+    // that nobody wrote it after the revision this replica decided at. The write
+    // of a replica that died with it in flight (or behind a lost etcd leader)
+    // can land after another replica found the node lease-less and gave it a
+    // subnet: the guard makes the later of the two fail and retry (finding the
+    // other's lease) instead of leaving the node two subnets. Empty: no guard.
+    // Keep it outside flannel's prefix (the etcd API then lets operators only
+    // touch it).
+    std::string node_guard_prefix;
     // Concurrent lease writes share store transactions (storage/txn_batcher.h).
     bool batch_writes = true;
     // Merged lease-write transactions in flight at once (TxnBatcher::Options).

@@ -49,6 +49,44 @@ class PausableWatchStore : public storage::ForwardingStore {
   std::vector<std::pair<storage::WatchBatch, std::function<void(const storage::WatchBatch&)>>> held_;
 };
 
+// The real store, whose first lease-write transaction (one with a put) after
+// HoldNext() waits until Release(): a write in flight from a replica that died
+// or whose etcd leader was lost, landing after another replica decided.
+class HeldTxnStore : public storage::ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  absl::StatusOr<storage::TxnResponse> Txn(const storage::TxnRequest& r) override {
+    bool writes = false;
+    for (const auto& op : r.success) writes |= op.type == storage::RequestOp::Type::kPut;
+    {
+      absl::MutexLock l(&mu_);
+      if (writes && state_ == kArmed) {
+        state_ = kHolding;
+        mu_.Await(absl::Condition(
+            +[](State* s) { return *s == kReleased; }, &state_));
+      }
+    }
+    return next_->Txn(r);
+  }
+  void HoldNext() {
+    absl::MutexLock l(&mu_);
+    state_ = kArmed;
+  }
+  bool AwaitHolding(absl::Duration timeout) {
+    absl::MutexLock l(&mu_);
+    return mu_.AwaitWithTimeout(absl::Condition(+[](State* s) { return *s == kHolding; }, &state_), timeout);
+  }
+  void Release() {
+    absl::MutexLock l(&mu_);
+    state_ = kReleased;
+  }
+
+ private:
+  enum State { kIdle, kArmed, kHolding, kReleased };
+  absl::Mutex mu_;
+  State state_ = kIdle;
+};
+
 class LeaseManagerTest : public ::testing::Test {
  protected:
   void SetUp() override { Open(); }
@@ -430,6 +468,52 @@ TEST_F(LeaseManagerTest, StopWaitingAnswersRequestsWaitingForTheWatchAtOnce) {
   EXPECT_LT(absl::Now() - t0, absl::Seconds(5));
   EXPECT_EQ(waiting.code(), absl::StatusCode::kUnavailable) << waiting;
   // The held watch batches are never delivered: the manager goes first.
+}
+
+// Two replicas on one store. Replica A's write for node-1 is in flight while
+// node-1, retrying, is served by replica B, which finds no lease and gives one;
+// then A's write lands. Each subnet key is new, so only the node's guard key
+// stops A's write from leaving node-1 a second subnet.
+TEST_F(LeaseManagerTest, AWriteLandingLateOnAnotherReplicaNeverGivesTheNodeTwoSubnets) {
+  Config(R"({"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}})");
+  LeaseManager::Options mo;
+  mo.clock = &clock_;
+  mo.shared_store = true;
+  mo.node_guard_prefix = "/weft.io/controller/nodes/coreos.com/network/";
+  HeldTxnStore held(store_.get());
+  LeaseManager a(&held, mo);
+  ASSERT_TRUE(a.Start().ok());
+  LeaseManager b(store_.get(), mo);
+  ASSERT_TRUE(b.Start().ok());
+
+  held.HoldNext();
+  absl::Notification a_answered;
+  absl::StatusOr<LeaseRecord> from_a;
+  a.AcquireAsync(Node(1), [&](absl::StatusOr<LeaseRecord> r) {
+    from_a = std::move(r);
+    a_answered.Notify();
+  });
+  ASSERT_TRUE(held.AwaitHolding(absl::Seconds(10))) << "replica A's write never reached the store";
+  auto from_b = b.Acquire(Node(1));
+  ASSERT_TRUE(from_b.ok()) << from_b.status();
+  held.Release();
+  ASSERT_TRUE(a_answered.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(from_a.ok()) << from_a.status();
+  EXPECT_EQ(SubnetText(from_a->key), SubnetText(from_b->key)) << "A retried and found B's lease";
+
+  storage::RangeRequest rr;
+  rr.key = "/coreos.com/network/subnets/";
+  rr.range_end = "/coreos.com/network/subnets0";
+  auto kvs = store_->Range(rr);
+  ASSERT_TRUE(kvs.ok()) << kvs.status();
+  EXPECT_EQ(kvs->kvs.size(), 1u) << "node-1 holds one subnet in the store";
+  rr.key = "/weft.io/controller/nodes/coreos.com/network/name:node-1";
+  rr.range_end.clear();
+  auto guard = store_->Range(rr);
+  ASSERT_TRUE(guard.ok()) << guard.status();
+  ASSERT_EQ(guard->kvs.size(), 1u);
+  EXPECT_EQ(guard->kvs[0].value, SubnetText(from_b->key));
+  EXPECT_NE(guard->kvs[0].lease, 0) << "the guard expires with the lease";
 }
 
 TEST_F(LeaseManagerTest, AnIPv6OnlyNetworkIsRefusedPlainly) {

@@ -11,6 +11,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -278,6 +279,9 @@ int Run() {
   mo.prefix = absl::GetFlag(FLAGS_etcd_prefix);
   mo.default_ttl = absl::GetFlag(FLAGS_default_lease_ttl);
   mo.shared_store = store_kind == "etcd";
+  if (mo.shared_store) {
+    mo.node_guard_prefix = absl::StrCat("/weft.io/controller/nodes", absl::StripSuffix(mo.prefix, "/"), "/");
+  }
   mo.batch_writes = absl::GetFlag(FLAGS_batch_lease_writes);
   mo.txns_in_flight = absl::GetFlag(FLAGS_lease_txns_in_flight);
   if (mo.txns_in_flight < 1 || mo.txns_in_flight > 16) {
