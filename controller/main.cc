@@ -84,6 +84,9 @@ ABSL_FLAG(bool, unsafe_no_fsync, false, "Do not fsync writes (benchmark upper bo
 ABSL_FLAG(int64_t, quota_backend_bytes, 0,
           "Size quota of the embedded store on disk, as etcd's: above it the NOSPACE alarm is raised and writes "
           "that add data fail (RESOURCE_EXHAUSTED) until `etcdctl alarm disarm`; 0 = no quota.");
+ABSL_FLAG(int64_t, max_watch_history_bytes, 64 << 20,
+          "An etcd-API watch from an old revision of the embedded store may replay at most this many bytes of "
+          "history (it is read into memory first); more cancels the watch with a reason. 0 = no limit.");
 ABSL_FLAG(int64_t, min_free_disk_bytes, 20 << 20,
           "The embedded store refuses writes (UNAVAILABLE, until space returns) while the file system of "
           "--data-dir has less free space than this; RocksDB needs a memtable's worth (16 MiB) to recover.");
@@ -210,6 +213,7 @@ int Run() {
   if (store_kind == "rocksdb") {
     storage::RocksDbStore::Options so;
     so.quota_bytes = absl::GetFlag(FLAGS_quota_backend_bytes);
+    so.max_watch_history_bytes = absl::GetFlag(FLAGS_max_watch_history_bytes);
     so.recover_from_corruption = absl::GetFlag(FLAGS_recover_from_corruption);
     so.min_free_bytes = absl::GetFlag(FLAGS_min_free_disk_bytes);
     so.on_reopen_needed = [](const std::string& why) {

@@ -559,10 +559,31 @@ TEST_F(EtcdApiServerTest, RangeAnswersAndWatchesPerStreamAreBounded) {
   req.set_limit(100);
   req.set_sort_order(RangeRequest::DESCEND);  // sorting reads the whole range, then cuts
   etcdserverpb::RangeResponse sorted;
+  // Five keys to sort are over the bound: refused, not read whole.
+  grpc::Status refused = Range(req, &sorted);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_NE(refused.error_message().find("--max-range-keys"), std::string::npos) << refused.error_message();
+  req.set_range_end("d");
+  req.set_limit(2);
   ASSERT_TRUE(Range(req, &sorted).ok());
-  ASSERT_EQ(sorted.kvs_size(), 3);
-  EXPECT_EQ(sorted.kvs(0).key(), "e");
+  ASSERT_EQ(sorted.kvs_size(), 2);
+  EXPECT_EQ(sorted.kvs(0).key(), "c");
+  EXPECT_EQ(sorted.kvs(1).key(), "b");
   EXPECT_TRUE(sorted.more());
+  EXPECT_EQ(sorted.count(), 3);
+  // In a transaction too, before anything in it runs.
+  etcdserverpb::TxnRequest txn;
+  auto* sorted_op = txn.add_success()->mutable_request_range();
+  sorted_op->set_key("a");
+  sorted_op->set_range_end("z");
+  sorted_op->set_sort_target(RangeRequest::MOD);
+  auto* put = txn.add_success()->mutable_request_put();
+  put->set_key("f");
+  put->set_value("v");
+  etcdserverpb::TxnResponse txn_resp;
+  refused = kv_->Txn(Ctx().get(), txn, &txn_resp);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_EQ(Get("f", "").kvs_size(), 0) << "the refused transaction's put did not run";
   // Paging on from the last key reaches the rest.
   etcdserverpb::RangeResponse rest = Get("c\x01", "z");
   EXPECT_EQ(rest.kvs_size(), 2);

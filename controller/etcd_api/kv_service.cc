@@ -35,8 +35,27 @@ int64_t EffectiveLimit(const RangeRequest& r, int64_t max_keys) {
 
 storage::RangeRequest StoreRange(const RangeRequest& r, int64_t max_keys) {
   storage::RangeRequest s = wire::FromProto(r);
-  s.limit = NeedsWholeRange(r) ? 0 : EffectiveLimit(r, max_keys);
+  // A range that sorts or filters is read whole (CheckWholeRange has bounded
+  // it); the limit only caps a range that grew since.
+  s.limit = NeedsWholeRange(r) ? max_keys : EffectiveLimit(r, max_keys);
   return s;
+}
+
+// A range that sorts or filters by revision is read whole before its limit
+// applies: one over max_keys keys is refused before anything runs, rather than
+// read into memory (or answered sorted over only part of it).
+grpc::Status CheckWholeRange(storage::Store* store, const RangeRequest& r, int64_t max_keys) {
+  if (!NeedsWholeRange(r) || r.count_only()) return grpc::Status::OK;
+  storage::RangeRequest count = wire::FromProto(r);
+  count.count_only = true;
+  count.limit = 0;
+  absl::StatusOr<storage::RangeResponse> c = store->Range(count);
+  if (!c.ok()) return ToEtcdStatus(c.status());
+  if (c->count <= max_keys) return grpc::Status::OK;
+  return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                      absl::StrCat("etcdserver: a sorted or revision-filtered range is read whole, and this one has ",
+                                   c->count, " keys, over --max-range-keys (", max_keys,
+                                   "): narrow it, or read it unsorted (in pages with limit)"));
 }
 
 // etcd's applierV3backend.Range after the read: revision filters, sort, limit.
@@ -136,6 +155,7 @@ class KvService final : public etcdserverpb::KV::Service {
     if (req->key().empty()) return Invalid(wire::kErrEmptyKey);
     if (grpc::Status s = core_->Access(*ctx)(EtcdOp::kRange, req->key(), req->range_end()); !s.ok()) return s;
     const int64_t max_keys = core_->options().max_range_keys;
+    if (grpc::Status s = CheckWholeRange(store_, *req, max_keys); !s.ok()) return s;
     absl::StatusOr<storage::RangeResponse> r = store_->Range(StoreRange(*req, max_keys));
     if (!r.ok()) return ToEtcdStatus(r.status());
     const int64_t revision = r->revision;
@@ -200,6 +220,14 @@ class KvService final : public etcdserverpb::KV::Service {
     };
     adjust(req->success(), &txn->success);
     adjust(req->failure(), &txn->failure);
+    for (const auto* ops : {&req->success(), &req->failure()}) {
+      for (const auto& op : *ops) {
+        if (!op.has_request_range()) continue;
+        if (grpc::Status s = CheckWholeRange(store_, op.request_range(), core_->options().max_range_keys); !s.ok()) {
+          return s;
+        }
+      }
+    }
 
     std::optional<absl::MutexLock> serialized;
     if (has_put && core_->has_validator()) {

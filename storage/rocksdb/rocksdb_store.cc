@@ -316,6 +316,7 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const Options& 
   if (options.clock == nullptr) return absl::InvalidArgumentError("store clock is null");
   if (options.history_revisions < 0) return absl::InvalidArgumentError("history_revisions < 0");
   if (options.quota_bytes < 0) return absl::InvalidArgumentError("quota_bytes < 0");
+  if (options.max_watch_history_bytes < 0) return absl::InvalidArgumentError("max_watch_history_bytes < 0");
   RemoveSnapshotLeftovers(options.path);
   auto logger = std::make_shared<StoreLogger>();
   rocksdb::Options ro;
@@ -1220,6 +1221,8 @@ absl::StatusOr<std::vector<Event>> RocksDbStore::ReadHistoryEvents(const WatchRe
   rocksdb::ReadOptions index_ro;
   index_ro.snapshot = snap;
   std::unique_ptr<rocksdb::Iterator> index;
+  const int64_t max_bytes = options_.max_watch_history_bytes;
+  int64_t bytes = 0;
   for (log->Seek(codec::LogKeyStart(from)); log->Valid(); log->Next()) {
     ASSIGN_OR_RETURN(codec::Record r,
                      codec::DecodeRecord(absl::string_view(log->value().data(), log->value().size())));
@@ -1239,6 +1242,14 @@ absl::StatusOr<std::vector<Event>> RocksDbStore::ReadHistoryEvents(const WatchRe
       if (index != nullptr) RETURN_IF_ERROR(FromRocks(index->status(), "read key index"));
     }
     ev.kv = std::move(r.kv);
+    bytes += static_cast<int64_t>(ev.kv.key.size() + ev.kv.value.size() +
+                                  (ev.prev_kv ? ev.prev_kv->key.size() + ev.prev_kv->value.size() : 0));
+    if (max_bytes > 0 && bytes > max_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the history this watch asks for (revisions ", from, " to ", to, ") is over ", max_bytes,
+          " bytes (--max-watch-history-bytes): watch from a later revision, or read the range and watch from "
+          "its revision"));
+    }
     events.push_back(std::move(ev));
   }
   RETURN_IF_ERROR(FromRocks(log->status(), "read change log"));

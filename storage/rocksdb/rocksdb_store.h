@@ -98,6 +98,11 @@ class RocksDbStore final : public Store {
     bool recover_from_corruption = false;
     // Size quota of the database on disk (etcd's --quota-backend-bytes); 0 = none.
     int64_t quota_bytes = 0;
+    // A watch from an old revision reads the history it asks for into memory
+    // before delivering it. More than this many bytes of it (keys and values,
+    // previous values included) fail the watch with RESOURCE_EXHAUSTED rather
+    // than let one client's watch grow the process without bound. 0 = no limit.
+    int64_t max_watch_history_bytes = 64 << 20;
     // Backoff between the recovery thread's Resume() attempts after a write failure.
     absl::Duration resume_backoff_min = absl::Milliseconds(100);
     absl::Duration resume_backoff_max = absl::Seconds(5);

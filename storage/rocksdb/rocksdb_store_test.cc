@@ -603,6 +603,34 @@ TEST_F(RocksDbStoreTest, WatchReplaysHistoryThenLive) {
   for (std::thread::id t : rec.threads()) EXPECT_NE(t, std::this_thread::get_id());
 }
 
+TEST_F(RocksDbStoreTest, WatchHistoryOverItsByteBoundIsRefusedPlainly) {
+  options_.max_watch_history_bytes = 64 << 10;
+  Reopen();
+  const std::string value(1024, 'v');
+  for (int i = 0; i < 100; ++i) MustPut(absl::StrCat("w/", i % 10), value);  // revisions 2..101
+  WatchRequest req;
+  req.key = "w/";
+  req.range_end = PrefixEnd("w/");
+  req.start_revision = 2;  // ~100 KiB of history
+  WatchRecorder rec;
+  absl::StatusOr<std::unique_ptr<WatchHandle>> w = store_->Watch(req, rec.Callback());
+  ASSERT_EQ(w.status().code(), absl::StatusCode::kResourceExhausted) << w.status();
+  EXPECT_NE(w.status().message().find("--max-watch-history-bytes"), std::string::npos) << w.status();
+  // Other keys' history does not count; a later start fits.
+  req.key = "x";
+  req.range_end.clear();
+  EXPECT_TRUE(store_->Watch(req, rec.Callback()).ok());
+  req.key = "w/";
+  req.range_end = PrefixEnd("w/");
+  req.start_revision = 62;  // 40 events, 40 KiB
+  w = store_->Watch(req, rec.Callback());
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(rec.WaitFor(40).size(), 40u);
+  // prev_kv doubles what each event holds.
+  req.prev_kv = true;
+  EXPECT_EQ(store_->Watch(req, rec.Callback()).status().code(), absl::StatusCode::kResourceExhausted);
+}
+
 TEST_F(RocksDbStoreTest, WatchFromNowAndResume) {
   MustPut("k", "1");  // 2
   WatchRequest req;
