@@ -92,7 +92,7 @@ absl::StatusOr<AwsCredentials> SharedFileCredentialsProvider::Get() {
 absl::StatusOr<AwsCredentials> ImdsRoleCredentialsProvider::Get() {
   absl::MutexLock lock(&mu_);
   const absl::Time now = clock_->Now();
-  if (cached_ && (!cached_->expiration || now < *cached_->expiration - kRefreshMargin)) return *cached_;
+  if (cached_ && now < refresh_at_) return *cached_;
 
   absl::StatusOr<std::string> roles = imds_->Get("meta-data/iam/security-credentials/");
   if (!roles.ok()) {
@@ -120,10 +120,20 @@ absl::StatusOr<AwsCredentials> ImdsRoleCredentialsProvider::Get() {
   if (c.access_key_id.empty() || c.secret_access_key.empty()) {
     return absl::UnavailableError("IMDS role credentials lack AccessKeyId or SecretAccessKey");
   }
-  absl::Time exp;
-  std::string err;
-  if (absl::ParseTime(absl::RFC3339_full, expiration, &exp, &err)) c.expiration = exp;
+  // Temporary credentials kept past an Expiration we could not read would fail
+  // every AWS call once they lapse: an unreadable one is an error, a missing
+  // one is fetched again every kRefreshUndated.
+  if (!expiration.empty()) {
+    absl::Time exp;
+    std::string err;
+    if (!absl::ParseTime(absl::RFC3339_full, expiration, &exp, &err)) {
+      return absl::UnavailableError(
+          absl::StrCat("IMDS role credentials: Expiration ", QuoteInput(expiration), " is not an RFC 3339 time"));
+    }
+    c.expiration = exp;
+  }
   cached_ = c;
+  refresh_at_ = c.expiration ? *c.expiration - kRefreshMargin : now + kRefreshUndated;
   return c;
 }
 

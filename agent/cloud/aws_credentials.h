@@ -55,6 +55,8 @@ class SharedFileCredentialsProvider : public AwsCredentialsProvider {
 class ImdsRoleCredentialsProvider : public AwsCredentialsProvider {
  public:
   static constexpr absl::Duration kRefreshMargin = absl::Minutes(5);
+  // Credentials without an Expiration are fetched again after this.
+  static constexpr absl::Duration kRefreshUndated = absl::Minutes(15);
   ImdsRoleCredentialsProvider(ImdsClient* imds, const Clock* clock) : imds_(imds), clock_(clock) {}
   absl::StatusOr<AwsCredentials> Get() override;
 
@@ -63,6 +65,7 @@ class ImdsRoleCredentialsProvider : public AwsCredentialsProvider {
   const Clock* const clock_;
   absl::Mutex mu_;
   std::optional<AwsCredentials> cached_ ABSL_GUARDED_BY(mu_);
+  absl::Time refresh_at_ ABSL_GUARDED_BY(mu_);  // when cached_ is fetched again
 };
 
 // The first source that has credentials.
