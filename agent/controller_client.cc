@@ -125,27 +125,33 @@ void ControllerClient::Stop() {
   if (watch_thread_.joinable()) watch_thread_.join();
 }
 
-bool ControllerClient::Apply(const weft::v1::WatchLeasesResponse& msg) {
+bool ControllerClient::Apply(weft::v1::WatchLeasesResponse* msg) {
   auto key_of = [](const weft::v1::Lease& l) { return l.subnet().empty() ? l.ipv6_subnet() : l.subnet(); };
   absl::MutexLock l(&leases_mu_);
-  switch (msg.kind_case()) {
-    case weft::v1::WatchLeasesResponse::kSnapshot:
+  switch (msg->kind_case()) {
+    case weft::v1::WatchLeasesResponse::kSnapshot: {
       leases_.clear();
-      for (const auto& lease : msg.snapshot().leases()) leases_[key_of(lease)] = lease;
-      if (msg.snapshot().reason() != weft::v1::WatchLeasesResponse::Snapshot::REASON_NEW_STREAM) {
+      auto* snapshot = msg->mutable_snapshot();
+      for (auto& lease : *snapshot->mutable_leases()) {
+        std::string key = key_of(lease);
+        leases_[std::move(key)] = std::move(lease);
+      }
+      if (snapshot->reason() != weft::v1::WatchLeasesResponse::Snapshot::REASON_NEW_STREAM) {
         WEFT_LOG(INFO, "lease snapshot")
-            .With("reason", weft::v1::WatchLeasesResponse::Snapshot::Reason_Name(msg.snapshot().reason()))
+            .With("reason", weft::v1::WatchLeasesResponse::Snapshot::Reason_Name(snapshot->reason()))
             .With("leases", static_cast<int64_t>(leases_.size()));
       }
       return true;
+    }
     case weft::v1::WatchLeasesResponse::kEvents: {
       bool changed = false;
-      for (const auto& e : msg.events().events()) {
+      for (auto& e : *msg->mutable_events()->mutable_events()) {
         if (e.revision() <= revision_.load()) continue;
         if (e.type() == weft::v1::LeaseEvent::TYPE_DELETE) {
           leases_.erase(key_of(e.lease()));
         } else {
-          leases_[key_of(e.lease())] = e.lease();
+          std::string key = key_of(e.lease());
+          leases_[std::move(key)] = std::move(*e.mutable_lease());
         }
         changed = true;
       }
@@ -196,8 +202,12 @@ void ControllerClient::WatchLoop() {
             .With("endpoint", opts_.endpoints[endpoint])
             .With("from_revision", req.start_revision());
       }
-      const bool changed = Apply(msg);
+      const bool snapshot = msg.has_snapshot();
+      const bool changed = Apply(&msg);
       revision_.store(std::max(revision_.load(), msg.revision()));
+      // Reading into the same message keeps its repeated fields' elements for
+      // reuse: let a snapshot's (moved-from) thousands go.
+      if (snapshot) msg = weft::v1::WatchLeasesResponse();
       if (callback_) callback_(revision_.load(), changed);
     }
     grpc::Status s = reader->Finish();

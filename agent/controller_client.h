@@ -80,8 +80,9 @@ class ControllerClient {
   template <typename Call>
   grpc::Status CallWithFailover(Call call);
   void WatchLoop();
-  // Applies a snapshot or events to leases_; true when the set changed.
-  bool Apply(const weft::v1::WatchLeasesResponse& msg);
+  // Applies a snapshot or events to leases_, moving the leases out of `msg`
+  // (a 5,000-lease snapshot is never held twice); true when the set changed.
+  bool Apply(weft::v1::WatchLeasesResponse* msg);
 
   const Options opts_;
   std::vector<std::shared_ptr<grpc::Channel>> channels_;

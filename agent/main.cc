@@ -124,7 +124,9 @@ int main(int argc, char** argv) {
   }
   cfg.controller_credentials = *creds;
   cfg.controller_tls = tls.enabled();
-  if (!cfg.controller_tls) WEFT_LOG(INFO, "plaintext to the controller (no --controller-ca-file)");
+  if (!cfg.controller_tls) {
+    WEFT_LOG(INFO, "plaintext to the controller (no --controller-ca-file)");
+  }
   cfg.iface.ifaces = SplitList(absl::GetFlag(FLAGS_iface));
   cfg.iface.iface_regexes = SplitList(absl::GetFlag(FLAGS_iface_regex));
   cfg.iface.public_ip = absl::GetFlag(FLAGS_public_ip);
