@@ -170,12 +170,13 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials
     if (!cert.ok()) return cert.status();
     if (absl::Status s = CheckKeyMatches(files); !s.ok()) return s;
     if (std::string why = ValidityProblem(*cert, absl::Now()); !why.empty()) {
-      WEFT_LOG(ERROR, "client certificate is outside its validity window: the controller will refuse it until the file is replaced")
+      WEFT_LOG(ERROR, absl::StrCat("client certificate is outside its validity window: ", files.server,
+                                   " will refuse it until the file is replaced"))
           .With("file", files.cert_file)
           .With("subject", cert->subject)
           .With("problem", why);
     } else {
-      WEFT_LOG(INFO, "mutual TLS to the controller")
+      WEFT_LOG(INFO, absl::StrCat("mutual TLS to ", files.server))
           .With("subject", cert->subject)
           .With("not_after", Rfc3339(cert->not_after))
           .With("ca", files.ca_file);

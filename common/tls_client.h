@@ -34,6 +34,7 @@ struct TlsClientFiles {
   std::string ca_file;    // PEM bundle of the CA(s) the server's certificate must chain to
   std::string cert_file;  // PEM client certificate (chain), optional
   std::string key_file;   // PEM private key of cert_file
+  std::string server = "the controller";  // who the files are for, in log lines
   bool enabled() const { return !ca_file.empty() || !cert_file.empty() || !key_file.empty(); }
 };
 

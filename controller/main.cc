@@ -106,7 +106,8 @@ ABSL_FLAG(std::string, tls_client_ca_file, "",
           "PEM CA bundle client certificates must chain to: with the two above, both listeners require mutual TLS "
           "and callers are authorized by the identity in their certificate.");
 ABSL_FLAG(absl::Duration, tls_refresh_interval, absl::Seconds(5),
-          "How often the TLS files are checked for changes (rotation without restart); at least 1s.");
+          "How often the TLS files (the listeners' and the --etcd-* ones) are checked for changes (rotation "
+          "without restart); at least 1s.");
 ABSL_FLAG(bool, insecure, false,
           "Allow plaintext listeners on non-loopback addresses (anyone who reaches them may do anything).");
 
@@ -244,6 +245,7 @@ int Run() {
       return 2;
     }
     eo->probe_key = absl::StrCat(absl::GetFlag(FLAGS_etcd_prefix), "/config");  // readable with etcd auth
+    eo->tls_refresh_interval = absl::GetFlag(FLAGS_tls_refresh_interval);
     store_where = absl::StrJoin(eo->endpoints, ",");
     store = storage::EtcdStore::Open(*eo);
     if (!store.ok() && (store.status().code() == absl::StatusCode::kInvalidArgument ||

@@ -13,6 +13,7 @@
 #include "common/atomic_file.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "common/tls_client.h"
 #include "storage/etcd/etcd_wire.h"
 
 namespace weft::storage {
@@ -98,6 +99,15 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(const Etcd
   if (!options.cert_file.empty()) {
     ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadPem("client certificate file", options.cert_file));
     ASSIGN_OR_RETURN(ssl.pem_private_key, ReadPem("client key file", options.key_file));
+  }
+  if (!options.ca_file.empty()) {
+    // The agent's and weftctl's client TLS: the files checked (the key matches
+    // its certificate, validity logged) and re-read on change.
+    TlsClientFiles files{options.ca_file, options.cert_file, options.key_file, "etcd"};
+    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds =
+        MakeChannelCredentials(files, options.tls_refresh_interval);
+    if (!creds.ok()) return absl::InvalidArgumentError(absl::StrCat("etcd TLS: ", creds.status().message()));
+    return *std::move(creds);
   }
   return grpc::SslCredentials(ssl);
 }

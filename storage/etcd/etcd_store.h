@@ -69,10 +69,13 @@ class EtcdStore final : public Store {
     // paths. TLS is on when an endpoint is https:// or ca_file is set; then
     // every endpoint is reached over TLS, verified against ca_file (the system's
     // roots when empty), presenting cert_file/key_file when given (both or
-    // neither). The files are read once, by Open.
+    // neither). With a CA file, the three files are re-read every
+    // tls_refresh_interval (a rotated client certificate is used for the next
+    // connection, no restart); with the system's roots they are read once.
     std::string ca_file;
     std::string cert_file;
     std::string key_file;
+    absl::Duration tls_refresh_interval = absl::Seconds(10);
     // etcd's own authentication (flannel's --etcd-username/--etcd-password):
     // when username is set, Open logs in (Auth.Authenticate) and every call
     // carries the token etcd handed out as its "token" metadata; a token etcd
