@@ -23,6 +23,14 @@ absl::Duration BucketWidth(absl::Duration ttl) {
   return std::clamp(ttl / 100, absl::Seconds(1), absl::Seconds(60));
 }
 
+// A store failure as callers get it: the store over its space quota (the
+// NOSPACE alarm) stays RESOURCE_EXHAUSTED, as etcd answers it, so a client can
+// tell it from a store it cannot reach (UNAVAILABLE, worth retrying soon).
+absl::Status StoreError(const absl::Status& s) {
+  const std::string message = absl::StrCat("store: ", s.message());
+  return absl::IsResourceExhausted(s) ? absl::ResourceExhaustedError(message) : absl::UnavailableError(message);
+}
+
 // Node identity used to serialize one node's acquisitions.
 std::string NodeIdentity(const AcquireRequest& r) {
   return r.node_name.empty() ? absl::StrCat("ip:", r.public_ip) : absl::StrCat("name:", r.node_name);
@@ -557,7 +565,7 @@ void LeaseManager::Attempt(const std::shared_ptr<AcquireState>& st) {
     auto b = BucketLease(st->ttl, &st->expiration);
     if (!b.ok()) {
       Unpend(*st);
-      return Finish(st, absl::UnavailableError(absl::StrCat("store: ", b.status().message())));
+      return Finish(st, StoreError(b.status()));
     }
     st->lease_id = *b;
     Write(st);
@@ -700,7 +708,7 @@ void LeaseManager::Settle(const std::shared_ptr<AcquireState>& st, const absl::S
       }
       return Attempt(st);
     }
-    return Finish(st, absl::UnavailableError(absl::StrCat("store: ", txn.status().message())));
+    return Finish(st, StoreError(txn.status()));
   }
   if (!txn->succeeded) {
     // Someone else wrote first: retry once the index shows what they wrote.
@@ -836,7 +844,7 @@ absl::StatusOr<LeaseRecord> LeaseManager::Renew(const OwnerRef& req) {
     }
     absl::Time expiration;
     auto lease = BucketLease(ttl, &expiration);
-    if (!lease.ok()) return absl::UnavailableError(absl::StrCat("store: ", lease.status().message()));
+    if (!lease.ok()) return StoreError(lease.status());
     auto txn = batcher_->Txn(storage::PutIf(key, storage::Compare::Target::kModRevision, mod, value, *lease));
     if (!txn.ok()) {
       if (absl::IsNotFound(txn.status())) {
@@ -844,7 +852,7 @@ absl::StatusOr<LeaseRecord> LeaseManager::Renew(const OwnerRef& req) {
         bucket_lease_ = 0;
         continue;
       }
-      return absl::UnavailableError(absl::StrCat("store: ", txn.status().message()));
+      return StoreError(txn.status());
     }
     if (!txn->succeeded) {
       RETURN_IF_ERROR(WaitApplied(txn->revision));
@@ -883,7 +891,7 @@ absl::Status LeaseManager::Release(const OwnerRef& req) {
     if (!txn.ok()) {
       absl::MutexLock l(&mu_);
       releasing_.erase(text);
-      return absl::UnavailableError(absl::StrCat("store: ", txn.status().message()));
+      return StoreError(txn.status());
     }
     if (txn->succeeded) {
       NoteWritten(txn->revision);
@@ -1045,7 +1053,7 @@ absl::StatusOr<LeaseRecord> LeaseManager::Reserve(const ReserveRequest& req) {
     auto txn = batcher_->Txn(storage::PutIf(key, mod == 0 ? storage::Compare::Target::kVersion
                                                : storage::Compare::Target::kModRevision,
                                  mod, EncodeLeaseAttrs(attrs), 0));
-    if (!txn.ok()) return absl::UnavailableError(absl::StrCat("store: ", txn.status().message()));
+    if (!txn.ok()) return StoreError(txn.status());
     NoteWritten(txn->revision);
     RETURN_IF_ERROR(WaitApplied(txn->revision));
     if (!txn->succeeded) continue;
@@ -1080,7 +1088,7 @@ absl::Status LeaseManager::Unreserve(const std::string& subnet) {
     absl::Time expiration;
     ASSIGN_OR_RETURN(int64_t lease, BucketLease(ttl, &expiration));
     auto txn = batcher_->Txn(storage::PutIf(key, storage::Compare::Target::kModRevision, mod, value, lease));
-    if (!txn.ok()) return absl::UnavailableError(absl::StrCat("store: ", txn.status().message()));
+    if (!txn.ok()) return StoreError(txn.status());
     RETURN_IF_ERROR(WaitApplied(txn->revision));
     if (!txn->succeeded) continue;
     absl::MutexLock l(&mu_);
@@ -1128,7 +1136,7 @@ absl::StatusOr<ConfigChange> LeaseManager::SetConfig(const std::string& json, bo
                                expect_mod == 0 ? storage::Compare::Target::kVersion
                                                : storage::Compare::Target::kModRevision,
                                expect_mod, json, 0));
-  if (!txn.ok()) return absl::UnavailableError(absl::StrCat("store: ", txn.status().message()));
+  if (!txn.ok()) return StoreError(txn.status());
   RETURN_IF_ERROR(WaitApplied(txn->revision));
   if (!txn->succeeded) {
     return absl::AbortedError("the config changed while this change was checked; read it again and retry");

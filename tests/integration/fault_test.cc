@@ -469,7 +469,7 @@ TEST(FaultTest, QuotaRaisesNospaceAlarmThatEtcdctlListsAndDisarms) {
   ASSERT_TRUE(refused) << "quota never reached";
   EXPECT_NE(out.find("database space exceeded"), std::string::npos) << out;
   grpc::Status s = Acquire(c, 1);
-  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
   EXPECT_NE(s.error_message().find("database space exceeded"), std::string::npos) << s.error_message();
   EXPECT_EQ(Etcdctl(etcd, {"alarm", "list"}, &out), 0);
   EXPECT_NE(out.find("alarm:NOSPACE"), std::string::npos) << out;
