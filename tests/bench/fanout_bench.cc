@@ -3,7 +3,8 @@
 // delivery latency (change acknowledged -> message received, per stream) p50/p99
 // and the controller's CPU time per delivered event.
 //
-//   bazel run -c opt //tests/bench:fanout_bench -- [--streams 5000] [--channels 16] [--changes 20] [--tls 1]
+//   bazel run -c opt //tests/bench:fanout_bench -- [--streams 5000] [--channels N] [--changes 20] [--tls 1]
+//   (--channels: default one per 200 streams, at least 16; the controller allows 256 per connection)
 //
 // --tls 1: mutual TLS (certificates from tools/certs.sh for the run; the streams
 // use a node's certificate, the writer an operator's).
@@ -61,7 +62,7 @@ struct Stream {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int streams = 5000, channels = 16, changes = 20, tls = 0;
+  int streams = 5000, channels = 0, changes = 20, tls = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     int v = 0;
     if (!absl::SimpleAtoi(argv[i + 1], &v)) continue;
@@ -71,6 +72,9 @@ int main(int argc, char** argv) {
     if (f == "--changes") changes = v;
     if (f == "--tls") tls = v;
   }
+  // The controller allows 256 streams per connection (--max-concurrent-streams);
+  // by default 200 per connection, and at least 16 connections.
+  if (channels <= 0) channels = std::max(16, (streams + 199) / 200);
   std::string controller = weft::testing::Runfile("controller/weft-controller");
   char tmpl[] = "/tmp/weft-fanout-XXXXXX";
   std::string dir = mkdtemp(tmpl);
@@ -165,6 +169,9 @@ int main(int argc, char** argv) {
     }
     if (absl::Now() - t0 > absl::Seconds(120)) {
       std::fprintf(stderr, "only %d of %d streams got their snapshot\n", snapshots, streams);
+      for (auto& st : ss) st->ctx.TryCancel();
+      cq.Shutdown();
+      for (auto& t : pumps) t.join();
       return 1;
     }
     absl::SleepFor(absl::Milliseconds(20));
