@@ -456,7 +456,9 @@ int Run() {
       .With("revision", manager.AppliedRevision())
       .With("replica", lo.identity)
       .With("leader", election.leader());
-  systemd::NotifyReady();
+  if (absl::Status n = systemd::NotifyReady(); !n.ok()) {
+    WEFT_LOG(WARN, "cannot tell systemd we are ready").Err(n);
+  }
 
   absl::Notification stop;
   g_stop = &stop;
@@ -465,7 +467,7 @@ int Run() {
   stop.WaitForNotification();
 
   WEFT_LOG(INFO, "weft-controller stopping");
-  systemd::NotifyStopping();
+  systemd::NotifyStopping().IgnoreError();  // best effort: we are going anyway
   store_health.Stop();
   server->GetHealthCheckService()->SetServingStatus(false);
   // Lame duck (controller/drain_gate.h): new calls get UNAVAILABLE while the
