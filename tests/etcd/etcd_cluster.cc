@@ -1,5 +1,6 @@
 #include "tests/etcd/etcd_cluster.h"
 
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <chrono>
@@ -187,6 +188,14 @@ bool MakeCerts(const std::vector<std::string>& args, std::string* error) {
 }
 
 void EtcdCluster::Kill(int i) { members_[i].process.reset(); }
+
+void EtcdCluster::Pause(int i) {
+  if (running(i)) ::kill(members_[i].process->pid(), SIGSTOP);
+}
+
+void EtcdCluster::Unpause(int i) {
+  if (running(i)) ::kill(members_[i].process->pid(), SIGCONT);
+}
 
 bool EtcdCluster::Restart(int i) {
   if (running(i)) return true;

@@ -56,6 +56,10 @@ class EtcdCluster {
 
   void Kill(int i);      // SIGKILL, waits for the exit
   bool Restart(int i);   // starts a killed member again with its data
+  // SIGSTOP / SIGCONT: a frozen member is cut off as by a partition (its peers
+  // and clients time out on it) and comes back with its state, behind.
+  void Pause(int i);
+  void Unpause(int i);
   bool running(int i) const;
 
   // Waits until member i answers a linearizable read (or refuses it only for
