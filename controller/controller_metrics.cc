@@ -66,6 +66,10 @@ ControllerMetrics::ControllerMetrics(metrics::Registry& r)
       resyncs_(r.AddCounter("weft_controller_watch_resyncs_total",
                             "Watch streams that fell too far behind and were sent a fresh snapshot.")
                    .Get()),
+      snapshots_(r.AddCounter("weft_controller_watch_snapshots_total",
+                              "Lease snapshots sent to watch streams, by whether one was encoded for the stream or "
+                              "shared with others that started at the same revision.",
+                              {"encoding"})),
       fanout_latency_(r.AddHistogram("weft_controller_watch_fanout_duration_seconds",
                                      "Time from a lease change being applied to its write to a stream completing.",
                                      LatencyBuckets())
@@ -84,6 +88,8 @@ ControllerMetrics::ControllerMetrics(metrics::Registry& r)
   compactions_.WithLabels({"error"});
   corrupt_values_.WithLabels({"lease"});
   corrupt_values_.WithLabels({"config"});
+  snapshots_.WithLabels({"encoded"});
+  snapshots_.WithLabels({"shared"});
 }
 
 void ControllerMetrics::WatchManager(metrics::Registry& r, LeaseManager* m) {
@@ -114,6 +120,7 @@ WatchHubHooks ControllerMetrics::HubHooks() {
   h.on_streams = [this](int d) { streams_.Add(d); };
   h.on_events_sent = [this](int64_t n) { events_sent_.Inc(static_cast<double>(n)); };
   h.on_resync = [this] { resyncs_.Inc(); };
+  h.on_snapshot = [this](bool shared) { snapshots_.WithLabels({shared ? "shared" : "encoded"}).Inc(); };
   h.on_fanout_latency = [this](absl::Duration d) { fanout_latency_.Observe(absl::ToDoubleSeconds(d)); };
   h.on_queue_depth = [this](int64_t d) { queue_depth_.Observe(static_cast<double>(d)); };
   return h;

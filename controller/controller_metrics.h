@@ -53,6 +53,7 @@ class ControllerMetrics {
   metrics::Gauge& streams_;
   metrics::Counter& events_sent_;
   metrics::Counter& resyncs_;
+  metrics::Family<metrics::Counter>& snapshots_;
   metrics::Histogram& fanout_latency_;
   metrics::Histogram& queue_depth_;
 };

@@ -937,6 +937,11 @@ std::vector<LeaseRecord> LeaseManager::List(int64_t* revision) {
   return out;
 }
 
+int64_t LeaseManager::ListRevision() {
+  CatchUp().IgnoreError();
+  return AppliedRevision();
+}
+
 absl::StatusOr<LeaseManager::Page> LeaseManager::ListPage(int page_size, const std::string& page_token) {
   if (page_size < 0 || page_size > kMaxPageSize) {
     return Invalid("page_size", absl::StrCat(page_size, " is not between 0 and ", kMaxPageSize));

@@ -176,6 +176,9 @@ class LeaseManager {
   absl::StatusOr<LeaseRecord> Get(const std::string& subnet);
   // All leases in subnet order, with the revision they reflect.
   std::vector<LeaseRecord> List(int64_t* revision = nullptr);
+  // The revision List() would reflect now (it too waits for this manager's own
+  // acknowledged writes to reach the index first).
+  int64_t ListRevision();
 
   // One page of the leases as of one store revision, in key order.
   struct Page {

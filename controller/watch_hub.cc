@@ -203,13 +203,31 @@ WatchHub::SharedPtr WatchHub::Serialize(const WatchLeasesResponse& msg, int64_t 
 }
 
 WatchHub::SharedPtr WatchHub::Snapshot(WatchLeasesResponse::Snapshot::Reason reason) {
+  // A snapshot at revision R is the lease set at R: while the index is still at
+  // R it is the current one.
+  const int64_t now_at = manager_->ListRevision();
+  {
+    absl::MutexLock l(&snapshot_mu_);
+    auto it = snapshots_.find(reason);
+    if (it != snapshots_.end() && it->second->revision == now_at) {
+      if (opts_.hooks.on_snapshot) opts_.hooks.on_snapshot(true);
+      return it->second;
+    }
+  }
   WatchLeasesResponse msg;
   int64_t revision = 0;
   auto* snap = msg.mutable_snapshot();
   snap->set_reason(reason);
   for (const LeaseRecord& rec : manager_->List(&revision)) ToProto(rec, snap->add_leases());
   msg.set_revision(revision);
-  return Serialize(msg, 0, opts_.clock->Now());
+  SharedPtr out = Serialize(msg, 0, opts_.clock->Now());
+  {
+    absl::MutexLock l(&snapshot_mu_);
+    SharedPtr& cached = snapshots_[reason];
+    if (!cached || cached->revision <= out->revision) cached = out;
+  }
+  if (opts_.hooks.on_snapshot) opts_.hooks.on_snapshot(false);
+  return out;
 }
 
 void WatchHub::Enqueue(Stream* s, SharedPtr m) { s->Enqueue(std::move(m), opts_.max_queue); }
@@ -222,6 +240,10 @@ void WatchHub::Publish(const std::vector<weft::v1::LeaseEvent>& events, int64_t 
     if (revision_ >= cur->second.first) ahead_.erase(cur);  // caught up
   }
   if (events.empty()) return;
+  {
+    absl::MutexLock l(&snapshot_mu_);
+    snapshots_.clear();  // older than these events: their memory goes now
+  }
   WatchLeasesResponse msg;
   for (const auto& e : events) *msg.mutable_events()->add_events() = e;
   msg.set_revision(revision);

@@ -42,6 +42,7 @@ struct WatchHubHooks {
   std::function<void()> on_resync;
   std::function<void(absl::Duration)> on_fanout_latency;     // publish -> write completed
   std::function<void(int64_t depth)> on_queue_depth;         // sampled at enqueue
+  std::function<void(bool shared)> on_snapshot;              // a snapshot sent: encoded for it, or shared
 };
 
 class WatchHub {
@@ -87,6 +88,9 @@ class WatchHub {
 
   static SharedPtr Serialize(const weft::v1::WatchLeasesResponse& msg, int64_t events, absl::Time now);
   void Enqueue(Stream* s, SharedPtr m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The lease set as one message. Streams that start or resync while the index
+  // stays at one revision share one encoding (N agents joining at once cost one
+  // List and one serialization, not N; the bytes are reference-counted).
   SharedPtr Snapshot(weft::v1::WatchLeasesResponse::Snapshot::Reason reason);
   void Remove(Stream* s);
   void BookmarkLoop();
@@ -96,6 +100,10 @@ class WatchHub {
 
   absl::Mutex mu_;
   absl::flat_hash_set<Stream*> streams_ ABSL_GUARDED_BY(mu_);
+  // The last snapshot of each reason (the reason is in its bytes); dropped when
+  // events are published.
+  absl::Mutex snapshot_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  absl::flat_hash_map<int, SharedPtr> snapshots_ ABSL_GUARDED_BY(snapshot_mu_);
   struct HistoryEntry {
     int64_t revision;
     SharedPtr message;

@@ -4,7 +4,8 @@
 // and the controller's CPU time per delivered event.
 //
 //   bazel run -c opt //tests/bench:fanout_bench -- [--streams 5000] [--channels N] [--changes 20] [--tls 1]
-//   (--channels: default one per 200 streams, at least 16; the controller allows 256 per connection)
+//   (--channels: default one per 200 streams, at least 16; the controller allows 256 per connection;
+//   --leases N: leases acquired before the streams start, in every snapshot, default 300)
 //
 // --tls 1: mutual TLS (certificates from tools/certs.sh for the run; the streams
 // use a node's certificate, the writer an operator's).
@@ -62,7 +63,7 @@ struct Stream {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int streams = 5000, channels = 0, changes = 20, tls = 0;
+  int streams = 5000, channels = 0, changes = 20, tls = 0, leases_before = 300;
   for (int i = 1; i + 1 < argc; i += 2) {
     int v = 0;
     if (!absl::SimpleAtoi(argv[i + 1], &v)) continue;
@@ -71,6 +72,7 @@ int main(int argc, char** argv) {
     if (f == "--channels") channels = v;
     if (f == "--changes") changes = v;
     if (f == "--tls") tls = v;
+    if (f == "--leases") leases_before = v;
   }
   // The controller allows 256 streams per connection (--max-concurrent-streams);
   // by default 200 per connection, and at least 16 connections.
@@ -112,6 +114,20 @@ int main(int argc, char** argv) {
     req.set_config(R"({"Network":"10.0.0.0/8","Backend":{"Type":"vxlan"}})");
     weft::v1::SetNetworkConfigResponse resp;
     if (!net->SetNetworkConfig(&ctx, req, &resp).ok()) return 1;
+  }
+  // The lease set every stream's snapshot carries.
+  for (int i = 0; i < leases_before; ++i) {
+    weft::v1::AcquireLeaseRequest req;
+    req.set_node_name(absl::StrCat("host", i));
+    req.set_public_ip(absl::StrCat("203.0.", i / 250, ".", i % 250 + 1));
+    req.set_backend_type("vxlan");
+    req.set_backend_data(absl::StrFormat(R"({"VNI":1,"VtepMAC":"02:00:00:01:%02x:%02x"})", i >> 8, i & 0xff));
+    grpc::ClientContext ctx;
+    weft::v1::AcquireLeaseResponse resp;
+    if (grpc::Status s = leases->AcquireLease(&ctx, req, &resp); !s.ok()) {
+      std::fprintf(stderr, "acquire: %s\n", s.error_message().c_str());
+      return 1;
+    }
   }
   std::vector<std::unique_ptr<weft::v1::LeaseService::Stub>> stubs;
   for (int i = 0; i < channels; ++i) {
@@ -155,6 +171,7 @@ int main(int argc, char** argv) {
   };
   std::vector<std::thread> pumps;
   for (int i = 0; i < 2; ++i) pumps.emplace_back(pump);
+  const double cpu_joins = CpuSeconds(p.pid());
   for (int i = 0; i < streams; ++i) {
     ss[i] = std::make_unique<Stream>();
     weft::v1::WatchLeasesRequest req;
@@ -176,9 +193,11 @@ int main(int argc, char** argv) {
     }
     absl::SleepFor(absl::Milliseconds(20));
   }
-  std::printf("fanout_bench (%s): %d streams over %d connections, %d changes; %d snapshots in %.1fs\n", tls ? "mutual TLS" : "plaintext", streams, channels,
-              changes, snapshots, absl::ToDoubleSeconds(absl::Now() - t0));
+  std::printf("fanout_bench (%s): %d streams over %d connections, %d leases in each snapshot, %d changes; %d snapshots in %.1fs\n",
+              tls ? "mutual TLS" : "plaintext", streams, channels, leases_before, changes, snapshots,
+              absl::ToDoubleSeconds(absl::Now() - t0));
   double cpu0 = CpuSeconds(p.pid());
+  std::printf("controller CPU for the %d streams' start (snapshots included): %.3f s\n", streams, cpu0 - cpu_joins);
   for (int c = 0; c < changes; ++c) {
     weft::v1::AcquireLeaseRequest req;
     req.set_node_name(absl::StrCat("fan", c));

@@ -13,6 +13,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
+#include "tests/bench/scrape.h"
 #include "tests/integration/controller_fixture.h"
 
 namespace weft::testing {
@@ -130,6 +131,39 @@ TEST(WatchTest, SnapshotThenEventsThenResume) {
   EXPECT_EQ(got[2].lease().subnet(), third);
   EXPECT_LT(got[0].revision(), got[1].revision());
   EXPECT_LT(got[1].revision(), got[2].revision());
+}
+
+// Agents connecting together while the lease set stays put share one encoded
+// snapshot; a change makes the next snapshot a new encoding that holds it.
+TEST(WatchTest, StreamsStartingTogetherShareOneSnapshotEncoding) {
+  Controller c(DataDir("shared"));
+  const int metrics_port = FreePort();
+  c.Start({"--metrics-listen", absl::StrCat("127.0.0.1:", metrics_port)});
+  SetSeedConfig(c);
+  for (int i = 1; i <= 50; ++i) Acquire(c, i);
+  auto snapshots = [&](const char* encoding) {
+    return bench::Sample(bench::ScrapeMetrics(metrics_port),
+                         absl::StrCat("weft_controller_watch_snapshots_total{encoding=\"", encoding, "\"}"));
+  };
+  std::vector<std::unique_ptr<Watch>> watches;
+  for (int i = 0; i < 20; ++i) watches.push_back(std::make_unique<Watch>(c, 0));
+  int64_t revision = -1;
+  for (auto& w : watches) {
+    WatchLeasesResponse snap = w->Next();
+    ASSERT_TRUE(snap.has_snapshot());
+    EXPECT_EQ(snap.snapshot().leases_size(), 50);
+    if (revision < 0) revision = snap.revision();
+    EXPECT_EQ(snap.revision(), revision);
+  }
+  EXPECT_EQ(snapshots("encoded"), 1);
+  EXPECT_EQ(snapshots("shared"), 19);
+  Acquire(c, 51);
+  Watch late(c, 0);
+  WatchLeasesResponse snap = late.Next();
+  ASSERT_TRUE(snap.has_snapshot());
+  EXPECT_EQ(snap.snapshot().leases_size(), 51) << "a snapshot from before the change was reused";
+  EXPECT_GT(snap.revision(), revision);
+  EXPECT_EQ(snapshots("encoded"), 2);
 }
 
 TEST(WatchTest, ResumeAheadOfTheStoreGetsASnapshotSayingSoAfterWaiting) {
