@@ -156,14 +156,14 @@ grpc::Status LeaseServiceImpl::ListLeases(grpc::ServerContext* ctx, const weft::
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* LeaseServiceImpl::WatchLeases(grpc::CallbackServerContext* ctx,
                                                                            const grpc::ByteBuffer* req) {
-  if (grpc::Status s = Allowed(authz_, *ctx, Method::kWatchLeases); !s.ok()) {
-    class Refused : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
-     public:
-      explicit Refused(const grpc::Status& s) { Finish(s); }
-      void OnDone() override { delete this; }
-    };
-    return new Refused(s);
-  }
+  class Refused : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+   public:
+    explicit Refused(const grpc::Status& s) { Finish(s); }
+    void OnDone() override { delete this; }
+  };
+  // Shutting down, streams are being drained: a new one goes to another replica.
+  if (gate_ != nullptr && gate_->closed()) return new Refused(DrainGate::Refusal());
+  if (grpc::Status s = Allowed(authz_, *ctx, Method::kWatchLeases); !s.ok()) return new Refused(s);
   if (watch_) return watch_(ctx, req);
   class Unimplemented : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
    public:

@@ -80,6 +80,9 @@ ABSL_FLAG(int32_t, lease_txns_in_flight, 2,
 ABSL_FLAG(absl::Duration, shutdown_drain, absl::Seconds(1),
           "At SIGTERM, how long new calls are answered UNAVAILABLE (so clients go to another replica) while "
           "calls in flight finish, before the server stops; gRPC would cancel calls arriving after that.");
+ABSL_FLAG(absl::Duration, watch_drain_window, absl::Seconds(2),
+          "At SIGTERM, after --shutdown-drain, the WatchLeases streams open are ended in batches spread over this "
+          "window (their agents resume on another replica gradually, not all at once); 0 = all at once.");
 ABSL_FLAG(bool, unsafe_no_fsync, false, "Do not fsync writes (benchmark upper bound only; loses data on crash).");
 ABSL_FLAG(int64_t, quota_backend_bytes, 0,
           "Size quota of the embedded store on disk, as etcd's: above it the NOSPACE alarm is raised and writes "
@@ -476,6 +479,9 @@ int Run() {
   absl::SleepFor(absl::GetFlag(FLAGS_shutdown_drain));
   duties.Stop();
   election.Stop();  // resign: another replica takes the duties over at once
+  // Agents' watch streams go in batches, not all at the same instant: the other
+  // replicas see a ramp of resumes, not a storm.
+  hub->Drain(absl::GetFlag(FLAGS_watch_drain_window));
   hub->Shutdown();
   if (etcd_api) etcd_api->Shutdown();
   manager.StopWaiting();  // no request waits on the watch through the shutdown

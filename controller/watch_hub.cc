@@ -1,5 +1,7 @@
 #include "controller/watch_hub.h"
 
+#include <algorithm>
+
 #include "common/log.h"
 #include "controller/grpc_services.h"
 #include "grpcpp/support/proto_buffer_writer.h"
@@ -166,6 +168,35 @@ WatchHub::WatchHub(LeaseManager* manager, Options options) : manager_(manager), 
 }
 
 WatchHub::~WatchHub() { Shutdown(); }
+
+void WatchHub::Drain(absl::Duration window) {
+  std::vector<Stream*> streams;
+  {
+    absl::MutexLock l(&mu_);
+    streams.assign(streams_.begin(), streams_.end());
+  }
+  if (streams.empty() || window <= absl::ZeroDuration()) return;
+  // One batch every 100 ms at most (fewer batches than streams when few).
+  const size_t batches = std::clamp<size_t>(window / absl::Milliseconds(100), 1, streams.size());
+  const absl::Duration pause = window / static_cast<double>(batches);
+  WEFT_LOG(INFO, "draining watch streams")
+      .With("streams", static_cast<int64_t>(streams.size()))
+      .With("window", absl::FormatDuration(window));
+  for (size_t b = 0; b < batches; ++b) {
+    {
+      absl::MutexLock l(&mu_);
+      // A stream is deleted only after it left streams_ (Remove): the ones
+      // still in it are alive.
+      for (size_t i = b * streams.size() / batches; i < (b + 1) * streams.size() / batches; ++i) {
+        if (streams_.contains(streams[i])) {
+          streams[i]->Cancel(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                          "controller shutting down: resume the watch on another replica"));
+        }
+      }
+    }
+    if (b + 1 < batches) opts_.clock->SleepFor(pause);
+  }
+}
 
 void WatchHub::Shutdown() {
   std::vector<Stream*> streams;

@@ -69,6 +69,11 @@ class WatchHub {
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Open(grpc::CallbackServerContext* ctx,
                                                    const grpc::ByteBuffer* request);
 
+  // Ends the streams open now gradually, in batches spread over `window`
+  // (UNAVAILABLE: their agents resume on another replica), so that they do not
+  // all reconnect at the same instant; returns when the last batch is ended.
+  // New streams should be refused meanwhile (the drain gate does it).
+  void Drain(absl::Duration window);
   // Ends every stream (server shutdown) and stops the bookmark thread.
   void Shutdown();
 

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/blocking_counter.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -164,6 +165,50 @@ TEST(WatchTest, StreamsStartingTogetherShareOneSnapshotEncoding) {
   EXPECT_EQ(snap.snapshot().leases_size(), 51) << "a snapshot from before the change was reused";
   EXPECT_GT(snap.revision(), revision);
   EXPECT_EQ(snapshots("encoded"), 2);
+}
+
+// At SIGTERM the controller ends its watch streams in batches spread over
+// --watch-drain-window, not all at once, so agents resume on the other
+// replicas as a ramp rather than a storm.
+TEST(WatchTest, ShutdownDrainsStreamsGraduallyOverTheWindow) {
+  Controller c(DataDir("drain"));
+  c.Start({"--watch-drain-window", "2s", "--shutdown-drain", "0s"});
+  SetSeedConfig(c);
+  struct Ended {
+    absl::Time at;
+    grpc::StatusCode code;
+  };
+  constexpr int kStreams = 20;
+  std::vector<Ended> ended(kStreams);
+  std::vector<std::thread> readers;
+  absl::BlockingCounter started(kStreams);
+  for (int i = 0; i < kStreams; ++i) {
+    readers.emplace_back([&, i] {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+      auto reader = c.leases()->WatchLeases(&ctx, weft::v1::WatchLeasesRequest());
+      WatchLeasesResponse m;
+      const bool got_snapshot = reader->Read(&m) && m.has_snapshot();
+      started.DecrementCount();
+      if (!got_snapshot) return;
+      while (reader->Read(&m)) {
+      }
+      ended[i] = {absl::Now(), reader->Finish().error_code()};
+    });
+  }
+  started.Wait();
+  c.Signal(SIGTERM);
+  for (auto& t : readers) t.join();
+  const int status = c.WaitExit();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  absl::Time first = absl::InfiniteFuture(), last = absl::InfinitePast();
+  for (const Ended& e : ended) {
+    EXPECT_EQ(e.code, grpc::StatusCode::UNAVAILABLE);
+    first = std::min(first, e.at);
+    last = std::max(last, e.at);
+  }
+  // 20 streams in 20 batches 100 ms apart: the last ends >= 1.9 s after the first.
+  EXPECT_GE(last - first, absl::Milliseconds(1500)) << "the streams ended together";
 }
 
 TEST(WatchTest, ResumeAheadOfTheStoreGetsASnapshotSayingSoAfterWaiting) {
