@@ -251,4 +251,9 @@ void TxnBatcher::CommitterLoop() {
   }
 }
 
+size_t TxnBatcher::QueueLength() {
+  absl::MutexLock l(&mu_);
+  return queue_.size();
+}
+
 }  // namespace weft::storage

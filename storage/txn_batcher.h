@@ -81,6 +81,9 @@ class TxnBatcher {
   // on lease writes instead of costing a round trip each.
   void RevisionAsync(std::function<void(absl::StatusOr<int64_t>)> done);
 
+  // Requests waiting for a transaction now (not yet in one in flight).
+  size_t QueueLength();
+
   // True when `req` may share a transaction: no failure branch, only puts and
   // deletes of single keys, every compare on a single key.
   static bool Mergeable(const TxnRequest& req);

@@ -71,8 +71,10 @@ class TxnBatcherTest : public ::testing::Test {
     for (size_t i = 0; i < reqs.size(); ++i) {
       threads.emplace_back([&, i] { results[i] = b.Txn(reqs[i]); });
     }
-    // Every request is queued once the waiting callers stop changing; give them time.
-    absl::SleepFor(absl::Milliseconds(200));
+    // Let go once every request is queued behind the held one.
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (b.QueueLength() < reqs.size() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+    EXPECT_EQ(b.QueueLength(), reqs.size()) << "requests did not queue behind the held transaction";
     gated_->release.Notify();
     first.join();
     for (auto& t : threads) t.join();

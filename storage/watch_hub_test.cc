@@ -7,6 +7,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 
@@ -61,6 +62,12 @@ class Recorder {
   std::vector<Event> events_ ABSL_GUARDED_BY(mu_);
 };
 
+// Publishes revisions `from` and `from + 1` of key "k" and returns once a
+// sentinel watcher has the second: the one dispatch thread has then finished
+// delivering `from` to every watcher (it dispatches publications in order), so
+// a watcher that was to get it would have by now. No sleeping and hoping.
+void PublishAndDrain(WatchHub& hub, int64_t from);
+
 WatchRequest Req(const std::string& key, const std::string& end, int64_t start, bool prev_kv = false) {
   WatchRequest r;
   r.key = key;
@@ -68,6 +75,15 @@ WatchRequest Req(const std::string& key, const std::string& end, int64_t start, 
   r.start_revision = start;
   r.prev_kv = prev_kv;
   return r;
+}
+
+void PublishAndDrain(WatchHub& hub, int64_t from) {
+  Recorder sentinel;
+  auto w = hub.Register(Req("k", "", from), sentinel.Callback(), [](int64_t) {});
+  w->Start({});
+  hub.Publish(Events({Put("k", from)}), from);
+  hub.Publish(Events({Put("k", from + 1)}), from + 1);
+  ASSERT_TRUE(sentinel.WaitForEvents(2));
 }
 
 TEST(WatchHubTest, LiveEventsInRangeInOrder) {
@@ -149,7 +165,8 @@ TEST(WatchHubTest, SlowWatcherDoesNotBlockPublisher) {
   w->Start({});
   for (int64_t rev = 2; rev < 2002; ++rev) hub.Publish(Events({Put("k", rev)}), rev);
   release.Notify();  // every Publish above returned while the callback was stuck
-  for (int i = 0; i < 1000 && seen < 2000; ++i) absl::SleepFor(absl::Milliseconds(10));
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (seen < 2000 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
   EXPECT_EQ(seen, 2000);
 }
 
@@ -172,8 +189,7 @@ TEST(WatchHubTest, DestroyingHandleWaitsForRunningCallback) {
   std::thread releaser([&] { may_return.Notify(); });
   w.reset();  // must not return before the callback has
   EXPECT_TRUE(returned);
-  hub.Publish(Events({Put("k", 3)}), 3);
-  absl::SleepFor(absl::Milliseconds(50));
+  PublishAndDrain(hub, 3);
   EXPECT_EQ(calls, 1);
   releaser.join();
 }
@@ -191,8 +207,7 @@ TEST(WatchHubTest, HandleMayBeDestroyedFromItsOwnCallback) {
   w->Start({});
   hub.Publish(Events({Put("k", 2)}), 2);
   ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
-  hub.Publish(Events({Put("k", 3)}), 3);
-  absl::SleepFor(absl::Milliseconds(50));
+  PublishAndDrain(hub, 3);
   EXPECT_EQ(calls, 1);
 }
 
