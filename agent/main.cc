@@ -62,6 +62,9 @@ ABSL_FLAG(std::string, wireguard_implementation, "auto",
           "wireguard backend: auto (the kernel's when it has WireGuard, else wireguard-go), kernel or userspace.");
 ABSL_FLAG(std::string, wireguard_go, "wireguard-go",
           "wireguard backend: the wireguard-go program for the userspace implementation.");
+ABSL_FLAG(bool, wireguard_peer_metrics, false,
+          "wireguard backend: also export per-peer handshake age and bytes, labelled by the peer's subnet "
+          "(one series per node).");
 ABSL_FLAG(bool, nexthop_objects, true,
           "vxlan/host-gw: route through kernel nexthop objects where the kernel has them (5.3+; same "
           "forwarding, route inserts no longer slow down with the route count); false: flannel's classic "
@@ -162,6 +165,7 @@ int main(int argc, char** argv) {
   cfg.backend.wireguard_key_file = absl::GetFlag(FLAGS_wireguard_key_file);
   cfg.backend.wireguard_implementation = absl::GetFlag(FLAGS_wireguard_implementation);
   cfg.backend.wireguard_go = absl::GetFlag(FLAGS_wireguard_go);
+  cfg.backend.wireguard_peer_metrics = absl::GetFlag(FLAGS_wireguard_peer_metrics);
 
   weft::metrics::Registry registry;
   weft::metrics::AddProcessMetrics(registry);

@@ -55,6 +55,7 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(absl::string_view type, a
     options.driver.device = kWireguardDevice;
     options.driver.implementation = env.flags.wireguard_implementation;
     options.driver.wireguard_go = env.flags.wireguard_go;
+    options.peer_metrics = env.flags.wireguard_peer_metrics;
     ASSIGN_OR_RETURN(std::unique_ptr<wg::Driver> driver, wg::NewDriver(options.driver));
     return std::make_unique<WireguardBackend>(env.kernel, std::move(driver), std::move(cfg), std::move(options),
                                               env.metrics);

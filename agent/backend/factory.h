@@ -37,6 +37,7 @@ struct BackendFlags {
   std::string wireguard_key_file;
   std::string wireguard_implementation = "auto";
   std::string wireguard_go = "wireguard-go";
+  bool wireguard_peer_metrics = false;
 };
 
 // What a backend may use from the agent. Every pointer outlives the backend.

@@ -36,8 +36,9 @@ class UserspaceDriver : public Driver {
     }
     // wireguard-go makes the TUN device and the socket, then goes to the
     // background (stdio on /dev/null: LOG_LEVEL unset) and this first process
-    // exits; the daemon outlives the agent, as a kernel device would.
-    const std::vector<std::string> argv = {options_.wireguard_go, device_};
+    // exits. In a session of its own, the daemon outlives the agent (and a
+    // signal to the agent's process group), as a kernel device would.
+    const std::vector<std::string> argv = {"setsid", "--wait", options_.wireguard_go, device_};
     absl::StatusOr<CommandResult> run = RunCommand(argv, "", options_.start_timeout);
     if (!run.ok()) {
       return absl::FailedPreconditionError(

@@ -32,7 +32,7 @@ bool SamePeerConfig(const wg::Peer& a, const wg::Peer& b) {
 
 bool ByKey(const wg::Peer& a, const wg::Peer& b) { return a.public_key < b.public_key; }
 
-void RegisterWireguardMetrics(metrics::Registry& r, const std::string& implementation,
+void RegisterWireguardMetrics(metrics::Registry& r, const std::string& implementation, bool per_peer,
                               std::function<WireguardBackend::Snapshot()> snapshot) {
   using metrics::MetricType;
   using metrics::Sample;
@@ -44,6 +44,36 @@ void RegisterWireguardMetrics(metrics::Registry& r, const std::string& implement
                       });
   r.AddCallbackGauge("weft_agent_wireguard_peers", "Peers configured on the WireGuard device (at the last resync).",
                      [snapshot] { return static_cast<double>(snapshot().peers.size()); });
+  r.AddCallbackGauge("weft_agent_wireguard_peers_without_handshake",
+                     "Peers WireGuard has never completed a handshake with (at the last resync).", [snapshot] {
+                       const WireguardBackend::Snapshot s = snapshot();
+                       return static_cast<double>(std::count_if(s.peers.begin(), s.peers.end(), [](const wg::Peer& p) {
+                         return p.last_handshake == absl::UnixEpoch();
+                       }));
+                     });
+  r.AddCallbackGauge("weft_agent_wireguard_oldest_handshake_age_seconds",
+                     "Seconds since the last handshake of the peer that has gone longest without one (among peers "
+                     "with a handshake); WireGuard renews a session every 2 minutes while traffic flows.",
+                     [snapshot] {
+                       const WireguardBackend::Snapshot s = snapshot();
+                       const absl::Time now = absl::Now();
+                       double oldest = 0;
+                       for (const wg::Peer& p : s.peers) {
+                         if (p.last_handshake == absl::UnixEpoch()) continue;
+                         oldest = std::max(oldest, absl::ToDoubleSeconds(now - p.last_handshake));
+                       }
+                       return oldest;
+                     });
+  r.AddCallbackFamily(MetricType::kCounter, "weft_agent_wireguard_bytes_total",
+                      "Bytes WireGuard received from (rx) and sent to (tx) the configured peers, summed (at the last "
+                      "resync).",
+                      {"direction"}, [snapshot] {
+                        const WireguardBackend::Snapshot s = snapshot();
+                        double rx = 0, tx = 0;
+                        for (const wg::Peer& p : s.peers) rx += static_cast<double>(p.rx_bytes), tx += static_cast<double>(p.tx_bytes);
+                        return std::vector<Sample>{{{"rx"}, rx}, {{"tx"}, tx}};
+                      });
+  if (!per_peer) return;
   auto label = [](const WireguardBackend::Snapshot& s, const wg::Peer& p) {
     auto it = s.subnet_by_key.find(wg::ToBase64(p.public_key));
     return it == s.subnet_by_key.end() ? std::string("unknown") : it->second.ToString();
@@ -62,8 +92,8 @@ void RegisterWireguardMetrics(metrics::Registry& r, const std::string& implement
                         return out;
                       });
   r.AddCallbackFamily(MetricType::kCounter, "weft_agent_wireguard_peer_bytes_total",
-                      "Bytes WireGuard received from (rx) and sent to (tx) each peer, encrypted, by the peer's lease "
-                      "subnet (at the last resync).",
+                      "Bytes WireGuard received from (rx) and sent to (tx) each peer, by the peer's lease subnet "
+                      "(at the last resync).",
                       {"peer_subnet", "direction"}, [snapshot, label] {
                         const WireguardBackend::Snapshot s = snapshot();
                         std::vector<Sample> out;
@@ -228,7 +258,7 @@ WireguardBackend::WireguardBackend(netlink::KernelProgrammer* kernel, std::uniqu
       options_(std::move(options)),
       shared_(std::make_shared<Shared>()) {
   if (registry != nullptr) {
-    RegisterWireguardMetrics(*registry, driver_->kind(), [shared = shared_] {
+    RegisterWireguardMetrics(*registry, driver_->kind(), options_.peer_metrics, [shared = shared_] {
       absl::MutexLock l(&shared->mu);
       return shared->snapshot;
     });

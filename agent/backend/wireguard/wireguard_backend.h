@@ -89,6 +89,9 @@ std::vector<wg::PeerChange> WireguardPeerDiff(const std::vector<wg::Peer>& actua
 struct WireguardOptions {
   std::string key_file;  // the private key's file
   wg::DriverOptions driver;
+  // Also export per-peer series (labelled by the peer's subnet: one series per
+  // node, against the metrics conventions, hence off by default).
+  bool peer_metrics = false;
 };
 
 class WireguardBackend : public Backend {

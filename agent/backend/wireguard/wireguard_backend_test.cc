@@ -218,7 +218,9 @@ class WireguardBackendTest : public ::testing::Test {
     auto driver = std::make_unique<FakeDriver>();
     driver_ = driver.get();
     WireguardOptions options;
-    options.key_file = absl::StrCat(std::getenv("TEST_TMPDIR"), "/", ::testing::UnitTest::GetInstance()->current_test_info()->name(), "/key");
+    options.key_file = absl::StrCat(std::getenv("TEST_TMPDIR"), "/",
+                                    ::testing::UnitTest::GetInstance()->current_test_info()->name(), "/key");
+    options.peer_metrics = true;
     absl::StatusOr<WireguardConfig> cfg = ParseWireguardConfig(R"({"Type":"wireguard"})");
     backend_ = std::make_unique<WireguardBackend>(&kernel_, std::move(driver), *cfg, options, &registry_);
     local_.iface_name = "eth0";
@@ -327,6 +329,9 @@ TEST_F(WireguardBackendTest, MetricsComeFromTheDevicesCounters) {
   ASSERT_TRUE(backend_->Reconcile(leases).ok());
   const std::string page = registry_.Serialize();
   EXPECT_THAT(page, HasSubstr("weft_agent_wireguard_peers 2\n"));
+  EXPECT_THAT(page, HasSubstr("weft_agent_wireguard_peers_without_handshake 1\n"));
+  EXPECT_THAT(page, HasSubstr("weft_agent_wireguard_oldest_handshake_age_seconds 3"));
+  EXPECT_THAT(page, HasSubstr("weft_agent_wireguard_bytes_total{direction=\"rx\"} 1000\n"));
   EXPECT_THAT(page, HasSubstr("weft_agent_wireguard_implementation{implementation=\"userspace\"} 1\n"));
   EXPECT_THAT(page, HasSubstr("weft_agent_wireguard_implementation{implementation=\"kernel\"} 0\n"));
   EXPECT_THAT(page, HasSubstr("weft_agent_wireguard_peer_bytes_total{peer_subnet=\"10.1.2.0/24\",direction=\"rx\"} 1000\n"));
