@@ -189,7 +189,20 @@ TEST(WireguardE2ETest, ReleasedLeaseTakesItsPeerAway) {
   ASSERT_TRUE(h3.ok()) << h3.status();
   ASSERT_TRUE(Cluster::WaitForOk([&] { return AllCrossHostPings(*c); }, kConverge).ok());
   const std::string gone_key = Wg(*c, *h3, "public-key");
-  ASSERT_EQ(Peers(*c, 0).count(gone_key), 1u);
+  const std::string want = Peers(*c, 0)[gone_key];
+  ASSERT_FALSE(want.empty());
+  // Drift: a peer removed by hand, another's endpoint changed; the next resync
+  // (--resync-interval, 10 s) puts both back.
+  ASSERT_TRUE(c->HostSh(0, absl::StrCat("wg set flannel-wg peer ", gone_key, " remove")).ok());
+  const std::string key1 = Wg(*c, 1, "public-key");
+  ASSERT_TRUE(c->HostSh(0, absl::StrCat("wg set flannel-wg peer ", key1, " endpoint 192.0.2.99:51820")).ok());
+  absl::Status repaired = Cluster::WaitFor(
+      [&] {
+        std::map<std::string, std::string> p = Peers(*c, 0);
+        return p[gone_key] == want && absl::StartsWith(p[key1], c->host(1).underlay_ip + ":51820");
+      },
+      kConverge, "the agent to repair its peers");
+  ASSERT_TRUE(repaired.ok()) << repaired;
   ASSERT_TRUE(c->StopAgent(*h3).ok());
   for (int i = 0; i < 2; ++i) {
     absl::Status s = Cluster::WaitFor([&] { return Peers(*c, i).count(gone_key) == 0; }, kConverge,
@@ -273,6 +286,31 @@ TEST(WireguardE2ETest, MetricsMatchTheirRowsInDocs) {
   EXPECT_GT(Sample(page, prefix + "bytes_total{direction=\"tx\"}"), 0);
   EXPECT_EQ(families, 7);
   EXPECT_EQ(rows, families);
+}
+
+// flannel's alloc backend: leases and subnet.env, no data path at all.
+TEST(AllocE2ETest, AgentsTakeLeasesAndProgramNothing) {
+  ClusterOptions o;
+  o.network_config = R"({"Network":"10.1.0.0/16","Backend":{"Type":"alloc"}})";
+  o.hosts = 2;
+  o.containers_per_host = 0;
+  std::unique_ptr<Cluster> c = StartClusterForTest(o);
+  ASSERT_NE(c, nullptr);
+  for (int i = 0; i < c->num_hosts(); ++i) {
+    const Host& h = c->host(i);
+    EXPECT_EQ(h.env.network, "10.1.0.0/16");
+    EXPECT_EQ(h.env.mtu, 1500) << "the underlay's: nothing is encapsulated";
+    absl::StatusOr<std::string> links = c->Sh(h.ns, "ip -o link show | grep -v -e ' lo:' -e ' eth0@' || true");
+    ASSERT_TRUE(links.ok());
+    EXPECT_EQ(*links, "") << "no device made";
+    absl::StatusOr<std::string> routes = c->Sh(h.ns, "ip route show proto 87");
+    ASSERT_TRUE(routes.ok());
+    EXPECT_EQ(*routes, "") << "no route made";
+  }
+  absl::StatusOr<ExecResult> leases = c->Weftctl({"leases", "list"});
+  ASSERT_TRUE(leases.ok());
+  EXPECT_TRUE(absl::StrContains(leases->out, c->host(0).env.SubnetCidr())) << leases->out;
+  EXPECT_TRUE(absl::StrContains(leases->out, c->host(1).env.SubnetCidr())) << leases->out;
 }
 
 }  // namespace
