@@ -103,7 +103,10 @@ absl::Status ParseBackend(const json& root, BackendConfig* b) {
     for (const char* port : {"ListenPort", "ListenPortV6"}) {
       if (be.contains(port)) { RETURN_IF_ERROR(GetInt(be, port, 0, 65535).status()); }
     }
-    if (be.contains("MTU")) { ASSIGN_OR_RETURN(b->mtu, GetInt(be, "MTU", 0, 65535)); }
+    if (be.contains("MTU")) {
+      ASSIGN_OR_RETURN(b->mtu, GetInt(be, "MTU", 0, 65535));
+      if (b->mtu != 0 && b->mtu < 576) return FieldError("Backend.MTU", "must be 0 (derived) or at least 576");
+    }
     if (be.contains("PersistentKeepaliveInterval")) {
       RETURN_IF_ERROR(GetInt(be, "PersistentKeepaliveInterval", 0, 65535).status());
     }
@@ -113,6 +116,8 @@ absl::Status ParseBackend(const json& root, BackendConfig* b) {
       if (mode != "separate" && mode != "auto" && mode != "ipv4" && mode != "ipv6") {
         return FieldError("Backend.Mode", absl::StrCat(QuoteInput(mode), " is not separate, auto, ipv4 or ipv6"));
       }
+      // Weft's agents carry IPv4 only: they would all refuse to start.
+      if (mode == "ipv6") return FieldError("Backend.Mode", "ipv6 is not supported by Weft's agents (IPv4 data path)");
     }
     if (be.contains("PSK")) {
       ASSIGN_OR_RETURN(std::string psk, GetString(be, "PSK"));

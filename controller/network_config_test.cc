@@ -134,7 +134,8 @@ TEST(NetworkConfigTest, WireguardAndAlloc) {
   EXPECT_EQ(MustParse(R"({"Network":"10.1.0.0/16","Backend":{"Type":"WireGuard"}})").backend.type, "wireguard");
   EXPECT_EQ(MustParse(R"({"Network":"10.1.0.0/16","Backend":{"Type":"alloc"}})").backend.type, "alloc");
   for (const char* bad : {R"("ListenPort":70000)", R"("ListenPortV6":-1)", R"("MTU":"big")",
-                          R"("PersistentKeepaliveInterval":65536)", R"("Mode":"tunnel")", R"("PSK":"c2VjcmV0")"}) {
+                          R"("PersistentKeepaliveInterval":65536)", R"("Mode":"tunnel")", R"("Mode":"ipv6")",
+                          R"("MTU":100)", R"("PSK":"c2VjcmV0")"}) {
     const std::string field = std::string(bad).substr(1, std::string(bad).find('"', 1) - 1);
     const std::string err =
         ErrorOf(absl::StrCat(R"({"Network":"10.1.0.0/16","Backend":{"Type":"wireguard",)", bad, "}}"));
