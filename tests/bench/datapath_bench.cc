@@ -294,7 +294,11 @@ int Run() {
 
   const int rounds = std::max(1, absl::GetFlag(FLAGS_rounds));
   for (int r = 0; r < rounds; ++r) {
-    for (auto& s : setups) {
+    // Every other round backwards, so that no setup always runs right after the same one.
+    std::vector<Setup*> order;
+    for (auto& s : setups) order.push_back(s.get());
+    if (r % 2 == 1) std::reverse(order.begin(), order.end());
+    for (Setup* s : order) {
       if (!s->skipped.empty()) continue;
       if (Cluster::Interrupted()) return 130;
       absl::FPrintF(stderr, "round %d/%d: %s...\n", r + 1, rounds, s->name);
