@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -157,6 +158,30 @@ std::string MetricsDoc() {
   }
   const std::string dir(resolved);
   return read(dir.substr(0, dir.rfind('/')) + "/docs/metrics.md");
+}
+
+DocumentedFamilies ExpectMetricsMatchDocs(const std::string& page, const std::string& prefix) {
+  DocumentedFamilies out;
+  const std::string doc = MetricsDoc();
+  EXPECT_TRUE(absl::StrContains(doc, "# Weft metrics")) << "docs/metrics.md not found";
+  for (absl::string_view line : absl::StrSplit(page, '\n')) {
+    if (!absl::ConsumePrefix(&line, "# TYPE ") || !absl::StartsWith(line, prefix)) continue;
+    std::vector<std::string> name_type = absl::StrSplit(line, ' ');
+    if (name_type.size() != 2) {
+      ADD_FAILURE() << "bad TYPE line: " << line;
+      continue;
+    }
+    EXPECT_TRUE(absl::StrContains(doc, absl::StrCat("| `", name_type[0], "` | ", name_type[1], " |")))
+        << name_type[0] << " (" << name_type[1] << ") has no row in docs/metrics.md";
+    ++out.exported;
+  }
+  for (absl::string_view line : absl::StrSplit(doc, '\n')) {
+    if (!absl::ConsumePrefix(&line, "| `") || !absl::StartsWith(line, prefix)) continue;
+    ++out.documented;
+    const std::string name(line.substr(0, line.find('`')));
+    EXPECT_TRUE(absl::StrContains(page, absl::StrCat("# TYPE ", name, " "))) << name << " is documented, not exported";
+  }
+  return out;
 }
 
 }  // namespace weft::testing

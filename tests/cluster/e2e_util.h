@@ -38,6 +38,15 @@ absl::Status AllCrossHostPings(Cluster& c);
 // (after ADD_FAILURE) when the cluster does not start or converge in `converge`.
 std::unique_ptr<Cluster> StartConverged(ClusterOptions options, absl::Duration converge = absl::Seconds(20));
 
+// Checks the families of `page` whose names start with `prefix` against
+// docs/metrics.md both ways (each exported family has a row "| `name` | type |",
+// each documented row is exported), failing the test for each mismatch.
+struct DocumentedFamilies {
+  int exported = 0;    // families of the prefix on the page
+  int documented = 0;  // rows of the prefix in the docs
+};
+DocumentedFamilies ExpectMetricsMatchDocs(const std::string& page, const std::string& prefix);
+
 // docs/metrics.md of the source tree (docs/ has no BUILD file: the README.md
 // runfile, a data dependency, links into the tree next to it).
 std::string MetricsDoc();

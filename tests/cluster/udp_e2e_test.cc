@@ -158,28 +158,9 @@ TEST(UdpE2ETest, MetricsMatchTheirRowsInDocs) {
   ASSERT_NE(c, nullptr);
   absl::StatusOr<std::string> page = AgentMetrics(*c, 0);
   ASSERT_TRUE(page.ok()) << page.status();
-  const std::string doc = MetricsDoc();
-  ASSERT_TRUE(absl::StrContains(doc, "# Weft metrics"));
-  int families = 0;
-  for (absl::string_view line : absl::StrSplit(*page, '\n')) {
-    if (!absl::ConsumePrefix(&line, "# TYPE weft_agent_udp_")) continue;
-    std::vector<std::string> name_type = absl::StrSplit(line, ' ');
-    ASSERT_EQ(name_type.size(), 2u) << line;
-    const std::string name = absl::StrCat("weft_agent_udp_", name_type[0]);
-    EXPECT_TRUE(absl::StrContains(doc, absl::StrCat("| `", name, "` | ", name_type[1], " |")))
-        << name << " (" << name_type[1] << ") has no row in docs/metrics.md";
-    ++families;
-  }
-  // And the other way: every weft_agent_udp_ row of the docs is exported.
-  int rows = 0;
-  for (absl::string_view line : absl::StrSplit(doc, '\n')) {
-    if (!absl::ConsumePrefix(&line, "| `weft_agent_udp_")) continue;
-    ++rows;
-    const std::string name = absl::StrCat("weft_agent_udp_", line.substr(0, line.find('`')));
-    EXPECT_TRUE(absl::StrContains(*page, absl::StrCat("# TYPE ", name, " "))) << name << " is documented, not exported";
-  }
-  EXPECT_EQ(families, 7);
-  EXPECT_EQ(rows, families);
+  const DocumentedFamilies f = ExpectMetricsMatchDocs(*page, "weft_agent_udp_");
+  EXPECT_EQ(f.exported, 7);
+  EXPECT_EQ(f.documented, f.exported);
 }
 
 // iperf3 between containers on two hosts, 1 and 4 streams, for the udp backend
