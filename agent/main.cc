@@ -56,6 +56,15 @@ ABSL_FLAG(int, udp_workers, 0,
           "udp backend: worker pairs of threads, each with a TUN queue and a UDP socket (0: min(4, cores)).");
 ABSL_FLAG(bool, udp_offloads, true,
           "udp backend: use TUN and UDP segmentation offloads (TSO, UDP GSO/GRO) where the kernel has them.");
+ABSL_FLAG(std::string, wireguard_key_file, "",
+          "wireguard backend: the node's private key (made once, mode 0600); default <state-dir>/wireguard-key.");
+ABSL_FLAG(std::string, wireguard_implementation, "auto",
+          "wireguard backend: auto (the kernel's when it has WireGuard, else wireguard-go), kernel or userspace.");
+ABSL_FLAG(std::string, wireguard_go, "wireguard-go",
+          "wireguard backend: the wireguard-go program for the userspace implementation.");
+ABSL_FLAG(bool, wireguard_peer_metrics, false,
+          "wireguard backend: also export per-peer handshake age and bytes, labelled by the peer's subnet "
+          "(one series per node).");
 ABSL_FLAG(bool, nexthop_objects, true,
           "vxlan/host-gw: route through kernel nexthop objects where the kernel has them (5.3+; same "
           "forwarding, route inserts no longer slow down with the route count); false: flannel's classic "
@@ -155,6 +164,10 @@ int main(int argc, char** argv) {
   }
   cfg.backend.udp_workers = absl::GetFlag(FLAGS_udp_workers);
   cfg.backend.udp_offloads = absl::GetFlag(FLAGS_udp_offloads);
+  cfg.backend.wireguard_key_file = absl::GetFlag(FLAGS_wireguard_key_file);
+  cfg.backend.wireguard_implementation = absl::GetFlag(FLAGS_wireguard_implementation);
+  cfg.backend.wireguard_go = absl::GetFlag(FLAGS_wireguard_go);
+  cfg.backend.wireguard_peer_metrics = absl::GetFlag(FLAGS_wireguard_peer_metrics);
 
   weft::metrics::Registry registry;
   weft::metrics::AddProcessMetrics(registry);

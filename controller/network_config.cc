@@ -1,6 +1,7 @@
 #include "controller/network_config.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -97,11 +98,40 @@ absl::Status ParseBackend(const json& root, BackendConfig* b) {
     if (be.contains("RouteLimit")) { RETURN_IF_ERROR(GetInt(be, "RouteLimit", 1, 1000).status()); }
   } else if (b->type == "gce") {
     if (be.contains("RouteQuota")) { RETURN_IF_ERROR(GetInt(be, "RouteQuota", 1, 1000000).status()); }
+  } else if (b->type == "wireguard") {
+    // flannel's keys; checked here too, since a bad value stored would stop every agent.
+    for (const char* port : {"ListenPort", "ListenPortV6"}) {
+      if (be.contains(port)) { RETURN_IF_ERROR(GetInt(be, port, 0, 65535).status()); }
+    }
+    if (be.contains("MTU")) {
+      ASSIGN_OR_RETURN(b->mtu, GetInt(be, "MTU", 0, 65535));
+      if (b->mtu != 0 && b->mtu < 576) return FieldError("Backend.MTU", "must be 0 (derived) or at least 576");
+    }
+    if (be.contains("PersistentKeepaliveInterval")) {
+      RETURN_IF_ERROR(GetInt(be, "PersistentKeepaliveInterval", 0, 65535).status());
+    }
+    if (be.contains("Mode")) {
+      ASSIGN_OR_RETURN(std::string mode, GetString(be, "Mode"));
+      mode = absl::AsciiStrToLower(mode);
+      if (mode != "separate" && mode != "auto" && mode != "ipv4" && mode != "ipv6") {
+        return FieldError("Backend.Mode", absl::StrCat(QuoteInput(mode), " is not separate, auto, ipv4 or ipv6"));
+      }
+      // Weft's agents carry IPv4 only: they would all refuse to start.
+      if (mode == "ipv6") return FieldError("Backend.Mode", "ipv6 is not supported by Weft's agents (IPv4 data path)");
+    }
+    if (be.contains("PSK")) {
+      ASSIGN_OR_RETURN(std::string psk, GetString(be, "PSK"));
+      std::string raw;
+      // Never quoted: a secret.
+      if (!psk.empty() && (psk.size() != 44 || !absl::Base64Unescape(psk, &raw) || raw.size() != 32)) {
+        return FieldError("Backend.PSK", "must be a WireGuard key: base64 of 32 bytes (`wg genpsk`)");
+      }
+    }
   } else if (b->type == "alloc" || b->type == "ipip") {
   } else {
     return FieldError("Backend.Type",
                       absl::StrCat("unknown backend type ", QuoteInput(b->type),
-                                   " (want vxlan, udp, host-gw, aws-vpc, gce, ipip or alloc)"));
+                                   " (want vxlan, udp, host-gw, wireguard, aws-vpc, gce, ipip or alloc)"));
   }
   return absl::OkStatus();
 }

@@ -14,7 +14,7 @@
 namespace weft::controller {
 
 struct BackendConfig {
-  std::string type;  // "vxlan", "udp", "host-gw", "aws-vpc", "gce", "ipip", "alloc"
+  std::string type;  // "vxlan", "udp", "host-gw", "aws-vpc", "gce", "wireguard", "ipip", "alloc"
   // vxlan
   int64_t vni = 1;
   int64_t port = 0;  // vxlan: 0 = kernel default 8472; udp: default 8285

@@ -1,5 +1,6 @@
 #include "controller/network_config.h"
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace weft::controller {
@@ -122,6 +123,25 @@ TEST(NetworkConfigTest, Backends) {
             std::string::npos);
   MustParse(R"({"Network":"10.1.0.0/16","Backend":{"Type":"aws-vpc","RouteLimit":50}})");
   MustParse(R"({"Network":"10.1.0.0/16","Backend":{"Type":"gce","RouteQuota":100}})");
+}
+
+TEST(NetworkConfigTest, WireguardAndAlloc) {
+  NetworkConfig w = MustParse(
+      R"({"Network":"10.1.0.0/16","Backend":{"Type":"wireguard","PSK":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",)"
+      R"("ListenPort":51820,"ListenPortV6":51821,"MTU":1420,"Mode":"separate","PersistentKeepaliveInterval":25}})");
+  EXPECT_EQ(w.backend.type, "wireguard");
+  EXPECT_EQ(w.backend.mtu, 1420);
+  EXPECT_EQ(MustParse(R"({"Network":"10.1.0.0/16","Backend":{"Type":"WireGuard"}})").backend.type, "wireguard");
+  EXPECT_EQ(MustParse(R"({"Network":"10.1.0.0/16","Backend":{"Type":"alloc"}})").backend.type, "alloc");
+  for (const char* bad : {R"("ListenPort":70000)", R"("ListenPortV6":-1)", R"("MTU":"big")",
+                          R"("PersistentKeepaliveInterval":65536)", R"("Mode":"tunnel")", R"("Mode":"ipv6")",
+                          R"("MTU":100)", R"("PSK":"c2VjcmV0")"}) {
+    const std::string field = std::string(bad).substr(1, std::string(bad).find('"', 1) - 1);
+    const std::string err =
+        ErrorOf(absl::StrCat(R"({"Network":"10.1.0.0/16","Backend":{"Type":"wireguard",)", bad, "}}"));
+    EXPECT_NE(err.find(field), std::string::npos) << bad << ": " << err;
+    EXPECT_EQ(err.find("c2VjcmV0"), std::string::npos) << "a PSK is never quoted: " << err;
+  }
 }
 
 TEST(NetworkConfigTest, IPv6) {

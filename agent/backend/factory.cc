@@ -2,11 +2,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "agent/backend/alloc/alloc_backend.h"
 #include "agent/backend/awsvpc/awsvpc_backend.h"
 #include "agent/backend/gce/gce_backend.h"
 #include "agent/backend/hostgw/hostgw_backend.h"
 #include "agent/backend/udp/udp_backend.h"
 #include "agent/backend/vxlan/vxlan_backend.h"
+#include "agent/backend/wireguard/wireguard_backend.h"
 #include "agent/cloud/http_client.h"
 #include "common/status_macros.h"
 
@@ -45,8 +47,26 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(absl::string_view type, a
     options.offloads = env.flags.udp_offloads;
     return std::make_unique<UdpBackend>(env.kernel, env.metrics, std::move(options), cfg);
   }
-  static const char* const kSupported[] = {kVxlanBackendType, kHostgwBackendType, gce::kGceBackendType,
-                                           kAwsVpcBackendType, kUdpBackendType};
+  if (type == kWireguardBackendType) {
+    ASSIGN_OR_RETURN(WireguardConfig cfg, ParseWireguardConfig(config_json));
+    WireguardOptions options;
+    options.key_file = env.flags.wireguard_key_file.empty() ? absl::StrCat(env.state_dir, "/wireguard-key")
+                                                            : env.flags.wireguard_key_file;
+    options.driver.device = kWireguardDevice;
+    options.driver.implementation = env.flags.wireguard_implementation;
+    options.driver.wireguard_go = env.flags.wireguard_go;
+    options.peer_metrics = env.flags.wireguard_peer_metrics;
+    ASSIGN_OR_RETURN(std::unique_ptr<wg::Driver> driver, wg::NewDriver(options.driver));
+    return std::make_unique<WireguardBackend>(env.kernel, std::move(driver), std::move(cfg), std::move(options),
+                                              env.metrics);
+  }
+  if (type == kAllocBackendType) {
+    RETURN_IF_ERROR(ValidateAllocConfig(config_json));
+    return std::make_unique<AllocBackend>();
+  }
+  static const char* const kSupported[] = {kVxlanBackendType, kHostgwBackendType,  gce::kGceBackendType,
+                                           kAwsVpcBackendType, kUdpBackendType,    kWireguardBackendType,
+                                           kAllocBackendType};
   return absl::UnimplementedError(absl::StrCat("backend \"", type, "\" is not supported by this agent (supported: ",
                                                absl::StrJoin(kSupported, ", "), ")"));
 }

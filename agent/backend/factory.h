@@ -32,6 +32,12 @@ struct BackendFlags {
   // use TUN/UDP segmentation offloads where the kernel has them.
   int udp_workers = 0;
   bool udp_offloads = true;
+  // wireguard: the private key's file ("": <state_dir>/wireguard-key), which
+  // implementation (auto, kernel, userspace) and the wireguard-go program.
+  std::string wireguard_key_file;
+  std::string wireguard_implementation = "auto";
+  std::string wireguard_go = "wireguard-go";
+  bool wireguard_peer_metrics = false;
 };
 
 // What a backend may use from the agent. Every pointer outlives the backend.

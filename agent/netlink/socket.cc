@@ -176,8 +176,8 @@ NetlinkSocket::NetlinkSocket(mnl_socket* nl)
 
 NetlinkSocket::~NetlinkSocket() { mnl_socket_close(nl_); }
 
-absl::StatusOr<std::unique_ptr<NetlinkSocket>> NetlinkSocket::Open() {
-  mnl_socket* nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+absl::StatusOr<std::unique_ptr<NetlinkSocket>> NetlinkSocket::Open(int bus) {
+  mnl_socket* nl = mnl_socket_open2(bus, SOCK_CLOEXEC);
   if (nl == nullptr) {
     return ErrnoToStatus(errno, absl::StrCat("netlink socket: ", ErrnoText(errno)));
   }

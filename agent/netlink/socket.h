@@ -100,9 +100,10 @@ absl::Status ErrnoToStatus(int error, absl::string_view message);
 
 class NetlinkSocket {
  public:
-  // Opens a NETLINK_ROUTE socket in the calling thread's network namespace, with
-  // extended acks and capped acks, and buffers large enough for big batches.
-  static absl::StatusOr<std::unique_ptr<NetlinkSocket>> Open();
+  // Opens a NETLINK_ROUTE socket (or `bus`: NETLINK_GENERIC for generic netlink
+  // families such as WireGuard's) in the calling thread's network namespace,
+  // with extended acks and capped acks, and buffers large enough for big batches.
+  static absl::StatusOr<std::unique_ptr<NetlinkSocket>> Open(int bus = NETLINK_ROUTE);
   ~NetlinkSocket();
   NetlinkSocket(const NetlinkSocket&) = delete;
   NetlinkSocket& operator=(const NetlinkSocket&) = delete;

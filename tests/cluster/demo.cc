@@ -121,7 +121,7 @@ int Run() {
     }
   }
   if (c.certs() != nullptr) ShowTls(c);
-  absl::PrintF("\ncross-host pings (VXLAN, flannel.1):\n");
+  absl::PrintF("\ncross-host pings (network config %s):\n", c.options().network_config);
   std::fflush(stdout);
 
   // The agents learn of hosts that joined after them through their watch: give

@@ -1,9 +1,16 @@
 #include "tests/cluster/e2e_util.h"
 
+#include <limits.h>
+#include <stdlib.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -102,6 +109,79 @@ absl::StatusOr<Transfer> TcpTransfer(Cluster& c, const Container& from, const Co
     return absl::InternalError(absl::StrCat("receiver printed: ", received->out));
   }
   return t;
+}
+
+absl::StatusOr<std::string> AgentMetrics(Cluster& c, int host) {
+  return c.Sh(c.host(host).ns, absl::StrCat("curl -sf http://127.0.0.1:", Cluster::kAgentMetricsPort, "/metrics"));
+}
+
+double Sample(const std::string& page, absl::string_view series) {
+  for (absl::string_view line : absl::StrSplit(page, '\n')) {
+    if (!absl::ConsumePrefix(&line, series) || !absl::ConsumePrefix(&line, " ")) continue;
+    double v = 0;
+    if (absl::SimpleAtod(line, &v)) return v;
+  }
+  return -1;
+}
+
+absl::Status AllCrossHostPings(Cluster& c) {
+  for (const Container* from : c.containers()) {
+    for (const Container* to : c.containers()) {
+      if (from->host == to->host) continue;
+      if (absl::Status s = c.Ping(*from, to->ip, 2); !s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::unique_ptr<Cluster> StartConverged(ClusterOptions options, absl::Duration converge) {
+  std::unique_ptr<Cluster> c = StartClusterForTest(std::move(options));
+  if (c == nullptr) return nullptr;
+  if (absl::Status s = Cluster::WaitForOk([&] { return AllCrossHostPings(*c); }, converge); !s.ok()) {
+    ADD_FAILURE() << "containers do not reach each other: " << s;
+    return nullptr;
+  }
+  return c;
+}
+
+std::string MetricsDoc() {
+  auto read = [](const std::string& path) {
+    std::ifstream f(path);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  };
+  const char* root = std::getenv("TEST_SRCDIR");
+  char resolved[PATH_MAX];
+  if (root == nullptr || realpath(absl::StrCat(root, "/weft/README.md").c_str(), resolved) == nullptr) {
+    return read("docs/metrics.md");
+  }
+  const std::string dir(resolved);
+  return read(dir.substr(0, dir.rfind('/')) + "/docs/metrics.md");
+}
+
+DocumentedFamilies ExpectMetricsMatchDocs(const std::string& page, const std::string& prefix) {
+  DocumentedFamilies out;
+  const std::string doc = MetricsDoc();
+  EXPECT_TRUE(absl::StrContains(doc, "# Weft metrics")) << "docs/metrics.md not found";
+  for (absl::string_view line : absl::StrSplit(page, '\n')) {
+    if (!absl::ConsumePrefix(&line, "# TYPE ") || !absl::StartsWith(line, prefix)) continue;
+    std::vector<std::string> name_type = absl::StrSplit(line, ' ');
+    if (name_type.size() != 2) {
+      ADD_FAILURE() << "bad TYPE line: " << line;
+      continue;
+    }
+    EXPECT_TRUE(absl::StrContains(doc, absl::StrCat("| `", name_type[0], "` | ", name_type[1], " |")))
+        << name_type[0] << " (" << name_type[1] << ") has no row in docs/metrics.md";
+    ++out.exported;
+  }
+  for (absl::string_view line : absl::StrSplit(doc, '\n')) {
+    if (!absl::ConsumePrefix(&line, "| `") || !absl::StartsWith(line, prefix)) continue;
+    ++out.documented;
+    const std::string name(line.substr(0, line.find('`')));
+    EXPECT_TRUE(absl::StrContains(page, absl::StrCat("# TYPE ", name, " "))) << name << " is documented, not exported";
+  }
+  return out;
 }
 
 }  // namespace weft::testing

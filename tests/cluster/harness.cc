@@ -356,6 +356,14 @@ void KillProcessesIn(const std::string& ns) {
   }
 }
 
+// The prefix of a command line that runs the rest in a new mount namespace in
+// which `dir` is mounted on /run/wireguard (wireguard-go's fixed socket
+// directory, /var/run/wireguard): each host its own, invisible to the machine.
+std::vector<std::string> PrivateRunWireguard(const std::string& dir) {
+  return {"unshare", "--mount", "--propagation", "private", "sh", "-c",
+          "mkdir -p /run/wireguard && mount --bind \"$0\" /run/wireguard && exec \"$@\"", dir};
+}
+
 // Kills the processes inside namespace `ns` (they would keep it alive after its
 // name is gone), then deletes it.
 void DeleteNamespace(const std::string& ns) {
@@ -859,6 +867,8 @@ absl::StatusOr<int> Cluster::AddHostOn(bool routed, int containers, std::vector<
   hosts_.push_back(std::move(host));  // owned (and cleaned up) from now on
 
   if (absl::Status s = MakeDirs(h.state_dir); !s.ok()) return s;
+  h.wireguard_run_dir = h.dir + "/run-wireguard";
+  if (absl::Status s = MakeDirs(h.wireguard_run_dir); !s.ok()) return s;
   absl::StatusOr<std::string> ns = CreateNamespace(h.name);
   if (!ns.ok()) return ns.status();
   h.ns = *ns;
@@ -887,7 +897,9 @@ absl::Status Cluster::StartAgent(int index, const std::vector<std::string>& extr
     return absl::NotFoundError(
         absl::StrCat("agent binary \"", options_.binaries.agent, "\" is not an executable"));
   }
-  std::vector<std::string> argv = {options_.binaries.agent,
+  // A mount namespace of its own with the host's /run/wireguard (PrivateRunWireguard).
+  std::vector<std::string> argv = PrivateRunWireguard(h.wireguard_run_dir);
+  std::vector<std::string> agent_argv = {options_.binaries.agent,
                                    "--controller", controller_addr(),
                                    "--iface", "eth0",
                                    "--node-name", h.name,
@@ -898,8 +910,9 @@ absl::Status Cluster::StartAgent(int index, const std::vector<std::string>& extr
   if (certs_) {
     std::vector<std::string> tls = certs_->AgentFlags(h.name);
     if (tls.empty()) return absl::InternalError(absl::StrCat(h.name, ": cannot make its certificate"));
-    argv.insert(argv.end(), tls.begin(), tls.end());
+    agent_argv.insert(agent_argv.end(), tls.begin(), tls.end());
   }
+  argv.insert(argv.end(), agent_argv.begin(), agent_argv.end());
   argv.insert(argv.end(), options_.agent_args.begin(), options_.agent_args.end());
   argv.insert(argv.end(), h.agent_args.begin(), h.agent_args.end());
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
@@ -1033,6 +1046,18 @@ absl::StatusOr<std::string> Cluster::Sh(absl::string_view ns, absl::string_view 
   if (!r.ok()) return r.status();
   if (r->exit_code != 0) {
     return absl::InternalError(absl::StrCat("in ", ns, ": `", command, "` ", r->ToString()));
+  }
+  return r->out;
+}
+
+absl::StatusOr<std::string> Cluster::HostSh(int host, absl::string_view command) {
+  const Host& h = *hosts_.at(host);
+  std::vector<std::string> argv = PrivateRunWireguard(h.wireguard_run_dir);
+  argv.insert(argv.end(), {"sh", "-c", std::string(command)});
+  absl::StatusOr<ExecResult> r = Exec(h.ns, argv);
+  if (!r.ok()) return r.status();
+  if (r->exit_code != 0) {
+    return absl::InternalError(absl::StrCat("in ", h.ns, ": `", command, "` ", r->ToString()));
   }
   return r->out;
 }

@@ -98,6 +98,10 @@ struct Host {
   std::string subnet_file;      // <dir>/subnet.env
   std::string docker_opts_file; // <dir>/docker_opts.env
   std::string state_dir;        // <dir>/state
+  // Mounted on /run/wireguard for the agent (and what it starts, wireguard-go)
+  // in a mount namespace of its own, so hosts do not share wireguard-go's
+  // fixed socket directory; HostExec sees the same.
+  std::string wireguard_run_dir;  // <dir>/run-wireguard
   std::string log_file;         // the agent's stderr (every start appends)
   std::string metrics_addr;     // "127.0.0.1:7802", inside the host's namespace
   std::vector<std::string> agent_args;  // extra flags of this host's agent (kept on restart)
@@ -206,6 +210,8 @@ class Cluster {
                                   absl::Duration timeout = absl::Seconds(30));
   // Exec of `sh -c command`; an error unless it exits 0.
   absl::StatusOr<std::string> Sh(absl::string_view ns, absl::string_view command);
+  // Sh in host i's namespace with the agent's view of /run/wireguard (for `wg`).
+  absl::StatusOr<std::string> HostSh(int host, absl::string_view command);
 
   struct PingResult {
     int transmitted = 0;

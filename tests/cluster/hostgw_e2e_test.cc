@@ -102,17 +102,6 @@ std::string ReadFile(const std::string& path) {
 
 std::string ReadLog(const Host& h) { return ReadFile(h.log_file); }
 
-// docs/metrics.md of the source tree: Bazel cannot track docs/ yet, but the
-// README.md runfile links into the tree next to it.
-std::string MetricsDoc() {
-  const char* root = std::getenv("TEST_SRCDIR");
-  char resolved[PATH_MAX];
-  if (root == nullptr || realpath(absl::StrCat(root, "/weft/README.md").c_str(), resolved) == nullptr) {
-    return ReadFile("docs/metrics.md");
-  }
-  std::string dir(resolved);
-  return ReadFile(dir.substr(0, dir.rfind('/')) + "/docs/metrics.md");
-}
 
 // Receives one TCP connection on :5201 and prints "<bytes> <sha256>".
 // Sends file argv[2] to argv[1]:5201, retrying the connect while the receiver starts.

@@ -42,52 +42,6 @@ ClusterOptions UdpOptions() {
   return o;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-// The agent's /metrics page, fetched inside its host's namespace.
-absl::StatusOr<std::string> AgentMetrics(Cluster& c, int host) {
-  return c.Sh(c.host(host).ns,
-              absl::StrCat("curl -sf http://127.0.0.1:", Cluster::kAgentMetricsPort, "/metrics"));
-}
-
-// A sample's value ("name{labels}"), or -1 when absent.
-double Sample(const std::string& page, absl::string_view series) {
-  for (absl::string_view line : absl::StrSplit(page, '\n')) {
-    if (!absl::ConsumePrefix(&line, series) || !absl::ConsumePrefix(&line, " ")) continue;
-    double v = 0;
-    if (absl::SimpleAtod(line, &v)) return v;
-  }
-  return -1;
-}
-
-// Every container reaches every container on another host.
-absl::Status AllCrossHostPings(Cluster& c) {
-  for (const Container* from : c.containers()) {
-    for (const Container* to : c.containers()) {
-      if (from->host == to->host) continue;
-      if (absl::Status s = c.Ping(*from, to->ip, 2); !s.ok()) return s;
-    }
-  }
-  return absl::OkStatus();
-}
-
-// A cluster whose containers already reach each other across hosts; null (and
-// a failure) when it does not start or converge.
-std::unique_ptr<Cluster> StartConverged(ClusterOptions options) {
-  std::unique_ptr<Cluster> c = StartClusterForTest(std::move(options));
-  if (c == nullptr) return nullptr;
-  if (absl::Status s = Cluster::WaitForOk([&] { return AllCrossHostPings(*c); }, kConverge); !s.ok()) {
-    ADD_FAILURE() << "containers do not reach each other: " << s;
-    return nullptr;
-  }
-  return c;
-}
-
 TEST(UdpE2ETest, FlannelsDeviceAndPortAndContainersReachEachOther) {
   std::unique_ptr<Cluster> c = StartClusterForTest(UdpOptions());
   ASSERT_NE(c, nullptr);
@@ -197,17 +151,6 @@ TEST(UdpE2ETest, ReleasedHostBecomesUnreachable) {
   EXPECT_TRUE(c->Ping(c->host(0).containers[0], c->host(1).containers[0].ip).ok());
 }
 
-// docs/ has no BUILD file: README.md's runfile (a data dependency) links into
-// the source tree, whose docs/ is next to it.
-std::string MetricsDoc() {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  char resolved[PATH_MAX];
-  const std::string readme = absl::StrCat(srcdir ? srcdir : ".", "/weft/README.md");
-  if (realpath(readme.c_str(), resolved) == nullptr) return ReadFile("docs/metrics.md");
-  const std::string root(resolved, std::strlen(resolved) - std::strlen("README.md"));
-  return ReadFile(root + "docs/metrics.md");
-}
-
 TEST(UdpE2ETest, MetricsMatchTheirRowsInDocs) {
   ClusterOptions o = UdpOptions();
   o.hosts = 2;
@@ -215,28 +158,9 @@ TEST(UdpE2ETest, MetricsMatchTheirRowsInDocs) {
   ASSERT_NE(c, nullptr);
   absl::StatusOr<std::string> page = AgentMetrics(*c, 0);
   ASSERT_TRUE(page.ok()) << page.status();
-  const std::string doc = MetricsDoc();
-  ASSERT_TRUE(absl::StrContains(doc, "# Weft metrics"));
-  int families = 0;
-  for (absl::string_view line : absl::StrSplit(*page, '\n')) {
-    if (!absl::ConsumePrefix(&line, "# TYPE weft_agent_udp_")) continue;
-    std::vector<std::string> name_type = absl::StrSplit(line, ' ');
-    ASSERT_EQ(name_type.size(), 2u) << line;
-    const std::string name = absl::StrCat("weft_agent_udp_", name_type[0]);
-    EXPECT_TRUE(absl::StrContains(doc, absl::StrCat("| `", name, "` | ", name_type[1], " |")))
-        << name << " (" << name_type[1] << ") has no row in docs/metrics.md";
-    ++families;
-  }
-  // And the other way: every weft_agent_udp_ row of the docs is exported.
-  int rows = 0;
-  for (absl::string_view line : absl::StrSplit(doc, '\n')) {
-    if (!absl::ConsumePrefix(&line, "| `weft_agent_udp_")) continue;
-    ++rows;
-    const std::string name = absl::StrCat("weft_agent_udp_", line.substr(0, line.find('`')));
-    EXPECT_TRUE(absl::StrContains(*page, absl::StrCat("# TYPE ", name, " "))) << name << " is documented, not exported";
-  }
-  EXPECT_EQ(families, 7);
-  EXPECT_EQ(rows, families);
+  const DocumentedFamilies f = ExpectMetricsMatchDocs(*page, "weft_agent_udp_");
+  EXPECT_EQ(f.exported, 7);
+  EXPECT_EQ(f.documented, f.exported);
 }
 
 // iperf3 between containers on two hosts, 1 and 4 streams, for the udp backend
