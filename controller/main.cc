@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/sd_notify.h"
+#include "common/version.h"
 #include "controller/controller_metrics.h"
 #include "controller/store_health.h"
 #include "controller/background_duties.h"
@@ -173,7 +174,7 @@ int Run() {
   using namespace weft;
   metrics::Registry registry;
   metrics::AddProcessMetrics(registry);
-  metrics::AddBuildInfo(registry, "0.1.0", "dev");
+  metrics::AddBuildInfo(registry, version::Version(), version::Commit());
   controller::ControllerMetrics cm(registry);
   Transport transport;
   if (int rc = SetUpTransport(&transport); rc != 0) return rc;
@@ -476,6 +477,28 @@ int Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  weft::SetProgramHelp({
+      .name = "weft-controller",
+      .summary = "allocates per-host subnets as TTL leases, serves them over gRPC (weft.v1) and the etcd v3 API, "
+                 "and streams lease changes to every agent.",
+      .synopsis = "[FLAGS]",
+      .groups =
+          {
+              {"Listeners", {"listen", "metrics_listen", "etcd_listen", "etcd_name", "insecure"}},
+              {"TLS (docs/security.md)", {"tls_*"}},
+              {"Store", {"store", "data_dir", "etcd_prefix", "unsafe_no_fsync", "quota_backend_bytes",
+                         "min_free_disk_bytes", "recover_from_corruption", "restore_from", "force_restore"}},
+              {"etcd store (--store=etcd)", {"etcd_*", "compaction_interval", "batch_lease_writes",
+                                             "lease_txns_in_flight"}},
+              {"Leases and network config", {"default_lease_ttl", "lease_expiry_interval", "initial_config"}},
+              {"Watch streams", {"watch_*"}},
+              {"Replicas", {"election_*", "replica_name", "shutdown_drain"}},
+              {"Input limits (hostile clients)", {"max_*"}},
+              {"Logging", {"log_*"}},
+          },
+      .footer = "Exit status: 0 stopped cleanly (SIGTERM); 1 could not start (store, listener); 2 bad flags or "
+                "settings; 75 the store needs a reopen (the supervisor restarts it). docs/operations.md.",
+  });
   // Debian's Abseil is built with deadlock detection on: it records every lock
   // order in a global graph, serializing all mutex traffic. Off in production.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);

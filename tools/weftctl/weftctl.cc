@@ -28,6 +28,7 @@
 #include "common/log.h"
 #include "common/net.h"
 #include "common/tls_client.h"
+#include "common/version.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/etcd/rpc.grpc.pb.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
@@ -52,7 +53,9 @@ const char kUsageText[] =
     "TLS FILES (mutual TLS; each also from $WEFT_CA_FILE, $WEFT_CERT_FILE, $WEFT_KEY_FILE):\n"
     "  --ca-file F    CA bundle the controller's certificate must chain to\n"
     "  --cert-file F  this client's certificate (an operator's: O=weft:admins, tools/certs.sh admin)\n"
-    "  --key-file F   its private key\n";
+    "  --key-file F   its private key\n"
+    "Exit status: 0 done; 1 the controller refused or failed the request (or could not be reached);\n"
+    "2 bad usage or input.\n";
 
 int Usage(const std::string& why) {
   if (!why.empty()) std::cerr << "weftctl: " << why << "\n";
@@ -190,6 +193,9 @@ int main(int argc, char** argv) {
     auto is = [&](const char* name) { return arg == name || arg.rfind(std::string(name) + "=", 0) == 0; };
     if (arg == "-h" || arg == "--help" || arg == "help") {
       std::cout << kUsageText;
+      return kOk;
+    } else if (arg == "--version" || arg == "version") {
+      std::cout << weft::version::Line("weftctl") << "\n";
       return kOk;
     } else if (is("--controller")) {
       const char* v = value(arg);
