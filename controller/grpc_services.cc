@@ -1,6 +1,7 @@
 #include "controller/grpc_services.h"
 
 #include "absl/time/clock.h"
+#include "common/version.h"
 
 namespace weft::controller {
 namespace {
@@ -219,6 +220,35 @@ grpc::Status NetworkServiceImpl::Unreserve(grpc::ServerContext* ctx, const weft:
   if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
   if (grpc::Status s = Allowed(authz_, *ctx, Method::kUnreserve); !s.ok()) return t.Done(s);
   return t.Done(ToGrpc(manager_->Unreserve(req->subnet())));
+}
+
+grpc::Status NetworkServiceImpl::GetStatus(grpc::ServerContext* ctx, const weft::v1::GetStatusRequest*,
+                                           weft::v1::GetStatusResponse* resp) {
+  RpcTimer t(observer_, "GetStatus");
+  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
+  if (grpc::Status s = Allowed(authz_, *ctx, Method::kGetStatus); !s.ok()) return t.Done(s);
+  const absl::Time now = absl::Now();
+  resp->set_version(std::string(version::Version()));
+  resp->set_commit(std::string(version::Commit()));
+  resp->set_revision(manager_->AppliedRevision());
+  if (auto cfg = manager_->GetConfig(); cfg.ok()) resp->set_network_config(cfg->first);
+  if (std::optional<NetworkConfig> cfg = manager_->Config()) {
+    resp->set_backend_type(cfg->backend.type.empty() ? "vxlan" : cfg->backend.type);
+  }
+  const LeaseManager::PoolStats stats = manager_->Stats();
+  weft::v1::GetStatusResponse::Pool* pool = resp->mutable_pool();
+  pool->set_subnets(stats.size);
+  pool->set_free(stats.free);
+  pool->set_leases(stats.leases);
+  pool->set_reserved(stats.reservations);
+  uint64_t expiring = 0;
+  for (const LeaseRecord& rec : manager_->List()) {
+    if (!rec.reserved() && rec.expiration < now + absl::Hours(1)) ++expiring;
+  }
+  pool->set_expiring_within_hour(expiring);
+  resp->mutable_time()->set_seconds(absl::ToUnixSeconds(now));
+  if (status_source_) status_source_(resp);
+  return t.Done(grpc::Status::OK);
 }
 
 }  // namespace weft::controller

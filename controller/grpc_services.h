@@ -77,12 +77,20 @@ class NetworkServiceImpl : public weft::v1::NetworkService::Service {
                        weft::v1::ReserveResponse*) override;
   grpc::Status Unreserve(grpc::ServerContext* ctx, const weft::v1::UnreserveRequest*,
                          weft::v1::UnreserveResponse*) override;
+  grpc::Status GetStatus(grpc::ServerContext* ctx, const weft::v1::GetStatusRequest*,
+                         weft::v1::GetStatusResponse*) override;
+
+  // What GetStatus reports beyond the manager's own state: filled by `source`
+  // (main wires the election, the store's health and the watch hub's count).
+  using StatusSource = std::function<void(weft::v1::GetStatusResponse*)>;
+  void SetStatusSource(StatusSource source) { status_source_ = std::move(source); }
 
  private:
   LeaseManager* const manager_;
   const RpcObserver observer_;
   const Authorizer* const authz_;
   const DrainGate* gate_ = nullptr;
+  StatusSource status_source_;
 
  public:
   void SetDrainGate(const DrainGate* gate) { gate_ = gate; }

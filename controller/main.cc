@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <memory>
@@ -27,6 +28,7 @@
 #include "controller/leader_election.h"
 #include "controller/tls_credentials.h"
 #include "controller/lease_manager.h"
+#include "controller/reflection_v1.h"
 #include "controller/limits_flags.h"
 #include "controller/watch_hub.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -349,6 +351,17 @@ int Run() {
   controller::DrainGate drain_gate;
   lease_service.SetDrainGate(&drain_gate);
   network_service.SetDrainGate(&drain_gate);
+  std::atomic<controller::StoreHealthMonitor*> health_for_status{nullptr};  // set once it runs
+  network_service.SetStatusSource([&](weft::v1::GetStatusResponse* resp) {
+    resp->set_replica(lo.identity);
+    resp->set_leader(election.leader());
+    resp->set_store(store_kind);
+    resp->set_store_location(store_where);
+    if (controller::StoreHealthMonitor* h = health_for_status.load()) {
+      if (absl::Status s = h->Check(); !s.ok()) resp->set_store_problem(std::string(s.message()));
+    }
+    resp->set_watch_streams(cm.watch_streams());
+  });
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -357,6 +370,16 @@ int Run() {
   builder.AddListeningPort(absl::GetFlag(FLAGS_listen), transport.credentials, &port);
   builder.RegisterService(&lease_service);
   builder.RegisterService(&network_service);
+  // Reflection v1 (ours) and v1alpha (gRPC's) describe every service served.
+  std::vector<std::string> reflected = {weft::v1::LeaseService::service_full_name(),
+                                        weft::v1::NetworkService::service_full_name(), "grpc.health.v1.Health",
+                                        "grpc.reflection.v1.ServerReflection",
+                                        "grpc.reflection.v1alpha.ServerReflection"};
+  if (!absl::GetFlag(FLAGS_etcd_listen).empty()) {
+    for (const char* n : controller::etcd_api::kEtcdServiceNames) reflected.push_back(n);
+  }
+  controller::ReflectionV1Service reflection_v1(reflected);
+  builder.RegisterService(&reflection_v1);
   std::unique_ptr<controller::etcd_api::EtcdApiServer> etcd_api;
   int etcd_port = 0;
   if (const std::string etcd_listen = absl::GetFlag(FLAGS_etcd_listen); !etcd_listen.empty()) {
@@ -401,10 +424,7 @@ int Run() {
   std::vector<std::string> service_names = {weft::v1::LeaseService::service_full_name(),
                                             weft::v1::NetworkService::service_full_name()};
   if (etcd_api) {
-    for (const char* n : {"etcdserverpb.KV", "etcdserverpb.Watch", "etcdserverpb.Lease", "etcdserverpb.Cluster",
-                          "etcdserverpb.Maintenance"}) {
-      service_names.push_back(n);
-    }
+    for (const char* n : controller::etcd_api::kEtcdServiceNames) service_names.push_back(n);
   }
   for (const std::string& n : service_names) server->GetHealthCheckService()->SetServingStatus(n, true);
   // A store that cannot write (disk full, quota) makes every service, and the
@@ -415,6 +435,7 @@ int Run() {
   };
   controller::StoreHealthMonitor store_health(store->get(), registry, hmo);
   store_health.Start();
+  health_for_status.store(&store_health);
   if (etcd_api && etcd_port == 0) {
     WEFT_LOG(ERROR, "cannot listen for the etcd API (address in use by another process?)")
         .With("etcd_listen", absl::GetFlag(FLAGS_etcd_listen));
@@ -457,6 +478,7 @@ int Run() {
 
   WEFT_LOG(INFO, "weft-controller stopping");
   systemd::NotifyStopping();
+  health_for_status.store(nullptr);
   store_health.Stop();
   server->GetHealthCheckService()->SetServingStatus(false);
   // Lame duck (controller/drain_gate.h): new calls get UNAVAILABLE while the
