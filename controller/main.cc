@@ -385,6 +385,17 @@ int Run() {
   if (const std::string etcd_listen = absl::GetFlag(FLAGS_etcd_listen); !etcd_listen.empty()) {
     controller::etcd_api::EtcdApiOptions eo;
     eo.name = absl::GetFlag(FLAGS_etcd_name);
+    // The etcd API level served (3.4, as Debian's etcdctl 3.4.23 that the tests
+    // drive), with Weft's own version as semver build metadata: clients that
+    // check it (clientv3 RejectOldCluster) read only "3.4".
+    eo.version = absl::StrCat("3.4.0+weft.", version::Version());
+    if (store_kind == "etcd") {  // the embedded store reports its size through Health()
+      auto* etcd_store = static_cast<storage::EtcdStore*>(store->get());
+      eo.db_size = [etcd_store]() -> int64_t {
+        absl::StatusOr<int64_t> size = etcd_store->DbSize();
+        return size.ok() ? *size : 0;
+      };
+    }
     eo.client_urls = {absl::StrCat(transport.tls ? "https://" : "http://", etcd_listen)};
     eo.max_range_keys = limits->max_range_keys;
     eo.max_watches_per_stream = limits->max_watches_per_stream;

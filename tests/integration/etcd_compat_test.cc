@@ -97,6 +97,20 @@ TEST(EtcdCompatTest, EtcdctlSeesAndWritesFlannelLeases) {
   int keys = 0;
   for (absl::string_view line : absl::StrSplit(out, '\n', absl::SkipWhitespace())) keys += !line.empty();
   EXPECT_EQ(keys, 3) << out;
+
+  // endpoint status: the API level with Weft's version, the store's real size,
+  // this member as the leader.
+  ASSERT_EQ(Etcdctl(etcd_addr, {"endpoint", "status", "-w", "json"}, &out), 0) << out;
+  EXPECT_TRUE(absl::StrContains(out, "\"version\":\"3.4.0+weft.0.1.0\"")) << out;
+  EXPECT_FALSE(absl::StrContains(out, "\"dbSize\":0,")) << out;
+  const size_t member = out.find("\"member_id\":");
+  const size_t leader = out.find("\"leader\":");
+  ASSERT_NE(member, std::string::npos) << out;
+  ASSERT_NE(leader, std::string::npos) << out;
+  const std::string member_id = out.substr(member + 12, out.find_first_of(",}", member) - member - 12);
+  const std::string leader_id = out.substr(leader + 9, out.find_first_of(",}", leader) - leader - 9);
+  EXPECT_EQ(member_id, leader_id) << out;
+  EXPECT_NE(leader_id, "0") << out;
 }
 
 class Etcd {
