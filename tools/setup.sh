@@ -16,6 +16,8 @@ PACKAGES=(
   iproute2 iputils-ping iptables iperf3 procps psmisc ethtool curl python3 openssl
   etcd-server etcd-client prometheus containernetworking-plugins systemd python3-yaml
   golang-etcd-server-dev
+  # the Debian package (tools/package.sh): dpkg-deb, dpkg-shlibdeps, lintian
+  dpkg-dev fakeroot lintian
 )
 
 missing=()
