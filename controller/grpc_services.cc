@@ -40,6 +40,14 @@ grpc::Status ToGrpc(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
+namespace {
+void SetExpiration(absl::Time t, weft::v1::Lease* out) {
+  const int64_t ns = absl::ToUnixNanos(t);
+  out->mutable_expiration()->set_seconds(ns / 1000000000);
+  out->mutable_expiration()->set_nanos(static_cast<int32_t>(ns % 1000000000));
+}
+}  // namespace
+
 void ToProto(const LeaseRecord& rec, weft::v1::Lease* out) {
   if (rec.key.ipv4) out->set_subnet(rec.key.ipv4->ToString());
   if (rec.key.ipv6) out->set_ipv6_subnet(rec.key.ipv6->ToString());
@@ -51,11 +59,21 @@ void ToProto(const LeaseRecord& rec, weft::v1::Lease* out) {
   out->set_backend_v6_data(rec.attrs.backend_v6_data);
   out->set_reserved(rec.reserved());
   out->set_revision(rec.mod_revision);
-  if (!rec.reserved() && rec.expiration != absl::InfiniteFuture()) {
-    const int64_t ns = absl::ToUnixNanos(rec.expiration);
-    out->mutable_expiration()->set_seconds(ns / 1000000000);
-    out->mutable_expiration()->set_nanos(static_cast<int32_t>(ns % 1000000000));
+  if (!rec.reserved() && rec.expiration != absl::InfiniteFuture()) SetExpiration(rec.expiration, out);
+}
+
+void LeaseServiceImpl::AddForeignExpiry(const LeaseRecord& rec, weft::v1::Lease* out,
+                                        absl::flat_hash_map<int64_t, std::optional<absl::Time>>* cache) const {
+  // Bounded: a page of flannel-written leases, each with its own etcd lease,
+  // costs at most this many lookups (round trips on an etcd store).
+  constexpr size_t kMaxLookups = 1000;
+  if (!foreign_expiry_ || rec.reserved() || rec.expiration != absl::InfiniteFuture()) return;
+  auto it = cache->find(rec.store_lease);
+  if (it == cache->end()) {
+    if (cache->size() >= kMaxLookups) return;
+    it = cache->emplace(rec.store_lease, foreign_expiry_(rec.store_lease)).first;
   }
+  if (it->second) SetExpiration(*it->second, out);
 }
 
 LeaseServiceImpl::LeaseServiceImpl(LeaseManager* manager, RpcObserver observer, WatchFactory watch,
@@ -139,6 +157,8 @@ grpc::Status LeaseServiceImpl::GetLease(grpc::ServerContext* ctx, const weft::v1
   auto rec = manager_->Get(req->subnet());
   if (!rec.ok()) return t.Done(ToGrpc(rec.status()));
   ToProto(*rec, resp->mutable_lease());
+  absl::flat_hash_map<int64_t, std::optional<absl::Time>> cache;
+  AddForeignExpiry(*rec, resp->mutable_lease(), &cache);
   return t.Done(grpc::Status::OK);
 }
 
@@ -149,7 +169,12 @@ grpc::Status LeaseServiceImpl::ListLeases(grpc::ServerContext* ctx, const weft::
   if (grpc::Status s = Allowed(authz_, *ctx, Method::kListLeases); !s.ok()) return t.Done(s);
   auto page = manager_->ListPage(req->page_size(), req->page_token());
   if (!page.ok()) return t.Done(ToGrpc(page.status()));
-  for (const LeaseRecord& rec : page->leases) ToProto(rec, resp->add_leases());
+  absl::flat_hash_map<int64_t, std::optional<absl::Time>> cache;
+  for (const LeaseRecord& rec : page->leases) {
+    weft::v1::Lease* out = resp->add_leases();
+    ToProto(rec, out);
+    AddForeignExpiry(rec, out, &cache);
+  }
   resp->set_revision(page->revision);
   resp->set_next_page_token(page->next_page_token);
   return t.Done(grpc::Status::OK);

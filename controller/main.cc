@@ -347,6 +347,13 @@ int Run() {
                                                return hub->Open(ctx, req);
                                              },
                                              &authz);
+  // Leases written through the etcd API with an etcd lease of their own expire
+  // with it: show when.
+  lease_service.SetForeignLeaseExpiry([s = store->get()](int64_t id) -> std::optional<absl::Time> {
+    absl::StatusOr<storage::LeaseTimeToLiveResponse> ttl = s->LeaseTimeToLive(id, false);
+    if (!ttl.ok() || ttl->ttl_seconds < 0) return std::nullopt;
+    return absl::Now() + absl::Seconds(ttl->ttl_seconds);
+  });
   controller::NetworkServiceImpl network_service(&manager, observer, &authz);
   controller::DrainGate drain_gate;
   lease_service.SetDrainGate(&drain_gate);
