@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/tls_client.h"
+#include "common/version.h"
 
 ABSL_FLAG(std::string, controller, "127.0.0.1:7800",
           "Controller gRPC endpoints, comma-separated (host:port,...); the agent fails over between them.");
@@ -112,6 +113,24 @@ __attribute__((section(".preinit_array"), used)) void (*const preinit_openssl)(i
 
 int main(int argc, char** argv) {
   TuneMalloc();
+  weft::SetProgramHelp({
+      .name = "weft-agent",
+      .summary = "one host's side of Weft: acquires and renews the host's subnet lease, writes subnet.env, and "
+                 "programs the data path (VXLAN, UDP, host-gw, AWS VPC or GCE routes) for every peer.",
+      .synopsis = "[FLAGS]",
+      .groups =
+          {
+              {"Controller", {"controller", "controller_*"}},
+              {"This host", {"node_name", "iface", "iface_regex", "public_ip", "ip_masq", "state_dir"}},
+              {"Files written", {"subnet_file", "docker_opts_file"}},
+              {"Leases", {"subnet_lease_renew_margin", "release_on_exit", "resync_interval"}},
+              {"Backends: vxlan, udp, host-gw", {"vxlan_*", "udp_*", "nexthop_objects"}},
+              {"Backends: aws-vpc, gce", {"aws_*", "gce_*", "cloud_*"}},
+              {"Observability", {"metrics_listen", "log_*"}},
+          },
+      .footer = "Exit status: 0 stopped (SIGTERM); 1 failed (the log says why); 2 bad flags or settings. "
+                "docs/operations.md.",
+  });
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   auto args = weft::ParseFlagsWithEnv(argc, argv, "WEFT_");
   if (!args.ok()) {
@@ -171,7 +190,7 @@ int main(int argc, char** argv) {
 
   weft::metrics::Registry registry;
   weft::metrics::AddProcessMetrics(registry);
-  weft::metrics::AddBuildInfo(registry, "0.1.0", "dev");
+  weft::metrics::AddBuildInfo(registry, weft::version::Version(), weft::version::Commit());
   weft::agent::Agent agent(cfg, &registry);
 
   std::unique_ptr<weft::HttpServer> http;

@@ -145,6 +145,35 @@ TEST_F(FlagsTest, UnknownFlagExits) {
   EXPECT_EXIT(Parse({"--bogus-flag=1"}).ok(), ::testing::ExitedWithCode(1), "bogus_flag");
 }
 
+TEST(HelpTextTest, GroupsDescribesAndHidesNothing) {
+  ProgramHelp help;
+  help.name = "weftd";
+  help.summary = "a test program.";
+  help.synopsis = "[FLAGS]";
+  help.groups = {{"Network", {"listen", "ip_*"}}, {"etcd", {"etcd_endpoints"}}};
+  help.footer = "Exit status: 0.";
+  const std::string text = HelpText(help, "WEFT_");
+  EXPECT_THAT(text, HasSubstr("weftd 0.1.0: a test program.\n\nUsage: weftd [FLAGS]\n"));
+  // Groups in the order given, flags with dashes, their type, text and default.
+  const size_t network = text.find("\nNetwork:\n"), etcd = text.find("\netcd:\n"), other = text.find("\nOther flags:\n");
+  ASSERT_NE(network, std::string::npos) << text;
+  ASSERT_NE(etcd, std::string::npos) << text;
+  ASSERT_NE(other, std::string::npos) << text;
+  EXPECT_LT(network, etcd);
+  EXPECT_LT(etcd, other);
+  EXPECT_THAT(text.substr(network, etcd - network), HasSubstr("  --ip-masq\n      masquerade (default false)\n"));
+  EXPECT_THAT(text.substr(network, etcd - network), HasSubstr("  --listen=HOST:PORT\n"));
+  EXPECT_THAT(text.substr(etcd, other - etcd),
+              HasSubstr("  --etcd-endpoints=STRING\n      etcd endpoints (default http://127.0.0.1:2379)\n"));
+  // A flag no group names is still shown; Abseil's own are not.
+  EXPECT_THAT(text.substr(other), HasSubstr("  --healthz-port=INT\n"));
+  EXPECT_THAT(text.substr(other), HasSubstr("  --renew-margin=NUMBER\n"));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("--flagfile")));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("--fromenv")));
+  EXPECT_THAT(text, HasSubstr("WEFT_<FLAG>"));
+  EXPECT_THAT(text, HasSubstr("\nExit status: 0.\n"));
+}
+
 TEST(EnvVarForFlagTest, UpperCasesWithPrefix) {
   EXPECT_EQ(EnvVarForFlag("WEFT_", "etcd_endpoints"), "WEFT_ETCD_ENDPOINTS");
   EXPECT_EQ(EnvVarForFlag("FLANNELD_", "iface-regex"), "FLANNELD_IFACE_REGEX");

@@ -194,6 +194,52 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials
   return creds;
 }
 
+const char* RpcCodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK: return "OK";
+    case grpc::StatusCode::CANCELLED: return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED: return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL: return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
+    default: return "UNKNOWN_CODE";
+  }
+}
+
+const char* RpcCodeMeaning(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK: return "done";
+    case grpc::StatusCode::CANCELLED: return "the call was cancelled";
+    case grpc::StatusCode::UNKNOWN: return "an error the controller did not classify";
+    case grpc::StatusCode::INVALID_ARGUMENT: return "the request was malformed";
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return "no answer in time (controller overloaded, or not a controller)";
+    case grpc::StatusCode::NOT_FOUND: return "no such thing";
+    case grpc::StatusCode::ALREADY_EXISTS: return "it exists already";
+    case grpc::StatusCode::PERMISSION_DENIED: return "this identity may not do that";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "out of room (no free subnet, a quota or a size limit)";
+    case grpc::StatusCode::FAILED_PRECONDITION: return "not possible in the current state";
+    case grpc::StatusCode::ABORTED: return "lost a race with another change; try again";
+    case grpc::StatusCode::OUT_OF_RANGE: return "out of range";
+    case grpc::StatusCode::UNIMPLEMENTED: return "the controller does not have this method (an older version?)";
+    case grpc::StatusCode::INTERNAL: return "a bug or a broken invariant in the controller";
+    case grpc::StatusCode::UNAVAILABLE: return "controller unreachable, shutting down, or its store is down; retry";
+    case grpc::StatusCode::DATA_LOSS: return "data was lost or corrupted";
+    case grpc::StatusCode::UNAUTHENTICATED: return "no valid credentials";
+    default: return "an unknown status code";
+  }
+}
+
 std::string DescribeRpcError(const grpc::Status& status, bool tls_on) {
   const std::string& msg = status.error_message();
   std::string hint;
@@ -215,7 +261,7 @@ std::string DescribeRpcError(const grpc::Status& status, bool tls_on) {
       hint = "controller unavailable: ";
     }
   }
-  return absl::StrCat(hint, msg, " (", static_cast<int>(status.error_code()), ")");
+  return absl::StrCat(hint, msg, " (", RpcCodeName(status.error_code()), ")");
 }
 
 }  // namespace weft

@@ -59,10 +59,16 @@ std::string ValidityProblem(const CertificateInfo& info, absl::Time now);
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
     const TlsClientFiles& files, absl::Duration refresh_interval = absl::Seconds(10));
 
+// A gRPC status code's name ("UNAVAILABLE") and what it means for a client of
+// the controller, in a few words.
+const char* RpcCodeName(grpc::StatusCode code);
+const char* RpcCodeMeaning(grpc::StatusCode code);
+
 // A human sentence for a failed call to a server that may require mutual TLS:
 // PERMISSION_DENIED says the server refused this identity; a failed handshake or
 // a connection closed during it says so and points at the TLS files (`tls_on`:
-// whether this client used TLS). Ends with the gRPC message.
+// whether this client used TLS). Ends with the gRPC message and the code's name
+// in parentheses.
 std::string DescribeRpcError(const grpc::Status& status, bool tls_on);
 
 }  // namespace weft

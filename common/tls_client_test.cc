@@ -119,6 +119,8 @@ TEST_F(TlsClientTest, PlaintextClientIsRefusedAndSaidSo) {
   grpc::Status s = Call(*creds, nullptr);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_THAT(DescribeRpcError(s, /*tls_on=*/false), HasSubstr("mutual TLS")) << s.error_message();
+  EXPECT_THAT(DescribeRpcError(s, false), HasSubstr("(UNAVAILABLE)"));  // the code by name, not number
+  EXPECT_STREQ(RpcCodeName(grpc::StatusCode::DEADLINE_EXCEEDED), "DEADLINE_EXCEEDED");
 }
 
 TEST_F(TlsClientTest, CertificateOfAnotherCaIsRefused) {

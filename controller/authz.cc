@@ -33,6 +33,7 @@ constexpr Rule kLeaseRules[] = {
     /* kSetNetworkConfig */ {"SetNetworkConfig",   false, false, false, false},
     /* kReserve */          {"Reserve",            false, false, false, false},
     /* kUnreserve */        {"Unreserve",          false, false, false, false},
+    /* kGetStatus */        {"GetStatus",          true,  true,  false, false},
 };
 constexpr Rule kEtcdRules[] = {
     /* kRange */                {"etcd.Range",               true,  true,  false, true},
@@ -50,7 +51,7 @@ constexpr Rule kEtcdRules[] = {
     /* kStatus */               {"etcd.Status",              true,  true,  false, false},
     /* kMaintenance */          {"etcd.Maintenance",         false, false, false, false},
 };
-static_assert(sizeof(kLeaseRules) / sizeof(Rule) == static_cast<size_t>(Method::kUnreserve) + 1);
+static_assert(sizeof(kLeaseRules) / sizeof(Rule) == static_cast<size_t>(Method::kGetStatus) + 1);
 static_assert(sizeof(kEtcdRules) / sizeof(Rule) == static_cast<size_t>(etcd_api::EtcdOp::kMaintenance) + 1);
 
 const grpc::Status kEtcdPermissionDenied(grpc::StatusCode::PERMISSION_DENIED, "etcdserver: permission denied");

@@ -63,6 +63,7 @@ enum class Method {
   kSetNetworkConfig,
   kReserve,
   kUnreserve,
+  kGetStatus,
 };
 
 // One row of the table: which roles may call a method. `node_self`: a node may,

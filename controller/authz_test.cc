@@ -38,6 +38,7 @@ const LeaseRow kLeaseTable[] = {
     {Method::kListLeases, true, true, true},        {Method::kWatchLeases, true, true, true},
     {Method::kGetNetworkConfig, true, true, true},  {Method::kSetNetworkConfig, false, false, true},
     {Method::kReserve, false, false, true},         {Method::kUnreserve, false, false, true},
+    {Method::kGetStatus, true, true, true},
 };
 
 TEST(AuthzTest, LeaseTableRowByRow) {

@@ -80,7 +80,8 @@ ControllerMetrics::ControllerMetrics(metrics::Registry& r)
                        .Get()) {
   static const char* const kMethods[] = {"AcquireLease",     "RenewLease",       "ReleaseLease",
                                          "GetLease",         "ListLeases",       "GetNetworkConfig",
-                                         "SetNetworkConfig", "Reserve",          "Unreserve"};
+                                         "SetNetworkConfig", "Reserve",          "Unreserve",
+                                         "GetStatus"};
   static_assert(sizeof(kMethods) / sizeof(kMethods[0]) == std::tuple_size<decltype(rpc_children_)>::value);
   for (size_t i = 0; i < rpc_children_.size(); ++i) rpc_children_[i].method = kMethods[i];
   // Both results exist from the start, so rate() works from the first failure on.

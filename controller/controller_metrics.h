@@ -28,6 +28,8 @@ class ControllerMetrics {
   void ObserveCommit(absl::Duration latency, int batch_size);
   void ObserveLeadership(bool leader);
   void ObserveCompaction(const absl::Status& result);
+  // WatchLeases streams connected now (weftctl status).
+  int64_t watch_streams() const { return static_cast<int64_t>(streams_.Value()); }
 
  private:
   metrics::Family<metrics::Counter>& operations_;
@@ -43,7 +45,7 @@ class ControllerMetrics {
     std::atomic<metrics::Histogram*> latency{nullptr};
     std::array<std::atomic<metrics::Counter*>, 17> by_code{};  // grpc::StatusCode 0..16
   };
-  std::array<RpcChildren, 9> rpc_children_;
+  std::array<RpcChildren, 10> rpc_children_;
   metrics::Histogram& commit_latency_;
   metrics::Histogram& sync_batch_;
   metrics::Histogram& txn_requests_;

@@ -1,6 +1,7 @@
 #include "controller/grpc_services.h"
 
 #include "absl/time/clock.h"
+#include "common/version.h"
 
 namespace weft::controller {
 namespace {
@@ -39,6 +40,14 @@ grpc::Status ToGrpc(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
+namespace {
+void SetExpiration(absl::Time t, weft::v1::Lease* out) {
+  const int64_t ns = absl::ToUnixNanos(t);
+  out->mutable_expiration()->set_seconds(ns / 1000000000);
+  out->mutable_expiration()->set_nanos(static_cast<int32_t>(ns % 1000000000));
+}
+}  // namespace
+
 void ToProto(const LeaseRecord& rec, weft::v1::Lease* out) {
   if (rec.key.ipv4) out->set_subnet(rec.key.ipv4->ToString());
   if (rec.key.ipv6) out->set_ipv6_subnet(rec.key.ipv6->ToString());
@@ -50,11 +59,21 @@ void ToProto(const LeaseRecord& rec, weft::v1::Lease* out) {
   out->set_backend_v6_data(rec.attrs.backend_v6_data);
   out->set_reserved(rec.reserved());
   out->set_revision(rec.mod_revision);
-  if (!rec.reserved() && rec.expiration != absl::InfiniteFuture()) {
-    const int64_t ns = absl::ToUnixNanos(rec.expiration);
-    out->mutable_expiration()->set_seconds(ns / 1000000000);
-    out->mutable_expiration()->set_nanos(static_cast<int32_t>(ns % 1000000000));
+  if (!rec.reserved() && rec.expiration != absl::InfiniteFuture()) SetExpiration(rec.expiration, out);
+}
+
+void LeaseServiceImpl::AddForeignExpiry(const LeaseRecord& rec, weft::v1::Lease* out,
+                                        absl::flat_hash_map<int64_t, std::optional<absl::Time>>* cache) const {
+  // Bounded: a page of flannel-written leases, each with its own etcd lease,
+  // costs at most this many lookups (round trips on an etcd store).
+  constexpr size_t kMaxLookups = 1000;
+  if (!foreign_expiry_ || rec.reserved() || rec.expiration != absl::InfiniteFuture()) return;
+  auto it = cache->find(rec.store_lease);
+  if (it == cache->end()) {
+    if (cache->size() >= kMaxLookups) return;
+    it = cache->emplace(rec.store_lease, foreign_expiry_(rec.store_lease)).first;
   }
+  if (it->second) SetExpiration(*it->second, out);
 }
 
 LeaseServiceImpl::LeaseServiceImpl(LeaseManager* manager, RpcObserver observer, WatchFactory watch,
@@ -138,6 +157,8 @@ grpc::Status LeaseServiceImpl::GetLease(grpc::ServerContext* ctx, const weft::v1
   auto rec = manager_->Get(req->subnet());
   if (!rec.ok()) return t.Done(ToGrpc(rec.status()));
   ToProto(*rec, resp->mutable_lease());
+  absl::flat_hash_map<int64_t, std::optional<absl::Time>> cache;
+  AddForeignExpiry(*rec, resp->mutable_lease(), &cache);
   return t.Done(grpc::Status::OK);
 }
 
@@ -148,7 +169,12 @@ grpc::Status LeaseServiceImpl::ListLeases(grpc::ServerContext* ctx, const weft::
   if (grpc::Status s = Allowed(authz_, *ctx, Method::kListLeases); !s.ok()) return t.Done(s);
   auto page = manager_->ListPage(req->page_size(), req->page_token());
   if (!page.ok()) return t.Done(ToGrpc(page.status()));
-  for (const LeaseRecord& rec : page->leases) ToProto(rec, resp->add_leases());
+  absl::flat_hash_map<int64_t, std::optional<absl::Time>> cache;
+  for (const LeaseRecord& rec : page->leases) {
+    weft::v1::Lease* out = resp->add_leases();
+    ToProto(rec, out);
+    AddForeignExpiry(rec, out, &cache);
+  }
   resp->set_revision(page->revision);
   resp->set_next_page_token(page->next_page_token);
   return t.Done(grpc::Status::OK);
@@ -219,6 +245,35 @@ grpc::Status NetworkServiceImpl::Unreserve(grpc::ServerContext* ctx, const weft:
   if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
   if (grpc::Status s = Allowed(authz_, *ctx, Method::kUnreserve); !s.ok()) return t.Done(s);
   return t.Done(ToGrpc(manager_->Unreserve(req->subnet())));
+}
+
+grpc::Status NetworkServiceImpl::GetStatus(grpc::ServerContext* ctx, const weft::v1::GetStatusRequest*,
+                                           weft::v1::GetStatusResponse* resp) {
+  RpcTimer t(observer_, "GetStatus");
+  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
+  if (grpc::Status s = Allowed(authz_, *ctx, Method::kGetStatus); !s.ok()) return t.Done(s);
+  const absl::Time now = absl::Now();
+  resp->set_version(std::string(version::Version()));
+  resp->set_commit(std::string(version::Commit()));
+  resp->set_revision(manager_->AppliedRevision());
+  if (auto cfg = manager_->GetConfig(); cfg.ok()) resp->set_network_config(cfg->first);
+  if (std::optional<NetworkConfig> cfg = manager_->Config()) {
+    resp->set_backend_type(cfg->backend.type.empty() ? "vxlan" : cfg->backend.type);
+  }
+  const LeaseManager::PoolStats stats = manager_->Stats();
+  weft::v1::GetStatusResponse::Pool* pool = resp->mutable_pool();
+  pool->set_subnets(stats.size);
+  pool->set_free(stats.free);
+  pool->set_leases(stats.leases);
+  pool->set_reserved(stats.reservations);
+  uint64_t expiring = 0;
+  for (const LeaseRecord& rec : manager_->List()) {
+    if (!rec.reserved() && rec.expiration < now + absl::Hours(1)) ++expiring;
+  }
+  pool->set_expiring_within_hour(expiring);
+  resp->mutable_time()->set_seconds(absl::ToUnixSeconds(now));
+  if (status_source_) status_source_(resp);
+  return t.Done(grpc::Status::OK);
 }
 
 }  // namespace weft::controller

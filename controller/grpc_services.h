@@ -6,8 +6,10 @@
 // commit, which must not stall the callback executor).
 
 #include <functional>
+#include <optional>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "controller/authz.h"
@@ -53,10 +55,23 @@ class LeaseServiceImpl
   grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchLeases(grpc::CallbackServerContext* ctx,
                                                           const grpc::ByteBuffer* req) override;
 
+  // The expiry of a store lease the manager did not grant itself (a subnet
+  // written through the etcd API with an etcd lease of its own, as flannel's
+  // tools do), for GetLease and ListLeases; nullopt when unknown. Main wires
+  // the store's LeaseTimeToLive. Set before the server starts.
+  using ForeignLeaseExpiry = std::function<std::optional<absl::Time>(int64_t store_lease)>;
+  void SetForeignLeaseExpiry(ForeignLeaseExpiry f) { foreign_expiry_ = std::move(f); }
+
  private:
+  // Fills `out`'s expiration from foreign_expiry_ when the manager knew none.
+  // `cache`: answers already looked up in this call (one per store lease).
+  void AddForeignExpiry(const LeaseRecord& rec, weft::v1::Lease* out,
+                        absl::flat_hash_map<int64_t, std::optional<absl::Time>>* cache) const;
+
   LeaseManager* const manager_;
   const RpcObserver observer_;
   const WatchFactory watch_;
+  ForeignLeaseExpiry foreign_expiry_;
   const Authorizer* const authz_;
   const DrainGate* gate_ = nullptr;
 
@@ -77,12 +92,20 @@ class NetworkServiceImpl : public weft::v1::NetworkService::Service {
                        weft::v1::ReserveResponse*) override;
   grpc::Status Unreserve(grpc::ServerContext* ctx, const weft::v1::UnreserveRequest*,
                          weft::v1::UnreserveResponse*) override;
+  grpc::Status GetStatus(grpc::ServerContext* ctx, const weft::v1::GetStatusRequest*,
+                         weft::v1::GetStatusResponse*) override;
+
+  // What GetStatus reports beyond the manager's own state: filled by `source`
+  // (main wires the election, the store's health and the watch hub's count).
+  using StatusSource = std::function<void(weft::v1::GetStatusResponse*)>;
+  void SetStatusSource(StatusSource source) { status_source_ = std::move(source); }
 
  private:
   LeaseManager* const manager_;
   const RpcObserver observer_;
   const Authorizer* const authz_;
   const DrainGate* gate_ = nullptr;
+  StatusSource status_source_;
 
  public:
   void SetDrainGate(const DrainGate* gate) { gate_ = gate; }

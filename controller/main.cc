@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <memory>
@@ -20,6 +21,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/sd_notify.h"
+#include "common/version.h"
 #include "controller/controller_metrics.h"
 #include "controller/store_health.h"
 #include "controller/background_duties.h"
@@ -27,6 +29,7 @@
 #include "controller/leader_election.h"
 #include "controller/tls_credentials.h"
 #include "controller/lease_manager.h"
+#include "controller/reflection_v1.h"
 #include "controller/limits_flags.h"
 #include "controller/watch_hub.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -181,7 +184,7 @@ int Run() {
   using namespace weft;
   metrics::Registry registry;
   metrics::AddProcessMetrics(registry);
-  metrics::AddBuildInfo(registry, "0.1.0", "dev");
+  metrics::AddBuildInfo(registry, version::Version(), version::Commit());
   controller::ControllerMetrics cm(registry);
   Transport transport;
   if (int rc = SetUpTransport(&transport); rc != 0) return rc;
@@ -357,10 +360,28 @@ int Run() {
                                                return hub->Open(ctx, req);
                                              },
                                              &authz);
+  // Leases written through the etcd API with an etcd lease of their own expire
+  // with it: show when.
+  lease_service.SetForeignLeaseExpiry([s = store->get()](int64_t id) -> std::optional<absl::Time> {
+    absl::StatusOr<storage::LeaseTimeToLiveResponse> ttl = s->LeaseTimeToLive(id, false);
+    if (!ttl.ok() || ttl->ttl_seconds < 0) return std::nullopt;
+    return absl::Now() + absl::Seconds(ttl->ttl_seconds);
+  });
   controller::NetworkServiceImpl network_service(&manager, observer, &authz);
   controller::DrainGate drain_gate;
   lease_service.SetDrainGate(&drain_gate);
   network_service.SetDrainGate(&drain_gate);
+  std::atomic<controller::StoreHealthMonitor*> health_for_status{nullptr};  // set once it runs
+  network_service.SetStatusSource([&](weft::v1::GetStatusResponse* resp) {
+    resp->set_replica(lo.identity);
+    resp->set_leader(election.leader());
+    resp->set_store(store_kind);
+    resp->set_store_location(store_where);
+    if (controller::StoreHealthMonitor* h = health_for_status.load()) {
+      if (absl::Status s = h->Check(); !s.ok()) resp->set_store_problem(std::string(s.message()));
+    }
+    resp->set_watch_streams(cm.watch_streams());
+  });
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -369,11 +390,32 @@ int Run() {
   builder.AddListeningPort(absl::GetFlag(FLAGS_listen), transport.credentials, &port);
   builder.RegisterService(&lease_service);
   builder.RegisterService(&network_service);
+  // Reflection v1 (ours) and v1alpha (gRPC's) describe every service served.
+  std::vector<std::string> reflected = {weft::v1::LeaseService::service_full_name(),
+                                        weft::v1::NetworkService::service_full_name(), "grpc.health.v1.Health",
+                                        "grpc.reflection.v1.ServerReflection",
+                                        "grpc.reflection.v1alpha.ServerReflection"};
+  if (!absl::GetFlag(FLAGS_etcd_listen).empty()) {
+    for (const char* n : controller::etcd_api::kEtcdServiceNames) reflected.push_back(n);
+  }
+  controller::ReflectionV1Service reflection_v1(reflected);
+  builder.RegisterService(&reflection_v1);
   std::unique_ptr<controller::etcd_api::EtcdApiServer> etcd_api;
   int etcd_port = 0;
   if (const std::string etcd_listen = absl::GetFlag(FLAGS_etcd_listen); !etcd_listen.empty()) {
     controller::etcd_api::EtcdApiOptions eo;
     eo.name = absl::GetFlag(FLAGS_etcd_name);
+    // The etcd API level served (3.4, as Debian's etcdctl 3.4.23 that the tests
+    // drive), with Weft's own version as semver build metadata: clients that
+    // check it (clientv3 RejectOldCluster) read only "3.4".
+    eo.version = absl::StrCat("3.4.0+weft.", version::Version());
+    if (store_kind == "etcd") {  // the embedded store reports its size through Health()
+      auto* etcd_store = static_cast<storage::EtcdStore*>(store->get());
+      eo.db_size = [etcd_store]() -> int64_t {
+        absl::StatusOr<int64_t> size = etcd_store->DbSize();
+        return size.ok() ? *size : 0;
+      };
+    }
     eo.client_urls = {absl::StrCat(transport.tls ? "https://" : "http://", etcd_listen)};
     eo.max_range_keys = limits->max_range_keys;
     eo.max_watches_per_stream = limits->max_watches_per_stream;
@@ -413,10 +455,7 @@ int Run() {
   std::vector<std::string> service_names = {weft::v1::LeaseService::service_full_name(),
                                             weft::v1::NetworkService::service_full_name()};
   if (etcd_api) {
-    for (const char* n : {"etcdserverpb.KV", "etcdserverpb.Watch", "etcdserverpb.Lease", "etcdserverpb.Cluster",
-                          "etcdserverpb.Maintenance"}) {
-      service_names.push_back(n);
-    }
+    for (const char* n : controller::etcd_api::kEtcdServiceNames) service_names.push_back(n);
   }
   for (const std::string& n : service_names) server->GetHealthCheckService()->SetServingStatus(n, true);
   // A store that cannot write (disk full, quota) makes every service, and the
@@ -427,6 +466,7 @@ int Run() {
   };
   controller::StoreHealthMonitor store_health(store->get(), registry, hmo);
   store_health.Start();
+  health_for_status.store(&store_health);
   if (etcd_api && etcd_port == 0) {
     WEFT_LOG(ERROR, "cannot listen for the etcd API (address in use by another process?)")
         .With("etcd_listen", absl::GetFlag(FLAGS_etcd_listen));
@@ -471,6 +511,7 @@ int Run() {
 
   WEFT_LOG(INFO, "weft-controller stopping");
   systemd::NotifyStopping().IgnoreError();  // best effort: we are going anyway
+  health_for_status.store(nullptr);
   store_health.Stop();
   server->GetHealthCheckService()->SetServingStatus(false);
   // Lame duck (controller/drain_gate.h): new calls get UNAVAILABLE while the
@@ -494,6 +535,28 @@ int Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  weft::SetProgramHelp({
+      .name = "weft-controller",
+      .summary = "allocates per-host subnets as TTL leases, serves them over gRPC (weft.v1) and the etcd v3 API, "
+                 "and streams lease changes to every agent.",
+      .synopsis = "[FLAGS]",
+      .groups =
+          {
+              {"Listeners", {"listen", "metrics_listen", "etcd_listen", "etcd_name", "insecure"}},
+              {"TLS (docs/security.md)", {"tls_*"}},
+              {"Store", {"store", "data_dir", "etcd_prefix", "unsafe_no_fsync", "quota_backend_bytes",
+                         "min_free_disk_bytes", "recover_from_corruption", "restore_from", "force_restore"}},
+              {"etcd store (--store=etcd)", {"etcd_*", "compaction_interval", "batch_lease_writes",
+                                             "lease_txns_in_flight"}},
+              {"Leases and network config", {"default_lease_ttl", "lease_expiry_interval", "initial_config"}},
+              {"Watch streams", {"watch_*"}},
+              {"Replicas", {"election_*", "replica_name", "shutdown_drain"}},
+              {"Input limits (hostile clients)", {"max_*"}},
+              {"Logging", {"log_*"}},
+          },
+      .footer = "Exit status: 0 stopped cleanly (SIGTERM); 1 could not start (store, listener); 2 bad flags or "
+                "settings; 75 the store needs a reopen (the supervisor restarts it). docs/operations.md.",
+  });
   // Debian's Abseil is built with deadlock detection on: it records every lock
   // order in a global graph, serializing all mutex traffic. Off in production.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);

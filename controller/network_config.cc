@@ -69,6 +69,14 @@ absl::Status ParseBackend(const json& root, BackendConfig* b) {
       ASSIGN_OR_RETURN(b->direct_routing, GetBool(be, "DirectRouting"));
     }
     if (be.contains("MTU")) { ASSIGN_OR_RETURN(b->mtu, GetInt(be, "MTU", 68, 65535)); }
+    // Read by the agents (agent/backend/vxlan); checked here so a bad value never reaches them.
+    if (be.contains("TxChecksumOffload")) {
+      const json& v = be.at("TxChecksumOffload");
+      const std::string mode = v.is_string() ? absl::AsciiStrToLower(v.get<std::string>()) : "";
+      if (!v.is_boolean() && mode != "auto" && mode != "on" && mode != "off") {
+        return FieldError("Backend.TxChecksumOffload", "must be \"auto\", \"on\" or \"off\"");
+      }
+    }
   } else if (b->type == "udp") {
     b->port = 8285;
     if (be.contains("Port")) { ASSIGN_OR_RETURN(b->port, GetInt(be, "Port", 1, 65535)); }

@@ -18,6 +18,8 @@ PACKAGES=(
   golang-etcd-server-dev
   # the wireguard backend: the userspace implementation, `wg` to inspect it, tcpdump for the capture test
   wireguard-go wireguard-tools tcpdump
+  # the Debian package (tools/package.sh): dpkg-deb, dpkg-shlibdeps, lintian
+  dpkg-dev fakeroot lintian
 )
 
 missing=()

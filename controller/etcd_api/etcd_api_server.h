@@ -143,6 +143,10 @@ class EtcdApiServer {
   std::unique_ptr<Core> core_;
 };
 
+// The gRPC services RegisterEtcdApi registers (for health and reflection).
+inline constexpr const char* kEtcdServiceNames[] = {"etcdserverpb.KV", "etcdserverpb.Watch", "etcdserverpb.Lease",
+                                                    "etcdserverpb.Cluster", "etcdserverpb.Maintenance"};
+
 // Creates the server, registers its services on `builder` and returns it; it
 // must outlive the grpc::Server built from `builder` (see the lifetime above).
 std::unique_ptr<EtcdApiServer> RegisterEtcdApi(grpc::ServerBuilder& builder, storage::Store* store,

@@ -3,6 +3,11 @@
 // concurrent acquisitions every acknowledged lease is there and no subnet is
 // held twice.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <functional>
 #include <cstdlib>
@@ -16,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "proto/weft/v1/weft.grpc.pb.h"
 #include "tests/integration/controller_fixture.h"
 
@@ -225,6 +231,109 @@ TEST(ControllerIntegrationTest, WeftctlDrivesTheController) {
   EXPECT_EQ(RunCommand({ctl, "--controller", c.addr(), "lease", "show", "banana"}, &out), 2);
   EXPECT_EQ(RunCommand({ctl, "--controller", c.addr(), "unreserve", "10.1.7.0/24"}, &out), 0);
   EXPECT_EQ(RunCommand({ctl, "--controller", c.addr(), "bogus"}, &out), 2);
+}
+
+}  // namespace
+}  // namespace weft::testing
+
+namespace weft::testing {
+namespace {
+
+// stdout and stderr of `argv` together, and its exit code.
+int RunBoth(const std::vector<std::string>& argv, std::string* out, const std::string& stdin_text = "") {
+  std::string cmd;
+  for (const std::string& a : argv) absl::StrAppend(&cmd, "'", a, "' ");
+  return RunCommand({"/bin/sh", "-c", cmd + "2>&1"}, out, stdin_text);
+}
+
+// Column where `word` starts on the line of `text` that contains `line_with`.
+size_t ColumnOf(const std::string& text, const std::string& line_with, const std::string& word) {
+  const size_t at = text.find(line_with);
+  if (at == std::string::npos) return std::string::npos;
+  const size_t start = text.rfind('\n', at) == std::string::npos ? 0 : text.rfind('\n', at) + 1;
+  const size_t w = text.find(word, start);
+  return w == std::string::npos ? w : w - start;
+}
+
+TEST(ControllerIntegrationTest, WeftctlStatusFormatsAndErrorsInWords) {
+  Controller c(DataDir("weftctl-status"));
+  c.Start();
+  const std::string ctl = Runfile("tools/weftctl/weftctl");
+  std::string out;
+  // A config file's trailing newline is not stored; `config get` adds none of its own.
+  const std::string config = R"({"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"},"LeaseTTL":"30m"})";
+  ASSERT_EQ(RunBoth({ctl, "--controller", c.addr(), "config", "set", "-"}, &out, config + "\n\n"), 0) << out;
+  ASSERT_EQ(RunCommand({ctl, "--controller", c.addr(), "config", "get"}, &out), 0);
+  EXPECT_EQ(out, config + "\n");
+  weft::v1::GetNetworkConfigResponse stored;
+  ASSERT_TRUE(c.network()->GetNetworkConfig(Ctx().get(), {}, &stored).ok());
+  EXPECT_EQ(stored.config(), config);
+
+  // Subnets in flannel's key form; a long node name keeps the table aligned.
+  const std::string long_node = "a-node-with-a-rather-long-name-0123456789.rack-17.example.com";
+  ASSERT_EQ(RunBoth({ctl, "--controller", c.addr(), "reserve", "10.1.7.0-24", "--public-ip", "192.0.2.9", "--node",
+                     long_node},
+                    &out),
+            0)
+      << out;
+  weft::v1::AcquireLeaseResponse acquired;
+  ASSERT_TRUE(c.leases()->AcquireLease(Ctx().get(), Node(1), &acquired).ok());
+  ASSERT_EQ(RunCommand({ctl, "--controller", c.addr(), "leases", "list"}, &out), 0);
+  EXPECT_EQ(ColumnOf(out, "SUBNET", "NODE"), ColumnOf(out, "10.1.7.0/24", long_node)) << out;
+  EXPECT_EQ(ColumnOf(out, "SUBNET", "BACKEND"), ColumnOf(out, "10.1.7.0/24", "vxlan")) << out;
+  EXPECT_EQ(ColumnOf(out, "SUBNET", "EXPIRES"), ColumnOf(out, acquired.lease().subnet(), "20")) << out;
+  ASSERT_EQ(RunCommand({ctl, "--controller", c.addr(), "leases", "list", "-o", "wide"}, &out), 0);
+  EXPECT_NE(out.find("BACKEND-DATA"), std::string::npos) << out;
+  EXPECT_NE(out.find("VtepMAC"), std::string::npos) << out;
+  ASSERT_EQ(RunCommand({ctl, "--controller", c.addr(), "lease", "show", "10.1.7.0-24", "-o", "yaml"}, &out), 0);
+  EXPECT_EQ(out.rfind("---\n", 0), 0u) << out;
+  EXPECT_NE(out.find("subnet: \"10.1.7.0/24\"\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("reserved: true\n"), std::string::npos) << out;
+
+  // status: one screen, and the same as JSON.
+  ASSERT_EQ(RunBoth({ctl, "--controller", c.addr(), "status"}, &out), 0) << out;
+  for (const std::string& want : std::vector<std::string>{c.addr(), "rocksdb", "Subnets:", "255 in the network: 1 leased, 1 reserved, 253 free",
+                                 "Expiring within the hour:  1", "Backend:", "vxlan"}) {
+    EXPECT_NE(out.find(want), std::string::npos) << want << " missing from:\n" << out;
+  }
+  ASSERT_EQ(RunCommand({ctl, "--controller", c.addr(), "status", "-o", "json"}, &out), 0);
+  auto j = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << out;
+  EXPECT_EQ(j["endpoints"][0]["reachable"], true);
+  EXPECT_EQ(j["endpoints"][0]["leader"], true);
+  EXPECT_EQ(j["endpoints"][0]["version"], "0.1.0");
+  EXPECT_EQ(j["endpoints"][0]["store_healthy"], true);
+  EXPECT_EQ(j["backend_type"], "vxlan");
+  EXPECT_EQ(j["reserved"], 1);
+  EXPECT_EQ(j["leases"], 1);
+  EXPECT_EQ(j["expiring_within_hour"], 1);
+  EXPECT_EQ(j["network_config"]["Network"], "10.1.0.0/16");
+
+  // Errors in words: the code's name, what it means, the controller's address.
+  EXPECT_EQ(RunBoth({ctl, "--controller", c.addr(), "lease", "show", "10.1.99.0/24"}, &out), 1);
+  EXPECT_NE(out.find("controller " + c.addr() + ": NOT_FOUND (no such thing)"), std::string::npos) << out;
+  // A peer that accepts connections and never answers: --timeout, then exit 3.
+  const int silent = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(silent, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0);
+  ASSERT_EQ(listen(silent, 16), 0);
+  socklen_t len = sizeof(sa);
+  ASSERT_EQ(getsockname(silent, reinterpret_cast<sockaddr*>(&sa), &len), 0);
+  const std::string silent_addr = absl::StrCat("127.0.0.1:", ntohs(sa.sin_port));
+  const absl::Time t0 = absl::Now();
+  EXPECT_EQ(RunBoth({ctl, "--controller", silent_addr, "--timeout", "1s", "config", "get"}, &out), 3);
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(8));
+  EXPECT_NE(out.find("controller " + silent_addr + ": DEADLINE_EXCEEDED"), std::string::npos) << out;
+  EXPECT_NE(out.find("--timeout 1s"), std::string::npos) << out;
+  close(silent);
+  // status over two endpoints, one of them down: both shown, exit 3.
+  const std::string closed = absl::StrCat("127.0.0.1:", FreePort());
+  EXPECT_EQ(RunBoth({ctl, "--controller", c.addr() + "," + closed, "--timeout", "2s", "status"}, &out), 3);
+  EXPECT_NE(out.find(closed + ": UNAVAILABLE"), std::string::npos) << out;
+  EXPECT_NE(out.find("Subnets:"), std::string::npos) << out;
+  EXPECT_EQ(RunBoth({ctl, "--controller", c.addr(), "-o", "xml", "leases", "list"}, &out), 2);
 }
 
 }  // namespace

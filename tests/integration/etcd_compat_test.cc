@@ -97,6 +97,57 @@ TEST(EtcdCompatTest, EtcdctlSeesAndWritesFlannelLeases) {
   int keys = 0;
   for (absl::string_view line : absl::StrSplit(out, '\n', absl::SkipWhitespace())) keys += !line.empty();
   EXPECT_EQ(keys, 3) << out;
+
+  // A lease written through the etcd API with an etcd lease of its own shows
+  // when that lease expires, in GetLease, ListLeases and weftctl.
+  ASSERT_EQ(Etcdctl(etcd_addr, {"del", "/coreos.com/network/subnets/" + free_key}, &out), 0) << out;
+  ASSERT_EQ(Etcdctl(etcd_addr, {"lease", "grant", "600"}, &out), 0) << out;
+  const std::string lease_id = out.substr(6, out.find(' ', 6) - 6);  // "lease 694d7a... granted with TTL(600s)"
+  ASSERT_EQ(Etcdctl(etcd_addr,
+                    {"put", "--lease=" + lease_id, "/coreos.com/network/subnets/" + free_key,
+                     R"({"PublicIP":"192.0.2.201","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"02:00:00:00:00:c9"}})"},
+                    &out),
+            0)
+      << out;
+  std::string free_subnet = free_key;
+  free_subnet[free_subnet.find('-')] = '/';
+  weft::v1::GetLeaseResponse got;
+  weft::v1::GetLeaseRequest get;
+  get.set_subnet(free_subnet);
+  for (const absl::Time until = absl::Now() + absl::Seconds(20); absl::Now() < until;) {  // the watch applies it
+    got.Clear();
+    if (c.leases()->GetLease(Ctx().get(), get, &got).ok() && got.lease().public_ip() == "192.0.2.201") break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(got.lease().public_ip(), "192.0.2.201");
+  ASSERT_TRUE(got.lease().has_expiration()) << got.DebugString();
+  const int64_t left = got.lease().expiration().seconds() - absl::ToUnixSeconds(absl::Now());
+  EXPECT_GT(left, 500);
+  EXPECT_LE(left, 601);
+  ASSERT_EQ(RunCommand({Runfile("tools/weftctl/weftctl"), "--controller", c.addr(), "lease", "show", free_key, "-o",
+                        "json"},
+                       &out),
+            0);
+  EXPECT_TRUE(absl::StrContains(out, "\"expiration\":\"20")) << out;
+  weft::v1::ListLeasesResponse listed;
+  ASSERT_TRUE(c.leases()->ListLeases(Ctx().get(), {}, &listed).ok());
+  for (const auto& l : listed.leases()) {
+    if (l.subnet() == free_subnet) EXPECT_TRUE(l.has_expiration()) << l.DebugString();
+  }
+
+  // endpoint status: the API level with Weft's version, the store's real size,
+  // this member as the leader.
+  ASSERT_EQ(Etcdctl(etcd_addr, {"endpoint", "status", "-w", "json"}, &out), 0) << out;
+  EXPECT_TRUE(absl::StrContains(out, "\"version\":\"3.4.0+weft.0.1.0\"")) << out;
+  EXPECT_FALSE(absl::StrContains(out, "\"dbSize\":0,")) << out;
+  const size_t member = out.find("\"member_id\":");
+  const size_t leader = out.find("\"leader\":");
+  ASSERT_NE(member, std::string::npos) << out;
+  ASSERT_NE(leader, std::string::npos) << out;
+  const std::string member_id = out.substr(member + 12, out.find_first_of(",}", member) - member - 12);
+  const std::string leader_id = out.substr(leader + 9, out.find_first_of(",}", leader) - leader - 9);
+  EXPECT_EQ(member_id, leader_id) << out;
+  EXPECT_NE(leader_id, "0") << out;
 }
 
 class Etcd {

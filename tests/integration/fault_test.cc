@@ -249,6 +249,7 @@ TEST(FaultTest, DiskFullRefusesWritesKeepsReadsAndWatchesThenRecovers) {
   EXPECT_EQ(Readyz(metrics_port), "ok\n");
   EXPECT_EQ(Health(c, ""), 1);
   EXPECT_EQ(Health(c, "weft.v1.LeaseService"), 1);
+  EXPECT_EQ(Health(c, "weft.v1.NetworkService"), 1);
 
   // Fill the file system to the last byte.
   const std::string fill = mnt + "/fill";
@@ -263,6 +264,7 @@ TEST(FaultTest, DiskFullRefusesWritesKeepsReadsAndWatchesThenRecovers) {
   EXPECT_NE(why.find("No space left"), std::string::npos) << why;
   EXPECT_TRUE(Eventually([&] { return Health(c, "") == 2; }, absl::Seconds(10)));
   EXPECT_EQ(Health(c, "weft.v1.LeaseService"), 2);
+  EXPECT_EQ(Health(c, "weft.v1.NetworkService"), 2);
   EXPECT_EQ(Health(c, "etcdserverpb.KV"), 2);
   std::string out;
   EXPECT_EQ(Etcdctl(etcd, {"alarm", "list"}, &out), 0);

@@ -165,6 +165,9 @@ if promtool:
     r = subprocess.run([promtool, "check", "config", os.path.join(root, "prometheus", "prometheus.yml")],
                        capture_output=True, text=True)
     check(r.returncode == 0, "deploy/prometheus/prometheus.yml: promtool check config" + (r.stdout + r.stderr if r.returncode else ""))
+    r = subprocess.run([promtool, "check", "rules", os.path.join(root, "prometheus", "alerts.yml")],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, "deploy/prometheus/alerts.yml: promtool check rules" + (r.stdout + r.stderr if r.returncode else ""))
 
 print(f"manifests: {len(failures)} failed" if failures else "manifests: all checks passed")
 sys.exit(1 if failures else 0)

@@ -50,7 +50,41 @@ absl::StatusOr<bool> BoolField(const Json& obj, absl::string_view what, absl::st
   return v->get<bool>();
 }
 
+absl::StatusOr<TxChecksumOffload> ChecksumField(const Json& obj, absl::string_view what) {
+  const Json* v = FindFolded(obj, "TxChecksumOffload");
+  if (v == nullptr) return TxChecksumOffload::kAuto;
+  if (v->is_boolean()) return v->get<bool>() ? TxChecksumOffload::kOn : TxChecksumOffload::kOff;
+  if (v->is_string()) {
+    const std::string s = v->get<std::string>();
+    if (absl::EqualsIgnoreCase(s, "auto")) return TxChecksumOffload::kAuto;
+    if (absl::EqualsIgnoreCase(s, "on")) return TxChecksumOffload::kOn;
+    if (absl::EqualsIgnoreCase(s, "off")) return TxChecksumOffload::kOff;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(what, ".TxChecksumOffload: ", Excerpt(*v), " is not \"auto\", \"on\" or \"off\""));
+}
+
 }  // namespace
+
+const char* TxChecksumOffloadName(TxChecksumOffload mode) {
+  switch (mode) {
+    case TxChecksumOffload::kAuto: return "auto";
+    case TxChecksumOffload::kOn: return "on";
+    case TxChecksumOffload::kOff: return "off";
+  }
+  return "?";
+}
+
+std::optional<bool> WantTxChecksum(TxChecksumOffload mode, std::optional<std::pair<int, int>> kernel) {
+  switch (mode) {
+    case TxChecksumOffload::kOn: return true;
+    case TxChecksumOffload::kOff: return false;
+    case TxChecksumOffload::kAuto:
+      if (!kernel || *kernel < std::make_pair(5, 7)) return false;
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
 
 absl::StatusOr<VxlanConfig> ParseVxlanConfig(absl::string_view json) {
   constexpr absl::string_view kWhat = "Backend";
@@ -68,6 +102,7 @@ absl::StatusOr<VxlanConfig> ParseVxlanConfig(absl::string_view json) {
   ASSIGN_OR_RETURN(c.gbp, BoolField(obj, kWhat, "GBP"));
   ASSIGN_OR_RETURN(c.learning, BoolField(obj, kWhat, "Learning"));
   ASSIGN_OR_RETURN(c.direct_routing, BoolField(obj, kWhat, "DirectRouting"));
+  ASSIGN_OR_RETURN(c.tx_checksum_offload, ChecksumField(obj, kWhat));
   if (vni) c.vni = static_cast<uint32_t>(*vni);
   if (port && *port != 0) c.port = static_cast<uint16_t>(*port);
   if (mtu && *mtu != 0) {
@@ -191,7 +226,8 @@ absl::StatusOr<BackendInfo> VxlanBackend::Init(const LocalConfig& local, const O
       .With("mtu", mtu)
       .With("vtep_mac", vtep_mac_)
       .With("address", lease.subnet.network())
-      .With("nexthop_objects", use_nexthops);
+      .With("nexthop_objects", use_nexthops)
+      .With("tx_checksum_offload", TxChecksumOffloadName(config.tx_checksum_offload));
   return BackendInfo{kVxlanBackendType, VxlanLeaseDataJson(config.vni, vtep_mac_), mtu};
 }
 
@@ -201,9 +237,61 @@ absl::Status VxlanBackend::EnsureDevice() {
     WEFT_LOG(WARN, "vxlan device was missing or changed; recreated it").With("dev", spec_.name);
   }
   setup_.device_index = link.index;
+  ApplyTxChecksum(link.index);
   if (!link.up) RETURN_IF_ERROR(kernel_->SetLinkUp(link.index));
   return kernel_->EnsureAddress(
       netlink::InterfaceAddress{link.index, setup_.lease.subnet.network(), 32});
+}
+
+void VxlanBackend::ApplyTxChecksum(int device_index) {
+  const std::optional<std::pair<int, int>> kernel = netlink::ParseKernelRelease(kernel_release_);
+  const std::optional<bool> want = WantTxChecksum(config_.tx_checksum_offload, kernel);
+  std::string outcome;
+  bool error = false;
+  if (!want) {
+    outcome = "kernel default";
+  } else {
+    if (features_ == nullptr) {
+      absl::StatusOr<std::unique_ptr<netlink::EthtoolLinkFeatures>> opened = netlink::EthtoolLinkFeatures::Open();
+      if (opened.ok()) {
+        own_features_ = *std::move(opened);
+        features_ = own_features_.get();
+      } else {
+        outcome = std::string(opened.status().message());
+        error = true;
+      }
+    }
+    if (features_ != nullptr) {
+      absl::StatusOr<bool> now = features_->TxChecksum(spec_.name);
+      if (!now.ok()) {
+        outcome = std::string(now.status().message());
+        error = true;
+      } else if (*now == *want) {
+        outcome = *want ? "on" : "off";
+      } else if (absl::Status s = features_->SetTxChecksum(spec_.name, *want); !s.ok()) {
+        outcome = std::string(s.message());
+        error = true;
+      } else {
+        outcome = *want ? "on" : "off";
+      }
+    }
+  }
+  if (device_index == checksum_logged_index_ && outcome == checksum_logged_) return;
+  checksum_logged_index_ = device_index;
+  checksum_logged_ = outcome;
+  if (error) {
+    WEFT_LOG(WARN, "vxlan: cannot set the device's tx checksum offload (the data path works without; NAT may "
+                   "corrupt checksums on kernels before 5.7)")
+        .With("dev", spec_.name)
+        .With("mode", TxChecksumOffloadName(config_.tx_checksum_offload))
+        .With("err", outcome);
+    return;
+  }
+  WEFT_LOG(INFO, "vxlan tx checksum offload")
+      .With("dev", spec_.name)
+      .With("mode", TxChecksumOffloadName(config_.tx_checksum_offload))
+      .With("kernel", kernel_release_)
+      .With("state", outcome);
 }
 
 void VxlanBackend::LogSkipped(const std::vector<SkippedPeer>& skipped) {

@@ -12,6 +12,15 @@
 // proportional to the number of routes already there (10,000 peers: ~0.1 s
 // instead of ~1 s, see tests/bench/netlink_bench.cc). Its id is the peer subnet's
 // network address as a 32-bit number.
+//
+// Transmit checksum offload of the device (the config's "TxChecksumOffload":
+// "auto", "on" or "off"): some kernels before 5.7 send VXLAN packets whose
+// inner checksum NAT broke (iptables MASQUERADE --random-fully, flannel#1279:
+// connections stall ~63 s); flannel's documented cure is
+// `ethtool -K flannel.1 tx-checksum-ip-generic off`. "auto" turns it off on
+// kernels older than 5.7 and leaves the kernel's default (on) elsewhere; "on"
+// and "off" force it. It is checked at every resync, so a re-created device
+// gets it again, and each change is logged.
 
 #include <memory>
 #include <optional>
@@ -19,6 +28,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "agent/backend/backend.h"
+#include "agent/netlink/ethtool.h"
 #include "agent/netlink/programmer.h"
 
 namespace weft::agent {
@@ -27,6 +37,13 @@ inline constexpr char kVxlanBackendType[] = "vxlan";
 
 // The network config's Backend object for "vxlan". Keys match case-insensitively,
 // as flanneld's (Go) decoder does; unknown keys are ignored.
+enum class TxChecksumOffload { kAuto, kOn, kOff };
+const char* TxChecksumOffloadName(TxChecksumOffload mode);
+
+// What a mode asks for on a kernel (major, minor): true on, false off, nullopt
+// the kernel's default. auto: off before 5.7 (and on an unreadable release).
+std::optional<bool> WantTxChecksum(TxChecksumOffload mode, std::optional<std::pair<int, int>> kernel);
+
 struct VxlanConfig {
   uint32_t vni = 1;                             // VNI
   uint16_t port = netlink::kDefaultVxlanPort;   // Port; 0 means the default
@@ -34,6 +51,7 @@ struct VxlanConfig {
   bool learning = false;                        // Learning
   bool direct_routing = false;                  // DirectRouting
   uint32_t mtu = 0;                             // MTU; 0: external MTU - 50
+  TxChecksumOffload tx_checksum_offload = TxChecksumOffload::kAuto;  // TxChecksumOffload
 };
 absl::StatusOr<VxlanConfig> ParseVxlanConfig(absl::string_view json);
 
@@ -80,10 +98,19 @@ class VxlanBackend : public Backend {
   // "flannel.<VNI>".
   std::string device_name() const override;
 
+  // Where the device's checksum offload is read and set (not owned); default:
+  // the ethtool ioctl in the agent's own network namespace.
+  void SetLinkFeatures(netlink::LinkFeatures* features) { features_ = features; }
+  // The kernel release "auto" goes by (default: the running kernel's).
+  void SetKernelRelease(std::string release) { kernel_release_ = std::move(release); }
+
  private:
   // Creates or repairs the device, brings it up, sets its address.
   absl::Status EnsureDevice();
   void LogSkipped(const std::vector<SkippedPeer>& skipped);
+  // Applies the config's TxChecksumOffload to the device; failures are logged
+  // (once per device and error), not fatal: the data path works without it.
+  void ApplyTxChecksum(int device_index);
 
   netlink::KernelProgrammer* kernel_;
   const MacAddr vtep_mac_;
@@ -94,6 +121,12 @@ class VxlanBackend : public Backend {
   // Why each skipped peer was skipped when last logged, so a resync does not
   // repeat the same line every few seconds.
   absl::flat_hash_map<IPv4Net, std::string> logged_skips_;
+  netlink::LinkFeatures* features_ = nullptr;
+  std::unique_ptr<netlink::LinkFeatures> own_features_;
+  std::string kernel_release_ = netlink::KernelRelease();
+  // The device index and outcome last logged, so resyncs stay quiet.
+  int checksum_logged_index_ = 0;
+  std::string checksum_logged_;
 };
 
 }  // namespace weft::agent

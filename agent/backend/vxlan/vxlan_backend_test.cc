@@ -3,6 +3,9 @@
 
 #include "agent/backend/vxlan/vxlan_backend.h"
 
+#include <map>
+
+#include "absl/strings/str_cat.h"
 #include "agent/netlink/fake_programmer.h"
 #include "agent/netlink/test_literals.h"
 #include "gmock/gmock.h"
@@ -72,6 +75,8 @@ TEST(VxlanConfigTest, RefusesBadValuesSayingWhich) {
       {R"({"Port":65536})", "Backend.Port: 65536 is out of range"},
       {R"({"GBP":"yes"})", "Backend.GBP: \"yes\" is not true or false"},
       {R"({"MTU":60})", "Backend.MTU: 60 is below 68"},
+      {R"({"TxChecksumOffload":"maybe"})", "Backend.TxChecksumOffload: \"maybe\" is not \"auto\", \"on\" or \"off\""},
+      {R"({"TxChecksumOffload":1})", "Backend.TxChecksumOffload: 1 is not"},
   };
   for (const Case& c : cases) {
     absl::StatusOr<VxlanConfig> r = ParseVxlanConfig(c.json);
@@ -296,6 +301,85 @@ TEST_F(VxlanBackendTest, TeardownRemovesTheDeviceAndDirectRoutes) {
   EXPECT_THAT(kernel_.routes, IsEmpty());
   EXPECT_THAT(kernel_.neighbours, IsEmpty());
   EXPECT_THAT(kernel_.fdb, IsEmpty());
+}
+
+}  // namespace
+}  // namespace weft::agent
+
+namespace weft::agent {
+namespace {
+
+TEST(VxlanChecksumTest, ModesAndKernels) {
+  EXPECT_EQ(ParseVxlanConfig("{}")->tx_checksum_offload, TxChecksumOffload::kAuto);
+  EXPECT_EQ(ParseVxlanConfig(R"({"TxChecksumOffload":"OFF"})")->tx_checksum_offload, TxChecksumOffload::kOff);
+  EXPECT_EQ(ParseVxlanConfig(R"({"txchecksumoffload":"on"})")->tx_checksum_offload, TxChecksumOffload::kOn);
+  EXPECT_EQ(ParseVxlanConfig(R"({"TxChecksumOffload":false})")->tx_checksum_offload, TxChecksumOffload::kOff);
+
+  EXPECT_EQ(netlink::ParseKernelRelease("6.1.0-18-amd64"), std::make_pair(6, 1));
+  EXPECT_EQ(netlink::ParseKernelRelease("5.7-rc1"), std::make_pair(5, 7));
+  EXPECT_EQ(netlink::ParseKernelRelease("4.19.0"), std::make_pair(4, 19));
+  EXPECT_EQ(netlink::ParseKernelRelease("bogus"), std::nullopt);
+  EXPECT_EQ(netlink::ParseKernelRelease("6"), std::nullopt);
+
+  // auto: off where the kernel has the bug (before 5.7), the kernel's default after.
+  EXPECT_EQ(WantTxChecksum(TxChecksumOffload::kAuto, std::make_pair(5, 6)), false);
+  EXPECT_EQ(WantTxChecksum(TxChecksumOffload::kAuto, std::make_pair(4, 19)), false);
+  EXPECT_EQ(WantTxChecksum(TxChecksumOffload::kAuto, std::make_pair(5, 7)), std::nullopt);
+  EXPECT_EQ(WantTxChecksum(TxChecksumOffload::kAuto, std::nullopt), false);
+  EXPECT_EQ(WantTxChecksum(TxChecksumOffload::kOn, std::make_pair(4, 19)), true);
+  EXPECT_EQ(WantTxChecksum(TxChecksumOffload::kOff, std::make_pair(6, 1)), false);
+}
+
+// Records what the backend asks of the device's features.
+class FakeFeatures : public netlink::LinkFeatures {
+ public:
+  absl::StatusOr<bool> TxChecksum(const std::string& dev) override {
+    ++reads;
+    return on.count(dev) ? on[dev] : true;  // a new device checksums in "hardware"
+  }
+  absl::Status SetTxChecksum(const std::string& dev, bool v) override {
+    sets.push_back(absl::StrCat(dev, v ? " on" : " off"));
+    on[dev] = v;
+    return absl::OkStatus();
+  }
+  std::map<std::string, bool> on;
+  std::vector<std::string> sets;
+  int reads = 0;
+};
+
+TEST_F(VxlanBackendTest, TxChecksumAppliedAtInitKeptAcrossRecreationAndLeftAloneWhenAuto) {
+  FakeProgrammer& kernel = kernel_;
+  const LocalConfig& local = local_;
+  const OwnLease& lease = lease_;
+  VxlanBackend& backend = backend_;
+  FakeFeatures features;
+  backend.SetLinkFeatures(&features);
+  backend.SetKernelRelease("6.1.0");
+
+  ASSERT_TRUE(backend.Init(local, lease, R"({"TxChecksumOffload":"off"})").ok());
+  EXPECT_THAT(features.sets, ElementsAre("flannel.1 off"));
+  ASSERT_TRUE(backend.Reconcile({}).ok());
+  EXPECT_EQ(features.sets.size(), 1u) << "already off: not set again";
+  // A re-created device starts with offload on again: the next pass turns it off.
+  ASSERT_TRUE(kernel.DeleteLink(kernel.GetLink("flannel.1")->index).ok());
+  features.on.clear();
+  ASSERT_TRUE(backend.Reconcile({}).ok());
+  EXPECT_THAT(features.sets, ElementsAre("flannel.1 off", "flannel.1 off"));
+
+  // auto on a fixed kernel: nothing is read or set.
+  FakeFeatures untouched;
+  VxlanBackend modern(&kernel, Mac("0a:58:00:00:00:02"));
+  modern.SetLinkFeatures(&untouched);
+  modern.SetKernelRelease("6.1.0");
+  ASSERT_TRUE(modern.Init(local, lease, R"({"VNI":7})").ok());
+  EXPECT_EQ(untouched.reads, 0);
+  EXPECT_THAT(untouched.sets, IsEmpty());
+  // auto on a kernel with the bug: off.
+  VxlanBackend old(&kernel, Mac("0a:58:00:00:00:03"));
+  old.SetLinkFeatures(&untouched);
+  old.SetKernelRelease("5.4.0-150-generic");
+  ASSERT_TRUE(old.Init(local, lease, R"({"VNI":8})").ok());
+  EXPECT_THAT(untouched.sets, ElementsAre("flannel.8 off"));
 }
 
 }  // namespace

@@ -238,6 +238,37 @@ TEST_P(VxlanNetnsTest, InteroperatesWithAFlannelStyleHost) {
   EXPECT_TRUE(b_.Ping(Ip("198.18.1.0")));
 }
 
+// TxChecksumOffload "off" turns the real device's tx-checksum-ip-generic off
+// (as `ethtool -k` reads it), again after the device is deleted and re-created;
+// "on" turns it back on.
+TEST_P(VxlanNetnsTest, TxChecksumOffloadSwitchSurvivesRecreation) {
+  auto features = a_.ns->Run([] { return netlink::EthtoolLinkFeatures::Open(); });
+  ASSERT_TRUE(features.ok()) << features.status();
+  a_.backend->SetLinkFeatures(features->get());
+  auto offload = [&] { return a_.Sh("ethtool -k flannel.1 | grep 'tx-checksum-ip-generic:'"); };
+  ASSERT_TRUE(a_.backend->Init(a_.local, a_.lease, R"({"Type":"vxlan","TxChecksumOffload":"off"})").ok());
+  EXPECT_THAT(offload(), HasSubstr("tx-checksum-ip-generic: off"));
+  EXPECT_EQ((*features)->TxChecksum("flannel.1").value_or(true), false);
+
+  a_.Sh("ip link del flannel.1");
+  Reconcile(a_, {});
+  EXPECT_THAT(offload(), HasSubstr("tx-checksum-ip-generic: off")) << "lost when the device was re-created";
+
+  ASSERT_TRUE(a_.backend->Init(a_.local, a_.lease, R"({"Type":"vxlan","TxChecksumOffload":"on"})").ok());
+  EXPECT_THAT(offload(), HasSubstr("tx-checksum-ip-generic: on"));
+  EXPECT_TRUE(absl::IsNotFound((*features)->TxChecksum("nosuchdev0").status()));
+  // The overlay still works with offload off on one side.
+  ASSERT_TRUE(a_.backend->Init(a_.local, a_.lease, R"({"Type":"vxlan","TxChecksumOffload":"off"})").ok());
+  absl::StatusOr<BackendInfo> b_info = b_.backend->Init(b_.local, b_.lease, "{}");
+  ASSERT_TRUE(b_info.ok()) << b_info.status();
+  b_.info = *b_info;
+  a_.info = BackendInfo{"vxlan", VxlanLeaseDataJson(1, a_.mac), 1450};
+  Reconcile(a_, AllLeases());
+  Reconcile(b_, AllLeases());
+  EXPECT_TRUE(a_.Ping(Ip("198.18.2.0")));
+  EXPECT_TRUE(b_.Ping(Ip("198.18.1.0")));
+}
+
 INSTANTIATE_TEST_SUITE_P(Layouts, VxlanNetnsTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? "NexthopObjects" : "ClassicRoutes";
