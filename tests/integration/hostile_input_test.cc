@@ -180,12 +180,15 @@ TEST(HostileInputTest, HugeBackendDataIsRefusedAndMemoryStaysBounded) {
               << " of 40 x 3 MB + 40 x 1 MB requests: " << rss.back() / (1 << 20) << " MiB\n";
   }
   // Bounded (before the limits, 40 x 3 MB grew the controller by ~256 MB, for
-  // good), and a plateau: the last round adds next to nothing.
+  // good), and a plateau: the last round adds less than a third of the 160 MB
+  // one round sends (a controller keeping what it refuses would add all of it;
+  // what does vary, by up to ~20 MB on a loaded machine, is how many of the 40
+  // calls' buffers gRPC and the allocator hold at the moment of the sample).
 #ifndef __SANITIZE_ADDRESS__
   // (Under AddressSanitizer freed memory sits in its quarantine, 256 MiB by
   // default, so RSS says nothing about what the controller keeps there.)
   EXPECT_LT(rss.back() - rss_before, 128 << 20);
-  EXPECT_LT(rss[2] - rss[1], 16 << 20);
+  EXPECT_LT(rss[2] - rss[1], 48 << 20);
 #endif
   // Nothing of it was stored.
   weft::v1::ListLeasesResponse list;
