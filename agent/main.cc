@@ -125,6 +125,7 @@ int main(int argc, char** argv) {
               {"Files written", {"subnet_file", "docker_opts_file"}},
               {"Leases", {"subnet_lease_renew_margin", "release_on_exit", "resync_interval"}},
               {"Backends: vxlan, udp, host-gw", {"vxlan_*", "udp_*", "nexthop_objects"}},
+              {"Backend: wireguard", {"wireguard_*"}},
               {"Backends: aws-vpc, gce", {"aws_*", "gce_*", "cloud_*"}},
               {"Observability", {"metrics_listen", "log_*"}},
           },
