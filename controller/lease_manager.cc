@@ -200,6 +200,7 @@ void LeaseManager::ApplyEventLocked(const storage::Event& ev, std::vector<LeaseC
     if (expired && !releasing_.erase(text) && !it->second.reserved()) ++*expired;
     if (changes) changes->push_back({true, it->second, ev.kv.mod_revision});
     UnindexLocked(text);
+    lease_set_revision_ = std::max(lease_set_revision_, ev.kv.mod_revision);
     return;
   }
   LeaseRecord rec;
@@ -224,6 +225,7 @@ void LeaseManager::ApplyEventLocked(const storage::Event& ev, std::vector<LeaseC
   // An acquisition's chosen subnet stays pending until its write is in the index.
   if (auto idx = PoolIndexLocked(rec.key)) pending_.erase(*idx);
   if (changes) changes->push_back({false, rec, ev.kv.mod_revision});
+  lease_set_revision_ = std::max(lease_set_revision_, ev.kv.mod_revision);
   IndexLocked(text, std::move(rec));
 }
 
@@ -937,9 +939,10 @@ std::vector<LeaseRecord> LeaseManager::List(int64_t* revision) {
   return out;
 }
 
-int64_t LeaseManager::ListRevision() {
+int64_t LeaseManager::LeaseSetRevision() {
   CatchUp().IgnoreError();
-  return AppliedRevision();
+  absl::MutexLock l(&mu_);
+  return lease_set_revision_;
 }
 
 absl::StatusOr<LeaseManager::Page> LeaseManager::ListPage(int page_size, const std::string& page_token) {

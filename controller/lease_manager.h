@@ -176,9 +176,11 @@ class LeaseManager {
   absl::StatusOr<LeaseRecord> Get(const std::string& subnet);
   // All leases in subnet order, with the revision they reflect.
   std::vector<LeaseRecord> List(int64_t* revision = nullptr);
-  // The revision List() would reflect now (it too waits for this manager's own
-  // acknowledged writes to reach the index first).
-  int64_t ListRevision();
+  // The revision of the last change to the lease set List() returns, after
+  // catching up as List does: a listing taken at or after this revision is
+  // still the current lease set (other writes, such as the replica election's,
+  // move the store's revision without changing it).
+  int64_t LeaseSetRevision();
 
   // One page of the leases as of one store revision, in key order.
   struct Page {
@@ -278,6 +280,7 @@ class LeaseManager {
   absl::Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   int64_t applied_revision_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t lease_set_revision_ ABSL_GUARDED_BY(mu_) = 0;  // last lease put or delete applied
   std::optional<NetworkConfig> config_ ABSL_GUARDED_BY(mu_);
   std::string config_json_ ABSL_GUARDED_BY(mu_);
   int64_t config_revision_ ABSL_GUARDED_BY(mu_) = 0;

@@ -234,13 +234,13 @@ WatchHub::SharedPtr WatchHub::Serialize(const WatchLeasesResponse& msg, int64_t 
 }
 
 WatchHub::SharedPtr WatchHub::Snapshot(WatchLeasesResponse::Snapshot::Reason reason) {
-  // A snapshot at revision R is the lease set at R: while the index is still at
-  // R it is the current one.
-  const int64_t now_at = manager_->ListRevision();
+  // A snapshot taken at revision R is the lease set at R: while no lease has
+  // changed after R it is the current one.
+  const int64_t changed_at = manager_->LeaseSetRevision();
   {
     absl::MutexLock l(&snapshot_mu_);
     auto it = snapshots_.find(reason);
-    if (it != snapshots_.end() && it->second->revision == now_at) {
+    if (it != snapshots_.end() && it->second->revision >= changed_at) {
       if (opts_.hooks.on_snapshot) opts_.hooks.on_snapshot(true);
       return it->second;
     }
@@ -272,8 +272,11 @@ void WatchHub::Publish(const std::vector<weft::v1::LeaseEvent>& events, int64_t 
   }
   if (events.empty()) return;
   {
+    // Snapshots older than these events go now (their memory with them). One
+    // listed after the index applied them (a stream that opened between the
+    // apply and this call) already holds them and stays.
     absl::MutexLock l(&snapshot_mu_);
-    snapshots_.clear();  // older than these events: their memory goes now
+    absl::erase_if(snapshots_, [revision](const auto& kv) { return kv.second->revision < revision; });
   }
   WatchLeasesResponse msg;
   for (const auto& e : events) *msg.mutable_events()->add_events() = e;
