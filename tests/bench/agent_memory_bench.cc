@@ -32,14 +32,7 @@
 namespace {
 
 // A "Name:   123 kB" field of /proc/<pid>/status, in kB.
-long StatusKb(pid_t pid, const std::string& field) {
-  std::ifstream f(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
-  }
-  return -1;
-}
+long StatusKb(pid_t pid, const std::string& field) { return weft::testing::ProcStatusKiB(pid, field); }
 long RssKb(pid_t pid) { return StatusKb(pid, "VmRSS"); }
 std::string Breakdown(pid_t pid) {
   return absl::StrFormat("anon %.1f MB, file-backed (shared libraries) %.1f MB", StatusKb(pid, "RssAnon") / 1024.0,

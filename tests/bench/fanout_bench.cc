@@ -22,7 +22,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
@@ -34,19 +33,6 @@
 namespace {
 
 using weft::v1::WatchLeasesResponse;
-
-// Resident memory of `pid` in KiB (VmRSS), 0 when unreadable.
-int64_t RssKiB(pid_t pid) {
-  std::ifstream f(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(f, line)) {
-    int64_t kib = 0;
-    if (line.rfind("VmRSS:", 0) != 0) continue;
-    absl::string_view v = absl::StripAsciiWhitespace(absl::string_view(line).substr(6));
-    if (absl::SimpleAtoi(absl::StripSuffix(v, " kB"), &kib)) return kib;
-  }
-  return 0;
-}
 
 double CpuSeconds(pid_t pid) {
   std::ifstream f(absl::StrCat("/proc/", pid, "/stat"));
@@ -186,7 +172,7 @@ int main(int argc, char** argv) {
   std::vector<std::thread> pumps;
   for (int i = 0; i < 2; ++i) pumps.emplace_back(pump);
   const double cpu_joins = CpuSeconds(p.pid());
-  const int64_t rss_before = RssKiB(p.pid());
+  const int64_t rss_before = weft::testing::ProcStatusKiB(p.pid(), "VmRSS");
   for (int i = 0; i < streams; ++i) {
     ss[i] = std::make_unique<Stream>();
     weft::v1::WatchLeasesRequest req;
@@ -213,7 +199,7 @@ int main(int argc, char** argv) {
               absl::ToDoubleSeconds(absl::Now() - t0));
   // Idle streams: every snapshot written, nothing queued.
   absl::SleepFor(absl::Seconds(1));
-  const int64_t rss_idle = RssKiB(p.pid());
+  const int64_t rss_idle = weft::testing::ProcStatusKiB(p.pid(), "VmRSS");
   std::printf("controller RSS: %.1f MB before the streams, %.1f MB with %d idle streams: %.1f KiB per stream\n",
               rss_before / 1024.0, rss_idle / 1024.0, streams, static_cast<double>(rss_idle - rss_before) / streams);
   double cpu0 = CpuSeconds(p.pid());

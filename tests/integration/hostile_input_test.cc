@@ -16,8 +16,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "proto/etcd/rpc.grpc.pb.h"
@@ -64,17 +62,8 @@ void ExpectAlive(Controller& c) {
 }
 
 int64_t RssBytes(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    absl::string_view rest = line;
-    if (absl::ConsumePrefix(&rest, "VmRSS:")) {
-      int64_t kb = 0;
-      std::vector<std::string> words = absl::StrSplit(rest, absl::ByAnyChar(" \t"), absl::SkipEmpty());
-      if (!words.empty() && absl::SimpleAtoi(words[0], &kb)) return kb * 1024;
-    }
-  }
-  return -1;
+  const int64_t kib = ProcStatusKiB(pid, "VmRSS");
+  return kib < 0 ? -1 : kib * 1024;
 }
 
 TEST(HostileInputTest, DeepValuesThroughGrpcAreRefusedWhileParsing) {

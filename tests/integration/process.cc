@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
 
 namespace weft::testing {
 
@@ -94,6 +95,15 @@ std::string Runfile(const std::string& path) {
   const char* ws = std::getenv("TEST_WORKSPACE");
   if (srcdir) return std::string(srcdir) + "/" + (ws ? ws : "weft") + "/" + path;
   return path;
+}
+
+int64_t ProcStatusKiB(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.compare(0, field.size() + 1, field + ":") == 0) return std::stoll(line.substr(field.size() + 1));
+  }
+  return -1;
 }
 
 }  // namespace weft::testing

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -37,5 +38,9 @@ int RunCommand(const std::vector<std::string>& argv, std::string* out, const std
 
 // Path of a runfile (a data dependency), e.g. "controller/weft-controller".
 std::string Runfile(const std::string& path);
+
+// A "Name:   123 kB" field of /proc/<pid>/status ("VmRSS", "VmHWM", "RssAnon"...)
+// in KiB; -1 when the process or the field is not there.
+int64_t ProcStatusKiB(pid_t pid, const std::string& field);
 
 }  // namespace weft::testing
