@@ -281,7 +281,11 @@ TEST(ControllerIntegrationTest, WeftctlStatusFormatsAndErrorsInWords) {
   ASSERT_EQ(RunCommand({ctl, "--controller", c.addr(), "leases", "list"}, &out), 0);
   EXPECT_EQ(ColumnOf(out, "SUBNET", "NODE"), ColumnOf(out, "10.1.7.0/24", long_node)) << out;
   EXPECT_EQ(ColumnOf(out, "SUBNET", "BACKEND"), ColumnOf(out, "10.1.7.0/24", "vxlan")) << out;
-  EXPECT_EQ(ColumnOf(out, "SUBNET", "EXPIRES"), ColumnOf(out, acquired.lease().subnet(), "20")) << out;
+  // The expiry is the only field of that line with a word starting "20" (a subnet such as 10.1.204.0/24 has
+  // "20" inside a word, so search for it after a space).
+  const size_t expiry = ColumnOf(out, acquired.lease().subnet(), " 20");
+  ASSERT_NE(expiry, std::string::npos) << out;
+  EXPECT_EQ(ColumnOf(out, "SUBNET", "EXPIRES"), expiry + 1) << out;
   ASSERT_EQ(RunCommand({ctl, "--controller", c.addr(), "leases", "list", "-o", "wide"}, &out), 0);
   EXPECT_NE(out.find("BACKEND-DATA"), std::string::npos) << out;
   EXPECT_NE(out.find("VtepMAC"), std::string::npos) << out;
