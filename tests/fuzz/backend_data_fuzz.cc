@@ -9,6 +9,8 @@
 #include "agent/backend/hostgw/hostgw_backend.h"
 #include "agent/backend/udp/udp_backend.h"
 #include "agent/backend/vxlan/vxlan_backend.h"
+#include "agent/backend/wireguard/wireguard_backend.h"
+#include "tests/fuzz/fuzz_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const absl::string_view s(reinterpret_cast<const char*>(data), size);
@@ -20,5 +22,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)weft::agent::ParseAwsVpcLeaseInstance(s);
   (void)weft::agent::gce::ParseGceConfig(s);
   (void)weft::agent::gce::ParseGceLeaseData(s);
+  (void)weft::agent::ParseWireguardConfig(s);
+  if (auto d = weft::agent::ParseWireguardLeaseData(s); d.ok()) {
+    auto again = weft::agent::ParseWireguardLeaseData(weft::agent::EncodeWireguardLeaseData(*d));
+    FUZZ_CHECK(again.ok() && again->public_key == d->public_key && again->port == d->port);
+  }
   return 0;
 }
