@@ -186,7 +186,11 @@ TEST_P(VxlanNetnsTest, DepartedPeerDisappears) {
   const int vx = a_.Vx();
   EXPECT_THAT(*a_.kernel->ListFdb(vx), IsEmpty());
   EXPECT_THAT(*a_.kernel->ListRoutes(0, netlink::kWeftRouteProtocol), IsEmpty());
-  for (const Neighbour& n : *a_.kernel->ListNeighbours(vx)) {
+  // The list held in a variable: iterating `*ListNeighbours(vx)` would read a
+  // destroyed StatusOr (ASan: stack-use-after-scope).
+  absl::StatusOr<std::vector<Neighbour>> neighbours = a_.kernel->ListNeighbours(vx);
+  ASSERT_TRUE(neighbours.ok()) << neighbours.status();
+  for (const Neighbour& n : *neighbours) {
     EXPECT_NE(n.state, NUD_PERMANENT) << n;
   }
   EXPECT_EQ(a_.Sh("ip route show proto 87"), "");
