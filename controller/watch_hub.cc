@@ -15,15 +15,22 @@ class WatchHub::Stream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   explicit Stream(WatchHub* hub) : hub_(hub) {}
 
-  // Queues `m` (called under the hub's lock; never blocks on the network).
+  // Queues `m` (called under the hub's lock; never blocks on the network) and
+  // writes it unless a write is in flight.
   void Enqueue(SharedPtr m, size_t max_queue) {
+    if (Push(std::move(m), max_queue)) WriteNext();
+  }
+
+  // Queues `m`; true when the caller has become this stream's writer and must
+  // call StartWriting() (soon, on any thread: until then the stream cannot end).
+  bool Push(SharedPtr m, size_t max_queue) {
     bool start = false;
     {
       absl::MutexLock l(&mu_);
-      if (done_) return;
+      if (done_) return false;
       // Events already in its snapshot (or before its resume point) are skipped,
       // and so are bookmarks that would move its resume point backwards.
-      if (m->is_events ? m->revision <= enqueued_revision_ : m->revision < enqueued_revision_) return;
+      if (m->is_events ? m->revision <= enqueued_revision_ : m->revision < enqueued_revision_) return false;
       if (queue_.size() >= max_queue) {
         queue_.clear();
         resync_ = true;
@@ -34,8 +41,11 @@ class WatchHub::Stream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       start = !writing_;
       if (start) writing_ = true;
     }
-    if (start) WriteNext();
+    return start;
   }
+
+  // For the writer that Push() named.
+  void StartWriting() { WriteNext(); }
 
   // Starts the stream: first message(s) queued by the hub under its lock.
   void SetStart(int64_t revision) {
@@ -159,6 +169,7 @@ class WatchHub::Stream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 };
 
 WatchHub::WatchHub(LeaseManager* manager, Options options) : manager_(manager), opts_(std::move(options)) {
+  if (opts_.senders > 1) senders_ = std::make_unique<ThreadPool>(opts_.senders - 1);
   {
     absl::MutexLock l(&mu_);
     revision_ = manager_->AppliedRevision();
@@ -212,6 +223,9 @@ void WatchHub::Shutdown() {
     }
   }
   if (bookmark_thread_.joinable()) bookmark_thread_.join();
+  // Writes handed to the senders run (each finds its stream cancelled and
+  // finishes it); one published after this runs on the publisher's thread.
+  if (senders_) senders_->Stop();
 }
 
 size_t WatchHub::StreamCount() {
@@ -264,7 +278,35 @@ WatchHub::SharedPtr WatchHub::Snapshot(WatchLeasesResponse::Snapshot::Reason rea
 void WatchHub::Enqueue(Stream* s, SharedPtr m) { s->Enqueue(std::move(m), opts_.max_queue); }
 
 void WatchHub::Publish(const std::vector<weft::v1::LeaseEvent>& events, int64_t revision) {
-  absl::MutexLock l(&mu_);
+  std::vector<Stream*> writers;
+  {
+    absl::MutexLock l(&mu_);
+    PublishLocked(events, revision, &writers);
+  }
+  StartWriting(std::move(writers));
+}
+
+void WatchHub::StartWriting(std::vector<Stream*> writers) {
+  // Each write start costs a few tens of microseconds in gRPC and the kernel;
+  // with thousands of streams they are shared out among the senders, the
+  // publishing thread taking the first share. Streams named by Push() cannot
+  // end before their write starts, so the pointers stay valid meanwhile.
+  const size_t shares = senders_ && writers.size() >= kMinStreamsPerSender * 2
+                            ? std::min<size_t>(opts_.senders, writers.size() / kMinStreamsPerSender)
+                            : 1;
+  auto share = std::make_shared<std::vector<Stream*>>(std::move(writers));
+  for (size_t i = 1; i < shares; ++i) {
+    senders_->Schedule([share, i, shares] {
+      for (size_t k = i * share->size() / shares; k < (i + 1) * share->size() / shares; ++k) {
+        (*share)[k]->StartWriting();
+      }
+    });
+  }
+  for (size_t k = 0; k < share->size() / shares; ++k) (*share)[k]->StartWriting();
+}
+
+void WatchHub::PublishLocked(const std::vector<weft::v1::LeaseEvent>& events, int64_t revision,
+                             std::vector<Stream*>* writers) {
   revision_ = std::max(revision_, revision);
   for (auto it = ahead_.begin(); it != ahead_.end();) {
     auto cur = it++;
@@ -289,7 +331,10 @@ void WatchHub::Publish(const std::vector<weft::v1::LeaseEvent>& events, int64_t 
     history_floor_ = history_.front().revision;
     history_.pop_front();
   }
-  for (Stream* s : streams_) Enqueue(s, shared);
+  writers->reserve(streams_.size());
+  for (Stream* s : streams_) {
+    if (s->Push(shared, opts_.max_queue)) writers->push_back(s);
+  }
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(grpc::CallbackServerContext* /*ctx*/,

@@ -30,6 +30,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/thread_pool.h"
 #include "controller/lease_manager.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/weft/v1/weft.pb.h"
@@ -56,6 +57,10 @@ class WatchHub {
     // failing over from a replica that was ahead) waits this long for it, as an
     // etcd watch from a future revision waits, before it gets a snapshot.
     absl::Duration ahead_wait = absl::Seconds(5);
+    // Threads that start the writes of one published change (the publishing
+    // thread is one of them): with thousands of streams, one change costs a
+    // few tens of microseconds per stream in gRPC and the kernel.
+    int senders = 1;
     WatchHubHooks hooks;
   };
 
@@ -91,6 +96,12 @@ class WatchHub {
   };
   using SharedPtr = std::shared_ptr<const Shared>;
 
+  // Below this many streams per sender a change's writes are not shared out.
+  static constexpr size_t kMinStreamsPerSender = 64;
+
+  void PublishLocked(const std::vector<weft::v1::LeaseEvent>& events, int64_t revision,
+                     std::vector<Stream*>* writers) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartWriting(std::vector<Stream*> writers);
   static SharedPtr Serialize(const weft::v1::WatchLeasesResponse& msg, int64_t events, absl::Time now);
   void Enqueue(Stream* s, SharedPtr m) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The lease set as one message. Streams that start or resync while the index
@@ -122,6 +133,7 @@ class WatchHub {
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   absl::Notification stop_;
   std::thread bookmark_thread_;
+  std::unique_ptr<ThreadPool> senders_;  // opts_.senders - 1 threads; null for one sender
 
   friend class Stream;
 };
