@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <thread>
@@ -22,6 +23,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
@@ -141,8 +143,13 @@ int main(int argc, char** argv) {
   absl::Mutex mu;
   int snapshots = 0;
   std::vector<double> latencies;
-  absl::Time change_acked = absl::InfiniteFuture();
-  int64_t change_revision = 0;
+  // Changes are issued one at a time, each after the last was delivered to
+  // every stream, and nothing else writes: an events message with a revision
+  // above the previous change's is a delivery of the current one (counted even
+  // when it arrives before the writer's acknowledgement).
+  absl::Time change_issued = absl::InfiniteFuture();
+  int64_t counting_after = INT64_MAX;
+  int64_t snapshot_revision = 0;
   std::atomic<int64_t> delivered{0};
   // Tags: stream index * 2 (+1 for the start completion).
   auto pump = [&] {
@@ -161,8 +168,9 @@ int main(int argc, char** argv) {
         absl::MutexLock l(&mu);
         if (s->msg.has_snapshot()) {
           ++snapshots;
-        } else if (s->msg.has_events() && s->msg.revision() >= change_revision && change_revision > 0) {
-          latencies.push_back(absl::ToDoubleMilliseconds(now - change_acked));
+          snapshot_revision = std::max(snapshot_revision, s->msg.revision());
+        } else if (s->msg.has_events() && s->msg.revision() > counting_after) {
+          latencies.push_back(absl::ToDoubleMilliseconds(now - change_issued));
           delivered++;
         }
       }
@@ -203,7 +211,16 @@ int main(int argc, char** argv) {
   std::printf("controller RSS: %.1f MB before the streams, %.1f MB with %d idle streams: %.1f KiB per stream\n",
               rss_before / 1024.0, rss_idle / 1024.0, streams, static_cast<double>(rss_idle - rss_before) / streams);
   double cpu0 = CpuSeconds(p.pid());
+  const double client_cpu0 = CpuSeconds(getpid());
   std::printf("controller CPU for the %d streams' start (snapshots included): %.3f s\n", streams, cpu0 - cpu_joins);
+  int64_t last_revision = 0;
+  {
+    absl::MutexLock l(&mu);
+    last_revision = snapshot_revision;
+  }
+  int64_t missing = 0;
+  std::vector<std::string> per_change;  // "ack/p50/max" ms of each change
+  std::vector<double> acks;             // issue -> the writer's acknowledgement (the durable commit)
   for (int c = 0; c < changes; ++c) {
     weft::v1::AcquireLeaseRequest req;
     req.set_node_name(absl::StrCat("fan", c));
@@ -215,25 +232,34 @@ int main(int argc, char** argv) {
     weft::v1::AcquireLeaseResponse resp;
     {
       absl::MutexLock l(&mu);
-      change_acked = absl::Now();  // latency measured from the moment the change is issued
-      change_revision = 1LL << 62;  // ignore until we know its revision
+      change_issued = absl::Now();  // latency measured from the moment the change is issued
+      counting_after = last_revision;
     }
     grpc::Status s = leases->AcquireLease(&ctx, req, &resp);
     if (!s.ok()) {
       std::fprintf(stderr, "acquire: %s\n", s.error_message().c_str());
       return 1;
     }
-    {
-      absl::MutexLock l(&mu);
-      change_revision = resp.revision();
-    }
-    // Messages that arrived before we learnt the revision were not counted:
-    // wait for all streams, re-counting from the acknowledgement.
+    last_revision = resp.revision();
+    const double ack_ms = absl::ToDoubleMilliseconds(absl::Now() - change_issued);
+    acks.push_back(ack_ms);
     absl::Time deadline = absl::Now() + absl::Seconds(30);
     while (delivered.load() - before < streams && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+    missing += streams - (delivered.load() - before);
+    {
+      absl::MutexLock l(&mu);
+      std::vector<double> these(latencies.end() - (delivered.load() - before), latencies.end());
+      std::sort(these.begin(), these.end());
+      if (!these.empty()) per_change.push_back(absl::StrFormat("%.0f/%.0f/%.0f", ack_ms, these[these.size() / 2], these.back()));
+    }
+    {
+      absl::MutexLock l(&mu);
+      counting_after = INT64_MAX;  // between changes nothing counts
+    }
     absl::SleepFor(absl::Milliseconds(50));
   }
   double cpu = CpuSeconds(p.pid()) - cpu0;
+  const double client_cpu = CpuSeconds(getpid()) - client_cpu0;
   std::vector<double> all;
   {
     absl::MutexLock l(&mu);
@@ -245,11 +271,17 @@ int main(int argc, char** argv) {
     std::printf("no deliveries measured\n");
     return 1;
   }
-  std::printf("deliveries measured %zu of %lld\n", all.size(), static_cast<long long>(expected));
+  std::printf("deliveries measured %zu of %lld (%lld not delivered within 30 s)\n", all.size(),
+              static_cast<long long>(expected), static_cast<long long>(missing));
   std::printf("delivery latency ms: p50 %.2f  p99 %.2f  max %.2f\n", all[all.size() / 2],
               all[std::min(all.size() - 1, all.size() * 99 / 100)], all.back());
+  std::printf("per change, ack/p50/max ms: %s\n", absl::StrJoin(per_change, " ").c_str());
+  std::sort(acks.begin(), acks.end());
+  std::printf("change acknowledged (durable commit) ms: p50 %.2f  max %.2f\n", acks[acks.size() / 2], acks.back());
   std::printf("controller CPU: %.3f s for %zu deliveries = %.2f us per delivered event\n", cpu, all.size(),
               cpu * 1e6 / all.size());
+  std::printf("client CPU (this process, receiving): %.3f s = %.2f us per delivered event\n", client_cpu,
+              client_cpu * 1e6 / all.size());
   for (auto& s : ss) s->ctx.TryCancel();
   p.Kill(SIGTERM);
   p.Wait();
