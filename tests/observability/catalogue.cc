@@ -60,7 +60,8 @@ absl::StatusOr<std::vector<CatalogueEntry>> ParseCatalogue(absl::string_view mar
       component = absl::StartsWith(title, "controller")    ? "controller"
                   : absl::StartsWith(title, "agent")       ? "agent"
                   : absl::StartsWith(title, "every binary") ? std::string(kEveryBinary)
-                                                            : "";
+                  : absl::StartsWith(title, "backend-specific") ? std::string(kAgentBackend)
+                                                                : "";
       continue;
     }
     if (component.empty() || !absl::StartsWith(line, "|")) continue;

@@ -16,9 +16,12 @@ namespace weft::testing {
 
 // The component of the entries every binary exports (process_*, weft_build_info).
 inline constexpr char kEveryBinary[] = "every";
+// The component of the agent's backend-specific entries (weft_agent_udp_*,
+// weft_agent_wireguard_*): exported only by agents running that backend.
+inline constexpr char kAgentBackend[] = "agent backend";
 
 struct CatalogueEntry {
-  std::string component;  // "controller", "agent" or kEveryBinary
+  std::string component;  // "controller", "agent", kAgentBackend or kEveryBinary
   std::string name;       // "weft_controller_leases"
   std::string type;       // "counter", "gauge", "histogram"
   std::set<std::string> labels;  // documented label names, without le/job/instance

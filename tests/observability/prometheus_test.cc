@@ -268,9 +268,15 @@ TEST_F(PrometheusTest, EveryDashboardQueryParsesAndReturnsData) {
       SCOPED_TRACE(absl::StrCat(q.where, ": ", expr));
       absl::StatusOr<json> r = g->prometheus->Query(expr);
       ASSERT_TRUE(r.ok()) << "Prometheus refused the query: " << r.status();
-      bool needs_agents = false;
-      for (const std::string& m : MetricNames(expr)) needs_agents |= absl::StartsWith(m, "weft_agent_");
-      if (needs_agents && !g->agents) {
+      bool needs_agents = false, needs_wireguard = false;
+      for (const std::string& m : MetricNames(expr)) {
+        needs_agents |= absl::StartsWith(m, "weft_agent_");
+        needs_wireguard |= absl::StartsWith(m, "weft_agent_wireguard_");
+      }
+      // The observed cluster runs VXLAN: the WireGuard row's metrics come only
+      // from wireguard agents (wireguard_e2e_test checks those agents export
+      // them as docs/metrics.md says); here their queries must parse.
+      if ((needs_agents && !g->agents) || needs_wireguard) {
         ++parse_only;
         continue;
       }
@@ -278,7 +284,8 @@ TEST_F(PrometheusTest, EveryDashboardQueryParsesAndReturnsData) {
       EXPECT_TRUE(HasData(*r).ok()) << HasData(*r) << "; answer: " << r->dump().substr(0, 400);
     }
   }
-  std::fprintf(stderr, "dashboards: %d queries returned data, %d only parsed (no agents)\n", run, parse_only);
+  std::fprintf(stderr, "dashboards: %d queries returned data, %d only parsed (no agents, or WireGuard's)\n", run,
+               parse_only);
   EXPECT_GT(run, 30);
 }
 
