@@ -5,7 +5,8 @@
 //
 //   bazel run -c opt //tests/bench:fanout_bench -- [--streams 5000] [--channels N] [--changes 20] [--tls 1]
 //   (--channels: default one per 200 streams, at least 16; the controller allows 256 per connection;
-//   --leases N: leases acquired before the streams start, in every snapshot, default 300)
+//   --leases N: leases acquired before the streams start, in every snapshot, default 300;
+//   --senders N: the controller's --watch-senders, default its own)
 //
 // --tls 1: mutual TLS (certificates from tools/certs.sh for the run; the streams
 // use a node's certificate, the writer an operator's).
@@ -65,7 +66,7 @@ struct Stream {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int streams = 5000, channels = 0, changes = 20, tls = 0, leases_before = 300;
+  int streams = 5000, channels = 0, changes = 20, tls = 0, leases_before = 300, senders = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     int v = 0;
     if (!absl::SimpleAtoi(argv[i + 1], &v)) continue;
@@ -75,6 +76,7 @@ int main(int argc, char** argv) {
     if (f == "--changes") changes = v;
     if (f == "--tls") tls = v;
     if (f == "--leases") leases_before = v;
+    if (f == "--senders") senders = v;
   }
   // The controller allows 256 streams per connection (--max-concurrent-streams);
   // by default 200 per connection, and at least 16 connections.
@@ -87,6 +89,10 @@ int main(int argc, char** argv) {
   std::vector<std::string> ctl_argv = {controller,          "--data-dir",  dir, "--listen", absl::StrCat("127.0.0.1:", port),
                                    "--metrics-listen",  "",            "--log-level", "warn",
                                    "--watch-bookmark-interval", "1h"};
+  if (senders > 0) {
+    ctl_argv.push_back("--watch-senders");
+    ctl_argv.push_back(absl::StrCat(senders));
+  }
   weft::TlsClientFiles writer_files, watcher_files;
   if (tls) {
     absl::StatusOr<weft::testing::TestCerts> certs = weft::testing::TestCerts::Make(dir + "-certs", "IP:127.0.0.1");
@@ -202,8 +208,8 @@ int main(int argc, char** argv) {
     }
     absl::SleepFor(absl::Milliseconds(20));
   }
-  std::printf("fanout_bench (%s): %d streams over %d connections, %d leases in each snapshot, %d changes; %d snapshots in %.1fs\n",
-              tls ? "mutual TLS" : "plaintext", streams, channels, leases_before, changes, snapshots,
+  std::printf("fanout_bench (%s, senders %s): %d streams over %d connections, %d leases in each snapshot, %d changes; %d snapshots in %.1fs\n",
+              tls ? "mutual TLS" : "plaintext", senders > 0 ? absl::StrCat(senders).c_str() : "default", streams, channels, leases_before, changes, snapshots,
               absl::ToDoubleSeconds(absl::Now() - t0));
   // Idle streams: every snapshot written, nothing queued.
   absl::SleepFor(absl::Seconds(1));
