@@ -6,7 +6,10 @@
 //   bazel run -c opt //tests/bench:fanout_bench -- [--streams 5000] [--channels N] [--changes 20] [--tls 1]
 //   (--channels: default one per 200 streams, at least 16; the controller allows 256 per connection;
 //   --leases N: leases acquired before the streams start, in every snapshot, default 300;
-//   --senders N: the controller's --watch-senders, default its own)
+//   --senders N: the controller's --watch-senders, default its own;
+//   --churn-rate R [--churn-seconds S]: after the one-at-a-time changes, R new
+//   leases per second for S seconds (default 60), deliveries overlapping, each
+//   event's latency taken from its own lease's issue time)
 //
 // --tls 1: mutual TLS (certificates from tools/certs.sh for the run; the streams
 // use a node's certificate, the writer an operator's).
@@ -21,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -68,6 +72,7 @@ struct Stream {
 
 int main(int argc, char** argv) {
   int streams = 5000, channels = 0, changes = 20, tls = 0, leases_before = 300, senders = 0;
+  int churn_rate = 0, churn_seconds = 60;
   for (int i = 1; i + 1 < argc; i += 2) {
     int v = 0;
     if (!absl::SimpleAtoi(argv[i + 1], &v)) continue;
@@ -78,6 +83,8 @@ int main(int argc, char** argv) {
     if (f == "--tls") tls = v;
     if (f == "--leases") leases_before = v;
     if (f == "--senders") senders = v;
+    if (f == "--churn-rate") churn_rate = v;
+    if (f == "--churn-seconds") churn_seconds = v;
   }
   // The controller allows 256 streams per connection (--max-concurrent-streams);
   // by default 200 per connection, and at least 16 connections.
@@ -167,6 +174,10 @@ int main(int argc, char** argv) {
   int64_t counting_after = INT64_MAX;
   int64_t snapshot_revision = 0;
   std::atomic<int64_t> delivered{0};
+  // Churn: each lease's issue time by node name; every event of such a lease counts.
+  absl::flat_hash_map<std::string, absl::Time> churn_issued;
+  std::vector<double> churn_latencies;
+  int64_t churn_events = 0;
   // Tags: stream index * 2 (+1 for the start completion).
   auto pump = [&] {
     void* tag;
@@ -189,6 +200,13 @@ int main(int argc, char** argv) {
           // the snapshot's leases when the first change arrives, 5,000 times
           // over in this one process, inside the measured window.
           WatchLeasesResponse().Swap(&s->msg);
+        } else if (s->msg.has_events() && !churn_issued.empty()) {
+          for (const auto& e : s->msg.events().events()) {
+            auto it = churn_issued.find(e.lease().node_name());
+            if (it == churn_issued.end()) continue;
+            churn_latencies.push_back(absl::ToDoubleMilliseconds(now - it->second));
+            ++churn_events;
+          }
         } else if (s->msg.has_events() && s->msg.revision() > counting_after) {
           latencies.push_back(absl::ToDoubleMilliseconds(now - change_issued));
           delivered++;
@@ -311,6 +329,57 @@ int main(int argc, char** argv) {
               cpu * 1e6 / all.size());
   std::printf("client CPU (this process, receiving): %.3f s = %.2f us per delivered event\n", client_cpu,
               client_cpu * 1e6 / all.size());
+  if (churn_rate > 0) {
+    // Kubernetes' steady state is ~20 node changes per second: changes on a
+    // fixed schedule whatever the deliveries are doing.
+    const double churn_cpu0 = CpuSeconds(p.pid());
+    const int total = churn_rate * churn_seconds;
+    const absl::Time start = absl::Now();
+    for (int c = 0; c < total; ++c) {
+      const absl::Time due = start + absl::Seconds(1) * c / churn_rate;
+      if (absl::Now() < due) absl::SleepFor(due - absl::Now());
+      weft::v1::AcquireLeaseRequest req;
+      req.set_node_name(absl::StrCat("churn", c));
+      req.set_public_ip(absl::StrCat("198.18.", c / 250, ".", c % 250 + 1));
+      req.set_backend_type("vxlan");
+      req.set_backend_data(absl::StrFormat(R"({"VNI":1,"VtepMAC":"02:00:00:02:%02x:%02x"})", c >> 8, c & 0xff));
+      {
+        absl::MutexLock l(&mu);
+        churn_issued[req.node_name()] = absl::Now();
+      }
+      grpc::ClientContext ctx;
+      weft::v1::AcquireLeaseResponse resp;
+      if (grpc::Status st = leases->AcquireLease(&ctx, req, &resp); !st.ok()) {
+        std::fprintf(stderr, "acquire: %s\n", st.error_message().c_str());
+        return 1;
+      }
+    }
+    const absl::Duration issuing = absl::Now() - start;
+    const int64_t want = static_cast<int64_t>(total) * streams;
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while (absl::Now() < deadline) {
+      {
+        absl::MutexLock l(&mu);
+        if (churn_events >= want) break;
+      }
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    const double churn_cpu = CpuSeconds(p.pid()) - churn_cpu0;
+    std::vector<double> c;
+    {
+      absl::MutexLock l(&mu);
+      c = churn_latencies;
+    }
+    std::sort(c.begin(), c.end());
+    std::printf("churn: %d changes at %d/s (issued in %.1f s), %zu of %lld deliveries\n", total, churn_rate,
+                absl::ToDoubleSeconds(issuing), c.size(), static_cast<long long>(want));
+    if (!c.empty()) {
+      std::printf("churn delivery latency ms: p50 %.2f  p99 %.2f  max %.2f\n", c[c.size() / 2],
+                  c[std::min(c.size() - 1, c.size() * 99 / 100)], c.back());
+      std::printf("churn controller CPU: %.3f s = %.2f us per delivered event (%.0f%% of one core)\n", churn_cpu,
+                  churn_cpu * 1e6 / c.size(), 100 * churn_cpu / absl::ToDoubleSeconds(issuing));
+    }
+  }
   for (auto& s : ss) s->ctx.TryCancel();
   p.Kill(SIGTERM);
   p.Wait();
