@@ -26,6 +26,7 @@
 #include "grpcpp/grpcpp.h"
 #include "common/tls_client.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
+#include "tests/bench/network_config.h"
 #include "tests/integration/process.h"
 #include "tests/integration/test_certs.h"
 
@@ -199,13 +200,7 @@ int main(int argc, char** argv) {
   if (!ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(20))) return 1;
   auto net = weft::v1::NetworkService::NewStub(ch);
   auto leases = weft::v1::LeaseService::NewStub(ch);
-  {
-    grpc::ClientContext ctx;
-    weft::v1::SetNetworkConfigRequest req;
-    req.set_config(R"({"Network":"10.0.0.0/8","Backend":{"Type":"vxlan"}})");
-    weft::v1::SetNetworkConfigResponse resp;
-    if (!net->SetNetworkConfig(&ctx, req, &resp).ok()) return 1;
-  }
+  if (!weft::bench::SetNetworkConfig(net.get())) return 1;
   std::vector<std::string> agent_args = {
       agent_bin,   "--controller", "127.0.0.1:7800",   "--iface",           "weftbench0",    "--node-name",
       "bench-host", "--subnet-file", dir + "/subnet.env", "--docker-opts-file", dir + "/docker.env", "--state-dir",

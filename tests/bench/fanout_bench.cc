@@ -35,31 +35,13 @@
 #include "proto/weft/v1/weft.grpc.pb.h"
 #include "common/tls_client.h"
 #include "tests/bench/scrape.h"
+#include "tests/bench/network_config.h"
 #include "tests/integration/process.h"
 #include "tests/integration/test_certs.h"
 
 namespace {
 
 using weft::v1::WatchLeasesResponse;
-
-double CpuSeconds(pid_t pid) {
-  std::ifstream f(absl::StrCat("/proc/", pid, "/stat"));
-  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  auto close = s.rfind(')');
-  std::vector<std::string> fields;
-  std::string cur;
-  for (size_t i = close + 2; i < s.size(); ++i) {
-    if (s[i] == ' ') {
-      fields.push_back(cur);
-      cur.clear();
-    } else {
-      cur += s[i];
-    }
-  }
-  // utime, stime are fields 14 and 15 (1-based) => 11, 12 after the comm.
-  double ticks = std::stod(fields[11]) + std::stod(fields[12]);
-  return ticks / sysconf(_SC_CLK_TCK);
-}
 
 struct Stream {
   grpc::ClientContext ctx;
@@ -133,13 +115,7 @@ int main(int argc, char** argv) {
   }
   auto net = weft::v1::NetworkService::NewStub(main_ch);
   auto leases = weft::v1::LeaseService::NewStub(main_ch);
-  {
-    grpc::ClientContext ctx;
-    weft::v1::SetNetworkConfigRequest req;
-    req.set_config(R"({"Network":"10.0.0.0/8","Backend":{"Type":"vxlan"}})");
-    weft::v1::SetNetworkConfigResponse resp;
-    if (!net->SetNetworkConfig(&ctx, req, &resp).ok()) return 1;
-  }
+  if (!weft::bench::SetNetworkConfig(net.get())) return 1;
   // The lease set every stream's snapshot carries.
   for (int i = 0; i < leases_before; ++i) {
     weft::v1::AcquireLeaseRequest req;
@@ -217,7 +193,7 @@ int main(int argc, char** argv) {
   };
   std::vector<std::thread> pumps;
   for (int i = 0; i < 2; ++i) pumps.emplace_back(pump);
-  const double cpu_joins = CpuSeconds(p.pid());
+  const double cpu_joins = weft::testing::ProcCpuSeconds(p.pid());
   const int64_t rss_before = weft::testing::ProcStatusKiB(p.pid(), "VmRSS");
   for (int i = 0; i < streams; ++i) {
     ss[i] = std::make_unique<Stream>();
@@ -252,8 +228,8 @@ int main(int argc, char** argv) {
   // completed), free of this process' share of the 2 cores.
   constexpr char kFanout[] = "weft_controller_watch_fanout_duration_seconds";
   const auto fanout_before = weft::bench::HistogramBuckets(weft::bench::ScrapeMetrics(metrics_port), kFanout, "");
-  double cpu0 = CpuSeconds(p.pid());
-  const double client_cpu0 = CpuSeconds(getpid());
+  double cpu0 = weft::testing::ProcCpuSeconds(p.pid());
+  const double client_cpu0 = weft::testing::ProcCpuSeconds(getpid());
   std::printf("controller CPU for the %d streams' start (snapshots included): %.3f s\n", streams, cpu0 - cpu_joins);
   int64_t last_revision = 0;
   {
@@ -300,8 +276,8 @@ int main(int argc, char** argv) {
     }
     absl::SleepFor(absl::Milliseconds(50));
   }
-  double cpu = CpuSeconds(p.pid()) - cpu0;
-  const double client_cpu = CpuSeconds(getpid()) - client_cpu0;
+  double cpu = weft::testing::ProcCpuSeconds(p.pid()) - cpu0;
+  const double client_cpu = weft::testing::ProcCpuSeconds(getpid()) - client_cpu0;
   std::vector<double> all;
   {
     absl::MutexLock l(&mu);
@@ -332,7 +308,7 @@ int main(int argc, char** argv) {
   if (churn_rate > 0) {
     // Kubernetes' steady state is ~20 node changes per second: changes on a
     // fixed schedule whatever the deliveries are doing.
-    const double churn_cpu0 = CpuSeconds(p.pid());
+    const double churn_cpu0 = weft::testing::ProcCpuSeconds(p.pid());
     const int total = churn_rate * churn_seconds;
     const absl::Time start = absl::Now();
     for (int c = 0; c < total; ++c) {
@@ -364,7 +340,7 @@ int main(int argc, char** argv) {
       }
       absl::SleepFor(absl::Milliseconds(10));
     }
-    const double churn_cpu = CpuSeconds(p.pid()) - churn_cpu0;
+    const double churn_cpu = weft::testing::ProcCpuSeconds(p.pid()) - churn_cpu0;
     std::vector<double> c;
     {
       absl::MutexLock l(&mu);

@@ -43,4 +43,8 @@ std::string Runfile(const std::string& path);
 // in KiB; -1 when the process or the field is not there.
 int64_t ProcStatusKiB(pid_t pid, const std::string& field);
 
+// User + system CPU time the process has used, in seconds (/proc/<pid>/stat);
+// -1 when it is not there.
+double ProcCpuSeconds(pid_t pid);
+
 }  // namespace weft::testing
