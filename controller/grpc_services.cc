@@ -21,19 +21,17 @@ class RpcTimer {
   absl::Time start_;
 };
 
-// The authorization of one call (authz.h); OK for everyone without an authorizer.
-// For the lease methods, *node_name is the request's and becomes the name to
-// act as; *as_node says whether the caller is that node.
-grpc::Status Allowed(const Authorizer* authz, const grpc::ServerContextBase& ctx, Method m,
-                     std::string* node_name = nullptr, bool* as_node = nullptr) {
-  if (!authz) return grpc::Status::OK;
+}  // namespace
+
+grpc::Status Admission::Admit(const grpc::ServerContextBase& ctx, Method m, std::string* node_name,
+                              bool* as_node) const {
+  if (gate_ != nullptr && gate_->closed()) return DrainGate::Refusal();
+  if (!authz_) return grpc::Status::OK;
   Identity id;
-  grpc::Status s = authz->Authorize(ctx, m, node_name, &id);
+  grpc::Status s = authz_->Authorize(ctx, m, node_name, &id);
   if (as_node) *as_node = id.role == Role::kNode;
   return s;
 }
-
-}  // namespace
 
 grpc::Status ToGrpc(const absl::Status& s) {
   if (s.ok()) return grpc::Status::OK;
@@ -78,20 +76,15 @@ void LeaseServiceImpl::AddForeignExpiry(const LeaseRecord& rec, weft::v1::Lease*
 
 LeaseServiceImpl::LeaseServiceImpl(LeaseManager* manager, RpcObserver observer, WatchFactory watch,
                                    const Authorizer* authz)
-    : manager_(manager), observer_(std::move(observer)), watch_(std::move(watch)), authz_(authz) {}
+    : manager_(manager), observer_(std::move(observer)), watch_(std::move(watch)), admission_(authz) {}
 
 grpc::ServerUnaryReactor* LeaseServiceImpl::AcquireLease(grpc::CallbackServerContext* ctx,
                                                           const weft::v1::AcquireLeaseRequest* req,
                                                           weft::v1::AcquireLeaseResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (gate_ != nullptr && gate_->closed()) {
-    if (observer_) observer_("AcquireLease", grpc::StatusCode::UNAVAILABLE, absl::ZeroDuration());
-    reactor->Finish(DrainGate::Refusal());
-    return reactor;
-  }
   AcquireRequest r;
   r.node_name = req->node_name();
-  if (grpc::Status s = Allowed(authz_, *ctx, Method::kAcquireLease, &r.node_name, &r.as_node); !s.ok()) {
+  if (grpc::Status s = admission_.Admit(*ctx, Method::kAcquireLease, &r.node_name, &r.as_node); !s.ok()) {
     if (observer_) observer_("AcquireLease", s.error_code(), absl::ZeroDuration());
     reactor->Finish(s);
     return reactor;
@@ -127,9 +120,8 @@ grpc::ServerUnaryReactor* LeaseServiceImpl::AcquireLease(grpc::CallbackServerCon
 grpc::Status LeaseServiceImpl::RenewLease(grpc::ServerContext* ctx, const weft::v1::RenewLeaseRequest* req,
                                           weft::v1::RenewLeaseResponse* resp) {
   RpcTimer t(observer_, "RenewLease");
-  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
   OwnerRef owner{req->subnet(), req->node_name(), req->public_ip()};
-  if (grpc::Status s = Allowed(authz_, *ctx, Method::kRenewLease, &owner.node_name, &owner.as_node); !s.ok()) {
+  if (grpc::Status s = admission_.Admit(*ctx, Method::kRenewLease, &owner.node_name, &owner.as_node); !s.ok()) {
     return t.Done(s);
   }
   auto rec = manager_->Renew(owner);
@@ -141,9 +133,8 @@ grpc::Status LeaseServiceImpl::RenewLease(grpc::ServerContext* ctx, const weft::
 grpc::Status LeaseServiceImpl::ReleaseLease(grpc::ServerContext* ctx, const weft::v1::ReleaseLeaseRequest* req,
                                             weft::v1::ReleaseLeaseResponse*) {
   RpcTimer t(observer_, "ReleaseLease");
-  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
   OwnerRef owner{req->subnet(), req->node_name(), req->public_ip()};
-  if (grpc::Status s = Allowed(authz_, *ctx, Method::kReleaseLease, &owner.node_name, &owner.as_node); !s.ok()) {
+  if (grpc::Status s = admission_.Admit(*ctx, Method::kReleaseLease, &owner.node_name, &owner.as_node); !s.ok()) {
     return t.Done(s);
   }
   return t.Done(ToGrpc(manager_->Release(owner)));
@@ -152,8 +143,7 @@ grpc::Status LeaseServiceImpl::ReleaseLease(grpc::ServerContext* ctx, const weft
 grpc::Status LeaseServiceImpl::GetLease(grpc::ServerContext* ctx, const weft::v1::GetLeaseRequest* req,
                                         weft::v1::GetLeaseResponse* resp) {
   RpcTimer t(observer_, "GetLease");
-  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
-  if (grpc::Status s = Allowed(authz_, *ctx, Method::kGetLease); !s.ok()) return t.Done(s);
+  if (grpc::Status s = admission_.Admit(*ctx, Method::kGetLease); !s.ok()) return t.Done(s);
   auto rec = manager_->Get(req->subnet());
   if (!rec.ok()) return t.Done(ToGrpc(rec.status()));
   ToProto(*rec, resp->mutable_lease());
@@ -165,8 +155,7 @@ grpc::Status LeaseServiceImpl::GetLease(grpc::ServerContext* ctx, const weft::v1
 grpc::Status LeaseServiceImpl::ListLeases(grpc::ServerContext* ctx, const weft::v1::ListLeasesRequest* req,
                                           weft::v1::ListLeasesResponse* resp) {
   RpcTimer t(observer_, "ListLeases");
-  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
-  if (grpc::Status s = Allowed(authz_, *ctx, Method::kListLeases); !s.ok()) return t.Done(s);
+  if (grpc::Status s = admission_.Admit(*ctx, Method::kListLeases); !s.ok()) return t.Done(s);
   auto page = manager_->ListPage(req->page_size(), req->page_token());
   if (!page.ok()) return t.Done(ToGrpc(page.status()));
   absl::flat_hash_map<int64_t, std::optional<absl::Time>> cache;
@@ -188,8 +177,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* LeaseServiceImpl::WatchLeases(grpc::
     void OnDone() override { delete this; }
   };
   // Shutting down, streams are being drained: a new one goes to another replica.
-  if (gate_ != nullptr && gate_->closed()) return new Refused(DrainGate::Refusal());
-  if (grpc::Status s = Allowed(authz_, *ctx, Method::kWatchLeases); !s.ok()) return new Refused(s);
+  if (grpc::Status s = admission_.Admit(*ctx, Method::kWatchLeases); !s.ok()) return new Refused(s);
   if (watch_) return watch_(ctx, req);
   class Unimplemented : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
    public:
@@ -200,13 +188,12 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* LeaseServiceImpl::WatchLeases(grpc::
 }
 
 NetworkServiceImpl::NetworkServiceImpl(LeaseManager* manager, RpcObserver observer, const Authorizer* authz)
-    : manager_(manager), observer_(std::move(observer)), authz_(authz) {}
+    : manager_(manager), observer_(std::move(observer)), admission_(authz) {}
 
 grpc::Status NetworkServiceImpl::GetNetworkConfig(grpc::ServerContext* ctx, const weft::v1::GetNetworkConfigRequest*,
                                                   weft::v1::GetNetworkConfigResponse* resp) {
   RpcTimer t(observer_, "GetNetworkConfig");
-  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
-  if (grpc::Status s = Allowed(authz_, *ctx, Method::kGetNetworkConfig); !s.ok()) return t.Done(s);
+  if (grpc::Status s = admission_.Admit(*ctx, Method::kGetNetworkConfig); !s.ok()) return t.Done(s);
   auto cfg = manager_->GetConfig();
   if (!cfg.ok()) return t.Done(ToGrpc(cfg.status()));
   resp->set_config(cfg->first);
@@ -217,8 +204,7 @@ grpc::Status NetworkServiceImpl::GetNetworkConfig(grpc::ServerContext* ctx, cons
 grpc::Status NetworkServiceImpl::SetNetworkConfig(grpc::ServerContext* ctx, const weft::v1::SetNetworkConfigRequest* req,
                                                   weft::v1::SetNetworkConfigResponse* resp) {
   RpcTimer t(observer_, "SetNetworkConfig");
-  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
-  if (grpc::Status s = Allowed(authz_, *ctx, Method::kSetNetworkConfig); !s.ok()) return t.Done(s);
+  if (grpc::Status s = admission_.Admit(*ctx, Method::kSetNetworkConfig); !s.ok()) return t.Done(s);
   auto change = manager_->SetConfig(req->config(), req->force());
   if (!change.ok()) return t.Done(ToGrpc(change.status()));
   resp->set_config(change->config);
@@ -230,8 +216,7 @@ grpc::Status NetworkServiceImpl::SetNetworkConfig(grpc::ServerContext* ctx, cons
 grpc::Status NetworkServiceImpl::Reserve(grpc::ServerContext* ctx, const weft::v1::ReserveRequest* req,
                                          weft::v1::ReserveResponse* resp) {
   RpcTimer t(observer_, "Reserve");
-  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
-  if (grpc::Status s = Allowed(authz_, *ctx, Method::kReserve); !s.ok()) return t.Done(s);
+  if (grpc::Status s = admission_.Admit(*ctx, Method::kReserve); !s.ok()) return t.Done(s);
   ReserveRequest r{req->subnet(), req->public_ip(), req->node_name(), req->backend_type(), req->backend_data()};
   auto rec = manager_->Reserve(r);
   if (!rec.ok()) return t.Done(ToGrpc(rec.status()));
@@ -242,16 +227,14 @@ grpc::Status NetworkServiceImpl::Reserve(grpc::ServerContext* ctx, const weft::v
 grpc::Status NetworkServiceImpl::Unreserve(grpc::ServerContext* ctx, const weft::v1::UnreserveRequest* req,
                                            weft::v1::UnreserveResponse*) {
   RpcTimer t(observer_, "Unreserve");
-  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
-  if (grpc::Status s = Allowed(authz_, *ctx, Method::kUnreserve); !s.ok()) return t.Done(s);
+  if (grpc::Status s = admission_.Admit(*ctx, Method::kUnreserve); !s.ok()) return t.Done(s);
   return t.Done(ToGrpc(manager_->Unreserve(req->subnet())));
 }
 
 grpc::Status NetworkServiceImpl::GetStatus(grpc::ServerContext* ctx, const weft::v1::GetStatusRequest*,
                                            weft::v1::GetStatusResponse* resp) {
   RpcTimer t(observer_, "GetStatus");
-  if (gate_ != nullptr && gate_->closed()) return t.Done(DrainGate::Refusal());
-  if (grpc::Status s = Allowed(authz_, *ctx, Method::kGetStatus); !s.ok()) return t.Done(s);
+  if (grpc::Status s = admission_.Admit(*ctx, Method::kGetStatus); !s.ok()) return t.Done(s);
   const absl::Time now = absl::Now();
   resp->set_version(std::string(version::Version()));
   resp->set_commit(std::string(version::Commit()));

@@ -26,6 +26,25 @@ using RpcObserver = std::function<void(const char* method, grpc::StatusCode code
 grpc::Status ToGrpc(const absl::Status& s);
 void ToProto(const LeaseRecord& rec, weft::v1::Lease* out);
 
+// Whether a new weft.v1 call may proceed, decided in one place for every
+// method: UNAVAILABLE once the drain gate has closed (shutdown), then the
+// authorization table (authz.h; without an authorizer everyone may do
+// everything).
+class Admission {
+ public:
+  explicit Admission(const Authorizer* authz) : authz_(authz) {}
+  // New calls are answered UNAVAILABLE once `gate` closes. Set before the server starts.
+  void SetDrainGate(const DrainGate* gate) { gate_ = gate; }
+  // For the lease methods, *node_name is the request's and becomes the name to
+  // act as; *as_node says whether the caller is that node.
+  grpc::Status Admit(const grpc::ServerContextBase& ctx, Method m, std::string* node_name = nullptr,
+                     bool* as_node = nullptr) const;
+
+ private:
+  const Authorizer* const authz_;
+  const DrainGate* gate_ = nullptr;
+};
+
 // The Watch method is provided by a mixin (see watch_hub.h); this class has the
 // unary methods. `Base` lets the caller add the streaming method's mixin.
 class LeaseServiceImpl
@@ -72,12 +91,11 @@ class LeaseServiceImpl
   const RpcObserver observer_;
   const WatchFactory watch_;
   ForeignLeaseExpiry foreign_expiry_;
-  const Authorizer* const authz_;
-  const DrainGate* gate_ = nullptr;
+  Admission admission_;
 
  public:
   // New calls are answered UNAVAILABLE once `gate` closes (shutdown).
-  void SetDrainGate(const DrainGate* gate) { gate_ = gate; }
+  void SetDrainGate(const DrainGate* gate) { admission_.SetDrainGate(gate); }
 };
 
 class NetworkServiceImpl : public weft::v1::NetworkService::Service {
@@ -103,12 +121,11 @@ class NetworkServiceImpl : public weft::v1::NetworkService::Service {
  private:
   LeaseManager* const manager_;
   const RpcObserver observer_;
-  const Authorizer* const authz_;
-  const DrainGate* gate_ = nullptr;
+  Admission admission_;
   StatusSource status_source_;
 
  public:
-  void SetDrainGate(const DrainGate* gate) { gate_ = gate; }
+  void SetDrainGate(const DrainGate* gate) { admission_.SetDrainGate(gate); }
 };
 
 }  // namespace weft::controller
