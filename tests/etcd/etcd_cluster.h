@@ -61,6 +61,8 @@ class EtcdCluster {
   void Pause(int i);
   void Unpause(int i);
   bool running(int i) const;
+  // Member i's process id (-1 when it is not running).
+  pid_t pid(int i) const { return running(i) ? members_[i].process->pid() : -1; }
 
   // Waits until member i answers a linearizable read (or refuses it only for
   // want of an auth token, once auth is enabled: etcd checks auth after the
