@@ -215,6 +215,7 @@ struct Result {
   double server_us_per_event = 0, client_us_per_event = 0;
   double rss_per_agent_kib = 0;
   double open_seconds = 0;
+  std::string per_change;  // "p50/max" ms of each change
 };
 
 // Stores `leases`, opens `agents` watches, makes `changes` changes one at a time.
@@ -293,6 +294,12 @@ bool Run(System* sys, int agents, int leases, int changes, Result* out) {
     {
       absl::MutexLock l(&mu);
       counting_after = INT64_MAX;
+      std::vector<double> these(latencies.begin() + static_cast<ptrdiff_t>(before), latencies.end());
+      std::sort(these.begin(), these.end());
+      if (!these.empty()) {
+        absl::StrAppend(&out->per_change, out->per_change.empty() ? "" : " ",
+                        absl::StrFormat("%.0f/%.0f", these[these.size() / 2], these.back()));
+      }
     }
     absl::SleepFor(absl::Milliseconds(50));
   }
@@ -370,6 +377,7 @@ int main(int argc, char** argv) {
                   sys->name(), r.p50, r.p99, r.max, static_cast<long long>(r.measured),
                   static_cast<long long>(r.expected), r.server_us_per_event, r.client_us_per_event,
                   r.rss_per_agent_kib, r.open_seconds, ok ? "" : " (incomplete)");
+      std::fprintf(stderr, "%d %s per change, p50/max ms: %s\n", n, sys->name(), r.per_change.c_str());
       std::fflush(stdout);
       if (!ok) rc = 1;
       sys.reset();
