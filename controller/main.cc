@@ -56,6 +56,9 @@ ABSL_FLAG(absl::Duration, default_lease_ttl, absl::Hours(24),
           "Lease TTL when the network config sets no LeaseTTL.");
 ABSL_FLAG(absl::Duration, lease_expiry_interval, absl::Seconds(1), "How often expired leases are collected.");
 ABSL_FLAG(absl::Duration, watch_bookmark_interval, absl::Seconds(30), "Bookmark period for idle watch streams.");
+ABSL_FLAG(bool, watch_compress_snapshots, false,
+          "gzip WatchLeases snapshots (not events) for clients that accept it: about a fifth of the bytes, "
+          "for CPU per stream.");
 ABSL_FLAG(int32_t, watch_senders, 0,
           "Threads that start the writes of one lease change to the watch streams (0: one per CPU, at most 8).");
 ABSL_FLAG(int64_t, watch_max_queue, 1024, "Messages queued per watch stream before it is resynced.");
@@ -336,6 +339,7 @@ int Run() {
   ho.history = static_cast<size_t>(absl::GetFlag(FLAGS_watch_history));
   ho.hooks = cm.HubHooks();
   ho.senders = absl::GetFlag(FLAGS_watch_senders);
+  ho.compress_snapshots = absl::GetFlag(FLAGS_watch_compress_snapshots);
   if (ho.senders <= 0) ho.senders = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
   hub = std::make_unique<controller::WatchHub>(&manager, ho);
   cm.WatchManager(registry, &manager);

@@ -151,7 +151,9 @@ class WatchHub::Stream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       last_write_ = hub_->opts_.clock->Now();
     }
     in_flight_ = next;
-    StartWrite(&in_flight_->bytes);
+    grpc::WriteOptions options;
+    if (!in_flight_->is_snapshot) options.set_no_compression();
+    StartWrite(&in_flight_->bytes, options);
   }
 
   WatchHub* const hub_;
@@ -243,6 +245,7 @@ WatchHub::SharedPtr WatchHub::Serialize(const WatchLeasesResponse& msg, int64_t 
   out->revision = msg.revision();
   out->events = events;
   out->is_events = msg.has_events();
+  out->is_snapshot = msg.has_snapshot();
   out->published = now;
   return out;
 }
@@ -337,8 +340,9 @@ void WatchHub::PublishLocked(const std::vector<weft::v1::LeaseEvent>& events, in
   }
 }
 
-grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(grpc::CallbackServerContext* /*ctx*/,
+grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(grpc::CallbackServerContext* ctx,
                                                            const grpc::ByteBuffer* request) {
+  if (opts_.compress_snapshots) ctx->set_compression_algorithm(GRPC_COMPRESS_GZIP);
   auto* stream = new Stream(this);
   weft::v1::WatchLeasesRequest req;
   if (!grpc::GenericDeserialize<grpc::ProtoBufferReader, weft::v1::WatchLeasesRequest>(

@@ -7,6 +7,7 @@
 //   (--channels: default one per 200 streams, at least 16; the controller allows 256 per connection;
 //   --leases N: leases acquired before the streams start, in every snapshot, default 300;
 //   --senders N: the controller's --watch-senders, default its own;
+//   --compress 1: the controller's --watch-compress-snapshots;
 //   --churn-rate R [--churn-seconds S]: after the one-at-a-time changes, R new
 //   leases per second for S seconds (default 60), deliveries overlapping, each
 //   event's latency taken from its own lease's issue time)
@@ -54,7 +55,7 @@ struct Stream {
 
 int main(int argc, char** argv) {
   int streams = 5000, channels = 0, changes = 20, tls = 0, leases_before = 300, senders = 0;
-  int churn_rate = 0, churn_seconds = 60;
+  int churn_rate = 0, churn_seconds = 60, compress = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     int v = 0;
     if (!absl::SimpleAtoi(argv[i + 1], &v)) continue;
@@ -67,6 +68,7 @@ int main(int argc, char** argv) {
     if (f == "--senders") senders = v;
     if (f == "--churn-rate") churn_rate = v;
     if (f == "--churn-seconds") churn_seconds = v;
+    if (f == "--compress") compress = v;
   }
   // The controller allows 256 streams per connection (--max-concurrent-streams);
   // by default 200 per connection, and at least 16 connections.
@@ -88,6 +90,7 @@ int main(int argc, char** argv) {
                                        "warn",
                                        "--watch-bookmark-interval",
                                        "1h"};
+  if (compress) ctl_argv.push_back("--watch-compress-snapshots");
   if (senders > 0) {
     ctl_argv.push_back("--watch-senders");
     ctl_argv.push_back(absl::StrCat(senders));
@@ -193,6 +196,15 @@ int main(int argc, char** argv) {
   };
   std::vector<std::thread> pumps;
   for (int i = 0; i < 2; ++i) pumps.emplace_back(pump);
+  // Bytes the streams' start put on the wire: loopback's counter (nothing else
+  // of note uses it meanwhile).
+  auto lo_bytes = [] {
+    std::ifstream f("/sys/class/net/lo/statistics/tx_bytes");
+    int64_t n = 0;
+    f >> n;
+    return n;
+  };
+  const int64_t lo0 = lo_bytes();
   const double cpu_joins = weft::testing::ProcCpuSeconds(p.pid());
   const int64_t rss_before = weft::testing::ProcStatusKiB(p.pid(), "VmRSS");
   for (int i = 0; i < streams; ++i) {
@@ -230,7 +242,8 @@ int main(int argc, char** argv) {
   const auto fanout_before = weft::bench::HistogramBuckets(weft::bench::ScrapeMetrics(metrics_port), kFanout, "");
   double cpu0 = weft::testing::ProcCpuSeconds(p.pid());
   const double client_cpu0 = weft::testing::ProcCpuSeconds(getpid());
-  std::printf("controller CPU for the %d streams' start (snapshots included): %.3f s\n", streams, cpu0 - cpu_joins);
+  std::printf("controller CPU for the %d streams' start (snapshots included): %.3f s; %.1f MB on loopback%s\n",
+              streams, cpu0 - cpu_joins, (lo_bytes() - lo0) / 1e6, compress ? " (snapshots gzipped)" : "");
   int64_t last_revision = 0;
   {
     absl::MutexLock l(&mu);

@@ -208,6 +208,33 @@ TEST(WatchTest, SendersShareTheWritesAndEveryStreamGetsEveryEventInOrder) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
+// --watch-compress-snapshots: the snapshot (gzipped on the wire: gRPC
+// decompresses it out of the application's sight, so fanout_bench --compress 1
+// shows the bytes) arrives whole, and events after it as usual.
+TEST(WatchTest, CompressedSnapshotsArriveWhole) {
+  Controller c(DataDir("gzip"));
+  c.Start({"--watch-compress-snapshots"});
+  SetSeedConfig(c);
+  for (int i = 1; i <= 100; ++i) Acquire(c, i);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto reader = c.leases()->WatchLeases(&ctx, weft::v1::WatchLeasesRequest());
+  WatchLeasesResponse m;
+  ASSERT_TRUE(reader->Read(&m));
+  ASSERT_TRUE(m.has_snapshot());
+  EXPECT_EQ(m.snapshot().leases_size(), 100);
+  const int64_t revision = Acquire(c, 101).revision();
+  ASSERT_TRUE(reader->Read(&m));
+  ASSERT_TRUE(m.has_events());
+  EXPECT_EQ(m.revision(), revision);
+  ASSERT_EQ(m.events().events_size(), 1);
+  EXPECT_EQ(m.events().events(0).lease().node_name(), "w101");
+  ctx.TryCancel();
+  while (reader->Read(&m)) {
+  }
+  reader->Finish().IgnoreError();
+}
+
 // At SIGTERM the controller ends its watch streams in batches spread over
 // --watch-drain-window, not all at once, so agents resume on the other
 // replicas as a ramp rather than a storm.
