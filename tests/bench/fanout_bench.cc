@@ -8,6 +8,7 @@
 //   --leases N: leases acquired before the streams start, in every snapshot, default 300;
 //   --senders N: the controller's --watch-senders, default its own;
 //   --compress 1: the controller's --watch-compress-snapshots;
+//   --replicas N: N controllers on one etcd 3.4, streams spread over them, CPU and RSS summed;
 //   --churn-rate R [--churn-seconds S]: after the one-at-a-time changes, R new
 //   leases per second for S seconds (default 60), deliveries overlapping, each
 //   event's latency taken from its own lease's issue time)
@@ -22,6 +23,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <thread>
 #include <vector>
 
@@ -37,6 +39,7 @@
 #include "common/tls_client.h"
 #include "tests/bench/scrape.h"
 #include "tests/bench/network_config.h"
+#include "tests/etcd/etcd_cluster.h"
 #include "tests/integration/process.h"
 #include "tests/integration/test_certs.h"
 
@@ -55,7 +58,7 @@ struct Stream {
 
 int main(int argc, char** argv) {
   int streams = 5000, channels = 0, changes = 20, tls = 0, leases_before = 300, senders = 0;
-  int churn_rate = 0, churn_seconds = 60, compress = 0;
+  int churn_rate = 0, churn_seconds = 60, compress = 0, replicas = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     int v = 0;
     if (!absl::SimpleAtoi(argv[i + 1], &v)) continue;
@@ -69,6 +72,7 @@ int main(int argc, char** argv) {
     if (f == "--churn-rate") churn_rate = v;
     if (f == "--churn-seconds") churn_seconds = v;
     if (f == "--compress") compress = v;
+    if (f == "--replicas") replicas = std::max(1, v);
   }
   // The controller allows 256 streams per connection (--max-concurrent-streams);
   // by default 200 per connection, and at least 16 connections.
@@ -76,38 +80,77 @@ int main(int argc, char** argv) {
   std::string controller = weft::testing::Runfile("controller/weft-controller");
   char tmpl[] = "/tmp/weft-fanout-XXXXXX";
   std::string dir = mkdtemp(tmpl);
-  int port = weft::testing::FreePort();
-  weft::testing::Process p;
-  const int metrics_port = weft::testing::FreePort();
-  std::vector<std::string> ctl_argv = {controller,
-                                       "--data-dir",
-                                       dir,
-                                       "--listen",
-                                       absl::StrCat("127.0.0.1:", port),
-                                       "--metrics-listen",
-                                       absl::StrCat("127.0.0.1:", metrics_port),
-                                       "--log-level",
-                                       "warn",
-                                       "--watch-bookmark-interval",
-                                       "1h"};
-  if (compress) ctl_argv.push_back("--watch-compress-snapshots");
-  if (senders > 0) {
-    ctl_argv.push_back("--watch-senders");
-    ctl_argv.push_back(absl::StrCat(senders));
+  // One controller on its embedded store, or --replicas N on one etcd 3.4
+  // (Debian's), the streams spread over them and the changes made on the first.
+  std::unique_ptr<weft::testing::EtcdCluster> etcd;
+  if (replicas > 1) {
+    weft::testing::EtcdCluster::Options eo;
+    eo.dir = dir + "/etcd";
+    eo.log_dir = dir;
+    std::string error;
+    etcd = weft::testing::EtcdCluster::Start(eo, &error);
+    if (!etcd) {
+      std::fprintf(stderr, "etcd: %s\n", error.c_str());
+      return 1;
+    }
   }
+  std::vector<std::unique_ptr<weft::testing::Process>> ps;
+  std::vector<std::string> addrs;
+  std::vector<int> metrics_ports;
   weft::TlsClientFiles writer_files, watcher_files;
+  std::vector<std::string> tls_flags;
   if (tls) {
     absl::StatusOr<weft::testing::TestCerts> certs = weft::testing::TestCerts::Make(dir + "-certs", "IP:127.0.0.1");
     if (!certs.ok() || !certs->AddNode("watcher").ok()) {
       std::fprintf(stderr, "certs: %s\n", certs.status().ToString().c_str());
       return 1;
     }
-    for (const std::string& f : certs->ControllerFlags()) ctl_argv.push_back(f);
+    tls_flags = certs->ControllerFlags();
     writer_files = certs->Admin();
     watcher_files = certs->Node("watcher");
   }
-  p.Start(ctl_argv, dir + ".log");
-  const std::string addr = absl::StrCat("127.0.0.1:", port);
+  for (int r = 0; r < replicas; ++r) {
+    const int port = weft::testing::FreePort();
+    metrics_ports.push_back(weft::testing::FreePort());
+    addrs.push_back(absl::StrCat("127.0.0.1:", port));
+    std::vector<std::string> ctl_argv = {controller,
+                                         "--data-dir",
+                                         absl::StrCat(dir, "/c", r),
+                                         "--listen",
+                                         addrs.back(),
+                                         "--metrics-listen",
+                                         absl::StrCat("127.0.0.1:", metrics_ports.back()),
+                                         "--log-level",
+                                         "warn",
+                                         "--watch-bookmark-interval",
+                                         "1h"};
+    if (etcd) {
+      for (const char* f : {"--store", "etcd", "--replica-name"}) ctl_argv.push_back(f);
+      ctl_argv.push_back(absl::StrCat("c", r));
+      ctl_argv.push_back("--etcd-endpoints");
+      ctl_argv.push_back(etcd->endpoint(0));
+    }
+    if (compress) ctl_argv.push_back("--watch-compress-snapshots");
+    if (senders > 0) {
+      ctl_argv.push_back("--watch-senders");
+      ctl_argv.push_back(absl::StrCat(senders));
+    }
+    ctl_argv.insert(ctl_argv.end(), tls_flags.begin(), tls_flags.end());
+    ps.push_back(std::make_unique<weft::testing::Process>());
+    ps.back()->Start(ctl_argv, absl::StrCat(dir, "/c", r, ".log"));
+  }
+  // Summed over the replicas.
+  auto controller_cpu = [&] {
+    double sum = 0;
+    for (auto& c : ps) sum += weft::testing::ProcCpuSeconds(c->pid());
+    return sum;
+  };
+  auto controller_rss = [&] {
+    int64_t sum = 0;
+    for (auto& c : ps) sum += weft::testing::ProcStatusKiB(c->pid(), "VmRSS");
+    return sum;
+  };
+  const std::string addr = addrs[0];
   auto writer_creds = weft::MakeChannelCredentials(writer_files);
   auto watcher_creds = weft::MakeChannelCredentials(watcher_files);
   if (!writer_creds.ok() || !watcher_creds.ok()) return 1;
@@ -138,7 +181,7 @@ int main(int argc, char** argv) {
     grpc::ChannelArguments args;
     args.SetInt("weft.bench.channel", i);
     stubs.push_back(weft::v1::LeaseService::NewStub(
-        grpc::CreateCustomChannel(addr, *watcher_creds, args)));
+        grpc::CreateCustomChannel(addrs[i % replicas], *watcher_creds, args)));
   }
   grpc::CompletionQueue cq;
   std::vector<std::unique_ptr<Stream>> ss(streams);
@@ -205,8 +248,8 @@ int main(int argc, char** argv) {
     return n;
   };
   const int64_t lo0 = lo_bytes();
-  const double cpu_joins = weft::testing::ProcCpuSeconds(p.pid());
-  const int64_t rss_before = weft::testing::ProcStatusKiB(p.pid(), "VmRSS");
+  const double cpu_joins = controller_cpu();
+  const int64_t rss_before = controller_rss();
   for (int i = 0; i < streams; ++i) {
     ss[i] = std::make_unique<Stream>();
     weft::v1::WatchLeasesRequest req;
@@ -233,14 +276,23 @@ int main(int argc, char** argv) {
               absl::ToDoubleSeconds(absl::Now() - t0));
   // Idle streams: every snapshot written, nothing queued.
   absl::SleepFor(absl::Seconds(1));
-  const int64_t rss_idle = weft::testing::ProcStatusKiB(p.pid(), "VmRSS");
+  const int64_t rss_idle = controller_rss();
   std::printf("controller RSS: %.1f MB before the streams, %.1f MB with %d idle streams: %.1f KiB per stream\n",
               rss_before / 1024.0, rss_idle / 1024.0, streams, static_cast<double>(rss_idle - rss_before) / streams);
   // The controller's own view (change applied -> write to the stream
   // completed), free of this process' share of the 2 cores.
   constexpr char kFanout[] = "weft_controller_watch_fanout_duration_seconds";
-  const auto fanout_before = weft::bench::HistogramBuckets(weft::bench::ScrapeMetrics(metrics_port), kFanout, "");
-  double cpu0 = weft::testing::ProcCpuSeconds(p.pid());
+  auto fanout_buckets = [&] {
+    std::map<double, double> sum;
+    for (int port : metrics_ports) {
+      for (const auto& [le, n] : weft::bench::HistogramBuckets(weft::bench::ScrapeMetrics(port), kFanout, "")) {
+        sum[le] += n;
+      }
+    }
+    return sum;
+  };
+  const auto fanout_before = fanout_buckets();
+  double cpu0 = controller_cpu();
   const double client_cpu0 = weft::testing::ProcCpuSeconds(getpid());
   std::printf("controller CPU for the %d streams' start (snapshots included): %.3f s; %.1f MB on loopback%s\n",
               streams, cpu0 - cpu_joins, (lo_bytes() - lo0) / 1e6, compress ? " (snapshots gzipped)" : "");
@@ -289,7 +341,7 @@ int main(int argc, char** argv) {
     }
     absl::SleepFor(absl::Milliseconds(50));
   }
-  double cpu = weft::testing::ProcCpuSeconds(p.pid()) - cpu0;
+  double cpu = controller_cpu() - cpu0;
   const double client_cpu = weft::testing::ProcCpuSeconds(getpid()) - client_cpu0;
   std::vector<double> all;
   {
@@ -309,8 +361,7 @@ int main(int argc, char** argv) {
   std::printf("per change, ack/p50/max ms: %s\n", absl::StrJoin(per_change, " ").c_str());
   std::sort(acks.begin(), acks.end());
   std::printf("change acknowledged (durable commit) ms: p50 %.2f  max %.2f\n", acks[acks.size() / 2], acks.back());
-  const auto fanout = weft::bench::BucketDelta(
-      fanout_before, weft::bench::HistogramBuckets(weft::bench::ScrapeMetrics(metrics_port), kFanout, ""));
+  const auto fanout = weft::bench::BucketDelta(fanout_before, fanout_buckets());
   std::printf("controller's view (applied -> written, histogram buckets): p50 %.1f  p99 %.1f ms over %.0f writes\n",
               weft::bench::Quantile(fanout, 0.5) * 1000, weft::bench::Quantile(fanout, 0.99) * 1000,
               fanout.empty() ? 0.0 : fanout.rbegin()->second);
@@ -321,7 +372,7 @@ int main(int argc, char** argv) {
   if (churn_rate > 0) {
     // Kubernetes' steady state is ~20 node changes per second: changes on a
     // fixed schedule whatever the deliveries are doing.
-    const double churn_cpu0 = weft::testing::ProcCpuSeconds(p.pid());
+    const double churn_cpu0 = controller_cpu();
     const int total = churn_rate * churn_seconds;
     const absl::Time start = absl::Now();
     for (int c = 0; c < total; ++c) {
@@ -353,7 +404,7 @@ int main(int argc, char** argv) {
       }
       absl::SleepFor(absl::Milliseconds(10));
     }
-    const double churn_cpu = weft::testing::ProcCpuSeconds(p.pid()) - churn_cpu0;
+    const double churn_cpu = controller_cpu() - churn_cpu0;
     std::vector<double> c;
     {
       absl::MutexLock l(&mu);
@@ -370,11 +421,11 @@ int main(int argc, char** argv) {
     }
   }
   for (auto& s : ss) s->ctx.TryCancel();
-  p.Kill(SIGTERM);
-  p.Wait();
+  for (auto& c : ps) c->Kill(SIGTERM);
+  for (auto& c : ps) c->Wait();
   cq.Shutdown();
   for (auto& t : pumps) t.join();
-  std::string rm = "rm -rf " + dir + " " + dir + ".log";
+  std::string rm = "rm -rf " + dir + " " + dir + "-certs";
   if (std::system(rm.c_str()) != 0) return 1;
   return 0;
 }
