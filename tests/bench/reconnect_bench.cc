@@ -3,7 +3,7 @@
 // controller is killed (kill -9) or stopped (SIGTERM: it drains its streams over
 // --watch-drain-window) and started again on the same data directory and port.
 // Every stream reconnects as weft-agent does (jittered exponential backoff,
-// 200 ms doubling up to 10 s, times 0.5-1.5) and resumes from the last revision
+// 200 ms doubling up to 2 s, times 0.5-1.5) and resumes from the last revision
 // it saw. Prints, per restart: the time until the new controller answers, until
 // every stream has resumed, how many resumes got a snapshot instead of
 // events/bookmarks (target 0), and the new controller's CPU and RSS.
@@ -140,7 +140,7 @@ int main(int argc, char** argv) {
     args.SetInt("weft.bench.channel", i);
     // weft-agent's own connection backoff (agent/controller_client.cc).
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
     stubs.push_back(
         weft::v1::LeaseService::NewStub(grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args)));
   }
@@ -206,9 +206,9 @@ int main(int argc, char** argv) {
             ++counts.stopped;
             break;
           }
-          // weft-agent's reconnect: 200 ms doubling up to 10 s, times 0.5-1.5.
+          // weft-agent's reconnect (agent/controller_client.h): 200 ms doubling up to 2 s, times 0.5-1.5.
           const absl::Duration wait =
-              weft::ExponentialBackoff(absl::Milliseconds(200), absl::Seconds(10), s.attempt++) *
+              weft::ExponentialBackoff(absl::Milliseconds(200), absl::Seconds(2), s.attempt++) *
               std::uniform_real_distribution<double>(0.5, 1.5)(rng);
           s.alarm = std::make_unique<grpc::Alarm>();
           s.alarm->Set(&cq, absl::ToChronoTime(absl::Now() + wait), Tag(i, kRetry));
