@@ -61,7 +61,9 @@ if ((! $#)) && [[ ${WEFT_CI_QUICK:-0} != 1 ]]; then
   phase_start=$(date +%s)
   set +e
   asan_from=$(($(wc -l <"$log") + 1))
-  bazel build --config=asan --keep_going //... 2>&1 | tee -a "$log"
+  # Only what the tests run here need (not the benches, the package, or the
+  # root tests' binaries, which the ordinary phase builds anyway).
+  bazel build --config=asan --keep_going --build_tests_only --test_tag_filters=-root //... 2>&1 | tee -a "$log"
   asan_rc=${PIPESTATUS[0]}
   if ((asan_rc == 0)); then
     bazel test --config=asan --test_summary=short --keep_going --test_tag_filters=-root //... 2>&1 | tee -a "$log"
