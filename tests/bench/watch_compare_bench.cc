@@ -6,7 +6,10 @@
 // lease JSON under /coreos.com/network/subnets/, which each agent watches by
 // prefix). Latency is from issuing the change to each agent receiving it (so it
 // includes each system's durable commit). Also the server's CPU per delivered
-// event and its memory per agent (RSS with the watches open minus before).
+// event and its memory per agent (RSS with the watches open minus before); and
+// the time from a kill -9 and restart of the server until every agent watches
+// again, resumed after the last revision it saw (weft-agent's reconnect
+// backoff for both).
 //
 //   bazel run -c opt //tests/bench:watch_compare_bench -- [--agents 1000,5000] [--changes 20] [--leases 300]
 //   [--systems weft,etcd]
@@ -19,6 +22,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,6 +33,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/backoff.h"
+#include "grpcpp/alarm.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/etcd/rpc.grpc.pb.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
@@ -56,12 +62,22 @@ class System {
   virtual pid_t server_pid() const = 0;
   // Lease i, durably; its revision (0 on failure).
   virtual int64_t Change(int i) = 0;
-  // Starts watch `a` on its own connection; its completions carry tags
-  // Tag(a, kind) on `cq`.
+  // Starts watch `a` on its own connection (again after a failure: on the
+  // same channel, resuming after the last revision it saw); its completions
+  // carry tags Tag(a, kind) on `cq`.
   virtual void Open(int a, grpc::CompletionQueue* cq) = 0;
-  // A completion of watch `a`: returns the revision of the events it
-  // delivered (0 for none), and issues the next operation.
-  virtual int64_t OnCompletion(int a, int kind, bool ok) = 0;
+  // A successful completion of watch `a`: issues the next operation; what it
+  // got in *got.
+  struct Got {
+    int64_t events_revision = 0;  // of the events delivered, 0 for none
+    bool first_on_call = false;   // the first message on this call
+    bool snapshot = false;        // that message was a snapshot (Weft)
+  };
+  virtual void OnCompletion(int a, int kind, Got* got) = 0;
+  // After a failed operation: the call's status, with Tag(a, kFinish).
+  virtual void Finish(int a) = 0;
+  // kill -9 of the server, then a start on the same data and port.
+  virtual void KillAndRestart() = 0;
   // Ends every watch; completions after this issue nothing more.
   void StopAll(int agents) {
     stopping_ = true;
@@ -73,12 +89,15 @@ class System {
   std::atomic<bool> stopping_{false};
 };
 
-enum Kind : intptr_t { kStart = 0, kWrite = 1, kRead = 2 };
-void* Tag(int a, Kind k) { return reinterpret_cast<void*>(static_cast<intptr_t>(a) << 2 | k); }
+enum Kind : intptr_t { kStart = 0, kWrite = 1, kRead = 2, kFinish = 3, kRetry = 4 };
+void* Tag(int a, Kind k) { return reinterpret_cast<void*>(static_cast<intptr_t>(a) << 3 | k); }
 
 std::shared_ptr<grpc::Channel> OwnChannel(const std::string& addr, int a) {
   grpc::ChannelArguments args;
   args.SetInt("weft.bench.agent", a);  // a connection of its own, as each agent has
+  // weft-agent's connection backoff (agent/controller_client.cc), for both.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   return grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args);
 }
 
@@ -87,9 +106,10 @@ class Weft : public System {
   Weft(const std::string& dir, int agents) : watches_(agents) {
     port_ = weft::testing::FreePort();
     addr_ = absl::StrCat("127.0.0.1:", port_);
-    process_.Start({weft::testing::Runfile("controller/weft-controller"), "--data-dir", dir, "--listen", addr_,
-                    "--metrics-listen", "", "--log-level", "warn", "--watch-bookmark-interval", "1h"},
-                   dir + ".log");
+    argv_ = {weft::testing::Runfile("controller/weft-controller"), "--data-dir", dir, "--listen", addr_,
+             "--metrics-listen", "", "--log-level", "warn", "--watch-bookmark-interval", "1h"};
+    log_ = dir + ".log";
+    process_.Start(argv_, log_);
     auto ch = grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials());
     ok_ = ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(20));
     leases_ = weft::v1::LeaseService::NewStub(ch);
@@ -112,30 +132,50 @@ class Weft : public System {
   }
   void Open(int a, grpc::CompletionQueue* cq) override {
     W& w = watches_[a];
-    w.stub = weft::v1::LeaseService::NewStub(OwnChannel(addr_, a));
-    w.reader = w.stub->PrepareAsyncWatchLeases(&w.ctx, weft::v1::WatchLeasesRequest(), cq);
+    if (!w.stub) w.stub = weft::v1::LeaseService::NewStub(OwnChannel(addr_, a));
+    w.reader.reset();  // first: it lives in the old call's arena
+    w.ctx = std::make_unique<grpc::ClientContext>();
+    w.got_message = false;
+    weft::v1::WatchLeasesRequest req;
+    req.set_start_revision(w.revision);  // 0 the first time: a snapshot
+    w.reader = w.stub->PrepareAsyncWatchLeases(w.ctx.get(), req, cq);
     w.reader->StartCall(Tag(a, kStart));
   }
-  int64_t OnCompletion(int a, int kind, bool ok) override {
+  void OnCompletion(int a, int kind, Got* got) override {
     W& w = watches_[a];
-    if (!ok || stopping_) return 0;
-    int64_t rev = 0;
+    if (stopping_) return;
     if (kind == kRead) {
-      if (w.msg.has_events()) rev = w.msg.revision();
+      if (w.msg.has_events()) got->events_revision = w.msg.revision();
+      got->first_on_call = !w.got_message;
+      got->snapshot = w.msg.has_snapshot();
+      w.got_message = true;
+      w.revision = std::max(w.revision, w.msg.revision());
       weft::v1::WatchLeasesResponse().Swap(&w.msg);  // no snapshot kept per agent
     }
     w.reader->Read(&w.msg, Tag(a, kRead));
-    return rev;
   }
-  void Cancel(int a) override { watches_[a].ctx.TryCancel(); }
+  void Finish(int a) override { watches_[a].reader->Finish(&watches_[a].status, Tag(a, kFinish)); }
+  void KillAndRestart() override {
+    process_.Kill(SIGKILL);
+    process_.Wait();
+    process_.Start(argv_, log_);
+  }
+  void Cancel(int a) override {
+    if (watches_[a].ctx) watches_[a].ctx->TryCancel();
+  }
 
  private:
   struct W {
     std::unique_ptr<weft::v1::LeaseService::Stub> stub;
-    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientContext> ctx;
     weft::v1::WatchLeasesResponse msg;
     std::unique_ptr<grpc::ClientAsyncReader<weft::v1::WatchLeasesResponse>> reader;
+    grpc::Status status;
+    int64_t revision = 0;
+    bool got_message = false;
   };
+  std::vector<std::string> argv_;
+  std::string log_;
   int port_ = 0;
   std::string addr_;
   bool ok_ = false;
@@ -172,36 +212,54 @@ class Etcd : public System {
   }
   void Open(int a, grpc::CompletionQueue* cq) override {
     W& w = watches_[a];
-    w.stub = etcdserverpb::Watch::NewStub(OwnChannel(addr_, a));
-    w.stream = w.stub->PrepareAsyncWatch(&w.ctx, cq);
+    if (!w.stub) w.stub = etcdserverpb::Watch::NewStub(OwnChannel(addr_, a));
+    w.stream.reset();  // first: it lives in the old call's arena
+    w.ctx = std::make_unique<grpc::ClientContext>();
+    w.got_message = false;
+    w.stream = w.stub->PrepareAsyncWatch(w.ctx.get(), cq);
     w.stream->StartCall(Tag(a, kStart));
   }
-  int64_t OnCompletion(int a, int kind, bool ok) override {
+  void OnCompletion(int a, int kind, Got* got) override {
     W& w = watches_[a];
-    if (!ok || stopping_) return 0;
+    if (stopping_) return;
     if (kind == kStart) {
-      // A prefix watch of the subnets, as every flannel agent has.
+      // A prefix watch of the subnets, as every flannel agent has; after a
+      // failure it resumes after the last revision it saw, as flanneld does.
       etcdserverpb::WatchRequest req;
       std::string end = kPrefix;
       end.back() = static_cast<char>(end.back() + 1);
       req.mutable_create_request()->set_key(kPrefix);
       req.mutable_create_request()->set_range_end(end);
+      if (w.revision > 0) req.mutable_create_request()->set_start_revision(w.revision + 1);
       w.stream->Write(req, Tag(a, kWrite));
-      return 0;
+      return;
     }
-    int64_t rev = 0;
-    if (kind == kRead && w.msg.events_size() > 0) rev = w.msg.header().revision();
+    if (kind == kRead) {
+      if (w.msg.events_size() > 0) got->events_revision = w.msg.header().revision();
+      got->first_on_call = !w.got_message;
+      w.got_message = true;
+      w.revision = std::max(w.revision, w.msg.header().revision());
+    }
     w.stream->Read(&w.msg, Tag(a, kRead));
-    return rev;
   }
-  void Cancel(int a) override { watches_[a].ctx.TryCancel(); }
+  void Finish(int a) override { watches_[a].stream->Finish(&watches_[a].status, Tag(a, kFinish)); }
+  void KillAndRestart() override {
+    cluster_->Kill(0);
+    if (!cluster_->Restart(0)) std::fprintf(stderr, "etcd did not restart\n");
+  }
+  void Cancel(int a) override {
+    if (watches_[a].ctx) watches_[a].ctx->TryCancel();
+  }
 
  private:
   struct W {
     std::unique_ptr<etcdserverpb::Watch::Stub> stub;
-    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientContext> ctx;
     etcdserverpb::WatchResponse msg;
     std::unique_ptr<grpc::ClientAsyncReaderWriter<etcdserverpb::WatchRequest, etcdserverpb::WatchResponse>> stream;
+    grpc::Status status;
+    int64_t revision = 0;
+    bool got_message = false;
   };
   std::unique_ptr<weft::testing::EtcdCluster> cluster_;
   std::string addr_;
@@ -216,6 +274,8 @@ struct Result {
   double rss_per_agent_kib = 0;
   double open_seconds = 0;
   std::string per_change;  // "p50/max" ms of each change
+  double resume_seconds = -1;  // kill -9 + restart -> every agent watching again
+  int resume_snapshots = 0;
 };
 
 // Stores `leases`, opens `agents` watches, makes `changes` changes one at a time.
@@ -233,22 +293,60 @@ bool Run(System* sys, int agents, int leases, int changes, Result* out) {
   absl::Time issued;
   std::vector<double> latencies;
   std::vector<char> started(agents, 0);
+  // Reconnects: weft-agent's backoff (200 ms doubling to 2 s, x0.5-1.5), for both.
+  std::vector<std::unique_ptr<grpc::Alarm>> alarms(agents);
+  std::vector<int> attempts(agents, 0);
+  std::atomic<bool> stopping{false};
+  int resumed = 0, resume_snapshots = 0, stopped = 0;
+  absl::Time last_resume;
   auto pump = [&] {
+    std::mt19937_64 rng(std::random_device{}());
     void* tag;
     bool ok;
     while (cq.Next(&tag, &ok)) {
       const intptr_t t = reinterpret_cast<intptr_t>(tag);
-      const int a = static_cast<int>(t >> 2);
-      const int kind = static_cast<int>(t & 3);
-      const int64_t rev = sys->OnCompletion(a, kind, ok);
+      const int a = static_cast<int>(t >> 3);
+      const int kind = static_cast<int>(t & 7);
+      if (kind == kFinish) {
+        if (stopping) {
+          absl::MutexLock l(&mu);
+          ++stopped;
+          continue;
+        }
+        const absl::Duration wait = weft::ExponentialBackoff(absl::Milliseconds(200), absl::Seconds(2), attempts[a]++) *
+                                    std::uniform_real_distribution<double>(0.5, 1.5)(rng);
+        alarms[a] = std::make_unique<grpc::Alarm>();
+        alarms[a]->Set(&cq, absl::ToChronoTime(absl::Now() + wait), Tag(a, kRetry));
+        continue;
+      }
+      if (kind == kRetry) {
+        if (stopping) {
+          absl::MutexLock l(&mu);
+          ++stopped;
+        } else {
+          sys->Open(a, &cq);
+        }
+        continue;
+      }
+      if (!ok || stopping) {
+        sys->Finish(a);  // while stopping too: every call ends through kFinish
+        continue;
+      }
+      System::Got got;
+      sys->OnCompletion(a, kind, &got);
+      if (got.first_on_call) attempts[a] = 0;
       const absl::Time now = absl::Now();
       absl::MutexLock l(&mu);
       // Ready once the first message came (Weft: the snapshot; etcd: "created").
-      if (kind == kRead && ok && !started[a]) {
+      if (got.first_on_call && !started[a]) {
         started[a] = 1;
         ++ready;
+      } else if (got.first_on_call) {
+        ++resumed;
+        if (got.snapshot) ++resume_snapshots;
+        last_resume = now;
       }
-      if (rev > counting_after) latencies.push_back(absl::ToDoubleMilliseconds(now - issued));
+      if (got.events_revision > counting_after) latencies.push_back(absl::ToDoubleMilliseconds(now - issued));
     }
   };
   std::vector<std::thread> pumps;
@@ -305,8 +403,32 @@ bool Run(System* sys, int agents, int leases, int changes, Result* out) {
   }
   const double server_cpu = weft::testing::ProcCpuSeconds(sys->server_pid()) - server0;
   const double client_cpu = weft::testing::ProcCpuSeconds(getpid()) - client0;
+  // Resume after kill -9: the server killed and started again on its data;
+  // every agent reconnects and resumes after the last revision it saw.
+  if (all) {
+    const absl::Time restart = absl::Now();
+    sys->KillAndRestart();
+    for (absl::Time deadline = absl::Now() + absl::Seconds(120); absl::Now() < deadline;) {
+      {
+        absl::MutexLock l(&mu);
+        if (resumed >= agents) {
+          out->resume_seconds = absl::ToDoubleSeconds(last_resume - restart);
+          out->resume_snapshots = resume_snapshots;
+          break;
+        }
+      }
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  }
+  stopping = true;
   sys->StopAll(agents);
-  absl::SleepFor(absl::Milliseconds(500));
+  for (absl::Time deadline = absl::Now() + absl::Seconds(60); absl::Now() < deadline;) {
+    {
+      absl::MutexLock l(&mu);
+      if (stopped >= agents) break;
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
   cq.Shutdown();
   for (auto& t : pumps) t.join();
   std::vector<double> all_lat;
@@ -355,7 +477,7 @@ int main(int argc, char** argv) {
               "descriptor limit %llu\n",
               leases, changes, static_cast<unsigned long long>(nofile.rlim_cur));
   std::printf("| agents | system | p50 ms | p99 ms | max ms | delivered | server CPU per event | client CPU per event "
-              "| server RSS per agent | all watches open in |\n");
+              "| server RSS per agent | all watches open in | all resumed after kill -9 + restart |\n");
   int rc = 0;
   for (int n : sizes) {
     for (const std::string& which : systems) {
@@ -373,10 +495,13 @@ int main(int argc, char** argv) {
       }
       Result r;
       const bool ok = Run(sys.get(), n, leases, changes, &r);
-      std::printf("| %d | %s | %.1f | %.1f | %.1f | %lld of %lld | %.1f us | %.1f us | %.1f KiB | %.1f s |%s\n", n,
+      const std::string resume =
+          r.resume_seconds < 0 ? "not all"
+                               : absl::StrFormat("%.2f s (%d snapshots)", r.resume_seconds, r.resume_snapshots);
+      std::printf("| %d | %s | %.1f | %.1f | %.1f | %lld of %lld | %.1f us | %.1f us | %.1f KiB | %.1f s | %s |%s\n", n,
                   sys->name(), r.p50, r.p99, r.max, static_cast<long long>(r.measured),
                   static_cast<long long>(r.expected), r.server_us_per_event, r.client_us_per_event,
-                  r.rss_per_agent_kib, r.open_seconds, ok ? "" : " (incomplete)");
+                  r.rss_per_agent_kib, r.open_seconds, resume.c_str(), ok ? "" : " (incomplete)");
       std::fprintf(stderr, "%d %s per change, p50/max ms: %s\n", n, sys->name(), r.per_change.c_str());
       std::fflush(stdout);
       if (!ok) rc = 1;
