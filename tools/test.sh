@@ -66,7 +66,7 @@ if ((! $#)) && [[ ${WEFT_CI_QUICK:-0} != 1 ]]; then
   bazel build --config=asan --keep_going --build_tests_only --test_tag_filters=-root //... 2>&1 | tee -a "$log"
   asan_rc=${PIPESTATUS[0]}
   if ((asan_rc == 0)); then
-    bazel test --config=asan --test_summary=short --keep_going --test_tag_filters=-root //... 2>&1 | tee -a "$log"
+    bazel test --config=asan --test_summary=short --keep_going --build_tests_only --test_tag_filters=-root //... 2>&1 | tee -a "$log"
     asan_rc=${PIPESTATUS[0]}
   fi
   set -e
