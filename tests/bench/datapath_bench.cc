@@ -41,6 +41,8 @@
 #include "tests/netns/netns.h"
 
 ABSL_FLAG(int, seconds, 5, "Length of each iperf3 run.");
+ABSL_FLAG(std::vector<std::string>, agent_args, {},
+          "Extra flags for every agent of the Weft clusters, comma-separated (e.g. --resync-interval=1h).");
 ABSL_FLAG(int, pings, 200, "Pings per latency run (10 ms apart).");
 ABSL_FLAG(int, rounds, 1, "Interleaved rounds over all setups; the table shows medians.");
 ABSL_FLAG(std::string, backends, "vxlan,udp,host-gw,wireguard",
@@ -115,6 +117,7 @@ absl::Status BuildCluster(Setup& s, const std::string& backend) {
   o.hosts = 2;
   o.verbose = false;
   o.network_config = absl::StrCat(R"({"Network":"10.1.0.0/16","Backend":{"Type":")", backend, R"("}})");
+  o.agent_args = absl::GetFlag(FLAGS_agent_args);
   absl::StatusOr<std::unique_ptr<Cluster>> c = Cluster::Start(o);
   if (!c.ok()) {
     // The agent exits at once on a backend it does not know; its log says so.
