@@ -57,7 +57,7 @@ ABSL_FLAG(absl::Duration, default_lease_ttl, absl::Hours(24),
 ABSL_FLAG(absl::Duration, lease_expiry_interval, absl::Seconds(1), "How often expired leases are collected.");
 ABSL_FLAG(absl::Duration, watch_bookmark_interval, absl::Seconds(30), "Bookmark period for idle watch streams.");
 ABSL_FLAG(bool, watch_compress_snapshots, false,
-          "gzip WatchLeases snapshots (not events) for clients that accept it: about a fifth of the bytes, "
+          "gzip WatchLeases snapshots (not events) for clients that accept it: about a sixth of the bytes, "
           "for CPU per stream.");
 ABSL_FLAG(int32_t, watch_senders, 0,
           "Threads that start the writes of one lease change to the watch streams (0: one per CPU, at most 8).");

@@ -64,7 +64,7 @@ class WatchHub {
     // gzip the snapshots (only: events and bookmarks are a few hundred bytes)
     // for clients that accept it, as every gRPC client does by default. Costs
     // CPU per stream (gRPC compresses each write, shared bytes or not) for
-    // about a fifth of the bytes: for networks where a reconnect storm's
+    // about a sixth of the bytes: for networks where a reconnect storm's
     // snapshots would fill the links.
     bool compress_snapshots = false;
     WatchHubHooks hooks;

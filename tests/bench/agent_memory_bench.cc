@@ -197,10 +197,8 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds = weft::MakeChannelCredentials(bench_files);
   if (!creds.ok()) return 1;
   auto ch = grpc::CreateChannel("127.0.0.1:7800", *creds);
-  if (!ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(20))) return 1;
-  auto net = weft::v1::NetworkService::NewStub(ch);
+  if (!weft::bench::ConnectAndConfigure(ch)) return 1;
   auto leases = weft::v1::LeaseService::NewStub(ch);
-  if (!weft::bench::SetNetworkConfig(net.get())) return 1;
   std::vector<std::string> agent_args = {
       agent_bin,   "--controller", "127.0.0.1:7800",   "--iface",           "weftbench0",    "--node-name",
       "bench-host", "--subnet-file", dir + "/subnet.env", "--docker-opts-file", dir + "/docker.env", "--state-dir",

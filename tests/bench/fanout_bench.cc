@@ -51,7 +51,6 @@ struct Stream {
   grpc::ClientContext ctx;
   WatchLeasesResponse msg;
   std::unique_ptr<grpc::ClientAsyncReader<WatchLeasesResponse>> reader;
-  bool started = false;
 };
 
 }  // namespace
@@ -155,13 +154,8 @@ int main(int argc, char** argv) {
   auto watcher_creds = weft::MakeChannelCredentials(watcher_files);
   if (!writer_creds.ok() || !watcher_creds.ok()) return 1;
   auto main_ch = grpc::CreateChannel(addr, *writer_creds);
-  if (!main_ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(20))) {
-    std::fprintf(stderr, "controller did not start\n");
-    return 1;
-  }
-  auto net = weft::v1::NetworkService::NewStub(main_ch);
+  if (!weft::bench::ConnectAndConfigure(main_ch)) return 1;
   auto leases = weft::v1::LeaseService::NewStub(main_ch);
-  if (!weft::bench::SetNetworkConfig(net.get())) return 1;
   // The lease set every stream's snapshot carries.
   for (int i = 0; i < leases_before; ++i) {
     weft::v1::AcquireLeaseRequest req;

@@ -1,7 +1,10 @@
 #pragma once
-// The benches' first call: the network config every bench cluster uses.
+// The benches' first call: wait for the controller, set the network config
+// every bench cluster uses.
 
+#include <chrono>
 #include <cstdio>
+#include <memory>
 #include <string>
 
 #include "grpcpp/grpcpp.h"
@@ -11,9 +14,15 @@ namespace weft::bench {
 
 inline constexpr char kBenchNetworkConfig[] = R"({"Network":"10.0.0.0/8","Backend":{"Type":"vxlan"}})";
 
-// Sets `config` through `net`; false (with the reason on stderr) when refused.
-inline bool SetNetworkConfig(weft::v1::NetworkService::StubInterface* net,
-                             const std::string& config = kBenchNetworkConfig) {
+// Waits (20 s at most) until the controller behind `ch` accepts connections,
+// then sets `config` through it; false (with the reason on stderr) otherwise.
+inline bool ConnectAndConfigure(const std::shared_ptr<grpc::Channel>& ch,
+                                const std::string& config = kBenchNetworkConfig) {
+  if (!ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(20))) {
+    std::fprintf(stderr, "controller did not start\n");
+    return false;
+  }
+  auto net = weft::v1::NetworkService::NewStub(ch);
   grpc::ClientContext ctx;
   weft::v1::SetNetworkConfigRequest req;
   req.set_config(config);

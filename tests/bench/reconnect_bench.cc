@@ -100,13 +100,8 @@ int main(int argc, char** argv) {
   weft::testing::Process p;
   p.Start(ctl_argv, dir + ".log");
   auto main_ch = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
-  if (!main_ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(20))) {
-    std::fprintf(stderr, "controller did not start\n");
-    return 1;
-  }
-  auto net = weft::v1::NetworkService::NewStub(main_ch);
+  if (!weft::bench::ConnectAndConfigure(main_ch)) return 1;
   auto leases = weft::v1::LeaseService::NewStub(main_ch);
-  if (!weft::bench::SetNetworkConfig(net.get())) return 1;
   // The leases, from 8 writers (the store commits them in groups).
   const absl::Time fill_start = absl::Now();
   std::atomic<int> next{0}, failed{0};

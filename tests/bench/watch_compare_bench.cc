@@ -111,10 +111,8 @@ class Weft : public System {
     log_ = dir + ".log";
     process_.Start(argv_, log_);
     auto ch = grpc::CreateChannel(addr_, grpc::InsecureChannelCredentials());
-    ok_ = ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    ok_ = weft::bench::ConnectAndConfigure(ch);
     leases_ = weft::v1::LeaseService::NewStub(ch);
-    auto net = weft::v1::NetworkService::NewStub(ch);
-    ok_ = ok_ && weft::bench::SetNetworkConfig(net.get());
   }
   bool ok() const { return ok_; }
   const char* name() const override { return "Weft"; }
