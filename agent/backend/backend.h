@@ -8,6 +8,7 @@
 // good. One thread at a time.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,11 +27,18 @@ struct LocalConfig {
   IPv4Addr iface_ip;      // its IPv4 address: the VXLAN source address
   IPv4Net iface_network;  // its on-link network: peers inside are L2 neighbours
   IPv4Addr public_ip;     // what peers reach (published as PublicIP); usually iface_ip
+  // The IPv6 underlay, set when the network has IPv6 enabled (dual-stack):
+  std::optional<IPv6Addr> iface_ipv6;         // the interface's global IPv6 address
+  std::optional<IPv6Net> iface_ipv6_network;  // its on-link IPv6 network
+  std::optional<IPv6Addr> public_ipv6;        // published as PublicIPv6; usually iface_ipv6
 };
 
 struct OwnLease {
   IPv4Net subnet;   // this host's subnet, e.g. 10.1.19.0/24
   IPv4Net network;  // the cluster network, e.g. 10.1.0.0/16
+  // Set when the network has IPv6 enabled (dual-stack).
+  std::optional<IPv6Net> ipv6_subnet;   // e.g. fd42:0:13::/64
+  std::optional<IPv6Net> ipv6_network;  // e.g. fd42::/48
 };
 
 // What Init returns for the lease and subnet.env.
@@ -38,6 +46,7 @@ struct BackendInfo {
   std::string type;       // "vxlan": the lease's BackendType
   std::string data_json;  // the lease's BackendData: {"VNI":1,"VtepMAC":"..."}
   uint32_t mtu = 0;       // for containers: FLANNEL_MTU
+  std::string v6_data_json;  // the lease's BackendV6Data (dual-stack); "" for none
 };
 
 // Another host, from its lease.
@@ -46,6 +55,10 @@ struct Peer {
   IPv4Addr public_ip;
   std::string backend_type;       // BackendType
   std::string backend_data_json;  // BackendData, raw JSON
+  // Dual-stack peers (unset for IPv4-only leases).
+  std::optional<IPv6Net> ipv6_subnet;
+  std::optional<IPv6Addr> public_ipv6;
+  std::string backend_v6_data_json;  // BackendV6Data, raw JSON
 };
 
 class Backend {
@@ -73,6 +86,13 @@ class Backend {
   // so it must not depend on the lease. May look things up (a cloud backend asks
   // its metadata server for the instance), hence the status.
   virtual absl::StatusOr<std::string> LeaseData() = 0;
+
+  // The lease's BackendV6Data, asked only when the network has IPv6 enabled
+  // (vxlan's {"VNI":1,"VtepMAC":"..."} of its IPv6 device). UNIMPLEMENTED from a
+  // backend with no IPv6 data path: the agent then says so and stops.
+  virtual absl::StatusOr<std::string> LeaseV6Data() {
+    return absl::UnimplementedError("this backend has no IPv6 data path");
+  }
 
   // The tunnel device whose kernel counters the agent exports ("flannel.1",
   // "flannel0"); empty when the backend has none (host-gw, cloud routes).
