@@ -308,10 +308,23 @@ std::optional<uint64_t> NetworkConfig::PoolIndex(const IPv4Net& subnet) const {
   return (a - subnet_min.value()) >> (32 - subnet_len);
 }
 
-bool NetworkConfig::InIPv6Pool(const IPv6Net& subnet) const {
-  if (!enable_ipv6 || subnet.prefix_len() != ipv6_subnet_len) return false;
+bool NetworkConfig::InIPv6Pool(const IPv6Net& subnet) const { return IPv6PoolIndex(subnet).has_value(); }
+
+absl::uint128 NetworkConfig::IPv6PoolSize() const {
+  if (!enable_ipv6) return 0;
+  return ((ipv6_subnet_max.value() - ipv6_subnet_min.value()) >> (128 - ipv6_subnet_len)) + 1;
+}
+
+IPv6Net NetworkConfig::IPv6PoolSubnet(absl::uint128 index) const {
+  const absl::uint128 base = ipv6_subnet_min.value() + (index << (128 - ipv6_subnet_len));
+  return *IPv6Net::Make(IPv6Addr::FromUint128(base), ipv6_subnet_len);
+}
+
+std::optional<absl::uint128> NetworkConfig::IPv6PoolIndex(const IPv6Net& subnet) const {
+  if (!enable_ipv6 || subnet.prefix_len() != ipv6_subnet_len) return std::nullopt;
   const absl::uint128 a = subnet.network().value();
-  return a >= ipv6_subnet_min.value() && a <= ipv6_subnet_max.value();
+  if (a < ipv6_subnet_min.value() || a > ipv6_subnet_max.value()) return std::nullopt;
+  return (a - ipv6_subnet_min.value()) >> (128 - ipv6_subnet_len);
 }
 
 }  // namespace weft::controller

@@ -51,6 +51,11 @@ struct NetworkConfig {
 
   // Is `subnet` (IPv6) a valid IPv6 pool subnet?
   bool InIPv6Pool(const IPv6Net& subnet) const;
+  // The IPv6 pool (EnableIPv6), as the IPv4 one: subnets between IPv6SubnetMin
+  // and IPv6SubnetMax inclusive, index 0 = IPv6SubnetMin. 0 when IPv6 is off.
+  absl::uint128 IPv6PoolSize() const;
+  IPv6Net IPv6PoolSubnet(absl::uint128 index) const;
+  std::optional<absl::uint128> IPv6PoolIndex(const IPv6Net& subnet) const;
 };
 
 // Parses and validates flannel's JSON. Errors are INVALID_ARGUMENT with a message

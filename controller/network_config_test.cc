@@ -161,6 +161,32 @@ TEST(NetworkConfigTest, IPv6) {
   EXPECT_NE(ErrorOf(R"({"EnableIPv4":false})").find("EnableIPv4"), std::string::npos);
 }
 
+TEST(NetworkConfigTest, IPv6PoolIndices) {
+  // fd00:1::/48 with /64 subnets, the first skipped: 65,535 subnets.
+  NetworkConfig c = MustParse(R"({"Network":"10.1.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:1::/48"})");
+  EXPECT_EQ(c.IPv6PoolSize(), 65535);
+  EXPECT_EQ(c.IPv6PoolSubnet(0).ToString(), "fd00:1:0:1::/64");
+  EXPECT_EQ(c.IPv6PoolSubnet(65534).ToString(), "fd00:1:0:ffff::/64");
+  EXPECT_EQ(*c.IPv6PoolIndex(*IPv6Net::Parse("fd00:1:0:ffff::/64")), 65534);
+  EXPECT_FALSE(c.IPv6PoolIndex(*IPv6Net::Parse("fd00:1::/64")).has_value());       // below IPv6SubnetMin
+  EXPECT_FALSE(c.IPv6PoolIndex(*IPv6Net::Parse("fd00:2::/64")).has_value());       // outside the network
+  EXPECT_FALSE(c.IPv6PoolIndex(*IPv6Net::Parse("fd00:1:0:5::/80")).has_value());   // wrong length
+  for (absl::uint128 i : {absl::uint128(0), absl::uint128(77), absl::uint128(65534)}) {
+    EXPECT_EQ(*c.IPv6PoolIndex(c.IPv6PoolSubnet(i)), i);
+  }
+  // A /32 with /64 subnets: 2^32 - 1, beyond any enumeration; Min/Max bound it.
+  NetworkConfig huge = MustParse(R"({"Network":"10.1.0.0/16","EnableIPv6":true,"IPv6Network":"2001:db8::/32"})");
+  EXPECT_EQ(huge.IPv6PoolSize(), (absl::uint128(1) << 32) - 1);
+  EXPECT_EQ(huge.IPv6PoolSubnet(huge.IPv6PoolSize() - 1).ToString(), "2001:db8:ffff:ffff::/64");
+  NetworkConfig bounded = MustParse(
+      R"({"Network":"10.1.0.0/16","EnableIPv6":true,"IPv6Network":"2001:db8::/32",)"
+      R"("IPv6SubnetMin":"2001:db8:0:10::","IPv6SubnetMax":"2001:db8:0:13::"})");
+  EXPECT_EQ(bounded.IPv6PoolSize(), 4);
+  EXPECT_FALSE(bounded.InIPv6Pool(*IPv6Net::Parse("2001:db8:0:14::/64")));
+  EXPECT_TRUE(bounded.InIPv6Pool(*IPv6Net::Parse("2001:db8:0:13::/64")));
+  EXPECT_EQ(MustParse(R"({"Network":"10.1.0.0/16"})").IPv6PoolSize(), 0);
+}
+
 TEST(NetworkConfigTest, LeaseTtl) {
   EXPECT_EQ(MustParse(R"({"Network":"10.1.0.0/16","LeaseTTL":"1h30m"})").lease_ttl, absl::Minutes(90));
   EXPECT_EQ(MustParse(R"({"Network":"10.1.0.0/16","LeaseTTL":600})").lease_ttl, absl::Minutes(10));

@@ -33,4 +33,56 @@ std::optional<uint64_t> SubnetPool::PickRandom(absl::BitGen& gen) const {
   return free_[absl::Uniform<size_t>(gen, 0, free_.size())];
 }
 
+WideSubnetPool::WideSubnetPool(absl::uint128 size, absl::uint128 dense_limit) : size_(size) {
+  if (size <= dense_limit && size <= SubnetPool::kMaxSize) dense_.emplace(absl::Uint128Low64(size));
+}
+
+absl::uint128 WideSubnetPool::free_count() const {
+  return dense_ ? absl::uint128(dense_->free_count()) : size_ - taken_.size();
+}
+
+bool WideSubnetPool::IsFree(absl::uint128 index) const {
+  if (index >= size_) return false;
+  return dense_ ? dense_->IsFree(absl::Uint128Low64(index)) : !taken_.contains(index);
+}
+
+void WideSubnetPool::Take(absl::uint128 index) {
+  if (index >= size_) return;
+  if (dense_) {
+    dense_->Take(absl::Uint128Low64(index));
+  } else {
+    taken_.insert(index);
+  }
+}
+
+void WideSubnetPool::Give(absl::uint128 index) {
+  if (index >= size_) return;
+  if (dense_) {
+    dense_->Give(absl::Uint128Low64(index));
+  } else {
+    taken_.erase(index);
+  }
+}
+
+std::optional<absl::uint128> WideSubnetPool::PickRandom(absl::BitGen& gen) const {
+  if (dense_) {
+    auto i = dense_->PickRandom(gen);
+    if (!i) return std::nullopt;
+    return absl::uint128(*i);
+  }
+  if (taken_.size() >= size_) return std::nullopt;
+  const absl::uint128 start = absl::Uniform<absl::uint128>(gen, 0, size_);
+  for (int draw = 0; draw < 64; ++draw) {
+    const absl::uint128 i = draw == 0 ? start : absl::Uniform<absl::uint128>(gen, 0, size_);
+    if (!taken_.contains(i)) return i;
+  }
+  // Among any taken+1 consecutive indices one is free.
+  absl::uint128 i = start;
+  for (size_t step = 0; step <= taken_.size(); ++step) {
+    if (!taken_.contains(i)) return i;
+    i = (i + 1 == size_) ? 0 : i + 1;
+  }
+  return std::nullopt;  // unreachable: fewer taken than size
+}
+
 }  // namespace weft::controller
