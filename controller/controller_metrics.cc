@@ -98,6 +98,11 @@ void ControllerMetrics::WatchManager(metrics::Registry& r, LeaseManager* m) {
                      [m] { return static_cast<double>(m->Stats().size); });
   r.AddCallbackGauge("weft_controller_pool_free_subnets", "Subnets of the pool neither leased nor reserved.",
                      [m] { return static_cast<double>(m->Stats().free); });
+  r.AddCallbackGauge("weft_controller_pool_ipv6_subnets",
+                     "Subnets in the IPv6 pool (IPv6SubnetMin..IPv6SubnetMax; 0 unless IPv6 is enabled).",
+                     [m] { return static_cast<double>(m->Stats().ipv6_size); });
+  r.AddCallbackGauge("weft_controller_pool_free_ipv6_subnets", "Subnets of the IPv6 pool neither leased nor reserved.",
+                     [m] { return static_cast<double>(m->Stats().ipv6_free); });
   r.AddCallbackGauge("weft_controller_leases", "Leases with a TTL currently held.",
                      [m] { return static_cast<double>(m->Stats().leases); });
   r.AddCallbackGauge("weft_controller_reservations", "Reserved subnets (no TTL).",

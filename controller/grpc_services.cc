@@ -217,7 +217,8 @@ grpc::Status NetworkServiceImpl::Reserve(grpc::ServerContext* ctx, const weft::v
                                          weft::v1::ReserveResponse* resp) {
   RpcTimer t(observer_, "Reserve");
   if (grpc::Status s = admission_.Admit(*ctx, Method::kReserve); !s.ok()) return t.Done(s);
-  ReserveRequest r{req->subnet(), req->public_ip(), req->node_name(), req->backend_type(), req->backend_data()};
+  ReserveRequest r{req->subnet(),       req->public_ip(),   req->node_name(),      req->backend_type(),
+                   req->backend_data(), req->ipv6_subnet(), req->public_ipv6(), req->backend_v6_data()};
   auto rec = manager_->Reserve(r);
   if (!rec.ok()) return t.Done(ToGrpc(rec.status()));
   ToProto(*rec, resp->mutable_lease());
@@ -249,6 +250,9 @@ grpc::Status NetworkServiceImpl::GetStatus(grpc::ServerContext* ctx, const weft:
   pool->set_free(stats.free);
   pool->set_leases(stats.leases);
   pool->set_reserved(stats.reservations);
+  auto saturated = [](absl::uint128 v) { return absl::Uint128High64(v) != 0 ? UINT64_MAX : absl::Uint128Low64(v); };
+  pool->set_ipv6_subnets(saturated(stats.ipv6_size));
+  pool->set_ipv6_free(saturated(stats.ipv6_free));
   uint64_t expiring = 0;
   for (const LeaseRecord& rec : manager_->List()) {
     if (!rec.reserved() && rec.expiration < now + absl::Hours(1)) ++expiring;

@@ -1,6 +1,7 @@
 #include "controller/lease_manager.h"
 
 #include <algorithm>
+#include <sstream>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -33,7 +34,8 @@ absl::Status StoreError(const absl::Status& s) {
 
 // Node identity used to serialize one node's acquisitions.
 std::string NodeIdentity(const AcquireRequest& r) {
-  return r.node_name.empty() ? absl::StrCat("ip:", r.public_ip) : absl::StrCat("name:", r.node_name);
+  if (!r.node_name.empty()) return absl::StrCat("name:", r.node_name);
+  return absl::StrCat("ip:", r.public_ip.empty() ? r.public_ipv6 : r.public_ip);
 }
 
 }  // namespace
@@ -186,6 +188,7 @@ void LeaseManager::ApplyEventLocked(const storage::Event& ev, std::vector<LeaseC
       config_.reset();
       config_json_.clear();
       pool_.reset();
+      pool6_.reset();
     }
     return;
   }
@@ -224,6 +227,7 @@ void LeaseManager::ApplyEventLocked(const storage::Event& ev, std::vector<LeaseC
   }
   // An acquisition's chosen subnet stays pending until its write is in the index.
   if (auto idx = PoolIndexLocked(rec.key)) pending_.erase(*idx);
+  if (auto idx = PoolIndex6Locked(rec.key)) pending6_.erase(*idx);
   if (changes) changes->push_back({false, rec, ev.kv.mod_revision});
   lease_set_revision_ = std::max(lease_set_revision_, ev.kv.mod_revision);
   IndexLocked(text, std::move(rec));
@@ -233,7 +237,10 @@ void LeaseManager::IndexLocked(const std::string& text, LeaseRecord rec) {
   UnindexLocked(text);
   if (!rec.attrs.node_name.empty()) by_node_[rec.attrs.node_name] = text;
   if (rec.attrs.public_ip) by_ip_[rec.attrs.public_ip->ToString()] = text;
+  if (rec.attrs.public_ipv6) by_ip_[rec.attrs.public_ipv6->ToString()] = text;
+  if (rec.key.ipv4 && rec.key.ipv6) by_subnet6_[rec.key.ipv6->ToString()] = text;
   if (auto idx = PoolIndexLocked(rec.key)) pool_->Take(*idx);
+  if (auto idx = PoolIndex6Locked(rec.key)) pool6_->Take(*idx);
   if (rec.reserved()) ++reservations_;
   leases_[text] = std::move(rec);
 }
@@ -244,11 +251,17 @@ void LeaseManager::UnindexLocked(const std::string& text) {
   const LeaseRecord& rec = it->second;
   auto n = by_node_.find(rec.attrs.node_name);
   if (n != by_node_.end() && n->second == text) by_node_.erase(n);
-  if (rec.attrs.public_ip) {
-    auto i = by_ip_.find(rec.attrs.public_ip->ToString());
+  for (const std::string& ip : {rec.attrs.public_ip ? rec.attrs.public_ip->ToString() : std::string(),
+                                rec.attrs.public_ipv6 ? rec.attrs.public_ipv6->ToString() : std::string()}) {
+    auto i = ip.empty() ? by_ip_.end() : by_ip_.find(ip);
     if (i != by_ip_.end() && i->second == text) by_ip_.erase(i);
   }
+  if (rec.key.ipv4 && rec.key.ipv6) {
+    auto i = by_subnet6_.find(rec.key.ipv6->ToString());
+    if (i != by_subnet6_.end() && i->second == text) by_subnet6_.erase(i);
+  }
   if (auto idx = PoolIndexLocked(rec.key)) pool_->Give(*idx);
+  if (auto idx = PoolIndex6Locked(rec.key)) pool6_->Give(*idx);
   if (rec.reserved()) --reservations_;
   leases_.erase(it);
 }
@@ -256,6 +269,25 @@ void LeaseManager::UnindexLocked(const std::string& text) {
 std::optional<uint64_t> LeaseManager::PoolIndexLocked(const SubnetKey& k) const {
   if (!config_ || !pool_ || !k.ipv4) return std::nullopt;
   return config_->PoolIndex(*k.ipv4);
+}
+
+std::optional<absl::uint128> LeaseManager::PoolIndex6Locked(const SubnetKey& k) const {
+  if (!config_ || !pool6_ || !k.ipv6) return std::nullopt;
+  return config_->IPv6PoolIndex(*k.ipv6);
+}
+
+absl::StatusOr<std::string> LeaseManager::LeaseTextLocked(const std::string& subnet) const {
+  std::string text;
+  if (auto v4 = IPv4Net::Parse(subnet); v4.ok()) {
+    text = v4->ToString();
+  } else if (auto v6 = IPv6Net::Parse(subnet); v6.ok()) {
+    text = v6->ToString();
+    if (auto d = by_subnet6_.find(text); d != by_subnet6_.end()) text = d->second;
+  } else {
+    return Invalid("subnet", absl::StrCat(QuoteInput(subnet), " is not an IPv4 or IPv6 subnet (CIDR)"));
+  }
+  if (leases_.count(text) == 0) return absl::NotFoundError(absl::StrCat("no lease for subnet ", text));
+  return text;
 }
 
 void LeaseManager::ApplyConfigLocked(const std::string& value, int64_t revision) {
@@ -268,6 +300,7 @@ void LeaseManager::ApplyConfigLocked(const std::string& value, int64_t revision)
     ReportCorruptLocked("config", config_key_, revision, parsed.status());
     config_.reset();
     pool_.reset();
+    pool6_.reset();
     return;
   }
   config_ = *std::move(parsed);
@@ -287,13 +320,21 @@ void LeaseManager::ReportCorruptLocked(const char* kind, const std::string& key,
 
 void LeaseManager::RebuildPoolLocked() {
   pool_.reset();
-  if (!config_ || config_->PoolSize() > SubnetPool::kMaxSize) return;
-  pool_ = std::make_unique<SubnetPool>(config_->PoolSize());
+  pool6_.reset();
+  if (!config_) return;
+  if (config_->enable_ipv6) {
+    pool6_ = std::make_unique<WideSubnetPool>(config_->IPv6PoolSize());
+    for (absl::uint128 idx : pending6_) pool6_->Take(idx);
+  }
+  if (config_->enable_ipv4 && config_->PoolSize() <= SubnetPool::kMaxSize) {
+    pool_ = std::make_unique<SubnetPool>(config_->PoolSize());
+    for (uint64_t idx : pending_) {
+      if (idx < pool_->size()) pool_->Take(idx);
+    }
+  }
   for (const auto& [text, rec] : leases_) {
     if (auto idx = PoolIndexLocked(rec.key)) pool_->Take(*idx);
-  }
-  for (uint64_t idx : pending_) {
-    if (idx < pool_->size()) pool_->Take(idx);
+    if (auto idx = PoolIndex6Locked(rec.key)) pool6_->Take(*idx);
   }
 }
 
@@ -425,6 +466,21 @@ storage::TxnRequest DeleteIf(const std::string& key, int64_t mod_revision) {
   return txn;
 }
 
+std::string Uint128Text(absl::uint128 v) {
+  std::ostringstream out;
+  out << v;
+  return out.str();
+}
+
+// Adds to `txn`, before its other writes, the delete of `key` if unchanged
+// since `mod_revision`: a lease whose key changes (its IPv6 part) is replaced
+// in one transaction, so its node never holds two.
+void PrependDeleteIf(storage::TxnRequest* txn, const std::string& key, int64_t mod_revision) {
+  storage::TxnRequest del = DeleteIf(key, mod_revision);
+  txn->compares.push_back(std::move(del.compares[0]));
+  txn->success.insert(txn->success.begin(), std::move(del.success[0]));
+}
+
 }  // namespace
 
 // One acquisition in progress, carried from one continuation to the next.
@@ -441,7 +497,13 @@ struct LeaseManager::AcquireState {
   std::string key;
   int64_t expect_mod = 0;  // 0 = create
   bool keep_reservation = false;
-  std::optional<uint64_t> picked;
+  std::optional<uint64_t> picked;         // IPv4 pool index taken as pending
+  std::optional<absl::uint128> picked6;   // IPv6 pool index taken as pending
+  // The node's lease lacks a family the config now enables (or holds a subnet
+  // outside it): the new key replaces it in the same transaction.
+  std::string replace_key;
+  std::string replace_text;
+  int64_t replace_mod = 0;
   std::string text;
   SubnetKey chosen;
   int64_t create_revision = 0;
@@ -529,7 +591,8 @@ void LeaseManager::StartAcquire(const std::shared_ptr<AcquireState>& st, int64_t
   if (opts_.shared_store) {
     absl::MutexLock l(&mu_);
     known = (!st->req.node_name.empty() && by_node_.contains(st->req.node_name)) ||
-            (st->attrs.public_ip && by_ip_.contains(st->attrs.public_ip->ToString()));
+            (st->attrs.public_ip && by_ip_.contains(st->attrs.public_ip->ToString())) ||
+            (st->attrs.public_ipv6 && by_ip_.contains(st->attrs.public_ipv6->ToString()));
   }
   if (known) return Attempt(st);
   // Another replica may have given this node a lease: catch up with the store.
@@ -580,11 +643,15 @@ LeaseManager::Decision LeaseManager::Decide(AcquireState& st, LeaseRecord* answe
   st.expect_mod = 0;
   st.keep_reservation = false;
   st.picked.reset();
+  st.picked6.reset();
+  st.replace_key.clear();
+  st.replace_text.clear();
+  st.replace_mod = 0;
   st.create_revision = 0;
   st.expiration = absl::InfiniteFuture();
   st.lease_id = 0;
   st.decided_at = applied_revision_;
-  if (!config_ || !pool_) {
+  if (!config_ || (config_->enable_ipv4 && !pool_)) {
     *stop = config_ ? absl::FailedPreconditionError("network config gives too many subnets") : NoConfig();
     return Decision::kStop;
   }
@@ -594,8 +661,15 @@ LeaseManager::Decision LeaseManager::Decide(AcquireState& st, LeaseRecord* answe
     auto it = by_node_.find(req.node_name);
     if (it != by_node_.end()) existing = &leases_.at(it->second);
   }
-  if (!existing && st.attrs.public_ip) {
-    auto it = by_ip_.find(st.attrs.public_ip->ToString());
+  // Found by address: the IPv4 one, or the IPv6 one for IPv6-only leases.
+  std::optional<std::string> public_ip;
+  if (st.attrs.public_ip) {
+    public_ip = st.attrs.public_ip->ToString();
+  } else if (st.attrs.public_ipv6) {
+    public_ip = st.attrs.public_ipv6->ToString();
+  }
+  if (!existing && public_ip) {
+    auto it = by_ip_.find(*public_ip);
     if (it != by_ip_.end()) {
       const LeaseRecord& r = leases_.at(it->second);
       if (req.as_node) {
@@ -614,65 +688,118 @@ LeaseManager::Decision LeaseManager::Decide(AcquireState& st, LeaseRecord* answe
       }
     }
   }
-  // A lease outside the current config is not reused (flannel does the same).
-  if (existing && existing->key.ipv4 && !config_->PoolIndex(*existing->key.ipv4) && !existing->reserved()) {
-    existing = nullptr;
-  }
-  if (existing) {
-    st.key = existing->store_key;
-    st.expect_mod = existing->mod_revision;
-    st.keep_reservation = existing->reserved();
-    st.text = SubnetText(existing->key);
-    st.chosen = existing->key;
-    st.create_revision = existing->create_revision;
-    if (st.keep_reservation && existing->valid) {
-      // A reservation is handed to its node as it is.
-      *answer = *existing;
-      return Decision::kAnswer;
-    }
-    return Decision::kWrite;
-  }
-  if (!config_->enable_ipv4) {
-    // Said plainly rather than "all 0 subnets are leased".
-    *stop = absl::FailedPreconditionError(
-        "the network config has EnableIPv4 false: Weft allocates IPv4 subnets only (IPv6 subnets are not "
-        "allocated yet); enable IPv4 in the network config");
-    return Decision::kStop;
-  }
-  std::optional<uint64_t> idx;
-  if (!req.previous_subnet.empty()) {
-    auto prev = IPv4Net::Parse(req.previous_subnet);
-    if (prev.ok()) {
-      auto p = config_->PoolIndex(*prev);
-      if (p && pool_->IsFree(*p) && !pending_.contains(*p)) idx = p;
-    }
-  }
-  // Pending subnets are taken in the pool while in flight, so a pick is free.
-  if (!idx) idx = pool_->PickRandom(rng_);
-  if (!idx) {
-    *stop = absl::ResourceExhaustedError(absl::StrCat(
-        "no free subnet: all ", pool_->size(), " subnets of ", config_->network.ToString(), " between ",
-        config_->subnet_min.ToString(), " and ", config_->subnet_max.ToString(), " are leased or reserved"));
-    return Decision::kStop;
-  }
-  st.picked = idx;
-  pending_.insert(*idx);
-  pool_->Take(*idx);
   SubnetKey k;
-  k.ipv4 = config_->PoolSubnet(*idx);
+  if (existing) {
+    st.create_revision = existing->create_revision;
+    // Reused as it is when it has a subnet in the pool of every enabled family
+    // (a lease outside the config is not reused, as flannel's; a family the
+    // config does not enable is kept). A reservation is always its node's.
+    const bool has4 = !config_->enable_ipv4 || (existing->key.ipv4 && config_->PoolIndex(*existing->key.ipv4));
+    const bool has6 = !config_->enable_ipv6 || (existing->key.ipv6 && config_->InIPv6Pool(*existing->key.ipv6));
+    if ((has4 && has6) || existing->reserved()) {
+      st.key = existing->store_key;
+      st.expect_mod = existing->mod_revision;
+      st.keep_reservation = existing->reserved();
+      st.text = SubnetText(existing->key);
+      st.chosen = existing->key;
+      if (st.keep_reservation && existing->valid) {
+        // A reservation is handed to its node as it is.
+        *answer = *existing;
+        return Decision::kAnswer;
+      }
+      return Decision::kWrite;
+    }
+    // Keep what still fits (the IPv4 subnet when IPv6 was just enabled), pick
+    // the rest, and replace the old key in the same transaction: the node
+    // never holds two leases.
+    if (has4 && config_->enable_ipv4) k.ipv4 = existing->key.ipv4;
+    if (has6 && config_->enable_ipv6) k.ipv6 = existing->key.ipv6;
+    st.replace_key = existing->store_key;
+    st.replace_text = SubnetText(existing->key);
+    st.replace_mod = existing->mod_revision;
+    st.create_revision = 0;
+  }
+  if (absl::Status s = PickSubnetsLocked(st, &k); !s.ok()) {
+    *stop = s;
+    return Decision::kStop;
+  }
+  // The old key's delete is ours, not an expiry.
+  if (!st.replace_key.empty()) releasing_.insert(st.replace_text);
   st.key = EncodeSubnetKey(opts_.prefix, k);
   st.text = SubnetText(k);
   st.chosen = k;
   return Decision::kWrite;
 }
 
+absl::Status LeaseManager::PickSubnetsLocked(AcquireState& st, SubnetKey* k) {
+  const AcquireRequest& req = st.req;
+  if (config_->enable_ipv4 && !k->ipv4) {
+    std::optional<uint64_t> idx;
+    if (!req.previous_subnet.empty()) {
+      auto prev = IPv4Net::Parse(req.previous_subnet);
+      if (prev.ok()) {
+        auto p = config_->PoolIndex(*prev);
+        if (p && pool_->IsFree(*p) && !pending_.contains(*p)) idx = p;
+      }
+    }
+    // Pending subnets are taken in the pool while in flight, so a pick is free.
+    if (!idx) idx = pool_->PickRandom(rng_);
+    if (!idx) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "no free subnet: all ", pool_->size(), " subnets of ", config_->network.ToString(), " between ",
+          config_->subnet_min.ToString(), " and ", config_->subnet_max.ToString(), " are leased or reserved"));
+    }
+    st.picked = idx;
+    pending_.insert(*idx);
+    pool_->Take(*idx);
+    k->ipv4 = config_->PoolSubnet(*idx);
+  }
+  if (config_->enable_ipv6 && !k->ipv6) {
+    std::optional<absl::uint128> idx;
+    if (!req.previous_ipv6_subnet.empty()) {
+      auto prev = IPv6Net::Parse(req.previous_ipv6_subnet);
+      if (prev.ok()) {
+        auto p = config_->IPv6PoolIndex(*prev);
+        if (p && pool6_->IsFree(*p) && !pending6_.contains(*p)) idx = p;
+      }
+    }
+    if (!idx) idx = pool6_->PickRandom(rng_);
+    if (!idx) {
+      if (st.picked) {  // both families or neither
+        pending_.erase(*st.picked);
+        pool_->Give(*st.picked);
+        st.picked.reset();
+      }
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "no free IPv6 subnet: all ", Uint128Text(pool6_->size()), " subnets of ",
+          config_->ipv6_network->ToString(), " between ", config_->ipv6_subnet_min.ToString(), " and ",
+          config_->ipv6_subnet_max.ToString(), " are leased or reserved"));
+    }
+    st.picked6 = idx;
+    pending6_.insert(*idx);
+    pool6_->Take(*idx);
+    k->ipv6 = config_->IPv6PoolSubnet(*idx);
+  }
+  return absl::OkStatus();
+}
+
 void LeaseManager::Unpend(AcquireState& st) {
-  if (!st.picked) return;
+  if (!st.picked && !st.picked6 && st.replace_key.empty()) return;
   absl::MutexLock l(&mu_);
-  pending_.erase(*st.picked);
-  // Give it back unless the index now holds a lease for it.
-  if (pool_ && *st.picked < pool_->size() && leases_.count(st.text) == 0) pool_->Give(*st.picked);
-  st.picked.reset();
+  // Give them back unless the index now holds a lease for them.
+  const bool indexed = leases_.count(st.text) != 0;
+  if (st.picked) {
+    pending_.erase(*st.picked);
+    if (pool_ && *st.picked < pool_->size() && !indexed) pool_->Give(*st.picked);
+    st.picked.reset();
+  }
+  if (st.picked6) {
+    pending6_.erase(*st.picked6);
+    if (pool6_ && !indexed) pool6_->Give(*st.picked6);
+    st.picked6.reset();
+  }
+  // The old key was not deleted by us after all.
+  if (!st.replace_key.empty() && leases_.count(st.replace_text) != 0) releasing_.erase(st.replace_text);
 }
 
 void LeaseManager::Write(const std::shared_ptr<AcquireState>& st) {
@@ -680,6 +807,9 @@ void LeaseManager::Write(const std::shared_ptr<AcquireState>& st) {
       storage::PutIf(st->key, st->expect_mod == 0 ? storage::Compare::Target::kVersion
                                                   : storage::Compare::Target::kModRevision,
                      st->expect_mod, EncodeLeaseAttrs(st->attrs), st->lease_id);
+  // The node's old lease goes first: the new key may share its index text
+  // (the same IPv4 subnet, now dual-stack).
+  if (!st->replace_key.empty()) PrependDeleteIf(&txn, st->replace_key, st->replace_mod);
   if (!opts_.node_guard_prefix.empty() && st->lease_id != 0) {
     // A reservation (no store lease) needs no guard: its key is the node's.
     const std::string guard = opts_.node_guard_prefix + st->identity;
@@ -737,8 +867,9 @@ void LeaseManager::Settle(const std::shared_ptr<AcquireState>& st, const absl::S
     absl::MutexLock l(&mu_);
     if (applied_revision_ < txn->revision) {
       node_written_[st->identity] = txn->revision;
-    } else if (st->picked) {
-      pending_.erase(*st->picked);
+    } else {
+      if (st->picked) pending_.erase(*st->picked);
+      if (st->picked6) pending6_.erase(*st->picked6);
     }
   }
   Finish(st, std::move(out));
@@ -768,35 +899,34 @@ void LeaseManager::Finish(const std::shared_ptr<AcquireState>& st, absl::StatusO
 
 absl::StatusOr<const LeaseRecord*> LeaseManager::FindOwnedLocked(const OwnerRef& req) {
   if (req.subnet.empty()) return Invalid("subnet", "required");
-  std::string text;
-  auto v4 = IPv4Net::Parse(req.subnet);
-  if (v4.ok()) {
-    text = v4->ToString();
-  } else {
-    auto v6 = IPv6Net::Parse(req.subnet);
-    if (!v6.ok()) return Invalid("subnet", v4.status().message());
-    text = v6->ToString();
-  }
   if (!req.node_name.empty() && !IsValidNodeName(req.node_name)) {
     return Invalid("node_name", ValidateNodeName(req.node_name).message());
   }
+  // The node's public address, IPv4 or (IPv6-only leases) IPv6.
   std::optional<IPv4Addr> ip;
+  std::optional<IPv6Addr> ip6;
   if (!req.public_ip.empty()) {
     auto p = IPv4Addr::Parse(req.public_ip);
-    if (!p.ok()) return Invalid("public_ip", p.status().message());
-    ip = *p;
+    auto p6 = IPv6Addr::Parse(req.public_ip);
+    if (p.ok()) {
+      ip = *p;
+    } else if (p6.ok()) {
+      ip6 = *p6;
+    } else {
+      return Invalid("public_ip", p.status().message());
+    }
   }
-  if (req.node_name.empty() && !ip) return Invalid("node_name", "node_name or public_ip required");
-  auto it = leases_.find(text);
-  if (it == leases_.end()) return absl::NotFoundError(absl::StrCat("no lease for subnet ", text));
-  const LeaseRecord& rec = it->second;
+  if (req.node_name.empty() && !ip && !ip6) return Invalid("node_name", "node_name or public_ip required");
+  ASSIGN_OR_RETURN(std::string text, LeaseTextLocked(req.subnet));
+  const LeaseRecord& rec = leases_.at(text);
   bool owner;
   if (req.as_node) {
     owner = rec.attrs.node_name == req.node_name;
   } else if (!rec.attrs.node_name.empty() && !req.node_name.empty()) {
     owner = rec.attrs.node_name == req.node_name;
   } else {
-    owner = ip && rec.attrs.public_ip && *rec.attrs.public_ip == *ip;
+    owner = (ip && rec.attrs.public_ip && *rec.attrs.public_ip == *ip) ||
+            (ip6 && rec.attrs.public_ipv6 && *rec.attrs.public_ipv6 == *ip6);
   }
   if (!owner) {
     return absl::PermissionDeniedError(absl::StrCat(
@@ -830,10 +960,13 @@ absl::StatusOr<LeaseRecord> LeaseManager::Renew(const OwnerRef& req) {
         Report("renew", absl::OkStatus());
         return **rec;  // nothing to renew: a reservation has no TTL
       }
-      if ((*rec)->key.ipv4 && !config_->PoolIndex(*(*rec)->key.ipv4)) {
+      if (((*rec)->key.ipv4 && config_->enable_ipv4 && !config_->PoolIndex(*(*rec)->key.ipv4)) ||
+          (config_->enable_ipv4 && !(*rec)->key.ipv4) ||
+          (config_->enable_ipv6 && (!(*rec)->key.ipv6 || !config_->InIPv6Pool(*(*rec)->key.ipv6)))) {
         absl::Status s = absl::FailedPreconditionError(
             absl::StrCat("subnet ", SubnetText((*rec)->key),
-                         " is no longer inside the network config; acquire a new lease"));
+                         " no longer fits the network config (outside it, or missing a family it enables); "
+                         "acquire a new lease"));
         Report("renew", s);
         return s;
       }
@@ -910,18 +1043,9 @@ absl::Status LeaseManager::Release(const OwnerRef& req) {
 absl::StatusOr<LeaseRecord> LeaseManager::Get(const std::string& subnet) {
   if (subnet.empty()) return Invalid("subnet", "required");
   RETURN_IF_ERROR(CatchUp());
-  std::string text;
-  if (auto v4 = IPv4Net::Parse(subnet); v4.ok()) {
-    text = v4->ToString();
-  } else if (auto v6 = IPv6Net::Parse(subnet); v6.ok()) {
-    text = v6->ToString();
-  } else {
-    return Invalid("subnet", v4.status().message());
-  }
   absl::MutexLock l(&mu_);
-  auto it = leases_.find(text);
-  if (it == leases_.end()) return absl::NotFoundError(absl::StrCat("no lease for subnet ", text));
-  return it->second;
+  ASSIGN_OR_RETURN(std::string text, LeaseTextLocked(subnet));
+  return leases_.at(text);
 }
 
 std::vector<LeaseRecord> LeaseManager::List(int64_t* revision) {
@@ -1009,64 +1133,123 @@ absl::StatusOr<LeaseManager::Page> LeaseManager::ListPage(int page_size, const s
 }
 
 absl::StatusOr<LeaseRecord> LeaseManager::Reserve(const ReserveRequest& req) {
+  // Read-your-writes: a lease this replica just acknowledged is seen.
+  RETURN_IF_ERROR(CatchUp());
   LeaseAttrs attrs;
   SubnetKey k;
   {
     absl::MutexLock l(&mu_);
     if (!config_) return NoConfig();
-    auto sn = IPv4Net::Parse(req.subnet);
-    if (!sn.ok()) return Invalid("subnet", sn.status().message());
-    if (sn->prefix_len() != config_->subnet_len || !config_->network.Contains(*sn)) {
-      return Invalid("subnet", absl::StrCat(sn->ToString(), " is not a /", config_->subnet_len,
-                                            " subnet of ", config_->network.ToString()));
+    std::string v6_text = req.ipv6_subnet;
+    if (config_->enable_ipv4) {
+      auto sn = IPv4Net::Parse(req.subnet);
+      if (!sn.ok()) return Invalid("subnet", sn.status().message());
+      if (sn->prefix_len() != config_->subnet_len || !config_->network.Contains(*sn)) {
+        return Invalid("subnet", absl::StrCat(sn->ToString(), " is not a /", config_->subnet_len,
+                                              " subnet of ", config_->network.ToString()));
+      }
+      k.ipv4 = *sn;
+      auto ip = IPv4Addr::Parse(req.public_ip);
+      if (!ip.ok()) return Invalid("public_ip", ip.status().message());
+      attrs.public_ip = *ip;
+    } else if (v6_text.empty()) {
+      v6_text = req.subnet;  // an IPv6-only network: the subnet is the IPv6 one
     }
-    k.ipv4 = *sn;
-    auto ip = IPv4Addr::Parse(req.public_ip);
-    if (!ip.ok()) return Invalid("public_ip", ip.status().message());
-    attrs.public_ip = *ip;
+    if (config_->enable_ipv6) {
+      if (v6_text.empty()) {
+        // The node's current lease keeps its IPv6 subnet.
+        auto held = leases_.find(SubnetText(k));
+        if (held == leases_.end() || !held->second.key.ipv6) {
+          return Invalid("ipv6_subnet", "required (the network has IPv6 enabled)");
+        }
+        v6_text = held->second.key.ipv6->ToString();
+      }
+      auto sn6 = IPv6Net::Parse(v6_text);
+      if (!sn6.ok()) return Invalid("ipv6_subnet", sn6.status().message());
+      if (sn6->prefix_len() != config_->ipv6_subnet_len || !config_->ipv6_network->Contains(*sn6)) {
+        return Invalid("ipv6_subnet", absl::StrCat(sn6->ToString(), " is not a /", config_->ipv6_subnet_len,
+                                                   " subnet of ", config_->ipv6_network->ToString()));
+      }
+      k.ipv6 = *sn6;
+      if (!req.public_ipv6.empty()) {
+        auto ip6 = IPv6Addr::Parse(req.public_ipv6);
+        if (!ip6.ok()) return Invalid("public_ipv6", ip6.status().message());
+        attrs.public_ipv6 = *ip6;
+      } else if (!config_->enable_ipv4) {
+        return Invalid("public_ipv6", "required (an IPv6-only network)");
+      }
+    } else if (!req.ipv6_subnet.empty()) {
+      return Invalid("ipv6_subnet", "the network config does not enable IPv6");
+    }
     if (!req.node_name.empty() && !IsValidNodeName(req.node_name)) {
       return Invalid("node_name", ValidateNodeName(req.node_name).message());
     }
     attrs.node_name = req.node_name;
     attrs.backend_type = req.backend_type.empty() ? config_->backend.type : req.backend_type;
     ASSIGN_OR_RETURN(attrs.backend_data, NormalizeJsonObject("backend_data", req.backend_data));
+    ASSIGN_OR_RETURN(attrs.backend_v6_data, NormalizeJsonObject("backend_v6_data", req.backend_v6_data));
   }
   const std::string key = EncodeSubnetKey(opts_.prefix, k);
+  const std::string text = SubnetText(k);
   for (int attempt = 1; attempt <= opts_.max_attempts; ++attempt) {
     int64_t mod = 0;
+    std::string replace_key;  // the lease's old key, when its IPv6 part changes
+    int64_t replace_mod = 0;
     {
       absl::MutexLock l(&mu_);
-      auto it = leases_.find(SubnetText(k));
-      if (it != leases_.end()) {
-        const LeaseRecord& rec = it->second;
-        if (!rec.attrs.public_ip || *rec.attrs.public_ip != *attrs.public_ip) {
-          return absl::FailedPreconditionError(absl::StrCat(
-              "subnet ", SubnetText(k), " is leased to ",
-              rec.attrs.public_ip ? rec.attrs.public_ip->ToString() : "another node",
-              "; release it first or reserve it for that public IP"));
+      // The leases holding either subnet: at most the node's own one.
+      const LeaseRecord* held = nullptr;
+      for (const std::string& t : {text, k.ipv4 && k.ipv6 ? k.ipv6->ToString() : std::string()}) {
+        if (t.empty()) continue;
+        auto found = LeaseTextLocked(t);
+        if (!found.ok()) continue;
+        const LeaseRecord& rec = leases_.at(*found);
+        const bool same_node = attrs.public_ip ? (rec.attrs.public_ip && *rec.attrs.public_ip == *attrs.public_ip)
+                                               : (rec.attrs.public_ipv6 && attrs.public_ipv6 &&
+                                                  *rec.attrs.public_ipv6 == *attrs.public_ipv6);
+        if (!same_node || (held && held != &rec)) {
+          const std::string who = rec.attrs.public_ip     ? rec.attrs.public_ip->ToString()
+                                  : rec.attrs.public_ipv6 ? rec.attrs.public_ipv6->ToString()
+                                                          : "another node";
+          return absl::FailedPreconditionError(absl::StrCat("subnet ", t, " is leased to ", who,
+                                                            "; release it first or reserve it for that public IP"));
         }
-        mod = rec.mod_revision;
-        // Keep what the node published (its VTEP MAC) when turning its lease into a reservation.
-        if (req.backend_data.empty()) attrs.backend_data = rec.attrs.backend_data;
-        if (req.node_name.empty()) attrs.node_name = rec.attrs.node_name;
+        held = &rec;
       }
+      if (held) {
+        if (held->store_key == key) {
+          mod = held->mod_revision;
+        } else {
+          replace_key = held->store_key;
+          replace_mod = held->mod_revision;
+        }
+        // Keep what the node published (its VTEP MAC) when turning its lease into a reservation.
+        if (req.backend_data.empty()) attrs.backend_data = held->attrs.backend_data;
+        if (req.backend_v6_data.empty()) attrs.backend_v6_data = held->attrs.backend_v6_data;
+        if (req.node_name.empty()) attrs.node_name = held->attrs.node_name;
+        if (!attrs.public_ipv6) attrs.public_ipv6 = held->attrs.public_ipv6;
+      }
+      // As flannel's leases (and the etcd API's validator): an IPv6 subnet comes with PublicIPv6.
+      if (k.ipv6 && !attrs.public_ipv6) return Invalid("public_ipv6", "required with an IPv6 subnet");
       if (!attrs.node_name.empty()) {
         auto n = by_node_.find(attrs.node_name);
-        if (n != by_node_.end() && n->second != SubnetText(k)) {
+        if (n != by_node_.end() && n->second != text && (!held || n->second != SubnetText(held->key))) {
           return absl::FailedPreconditionError(absl::StrCat("node ", attrs.node_name, " already holds ",
                                                             n->second, "; release it first"));
         }
       }
     }
-    auto txn = batcher_->Txn(storage::PutIf(key, mod == 0 ? storage::Compare::Target::kVersion
-                                               : storage::Compare::Target::kModRevision,
-                                 mod, EncodeLeaseAttrs(attrs), 0));
-    if (!txn.ok()) return StoreError(txn.status());
-    NoteWritten(txn->revision);
-    RETURN_IF_ERROR(WaitApplied(txn->revision));
-    if (!txn->succeeded) continue;
+    storage::TxnRequest txn = storage::PutIf(
+        key, mod == 0 ? storage::Compare::Target::kVersion : storage::Compare::Target::kModRevision, mod,
+        EncodeLeaseAttrs(attrs), 0);
+    if (!replace_key.empty()) PrependDeleteIf(&txn, replace_key, replace_mod);
+    auto committed = batcher_->Txn(std::move(txn));
+    if (!committed.ok()) return StoreError(committed.status());
+    NoteWritten(committed->revision);
+    RETURN_IF_ERROR(WaitApplied(committed->revision));
+    if (!committed->succeeded) continue;
     absl::MutexLock l(&mu_);
-    auto it = leases_.find(SubnetText(k));
+    auto it = leases_.find(text);
     if (it == leases_.end()) continue;
     Report("reserve", absl::OkStatus());
     return it->second;
@@ -1075,18 +1258,19 @@ absl::StatusOr<LeaseRecord> LeaseManager::Reserve(const ReserveRequest& req) {
 }
 
 absl::Status LeaseManager::Unreserve(const std::string& subnet) {
-  auto sn = IPv4Net::Parse(subnet);
-  if (!sn.ok()) return Invalid("subnet", sn.status().message());
   for (int attempt = 1; attempt <= opts_.max_attempts; ++attempt) {
-    std::string key, value;
+    std::string key, value, text;
     int64_t mod;
     absl::Duration ttl;
     {
       absl::MutexLock l(&mu_);
-      auto it = leases_.find(sn->ToString());
+      auto found = LeaseTextLocked(subnet);
+      if (absl::IsInvalidArgument(found.status())) return found.status();
+      auto it = found.ok() ? leases_.find(*found) : leases_.end();
       if (it == leases_.end() || !it->second.reserved()) {
-        return absl::NotFoundError(absl::StrCat("no reservation for subnet ", sn->ToString()));
+        return absl::NotFoundError(absl::StrCat("no reservation for subnet ", subnet));
       }
+      text = it->first;
       key = it->second.store_key;
       value = EncodeLeaseAttrs(it->second.attrs);
       mod = it->second.mod_revision;
@@ -1100,7 +1284,7 @@ absl::Status LeaseManager::Unreserve(const std::string& subnet) {
     RETURN_IF_ERROR(WaitApplied(txn->revision));
     if (!txn->succeeded) continue;
     absl::MutexLock l(&mu_);
-    auto it = leases_.find(sn->ToString());
+    auto it = leases_.find(text);
     if (it != leases_.end()) it->second.expiration = expiration;
     Report("unreserve", absl::OkStatus());
     return absl::OkStatus();
@@ -1160,6 +1344,10 @@ LeaseManager::PoolStats LeaseManager::Stats() {
   if (pool_) {
     s.size = pool_->size();
     s.free = pool_->free_count();
+  }
+  if (pool6_) {
+    s.ipv6_size = pool6_->size();
+    s.ipv6_free = pool6_->free_count();
   }
   s.reservations = reservations_;
   s.leases = leases_.size() - reservations_;

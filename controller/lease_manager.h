@@ -85,11 +85,16 @@ struct OwnerRef {
 };
 
 struct ReserveRequest {
-  std::string subnet;
+  std::string subnet;       // IPv4 (IPv6 in an IPv6-only network)
   std::string public_ip;
   std::string node_name;
   std::string backend_type;
   std::string backend_data;
+  // Dual-stack networks: the IPv6 subnet reserved with `subnet` (when empty, the
+  // one the node's current lease holds) and the node's IPv6 address.
+  std::string ipv6_subnet;
+  std::string public_ipv6;
+  std::string backend_v6_data;
 };
 
 struct ConfigChange {
@@ -212,6 +217,8 @@ class LeaseManager {
     uint64_t free = 0;
     uint64_t leases = 0;
     uint64_t reservations = 0;
+    absl::uint128 ipv6_size = 0;  // the IPv6 pool (dual-stack, IPv6-only)
+    absl::uint128 ipv6_free = 0;
   };
   PoolStats Stats();
   std::optional<NetworkConfig> Config();
@@ -246,6 +253,15 @@ class LeaseManager {
   void UnindexLocked(const std::string& subnet_text) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RebuildPoolLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::optional<uint64_t> PoolIndexLocked(const SubnetKey& k) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::optional<absl::uint128> PoolIndex6Locked(const SubnetKey& k) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The index key (leases_) of the lease holding `subnet`, given in either family
+  // (a dual-stack lease is found by its IPv6 subnet too). INVALID_ARGUMENT for a
+  // malformed subnet, NOT_FOUND when no lease holds it.
+  absl::StatusOr<std::string> LeaseTextLocked(const std::string& subnet) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Picks the subnets `k` lacks of the families the config enables (the
+  // previous ones when free), taking them as pending in `st`. Stops with
+  // RESOURCE_EXHAUSTED, giving back what it took, when a pool is full.
+  absl::Status PickSubnetsLocked(AcquireState& st, SubnetKey* k) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Waits until the index has applied `revision` (our own write came back).
   absl::Status WaitApplied(int64_t revision);
   // Calls `then` once the index has applied `revision`: at once when it has,
@@ -284,14 +300,19 @@ class LeaseManager {
   std::optional<NetworkConfig> config_ ABSL_GUARDED_BY(mu_);
   std::string config_json_ ABSL_GUARDED_BY(mu_);
   int64_t config_revision_ ABSL_GUARDED_BY(mu_) = 0;
-  std::unique_ptr<SubnetPool> pool_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<SubnetPool> pool_ ABSL_GUARDED_BY(mu_);    // IPv4 (EnableIPv4)
+  std::unique_ptr<WideSubnetPool> pool6_ ABSL_GUARDED_BY(mu_);  // IPv6 (EnableIPv6)
   // subnet (IPv4 CIDR text, or IPv6 CIDR text for IPv6-only) -> lease
   std::map<std::string, LeaseRecord> leases_ ABSL_GUARDED_BY(mu_);
   uint64_t reservations_ ABSL_GUARDED_BY(mu_) = 0;  // entries of leases_ without a TTL
   absl::flat_hash_map<std::string, std::string> by_node_ ABSL_GUARDED_BY(mu_);
+  // Public IPv4 and IPv6 addresses (text) -> lease.
   absl::flat_hash_map<std::string, std::string> by_ip_ ABSL_GUARDED_BY(mu_);
+  // IPv6 subnet text of dual-stack leases -> lease (IPv6-only leases are keyed by it).
+  absl::flat_hash_map<std::string, std::string> by_subnet6_ ABSL_GUARDED_BY(mu_);
   // Pool indices chosen by an in-flight acquisition.
   absl::flat_hash_set<uint64_t> pending_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<absl::uint128> pending6_ ABSL_GUARDED_BY(mu_);
   // Node identities with an acquisition in flight (one at a time per node),
   // each with the acquisitions waiting for that one to end.
   absl::flat_hash_map<std::string, std::deque<std::shared_ptr<AcquireState>>> node_turns_ ABSL_GUARDED_BY(mu_);

@@ -516,14 +516,232 @@ TEST_F(LeaseManagerTest, AWriteLandingLateOnAnotherReplicaNeverGivesTheNodeTwoSu
   EXPECT_NE(guard->kvs[0].lease, 0) << "the guard expires with the lease";
 }
 
-TEST_F(LeaseManagerTest, AnIPv6OnlyNetworkIsRefusedPlainly) {
-  Config(R"({"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00:12::/48","Backend":{"Type":"vxlan"}})");
-  AcquireRequest r = Node(1);
-  r.public_ipv6 = "2001:db8::1";
+constexpr char kDualStack[] =
+    R"({"Network":"10.1.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:12::/48","Backend":{"Type":"vxlan"}})";
+
+AcquireRequest DualNode(int i) {
+  AcquireRequest r;
+  r.node_name = absl::StrCat("node-", i);
+  r.public_ip = absl::StrCat("192.0.2.", i);
+  r.public_ipv6 = absl::StrCat("fd77::", i);
+  r.backend_type = "vxlan";
+  r.backend_data = R"({"VNI":1,"VtepMAC":"02:00:00:00:00:01"})";
+  r.backend_v6_data = R"({"VNI":1,"VtepMAC":"02:00:00:00:00:02"})";
+  return r;
+}
+
+// Every lease key under the subnets prefix, as stored.
+std::vector<std::string> StoredKeys(storage::Store* store) {
+  storage::RangeRequest rr;
+  rr.key = "/coreos.com/network/subnets/";
+  rr.range_end = "/coreos.com/network/subnets0";
+  auto got = store->Range(rr);
+  std::vector<std::string> keys;
+  if (got.ok()) {
+    for (const auto& kv : got->kvs) keys.push_back(kv.key.substr(rr.key.size()));
+  }
+  return keys;
+}
+
+TEST_F(LeaseManagerTest, DualStackLeaseHoldsBothSubnetsInFlannelsKey) {
+  Config(kDualStack);
+  auto a = manager_->Acquire(DualNode(1));
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(a->key.ipv4 && a->key.ipv6);
+  EXPECT_TRUE(IPv4Net::Parse("10.1.0.0/16")->Contains(*a->key.ipv4));
+  EXPECT_TRUE(IPv6Net::Parse("fd00:12::/48")->Contains(*a->key.ipv6));
+  EXPECT_EQ(a->key.ipv6->prefix_len(), 64);
+  // One key, flannel's dual-stack form, and flannel's JSON with PublicIPv6 and BackendV6Data.
+  ASSERT_EQ(StoredKeys(store_.get()),
+            std::vector<std::string>{a->key.ipv4->FlannelKey() + "&" + a->key.ipv6->FlannelKey()});
+  storage::RangeRequest rr;
+  rr.key = a->store_key;
+  auto got = store_->Range(rr);
+  ASSERT_TRUE(got.ok() && got->kvs.size() == 1);
+  EXPECT_EQ(got->kvs[0].value,
+            R"({"PublicIP":"192.0.2.1","PublicIPv6":"fd77::1","BackendType":"vxlan",)"
+            R"("BackendData":{"VNI":1,"VtepMAC":"02:00:00:00:00:01"},)"
+            R"("BackendV6Data":{"VNI":1,"VtepMAC":"02:00:00:00:00:02"},"NodeName":"node-1"})");
+  // The same node gets the same pair back.
+  auto again = manager_->Acquire(DualNode(1));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->key.ipv4, a->key.ipv4);
+  EXPECT_EQ(again->key.ipv6, a->key.ipv6);
+  // Found, renewed and released by either of its subnets.
+  auto by6 = manager_->Get(a->key.ipv6->ToString());
+  ASSERT_TRUE(by6.ok()) << by6.status();
+  EXPECT_EQ(by6->store_key, a->store_key);
+  OwnerRef owner{a->key.ipv6->ToString(), "node-1", "", true};
+  ASSERT_TRUE(manager_->Renew(owner).ok());
+  // A second node's pair shares neither subnet.
+  auto b = manager_->Acquire(DualNode(2));
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_NE(b->key.ipv4, a->key.ipv4);
+  EXPECT_NE(b->key.ipv6, a->key.ipv6);
+  ASSERT_TRUE(manager_->Release(owner).ok());
+  EXPECT_EQ(manager_->Get(a->key.ipv6->ToString()).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(manager_->Get(a->key.ipv4->ToString()).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(StoredKeys(store_.get()).size(), 1u);
+  EXPECT_EQ(expired_.load(), 0);
+}
+
+TEST_F(LeaseManagerTest, DualStackNeedsThePublicIPv6AndHonoursThePreviousIPv6Subnet) {
+  Config(kDualStack);
+  AcquireRequest r = DualNode(1);
+  r.public_ipv6.clear();
+  auto refused = manager_->Acquire(r);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("public_ipv6"), std::string::npos) << refused.status();
+  r = DualNode(1);
+  r.previous_subnet = "10.1.42.0/24";
+  r.previous_ipv6_subnet = "fd00:12:0:42::/64";
   auto a = manager_->Acquire(r);
-  EXPECT_EQ(a.status().code(), absl::StatusCode::kFailedPrecondition) << a.status();
-  EXPECT_NE(a.status().message().find("IPv4 subnets only"), std::string::npos) << a.status();
-  EXPECT_TRUE(manager_->List().empty());
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->key.ipv4->ToString(), "10.1.42.0/24");
+  EXPECT_EQ(a->key.ipv6->ToString(), "fd00:12:0:42::/64");
+  AcquireRequest r2 = DualNode(2);
+  r2.previous_ipv6_subnet = "fd00:12:0:42::/64";  // taken: another one
+  auto b = manager_->Acquire(r2);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_NE(b->key.ipv6->ToString(), "fd00:12:0:42::/64");
+  AcquireRequest r3 = DualNode(3);
+  r3.previous_ipv6_subnet = "fd00:99::/64";  // outside the network: another one
+  auto c = manager_->Acquire(r3);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(IPv6Net::Parse("fd00:12::/48")->Contains(*c->key.ipv6));
+  AcquireRequest bad = DualNode(4);
+  bad.previous_ipv6_subnet = "fd00:12:0:42::1/64";
+  EXPECT_EQ(manager_->Acquire(bad).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(LeaseManagerTest, AFullIPv6PoolRefusesAndTakesNoIPv4Subnet) {
+  // Two IPv6 subnets between Min and Max, hundreds of IPv4 ones.
+  Config(R"({"Network":"10.1.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:12::/48",)"
+         R"("IPv6SubnetMin":"fd00:12:0:10::","IPv6SubnetMax":"fd00:12:0:11::","Backend":{"Type":"vxlan"}})");
+  ASSERT_TRUE(manager_->Acquire(DualNode(1)).ok());
+  ASSERT_TRUE(manager_->Acquire(DualNode(2)).ok());
+  const LeaseManager::PoolStats before = manager_->Stats();
+  EXPECT_EQ(before.ipv6_size, 2);
+  EXPECT_EQ(before.ipv6_free, 0);
+  auto c = manager_->Acquire(DualNode(3));
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kResourceExhausted) << c.status();
+  EXPECT_NE(c.status().message().find("no free IPv6 subnet: all 2 subnets of fd00:12::/48"), std::string::npos)
+      << c.status();
+  EXPECT_EQ(manager_->Stats().free, before.free) << "the IPv4 subnet picked with it went back";
+  EXPECT_EQ(StoredKeys(store_.get()).size(), 2u);
+  // A restarted manager rebuilds the IPv6 pool from the store.
+  Open();
+  EXPECT_EQ(manager_->Stats().ipv6_free, 0);
+  EXPECT_EQ(manager_->Acquire(DualNode(3)).status().code(), absl::StatusCode::kResourceExhausted);
+  auto one = manager_->Acquire(DualNode(1));
+  ASSERT_TRUE(one.ok());
+  ASSERT_TRUE(manager_->Release(OwnerRef{one->key.ipv4->ToString(), "node-1", "", true}).ok());
+  EXPECT_EQ(manager_->List().size(), 1u);  // read-your-writes: the release is in the index
+  EXPECT_EQ(manager_->Stats().ipv6_free, 1);
+  EXPECT_TRUE(manager_->Acquire(DualNode(3)).ok());
+}
+
+TEST_F(LeaseManagerTest, AHugeIPv6PoolAllocatesWithoutEnumerating) {
+  // A /32 with /64 subnets: 2^32 - 1 of them.
+  Config(R"({"Network":"10.0.0.0/8","SubnetLen":24,"EnableIPv6":true,"IPv6Network":"2001:db8::/32",)"
+         R"("Backend":{"Type":"vxlan"}})");
+  std::set<std::string> seen;
+  for (int i = 1; i <= 200; ++i) {
+    AcquireRequest r = DualNode(i);
+    r.public_ip = absl::StrCat("192.0.", 2 + i / 250, ".", i % 250 + 1);
+    auto a = manager_->Acquire(r);
+    ASSERT_TRUE(a.ok()) << a.status();
+    EXPECT_TRUE(IPv6Net::Parse("2001:db8::/32")->Contains(*a->key.ipv6));
+    EXPECT_TRUE(seen.insert(a->key.ipv6->ToString()).second);
+  }
+  EXPECT_EQ(manager_->Stats().ipv6_size, (absl::uint128(1) << 32) - 1);
+  EXPECT_EQ(manager_->Stats().ipv6_free, (absl::uint128(1) << 32) - 1 - 200);
+}
+
+TEST_F(LeaseManagerTest, IPv6OnlyNetworkAllocatesIPv6SubnetsInFlannelsKeyForm) {
+  Config(R"({"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00:12::/48","Backend":{"Type":"vxlan"}})");
+  AcquireRequest r = DualNode(1);
+  r.public_ip.clear();
+  auto a = manager_->Acquire(r);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_FALSE(a->key.ipv4.has_value());
+  ASSERT_TRUE(a->key.ipv6.has_value());
+  EXPECT_EQ(StoredKeys(store_.get()), std::vector<std::string>{"0.0.0.0-0&" + a->key.ipv6->FlannelKey()});
+  // The same node by name, or by its IPv6 address when it gives no name.
+  EXPECT_EQ(manager_->Acquire(r)->key.ipv6, a->key.ipv6);
+  AcquireRequest anon = r;
+  anon.node_name.clear();
+  anon.public_ipv6 = "fd77::9";
+  auto b = manager_->Acquire(anon);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(manager_->Acquire(anon)->key.ipv6, b->key.ipv6);
+  EXPECT_TRUE(manager_->Renew(OwnerRef{b->key.ipv6->ToString(), "", "fd77::9", false}).ok());
+  EXPECT_EQ(manager_->Renew(OwnerRef{b->key.ipv6->ToString(), "", "fd77::8", false}).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(manager_->Stats().size, 0u);
+  EXPECT_EQ(StoredKeys(store_.get()).size(), 2u);
+}
+
+TEST_F(LeaseManagerTest, EnablingIPv6GivesANodeAnIPv6SubnetBesideItsIPv4One) {
+  Config(R"({"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}})");
+  auto v4 = manager_->Acquire(Node(1));
+  ASSERT_TRUE(v4.ok());
+  // Enabling IPv6 strands no IPv4-only lease.
+  Config(kDualStack);
+  AcquireRequest r = DualNode(1);
+  auto renewed = manager_->Renew(OwnerRef{v4->key.ipv4->ToString(), "node-1", "", true});
+  EXPECT_EQ(renewed.status().code(), absl::StatusCode::kFailedPrecondition) << "told to acquire again";
+  auto dual = manager_->Acquire(r);
+  ASSERT_TRUE(dual.ok()) << dual.status();
+  EXPECT_EQ(dual->key.ipv4, v4->key.ipv4) << "the IPv4 subnet is kept";
+  ASSERT_TRUE(dual->key.ipv6.has_value());
+  // The old key went in the same transaction: one lease for the node, no expiry counted.
+  EXPECT_EQ(StoredKeys(store_.get()),
+            std::vector<std::string>{v4->key.ipv4->FlannelKey() + "&" + dual->key.ipv6->FlannelKey()});
+  EXPECT_EQ(manager_->List().size(), 1u);
+  EXPECT_EQ(expired_.load(), 0);
+  EXPECT_EQ(manager_->Acquire(r)->key.ipv6, dual->key.ipv6);
+}
+
+TEST_F(LeaseManagerTest, DualStackReservations) {
+  Config(kDualStack);
+  ReserveRequest rr;
+  rr.subnet = "10.1.7.0/24";
+  rr.public_ip = "192.0.2.1";
+  rr.node_name = "node-1";
+  auto missing = manager_->Reserve(rr);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(missing.status().message().find("ipv6_subnet"), std::string::npos) << missing.status();
+  rr.ipv6_subnet = "fd00:13::/64";  // outside IPv6Network
+  EXPECT_EQ(manager_->Reserve(rr).status().code(), absl::StatusCode::kInvalidArgument);
+  rr.ipv6_subnet = "fd00:12:0:7::/64";
+  EXPECT_EQ(manager_->Reserve(rr).status().code(), absl::StatusCode::kInvalidArgument) << "no public_ipv6";
+  rr.public_ipv6 = "fd77::1";
+  auto res = manager_->Reserve(rr);
+  ASSERT_TRUE(res.ok()) << res.status();
+  EXPECT_TRUE(res->reserved());
+  EXPECT_EQ(StoredKeys(store_.get()), std::vector<std::string>{"10.1.7.0-24&fd00:12:0:7::-64"});
+  // Its node gets it; another node may not reserve its IPv6 subnet.
+  auto a = manager_->Acquire(DualNode(1));
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->key.ipv6->ToString(), "fd00:12:0:7::/64");
+  ReserveRequest other = rr;
+  other.subnet = "10.1.8.0/24";
+  other.public_ip = "192.0.2.2";
+  other.node_name = "node-2";
+  EXPECT_EQ(manager_->Reserve(other).status().code(), absl::StatusCode::kFailedPrecondition);
+  // An ordinary dual-stack lease becomes a reservation keeping its IPv6 subnet.
+  auto b = manager_->Acquire(DualNode(2));
+  ASSERT_TRUE(b.ok());
+  ReserveRequest keep;
+  keep.subnet = b->key.ipv4->ToString();
+  keep.public_ip = "192.0.2.2";
+  auto kept = manager_->Reserve(keep);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(kept->key.ipv6, b->key.ipv6);
+  EXPECT_EQ(kept->attrs.public_ipv6->ToString(), "fd77::2");
+  EXPECT_TRUE(manager_->Unreserve(b->key.ipv6->ToString()).ok()) << "unreserved by its IPv6 subnet";
+  EXPECT_EQ(StoredKeys(store_.get()).size(), 2u);
 }
 
 }  // namespace

@@ -6,7 +6,7 @@
 //     config set FILE [--force]        (FILE "-" = stdin; flannel's JSON)
 //     leases list [-o table|wide|json|yaml]
 //     lease show SUBNET [-o ...]       SUBNET as 10.5.189.0/24 or flannel's key 10.5.189.0-24
-//     reserve SUBNET --public-ip IP [--node NAME]
+//     reserve SUBNET --public-ip IP [--node NAME] [--ipv6-subnet SUBNET6 --public-ipv6 IP6]
 //     unreserve SUBNET
 //     snapshot save FILE [--etcd ADDR] (a backup of the embedded store, through
 //                                       the controller's --etcd-listen API)
@@ -57,8 +57,9 @@ const char kUsageText[] =
     "                                 would fall outside it\n"
     "  leases list                    every lease, in subnet order\n"
     "  lease show SUBNET              one lease; SUBNET as 10.5.189.0/24 or flannel's key 10.5.189.0-24\n"
-    "  reserve SUBNET --public-ip IP [--node NAME]\n"
-    "                                 a lease that never expires, for a host outside Weft\n"
+    "  reserve SUBNET --public-ip IP [--node NAME] [--ipv6-subnet SUBNET6 --public-ipv6 IP6]\n"
+    "                                 a lease that never expires, for a host outside Weft (dual-stack:\n"
+    "                                 with its IPv6 subnet; without --ipv6-subnet, the lease's own)\n"
     "  unreserve SUBNET               make a reservation an ordinary lease again\n"
     "  snapshot save FILE [--etcd ADDR]\n"
     "                                 back up the embedded store through the controller's etcd API\n"
@@ -271,6 +272,8 @@ struct Args {
   std::string output = "table";
   std::vector<std::string> controllers;
   std::string public_ip;
+  std::string public_ipv6;
+  std::string ipv6_subnet;
   std::string node;
   bool force = false;
   std::string etcd = getenv("WEFT_ETCD") ? getenv("WEFT_ETCD") : "127.0.0.1:2379";
@@ -412,6 +415,9 @@ void PrintStatus(const std::vector<EndpointStatus>& all) {
                                 " reserved, ", p.free(), " free")},
       {"Expiring within the hour:", absl::StrCat(p.expiring_within_hour())},
   });
+  if (p.ipv6_subnets() > 0) {
+    PrintAligned({{"IPv6 subnets:", absl::StrCat(p.ipv6_subnets(), " in the network, ", p.ipv6_free(), " free")}});
+  }
 }
 
 int main(int argc, char** argv) {
@@ -460,6 +466,14 @@ int main(int argc, char** argv) {
       const char* v = value(arg);
       if (!v) return Usage("--public-ip needs an address");
       a.public_ip = v;
+    } else if (is("--public-ipv6")) {
+      const char* v = value(arg);
+      if (!v) return Usage("--public-ipv6 needs an address");
+      a.public_ipv6 = v;
+    } else if (is("--ipv6-subnet")) {
+      const char* v = value(arg);
+      if (!v) return Usage("--ipv6-subnet needs a subnet");
+      a.ipv6_subnet = SubnetArg(v);
     } else if (is("--node")) {
       const char* v = value(arg);
       if (!v) return Usage("--node needs a name");
@@ -605,15 +619,20 @@ int main(int argc, char** argv) {
   }
   if (p[0] == "reserve") {
     if (p.size() != 2) return Usage("reserve needs SUBNET");
-    if (a.public_ip.empty()) return Usage("reserve needs --public-ip");
+    if (a.public_ip.empty() && a.public_ipv6.empty()) return Usage("reserve needs --public-ip (or --public-ipv6)");
     weft::v1::ReserveRequest req;
     req.set_subnet(SubnetArg(p[1]));
     req.set_public_ip(a.public_ip);
+    req.set_public_ipv6(a.public_ipv6);
+    req.set_ipv6_subnet(a.ipv6_subnet);
     req.set_node_name(a.node);
     weft::v1::ReserveResponse resp;
     grpc::Status s = network->Reserve(ctx().get(), req, &resp);
     if (!s.ok()) return Fail(s);
-    std::cout << "reserved " << resp.lease().subnet() << " for " << resp.lease().public_ip() << "\n";
+    const weft::v1::Lease& l = resp.lease();
+    std::cout << "reserved " << (l.subnet().empty() ? l.ipv6_subnet() : l.subnet())
+              << (!l.subnet().empty() && !l.ipv6_subnet().empty() ? " and " + l.ipv6_subnet() : "") << " for "
+              << (l.public_ip().empty() ? l.public_ipv6() : l.public_ip()) << "\n";
     return kOk;
   }
   if (p[0] == "unreserve") {
