@@ -31,11 +31,14 @@ class Controller {
     client_cert_ = std::move(client);
   }
 
+  // Before Start: listen on this loopback address instead of 127.0.0.1 ("::1").
+  void ListenOn(std::string host) { host_ = std::move(host); }
+
   // Starts the binary with `extra` flags and waits for gRPC to answer.
   void Start(const std::vector<std::string>& extra = {}) {
     port_ = FreePort();
     std::vector<std::string> argv = {Runfile("controller/weft-controller"), "--data-dir", data_dir_, "--listen",
-                                     absl::StrCat("127.0.0.1:", port_), "--metrics-listen", ""};
+                                     addr(), "--metrics-listen", ""};
     if (!cert_dir_.empty()) {
       argv.insert(argv.end(), {"--tls-cert-file", absl::StrCat(cert_dir_, "/", server_cert_, ".crt"), "--tls-key-file",
                                absl::StrCat(cert_dir_, "/", server_cert_, ".key"), "--tls-client-ca-file",
@@ -64,7 +67,9 @@ class Controller {
     int status = proc_.Wait();
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
   }
-  std::string addr() const { return absl::StrCat("127.0.0.1:", port_); }
+  std::string addr() const {
+    return host_.find(':') == std::string::npos ? absl::StrCat(host_, ":", port_) : absl::StrCat("[", host_, "]:", port_);
+  }
   std::string log_path() const { return absl::StrCat(std::getenv("TEST_TMPDIR"), "/controller.log"); }
   // A new TLS channel to the controller presenting DIR/CLIENT.crt/.key (the CA
   // of UseTls verifies the server).
@@ -93,6 +98,7 @@ class Controller {
 
  private:
   std::string data_dir_;
+  std::string host_ = "127.0.0.1";
   std::string cert_dir_, server_cert_, client_cert_;
   int port_ = 0;
   Process proc_;

@@ -342,3 +342,61 @@ TEST(ControllerIntegrationTest, WeftctlStatusFormatsAndErrorsInWords) {
 
 }  // namespace
 }  // namespace weft::testing
+
+namespace weft::testing {
+namespace {
+
+// Dual-stack through the real binary, listening on IPv6 loopback only: both
+// subnets in one lease, kept across a restart, shown and reserved by weftctl
+// over IPv6.
+TEST(ControllerIntegrationTest, DualStackLeasesOverAnIPv6Listener) {
+  Controller c(DataDir("dualstack"));
+  c.ListenOn("::1");
+  c.Start();
+  ASSERT_EQ(c.addr().rfind("[::1]:", 0), 0u) << c.addr();
+  ASSERT_TRUE(SetConfig(c, R"({"Network":"10.1.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:12::/48",)"
+                           R"("Backend":{"Type":"vxlan"}})")
+                  .ok());
+  std::map<std::string, std::pair<std::string, std::string>> held;
+  for (int i = 1; i <= 3; ++i) {
+    weft::v1::AcquireLeaseRequest r = Node(i);
+    r.set_public_ipv6(absl::StrCat("fd77::", i));
+    r.set_backend_v6_data(R"({"VNI":1,"VtepMAC":"02:00:00:00:01:01"})");
+    weft::v1::AcquireLeaseResponse resp;
+    grpc::Status s = c.leases()->AcquireLease(Ctx().get(), r, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(resp.ipv6_network(), "fd00:12::/48");
+    EXPECT_EQ(resp.lease().public_ipv6(), absl::StrCat("fd77::", i));
+    EXPECT_NE(resp.lease().ipv6_subnet().find("/64"), std::string::npos) << resp.lease().ipv6_subnet();
+    held[r.node_name()] = {resp.lease().subnet(), resp.lease().ipv6_subnet()};
+  }
+  weft::v1::AcquireLeaseRequest no_v6 = Node(4);
+  weft::v1::AcquireLeaseResponse refused;
+  EXPECT_EQ(c.leases()->AcquireLease(Ctx().get(), no_v6, &refused).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  c.Stop();
+  c.Start();
+  for (int i = 1; i <= 3; ++i) {
+    weft::v1::AcquireLeaseRequest r = Node(i);
+    r.set_public_ipv6(absl::StrCat("fd77::", i));
+    weft::v1::AcquireLeaseResponse resp;
+    ASSERT_TRUE(c.leases()->AcquireLease(Ctx().get(), r, &resp).ok());
+    EXPECT_EQ(resp.lease().subnet(), held[r.node_name()].first);
+    EXPECT_EQ(resp.lease().ipv6_subnet(), held[r.node_name()].second);
+  }
+  const std::string ctl = Runfile("tools/weftctl/weftctl");
+  std::string out;
+  ASSERT_EQ(RunCommand({ctl, "--controller", c.addr(), "reserve", "10.1.200.0/24", "--public-ip", "192.0.2.200",
+                        "--ipv6-subnet", "fd00:12:0:200::-64", "--public-ipv6", "fd77::200"},
+                       &out),
+            0);
+  EXPECT_NE(out.find("reserved 10.1.200.0/24 and fd00:12:0:200::/64 for 192.0.2.200"), std::string::npos) << out;
+  ASSERT_EQ(RunCommand({ctl, "--controller", c.addr(), "lease", "show", "fd00:12:0:200::/64", "-o", "json"}, &out),
+            0);
+  EXPECT_NE(out.find("\"subnet\":\"10.1.200.0/24\""), std::string::npos) << out;
+  ASSERT_EQ(RunCommand({ctl, "--controller", c.addr(), "status"}, &out), 0);
+  EXPECT_NE(out.find("65535 in the network, 65531 free"), std::string::npos) << out;
+  c.Stop();
+}
+
+}  // namespace
+}  // namespace weft::testing
