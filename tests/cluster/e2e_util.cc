@@ -129,6 +129,8 @@ absl::Status AllCrossHostPings(Cluster& c) {
     for (const Container* to : c.containers()) {
       if (from->host == to->host) continue;
       if (absl::Status s = c.Ping(*from, to->ip, 2); !s.ok()) return s;
+      if (from->ipv6.empty() || to->ipv6.empty()) continue;
+      if (absl::Status s = c.Ping(*from, to->ipv6, 2); !s.ok()) return s;
     }
   }
   return absl::OkStatus();

@@ -31,7 +31,8 @@ absl::StatusOr<std::string> AgentMetrics(Cluster& c, int host);
 // A sample's value ("name{labels}") on a /metrics page, or -1 when absent.
 double Sample(const std::string& page, absl::string_view series);
 
-// OK when every container reaches every container on another host (2 pings).
+// OK when every container reaches every container on another host (2 pings),
+// over IPv6 as well when both have an IPv6 address (dual-stack).
 absl::Status AllCrossHostPings(Cluster& c);
 
 // StartClusterForTest, then waits until AllCrossHostPings passes; nullptr

@@ -31,6 +31,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "common/net.h"
 
 extern char** environ;
 
@@ -40,6 +41,11 @@ namespace {
 constexpr char kRunDir[] = "/run/netns";
 constexpr char kUnderlayPrefix[] = "192.0.2.";
 constexpr char kRoutedUnderlayPrefix[] = "198.51.100.";
+
+// 192.0.2.N -> fd77:2::N (the dual-stack underlay's address of the same namespace).
+std::string Ipv6Underlay(absl::string_view ipv4) {
+  return absl::StrCat(Cluster::kUnderlayIpv6Prefix, ipv4.substr(ipv4.rfind('.') + 1));
+}
 
 absl::Status ErrnoError(absl::string_view what) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
@@ -430,6 +436,7 @@ absl::StatusOr<SubnetEnv> SubnetEnv::Parse(absl::string_view text) {
   }
   env.network = env.vars["FLANNEL_NETWORK"];
   env.subnet = env.vars["FLANNEL_SUBNET"];
+  env.ipv6_subnet = env.vars["FLANNEL_IPV6_SUBNET"];
   env.ipmasq = env.vars["FLANNEL_IPMASQ"] == "true";
   if (env.network.empty() || env.subnet.empty() || !absl::SimpleAtoi(env.vars["FLANNEL_MTU"], &env.mtu)) {
     return absl::InvalidArgumentError(
@@ -654,7 +661,9 @@ absl::Status Cluster::Build() {
   if (absl::Status s = MakeDirs(log_dir_); !s.ok()) return s;
   Log(absl::StrCat("logs in ", log_dir_));
   if (options_.tls) {
-    absl::StatusOr<TestCerts> certs = TestCerts::Make(work_dir_ + "/certs", absl::StrCat("IP:", kControllerIp));
+    std::string sans = absl::StrCat("IP:", kControllerIp);
+    if (options_.underlay_ipv6) absl::StrAppend(&sans, ",IP:", kControllerIpv6);
+    absl::StatusOr<TestCerts> certs = TestCerts::Make(work_dir_ + "/certs", sans);
     if (!certs.ok()) return certs.status();
     certs_ = *std::move(certs);
     Log(absl::StrCat("mutual TLS on: certificates (CA, controller, admin, one per node) in ", certs_->dir()));
@@ -706,7 +715,10 @@ absl::Status Cluster::ConnectToSwitch(const std::string& ns, const std::string& 
     return s;
   }
   if (absl::Status s = Ip({"-n", ns, "link", "set", "eth0", "mtu", "1500", "up"}); !s.ok()) return s;
-  return Ip({"-n", ns, "addr", "add", ip + "/24", "dev", "eth0"});
+  if (absl::Status s = Ip({"-n", ns, "addr", "add", ip + "/24", "dev", "eth0"}); !s.ok()) return s;
+  if (!options_.underlay_ipv6 || !absl::StartsWith(ip, kUnderlayPrefix)) return absl::OkStatus();
+  // The same last byte in fd77:2::/64; nodad: usable at once, no DAD wait.
+  return Ip({"-n", ns, "addr", "add", Ipv6Underlay(ip) + "/64", "dev", "eth0", "nodad"});
 }
 
 absl::StatusOr<pid_t> Cluster::SpawnLogged(const std::string& ns,
@@ -723,6 +735,7 @@ absl::StatusOr<pid_t> Cluster::SpawnLogged(const std::string& ns,
 }
 
 std::string Cluster::controller_addr() const {
+  if (options_.underlay_ipv6) return absl::StrCat("[", kControllerIpv6, "]:", kGrpcPort);
   return absl::StrCat(kControllerIp, ":", kGrpcPort);
 }
 
@@ -741,7 +754,8 @@ absl::Status Cluster::StartController() {
   std::vector<std::string> argv = {
       options_.binaries.controller,
       "--data-dir", data_dir,
-      "--listen", controller_addr(),
+      // [::] takes IPv4 connections too (v4-mapped).
+      "--listen", options_.underlay_ipv6 ? absl::StrCat("[::]:", kGrpcPort) : controller_addr(),
       "--metrics-listen", absl::StrCat(kControllerIp, ":", kControllerMetricsPort)};
   if (certs_) {
     for (const std::string& f : certs_->ControllerFlags()) argv.push_back(f);
@@ -882,6 +896,12 @@ absl::StatusOr<int> Cluster::AddHostOn(bool routed, int containers, std::vector<
   if (absl::StatusOr<std::string> s = Sh(h.ns, "sysctl -qw net.ipv4.ip_forward=1"); !s.ok()) {
     return s.status();
   }
+  if (options_.underlay_ipv6) {
+    h.underlay_ipv6 = Ipv6Underlay(h.underlay_ip);
+    if (absl::StatusOr<std::string> s = Sh(h.ns, "sysctl -qw net.ipv6.conf.all.forwarding=1"); !s.ok()) {
+      return s.status();
+    }
+  }
   if (absl::Status s = StartAgent(h.index); !s.ok()) return s;
   for (int i = 0; i < containers; ++i) {
     if (absl::StatusOr<Container> c = AddContainer(h.index); !c.ok()) return c.status();
@@ -996,6 +1016,11 @@ absl::Status Cluster::EnsureDocker0(Host& h) {
   const std::string mtu = absl::StrCat(h.env.mtu);
   if (absl::Status s = Ip({"-n", h.ns, "link", "add", "docker0", "type", "bridge"}); !s.ok()) return s;
   if (absl::Status s = Ip({"-n", h.ns, "addr", "add", h.env.subnet, "dev", "docker0"}); !s.ok()) return s;
+  if (!h.env.ipv6_subnet.empty()) {  // as Docker with --ipv6 --fixed-cidr-v6
+    if (absl::Status s = Ip({"-n", h.ns, "addr", "add", h.env.ipv6_subnet, "dev", "docker0", "nodad"}); !s.ok()) {
+      return s;
+    }
+  }
   return Ip({"-n", h.ns, "link", "set", "docker0", "mtu", mtu, "up"});
 }
 
@@ -1027,8 +1052,19 @@ absl::StatusOr<Container> Cluster::AddContainer(int index) {
            {"-n", c.ns, "route", "add", "default", "via", h.env.Gateway()}}) {
     if (absl::Status s = Ip(cmd); !s.ok()) return s;
   }
+  if (!h.env.ipv6_subnet.empty()) {
+    absl::StatusOr<IPv6Net> sn6 = IPv6Net::ParseLoose(h.env.ipv6_subnet);
+    if (!sn6.ok()) return sn6.status();
+    const std::string gw6 = h.env.ipv6_subnet.substr(0, h.env.ipv6_subnet.find('/'));
+    c.ipv6 = IPv6Addr::FromUint128(sn6->network().value() + 1 + n).ToString();
+    for (const std::vector<std::string>& cmd : std::vector<std::vector<std::string>>{
+             {"-n", c.ns, "addr", "add", absl::StrCat(c.ipv6, "/", sn6->prefix_len()), "dev", "eth0", "nodad"},
+             {"-n", c.ns, "-6", "route", "add", "default", "via", gw6}}) {
+      if (absl::Status s = Ip(cmd); !s.ok()) return s;
+    }
+  }
   h.containers.push_back(c);
-  Log(absl::StrCat(h.name, ": container ", c.name, " at ", c.ip));
+  Log(absl::StrCat(h.name, ": container ", c.name, " at ", c.ip, c.ipv6.empty() ? "" : " and ", c.ipv6));
   return c;
 }
 

@@ -5,6 +5,8 @@
 //
 //   switch ns "sw":  Linux bridge br0 (the underlay L2 segment, 192.0.2.0/24)
 //     ├── controller ns "ctl": eth0 192.0.2.2, weft-controller (gRPC :7800, HTTP :7801)
+//     │     (with ClusterOptions::underlay_ipv6 every eth0 also has fd77:2::<same last
+//     │     byte>/64, the controller listens on [::]:7800 and agents dial it over IPv6)
 //     ├── host ns "h1": eth0 192.0.2.11, weft-agent, flannel.1, docker0 (FLANNEL_SUBNET)
 //     │     └── container ns "h1c1": eth0 = next address of h1's subnet, default via docker0
 //     ├── host ns "h2": eth0 192.0.2.12 ...
@@ -70,6 +72,7 @@ struct SubnetEnv {
   std::map<std::string, std::string> vars;  // every KEY=VALUE line
   std::string network;  // FLANNEL_NETWORK, "10.1.0.0/16"
   std::string subnet;   // FLANNEL_SUBNET, "10.1.19.1/24" (first usable address / length)
+  std::string ipv6_subnet;  // FLANNEL_IPV6_SUBNET, "fd00:12:0:13::1/64"; empty without IPv6
   int mtu = 0;          // FLANNEL_MTU
   bool ipmasq = false;  // FLANNEL_IPMASQ
 
@@ -84,6 +87,7 @@ struct Container {
   std::string name;  // "h1c1"
   std::string ns;    // its namespace
   std::string ip;    // "10.1.19.2"
+  std::string ipv6;  // "fd00:12:0:13::2" when its host's lease has an IPv6 subnet
   int host = 0;      // index of its host in Cluster::host()
 };
 
@@ -93,6 +97,7 @@ struct Host {
   std::string name;             // node name "h1" (index + 1)
   std::string ns;               // its namespace
   std::string underlay_ip;      // "192.0.2.11" = 192.0.2.(10 + index + 1)
+  std::string underlay_ipv6;    // "fd77:2::11" with ClusterOptions::underlay_ipv6
   bool routed = false;          // on the routed subnet (AddRoutedHost): 198.51.100.(10 + index + 1)
   std::string dir;              // work dir of this host
   std::string subnet_file;      // <dir>/subnet.env
@@ -129,11 +134,17 @@ struct ClusterOptions {
   // node name and an operator's for weftctl, in <work_dir>/certs. false: plaintext,
   // the controller started with --insecure (it listens on a non-loopback address).
   bool tls = true;
+  // Dual-stack underlay: fd77:2::/64 beside 192.0.2.0/24 (hosts on the switch
+  // only), IPv6 forwarding on, agents reaching the controller over IPv6. For
+  // networks with EnableIPv6: containers then get an IPv6 address as well.
+  bool underlay_ipv6 = false;
 };
 
 class Cluster {
  public:
   static constexpr char kControllerIp[] = "192.0.2.2";
+  static constexpr char kControllerIpv6[] = "fd77:2::2";
+  static constexpr char kUnderlayIpv6Prefix[] = "fd77:2::";
   static constexpr int kGrpcPort = 7800;
   static constexpr int kControllerMetricsPort = 7801;
   static constexpr int kAgentMetricsPort = 7802;
@@ -158,7 +169,7 @@ class Cluster {
   std::vector<std::string> namespaces() const;  // every one this cluster made, in order
   const std::string& switch_ns() const { return switch_ns_; }
   const std::string& controller_ns() const { return controller_ns_; }
-  std::string controller_addr() const;  // "192.0.2.2:7800"
+  std::string controller_addr() const;  // "192.0.2.2:7800" ("[fd77:2::2]:7800" with underlay_ipv6)
   const std::string& controller_log() const { return controller_log_; }
   const std::string& log_dir() const { return log_dir_; }
   const std::string& work_dir() const { return work_dir_; }

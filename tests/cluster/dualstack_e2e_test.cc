@@ -1,0 +1,95 @@
+// Dual-stack end to end, on the real kernel (issue 15): the real controller,
+// agents and weftctl in network namespaces with an IPv4 and an IPv6 underlay
+// (tests/cluster/harness.h, ClusterOptions::underlay_ipv6), the agents reaching
+// the controller over IPv6, a network config with EnableIPv6. Every container
+// has an IPv4 and an IPv6 address from its host's lease and reaches every
+// container on another host over both, with vxlan (flannel.1 and
+// flannel-v6.1) and with host-gw (IPv6 routes via each peer's PublicIPv6); an
+// agent restart keeps both subnets.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+#include "tests/cluster/e2e_util.h"
+#include "tests/cluster/harness.h"
+
+namespace weft::testing {
+namespace {
+
+constexpr absl::Duration kConverge = absl::Seconds(30);
+
+std::string DualStackConfig(const std::string& backend) {
+  return absl::StrCat(R"({"Network":"10.1.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:12::/48",)",
+                      R"("Backend":{"Type":")", backend, R"("}})");
+}
+
+ClusterOptions DualStack(const std::string& backend) {
+  ClusterOptions o;
+  o.network_config = DualStackConfig(backend);
+  o.underlay_ipv6 = true;
+  o.hosts = 3;
+  return o;
+}
+
+// subnet.env carries flannel's IPv6 lines, inside the network, and the
+// containers got addresses from them.
+void ExpectIPv6Leases(Cluster& c) {
+  for (int i = 0; i < c.num_hosts(); ++i) {
+    const Host& h = c.host(i);
+    EXPECT_EQ(h.env.vars.at("FLANNEL_IPV6_NETWORK"), "fd00:12::/48") << h.name;
+    EXPECT_TRUE(absl::StartsWith(h.env.ipv6_subnet, "fd00:12:")) << h.name << ": " << h.env.ipv6_subnet;
+    EXPECT_TRUE(absl::EndsWith(h.env.ipv6_subnet, "::1/64")) << h.name << ": " << h.env.ipv6_subnet;
+    for (const Container& ct : h.containers) EXPECT_FALSE(ct.ipv6.empty()) << ct.name;
+  }
+  absl::StatusOr<ExecResult> leases = c.Weftctl({"leases", "list", "-o", "json"});
+  ASSERT_TRUE(leases.ok()) << leases.status();
+  for (int i = 0; i < c.num_hosts(); ++i) {
+    const std::string sn6 = c.host(i).env.ipv6_subnet;
+    const std::string cidr = absl::StrCat(sn6.substr(0, sn6.size() - 4), "/64");  // "...::1/64" -> "...::/64"
+    EXPECT_TRUE(absl::StrContains(leases->out, absl::StrCat("\"ipv6_subnet\":\"", cidr, "\""))) << leases->out;
+    EXPECT_TRUE(absl::StrContains(leases->out, absl::StrCat("\"public_ipv6\":\"", c.host(i).underlay_ipv6, "\"")))
+        << leases->out;
+  }
+}
+
+TEST(DualStackE2eTest, VxlanCarriesBothFamilies) {
+  std::unique_ptr<Cluster> c = StartConverged(DualStack("vxlan"), kConverge);
+  ASSERT_NE(c, nullptr);
+  ExpectIPv6Leases(*c);
+  for (int i = 0; i < c->num_hosts(); ++i) {
+    // flannel's second device, over the IPv6 underlay.
+    absl::StatusOr<std::string> dev = c->Sh(c->host(i).ns, "ip -d link show flannel-v6.1");
+    ASSERT_TRUE(dev.ok()) << dev.status();
+    EXPECT_TRUE(absl::StrContains(*dev, absl::StrCat("local ", c->host(i).underlay_ipv6))) << *dev;
+  }
+  // A restarted agent keeps both of its subnets, and the data path still works.
+  const std::string v4 = c->host(1).env.subnet, v6 = c->host(1).env.ipv6_subnet;
+  ASSERT_TRUE(c->StopAgent(1).ok());
+  ASSERT_TRUE(c->StartAgent(1).ok());
+  EXPECT_EQ(c->host(1).env.subnet, v4);
+  EXPECT_EQ(c->host(1).env.ipv6_subnet, v6);
+  EXPECT_TRUE(Cluster::WaitForOk([&] { return AllCrossHostPings(*c); }, kConverge).ok());
+}
+
+TEST(DualStackE2eTest, HostGwRoutesIPv6ViaThePeersPublicIPv6) {
+  std::unique_ptr<Cluster> c = StartConverged(DualStack("host-gw"), kConverge);
+  ASSERT_NE(c, nullptr);
+  ExpectIPv6Leases(*c);
+  const Host& h1 = c->host(0);
+  absl::StatusOr<std::string> routes = c->Sh(h1.ns, "ip -6 route show proto 87");
+  ASSERT_TRUE(routes.ok()) << routes.status();
+  for (int p = 1; p < c->num_hosts(); ++p) {
+    const std::string sn6 = c->host(p).env.ipv6_subnet;
+    const std::string cidr = absl::StrCat(sn6.substr(0, sn6.size() - 4), "/64");
+    EXPECT_TRUE(absl::StrContains(*routes, absl::StrCat(cidr, " via ", c->host(p).underlay_ipv6, " dev eth0")))
+        << *routes;
+  }
+}
+
+}  // namespace
+}  // namespace weft::testing
