@@ -18,6 +18,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/usage.h"
@@ -26,6 +28,7 @@
 #include "absl/time/clock.h"
 #include "common/flags.h"
 #include "common/tls_client.h"
+#include "nlohmann/json.hpp"
 #include "tests/cluster/harness.h"
 
 ABSL_FLAG(std::string, controller_bin, "", "Path of the weft-controller binary.");
@@ -89,6 +92,11 @@ int Run() {
     return 2;
   }
   o.network_config = absl::GetFlag(FLAGS_network_config);
+  // A dual-stack network needs an IPv6 underlay: the hosts get one beside the IPv4 one.
+  if (auto cfg = nlohmann::json::parse(o.network_config, nullptr, false);
+      cfg.is_object() && cfg.value("EnableIPv6", false) == true) {
+    o.underlay_ipv6 = true;
+  }
   o.verbose = absl::GetFlag(FLAGS_verbose);
   o.tls = absl::GetFlag(FLAGS_tls);
   std::string tmpl = "/tmp/weft-demo-XXXXXX";
@@ -116,8 +124,12 @@ int Run() {
     const weft::testing::Host& h = c.host(i);
     absl::PrintF("host %-4s  underlay %-12s subnet %-15s FLANNEL_SUBNET=%s FLANNEL_MTU=%d\n",
                  h.name, h.underlay_ip, h.env.SubnetCidr(), h.env.subnet, h.env.mtu);
+    if (!h.env.ipv6_subnet.empty()) {
+      absl::PrintF("           underlay %-12s FLANNEL_IPV6_SUBNET=%s\n", h.underlay_ipv6, h.env.ipv6_subnet);
+    }
     for (const Container& ct : h.containers) {
-      absl::PrintF("  container %-6s %s  (ip netns exec %s ...)\n", ct.name, ct.ip, ct.ns);
+      absl::PrintF("  container %-6s %s%s%s  (ip netns exec %s ...)\n", ct.name, ct.ip, ct.ipv6.empty() ? "" : " ",
+                   ct.ipv6, ct.ns);
     }
   }
   if (c.certs() != nullptr) ShowTls(c);
@@ -126,21 +138,25 @@ int Run() {
 
   // The agents learn of hosts that joined after them through their watch: give
   // every pair a short grace period before counting a failure.
+  // Dual-stack: every pair over IPv4 and over IPv6.
   int total = 0, ok = 0;
   for (const Container* from : c.containers()) {
     for (const Container* to : c.containers()) {
       if (from->host == to->host) continue;
-      ++total;
-      Cluster::PingResult r;
-      absl::Status s = Cluster::WaitForOk(
-          [&] { return c.Ping(*from, to->ip, 3, absl::Seconds(3), &r); }, absl::Seconds(15),
-          absl::Seconds(1));
-      if (Cluster::Interrupted()) return 130;
-      if (s.ok()) ++ok;
-      absl::PrintF("  %-6s %-12s -> %-6s %-12s %s  %d/%d replies, avg %.3f ms\n", from->name,
-                   from->ip, to->name, to->ip, s.ok() ? "ok  " : "FAIL", r.received,
-                   r.transmitted, r.avg_rtt_ms);
-      std::fflush(stdout);
+      std::vector<std::pair<std::string, std::string>> pairs = {{from->ip, to->ip}};
+      if (!from->ipv6.empty() && !to->ipv6.empty()) pairs.push_back({from->ipv6, to->ipv6});
+      for (const auto& [src, dst] : pairs) {
+        ++total;
+        Cluster::PingResult r;
+        absl::Status s = Cluster::WaitForOk(
+            [&, dst = dst] { return c.Ping(*from, dst, 3, absl::Seconds(3), &r); }, absl::Seconds(15),
+            absl::Seconds(1));
+        if (Cluster::Interrupted()) return 130;
+        if (s.ok()) ++ok;
+        absl::PrintF("  %-6s %-12s -> %-6s %-12s %s  %d/%d replies, avg %.3f ms\n", from->name, src, to->name,
+                     dst, s.ok() ? "ok  " : "FAIL", r.received, r.transmitted, r.avg_rtt_ms);
+        std::fflush(stdout);
+      }
     }
   }
   const bool pass = total > 0 && ok == total;
