@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
+#include "absl/time/clock.h"
 #include "absl/strings/str_cat.h"
 #include "common/net.h"
 #include "gtest/gtest.h"
@@ -219,6 +220,53 @@ TEST_F(CniTest, TwoContainersOnOneHostPingEachOther) {
   const absl::StatusOr<std::string> ba = b.ns->Sh("ping -c 2 -i 0.2 -W 2 " + ip_a);
   EXPECT_TRUE(ba.ok()) << ba.status();
   EXPECT_EQ(Reservations(ipam_dir_).size(), 2u);
+  EXPECT_EQ(runtime_->DelList(conflist_, a.call).exit_code, 0);
+  EXPECT_EQ(runtime_->DelList(conflist_, b.call).exit_code, 0);
+  EXPECT_TRUE(Reservations(ipam_dir_).empty());
+}
+
+// Dual-stack (issue 15): subnet.env with flannel's IPv6 lines gives each
+// container an address from both subnets (host-local with two ranges), routes to
+// both cluster networks through cni0, and the containers reach each other over IPv6.
+TEST_F(CniTest, DualStackLeaseGivesBothFamilies) {
+  std::ofstream(subnet_file_) << "FLANNEL_NETWORK=" << kNetwork << "\nFLANNEL_SUBNET=10.244.7.1/24\n"
+                              << "FLANNEL_IPV6_NETWORK=fd00:244::/48\nFLANNEL_IPV6_SUBNET=fd00:244:0:7::1/64\n"
+                              << "FLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n";
+  Container& a = NewContainer("a");
+  Container& b = NewContainer("b");
+  const json ra = AddOk(a);
+  const json rb = AddOk(b);
+  auto v6_of = [](const json& result) {
+    for (const json& ip : result["ips"]) {
+      const std::string cidr = ip["address"].get<std::string>();
+      if (cidr.find(':') != std::string::npos) return cidr;
+    }
+    return std::string();
+  };
+  const std::string a6 = v6_of(ra), b6 = v6_of(rb);
+  ASSERT_TRUE(absl::StartsWith(a6, "fd00:244:0:7::") && absl::EndsWith(a6, "/64")) << ra.dump();
+  ASSERT_TRUE(absl::StartsWith(b6, "fd00:244:0:7::")) << rb.dump();
+  EXPECT_NE(a6, b6);
+  EXPECT_NE(a6, "fd00:244:0:7::1/64");  // the gateway, on cni0
+  EXPECT_TRUE(IPv4Net::Parse("10.244.7.0/24")->Contains(*IPv4Addr::Parse(FirstIPv4(ra))));
+  bool v6_route = false;
+  for (const json& r : ra["routes"]) v6_route = v6_route || r["dst"] == "fd00:244::/48";
+  EXPECT_TRUE(v6_route) << ra.dump();
+  // The kernel: both addresses on eth0, the IPv6 route via the gateway on cni0.
+  EXPECT_TRUE(absl::StrContains(Out(a.ns->Sh("ip -6 -o addr show dev eth0")), a6)) << a6;
+  const std::string route = Out(a.ns->Sh("ip -6 route show fd00:244::/48"));
+  EXPECT_TRUE(absl::StrContains(route, "via fd00:244:0:7::1 dev eth0")) << route;
+  EXPECT_TRUE(absl::StrContains(Out(host_->Sh("ip -6 -o addr show dev cni0")), "fd00:244:0:7::1/64"));
+  // Over IPv6, once duplicate address detection has let the addresses go.
+  const std::string b6_ip = b6.substr(0, b6.find('/'));
+  absl::Status ping = absl::DeadlineExceededError("not tried");
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(15); absl::Now() < deadline;) {
+    absl::StatusOr<std::string> r = a.ns->Sh("ping -6 -c 1 -W 1 " + b6_ip);
+    ping = r.status();
+    if (ping.ok()) break;
+  }
+  EXPECT_TRUE(ping.ok()) << ping;
+  EXPECT_EQ(Reservations(ipam_dir_).size(), 4u) << "an IPv4 and an IPv6 address per container";
   EXPECT_EQ(runtime_->DelList(conflist_, a.call).exit_code, 0);
   EXPECT_EQ(runtime_->DelList(conflist_, b.call).exit_code, 0);
   EXPECT_TRUE(Reservations(ipam_dir_).empty());
