@@ -4,7 +4,11 @@
 // store transaction per lease) and with fsync off, as the upper bound.
 //
 //   bazel run -c opt //tests/bench:acquire_bench -- [--clients 64] [--existing 10000] [--seconds 3]
-//       [--generator async|threads] [--tls off|on|compare] [--rounds 2]
+//       [--generator async|threads] [--tls off|on|compare] [--stack compare] [--rounds 2]
+//
+// --stack compare: only the durable mode, IPv4-only and dual-stack (IPv6Network
+// 2001:db8::/32 with /64 subnets: 2^32 IPv6 subnets, a pool that keeps only the
+// taken ones) alternated for --rounds rounds.
 //
 // --tls on: mutual TLS between the clients (an operator's certificate) and the
 // controller, certificates made by tools/certs.sh for the run. --tls compare:
@@ -47,8 +51,13 @@ namespace {
 using weft::testing::FreePort;
 using weft::testing::Process;
 
+constexpr char kIPv4Config[] = R"({"Network":"10.0.0.0/8","SubnetLen":24,"Backend":{"Type":"vxlan"}})";
+constexpr char kDualStackConfig[] =
+    R"({"Network":"10.0.0.0/8","SubnetLen":24,"EnableIPv6":true,"IPv6Network":"2001:db8::/32",)"
+    R"("Backend":{"Type":"vxlan"}})";
+
 weft::bench::LoadResult Run(const std::string& controller, std::vector<std::string> extra,
-                            const weft::testing::TestCerts* certs, int clients,
+                            const weft::testing::TestCerts* certs, bool dual_stack, int clients,
                             int existing, absl::Duration duration, bool async_generator, double* server_p50_ms,
                             double* server_p99_ms, double* cpu_us_per_acq, double* rss_mb) {
   char tmpl[] = "/tmp/weft-bench-XXXXXX";
@@ -79,7 +88,7 @@ weft::bench::LoadResult Run(const std::string& controller, std::vector<std::stri
   {
     grpc::ClientContext ctx;
     weft::v1::SetNetworkConfigRequest req;
-    req.set_config(R"({"Network":"10.0.0.0/8","SubnetLen":24,"Backend":{"Type":"vxlan"}})");
+    req.set_config(dual_stack ? kDualStackConfig : kIPv4Config);
     weft::v1::SetNetworkConfigResponse resp;
     grpc::Status s = net->SetNetworkConfig(&ctx, req, &resp);
     if (!s.ok()) {
@@ -88,8 +97,8 @@ weft::bench::LoadResult Run(const std::string& controller, std::vector<std::stri
     }
   }
   auto stubs = weft::bench::LeaseStubs(absl::StrCat("127.0.0.1:", port), 8, *creds);
-  const auto acquire = weft::bench::AcquireOp(stubs, std::chrono::seconds(30));
-  const auto acquire_async = weft::bench::AcquireAsyncOp(stubs, std::chrono::seconds(30));
+  const auto acquire = weft::bench::AcquireOp(stubs, std::chrono::seconds(30), dual_stack);
+  const auto acquire_async = weft::bench::AcquireAsyncOp(stubs, std::chrono::seconds(30), dual_stack);
   auto load = [&](absl::Duration d, int64_t first, int64_t limit) {
     return async_generator ? weft::bench::RunClosedLoopAsync(clients, d, acquire_async, first, limit)
                            : weft::bench::RunClosedLoop(clients, d, acquire, first, limit);
@@ -129,11 +138,13 @@ int main(int argc, char** argv) {
   int clients = 64, existing = 10000, seconds = 3;
   bool async_generator = true;
   std::string tls = "off";
+  std::string stack;
   int rounds = 2;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string f = argv[i];
     if (f == "--generator") async_generator = std::string(argv[i + 1]) != "threads";
     if (f == "--tls") tls = argv[i + 1];
+    if (f == "--stack") stack = argv[i + 1];
     int v = 0;
     if (!absl::SimpleAtoi(argv[i + 1], &v)) continue;
     if (f == "--clients") clients = v;
@@ -143,6 +154,10 @@ int main(int argc, char** argv) {
   }
   if (tls != "off" && tls != "on" && tls != "compare") {
     std::fprintf(stderr, "--tls is off, on or compare\n");
+    return 2;
+  }
+  if (!stack.empty() && (stack != "compare" || tls == "compare")) {
+    std::fprintf(stderr, "--stack is compare (and not with --tls compare)\n");
     return 2;
   }
   std::string controller = weft::testing::Runfile("controller/weft-controller");
@@ -165,6 +180,7 @@ int main(int argc, char** argv) {
     std::string name;
     std::vector<std::string> extra;
     bool tls;
+    bool dual_stack = false;
   };
   std::vector<Mode> modes;
   if (tls == "compare") {
@@ -172,15 +188,20 @@ int main(int argc, char** argv) {
       modes.push_back({"durable, plaintext", {}, false});
       modes.push_back({"durable, mutual TLS", {}, true});
     }
+  } else if (stack == "compare") {
+    for (int i = 0; i < rounds; ++i) {
+      modes.push_back({"durable, IPv4", {}, tls == "on"});
+      modes.push_back({"durable, dual-stack /32", {}, tls == "on", true});
+    }
   } else {
     const bool on = tls == "on";
     modes = {{"durable (fsync)", {}, on},
              {"durable, no txn batching", {"--batch-lease-writes=false"}, on},
              {"no fsync (upper bound)", {"--unsafe-no-fsync"}, on}};
   }
-  for (const auto& [name, extra, with_tls] : modes) {
+  for (const auto& [name, extra, with_tls, dual_stack] : modes) {
     double sp50 = 0, sp99 = 0, cpu = 0, rss = 0;
-    weft::bench::LoadResult r = Run(controller, extra, with_tls ? &*certs : nullptr, clients, existing,
+    weft::bench::LoadResult r = Run(controller, extra, with_tls ? &*certs : nullptr, dual_stack, clients, existing,
                                     absl::Seconds(seconds), async_generator, &sp50, &sp99, &cpu, &rss);
     std::printf("%-26s %8.0f %9.2f %9.2f %9.2f %8lld %12.2f %12.2f %12.0f %8.0f MB / %lld leases\n", name.c_str(),
                 r.rate, r.p50_ms, r.p99_ms, r.max_ms, static_cast<long long>(r.failed), sp50, sp99, cpu, rss,

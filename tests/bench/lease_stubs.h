@@ -19,14 +19,20 @@
 
 namespace weft::bench {
 
-// Node i: its name, a public IP and a VTEP MAC of its own.
-inline weft::v1::AcquireLeaseRequest AcquireRequestFor(int64_t i) {
+// Node i: its name, a public IP and a VTEP MAC of its own; `dual_stack`: a
+// public IPv6 address and BackendV6Data too.
+inline weft::v1::AcquireLeaseRequest AcquireRequestFor(int64_t i, bool dual_stack = false) {
   weft::v1::AcquireLeaseRequest r;
   r.set_node_name(absl::StrCat("n", i));
   r.set_public_ip(absl::StrFormat("100.%d.%d.%d", 64 + (i >> 16) % 64, (i >> 8) & 0xff, i & 0xff));
   r.set_backend_type("vxlan");
   r.set_backend_data(absl::StrFormat(R"({"VNI":1,"VtepMAC":"02:00:00:%02x:%02x:%02x"})", (i >> 16) & 0xff,
                                      (i >> 8) & 0xff, i & 0xff));
+  if (dual_stack) {
+    r.set_public_ipv6(absl::StrFormat("fd64::%x:%x", (i >> 16) & 0xffff, i & 0xffff));
+    r.set_backend_v6_data(absl::StrFormat(R"({"VNI":1,"VtepMAC":"06:00:00:%02x:%02x:%02x"})", (i >> 16) & 0xff,
+                                          (i >> 8) & 0xff, i & 0xff));
+  }
   return r;
 }
 
@@ -75,22 +81,22 @@ using LeaseStubList = std::vector<std::unique_ptr<weft::v1::LeaseService::Stub>>
 
 // AcquireLease for node i, client c on stub c % stubs: blocking (RunClosedLoop)...
 inline std::function<absl::Status(int, int64_t)> AcquireOp(const LeaseStubList& stubs,
-                                                           std::chrono::seconds timeout) {
-  return [&stubs, timeout](int c, int64_t i) -> absl::Status {
+                                                           std::chrono::seconds timeout, bool dual_stack = false) {
+  return [&stubs, timeout, dual_stack](int c, int64_t i) -> absl::Status {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + timeout);
     weft::v1::AcquireLeaseResponse resp;
-    return FromGrpc(stubs[c % stubs.size()]->AcquireLease(&ctx, AcquireRequestFor(i), &resp));
+    return FromGrpc(stubs[c % stubs.size()]->AcquireLease(&ctx, AcquireRequestFor(i, dual_stack), &resp));
   };
 }
 
 // ...and the same call without a thread per client (RunClosedLoopAsync).
-inline AsyncOp AcquireAsyncOp(const LeaseStubList& stubs, std::chrono::seconds timeout) {
-  return [&stubs, timeout](int c, int64_t i, std::function<void(absl::Status)> done) {
+inline AsyncOp AcquireAsyncOp(const LeaseStubList& stubs, std::chrono::seconds timeout, bool dual_stack = false) {
+  return [&stubs, timeout, dual_stack](int c, int64_t i, std::function<void(absl::Status)> done) {
     const auto& stub = stubs[c % stubs.size()];
     CallAsync<weft::v1::AcquireLeaseResponse>(
         [&stub](auto&&... a) { stub->async()->AcquireLease(std::forward<decltype(a)>(a)...); },
-        AcquireRequestFor(i), timeout,
+        AcquireRequestFor(i, dual_stack), timeout,
         [done = std::move(done)](const grpc::Status& s, const weft::v1::AcquireLeaseResponse&) {
           done(FromGrpc(s));
         });
