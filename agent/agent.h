@@ -56,8 +56,9 @@ class Agent {
   absl::Status Readiness() const;
 
  private:
-  // --ip-masq on: ensure the NAT chain; off: remove it (idempotent both ways).
-  void EnsureMasquerade(const IPv4Net& network, const IPv4Net& subnet);
+  // --ip-masq on: ensure the NAT chain (for IPv6 too when the lease is
+  // dual-stack); off: remove it (idempotent both ways).
+  void EnsureMasquerade(const OwnLease& lease);
 
   AgentConfig cfg_;
   Masquerade masq_;
