@@ -132,7 +132,8 @@ absl::Status Agent::Run(absl::Notification* stop) {
   env.state_dir = cfg_.state_dir;
   env.metrics = registry_;
   env.flags = cfg_.backend;
-  auto created = CreateBackend(backend_type, backend_json, env);
+  auto created = cfg_.backend_factory ? cfg_.backend_factory(backend_type, backend_json, env)
+                                     : CreateBackend(backend_type, backend_json, env);
   if (!created.ok()) {
     return absl::FailedPreconditionError(absl::StrCat("network config: ", created.status().message()));
   }
