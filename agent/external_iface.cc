@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <regex>
@@ -241,9 +242,12 @@ absl::StatusOr<ExternalInterface> ChooseExternalInterface(const HostAddresses& h
     }
   }
   if (!sel.ifaces.empty() || !sel.iface_regexes.empty()) {
-    return absl::NotFoundError(absl::StrCat("no interface with an IPv4 address matches --iface ",
-                                            absl::StrJoin(sel.ifaces, ","), " / --iface-regex ",
-                                            absl::StrJoin(sel.iface_regexes, ",")));
+    const bool v6_named =
+        std::any_of(sel.ifaces.begin(), sel.ifaces.end(), [](const std::string& s) { return IPv6Addr::Parse(s).ok(); });
+    return absl::NotFoundError(absl::StrCat(
+        "no interface with an IPv4 address matches --iface ", absl::StrJoin(sel.ifaces, ","), " / --iface-regex ",
+        absl::StrJoin(sel.iface_regexes, ","),
+        v6_named ? " (an IPv6 address matches only when global and not tentative, deprecated or dadfailed)" : ""));
   }
   for (const V4& c : host.ipv4) {
     if (!host.default_route_iface.empty() && c.iface == host.default_route_iface) {

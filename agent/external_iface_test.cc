@@ -112,6 +112,13 @@ TEST(ExternalIfaceTest, IfaceMatchesNamesAndAddressesOfBothFamilies) {
   e = ChooseExternalInterface(h, sel);
   EXPECT_TRUE(absl::IsNotFound(e.status())) << e.status();
   EXPECT_THAT(std::string(e.status().message()), HasSubstr("no interface with an IPv4 address matches"));
+
+  // Nor by an address it cannot use yet (DAD still running).
+  h.ipv6.push_back(Addr6("eth1", "2001:db8:0:2::71", 64, IFA_F_TENTATIVE | IFA_F_PERMANENT));
+  sel.ifaces = {"2001:db8:0:2::71"};
+  e = ChooseExternalInterface(h, sel);
+  EXPECT_TRUE(absl::IsNotFound(e.status())) << e.status();
+  EXPECT_THAT(std::string(e.status().message()), HasSubstr("not tentative"));
 }
 
 TEST(ExternalIfaceTest, IfaceRegexMatchesIPv6Addresses) {
