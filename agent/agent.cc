@@ -1,16 +1,16 @@
 #include "agent/agent.h"
 
 #include "absl/container/flat_hash_set.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/agent_metrics.h"
 #include "agent/backend/factory.h"
+#include "agent/lease_fields.h"
 #include "agent/masq.h"
 #include "agent/netlink/netlink_programmer.h"
+#include "agent/network_settings.h"
 #include "agent/node_files.h"
 #include "agent/state.h"
-#include "common/json.h"
 #include "common/log.h"
 #include "common/quote.h"
 #include "common/sd_notify.h"
@@ -27,19 +27,6 @@ struct WatchState {
   bool synced ABSL_GUARDED_BY(mu) = false;  // a snapshot has arrived
   int64_t revision ABSL_GUARDED_BY(mu) = 0;
 };
-
-absl::StatusOr<std::string> BackendObject(const std::string& config_json, std::string* type) {
-  ASSIGN_OR_RETURN(const json::Json j, json::ParseObject(config_json, "network config"));
-  const json::Json* be = json::Find(j, "Backend");
-  if (be == nullptr) {
-    *type = "udp";
-    return std::string("{}");
-  }
-  if (!be->is_object()) return absl::InvalidArgumentError("network config: Backend is not an object");
-  const json::Json* t = json::Find(*be, "Type");
-  *type = t != nullptr && t->is_string() ? absl::AsciiStrToLower(t->get<std::string>()) : "udp";
-  return json::Dump(*be);
-}
 
 const char* ResultName(const absl::Status& s) { return s.ok() ? "ok" : "error"; }
 
@@ -60,16 +47,30 @@ absl::Status Agent::Readiness() const {
   return absl::UnavailableError("lease, subnet.env or data path not in place yet");
 }
 
-void Agent::EnsureMasquerade(const IPv4Net& network, const IPv4Net& subnet) {
+void Agent::EnsureMasquerade(const OwnLease& lease) {
+  const bool v6 = lease.ipv6_network && lease.ipv6_subnet;
   if (cfg_.ip_masq) {
-    auto changed = masq_.Ensure(network, subnet);
+    auto changed = masq_.Ensure(lease.network, lease.subnet);
     if (!changed.ok()) {
       WEFT_LOG(ERROR, "cannot set up masquerading").Err(changed.status());
     } else if (*changed) {
-      WEFT_LOG(INFO, "masquerading set up").With("network", network.ToString()).With("chain", kMasqChain);
+      WEFT_LOG(INFO, "masquerading set up").With("network", lease.network.ToString()).With("chain", kMasqChain);
     }
-  } else if (absl::Status s = masq_.Remove(); !s.ok()) {
+    if (!v6) return;
+    auto changed6 = masq_.Ensure(*lease.ipv6_network, *lease.ipv6_subnet);
+    if (!changed6.ok()) {
+      WEFT_LOG(ERROR, "cannot set up IPv6 masquerading").Err(changed6.status());
+    } else if (*changed6) {
+      WEFT_LOG(INFO, "IPv6 masquerading set up").With("network", *lease.ipv6_network).With("chain", kMasqChain);
+    }
+    return;
+  }
+  if (absl::Status s = masq_.Remove(); !s.ok()) {
     WEFT_LOG(WARN, "cannot remove masquerade rules").Err(s);
+  }
+  if (!v6) return;
+  if (absl::Status s = masq_.RemoveIPv6(); !s.ok()) {
+    WEFT_LOG(WARN, "cannot remove IPv6 masquerade rules").Err(s);
   }
 }
 
@@ -97,8 +98,8 @@ absl::Status Agent::Run(absl::Notification* stop) {
   ControllerClient client(co);
   Backoff backoff(absl::Milliseconds(200), absl::Seconds(10));
 
-  // The network config decides the backend.
-  std::string backend_type, backend_json, network_config;
+  // The network config decides the backend and the address families.
+  std::string network_config;
   while (true) {
     if (stop->HasBeenNotified()) return absl::OkStatus();
     auto cfg = client.GetNetworkConfig();
@@ -109,14 +110,30 @@ absl::Status Agent::Run(absl::Notification* stop) {
     WEFT_LOG(WARN, "cannot get the network config; retrying").Err(cfg.status());
     stop->WaitForNotificationWithTimeout(backoff.Next());
   }
-  ASSIGN_OR_RETURN(backend_json, BackendObject(network_config, &backend_type));
+  ASSIGN_OR_RETURN(const NetworkSettings settings, ParseNetworkSettings(network_config));
+  const std::string& backend_type = settings.backend_type;
+  const std::string& backend_json = settings.backend_json;
+  std::optional<IPv6Net> previous_v6;
+  if (settings.ipv6) {
+    RETURN_IF_ERROR(RequireIPv6(ext));
+    WEFT_LOG(INFO, "external interface IPv6 (dual-stack network)")
+        .With("iface", ext.name)
+        .With("ipv6", ext.ipv6_address ? ext.ipv6_address->ToString() : "none")
+        .With("public_ipv6", ext.public_ipv6->ToString());
+    if (auto prev = ReadPreviousIPv6Subnet(cfg_.subnet_file); prev.ok()) {
+      previous_v6 = *prev;
+    } else {
+      WEFT_LOG(WARN, "ignoring the previous IPv6 subnet in the subnet file").Err(prev.status());
+    }
+  }
   BackendEnv env;
   env.kernel = kernel.get();
   env.vtep_mac = vtep_mac;
   env.state_dir = cfg_.state_dir;
   env.metrics = registry_;
   env.flags = cfg_.backend;
-  auto created = CreateBackend(backend_type, backend_json, env);
+  auto created = cfg_.backend_factory ? cfg_.backend_factory(backend_type, backend_json, env)
+                                     : CreateBackend(backend_type, backend_json, env);
   if (!created.ok()) {
     return absl::FailedPreconditionError(absl::StrCat("network config: ", created.status().message()));
   }
@@ -125,17 +142,34 @@ absl::Status Agent::Run(absl::Notification* stop) {
     absl::MutexLock l(&device_mu_);
     device_ = backend->device_name();
   }
-  std::string backend_data;
-  while (true) {
-    if (stop->HasBeenNotified()) return absl::OkStatus();
-    auto data = backend->LeaseData();
-    if (data.ok()) {
-      backend_data = *std::move(data);
-      break;
+  // Asks the backend for a lease's data until it answers; INVALID_ARGUMENT (a bad
+  // config) is final, and for IPv6 UNIMPLEMENTED (no IPv6 data path).
+  auto lease_data = [&](auto ask, bool v6, const char* retry_msg) -> absl::StatusOr<std::string> {
+    while (!stop->HasBeenNotified()) {
+      absl::StatusOr<std::string> data = ask();
+      if (data.ok() || absl::IsInvalidArgument(data.status())) return data;
+      if (v6 && absl::IsUnimplemented(data.status())) return data;
+      WEFT_LOG(WARN, retry_msg).Err(data.status());
+      stop->WaitForNotificationWithTimeout(backoff.Next());
     }
-    if (data.status().code() == absl::StatusCode::kInvalidArgument) return data.status();
-    WEFT_LOG(WARN, "backend cannot tell its lease data yet; retrying").Err(data.status());
-    stop->WaitForNotificationWithTimeout(backoff.Next());
+    return absl::CancelledError("stopped");
+  };
+  auto data = lease_data([&] { return backend->LeaseData(); }, false, "backend cannot tell its lease data yet; retrying");
+  if (absl::IsCancelled(data.status())) return absl::OkStatus();
+  RETURN_IF_ERROR(data.status());
+  const std::string backend_data = *std::move(data);
+  std::string backend_v6_data;
+  if (settings.ipv6) {
+    auto v6_data =
+        lease_data([&] { return backend->LeaseV6Data(); }, true, "backend cannot tell its IPv6 lease data yet; retrying");
+    if (absl::IsCancelled(v6_data.status())) return absl::OkStatus();
+    if (absl::IsUnimplemented(v6_data.status())) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "backend ", backend_type,
+          " has no IPv6 data path; dual-stack networks need vxlan or host-gw (the network config has EnableIPv6)"));
+    }
+    RETURN_IF_ERROR(v6_data.status());
+    backend_v6_data = *std::move(v6_data);
   }
 
   LocalConfig local;
@@ -145,10 +179,15 @@ absl::Status Agent::Run(absl::Notification* stop) {
   local.iface_ip = ext.address;
   local.iface_network = ext.network;
   local.public_ip = ext.public_ip;
+  if (settings.ipv6) {
+    local.iface_ipv6 = ext.ipv6_address;
+    local.iface_ipv6_network = ext.ipv6_network;
+    local.public_ipv6 = ext.public_ipv6;
+  }
 
   weft::v1::Lease own;
   absl::Duration ttl = absl::Hours(24);
-  IPv4Net network;
+  OwnLease own_lease;  // `own`, parsed
 
   // Acquires (or re-acquires) the lease and sets up this host's side. Retries
   // until it works or the agent is stopped.
@@ -161,6 +200,11 @@ absl::Status Agent::Run(absl::Notification* stop) {
       req.set_backend_type(backend_type);
       req.set_backend_data(backend_data);
       if (previous) req.set_previous_subnet(previous->ToString());
+      if (settings.ipv6) {
+        req.set_public_ipv6(ext.public_ipv6->ToString());
+        req.set_backend_v6_data(backend_v6_data);
+        if (previous_v6) req.set_previous_ipv6_subnet(previous_v6->ToString());
+      }
       auto resp = client.Acquire(req);
       metrics_->lease_operations.WithLabels({"acquire", ResultName(resp.status())}).Inc();
       if (!resp.ok()) {
@@ -171,25 +215,39 @@ absl::Status Agent::Run(absl::Notification* stop) {
       }
       own = resp->lease();
       if (resp->ttl().seconds() > 0) ttl = absl::Seconds(resp->ttl().seconds());
-      ASSIGN_OR_RETURN(IPv4Net subnet, IPv4Net::Parse(own.subnet()));
-      ASSIGN_OR_RETURN(network, IPv4Net::Parse(resp->network()));
-      ASSIGN_OR_RETURN(BackendInfo info, backend->Init(local, OwnLease{subnet, network}, backend_json));
+      ASSIGN_OR_RETURN(own_lease, OwnLeaseFromResponse(*resp, settings.ipv6));
+      ASSIGN_OR_RETURN(BackendInfo info, backend->Init(local, own_lease, backend_json));
       NodeLease nl;
-      nl.network = network;
-      nl.subnet = subnet;
+      nl.network = own_lease.network;
+      nl.subnet = own_lease.subnet;
       nl.mtu = info.mtu;
       nl.ip_masq = cfg_.ip_masq;
-      EnsureMasquerade(network, subnet);
+      nl.ipv6_network = own_lease.ipv6_network;
+      nl.ipv6_subnet = own_lease.ipv6_subnet;
+      EnsureMasquerade(own_lease);
       RETURN_IF_ERROR(WriteSubnetEnv(cfg_.subnet_file, nl));
       RETURN_IF_ERROR(WriteDockerOpts(cfg_.docker_opts_file, nl));
-      previous = subnet;
-      WEFT_LOG(INFO, "lease acquired")
-          .With("subnet", own.subnet())
-          .With("network", resp->network())
-          .With("mtu", static_cast<int64_t>(info.mtu))
-          .With("backend", backend_type)
-          .With("device", backend->device_name())
-          .With("ttl", ttl);
+      previous = own_lease.subnet;
+      if (own_lease.ipv6_subnet) {
+        previous_v6 = own_lease.ipv6_subnet;
+        WEFT_LOG(INFO, "lease acquired")
+            .With("subnet", own.subnet())
+            .With("ipv6_subnet", own.ipv6_subnet())
+            .With("network", resp->network())
+            .With("ipv6_network", resp->ipv6_network())
+            .With("mtu", static_cast<int64_t>(info.mtu))
+            .With("backend", backend_type)
+            .With("device", backend->device_name())
+            .With("ttl", ttl);
+      } else {
+        WEFT_LOG(INFO, "lease acquired")
+            .With("subnet", own.subnet())
+            .With("network", resp->network())
+            .With("mtu", static_cast<int64_t>(info.mtu))
+            .With("backend", backend_type)
+            .With("device", backend->device_name())
+            .With("ttl", ttl);
+      }
       return absl::OkStatus();
     }
     return absl::CancelledError("stopped");
@@ -214,6 +272,7 @@ absl::Status Agent::Run(absl::Notification* stop) {
   bool lost_lease = false;
   int64_t reconnects_seen = 0;
   absl::flat_hash_set<std::string> logged_unreadable;  // peer leases already logged as unreadable
+  absl::flat_hash_set<std::string> logged_unreadable_v6;  // and those whose IPv6 part was
   while (!stop->HasBeenNotified()) {
     // Wait for a change, the resync period, or the renewal time.
     std::vector<Peer> peers;
@@ -239,10 +298,11 @@ absl::Status Agent::Run(absl::Notification* stop) {
           lost_lease = false;
           return;
         }
-        auto sn = IPv4Net::Parse(lease.subnet());
-        auto ip = IPv4Addr::Parse(lease.public_ip());
-        if (!sn.ok() || !ip.ok()) {
-          // A corrupt peer lease (written around the controller): skipped, counted, logged once.
+        // A corrupt peer lease (written around the controller): skipped, counted,
+        // logged once; a corrupt IPv6 part alone costs only the IPv6 route.
+        bool v6_unreadable = false;
+        std::optional<Peer> peer = PeerFromLease(lease, &v6_unreadable);
+        if (!peer) {
           ++unreadable_peers;
           if (logged_unreadable.insert(lease.subnet() + "|" + lease.public_ip()).second) {
             WEFT_LOG(WARN, "peer lease skipped: unreadable")
@@ -251,7 +311,16 @@ absl::Status Agent::Run(absl::Notification* stop) {
           }
           return;
         }
-        peers.push_back(Peer{*sn, *ip, lease.backend_type(), lease.backend_data()});
+        if (v6_unreadable) {
+          ++unreadable_peers;
+          if (logged_unreadable_v6.insert(lease.ipv6_subnet() + "|" + lease.public_ipv6()).second) {
+            WEFT_LOG(WARN, "peer lease's IPv6 part skipped: unreadable")
+                .With("subnet", lease.subnet())
+                .With("ipv6_subnet", QuoteInput(lease.ipv6_subnet()))
+                .With("public_ipv6", QuoteInput(lease.public_ipv6()));
+          }
+        }
+        peers.push_back(*std::move(peer));
       });
     }
     metrics_->controller_connected.Set(client.connected() ? 1 : 0);
@@ -295,8 +364,7 @@ absl::Status Agent::Run(absl::Notification* stop) {
       }
       if (clock_->Now() >= next_resync) {
         // Drift in the NAT rules is repaired on the same period as the kernel's.
-        auto sn = IPv4Net::Parse(own.subnet());
-        if (sn.ok()) EnsureMasquerade(network, *sn);
+        EnsureMasquerade(own_lease);
       }
       next_resync = clock_->Now() + cfg_.resync_interval;
     }

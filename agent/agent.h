@@ -4,6 +4,7 @@
 // renews the lease before it expires. main() only builds its Config.
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +39,11 @@ struct AgentConfig {
   absl::Duration renew_margin = absl::Minutes(60);  // capped at a third of the TTL
   bool nexthop_objects = true;  // false: plain routes, flannel's layout
   BackendFlags backend;  // flags only some backends read
+  // Makes the backend; unset: CreateBackend (agent/backend/factory.h). Tests
+  // give a fake.
+  std::function<absl::StatusOr<std::unique_ptr<Backend>>(absl::string_view type, absl::string_view config_json,
+                                                          const BackendEnv& env)>
+      backend_factory;
 };
 
 class AgentMetrics;
@@ -56,8 +62,9 @@ class Agent {
   absl::Status Readiness() const;
 
  private:
-  // --ip-masq on: ensure the NAT chain; off: remove it (idempotent both ways).
-  void EnsureMasquerade(const IPv4Net& network, const IPv4Net& subnet);
+  // --ip-masq on: ensure the NAT chain (for IPv6 too when the lease is
+  // dual-stack); off: remove it (idempotent both ways).
+  void EnsureMasquerade(const OwnLease& lease);
 
   AgentConfig cfg_;
   Masquerade masq_;

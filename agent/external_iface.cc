@@ -2,39 +2,50 @@
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
+#include <linux/if_addr.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <regex>
 #include <sstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/quote.h"
 
 namespace weft::agent {
 namespace {
 
-struct Candidate {
-  std::string name;
-  IPv4Addr addr;
-  int prefix = 32;
-  bool up = false;
-  bool loopback = false;
-};
+using V4 = HostAddresses::IPv4;
+using V6 = HostAddresses::IPv6;
 
-std::vector<Candidate> ListIPv4() {
-  std::vector<Candidate> out;
+// The calling thread's namespace's view (/proc/net is the process leader's).
+std::string ProcNet(const char* file) {
+  const std::string own = absl::StrCat("/proc/thread-self/net/", file);
+  if (access(own.c_str(), R_OK) == 0) return own;
+  return absl::StrCat("/proc/net/", file);  // kernels before 3.17
+}
+
+std::vector<V4> ListIPv4() {
+  std::vector<V4> out;
   ifaddrs* list = nullptr;
   if (getifaddrs(&list) != 0) return out;
   for (ifaddrs* i = list; i; i = i->ifa_next) {
     if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
-    Candidate c;
-    c.name = i->ifa_name;
+    V4 c;
+    c.iface = i->ifa_name;
     c.addr = IPv4Addr::FromUint32(ntohl(reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr));
     if (i->ifa_netmask) {
       uint32_t m = ntohl(reinterpret_cast<sockaddr_in*>(i->ifa_netmask)->sin_addr.s_addr);
-      c.prefix = __builtin_popcount(m);
+      c.prefix_len = __builtin_popcount(m);
     }
     c.up = (i->ifa_flags & IFF_UP) != 0;
     c.loopback = (i->ifa_flags & IFF_LOOPBACK) != 0;
@@ -44,8 +55,17 @@ std::vector<Candidate> ListIPv4() {
   return out;
 }
 
+// getifaddrs has no IPv6 address flags (tentative, temporary, ...); this file has.
+std::vector<V6> ListIPv6() {
+  std::ifstream f(ProcNet("if_inet6"));
+  if (!f) return {};  // IPv6 disabled in the kernel
+  std::stringstream text;
+  text << f.rdbuf();
+  return ParseIfInet6(text.str());
+}
+
 std::string DefaultRouteInterface() {
-  std::ifstream f("/proc/net/route");
+  std::ifstream f(ProcNet("route"));
   std::string line;
   std::getline(f, line);  // header
   while (std::getline(f, line)) {
@@ -57,37 +77,149 @@ std::string DefaultRouteInterface() {
   return "";
 }
 
+// Asked through a socket, so it is the calling thread's namespace's interface.
 int ReadMtu(const std::string& name) {
-  std::ifstream f("/sys/class/net/" + name + "/mtu");
-  int mtu = 0;
-  f >> mtu;
-  return mtu > 0 ? mtu : 1500;
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 1500;
+  ifreq req{};
+  std::strncpy(req.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  const int rc = ioctl(fd, SIOCGIFMTU, &req);
+  close(fd);
+  return rc == 0 && req.ifr_mtu > 0 ? req.ifr_mtu : 1500;
 }
 
-absl::StatusOr<ExternalInterface> Make(const Candidate& c, const std::string& public_ip) {
+// An address peers can use as this host's: global, settled, still preferred.
+bool Usable(const V6& a) {
+  return a.scope == 0 && (a.flags & (IFA_F_TENTATIVE | IFA_F_DEPRECATED | IFA_F_DADFAILED)) == 0;
+}
+
+// Lower is better: a configured address outlives a SLAAC one, which outlives a
+// privacy (temporary) one that the kernel rotates away within a day.
+int Rank(const V6& a) {
+  if (a.flags & IFA_F_PERMANENT) return 0;
+  if (a.flags & IFA_F_TEMPORARY) return 2;
+  return 1;
+}
+
+const V6* BestIPv6(const HostAddresses& host, const std::string& iface) {
+  const V6* best = nullptr;
+  for (const V6& a : host.ipv6) {
+    if (a.iface != iface || !Usable(a)) continue;
+    if (best == nullptr || Rank(a) < Rank(*best)) best = &a;
+  }
+  return best;
+}
+
+const V4* FirstIPv4(const HostAddresses& host, const std::string& iface) {
+  for (const V4& c : host.ipv4) {
+    if (c.iface == iface) return &c;
+  }
+  return nullptr;
+}
+
+// `v6`: the IPv6 address --iface or --iface-regex named, else the best one.
+absl::StatusOr<ExternalInterface> Make(const HostAddresses& host, const V4& c, const V6* v6,
+                                       const InterfaceSelector& sel) {
   ExternalInterface e;
-  e.name = c.name;
-  e.index = static_cast<int>(if_nametoindex(c.name.c_str()));
-  e.mtu = ReadMtu(c.name);
+  e.name = c.iface;
   e.address = c.addr;
-  auto net = IPv4Net::MakeLoose(c.addr, c.prefix);
+  auto net = IPv4Net::MakeLoose(c.addr, c.prefix_len);
   if (net.ok()) e.network = *net;
   e.public_ip = c.addr;
-  if (!public_ip.empty()) {
-    auto ip = IPv4Addr::Parse(public_ip);
+  if (!sel.public_ip.empty()) {
+    auto ip = IPv4Addr::Parse(sel.public_ip);
     if (!ip.ok()) return absl::InvalidArgumentError(absl::StrCat("--public-ip: ", ip.status().message()));
     e.public_ip = *ip;
+  }
+  if (v6 == nullptr) v6 = BestIPv6(host, c.iface);
+  if (v6 != nullptr) {
+    e.ipv6_address = v6->addr;
+    auto net6 = IPv6Net::MakeLoose(v6->addr, v6->prefix_len);
+    if (net6.ok()) e.ipv6_network = *net6;
+    e.public_ipv6 = v6->addr;
+  }
+  if (!sel.public_ipv6.empty()) {
+    auto ip = ParsePublicIPv6(sel.public_ipv6);
+    if (!ip.ok()) return ip.status();
+    e.public_ipv6 = *ip;
   }
   return e;
 }
 
 }  // namespace
 
-absl::StatusOr<ExternalInterface> FindExternalInterface(const InterfaceSelector& sel) {
-  const std::vector<Candidate> all = ListIPv4();
+std::vector<HostAddresses::IPv6> ParseIfInet6(absl::string_view text) {
+  std::vector<V6> out;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipWhitespace())) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (f.size() != 6 || f[0].size() != 32) continue;
+    std::array<uint8_t, 16> bytes{};
+    bool ok = true;
+    for (int i = 0; i < 16 && ok; ++i) {
+      uint32_t b = 0;
+      ok = absl::SimpleHexAtoi(f[0].substr(2 * i, 2), &b);
+      bytes[i] = static_cast<uint8_t>(b);
+    }
+    uint32_t index = 0, prefix = 0, scope = 0, flags = 0;
+    if (!ok || !absl::SimpleHexAtoi(f[1], &index) || !absl::SimpleHexAtoi(f[2], &prefix) ||
+        !absl::SimpleHexAtoi(f[3], &scope) || !absl::SimpleHexAtoi(f[4], &flags) || prefix > 128) {
+      continue;
+    }
+    V6 a;
+    a.iface = std::string(f[5]);
+    a.addr = IPv6Addr::FromBytes(bytes);
+    a.prefix_len = static_cast<int>(prefix);
+    a.scope = static_cast<int>(scope);
+    a.flags = flags;
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+absl::StatusOr<IPv6Addr> ParsePublicIPv6(absl::string_view s) {
+  absl::StatusOr<IPv6Addr> ip = IPv6Addr::Parse(s);
+  if (!ip.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--public-ipv6: ", ip.status().message()));
+  }
+  const absl::uint128 v = ip->value();
+  const char* what = nullptr;
+  if (v == 0) {
+    what = "the unspecified address";
+  } else if (v == 1) {
+    what = "the loopback address";
+  } else if ((v >> 120) == 0xff) {
+    what = "a multicast address";
+  } else if ((v >> 118) == (0xfe80 >> 6)) {
+    what = "a link-local address";
+  } else if ((v >> 32) == 0xffff) {
+    what = "an IPv4-mapped address (give IPv4 addresses to --public-ip)";
+  }
+  if (what != nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--public-ipv6: ", QuoteInput(s), " is ", what, "; other hosts need a global one"));
+  }
+  return *ip;
+}
+
+absl::Status RequireIPv6(const ExternalInterface& ext) {
+  if (ext.public_ipv6) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the network config enables IPv6 (dual-stack) but interface ", ext.name,
+      " has no usable global IPv6 address (link-local, tentative, deprecated and dadfailed ones do not "
+      "count); give it one, choose another with --iface, or publish one with --public-ipv6"));
+}
+
+absl::StatusOr<ExternalInterface> ChooseExternalInterface(const HostAddresses& host,
+                                                          const InterfaceSelector& sel) {
   for (const std::string& want : sel.ifaces) {
-    for (const Candidate& c : all) {
-      if (c.name == want || c.addr.ToString() == want) return Make(c, sel.public_ip);
+    for (const V4& c : host.ipv4) {
+      if (c.iface == want || c.addr.ToString() == want) return Make(host, c, nullptr, sel);
+    }
+    if (auto want6 = IPv6Addr::Parse(want); want6.ok()) {
+      for (const V6& a : host.ipv6) {
+        if (a.addr != *want6 || !Usable(a)) continue;
+        if (const V4* c = FirstIPv4(host, a.iface)) return Make(host, *c, &a, sel);
+      }
     }
   }
   for (const std::string& re : sel.iface_regexes) {
@@ -97,24 +229,48 @@ absl::StatusOr<ExternalInterface> FindExternalInterface(const InterfaceSelector&
     } catch (const std::regex_error&) {
       return absl::InvalidArgumentError(absl::StrCat("--iface-regex: \"", re, "\" is not a valid regex"));
     }
-    for (const Candidate& c : all) {
+    for (const V4& c : host.ipv4) {
       if (c.loopback) continue;
-      if (std::regex_search(c.name, r) || std::regex_search(c.addr.ToString(), r)) return Make(c, sel.public_ip);
+      if (std::regex_search(c.iface, r) || std::regex_search(c.addr.ToString(), r)) {
+        return Make(host, c, nullptr, sel);
+      }
+    }
+    for (const V6& a : host.ipv6) {
+      if (!Usable(a) || !std::regex_search(a.addr.ToString(), r)) continue;
+      const V4* c = FirstIPv4(host, a.iface);
+      if (c != nullptr && !c->loopback) return Make(host, *c, &a, sel);
     }
   }
   if (!sel.ifaces.empty() || !sel.iface_regexes.empty()) {
-    return absl::NotFoundError(absl::StrCat("no interface with an IPv4 address matches --iface ",
-                                            absl::StrJoin(sel.ifaces, ","), " / --iface-regex ",
-                                            absl::StrJoin(sel.iface_regexes, ",")));
+    const bool v6_named =
+        std::any_of(sel.ifaces.begin(), sel.ifaces.end(), [](const std::string& s) { return IPv6Addr::Parse(s).ok(); });
+    return absl::NotFoundError(absl::StrCat(
+        "no interface with an IPv4 address matches --iface ", absl::StrJoin(sel.ifaces, ","), " / --iface-regex ",
+        absl::StrJoin(sel.iface_regexes, ","),
+        v6_named ? " (an IPv6 address matches only when global and not tentative, deprecated or dadfailed)" : ""));
   }
-  const std::string def = DefaultRouteInterface();
-  for (const Candidate& c : all) {
-    if (!def.empty() && c.name == def) return Make(c, sel.public_ip);
+  for (const V4& c : host.ipv4) {
+    if (!host.default_route_iface.empty() && c.iface == host.default_route_iface) {
+      return Make(host, c, nullptr, sel);
+    }
   }
-  for (const Candidate& c : all) {
-    if (c.up && !c.loopback) return Make(c, sel.public_ip);
+  for (const V4& c : host.ipv4) {
+    if (c.up && !c.loopback) return Make(host, c, nullptr, sel);
   }
   return absl::NotFoundError("no up, non-loopback interface with an IPv4 address (use --iface)");
+}
+
+absl::StatusOr<ExternalInterface> FindExternalInterface(const InterfaceSelector& sel) {
+  HostAddresses host;
+  host.ipv4 = ListIPv4();
+  host.ipv6 = ListIPv6();
+  host.default_route_iface = DefaultRouteInterface();
+  absl::StatusOr<ExternalInterface> e = ChooseExternalInterface(host, sel);
+  if (e.ok()) {
+    e->index = static_cast<int>(if_nametoindex(e->name.c_str()));
+    e->mtu = ReadMtu(e->name);
+  }
+  return e;
 }
 
 }  // namespace weft::agent

@@ -28,9 +28,13 @@ ABSL_FLAG(std::string, controller_cert_file, "",
           "This node's client certificate (O=system:nodes, CN=system:node:<node-name>; tools/certs.sh node).");
 ABSL_FLAG(std::string, controller_key_file, "", "The private key of --controller-cert-file.");
 ABSL_FLAG(std::string, iface, "",
-          "External interface(s) by name or IPv4 address, comma-separated; first match wins.");
-ABSL_FLAG(std::string, iface_regex, "", "Regex(es) over interface names or addresses, comma-separated.");
+          "External interface(s) by name, IPv4 or IPv6 address, comma-separated; first match wins.");
+ABSL_FLAG(std::string, iface_regex, "",
+          "Regex(es) over interface names or their IPv4 and IPv6 addresses, comma-separated.");
 ABSL_FLAG(std::string, public_ip, "", "IPv4 address other hosts reach this one at (default: the interface's).");
+ABSL_FLAG(std::string, public_ipv6, "",
+          "Dual-stack networks: IPv6 address other hosts reach this one at (default: the interface's global "
+          "IPv6 address).");
 ABSL_FLAG(std::string, node_name, "", "This host's name (default: the hostname).");
 ABSL_FLAG(std::string, subnet_file, "/run/flannel/subnet.env", "Where to write subnet.env.");
 ABSL_FLAG(std::string, docker_opts_file, "/run/docker_opts.env", "Where to write Docker's options.");
@@ -121,7 +125,7 @@ int main(int argc, char** argv) {
       .groups =
           {
               {"Controller", {"controller", "controller_*"}},
-              {"This host", {"node_name", "iface", "iface_regex", "public_ip", "ip_masq", "state_dir"}},
+              {"This host", {"node_name", "iface", "iface_regex", "public_ip", "public_ipv6", "ip_masq", "state_dir"}},
               {"Files written", {"subnet_file", "docker_opts_file"}},
               {"Leases", {"subnet_lease_renew_margin", "release_on_exit", "resync_interval"}},
               {"Backends: vxlan, udp, host-gw", {"vxlan_*", "udp_*", "nexthop_objects"}},
@@ -159,6 +163,13 @@ int main(int argc, char** argv) {
   cfg.iface.ifaces = SplitList(absl::GetFlag(FLAGS_iface));
   cfg.iface.iface_regexes = SplitList(absl::GetFlag(FLAGS_iface_regex));
   cfg.iface.public_ip = absl::GetFlag(FLAGS_public_ip);
+  cfg.iface.public_ipv6 = absl::GetFlag(FLAGS_public_ipv6);
+  if (!cfg.iface.public_ipv6.empty()) {
+    if (auto ip = weft::agent::ParsePublicIPv6(cfg.iface.public_ipv6); !ip.ok()) {
+      WEFT_LOG(ERROR, "bad flags").Err(ip.status());
+      return 2;
+    }
+  }
   cfg.node_name = absl::GetFlag(FLAGS_node_name);
   if (cfg.node_name.empty()) {
     char host[256] = {};

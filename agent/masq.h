@@ -11,8 +11,13 @@
 //   -A WEFT-POSTRTG ! -s <network> -d <subnet> ... -j RETURN         outside -> our pods: keep source
 //   -A WEFT-POSTRTG ! -s <network> -d <network> ... -j MASQUERADE --random-fully     host -> remote pods
 //
-// Runs iptables-restore --noflush -w and iptables -w (found on PATH or in the sbin
-// directories), in the caller's network namespace. Not thread-safe.
+// Dual-stack networks get the same rules for IPv6 from ip6tables, in a chain of
+// the same name in ip6tables' nat table (as flannel uses FLANNEL-POSTRTG for
+// both), with ff00::/8 as the multicast range.
+//
+// Runs iptables-restore --noflush -w and iptables -w (ip6tables-restore and
+// ip6tables for IPv6; found on PATH or in the sbin directories), in the caller's
+// network namespace. Not thread-safe.
 
 #include <string>
 #include <vector>
@@ -29,14 +34,20 @@ class Masquerade {
  public:
   // The chain's rules as `iptables -t nat -S WEFT-POSTRTG` prints them.
   static std::vector<std::string> ChainRules(const IPv4Net& network, const IPv4Net& subnet);
+  // As `ip6tables -t nat -S WEFT-POSTRTG` prints them.
+  static std::vector<std::string> ChainRules(const IPv6Net& network, const IPv6Net& subnet);
 
   // Makes the chain hold exactly ChainRules(network, subnet) and POSTROUTING jump
   // to it once. Checks first and changes nothing when all is in place; returns
   // whether it changed anything. FAILED_PRECONDITION when iptables is missing.
   absl::StatusOr<bool> Ensure(const IPv4Net& network, const IPv4Net& subnet);
+  // The same with ip6tables.
+  absl::StatusOr<bool> Ensure(const IPv6Net& network, const IPv6Net& subnet);
 
   // Removes the jump and the chain (masquerading turned off). OK when absent.
   absl::Status Remove();
+  // The same with ip6tables.
+  absl::Status RemoveIPv6();
 };
 
 }  // namespace weft::agent

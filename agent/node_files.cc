@@ -45,10 +45,18 @@ std::string RenderDockerOpts(const NodeLease& lease, absl::string_view key) {
   // Docker must not masquerade container traffic when the agent already does.
   const std::string ipmasq = absl::StrCat("--ip-masq=", Bool(!lease.ip_masq));
   const std::string mtu = absl::StrCat("--mtu=", lease.mtu);
-  return absl::StrCat("DOCKER_OPT_BIP=\"", bip, "\"\n",
-                      "DOCKER_OPT_IPMASQ=\"", ipmasq, "\"\n",
-                      "DOCKER_OPT_MTU=\"", mtu, "\"\n",
-                      key, "=\"", bip, " ", ipmasq, " ", mtu, "\"\n");
+  std::string out = absl::StrCat("DOCKER_OPT_BIP=\"", bip, "\"\n",
+                                 "DOCKER_OPT_IPMASQ=\"", ipmasq, "\"\n",
+                                 "DOCKER_OPT_MTU=\"", mtu, "\"\n");
+  std::string all = absl::StrCat(bip, " ", ipmasq, " ", mtu);
+  if (lease.ipv6_subnet) {
+    // Docker gives its bridge the subnet's first address and containers the rest.
+    const std::string cidr6 = absl::StrCat("--fixed-cidr-v6=", lease.ipv6_subnet->ToString());
+    absl::StrAppend(&out, "DOCKER_OPT_IPV6=\"--ipv6\"\n", "DOCKER_OPT_FIXED_CIDR_V6=\"", cidr6, "\"\n");
+    absl::StrAppend(&all, " --ipv6 ", cidr6);
+  }
+  absl::StrAppend(&out, key, "=\"", all, "\"\n");
+  return out;
 }
 
 absl::Status WriteSubnetEnv(const std::string& path, const NodeLease& lease) {
@@ -60,23 +68,37 @@ absl::Status WriteDockerOpts(const std::string& path, const NodeLease& lease,
   return WriteFileAtomically(path, RenderDockerOpts(lease, key));
 }
 
-absl::StatusOr<std::optional<IPv4Net>> ReadPreviousSubnet(const std::string& path) {
+namespace {
+
+// The last `key`=value line of the file, parsed loosely (host bits cleared).
+template <typename Net>
+absl::StatusOr<std::optional<Net>> ReadPreviousNet(const std::string& path, absl::string_view key) {
   ASSIGN_OR_RETURN(std::optional<std::string> text, ReadFileIfExists(path));
   if (!text) return std::nullopt;
   int line_no = 0;
-  std::optional<IPv4Net> subnet;
+  std::optional<Net> subnet;
   for (absl::string_view line : absl::StrSplit(*text, '\n')) {
     ++line_no;
     line = absl::StripAsciiWhitespace(line);
-    if (!absl::ConsumePrefix(&line, "FLANNEL_SUBNET=")) continue;
-    absl::StatusOr<IPv4Net> parsed = IPv4Net::ParseLoose(line);
+    if (!absl::ConsumePrefix(&line, key) || !absl::ConsumePrefix(&line, "=")) continue;
+    absl::StatusOr<Net> parsed = Net::ParseLoose(line);
     if (!parsed.ok()) {
       return absl::InvalidArgumentError(
-          absl::StrCat(path, " line ", line_no, ": FLANNEL_SUBNET: ", parsed.status().message()));
+          absl::StrCat(path, " line ", line_no, ": ", key, ": ", parsed.status().message()));
     }
     subnet = *parsed;
   }
   return subnet;
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<IPv4Net>> ReadPreviousSubnet(const std::string& path) {
+  return ReadPreviousNet<IPv4Net>(path, "FLANNEL_SUBNET");
+}
+
+absl::StatusOr<std::optional<IPv6Net>> ReadPreviousIPv6Subnet(const std::string& path) {
+  return ReadPreviousNet<IPv6Net>(path, "FLANNEL_IPV6_SUBNET");
 }
 
 }  // namespace weft::agent

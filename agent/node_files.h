@@ -15,6 +15,11 @@
 //   DOCKER_OPT_IPMASQ="--ip-masq=true"   (Docker masquerades when we do not)
 //   DOCKER_OPT_MTU="--mtu=1450"
 //   DOCKER_OPTS="--bip=10.1.19.1/24 --ip-masq=true --mtu=1450"
+// and, when the lease has an IPv6 subnet (mk-docker-opts.sh writes nothing for
+// IPv6; these are Docker's own flags, after flannel's three):
+//   DOCKER_OPT_IPV6="--ipv6"
+//   DOCKER_OPT_FIXED_CIDR_V6="--fixed-cidr-v6=fd00:1:13::/64"
+//   DOCKER_OPTS="--bip=... --ip-masq=true --mtu=1450 --ipv6 --fixed-cidr-v6=fd00:1:13::/64"
 //
 // Both are written atomically (see common/atomic_file.h).
 
@@ -53,5 +58,7 @@ absl::Status WriteDockerOpts(const std::string& path, const NodeLease& lease,
 // does not exist or has no FLANNEL_SUBNET; INVALID_ARGUMENT, naming the file and
 // line, when the value does not parse.
 absl::StatusOr<std::optional<IPv4Net>> ReadPreviousSubnet(const std::string& path);
+// The same for FLANNEL_IPV6_SUBNET.
+absl::StatusOr<std::optional<IPv6Net>> ReadPreviousIPv6Subnet(const std::string& path);
 
 }  // namespace weft::agent

@@ -28,6 +28,13 @@ NodeLease Lease(bool ip_masq) {
   return l;
 }
 
+NodeLease DualStackLease(bool ip_masq) {
+  NodeLease l = Lease(ip_masq);
+  l.ipv6_network = *IPv6Net::Parse("fd00:1::/48");
+  l.ipv6_subnet = *IPv6Net::Parse("fd00:1:13::/64");
+  return l;
+}
+
 TEST(NodeFilesTest, SubnetEnvIsFlannels) {
   EXPECT_EQ(RenderSubnetEnv(Lease(true)),
             "FLANNEL_NETWORK=10.1.0.0/16\n"
@@ -37,9 +44,7 @@ TEST(NodeFilesTest, SubnetEnvIsFlannels) {
 }
 
 TEST(NodeFilesTest, SubnetEnvWithIPv6) {
-  NodeLease l = Lease(false);
-  l.ipv6_network = *IPv6Net::Parse("fd00:1::/48");
-  l.ipv6_subnet = *IPv6Net::Parse("fd00:1:13::/64");
+  const NodeLease l = DualStackLease(false);
   EXPECT_EQ(RenderSubnetEnv(l),
             "FLANNEL_NETWORK=10.1.0.0/16\n"
             "FLANNEL_SUBNET=10.1.19.1/24\n"
@@ -58,6 +63,25 @@ TEST(NodeFilesTest, DockerOptsAreMkDockerOpts) {
             "DOCKER_OPTS=\"--bip=10.1.19.1/24 --ip-masq=true --mtu=1450\"\n");
   EXPECT_THAT(RenderDockerOpts(Lease(true), "DOCKER_NETWORK_OPTIONS"),
               HasSubstr("DOCKER_NETWORK_OPTIONS=\"--bip=10.1.19.1/24 --ip-masq=false --mtu=1450\"\n"));
+}
+
+TEST(NodeFilesTest, DockerOptsWithIPv6) {
+  const NodeLease l = DualStackLease(true);
+  EXPECT_EQ(RenderDockerOpts(l),
+            "DOCKER_OPT_BIP=\"--bip=10.1.19.1/24\"\n"
+            "DOCKER_OPT_IPMASQ=\"--ip-masq=false\"\n"
+            "DOCKER_OPT_MTU=\"--mtu=1450\"\n"
+            "DOCKER_OPT_IPV6=\"--ipv6\"\n"
+            "DOCKER_OPT_FIXED_CIDR_V6=\"--fixed-cidr-v6=fd00:1:13::/64\"\n"
+            "DOCKER_OPTS=\"--bip=10.1.19.1/24 --ip-masq=false --mtu=1450 --ipv6 "
+            "--fixed-cidr-v6=fd00:1:13::/64\"\n");
+
+  const std::string path = TempDir() + "/docker_opts.env";
+  ASSERT_TRUE(WriteDockerOpts(path, l).ok());
+  const int rc = std::system(absl::StrCat(". ", path, " && test \"$DOCKER_OPT_FIXED_CIDR_V6\" = "
+                                          "'--fixed-cidr-v6=fd00:1:13::/64'")
+                                 .c_str());
+  EXPECT_EQ(rc, 0);
 }
 
 TEST(NodeFilesTest, DockerOptsFileSourcesInAShell) {
@@ -92,6 +116,26 @@ TEST(NodeFilesTest, WritesAtomicallyIntoNewDirectoriesAndReadsThePreviousSubnet)
   moved.subnet = *IPv4Net::Parse("10.1.20.0/24");
   ASSERT_TRUE(WriteSubnetEnv(path, moved).ok());
   EXPECT_EQ(**ReadPreviousSubnet(path), *IPv4Net::Parse("10.1.20.0/24"));
+}
+
+TEST(NodeFilesTest, ReadsThePreviousIPv6Subnet) {
+  const std::string path = TempDir() + "/subnet.env";
+  EXPECT_FALSE(ReadPreviousIPv6Subnet(path)->has_value()) << "no file";
+  ASSERT_TRUE(WriteSubnetEnv(path, Lease(false)).ok());
+  EXPECT_FALSE(ReadPreviousIPv6Subnet(path)->has_value()) << "IPv4-only lease";
+
+  const NodeLease l = DualStackLease(false);
+  ASSERT_TRUE(WriteSubnetEnv(path, l).ok());
+  auto prev = ReadPreviousIPv6Subnet(path);
+  ASSERT_TRUE(prev.ok()) << prev.status();
+  EXPECT_EQ(**prev, *IPv6Net::Parse("fd00:1:13::/64"));
+  EXPECT_EQ(**ReadPreviousSubnet(path), *IPv4Net::Parse("10.1.19.0/24")) << "FLANNEL_SUBNET is not confused";
+
+  ASSERT_TRUE(WriteFileAtomically(path, "FLANNEL_SUBNET=10.1.19.1/24\nFLANNEL_IPV6_SUBNET=fd00:1:13::1/129\n").ok());
+  auto bad = ReadPreviousIPv6Subnet(path);
+  EXPECT_TRUE(absl::IsInvalidArgument(bad.status())) << bad.status();
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("line 2: FLANNEL_IPV6_SUBNET"));
+  EXPECT_TRUE(ReadPreviousSubnet(path).ok()) << "a bad IPv6 line does not spoil the IPv4 one";
 }
 
 TEST(NodeFilesTest, ReadsAFileFlanneldWrote) {

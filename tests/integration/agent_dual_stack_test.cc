@@ -1,0 +1,77 @@
+// The real weft-agent binary against the real controller with a dual-stack
+// network config: its exit codes for the start-up checks for IPv6 with the real
+// backend factory (agent/agent_test.cc covers the rest with fakes). Until a
+// backend has an IPv6 data path, it cannot get further. Nothing here changes the
+// host: each agent stops before it touches the kernel.
+
+#include <sys/wait.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/integration/controller_fixture.h"
+
+namespace weft::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+class AgentDualStackTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    controller_ = std::make_unique<Controller>(DataDir("controller"));
+    ASSERT_NO_FATAL_FAILURE(controller_->Start());
+    weft::v1::SetNetworkConfigRequest req;
+    req.set_config(R"({"Network":"10.7.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:7::/48",)"
+                   R"("Backend":{"Type":"alloc"}})");
+    weft::v1::SetNetworkConfigResponse resp;
+    grpc::Status s = controller_->network()->SetNetworkConfig(Ctx().get(), req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  void TearDown() override { controller_->Stop(); }
+
+  // Runs an agent on lo with `flags` until it exits (at most 30 s); its exit code.
+  int RunAgent(const std::string& name, const std::vector<std::string>& flags) {
+    const std::string dir = DataDir(name.c_str());
+    std::filesystem::create_directories(dir);
+    log_ = dir + "/agent.log";
+    std::vector<std::string> argv = {Runfile("agent/weft-agent"), "--controller", controller_->addr(), "--iface", "lo",
+                                     "--node-name", name, "--subnet-file", dir + "/subnet.env", "--docker-opts-file",
+                                     dir + "/docker_opts.env", "--state-dir", dir + "/state", "--metrics-listen", ""};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    Process p;
+    EXPECT_TRUE(p.Start(argv, log_));
+    for (int i = 0; i < 300; ++i) {
+      // Exited? (WNOWAIT: Process::Wait reaps it.)
+      siginfo_t info{};
+      if (waitid(P_PID, p.pid(), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == p.pid()) {
+        const int status = p.Wait();
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      }
+      usleep(100 * 1000);
+    }
+    ADD_FAILURE() << "agent still running; " << Log();
+    return -1;  // Process's destructor kills it
+  }
+  std::string Log() const { return Controller::ReadFile(log_); }
+
+  std::unique_ptr<Controller> controller_;
+  std::string log_;
+};
+
+TEST_F(AgentDualStackTest, BackendWithoutIPv6DataPathIsNamed) {
+  EXPECT_EQ(RunAgent("alloc", {"--public-ipv6", "2001:db8::7"}), 1) << Log();
+  EXPECT_THAT(Log(), HasSubstr("backend alloc has no IPv6 data path; dual-stack networks need vxlan or host-gw"));
+  EXPECT_FALSE(std::filesystem::exists(DataDir("alloc") + "/subnet.env")) << "no lease was taken";
+}
+
+TEST_F(AgentDualStackTest, BadPublicIPv6IsABadFlag) {
+  EXPECT_EQ(RunAgent("bad-flag", {"--public-ipv6", "fe80::1"}), 2) << Log();
+  EXPECT_THAT(Log(), HasSubstr("--public-ipv6"));
+  EXPECT_THAT(Log(), HasSubstr("link-local"));
+}
+
+}  // namespace
+}  // namespace weft::testing
