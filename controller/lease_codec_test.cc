@@ -1,5 +1,6 @@
 #include "controller/lease_codec.h"
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace weft::controller {
@@ -18,6 +19,22 @@ TEST(LeaseCodecTest, KeysAreFlannels) {
   EXPECT_FALSE(ParseSubnetKeySuffix("10.1.19.0/24").ok());
   EXPECT_FALSE(ParseSubnetKeySuffix("10.1.19.5-24").ok());
   EXPECT_FALSE(ParseSubnetKeySuffix("a&b&c").ok());
+}
+
+TEST(LeaseCodecTest, DualStackAndIPv6OnlyKeysRoundTrip) {
+  // flannel's documented dual-stack example, and its IPv6-only form (the zero IPv4 network).
+  for (const char* suffix : {"10.42.0.0-24&2001:cafe:42::-64", "0.0.0.0-0&2001:cafe:42::-64",
+                             "10.42.0.0-24&fd00:12:0:7::-64"}) {
+    auto k = ParseSubnetKeySuffix(suffix);
+    ASSERT_TRUE(k.ok()) << suffix << ": " << k.status();
+    EXPECT_EQ(EncodeSubnetKey("/coreos.com/network", *k), absl::StrCat("/coreos.com/network/subnets/", suffix));
+  }
+  auto v6only = ParseSubnetKeySuffix("0.0.0.0-0&2001:cafe:42::-64");
+  EXPECT_FALSE(v6only->ipv4.has_value());
+  EXPECT_EQ(v6only->ipv6->ToString(), "2001:cafe:42::/64");
+  EXPECT_FALSE(ParseSubnetKeySuffix("0.0.0.0-0").ok()) << "names no subnet";
+  EXPECT_FALSE(ParseSubnetKeySuffix("10.42.0.0-24&2001:cafe:42::1-64").ok()) << "host bits set";
+  EXPECT_FALSE(ParseSubnetKeySuffix("10.42.0.0-24&").ok());
 }
 
 TEST(LeaseCodecTest, ValueIsFlannelsJson) {

@@ -77,7 +77,9 @@ TEST(DualStackE2eTest, VxlanCarriesBothFamilies) {
 }
 
 TEST(DualStackE2eTest, HostGwRoutesIPv6ViaThePeersPublicIPv6) {
-  std::unique_ptr<Cluster> c = StartConverged(DualStack("host-gw"), kConverge);
+  ClusterOptions o = DualStack("host-gw");
+  o.controller_args = {"--etcd-listen", absl::StrCat(Cluster::kControllerIp, ":2379")};
+  std::unique_ptr<Cluster> c = StartConverged(o, kConverge);
   ASSERT_NE(c, nullptr);
   ExpectIPv6Leases(*c);
   const Host& h1 = c->host(0);
@@ -88,6 +90,29 @@ TEST(DualStackE2eTest, HostGwRoutesIPv6ViaThePeersPublicIPv6) {
     const std::string cidr = absl::StrCat(sn6.substr(0, sn6.size() - 4), "/64");
     EXPECT_TRUE(absl::StrContains(*routes, absl::StrCat(cidr, " via ", c->host(p).underlay_ipv6, " dev eth0")))
         << *routes;
+  }
+  // A flannel host's dual-stack lease, written through the etcd API as flanneld
+  // writes it: every agent routes its IPv6 subnet via its PublicIPv6.
+  ASSERT_NE(c->certs(), nullptr);
+  const TlsClientFiles admin = c->certs()->Admin();
+  const std::string put = absl::StrCat(
+      "ETCDCTL_API=3 etcdctl --endpoints https://", Cluster::kControllerIp, ":2379 --cacert ", admin.ca_file,
+      " --cert ", admin.cert_file, " --key ", admin.key_file,
+      " put '/coreos.com/network/subnets/10.1.250.0-24&fd00:12:0:250::-64' "
+      R"('{"PublicIP":"192.0.2.250","PublicIPv6":"fd77:2::250","BackendType":"host-gw","BackendData":null}')");
+  absl::StatusOr<std::string> written = c->Sh(c->controller_ns(), put);
+  ASSERT_TRUE(written.ok()) << written.status();
+  for (int i = 0; i < c->num_hosts(); ++i) {
+    EXPECT_TRUE(Cluster::WaitForOk(
+                    [&]() -> absl::Status {
+                      absl::StatusOr<std::string> r = c->Sh(c->host(i).ns, "ip -6 route show fd00:12:0:250::/64");
+                      if (!r.ok()) return r.status();
+                      if (absl::StrContains(*r, "via fd77:2::250 dev eth0")) return absl::OkStatus();
+                      return absl::NotFoundError(absl::StrCat("no route yet: ", *r));
+                    },
+                    kConverge)
+                    .ok())
+        << c->host(i).name;
   }
 }
 
