@@ -1,5 +1,6 @@
 // subnet.env, both readers: the CNI plugin's ParseSubnetEnv and the agent's
-// ReadPreviousSubnet (agent/node_files), which reads the file at start-up.
+// ReadPreviousSubnet and ReadPreviousIPv6Subnet (agent/node_files), which read the
+// file at start-up.
 #include <unistd.h>
 
 #include <cstddef>
@@ -25,5 +26,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::fwrite(data, 1, size, f);
   std::fclose(f);
   (void)weft::agent::ReadPreviousSubnet(path);
+  (void)weft::agent::ReadPreviousIPv6Subnet(path);
   return 0;
 }
