@@ -121,8 +121,8 @@ LeaseManagerHooks ControllerMetrics::ManagerHooks() {
   return h;
 }
 
-WatchHubHooks ControllerMetrics::HubHooks() {
-  WatchHubHooks h;
+LeaseFanoutHooks ControllerMetrics::HubHooks() {
+  LeaseFanoutHooks h;
   h.on_streams = [this](int d) { streams_.Add(d); };
   h.on_events_sent = [this](int64_t n) { events_sent_.Inc(static_cast<double>(n)); };
   h.on_resync = [this] { resyncs_.Inc(); };

@@ -10,7 +10,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "common/metrics.h"
 #include "controller/lease_manager.h"
-#include "controller/watch_hub.h"
+#include "controller/lease_fanout.h"
 #include "grpcpp/grpcpp.h"
 
 namespace weft::controller {
@@ -23,7 +23,7 @@ class ControllerMetrics {
   void WatchManager(metrics::Registry& registry, LeaseManager* manager);
 
   LeaseManagerHooks ManagerHooks();
-  WatchHubHooks HubHooks();
+  LeaseFanoutHooks HubHooks();
   void ObserveRpc(const char* method, grpc::StatusCode code, absl::Duration took);
   void ObserveCommit(absl::Duration latency, int batch_size);
   void ObserveLeadership(bool leader);

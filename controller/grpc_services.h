@@ -45,7 +45,7 @@ class Admission {
   const DrainGate* gate_ = nullptr;
 };
 
-// The Watch method is provided by a mixin (see watch_hub.h); this class has the
+// The Watch method is provided by a mixin (see lease_fanout.h); this class has the
 // unary methods. `Base` lets the caller add the streaming method's mixin.
 class LeaseServiceImpl
     : public weft::v1::LeaseService::WithCallbackMethod_AcquireLease<

@@ -33,7 +33,7 @@
 #include "controller/lease_manager.h"
 #include "controller/reflection_v1.h"
 #include "controller/limits_flags.h"
-#include "controller/watch_hub.h"
+#include "controller/lease_fanout.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -293,7 +293,7 @@ int Run() {
   dop.on_compaction = [&cm](const absl::Status& s, int64_t) { cm.ObserveCompaction(s); };
   controller::BackgroundDuties duties(store->get(), &election, dop);
 
-  std::unique_ptr<controller::WatchHub> hub;
+  std::unique_ptr<controller::LeaseFanout> hub;
   controller::LeaseManager::Options mo;
   mo.prefix = absl::GetFlag(FLAGS_etcd_prefix);
   mo.default_ttl = absl::GetFlag(FLAGS_default_lease_ttl);
@@ -333,7 +333,7 @@ int Run() {
   election.Step();  // a lone replica leads from the start
   election.Start();
   duties.Start();
-  controller::WatchHub::Options ho;
+  controller::LeaseFanout::Options ho;
   ho.bookmark_interval = absl::GetFlag(FLAGS_watch_bookmark_interval);
   ho.max_queue = static_cast<size_t>(absl::GetFlag(FLAGS_watch_max_queue));
   ho.history = static_cast<size_t>(absl::GetFlag(FLAGS_watch_history));
@@ -341,7 +341,7 @@ int Run() {
   ho.senders = absl::GetFlag(FLAGS_watch_senders);
   ho.compress_snapshots = absl::GetFlag(FLAGS_watch_compress_snapshots);
   if (ho.senders <= 0) ho.senders = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
-  hub = std::make_unique<controller::WatchHub>(&manager, ho);
+  hub = std::make_unique<controller::LeaseFanout>(&manager, ho);
   cm.WatchManager(registry, &manager);
 
   if (const std::string init = absl::GetFlag(FLAGS_initial_config); !init.empty()) {

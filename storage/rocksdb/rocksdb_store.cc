@@ -1261,7 +1261,7 @@ absl::StatusOr<std::unique_ptr<WatchHandle>> RocksDbStore::Watch(
   if (req.key.empty()) return absl::InvalidArgumentError("key is not provided");
   if (req.start_revision < 0) return absl::InvalidArgumentError("start revision must not be negative");
   const rocksdb::Snapshot* snap = nullptr;
-  std::unique_ptr<WatchHub::Watch> watch;
+  std::unique_ptr<ChangeDispatcher::Watch> watch;
   WatchRequest from = req;
   {
     absl::MutexLock l(&mu_);

@@ -14,7 +14,7 @@
 // may include one group sync while writes are in flight. Watches see only
 // durable changes.
 //
-// Watches: delivered by a WatchHub (storage/watch_hub.h): one dispatch thread,
+// Watches: delivered by a ChangeDispatcher (storage/rocksdb/change_dispatcher.h): one dispatch thread,
 // unbounded per-watch buffers; a slow watcher delays other watchers, never writers.
 //
 // Write failures (disk full, I/O errors): the operations not yet durable fail
@@ -55,7 +55,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "storage/store.h"
-#include "storage/watch_hub.h"
+#include "storage/rocksdb/change_dispatcher.h"
 
 namespace rocksdb {
 class DB;
@@ -227,7 +227,7 @@ class RocksDbStore final : public Store {
   const Options options_;
   Clock& clock_;
   std::unique_ptr<rocksdb::DB> db_;
-  WatchHub hub_;
+  ChangeDispatcher hub_;
 
   absl::Mutex mu_;  // the state writers apply to (possibly ahead of the disk)
   std::map<std::string, KeyState> keys_ ABSL_GUARDED_BY(mu_);

@@ -1,5 +1,5 @@
 #pragma once
-// WatchHub: fans lease changes out to every WatchLeases stream.
+// LeaseFanout: fans lease changes out to every WatchLeases stream.
 //
 // - A new stream gets a snapshot of all leases, then every change in revision
 //   order. A stream resuming at revision R gets only the changes after R while
@@ -37,7 +37,7 @@
 
 namespace weft::controller {
 
-struct WatchHubHooks {
+struct LeaseFanoutHooks {
   std::function<void(int delta)> on_streams;                 // +1 / -1
   std::function<void(int64_t messages)> on_events_sent;      // per completed write: events in it
   std::function<void()> on_resync;
@@ -46,7 +46,7 @@ struct WatchHubHooks {
   std::function<void(bool shared)> on_snapshot;              // a snapshot sent: encoded for it, or shared
 };
 
-class WatchHub {
+class LeaseFanout {
  public:
   struct Options {
     Clock* clock = &RealClock::Get();
@@ -67,11 +67,11 @@ class WatchHub {
     // about a sixth of the bytes: for networks where a reconnect storm's
     // snapshots would fill the links.
     bool compress_snapshots = false;
-    WatchHubHooks hooks;
+    LeaseFanoutHooks hooks;
   };
 
-  WatchHub(LeaseManager* manager, Options options);
-  ~WatchHub();
+  LeaseFanout(LeaseManager* manager, Options options);
+  ~LeaseFanout();
 
   // Called with each batch of lease changes the manager applied, in order.
   void Publish(const std::vector<weft::v1::LeaseEvent>& events, int64_t revision);

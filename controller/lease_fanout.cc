@@ -1,4 +1,4 @@
-#include "controller/watch_hub.h"
+#include "controller/lease_fanout.h"
 
 #include <algorithm>
 
@@ -11,9 +11,9 @@ namespace weft::controller {
 using weft::v1::WatchLeasesResponse;
 
 // One WatchLeases call. Owned by gRPC; deletes itself in OnDone.
-class WatchHub::Stream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+class LeaseFanout::Stream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  explicit Stream(WatchHub* hub) : hub_(hub) {}
+  explicit Stream(LeaseFanout* hub) : hub_(hub) {}
 
   // Queues `m` (called under the hub's lock; never blocks on the network) and
   // writes it unless a write is in flight.
@@ -156,7 +156,7 @@ class WatchHub::Stream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     StartWrite(&in_flight_->bytes, options);
   }
 
-  WatchHub* const hub_;
+  LeaseFanout* const hub_;
   SharedPtr in_flight_;  // only touched by the writing thread
 
   absl::Mutex mu_;
@@ -170,7 +170,7 @@ class WatchHub::Stream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   absl::Time last_write_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
-WatchHub::WatchHub(LeaseManager* manager, Options options) : manager_(manager), opts_(std::move(options)) {
+LeaseFanout::LeaseFanout(LeaseManager* manager, Options options) : manager_(manager), opts_(std::move(options)) {
   if (opts_.senders > 1) senders_ = std::make_unique<ThreadPool>(opts_.senders - 1);
   {
     absl::MutexLock l(&mu_);
@@ -180,9 +180,9 @@ WatchHub::WatchHub(LeaseManager* manager, Options options) : manager_(manager), 
   bookmark_thread_ = std::thread([this] { BookmarkLoop(); });
 }
 
-WatchHub::~WatchHub() { Shutdown(); }
+LeaseFanout::~LeaseFanout() { Shutdown(); }
 
-void WatchHub::Drain(absl::Duration window) {
+void LeaseFanout::Drain(absl::Duration window) {
   std::vector<Stream*> streams;
   {
     absl::MutexLock l(&mu_);
@@ -211,7 +211,7 @@ void WatchHub::Drain(absl::Duration window) {
   }
 }
 
-void WatchHub::Shutdown() {
+void LeaseFanout::Shutdown() {
   std::vector<Stream*> streams;
   {
     absl::MutexLock l(&mu_);
@@ -230,12 +230,12 @@ void WatchHub::Shutdown() {
   if (senders_) senders_->Stop();
 }
 
-size_t WatchHub::StreamCount() {
+size_t LeaseFanout::StreamCount() {
   absl::MutexLock l(&mu_);
   return streams_.size();
 }
 
-WatchHub::SharedPtr WatchHub::Serialize(const WatchLeasesResponse& msg, int64_t events, absl::Time now) {
+LeaseFanout::SharedPtr LeaseFanout::Serialize(const WatchLeasesResponse& msg, int64_t events, absl::Time now) {
   auto out = std::make_shared<Shared>();
   bool own = false;
   grpc::Status s = grpc::GenericSerialize<grpc::ProtoBufferWriter, WatchLeasesResponse>(msg, &out->bytes, &own);
@@ -250,7 +250,7 @@ WatchHub::SharedPtr WatchHub::Serialize(const WatchLeasesResponse& msg, int64_t 
   return out;
 }
 
-WatchHub::SharedPtr WatchHub::Snapshot(WatchLeasesResponse::Snapshot::Reason reason) {
+LeaseFanout::SharedPtr LeaseFanout::Snapshot(WatchLeasesResponse::Snapshot::Reason reason) {
   // A snapshot taken at revision R is the lease set at R: while no lease has
   // changed after R it is the current one.
   const int64_t changed_at = manager_->LeaseSetRevision();
@@ -278,9 +278,9 @@ WatchHub::SharedPtr WatchHub::Snapshot(WatchLeasesResponse::Snapshot::Reason rea
   return out;
 }
 
-void WatchHub::Enqueue(Stream* s, SharedPtr m) { s->Enqueue(std::move(m), opts_.max_queue); }
+void LeaseFanout::Enqueue(Stream* s, SharedPtr m) { s->Enqueue(std::move(m), opts_.max_queue); }
 
-void WatchHub::Publish(const std::vector<weft::v1::LeaseEvent>& events, int64_t revision) {
+void LeaseFanout::Publish(const std::vector<weft::v1::LeaseEvent>& events, int64_t revision) {
   std::vector<Stream*> writers;
   {
     absl::MutexLock l(&mu_);
@@ -289,7 +289,7 @@ void WatchHub::Publish(const std::vector<weft::v1::LeaseEvent>& events, int64_t 
   StartWriting(std::move(writers));
 }
 
-void WatchHub::StartWriting(std::vector<Stream*> writers) {
+void LeaseFanout::StartWriting(std::vector<Stream*> writers) {
   // Each write start costs a few tens of microseconds in gRPC and the kernel;
   // with thousands of streams they are shared out among the senders, the
   // publishing thread taking the first share. Streams named by Push() cannot
@@ -308,7 +308,7 @@ void WatchHub::StartWriting(std::vector<Stream*> writers) {
   for (size_t k = 0; k < share->size() / shares; ++k) (*share)[k]->StartWriting();
 }
 
-void WatchHub::PublishLocked(const std::vector<weft::v1::LeaseEvent>& events, int64_t revision,
+void LeaseFanout::PublishLocked(const std::vector<weft::v1::LeaseEvent>& events, int64_t revision,
                              std::vector<Stream*>* writers) {
   revision_ = std::max(revision_, revision);
   for (auto it = ahead_.begin(); it != ahead_.end();) {
@@ -340,7 +340,7 @@ void WatchHub::PublishLocked(const std::vector<weft::v1::LeaseEvent>& events, in
   }
 }
 
-grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(grpc::CallbackServerContext* ctx,
+grpc::ServerWriteReactor<grpc::ByteBuffer>* LeaseFanout::Open(grpc::CallbackServerContext* ctx,
                                                            const grpc::ByteBuffer* request) {
   if (opts_.compress_snapshots) ctx->set_compression_algorithm(GRPC_COMPRESS_GZIP);
   auto* stream = new Stream(this);
@@ -396,13 +396,13 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchHub::Open(grpc::CallbackServerC
   return stream;
 }
 
-void WatchHub::Remove(Stream* s) {
+void LeaseFanout::Remove(Stream* s) {
   absl::MutexLock l(&mu_);
   ahead_.erase(s);
   if (streams_.erase(s) && opts_.hooks.on_streams) opts_.hooks.on_streams(-1);
 }
 
-void WatchHub::BookmarkLoop() {
+void LeaseFanout::BookmarkLoop() {
   while (!stop_.WaitForNotificationWithTimeout(std::min(opts_.bookmark_interval / 4, absl::Seconds(1)))) {
     absl::MutexLock l(&mu_);
     const absl::Time now = opts_.clock->Now();

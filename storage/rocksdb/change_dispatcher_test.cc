@@ -1,4 +1,4 @@
-#include "storage/watch_hub.h"
+#include "storage/rocksdb/change_dispatcher.h"
 
 #include <atomic>
 #include <memory>
@@ -66,7 +66,7 @@ class Recorder {
 // sentinel watcher has the second: the one dispatch thread has then finished
 // delivering `from` to every watcher (it dispatches publications in order), so
 // a watcher that was to get it would have by now. No sleeping and hoping.
-void PublishAndDrain(WatchHub& hub, int64_t from);
+void PublishAndDrain(ChangeDispatcher& hub, int64_t from);
 
 WatchRequest Req(const std::string& key, const std::string& end, int64_t start, bool prev_kv = false) {
   WatchRequest r;
@@ -77,7 +77,7 @@ WatchRequest Req(const std::string& key, const std::string& end, int64_t start, 
   return r;
 }
 
-void PublishAndDrain(WatchHub& hub, int64_t from) {
+void PublishAndDrain(ChangeDispatcher& hub, int64_t from) {
   Recorder sentinel;
   auto w = hub.Register(Req("k", "", from), sentinel.Callback(), [](int64_t) {});
   w->Start({});
@@ -86,8 +86,8 @@ void PublishAndDrain(WatchHub& hub, int64_t from) {
   ASSERT_TRUE(sentinel.WaitForEvents(2));
 }
 
-TEST(WatchHubTest, LiveEventsInRangeInOrder) {
-  WatchHub hub;
+TEST(ChangeDispatcherTest, LiveEventsInRangeInOrder) {
+  ChangeDispatcher hub;
   Recorder rec;
   auto w = hub.Register(Req("a", "c", 0), rec.Callback(), [](int64_t) {});
   EXPECT_EQ(w->start_revision(), 1);
@@ -103,8 +103,8 @@ TEST(WatchHubTest, LiveEventsInRangeInOrder) {
   EXPECT_EQ(rec.batches().back().revision, 5);
 }
 
-TEST(WatchHubTest, PausedWatcherGetsHistoryThenBufferedLiveEvents) {
-  WatchHub hub;
+TEST(ChangeDispatcherTest, PausedWatcherGetsHistoryThenBufferedLiveEvents) {
+  ChangeDispatcher hub;
   hub.Publish(Events({Put("k", 2)}), 2);
   hub.Publish(Events({Put("k", 3)}), 3);
   Recorder rec;
@@ -121,8 +121,8 @@ TEST(WatchHubTest, PausedWatcherGetsHistoryThenBufferedLiveEvents) {
   EXPECT_TRUE(rec.events()[2].prev_kv.has_value());
 }
 
-TEST(WatchHubTest, FutureStartRevisionSkipsEarlierEvents) {
-  WatchHub hub;
+TEST(ChangeDispatcherTest, FutureStartRevisionSkipsEarlierEvents) {
+  ChangeDispatcher hub;
   Recorder rec;
   auto w = hub.Register(Req("k", "", 4), rec.Callback(), [](int64_t) {});
   w->Start({});
@@ -131,8 +131,8 @@ TEST(WatchHubTest, FutureStartRevisionSkipsEarlierEvents) {
   EXPECT_EQ(rec.Revisions(), (std::vector<int64_t>{4, 5}));
 }
 
-TEST(WatchHubTest, LargeBacklogIsSplitBetweenRevisionsOnly) {
-  WatchHub hub;
+TEST(ChangeDispatcherTest, LargeBacklogIsSplitBetweenRevisionsOnly) {
+  ChangeDispatcher hub;
   hub.Publish(Events({}), 1500);
   Recorder rec;
   auto w = hub.Register(Req("k", std::string(1, '\0'), 1), rec.Callback(), [](int64_t) {});
@@ -148,14 +148,14 @@ TEST(WatchHubTest, LargeBacklogIsSplitBetweenRevisionsOnly) {
   std::vector<WatchBatch> batches = rec.batches();
   ASSERT_GE(batches.size(), 3u);
   for (const WatchBatch& b : batches) {
-    EXPECT_LE(b.events.size(), WatchHub::kMaxBatchEvents + 1);
+    EXPECT_LE(b.events.size(), ChangeDispatcher::kMaxBatchEvents + 1);
     EXPECT_EQ(b.events.back().kv.mod_revision, b.revision);
     EXPECT_EQ(b.events.size() % 2, 0u);
   }
 }
 
-TEST(WatchHubTest, SlowWatcherDoesNotBlockPublisher) {
-  WatchHub hub;
+TEST(ChangeDispatcherTest, SlowWatcherDoesNotBlockPublisher) {
+  ChangeDispatcher hub;
   absl::Notification release;
   std::atomic<int> seen{0};
   auto w = hub.Register(Req("k", "", 0), [&](const WatchBatch& b) {
@@ -170,8 +170,8 @@ TEST(WatchHubTest, SlowWatcherDoesNotBlockPublisher) {
   EXPECT_EQ(seen, 2000);
 }
 
-TEST(WatchHubTest, DestroyingHandleWaitsForRunningCallback) {
-  WatchHub hub;
+TEST(ChangeDispatcherTest, DestroyingHandleWaitsForRunningCallback) {
+  ChangeDispatcher hub;
   absl::Notification in_callback, may_return;
   std::atomic<bool> returned{false};
   std::atomic<int> calls{0};
@@ -194,9 +194,9 @@ TEST(WatchHubTest, DestroyingHandleWaitsForRunningCallback) {
   releaser.join();
 }
 
-TEST(WatchHubTest, HandleMayBeDestroyedFromItsOwnCallback) {
-  WatchHub hub;
-  std::unique_ptr<WatchHub::Watch> w;
+TEST(ChangeDispatcherTest, HandleMayBeDestroyedFromItsOwnCallback) {
+  ChangeDispatcher hub;
+  std::unique_ptr<ChangeDispatcher::Watch> w;
   absl::Notification done;
   std::atomic<int> calls{0};
   w = hub.Register(Req("k", "", 0), [&](const WatchBatch&) {
@@ -211,10 +211,10 @@ TEST(WatchHubTest, HandleMayBeDestroyedFromItsOwnCallback) {
   EXPECT_EQ(calls, 1);
 }
 
-TEST(WatchHubTest, HandleMayOutliveHub) {
-  std::unique_ptr<WatchHub::Watch> w;
+TEST(ChangeDispatcherTest, HandleMayOutliveHub) {
+  std::unique_ptr<ChangeDispatcher::Watch> w;
   {
-    WatchHub hub;
+    ChangeDispatcher hub;
     w = hub.Register(Req("k", "", 0), [](const WatchBatch&) {}, [](int64_t) {});
     w->Start({});
   }

@@ -1,5 +1,5 @@
 #pragma once
-// WatchHub: delivers a store's durable changes to its watchers. A building block
+// ChangeDispatcher: delivers a store's durable changes to its watchers. A building block
 // for Store implementations that keep their own history (the RocksDB store); not
 // part of the Store API.
 //
@@ -28,14 +28,14 @@
 
 namespace weft::storage {
 
-class WatchHub {
+class ChangeDispatcher {
  public:
   class Watch;
 
-  WatchHub();
-  ~WatchHub();  // Shutdown()
-  WatchHub(const WatchHub&) = delete;
-  WatchHub& operator=(const WatchHub&) = delete;
+  ChangeDispatcher();
+  ~ChangeDispatcher();  // Shutdown()
+  ChangeDispatcher(const ChangeDispatcher&) = delete;
+  ChangeDispatcher& operator=(const ChangeDispatcher&) = delete;
 
   // Stops the dispatch thread; undelivered events are dropped and no callback runs
   // afterwards. Watch handles may outlive the hub. Idempotent.
@@ -68,7 +68,7 @@ class WatchHub {
 
 // Cancels the watch when destroyed; waits for a running callback unless it is
 // destroyed from that very callback.
-class WatchHub::Watch : public WatchHandle {
+class ChangeDispatcher::Watch : public WatchHandle {
  public:
   ~Watch() override;
 
@@ -83,7 +83,7 @@ class WatchHub::Watch : public WatchHandle {
   void Start(std::vector<Event> history);
 
  private:
-  friend class WatchHub;
+  friend class ChangeDispatcher;
   Watch(std::shared_ptr<State> state, std::shared_ptr<Watcher> watcher, int64_t start_revision,
         int64_t history_revision);
 

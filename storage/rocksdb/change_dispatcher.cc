@@ -1,4 +1,4 @@
-#include "storage/watch_hub.h"
+#include "storage/rocksdb/change_dispatcher.h"
 
 #include <algorithm>
 #include <deque>
@@ -10,7 +10,7 @@
 
 namespace weft::storage {
 
-struct WatchHub::Watcher {
+struct ChangeDispatcher::Watcher {
   std::string key;
   std::string range_end;
   bool prev_kv = false;
@@ -23,7 +23,7 @@ struct WatchHub::Watcher {
   bool cancelled = false;
 };
 
-struct WatchHub::State {
+struct ChangeDispatcher::State {
   struct Published {
     std::shared_ptr<const std::vector<Event>> events;
     int64_t revision;
@@ -38,13 +38,13 @@ struct WatchHub::State {
   bool stop ABSL_GUARDED_BY(mu) = false;
 };
 
-WatchHub::WatchHub() : state_(std::make_shared<State>()) {
-  thread_ = std::thread(&WatchHub::DispatchLoop, state_.get());
+ChangeDispatcher::ChangeDispatcher() : state_(std::make_shared<State>()) {
+  thread_ = std::thread(&ChangeDispatcher::DispatchLoop, state_.get());
 }
 
-WatchHub::~WatchHub() { Shutdown(); }
+ChangeDispatcher::~ChangeDispatcher() { Shutdown(); }
 
-void WatchHub::Shutdown() {
+void ChangeDispatcher::Shutdown() {
   {
     absl::MutexLock l(&state_->mu);
     state_->stop = true;
@@ -52,7 +52,7 @@ void WatchHub::Shutdown() {
   if (thread_.joinable()) thread_.join();
 }
 
-void WatchHub::Publish(std::shared_ptr<const std::vector<Event>> events, int64_t revision) {
+void ChangeDispatcher::Publish(std::shared_ptr<const std::vector<Event>> events, int64_t revision) {
   absl::MutexLock l(&state_->mu);
   if (state_->stop) return;
   state_->queue.push_back({std::move(events), revision});
@@ -60,7 +60,7 @@ void WatchHub::Publish(std::shared_ptr<const std::vector<Event>> events, int64_t
   state_->work = true;
 }
 
-std::unique_ptr<WatchHub::Watch> WatchHub::Register(
+std::unique_ptr<ChangeDispatcher::Watch> ChangeDispatcher::Register(
     const WatchRequest& req, std::function<void(const WatchBatch&)> callback,
     absl::FunctionRef<void(int64_t published_revision)> at_registration) {
   auto w = std::make_shared<Watcher>();
@@ -80,14 +80,14 @@ std::unique_ptr<WatchHub::Watch> WatchHub::Register(
   return std::unique_ptr<Watch>(new Watch(state_, std::move(w), start, published));
 }
 
-WatchHub::Watch::Watch(std::shared_ptr<State> state, std::shared_ptr<Watcher> watcher,
+ChangeDispatcher::Watch::Watch(std::shared_ptr<State> state, std::shared_ptr<Watcher> watcher,
                        int64_t start_revision, int64_t history_revision)
     : state_(std::move(state)),
       watcher_(std::move(watcher)),
       start_revision_(start_revision),
       history_revision_(history_revision) {}
 
-WatchHub::Watch::~Watch() {
+ChangeDispatcher::Watch::~Watch() {
   State* s = state_.get();
   const Watcher* w = watcher_.get();
   absl::MutexLock l(&s->mu);
@@ -103,7 +103,7 @@ WatchHub::Watch::~Watch() {
   }
 }
 
-void WatchHub::Watch::Start(std::vector<Event> history) {
+void ChangeDispatcher::Watch::Start(std::vector<Event> history) {
   absl::MutexLock l(&state_->mu);
   Watcher& w = *watcher_;
   w.buffer.insert(w.buffer.begin(), std::make_move_iterator(history.begin()),
@@ -112,7 +112,7 @@ void WatchHub::Watch::Start(std::vector<Event> history) {
   state_->work = true;
 }
 
-void WatchHub::DispatchLoop(State* s) {
+void ChangeDispatcher::DispatchLoop(State* s) {
   absl::MutexLock l(&s->mu);
   s->dispatch_thread = std::this_thread::get_id();
   while (true) {
@@ -145,7 +145,7 @@ void WatchHub::DispatchLoop(State* s) {
   }
 }
 
-void WatchHub::DeliverLocked(State* s, const std::shared_ptr<Watcher>& w)
+void ChangeDispatcher::DeliverLocked(State* s, const std::shared_ptr<Watcher>& w)
     ABSL_NO_THREAD_SAFETY_ANALYSIS {
   while (!w->cancelled && !w->buffer.empty()) {
     std::vector<Event> events;
