@@ -19,13 +19,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/check.h"
 
 namespace weft::metrics {
 namespace {
 
+// A metric defined wrongly is a programming error, found by the first test that
+// registers it: WEFT_CHECK's crash, with the reason.
 [[noreturn]] void Die(const std::string& msg) {
-  std::fprintf(stderr, "metrics: %s\n", msg.c_str());
-  std::abort();
+  WEFT_CHECK(false, ("metrics: " + msg).c_str());
+  std::abort();  // not reached
 }
 
 void AtomicAdd(std::atomic<double>& a, double amount) {

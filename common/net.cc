@@ -15,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/check.h"
 #include "common/quote.h"
 #include "common/status_macros.h"
 
@@ -110,10 +111,8 @@ absl::StatusOr<IPv6Addr> IPv6Addr::Parse(absl::string_view s) {
 std::string IPv6Addr::ToString() const {
   const std::array<uint8_t, 16> b = ToBytes();
   char buf[INET6_ADDRSTRLEN];
-  if (inet_ntop(AF_INET6, b.data(), buf, sizeof(buf)) == nullptr) {
-    // Cannot happen: the buffer is large enough for any address.
-    abort();
-  }
+  // Cannot fail: the buffer is large enough for any address.
+  WEFT_CHECK(inet_ntop(AF_INET6, b.data(), buf, sizeof(buf)) != nullptr, "inet_ntop of an IPv6 address");
   return buf;
 }
 
