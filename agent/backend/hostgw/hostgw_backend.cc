@@ -120,7 +120,7 @@ absl::StatusOr<ReconcileStats> HostgwBackend::Reconcile(const std::vector<Peer>&
   if (unroutable_gauge_ != nullptr) unroutable_gauge_->Set(unroutable);
   // No device: device_index 0 leaves neighbours and FDB entries alone.
   ASSIGN_OR_RETURN(ReconcileStats stats,
-                   agent::Reconcile(*kernel_, Ownership{0, netlink::kWeftRouteProtocol, setup_.use_nexthops},
+                   agent::Reconcile(*kernel_, Ownership{{}, netlink::kWeftRouteProtocol, setup_.use_nexthops},
                                     desired));
   stats.skipped_peers = static_cast<int>(skipped.size());
   return stats;
@@ -129,7 +129,7 @@ absl::StatusOr<ReconcileStats> HostgwBackend::Reconcile(const std::vector<Peer>&
 absl::Status HostgwBackend::Teardown() {
   if (!initialized_) return absl::OkStatus();
   ASSIGN_OR_RETURN(ReconcileStats stats,
-                   agent::Reconcile(*kernel_, Ownership{0, netlink::kWeftRouteProtocol, setup_.use_nexthops}, {}));
+                   agent::Reconcile(*kernel_, Ownership{{}, netlink::kWeftRouteProtocol, setup_.use_nexthops}, {}));
   initialized_ = false;
   if (stats.errors > 0) return stats.first_errors.front();
   return absl::OkStatus();

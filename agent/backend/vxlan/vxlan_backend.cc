@@ -313,7 +313,7 @@ absl::StatusOr<ReconcileStats> VxlanBackend::Reconcile(const std::vector<Peer>& 
   const DesiredState desired = VxlanDesiredState(setup_, peers, &skipped);
   LogSkipped(skipped);
   ASSIGN_OR_RETURN(ReconcileStats stats,
-                   agent::Reconcile(*kernel_, Ownership{setup_.device_index, netlink::kWeftRouteProtocol,
+                   agent::Reconcile(*kernel_, Ownership{{setup_.device_index}, netlink::kWeftRouteProtocol,
                                                         setup_.use_nexthops},
                                     desired));
   stats.skipped_peers = static_cast<int>(skipped.size());
@@ -332,7 +332,7 @@ absl::Status VxlanBackend::Teardown() {
   }
   ASSIGN_OR_RETURN(ReconcileStats stats,
                    agent::Reconcile(*kernel_,
-                                    Ownership{0, netlink::kWeftRouteProtocol, setup_.use_nexthops}, {}));
+                                    Ownership{{}, netlink::kWeftRouteProtocol, setup_.use_nexthops}, {}));
   initialized_ = false;
   setup_.device_index = 0;
   if (stats.errors > 0) return stats.first_errors.front();
