@@ -392,6 +392,30 @@ TEST_P(VxlanDualStackNetnsTest, TeardownRemovesBothDevicesAndIPv4OnlyInitTheStal
   EXPECT_TRUE(b_.ns->Sh("ip link show flannel.1").ok());
 }
 
+// A host whose IPv6 device is set up by hand as flanneld does it and a Weft
+// host reach each other over IPv6: the IPv6 data path is wire-compatible too.
+TEST_P(VxlanDualStackNetnsTest, InteroperatesWithAFlannelStyleIPv6Host) {
+  absl::StatusOr<BackendInfo> info = a_.backend->Init(a_.local, a_.lease, "{}");
+  ASSERT_TRUE(info.ok()) << info.status();
+  a_.info = *info;
+  const std::string a6 = V6VtepMac(a_.mac).ToString();
+  const std::string b6 = "0e:58:c0:00:02:02";
+  b_.Sh(absl::StrCat(
+      "ip link add flannel-v6.1 address ", b6,
+      " mtu 1430 type vxlan id 1 local fd77:1::2 dev eth0 dstport 8472 nolearning && "
+      "ip -6 addr add fd42:0:2::/128 dev flannel-v6.1 nodad && ip link set flannel-v6.1 up && "
+      "ip -6 neigh replace fd42:0:1:: lladdr ", a6, " dev flannel-v6.1 nud permanent && "
+      "bridge fdb replace ", a6, " dev flannel-v6.1 dst fd77:1::1 self permanent && "
+      "ip -6 route replace fd42:0:1::/64 via fd42:0:1:: dev flannel-v6.1 onlink"));
+  // b publishes no IPv4 VTEP (its IPv4 side is skipped); only its IPv6 side matters here.
+  b_.info = BackendInfo{"vxlan", "{}", 1430, absl::StrCat(R"({"VNI":1,"VtepMAC":")", b6, R"("})")};
+  ReconcileStats s = Reconcile(a_, AllLeases());
+  EXPECT_EQ(s.added, 3);
+  EXPECT_EQ(s.skipped_peers, 1);
+  EXPECT_TRUE(a_.Ping6("fd42:0:2::"));
+  EXPECT_TRUE(b_.ns->Sh("ping -6 -c 1 -W 3 fd42:0:1::1").ok());
+}
+
 std::string LayoutName(const ::testing::TestParamInfo<bool>& info) {
   return info.param ? "NexthopObjects" : "ClassicRoutes";
 }
