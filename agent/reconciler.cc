@@ -1,5 +1,8 @@
 #include "agent/reconciler.h"
 
+#include <algorithm>
+#include <utility>
+
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "common/log.h"
@@ -18,6 +21,10 @@ using Kind = PlannedChange::Kind;
 constexpr size_t kMaxErrorsKept = 10;
 
 bool IsPermanent(uint16_t state) { return (state & NUD_PERMANENT) != 0; }
+
+bool Owns(const Ownership& own, int ifindex) {
+  return ifindex != 0 && std::find(own.devices.begin(), own.devices.end(), ifindex) != own.devices.end();
+}
 
 // Builds deletes and (adds + updates) separately so deletes can go first: a
 // departed peer's objects are gone before a new peer's take their place. Nexthops
@@ -46,14 +53,15 @@ struct Plan {
 
 void DiffNeighbours(const Ownership& own, const std::vector<Neighbour>& actual,
                     const std::vector<Neighbour>& desired, Plan& plan, int* unchanged) {
-  absl::flat_hash_map<IPv4Addr, const Neighbour*> have;
+  using Key = std::pair<int, netlink::IPAddr>;  // device, address
+  absl::flat_hash_map<Key, const Neighbour*> have;
   for (const Neighbour& n : actual) {
-    if (n.ifindex == own.device_index) have[n.ip] = &n;
+    if (Owns(own, n.ifindex)) have[{n.ifindex, n.ip}] = &n;
   }
-  absl::flat_hash_set<IPv4Addr> wanted;
+  absl::flat_hash_set<Key> wanted;
   for (const Neighbour& d : desired) {
-    if (!wanted.insert(d.ip).second) continue;
-    auto it = have.find(d.ip);
+    if (!wanted.insert({d.ifindex, d.ip}).second) continue;
+    auto it = have.find(Key{d.ifindex, d.ip});
     if (it == have.end()) {
       plan.Put(Kind::kAdd, d);
     } else if (it->second->mac == d.mac && it->second->state == NUD_PERMANENT) {
@@ -62,9 +70,9 @@ void DiffNeighbours(const Ownership& own, const std::vector<Neighbour>& actual,
       plan.Put(Kind::kUpdate, d);  // other MAC, or a learned/stale entry
     }
   }
-  for (const auto& [ip, n] : have) {
-    // Non-permanent entries are the kernel's own (ARP), not ours to remove.
-    if (IsPermanent(n->state) && !wanted.contains(ip)) plan.Delete(*n);
+  for (const auto& [key, n] : have) {
+    // Non-permanent entries are the kernel's own (ARP, NDP), not ours to remove.
+    if (IsPermanent(n->state) && !wanted.contains(key)) plan.Delete(*n);
   }
 }
 
@@ -72,14 +80,15 @@ void DiffFdb(const Ownership& own, const std::vector<FdbEntry>& actual,
              const std::vector<FdbEntry>& desired, Plan& plan, int* unchanged) {
   // A VXLAN FDB entry may hold several remotes (dsts); dump order puts the one a
   // replace rewrites first.
-  absl::flat_hash_map<MacAddr, std::vector<const FdbEntry*>> have;
+  using Key = std::pair<int, MacAddr>;  // device, MAC
+  absl::flat_hash_map<Key, std::vector<const FdbEntry*>> have;
   for (const FdbEntry& f : actual) {
-    if (f.ifindex == own.device_index) have[f.mac].push_back(&f);
+    if (Owns(own, f.ifindex)) have[{f.ifindex, f.mac}].push_back(&f);
   }
-  absl::flat_hash_set<MacAddr> wanted;
+  absl::flat_hash_set<Key> wanted;
   for (const FdbEntry& d : desired) {
-    if (!wanted.insert(d.mac).second) continue;
-    auto it = have.find(d.mac);
+    if (!wanted.insert({d.ifindex, d.mac}).second) continue;
+    auto it = have.find(Key{d.ifindex, d.mac});
     if (it == have.end()) {
       plan.Put(Kind::kAdd, d);
       continue;
@@ -99,8 +108,8 @@ void DiffFdb(const Ownership& own, const std::vector<FdbEntry>& actual,
       if (r != same && r->dst != d.dst) plan.Delete(*r);
     }
   }
-  for (const auto& [mac, remotes] : have) {
-    if (wanted.contains(mac)) continue;
+  for (const auto& [key, remotes] : have) {
+    if (wanted.contains(key)) continue;
     for (const FdbEntry* r : remotes) {
       if (IsPermanent(r->state)) plan.Delete(*r);
     }
@@ -144,11 +153,11 @@ bool SameRoute(const Route& have, const Route& want) {
 void DiffRoutes(const Ownership& own, const std::vector<Route>& actual,
                 const std::vector<Route>& desired, const absl::flat_hash_set<uint32_t>& no_nexthop,
                 Plan& plan, int* unchanged) {
-  absl::flat_hash_map<IPv4Net, const Route*> have;
+  absl::flat_hash_map<netlink::IPPrefix, const Route*> have;
   for (const Route& r : actual) {
     if (r.protocol == own.route_protocol) have[r.dst] = &r;
   }
-  absl::flat_hash_set<IPv4Net> wanted;
+  absl::flat_hash_set<netlink::IPPrefix> wanted;
   for (Route d : desired) {
     if (!wanted.insert(d.dst).second) continue;
     if (d.nexthop_id != 0 && (!own.manage_nexthops || no_nexthop.contains(d.nexthop_id))) {
@@ -173,7 +182,7 @@ void DiffRoutes(const Ownership& own, const std::vector<Route>& actual,
 std::vector<PlannedChange> Diff(const Ownership& ownership, const ActualState& actual,
                                 const DesiredState& desired, int* unchanged) {
   Plan plan;
-  if (ownership.device_index != 0) {
+  if (!ownership.devices.empty()) {
     DiffNeighbours(ownership, actual.neighbours, desired.neighbours, plan, unchanged);
     DiffFdb(ownership, actual.fdb, desired.fdb, plan, unchanged);
   }
@@ -188,9 +197,12 @@ std::vector<PlannedChange> Diff(const Ownership& ownership, const ActualState& a
 absl::StatusOr<ReconcileStats> Reconcile(netlink::KernelProgrammer& kernel,
                                          const Ownership& ownership, const DesiredState& desired) {
   ActualState actual;
-  if (ownership.device_index != 0) {
-    ASSIGN_OR_RETURN(actual.neighbours, kernel.ListNeighbours(ownership.device_index));
-    ASSIGN_OR_RETURN(actual.fdb, kernel.ListFdb(ownership.device_index));
+  for (int device : ownership.devices) {
+    if (device == 0) continue;
+    ASSIGN_OR_RETURN(std::vector<Neighbour> neighbours, kernel.ListNeighbours(device));
+    ASSIGN_OR_RETURN(std::vector<FdbEntry> fdb, kernel.ListFdb(device));
+    actual.neighbours.insert(actual.neighbours.end(), neighbours.begin(), neighbours.end());
+    actual.fdb.insert(actual.fdb.end(), fdb.begin(), fdb.end());
   }
   ASSIGN_OR_RETURN(actual.routes, kernel.ListRoutes(0, ownership.route_protocol));
   if (ownership.manage_nexthops) {

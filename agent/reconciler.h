@@ -1,11 +1,12 @@
 #pragma once
-// Keeps the kernel equal to a desired set of neighbours, FDB entries and routes.
+// Keeps the kernel equal to a desired set of neighbours, FDB entries and routes,
+// IPv4 and IPv6 alike (a dual-stack backend simply desires more objects).
 //
 // Each pass dumps what the kernel holds, compares it with the desired state and
 // applies the difference in one batch: missing objects are added, different ones
 // replaced, ours that are no longer desired deleted. Only our own objects are ever
-// deleted: permanent neighbours and FDB entries of our device, and routes carrying
-// our route protocol. Because every pass starts from the kernel's actual state, a
+// deleted: permanent neighbours and FDB entries of our devices, and routes (of
+// either family) carrying our route protocol. Because every pass starts from the kernel's actual state, a
 // neighbour or route removed by hand comes back at the next pass, and a pass over
 // an unchanged kernel sends nothing.
 
@@ -20,8 +21,8 @@
 namespace weft::agent {
 
 struct DesiredState {
-  std::vector<netlink::Neighbour> neighbours;  // all on Ownership::device_index
-  std::vector<netlink::FdbEntry> fdb;          // all on Ownership::device_index
+  std::vector<netlink::Neighbour> neighbours;  // all on Ownership::devices
+  std::vector<netlink::FdbEntry> fdb;          // all on Ownership::devices
   std::vector<netlink::Route> routes;          // all with Ownership::route_protocol
   // Nexthop objects the routes go through (Ownership::manage_nexthops only), all
   // with Ownership::route_protocol. A route through a nexthop whose id is held by
@@ -31,7 +32,9 @@ struct DesiredState {
 
 // What a pass may change.
 struct Ownership {
-  int device_index = 0;  // neighbours and FDB entries of this link; 0: none (host-gw)
+  // The links whose permanent neighbours and FDB entries are ours (a VXLAN
+  // device, or one per family); none for host-gw. Zeros are ignored.
+  std::vector<int> devices;
   uint8_t route_protocol = netlink::kWeftRouteProtocol;  // routes and nexthops
   // Whether the kernel has nexthop objects and we use them. When false, desired
   // nexthops are ignored and every route carries its own next hop.
@@ -50,7 +53,7 @@ struct ReconcileStats {
 };
 
 // What the kernel holds (as dumped): neighbours and FDB entries of the owned
-// device, routes of the owned protocol, nexthops of every protocol.
+// devices, routes of the owned protocol, nexthops of every protocol.
 using ActualState = DesiredState;
 
 struct PlannedChange {
@@ -62,7 +65,8 @@ struct PlannedChange {
 // The changes that turn `actual` into `desired` under `ownership`: deletes first
 // (nexthops after the routes through them), then puts (nexthops before routes).
 // Adds 1 to *unchanged for each desired object already in place. When `desired`
-// names an object twice (same neighbour IP, FDB MAC or route prefix), the first wins.
+// names an object twice (same device and neighbour IP, same device and FDB MAC,
+// same route prefix), the first wins.
 std::vector<PlannedChange> Diff(const Ownership& ownership, const ActualState& actual,
                                 const DesiredState& desired, int* unchanged);
 

@@ -9,8 +9,10 @@ namespace weft::agent {
 namespace {
 
 using test_literals::Ip;
+using test_literals::Ip6;
 using test_literals::Mac;
 using test_literals::Net;
+using test_literals::Net6;
 
 using netlink::Change;
 using netlink::FakeProgrammer;
@@ -27,7 +29,7 @@ class ReconcilerTest : public ::testing::Test {
   void SetUp() override {
     eth0_ = kernel_.AddLink("eth0");
     vx_ = kernel_.AddLink("flannel.1");
-    own_.device_index = vx_;
+    own_.devices = {vx_};
   }
 
   // What the VXLAN backend wants for peer number i (subnet 198.18.i.0/24).
@@ -205,7 +207,7 @@ TEST_F(ReconcilerTest, DuplicateDesiredObjectsKeepTheFirst) {
 }
 
 TEST_F(ReconcilerTest, HostGwOwnershipHasNoDevice) {
-  own_.device_index = 0;
+  own_.devices.clear();
   kernel_.neighbours[{vx_, Ip("198.18.8.0")}] = {vx_, Ip("198.18.8.0"), Mac("0a:58:00:00:00:09")};
   DesiredState d;
   d.routes.push_back({Net("198.18.1.0/24"), Ip("192.0.2.1"), eth0_, false});
@@ -213,6 +215,98 @@ TEST_F(ReconcilerTest, HostGwOwnershipHasNoDevice) {
   EXPECT_EQ(s.added, 1);
   EXPECT_EQ(kernel_.neighbours.size(), 1u) << "no device: neighbours are not ours";
   EXPECT_EQ(kernel_.list_calls, 1) << "only routes are dumped";
+}
+
+// A dual-stack VXLAN host: flannel.1 and flannel-v6.1, both owned, one pass.
+class ReconcilerDualStackTest : public ReconcilerTest {
+ protected:
+  void SetUp() override {
+    ReconcilerTest::SetUp();
+    vx6_ = kernel_.AddLink("flannel-v6.1");
+    own_.devices = {vx_, vx6_};
+  }
+  // Peer i over IPv6 (subnet fd42:0:i::/64, underlay fd77:1::i).
+  void AddPeer6(DesiredState& d, int i) {
+    const IPv6Net subnet = *IPv6Net::Make(
+        IPv6Addr::FromUint128(Ip6("fd42::").value() + (absl::uint128(i) << 80)), 64);
+    const MacAddr mac = Mac(absl::StrCat("0e:58:00:00:00:", 10 + i));
+    d.neighbours.push_back({vx6_, subnet.network(), mac});
+    d.fdb.push_back({vx6_, mac, IPv6Addr::FromUint128(Ip6("fd77:1::").value() + i)});
+    d.routes.push_back({subnet, subnet.network(), vx6_, true});
+  }
+  int vx6_ = 0;
+};
+
+TEST_F(ReconcilerDualStackTest, BothFamiliesInOnePassAndEachPeerLeavesCleanly) {
+  DesiredState d;
+  for (int i = 1; i <= 2; ++i) {
+    AddPeer(d, i);
+    AddPeer6(d, i);
+  }
+  ReconcileStats s = Run(d);
+  EXPECT_EQ(s.added, 12);
+  EXPECT_EQ(s.errors, 0);
+  EXPECT_EQ(kernel_.apply_calls, 1) << "one batch for both families";
+  ExpectKernelEquals(d);
+  EXPECT_EQ(kernel_.routes.at(Net6("fd42:0:2::/64")),
+            (Route{Net6("fd42:0:2::/64"), Ip6("fd42:0:2::"), vx6_, true}));
+  EXPECT_EQ(Run(d).changes(), 0);
+
+  // Peer 2 drops IPv6 (its lease lost IPv6Subnet): only its IPv6 objects go.
+  DesiredState less;
+  AddPeer(less, 1);
+  AddPeer6(less, 1);
+  AddPeer(less, 2);
+  s = Run(less);
+  EXPECT_EQ(s.removed, 3);
+  EXPECT_EQ(s.added + s.updated, 0);
+  ExpectKernelEquals(less);
+
+  // Drift on the IPv6 device is repaired like on the IPv4 one.
+  kernel_.neighbours.erase({vx6_, Ip6("fd42:0:1::")});
+  kernel_.routes.erase(Net6("fd42:0:1::/64"));
+  kernel_.fdb.clear();
+  s = Run(less);
+  EXPECT_EQ(s.added, 5);  // neighbour, route and FDB entry over IPv6, 2 FDB entries over IPv4
+  ExpectKernelEquals(less);
+}
+
+TEST_F(ReconcilerDualStackTest, SameAddressOnTwoDevicesIsTwoNeighbours) {
+  // Keys include the device: the IPv4 device's and the IPv6 device's entries never collide.
+  DesiredState d;
+  d.neighbours.push_back({vx_, Ip("198.18.1.0"), Mac("0a:58:00:00:00:01")});
+  d.neighbours.push_back({vx6_, Ip("198.18.1.0"), Mac("0e:58:00:00:00:01")});
+  d.fdb.push_back({vx_, Mac("0a:58:00:00:00:01"), Ip("192.0.2.1")});
+  d.fdb.push_back({vx6_, Mac("0a:58:00:00:00:01"), Ip6("fd77:1::1")});
+  EXPECT_EQ(Run(d).added, 4);
+  ExpectKernelEquals(d);
+  EXPECT_EQ(Run(d).unchanged, 4);
+}
+
+TEST_F(ReconcilerDualStackTest, IPv4OnlyPassRemovesStaleIPv6ObjectsOfOurs) {
+  DesiredState d;
+  AddPeer(d, 1);
+  AddPeer6(d, 1);
+  Run(d);
+  // The network turned IPv4-only: the backend owns only flannel.1 now, yet our
+  // IPv6 routes (protocol 87) on other links are still ours to remove.
+  kernel_.routes[Net6("fd42:0:9::/64")] = {Net6("fd42:0:9::/64"), Ip6("fd77:1::9"), eth0_, false};
+  own_.devices = {vx_};
+  DesiredState v4;
+  AddPeer(v4, 1);
+  ReconcileStats s = Run(v4);
+  EXPECT_EQ(s.removed, 2) << "both IPv6 routes; the IPv6 device's neighbours are no longer looked at";
+  EXPECT_EQ(kernel_.neighbours.count({vx6_, Ip6("fd42:0:1::")}), 1u);
+}
+
+TEST_F(ReconcilerDualStackTest, IPv6RouteThroughANexthopObjectIsRefusedByTheKernel) {
+  own_.manage_nexthops = true;
+  DesiredState d;
+  AddPeer6(d, 1);
+  d.routes.back().nexthop_id = 7;
+  d.nexthops.push_back({7, Ip("198.18.1.0"), vx_, true});
+  ReconcileStats s = Run(d);
+  EXPECT_EQ(s.errors, 1) << "nexthop objects are IPv4-only; IPv6 routes carry their gateway";
 }
 
 class ReconcilerNexthopTest : public ReconcilerTest {
@@ -226,7 +320,7 @@ class ReconcilerNexthopTest : public ReconcilerTest {
     AddPeer(d, i);
     Route& r = d.routes.back();
     r.nexthop_id = static_cast<uint32_t>(i);
-    d.nexthops.push_back({r.nexthop_id, r.gateway, vx_, true});
+    d.nexthops.push_back({r.nexthop_id, r.gateway.v4(), vx_, true});
   }
 };
 

@@ -86,7 +86,11 @@ absl::Status FakeProgrammer::SetLinkUp(int index) {
 absl::Status FakeProgrammer::EnsureAddress(const InterfaceAddress& address) {
   if (!fail_all.ok()) return fail_all;
   if (!links.count(address.ifindex)) return absl::NotFoundError("no such link");
-  EraseIf(addresses, [&](const InterfaceAddress& a) { return a.ifindex == address.ifindex; });
+  // Only this address of its family; the IPv6 link-local one stays, as in the kernel.
+  EraseIf(addresses, [&](const InterfaceAddress& a) {
+    return a.ifindex == address.ifindex && a.address.family() == address.address.family() &&
+           !a.address.IsLinkLocal();
+  });
   addresses.push_back(address);
   return absl::OkStatus();
 }
@@ -168,6 +172,12 @@ absl::Status FakeProgrammer::ApplyOne(const Change& c) {
       return absl::OkStatus();
     }
     Route stored = *r;
+    if (r->nexthop_id != 0 && r->dst.is_v6()) {
+      return absl::InvalidArgumentError(absl::StrCat(c.ToString(), ": IPv6 routes can not use an IPv4 nexthop"));
+    }
+    if (r->nexthop_id == 0 && r->gateway.family() != r->dst.family()) {
+      return absl::InvalidArgumentError(absl::StrCat(c.ToString(), ": gateway of the other family"));
+    }
     if (r->nexthop_id != 0) {
       auto nh = nexthops.find(r->nexthop_id);
       if (nh == nexthops.end()) return absl::InvalidArgumentError(absl::StrCat(c.ToString(), ": Nexthop id does not exist"));

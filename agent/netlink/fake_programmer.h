@@ -32,9 +32,9 @@ class FakeProgrammer : public KernelProgrammer {
   // State as the kernel would hold it; tests may edit it to simulate drift.
   std::map<int, Link> links;
   std::vector<InterfaceAddress> addresses;
-  std::map<std::pair<int, IPv4Addr>, Neighbour> neighbours;
-  std::map<std::tuple<int, MacAddr, IPv4Addr>, FdbEntry> fdb;
-  std::map<IPv4Net, Route> routes;  // main table: one route per prefix
+  std::map<std::pair<int, IPAddr>, Neighbour> neighbours;
+  std::map<std::tuple<int, MacAddr, IPAddr>, FdbEntry> fdb;
+  std::map<IPPrefix, Route> routes;  // main table: one route per prefix
   std::map<uint32_t, Nexthop> nexthops;
   // False: a kernel before 5.3, without nexthop objects.
   bool supports_nexthops = true;

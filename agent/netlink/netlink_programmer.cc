@@ -26,6 +26,22 @@ std::optional<IPv4Addr> AttrIPv4(const Attrs& attrs, uint16_t type) {
   return IPv4Addr::FromUint32(ntohl(*be));
 }
 
+// An address attribute of either family: 4 or 16 bytes, network order.
+std::optional<IPAddr> AttrIP(const Attrs& attrs, uint16_t type) {
+  if (std::optional<IPv4Addr> v4 = AttrIPv4(attrs, type)) return IPAddr(*v4);
+  if (auto v6 = attrs.Bytes<16>(type)) return IPAddr(IPv6Addr::FromBytes(*v6));
+  return std::nullopt;
+}
+
+void PutIP(nlmsghdr* nlh, uint16_t type, const IPAddr& a) {
+  if (a.is_v6()) {
+    const std::array<uint8_t, 16> bytes = a.v6().ToBytes();
+    mnl_attr_put(nlh, type, bytes.size(), bytes.data());
+  } else {
+    mnl_attr_put_u32(nlh, type, Be32(a.v4()));
+  }
+}
+
 std::optional<MacAddr> AttrMac(const Attrs& attrs, uint16_t type) {
   auto bytes = attrs.Bytes<6>(type);
   if (!bytes) return std::nullopt;
@@ -49,7 +65,7 @@ Link ParseLink(const nlmsghdr* nlh) {
       const Attrs vx = Attrs::Nested(data);
       VxlanInfo v;
       v.vni = vx.U32(IFLA_VXLAN_ID).value_or(0);
-      v.local = AttrIPv4(vx, IFLA_VXLAN_LOCAL).value_or(IPv4Addr());
+      v.local = AttrIP(vx, IFLA_VXLAN_LOCAL6).value_or(AttrIP(vx, IFLA_VXLAN_LOCAL).value_or(IPAddr()));
       v.underlay_index = static_cast<int>(vx.U32(IFLA_VXLAN_LINK).value_or(0));
       v.port = ntohs(vx.U16(IFLA_VXLAN_PORT).value_or(htons(kDefaultVxlanPort)));
       v.learning = vx.U8(IFLA_VXLAN_LEARNING).value_or(1) != 0;
@@ -62,20 +78,25 @@ Link ParseLink(const nlmsghdr* nlh) {
 
 std::optional<InterfaceAddress> ParseAddress(const nlmsghdr* m, int index) {
   const auto* a = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(m));
-  if (a->ifa_family != AF_INET || static_cast<int>(a->ifa_index) != index) return std::nullopt;
+  if ((a->ifa_family != AF_INET && a->ifa_family != AF_INET6) || static_cast<int>(a->ifa_index) != index) {
+    return std::nullopt;
+  }
   const Attrs attrs = Attrs::Of(m, sizeof(*a));
-  std::optional<IPv4Addr> local = AttrIPv4(attrs, IFA_LOCAL);
-  if (!local) local = AttrIPv4(attrs, IFA_ADDRESS);
+  std::optional<IPAddr> local = AttrIP(attrs, IFA_LOCAL);
+  if (!local) local = AttrIP(attrs, IFA_ADDRESS);
   if (!local) return std::nullopt;
   return InterfaceAddress{index, *local, a->ifa_prefixlen};
 }
 
 std::optional<Neighbour> ParseNeighbour(const nlmsghdr* m, int index) {
   const auto* n = static_cast<const ndmsg*>(mnl_nlmsg_get_payload(m));
-  if (n->ndm_family != AF_INET || n->ndm_ifindex != index) return std::nullopt;
+  if ((n->ndm_family != AF_INET && n->ndm_family != AF_INET6) || n->ndm_ifindex != index) return std::nullopt;
   const Attrs attrs = Attrs::Of(m, sizeof(*n));
-  std::optional<IPv4Addr> ip = AttrIPv4(attrs, NDA_DST);
+  std::optional<IPAddr> ip = AttrIP(attrs, NDA_DST);
   if (!ip) return std::nullopt;
+  // The kernel's own entries for multicast addresses (IPv6 puts ff02::... on
+  // every link that is up); nobody programs them.
+  if (n->ndm_state == NUD_NOARP) return std::nullopt;
   return Neighbour{index, *ip, AttrMac(attrs, NDA_LLADDR).value_or(MacAddr()), n->ndm_state};
 }
 
@@ -84,28 +105,34 @@ std::optional<FdbEntry> ParseFdb(const nlmsghdr* m, int index) {
   if (n->ndm_family != AF_BRIDGE || n->ndm_ifindex != index) return std::nullopt;
   const Attrs attrs = Attrs::Of(m, sizeof(*n));
   std::optional<MacAddr> mac = AttrMac(attrs, NDA_LLADDR);
-  std::optional<IPv4Addr> dst = AttrIPv4(attrs, NDA_DST);
-  if (!mac || !dst) return std::nullopt;  // not a VXLAN remote with an IPv4 destination
+  std::optional<IPAddr> dst = AttrIP(attrs, NDA_DST);
+  if (!mac || !dst) return std::nullopt;  // not a VXLAN remote
   return FdbEntry{index, *mac, *dst, n->ndm_state};
 }
 
-// Main-table IPv4 unicast routes of `protocol` on link `index` (0: any).
+// Main-table IPv4 and IPv6 unicast routes of `protocol` on link `index` (0: any).
 std::optional<Route> ParseRoute(const nlmsghdr* m, int index, uint8_t protocol) {
   const auto* r = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(m));
-  if (r->rtm_family != AF_INET || r->rtm_protocol != protocol || r->rtm_type != RTN_UNICAST) {
+  if ((r->rtm_family != AF_INET && r->rtm_family != AF_INET6) || r->rtm_protocol != protocol ||
+      r->rtm_type != RTN_UNICAST) {
     return std::nullopt;
   }
   const Attrs attrs = Attrs::Of(m, sizeof(*r));
   if (attrs.U32(RTA_TABLE).value_or(r->rtm_table) != RT_TABLE_MAIN) return std::nullopt;
   const int oif = static_cast<int>(attrs.U32(RTA_OIF).value_or(0));
   if (index != 0 && oif != index) return std::nullopt;
-  absl::StatusOr<IPv4Net> dst =
-      IPv4Net::Make(AttrIPv4(attrs, RTA_DST).value_or(IPv4Addr()), r->rtm_dst_len);
+  const IPAddr unspecified = r->rtm_family == AF_INET6 ? IPAddr(IPv6Addr()) : IPAddr(IPv4Addr());
+  std::optional<IPAddr> dst_addr = AttrIP(attrs, RTA_DST);
+  std::optional<IPAddr> gateway = AttrIP(attrs, RTA_GATEWAY);
+  if ((dst_addr && dst_addr->family() != r->rtm_family) || (gateway && gateway->family() != r->rtm_family)) {
+    return std::nullopt;  // addresses of the wrong size for the family: malformed
+  }
+  absl::StatusOr<IPPrefix> dst = IPPrefix::Make(dst_addr.value_or(unspecified), r->rtm_dst_len);
   if (!dst.ok()) return std::nullopt;
   // For a route through a nexthop object, gateway, oif and onlink are the
   // nexthop's, present while net.ipv4.nexthop_compat_mode is 1 (the default).
   return Route{*dst,
-               AttrIPv4(attrs, RTA_GATEWAY).value_or(IPv4Addr()),
+               gateway.value_or(unspecified),
                oif,
                (r->rtm_flags & RTNH_F_ONLINK) != 0,
                r->rtm_protocol,
@@ -134,10 +161,10 @@ void PutNeighbour(RequestBatch& batch, const Neighbour& n, bool del) {
   nlmsghdr* nlh = batch.Begin(del ? RTM_DELNEIGH : RTM_NEWNEIGH,
                               del ? 0 : NLM_F_CREATE | NLM_F_REPLACE);
   auto* ndm = static_cast<ndmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ndmsg)));
-  ndm->ndm_family = AF_INET;
+  ndm->ndm_family = static_cast<uint8_t>(n.ip.family());
   ndm->ndm_ifindex = n.ifindex;
   ndm->ndm_state = del ? 0 : NUD_PERMANENT;
-  mnl_attr_put_u32(nlh, NDA_DST, Be32(n.ip));
+  PutIP(nlh, NDA_DST, n.ip);
   if (!del) mnl_attr_put(nlh, NDA_LLADDR, 6, n.mac.bytes().data());
 }
 
@@ -151,14 +178,14 @@ void PutFdb(RequestBatch& batch, const FdbEntry& f, bool del) {
   ndm->ndm_state = del ? 0 : NUD_PERMANENT;
   mnl_attr_put(nlh, NDA_LLADDR, 6, f.mac.bytes().data());
   // With a dst, a delete removes only that remote of the entry.
-  mnl_attr_put_u32(nlh, NDA_DST, Be32(f.dst));
+  PutIP(nlh, NDA_DST, f.dst);
 }
 
 void PutRoute(RequestBatch& batch, const Route& r, bool del) {
   nlmsghdr* nlh = batch.Begin(del ? RTM_DELROUTE : RTM_NEWROUTE,
                               del ? 0 : NLM_F_CREATE | NLM_F_REPLACE);
   auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
-  rtm->rtm_family = AF_INET;
+  rtm->rtm_family = static_cast<uint8_t>(r.dst.family());
   rtm->rtm_dst_len = static_cast<uint8_t>(r.dst.prefix_len());
   rtm->rtm_table = RT_TABLE_MAIN;
   rtm->rtm_protocol = r.protocol;
@@ -166,17 +193,17 @@ void PutRoute(RequestBatch& batch, const Route& r, bool del) {
   if (del) {
     // Matches by dst, table and protocol only: whatever its next hop, our route goes.
     rtm->rtm_scope = RT_SCOPE_NOWHERE;
-    mnl_attr_put_u32(nlh, RTA_DST, Be32(r.dst.network()));
+    PutIP(nlh, RTA_DST, r.dst.network());
     return;
   }
   rtm->rtm_scope = RT_SCOPE_UNIVERSE;
-  mnl_attr_put_u32(nlh, RTA_DST, Be32(r.dst.network()));
+  PutIP(nlh, RTA_DST, r.dst.network());
   if (r.nexthop_id != 0) {
     mnl_attr_put_u32(nlh, RTA_NH_ID, r.nexthop_id);
     return;
   }
   if (r.onlink) rtm->rtm_flags |= RTNH_F_ONLINK;
-  if (r.gateway != IPv4Addr()) mnl_attr_put_u32(nlh, RTA_GATEWAY, Be32(r.gateway));
+  if (!r.gateway.IsUnspecified()) PutIP(nlh, RTA_GATEWAY, r.gateway);
   if (r.ifindex != 0) mnl_attr_put_u32(nlh, RTA_OIF, static_cast<uint32_t>(r.ifindex));
 }
 
@@ -302,7 +329,9 @@ absl::StatusOr<Link> NetlinkProgrammer::EnsureVxlan(const VxlanLinkSpec& spec) {
   mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "vxlan");
   nlattr* data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
   mnl_attr_put_u32(nlh, IFLA_VXLAN_ID, spec.info.vni);
-  if (spec.info.local != IPv4Addr()) mnl_attr_put_u32(nlh, IFLA_VXLAN_LOCAL, Be32(spec.info.local));
+  if (!spec.info.local.IsUnspecified()) {
+    PutIP(nlh, spec.info.local.is_v6() ? IFLA_VXLAN_LOCAL6 : IFLA_VXLAN_LOCAL, spec.info.local);
+  }
   if (spec.info.underlay_index != 0) {
     mnl_attr_put_u32(nlh, IFLA_VXLAN_LINK, static_cast<uint32_t>(spec.info.underlay_index));
   }
@@ -336,7 +365,7 @@ absl::Status NetlinkProgrammer::SetLinkUp(int index) {
 
 absl::StatusOr<std::vector<InterfaceAddress>> NetlinkProgrammer::ListAddresses(int index) {
   SingleRequest<ifaddrmsg> req(RTM_GETADDR);
-  req.header->ifa_family = AF_INET;
+  req.header->ifa_family = AF_UNSPEC;
   return DumpAll<InterfaceAddress>(*socket_, req.nlh, [index](const nlmsghdr* m) {
     return ParseAddress(m, index);
   });
@@ -346,27 +375,34 @@ absl::Status NetlinkProgrammer::EnsureAddress(const InterfaceAddress& address) {
   ASSIGN_OR_RETURN(std::vector<InterfaceAddress> current, ListAddresses(address.ifindex));
   batch_.Clear();
   bool present = false;
+  const int family = address.address.family();
   for (const InterfaceAddress& a : current) {
     if (a == address) {
       present = true;
       continue;
     }
+    // The other family's addresses are another Ensure's business; the
+    // link-local address is the kernel's (IPv6 needs it on every link).
+    if (a.address.family() != family || a.address.IsLinkLocal()) continue;
     nlmsghdr* nlh = batch_.Begin(RTM_DELADDR, 0);
     auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
-    ifa->ifa_family = AF_INET;
+    ifa->ifa_family = static_cast<uint8_t>(family);
     ifa->ifa_index = static_cast<uint32_t>(a.ifindex);
     ifa->ifa_prefixlen = static_cast<uint8_t>(a.prefix_len);
-    mnl_attr_put_u32(nlh, IFA_LOCAL, Be32(a.address));
+    PutIP(nlh, IFA_LOCAL, a.address);
   }
   if (!present) {
     nlmsghdr* nlh = batch_.Begin(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE);
     auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
-    ifa->ifa_family = AF_INET;
+    ifa->ifa_family = static_cast<uint8_t>(family);
     ifa->ifa_index = static_cast<uint32_t>(address.ifindex);
     ifa->ifa_prefixlen = static_cast<uint8_t>(address.prefix_len);
     ifa->ifa_scope = RT_SCOPE_UNIVERSE;
-    mnl_attr_put_u32(nlh, IFA_LOCAL, Be32(address.address));
-    mnl_attr_put_u32(nlh, IFA_ADDRESS, Be32(address.address));
+    // Without DAD the address is usable at once instead of "tentative" for a
+    // second or more; the lease already makes it unique in the network.
+    if (address.address.is_v6()) ifa->ifa_flags = IFA_F_NODAD;
+    PutIP(nlh, IFA_LOCAL, address.address);
+    PutIP(nlh, IFA_ADDRESS, address.address);
   }
   if (batch_.empty()) return absl::OkStatus();
   return SendAll(batch_, absl::StrCat("set address ", address.address.ToString(), "/",
@@ -375,7 +411,7 @@ absl::Status NetlinkProgrammer::EnsureAddress(const InterfaceAddress& address) {
 
 absl::StatusOr<std::vector<Neighbour>> NetlinkProgrammer::ListNeighbours(int index) {
   SingleRequest<ndmsg> req(RTM_GETNEIGH);
-  req.header->ndm_family = AF_INET;
+  req.header->ndm_family = AF_UNSPEC;  // ARP and NDP
   // The kernel filters by NDA_IFINDEX; ParseNeighbour checks again.
   mnl_attr_put_u32(req.nlh, NDA_IFINDEX, static_cast<uint32_t>(index));
   return DumpAll<Neighbour>(*socket_, req.nlh, [index](const nlmsghdr* m) {
@@ -396,7 +432,7 @@ absl::StatusOr<std::vector<FdbEntry>> NetlinkProgrammer::ListFdb(int index) {
 
 absl::StatusOr<std::vector<Route>> NetlinkProgrammer::ListRoutes(int index, uint8_t protocol) {
   SingleRequest<rtmsg> req(RTM_GETROUTE);
-  req.header->rtm_family = AF_INET;
+  req.header->rtm_family = AF_UNSPEC;  // IPv4 and IPv6 (ParseRoute drops the other families)
   return DumpAll<Route>(*socket_, req.nlh, [index, protocol](const nlmsghdr* m) {
     return ParseRoute(m, index, protocol);
   });

@@ -14,8 +14,10 @@ namespace weft::netlink {
 namespace {
 
 using test_literals::Ip;
+using test_literals::Ip6;
 using test_literals::Mac;
 using test_literals::Net;
+using test_literals::Net6;
 
 using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAre;
@@ -271,6 +273,129 @@ TEST_F(NetlinkProgrammerTest, LargeBatchSpansManySendsAndAllAreAcknowledged) {
   EXPECT_EQ(programmer_->ListFdb(vx)->size(), size_t{kPeers});
   EXPECT_EQ(programmer_->ListRoutes(vx, kWeftRouteProtocol)->size(), size_t{kPeers});
   EXPECT_EQ(Sh("ip route show proto 87 | wc -l"), absl::StrCat(kPeers, "\n"));
+}
+
+// A VXLAN device over an IPv6 underlay, as the vxlan backend's flannel-v6.<VNI>.
+class NetlinkProgrammerV6Test : public NetlinkProgrammerTest {
+ protected:
+  void SetUp() override {
+    NetlinkProgrammerTest::SetUp();
+    Sh("ip -6 addr add fd77:1::1/64 dev eth0 nodad");
+  }
+  VxlanLinkSpec Spec6() {
+    VxlanLinkSpec spec = Spec();
+    spec.name = "flannel-v6.1";
+    spec.info.local = Ip6("fd77:1::1");
+    spec.mtu = 1430;
+    spec.mac = Mac("0e:58:c0:00:02:01");
+    return spec;
+  }
+  int UpDevice6() {
+    auto link = programmer_->EnsureVxlan(Spec6());
+    EXPECT_TRUE(link.ok()) << link.status();
+    if (!link.ok()) return 0;
+    EXPECT_TRUE(programmer_->SetLinkUp(link->index).ok());
+    return link->index;
+  }
+};
+
+TEST_F(NetlinkProgrammerV6Test, VxlanOverIPv6KeepsItsLocalAddress) {
+  auto link = programmer_->EnsureVxlan(Spec6());
+  ASSERT_TRUE(link.ok()) << link.status();
+  ASSERT_TRUE(link->vxlan.has_value());
+  EXPECT_EQ(link->vxlan->local, IPAddr(Ip6("fd77:1::1")));
+  EXPECT_EQ(*link->vxlan, Spec6().info);
+  EXPECT_THAT(Sh("ip -d link show flannel-v6.1"), HasSubstr("vxlan id 1 local fd77:1::1 dev eth0"));
+  auto again = programmer_->EnsureVxlan(Spec6());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->index, link->index) << "an IPv6 local address reads back equal: no re-creation";
+
+  // The IPv4 device with the same VNI and port lives beside it (flannel's layout).
+  auto v4 = programmer_->EnsureVxlan(Spec());
+  ASSERT_TRUE(v4.ok()) << v4.status();
+  EXPECT_TRUE(programmer_->SetLinkUp(v4->index).ok());
+  EXPECT_TRUE(programmer_->SetLinkUp(link->index).ok());
+}
+
+TEST_F(NetlinkProgrammerV6Test, EnsureAddressIsPerFamilyAndKeepsLinkLocal) {
+  const int vx = UpDevice6();
+  ASSERT_NE(vx, 0);
+  Sh("ip -6 addr add fd42:0:9::/128 dev flannel-v6.1 nodad && ip addr add 198.18.9.0/32 dev flannel-v6.1");
+  const InterfaceAddress want6{vx, Ip6("fd42:0:1::"), 128};
+  ASSERT_TRUE(programmer_->EnsureAddress(want6).ok());
+  ASSERT_TRUE(programmer_->EnsureAddress(want6).ok()) << "idempotent";
+  auto addrs = programmer_->ListAddresses(vx);
+  ASSERT_TRUE(addrs.ok()) << addrs.status();
+  std::vector<std::string> global;
+  bool link_local = false;
+  for (const InterfaceAddress& a : *addrs) {
+    if (a.address.IsLinkLocal()) {
+      link_local = true;
+    } else {
+      global.push_back(absl::StrCat(a.address.ToString(), "/", a.prefix_len));
+    }
+  }
+  EXPECT_TRUE(link_local) << "the kernel's fe80:: address stays";
+  EXPECT_THAT(global, UnorderedElementsAre("fd42:0:1::/128", "198.18.9.0/32")) << "IPv4 is not touched";
+  const std::string shown = Sh("ip -6 -o addr show dev flannel-v6.1 scope global");
+  EXPECT_THAT(shown, HasSubstr("inet6 fd42:0:1::/128 scope global nodad"));
+  EXPECT_THAT(shown, ::testing::Not(HasSubstr("tentative"))) << "no DAD: usable at once";
+
+  // And the other way round: an IPv4 Ensure leaves the IPv6 addresses alone.
+  ASSERT_TRUE(programmer_->EnsureAddress({vx, Ip("198.18.1.0"), 32}).ok());
+  EXPECT_THAT(Sh("ip -o addr show dev flannel-v6.1"), HasSubstr("inet6 fd42:0:1::/128"));
+  EXPECT_THAT(Sh("ip -4 -o addr show dev flannel-v6.1"), ::testing::Not(HasSubstr("198.18.9.0")));
+}
+
+TEST_F(NetlinkProgrammerV6Test, AppliesIPv6NeighboursFdbAndRoutesAndListsBothFamilies) {
+  const int vx6 = UpDevice6();
+  ASSERT_NE(vx6, 0);
+  auto v4 = programmer_->EnsureVxlan(Spec());
+  ASSERT_TRUE(v4.ok());
+  ASSERT_TRUE(programmer_->SetLinkUp(v4->index).ok());
+  const MacAddr peer = Mac("0e:58:c0:00:02:02");
+  const Neighbour neigh{vx6, Ip6("fd42:0:2::"), peer};
+  const FdbEntry fdb{vx6, peer, Ip6("fd77:1::2")};
+  const Route route{Net6("fd42:0:2::/64"), Ip6("fd42:0:2::"), vx6, true};
+  const Route direct{Net6("fd42:0:3::/64"), Ip6("fd77:1::3"), eth0_, false};
+  const Route route4{Net("198.18.2.0/24"), Ip("198.18.2.0"), v4->index, true};
+  auto results = programmer_->Apply({{Change::Op::kReplace, neigh},
+                                     {Change::Op::kReplace, fdb},
+                                     {Change::Op::kReplace, route},
+                                     {Change::Op::kReplace, direct},
+                                     {Change::Op::kReplace, route4}});
+  ASSERT_TRUE(results.ok()) << results.status();
+  for (const absl::Status& s : *results) EXPECT_TRUE(s.ok()) << s;
+
+  EXPECT_THAT(*programmer_->ListNeighbours(vx6), UnorderedElementsAre(neigh));
+  EXPECT_THAT(*programmer_->ListFdb(vx6), UnorderedElementsAre(fdb));
+  EXPECT_THAT(*programmer_->ListRoutes(0, kWeftRouteProtocol), UnorderedElementsAre(route, direct, route4));
+  EXPECT_THAT(*programmer_->ListRoutes(vx6, kWeftRouteProtocol), UnorderedElementsAre(route));
+  EXPECT_THAT(Sh("ip -6 neigh show dev flannel-v6.1"), HasSubstr("fd42:0:2:: lladdr 0e:58:c0:00:02:02 PERMANENT"));
+  EXPECT_THAT(Sh("bridge fdb show dev flannel-v6.1"), HasSubstr("0e:58:c0:00:02:02 dst fd77:1::2 self permanent"));
+  const std::string routes6 = Sh("ip -6 route show proto 87");
+  EXPECT_THAT(routes6, HasSubstr("fd42:0:2::/64 via fd42:0:2:: dev flannel-v6.1 metric 1024 onlink"));
+  EXPECT_THAT(routes6, HasSubstr("fd42:0:3::/64 via fd77:1::3 dev eth0 metric 1024"));
+
+  // A changed neighbour and FDB remote are replaced in place.
+  const Neighbour moved{vx6, Ip6("fd42:0:2::"), Mac("0e:58:c0:00:02:22")};
+  const FdbEntry fdb_moved{vx6, Mac("0e:58:c0:00:02:22"), Ip6("fd77:1::22")};
+  results = programmer_->Apply({{Change::Op::kReplace, moved}, {Change::Op::kReplace, fdb_moved}});
+  ASSERT_TRUE(results.ok());
+  EXPECT_THAT(*programmer_->ListNeighbours(vx6), UnorderedElementsAre(moved));
+
+  results = programmer_->Apply({{Change::Op::kDelete, moved},
+                                {Change::Op::kDelete, fdb},
+                                {Change::Op::kDelete, fdb_moved},
+                                {Change::Op::kDelete, route},
+                                {Change::Op::kDelete, direct},
+                                {Change::Op::kDelete, route4}});
+  ASSERT_TRUE(results.ok());
+  for (const absl::Status& s : *results) EXPECT_TRUE(s.ok()) << s;
+  EXPECT_TRUE(programmer_->ListNeighbours(vx6)->empty());
+  EXPECT_TRUE(programmer_->ListFdb(vx6)->empty());
+  EXPECT_TRUE(programmer_->ListRoutes(0, kWeftRouteProtocol)->empty());
+  EXPECT_EQ(Sh("ip -6 route show proto 87"), "");
 }
 
 }  // namespace

@@ -11,9 +11,9 @@ std::string StateSuffix(uint16_t state) {
   return state == NUD_PERMANENT ? " permanent" : absl::StrCat(" state 0x", absl::Hex(state));
 }
 
-std::string NextHop(IPv4Addr gateway, int ifindex, bool onlink) {
+std::string NextHop(const IPAddr& gateway, int ifindex, bool onlink) {
   std::string s;
-  if (gateway != IPv4Addr()) absl::StrAppend(&s, " via ", gateway.ToString());
+  if (!gateway.IsUnspecified()) absl::StrAppend(&s, " via ", gateway.ToString());
   absl::StrAppend(&s, " dev ", ifindex);
   if (onlink) absl::StrAppend(&s, " onlink");
   return s;

@@ -1,6 +1,7 @@
 #pragma once
 // The seam between the agent's backends and the kernel: the few link, address,
-// neighbour, FDB and route operations a backend needs. NetlinkProgrammer
+// neighbour, FDB and route operations a backend needs, for IPv4 and IPv6 alike
+// (addresses are IPAddr/IPPrefix, see ip.h). NetlinkProgrammer
 // (netlink_programmer.h) implements it over rtnetlink; FakeProgrammer
 // (fake_programmer.h) keeps the same state in memory for unit tests.
 //
@@ -19,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "agent/netlink/ip.h"
 #include "common/net.h"
 
 namespace weft::netlink {
@@ -32,7 +34,7 @@ inline constexpr uint16_t kDefaultVxlanPort = 8472;
 // Attributes of a VXLAN device that can only be set when it is created.
 struct VxlanInfo {
   uint32_t vni = 0;
-  IPv4Addr local;
+  IPAddr local;  // IFLA_VXLAN_LOCAL or, for an IPv6 underlay, IFLA_VXLAN_LOCAL6
   int underlay_index = 0;  // IFLA_VXLAN_LINK; 0: none
   uint16_t port = kDefaultVxlanPort;
   bool learning = false;
@@ -63,17 +65,18 @@ struct Link {
 
 struct InterfaceAddress {
   int ifindex = 0;
-  IPv4Addr address;
-  int prefix_len = 32;
+  IPAddr address;
+  int prefix_len = 32;  // 128 for an IPv6 host address
   friend bool operator==(const InterfaceAddress& a, const InterfaceAddress& b) {
     return a.ifindex == b.ifindex && a.address == b.address && a.prefix_len == b.prefix_len;
   }
 };
 
-// An ARP entry: `ip neigh replace <ip> lladdr <mac> dev <ifindex> nud permanent`.
+// An ARP entry, or for an IPv6 address an NDP entry:
+// `ip neigh replace <ip> lladdr <mac> dev <ifindex> nud permanent`.
 struct Neighbour {
   int ifindex = 0;
-  IPv4Addr ip;
+  IPAddr ip;
   MacAddr mac;
   uint16_t state = NUD_PERMANENT;  // NUD_*; only PERMANENT is ever written
   friend bool operator==(const Neighbour& a, const Neighbour& b) {
@@ -82,11 +85,12 @@ struct Neighbour {
 };
 
 // A VXLAN forwarding entry:
-// `bridge fdb replace <mac> dev <ifindex> dst <dst> self permanent`.
+// `bridge fdb replace <mac> dev <ifindex> dst <dst> self permanent`; dst is the
+// remote VTEP's underlay address, IPv6 for a VXLAN device over IPv6.
 struct FdbEntry {
   int ifindex = 0;
   MacAddr mac;
-  IPv4Addr dst;
+  IPAddr dst;
   uint16_t state = NUD_PERMANENT;
   friend bool operator==(const FdbEntry& a, const FdbEntry& b) {
     return a.ifindex == b.ifindex && a.mac == b.mac && a.dst == b.dst && a.state == b.state;
@@ -98,6 +102,8 @@ struct FdbEntry {
 // Routes that share nothing but their device scale badly in the kernel when each
 // carries its own gateway (every route insert scans all the others: the fib_info
 // hash ignores the gateway); a route through a nexthop object does not.
+// IPv4 only: IPv6 routes carry their own gateway (the fib_info scan above is
+// IPv4's; the IPv6 FIB keeps each route's next hop with the route).
 struct Nexthop {
   uint32_t id = 0;
   IPv4Addr gateway;
@@ -110,13 +116,14 @@ struct Nexthop {
   }
 };
 
-// An IPv4 unicast route of the main table:
+// A unicast route of the main table, IPv4 or IPv6 (by dst):
 // `ip route replace <dst> via <gateway> dev <ifindex> [onlink] proto <protocol>`, or,
-// with a nexthop_id, `ip route replace <dst> nhid <id> proto <protocol>` (gateway,
-// ifindex and onlink then describe that nexthop and are not sent).
+// with a nexthop_id (IPv4 only), `ip route replace <dst> nhid <id> proto <protocol>`
+// (gateway, ifindex and onlink then describe that nexthop and are not sent).
 struct Route {
-  IPv4Net dst;
-  IPv4Addr gateway;  // 0.0.0.0: none (a direct route)
+  IPPrefix dst;
+  // Of dst's family; its unspecified address (0.0.0.0 or ::): none (a direct route).
+  IPAddr gateway;
   int ifindex = 0;
   bool onlink = false;
   uint8_t protocol = kWeftRouteProtocol;
@@ -165,16 +172,22 @@ class KernelProgrammer {
   virtual absl::Status DeleteLink(int index) = 0;
   virtual absl::Status SetLinkUp(int index) = 0;
 
-  // Makes `address` the only IPv4 address on link `index` (any other is removed,
-  // as flannel does: a subnet from an earlier lease must stop attracting traffic).
+  // Makes `address` the only address of its family on link `index` (any other
+  // is removed, as flannel does: a subnet from an earlier lease must stop
+  // attracting traffic). Addresses of the other family stay, and so does the
+  // kernel's IPv6 link-local (fe80::/10) address. An IPv6 address is added
+  // without duplicate address detection (it is usable at once; the lease makes
+  // it unique).
   virtual absl::Status EnsureAddress(const InterfaceAddress& address) = 0;
+  // Both families, link-local addresses included.
   virtual absl::StatusOr<std::vector<InterfaceAddress>> ListAddresses(int index) = 0;
 
-  // The IPv4 neighbours and the IPv4-destination FDB entries of link `index`, in
-  // any state.
+  // The neighbours (ARP and NDP) and the FDB entries with an IPv4 or IPv6
+  // destination of link `index`, in any state, but for the kernel's NOARP
+  // entries of multicast addresses (ff02::16 on every IPv6 link that is up).
   virtual absl::StatusOr<std::vector<Neighbour>> ListNeighbours(int index) = 0;
   virtual absl::StatusOr<std::vector<FdbEntry>> ListFdb(int index) = 0;
-  // The main table's IPv4 routes of `protocol`, on link `index` (0: any link).
+  // The main table's IPv4 and IPv6 routes of `protocol`, on link `index` (0: any link).
   virtual absl::StatusOr<std::vector<Route>> ListRoutes(int index, uint8_t protocol) = 0;
   // IPv4 single nexthops (not groups) of `protocol` (0: of any protocol).
   // UNIMPLEMENTED when the kernel has no nexthop objects (before 5.3).

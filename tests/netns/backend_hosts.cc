@@ -30,14 +30,34 @@ absl::Status MakeHost(NetnsHost* h, bool nexthops, const char* ip, const char* s
   return absl::OkStatus();
 }
 
+// Host number `n` (1 or 2) gets fd77:1::n/64 on eth0 and the lease fd42:0:n::/64.
+absl::Status AddIPv6(NetnsHost* h, int n) {
+  const std::string ip = absl::StrCat("fd77:1::", n);
+  RETURN_IF_ERROR(h->ns->Sh(absl::StrCat("ip -6 addr add ", ip, "/64 dev eth0 nodad")).status());
+  ASSIGN_OR_RETURN(IPv6Addr addr, IPv6Addr::Parse(ip));
+  ASSIGN_OR_RETURN(IPv6Net lan, IPv6Net::Parse(kUnderlayIPv6Network));
+  ASSIGN_OR_RETURN(IPv6Net own, IPv6Net::Parse(absl::StrCat("fd42:0:", n, "::/64")));
+  ASSIGN_OR_RETURN(IPv6Net network, IPv6Net::Parse(kHostsIPv6Network));
+  h->local.iface_ipv6 = addr;
+  h->local.iface_ipv6_network = lan;
+  h->local.public_ipv6 = addr;
+  h->lease.ipv6_subnet = own;
+  h->lease.ipv6_network = network;
+  return absl::OkStatus();
+}
+
 }  // namespace
 
-absl::Status MakeHostPair(absl::string_view prefix, bool nexthops, NetnsHost* a, NetnsHost* b) {
+absl::Status MakeHostPair(absl::string_view prefix, bool nexthops, NetnsHost* a, NetnsHost* b,
+                          bool dual_stack) {
   ASSIGN_OR_RETURN(a->ns, NetNs::Create(absl::StrCat(prefix, "a")));
   ASSIGN_OR_RETURN(b->ns, NetNs::Create(absl::StrCat(prefix, "b")));
   RETURN_IF_ERROR(ConnectVeth(*a->ns, "eth0", "192.0.2.1/24", *b->ns, "eth0", "192.0.2.2/24"));
   RETURN_IF_ERROR(MakeHost(a, nexthops, "192.0.2.1", "198.18.1.0/24"));
-  return MakeHost(b, nexthops, "192.0.2.2", "198.18.2.0/24");
+  RETURN_IF_ERROR(MakeHost(b, nexthops, "192.0.2.2", "198.18.2.0/24"));
+  if (!dual_stack) return absl::OkStatus();
+  RETURN_IF_ERROR(AddIPv6(a, 1));
+  return AddIPv6(b, 2);
 }
 
 agent::ReconcileStats ReconcileOk(agent::Backend& backend, const std::vector<agent::Peer>& peers) {

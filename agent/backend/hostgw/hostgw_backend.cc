@@ -20,39 +20,66 @@ absl::Status ValidateHostgwConfig(absl::string_view json) {
   return absl::OkStatus();
 }
 
+namespace {
+
+std::string OffLinkReason(absl::string_view what, const std::string& ip, const LocalConfig& local,
+                          const std::string& network) {
+  return absl::StrCat(what, " ", ip, " is outside ", local.iface_name, "'s network ", network,
+                      ": host-gw needs every host on one L2 segment (use vxlan across subnets)");
+}
+
+void AddRouteV4(const HostgwSetup& setup, const Peer& p, DesiredState& d, std::vector<HostgwSkip>* skipped) {
+  const LocalConfig& local = setup.local;
+  auto skip = [&](bool unroutable, std::string reason) {
+    skipped->push_back(HostgwSkip{p.subnet, p.public_ip, unroutable, std::move(reason)});
+  };
+  if (p.subnet.Overlaps(setup.lease.subnet)) {
+    return skip(false, absl::StrCat("subnet overlaps this host's ", setup.lease.subnet.ToString()));
+  }
+  if (p.public_ip == local.public_ip) {
+    return skip(false, absl::StrCat("PublicIP ", p.public_ip.ToString(), " is this host's own"));
+  }
+  if (!local.iface_network.Contains(p.public_ip)) {
+    return skip(true, OffLinkReason("PublicIP", p.public_ip.ToString(), local, local.iface_network.ToString()));
+  }
+  netlink::Route route{p.subnet, p.public_ip, local.iface_index, false};
+  if (setup.use_nexthops) {
+    route.nexthop_id = p.subnet.network().value();
+    d.nexthops.push_back(netlink::Nexthop{route.nexthop_id, p.public_ip, local.iface_index, false});
+  }
+  d.routes.push_back(route);
+}
+
+void AddRouteV6(const HostgwSetup& setup, const LocalV6& own, const Peer& p, DesiredState& d,
+                std::vector<HostgwSkip>* skipped) {
+  const LocalConfig& local = setup.local;
+  if (std::string problem = PeerV6Problem(p, own); !problem.empty()) {
+    skipped->push_back(HostgwSkip{*p.ipv6_subnet, p.public_ipv6.value_or(IPv6Addr()), false, std::move(problem)});
+    return;
+  }
+  if (!own.iface_network.Contains(*p.public_ipv6)) {
+    skipped->push_back(HostgwSkip{
+        *p.ipv6_subnet, *p.public_ipv6, true,
+        OffLinkReason("PublicIPv6", p.public_ipv6->ToString(), local, own.iface_network.ToString())});
+    return;
+  }
+  d.routes.push_back(netlink::Route{*p.ipv6_subnet, *p.public_ipv6, local.iface_index, false});
+}
+
+}  // namespace
+
 DesiredState HostgwDesiredState(const HostgwSetup& setup, const std::vector<Peer>& peers,
                                 std::vector<HostgwSkip>* skipped) {
   DesiredState d;
-  const LocalConfig& local = setup.local;
   for (const Peer& p : peers) {
     if (p.subnet == setup.lease.subnet) continue;  // our own lease
-    auto skip = [&](bool unroutable, std::string reason) {
-      skipped->push_back(HostgwSkip{p.subnet, p.public_ip, unroutable, std::move(reason)});
-    };
     if (!absl::EqualsIgnoreCase(p.backend_type, kHostgwBackendType)) {
-      skip(false, absl::StrCat("backend type is \"", p.backend_type, "\", not \"host-gw\""));
+      skipped->push_back(HostgwSkip{p.subnet, p.public_ip, false,
+                                    absl::StrCat("backend type is \"", p.backend_type, "\", not \"host-gw\"")});
       continue;
     }
-    if (p.subnet.Overlaps(setup.lease.subnet)) {
-      skip(false, absl::StrCat("subnet overlaps this host's ", setup.lease.subnet.ToString()));
-      continue;
-    }
-    if (p.public_ip == local.public_ip) {
-      skip(false, absl::StrCat("PublicIP ", p.public_ip.ToString(), " is this host's own"));
-      continue;
-    }
-    if (!local.iface_network.Contains(p.public_ip)) {
-      skip(true, absl::StrCat("PublicIP ", p.public_ip.ToString(), " is outside ", local.iface_name, "'s network ",
-                              local.iface_network.ToString(),
-                              ": host-gw needs every host on one L2 segment (use vxlan across subnets)"));
-      continue;
-    }
-    netlink::Route route{p.subnet, p.public_ip, local.iface_index, false};
-    if (setup.use_nexthops) {
-      route.nexthop_id = p.subnet.network().value();
-      d.nexthops.push_back(netlink::Nexthop{route.nexthop_id, p.public_ip, local.iface_index, false});
-    }
-    d.routes.push_back(route);
+    AddRouteV4(setup, p, d, skipped);
+    if (setup.v6 && p.ipv6_subnet) AddRouteV6(setup, *setup.v6, p, d, skipped);
   }
   return d;
 }
@@ -80,10 +107,16 @@ absl::StatusOr<BackendInfo> HostgwBackend::Init(const LocalConfig& local, const 
         "host-gw: the public IP ", public_ip.ToString(), " differs from ", local.iface_name, "'s address ",
         local.iface_ip.ToString(), " (behind a NAT?); host-gw needs peers to reach this host directly"));
   }
+  ASSIGN_OR_RETURN(std::optional<LocalV6> v6, LocalV6Of(local, lease, "host-gw"));
+  if (v6 && v6->public_ip != v6->iface_ip) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "host-gw: the public IPv6 ", v6->public_ip.ToString(), " differs from ", local.iface_name, "'s address ",
+        v6->iface_ip.ToString(), "; host-gw needs peers to reach this host directly"));
+  }
   // A new external interface leaves routes on the old one: they go at the next pass,
   // since they carry our protocol but are no longer desired.
   const bool use_nexthops = kernel_->ListNexthops(netlink::kWeftRouteProtocol).ok();
-  setup_ = HostgwSetup{local, lease, use_nexthops};
+  setup_ = HostgwSetup{local, lease, use_nexthops, v6};
   setup_.local.public_ip = public_ip;
   initialized_ = true;
   WEFT_LOG(INFO, "host-gw ready")
@@ -91,11 +124,14 @@ absl::StatusOr<BackendInfo> HostgwBackend::Init(const LocalConfig& local, const 
       .With("network", local.iface_network)
       .With("mtu", local.iface_mtu)
       .With("nexthop_objects", use_nexthops);
+  if (v6) {
+    WEFT_LOG(INFO, "host-gw IPv6 ready").With("network", v6->iface_network).With("subnet", v6->subnet);
+  }
   return BackendInfo{kHostgwBackendType, "", local.iface_mtu};
 }
 
 void HostgwBackend::LogSkips(const std::vector<HostgwSkip>& skipped) {
-  absl::flat_hash_map<IPv4Net, std::string> now;
+  absl::flat_hash_map<netlink::IPPrefix, std::string> now;
   for (const HostgwSkip& s : skipped) {
     auto [it, fresh] = now.emplace(s.subnet, s.reason);
     if (!fresh) continue;
@@ -120,7 +156,7 @@ absl::StatusOr<ReconcileStats> HostgwBackend::Reconcile(const std::vector<Peer>&
   if (unroutable_gauge_ != nullptr) unroutable_gauge_->Set(unroutable);
   // No device: device_index 0 leaves neighbours and FDB entries alone.
   ASSIGN_OR_RETURN(ReconcileStats stats,
-                   agent::Reconcile(*kernel_, Ownership{0, netlink::kWeftRouteProtocol, setup_.use_nexthops},
+                   agent::Reconcile(*kernel_, Ownership{{}, netlink::kWeftRouteProtocol, setup_.use_nexthops},
                                     desired));
   stats.skipped_peers = static_cast<int>(skipped.size());
   return stats;
@@ -129,7 +165,7 @@ absl::StatusOr<ReconcileStats> HostgwBackend::Reconcile(const std::vector<Peer>&
 absl::Status HostgwBackend::Teardown() {
   if (!initialized_) return absl::OkStatus();
   ASSIGN_OR_RETURN(ReconcileStats stats,
-                   agent::Reconcile(*kernel_, Ownership{0, netlink::kWeftRouteProtocol, setup_.use_nexthops}, {}));
+                   agent::Reconcile(*kernel_, Ownership{{}, netlink::kWeftRouteProtocol, setup_.use_nexthops}, {}));
   initialized_ = false;
   if (stats.errors > 0) return stats.first_errors.front();
   return absl::OkStatus();

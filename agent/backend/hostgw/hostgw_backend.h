@@ -16,12 +16,20 @@
 // object of its own, as in the vxlan backend and for the same reason: routes on
 // one device that differ only by gateway make every insert scan the others. Its
 // id is the peer subnet's network address as a 32-bit number.
+//
+// Dual-stack (the lease has an IPv6 subnet): each peer with an IPv6 subnet and a
+// PublicIPv6 also gets `<peer IPv6 subnet> via <peer PublicIPv6> dev <external
+// interface>` when that address is inside the interface's on-link IPv6 network;
+// the same rules as for IPv4, decided apart from them (a peer off-link in one
+// family is still routed in the other). IPv6 routes carry their own gateway (no
+// nexthop objects). There is no BackendV6Data either.
 
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "agent/backend/backend.h"
+#include "agent/backend/dual_stack.h"
 #include "agent/netlink/programmer.h"
 #include "common/metrics.h"
 
@@ -39,12 +47,14 @@ struct HostgwSetup {
   LocalConfig local;
   OwnLease lease;
   bool use_nexthops = false;
+  std::optional<LocalV6> v6;  // set when the network is dual-stack
 };
 
-// A peer left out of the desired state.
+// A peer's subnet (IPv4, or IPv6 when only its IPv6 side is left out) left out
+// of the desired state.
 struct HostgwSkip {
-  IPv4Net subnet;
-  IPv4Addr public_ip;
+  netlink::IPPrefix subnet;
+  netlink::IPAddr public_ip;
   // True when the peer is a host-gw peer that cannot be a next hop (off the
   // external interface's network); false for other reasons (wrong type...).
   bool unroutable = false;
@@ -61,16 +71,20 @@ class HostgwBackend : public Backend {
   // the backend's gauge; it must outlive the backend too.
   HostgwBackend(netlink::KernelProgrammer* kernel, metrics::Registry* registry);
 
-  // INVALID_ARGUMENT when the PublicIP differs from the external interface's
-  // address (a NAT: peers could not use it as a next hop; flanneld refuses it too).
+  // INVALID_ARGUMENT when the PublicIP (or PublicIPv6) differs from the external
+  // interface's address (a NAT: peers could not use it as a next hop; flanneld
+  // refuses it too), or when the lease has an IPv6 subnet and the interface no
+  // IPv6 address.
   absl::StatusOr<BackendInfo> Init(const LocalConfig& local, const OwnLease& lease,
                                    absl::string_view backend_config_json) override;
   absl::StatusOr<ReconcileStats> Reconcile(const std::vector<Peer>& peers) override;
   absl::Status Teardown() override;
   absl::StatusOr<std::string> LeaseData() override { return std::string(); }
+  absl::StatusOr<std::string> LeaseV6Data() override { return std::string(); }
   std::string device_name() const override { return std::string(); }
 
-  // Peers left out by the last Reconcile because they are off-link.
+  // Peer subnets left out by the last Reconcile because they are off-link (in
+  // dual-stack, a peer off-link in both families counts twice).
   int unroutable_peers() const { return unroutable_peers_; }
 
  private:
@@ -83,7 +97,7 @@ class HostgwBackend : public Backend {
   int unroutable_peers_ = 0;
   // The reason each skipped peer was last logged with: a resync every few
   // seconds must not repeat the line, but a new reason is worth a new one.
-  absl::flat_hash_map<IPv4Net, std::string> logged_;
+  absl::flat_hash_map<netlink::IPPrefix, std::string> logged_;
 };
 
 }  // namespace weft::agent

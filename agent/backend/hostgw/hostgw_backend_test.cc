@@ -13,7 +13,9 @@ namespace weft::agent {
 namespace {
 
 using test_literals::Ip;
+using test_literals::Ip6;
 using test_literals::Net;
+using test_literals::Net6;
 
 using netlink::FakeProgrammer;
 using netlink::Route;
@@ -106,6 +108,57 @@ TEST_F(HostgwDesiredStateTest, SkipsPeersItCannotUseAndSaysWhy) {
   EXPECT_THAT(d.routes, ElementsAre(Route{Net("198.18.7.0/24"), Ip("192.0.2.7"), 2, false}));
 }
 
+// A dual-stack peer: IPv4 on 192.0.2.0/24, IPv6 on fd77:1::/64 unless `ip6` says otherwise.
+Peer DualPeer(int i, const std::string& ip6 = "") {
+  Peer p = HostgwPeer(absl::StrCat("198.18.", i, ".0/24").c_str(), absl::StrCat("192.0.2.", i).c_str());
+  p.ipv6_subnet = Net6(absl::StrCat("fd42:0:", i, "::/64"));
+  p.public_ipv6 = Ip6(ip6.empty() ? absl::StrCat("fd77:1::", i) : ip6);
+  return p;
+}
+
+void MakeDualStack(LocalConfig& local, OwnLease& lease) {
+  local.iface_ipv6 = Ip6("fd77:1::1");
+  local.iface_ipv6_network = Net6("fd77:1::/64");
+  local.public_ipv6 = Ip6("fd77:1::1");
+  lease.ipv6_subnet = Net6("fd42:0:1::/64");
+  lease.ipv6_network = Net6("fd42::/48");
+}
+
+TEST_F(HostgwDesiredStateTest, DualStackPeersGetAnIPv6RouteViaTheirPublicIPv6) {
+  setup_.use_nexthops = true;  // IPv6 routes go without
+  setup_.v6 = LocalV6{Net6("fd42:0:1::/64"), Ip6("fd77:1::1"), Net6("fd77:1::/64"), Ip6("fd77:1::1")};
+  Peer v4_only = HostgwPeer("198.18.4.0/24", "192.0.2.4");
+  Peer no_public = DualPeer(5);
+  no_public.public_ipv6.reset();
+  std::vector<HostgwSkip> skipped;
+  DesiredState d = HostgwDesiredState(
+      setup_, {DualPeer(1), DualPeer(2), DualPeer(3, "fd77:9::3"), v4_only, no_public, DualPeer(6, "fd77:1::1")},
+      &skipped);
+  std::vector<Route> v6;
+  for (const Route& r : d.routes) {
+    if (r.dst.is_v6()) v6.push_back(r);
+  }
+  EXPECT_THAT(v6, ElementsAre(Route{Net6("fd42:0:2::/64"), Ip6("fd77:1::2"), 2, false}));
+  EXPECT_EQ(d.routes.size() - v6.size(), 5u) << "every peer keeps its IPv4 route";
+  EXPECT_EQ(d.nexthops.size(), 5u) << "IPv4 only";
+  ASSERT_EQ(skipped.size(), 3u);
+  EXPECT_EQ(skipped[0].subnet, Net6("fd42:0:3::/64"));
+  EXPECT_EQ(skipped[0].public_ip, Ip6("fd77:9::3"));
+  EXPECT_TRUE(skipped[0].unroutable);
+  EXPECT_THAT(skipped[0].reason, HasSubstr("PublicIPv6 fd77:9::3 is outside eth0's network fd77:1::/64"));
+  EXPECT_THAT(skipped[1].reason, HasSubstr("without a PublicIPv6"));
+  EXPECT_THAT(skipped[2].reason, HasSubstr("PublicIPv6 fd77:1::1 is this host's own"));
+  EXPECT_FALSE(skipped[1].unroutable || skipped[2].unroutable);
+}
+
+TEST_F(HostgwDesiredStateTest, IPv4OnlyHostIgnoresPeersIPv6Sides) {
+  std::vector<HostgwSkip> skipped;
+  DesiredState d = HostgwDesiredState(setup_, {DualPeer(2), DualPeer(3, "fd77:9::3")}, &skipped);
+  EXPECT_THAT(skipped, IsEmpty());
+  EXPECT_THAT(d.routes, ElementsAre(Route{Net("198.18.2.0/24"), Ip("192.0.2.2"), 2, false},
+                                    Route{Net("198.18.3.0/24"), Ip("192.0.2.3"), 2, false}));
+}
+
 class HostgwBackendTest : public ::testing::Test {
  protected:
   void SetUp() override { local_ = Eth0(kernel_.AddLink("eth0", 9000)); local_.iface_mtu = 9000; }
@@ -184,6 +237,52 @@ TEST_F(HostgwBackendTest, LeavesOtherRoutesAlone) {
   ASSERT_TRUE(backend_.Reconcile({}).ok());
   ASSERT_TRUE(backend_.Teardown().ok());
   EXPECT_EQ(kernel_.routes.count(foreign.dst), 1u);
+}
+
+TEST_F(HostgwBackendTest, DualStackRoutesBothFamiliesAndRemovesAPeersIPv6RouteWithIt) {
+  OwnLease lease = lease_;
+  MakeDualStack(local_, lease);
+  EXPECT_EQ(*backend_.LeaseV6Data(), "") << "flannel's host-gw publishes no BackendV6Data";
+  absl::StatusOr<BackendInfo> info = backend_.Init(local_, lease, "{}");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->v6_data_json, "");
+  EXPECT_EQ(info->mtu, 9000u);
+
+  absl::StatusOr<ReconcileStats> s = backend_.Reconcile({DualPeer(2), DualPeer(3)});
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->errors, 0);
+  ASSERT_EQ(kernel_.routes.size(), 4u);
+  EXPECT_EQ(kernel_.routes.at(Net6("fd42:0:2::/64")),
+            (Route{Net6("fd42:0:2::/64"), Ip6("fd77:1::2"), local_.iface_index, false}));
+
+  kernel_.routes.erase(Net6("fd42:0:3::/64"));  // drift
+  s = backend_.Reconcile({DualPeer(2), DualPeer(3)});
+  EXPECT_EQ(s->added, 1);
+  EXPECT_EQ(kernel_.routes.count(Net6("fd42:0:3::/64")), 1u);
+
+  s = backend_.Reconcile({DualPeer(2)});  // peer 3 left
+  EXPECT_EQ(s->removed, 3);  // both routes, and the IPv4 one's nexthop object
+  EXPECT_EQ(kernel_.routes.count(Net6("fd42:0:3::/64")), 0u);
+  EXPECT_EQ(kernel_.routes.count(Net("198.18.3.0/24")), 0u);
+
+  ASSERT_TRUE(backend_.Teardown().ok());
+  EXPECT_THAT(kernel_.routes, IsEmpty());
+}
+
+TEST_F(HostgwBackendTest, DualStackInitNeedsTheInterfacesOwnIPv6Address) {
+  OwnLease lease = lease_;
+  MakeDualStack(local_, lease);
+  LocalConfig no_v6 = local_;
+  no_v6.iface_ipv6.reset();
+  absl::StatusOr<BackendInfo> info = backend_.Init(no_v6, lease, "{}");
+  EXPECT_TRUE(absl::IsInvalidArgument(info.status())) << info.status();
+  EXPECT_THAT(info.status().message(), HasSubstr("eth0 has no global IPv6 address"));
+
+  LocalConfig nat = local_;
+  nat.public_ipv6 = Ip6("fd77:2::9");
+  info = backend_.Init(nat, lease, "{}");
+  EXPECT_TRUE(absl::IsInvalidArgument(info.status())) << info.status();
+  EXPECT_THAT(info.status().message(), HasSubstr("public IPv6 fd77:2::9 differs from eth0's address fd77:1::1"));
 }
 
 TEST_F(HostgwBackendTest, ReconcileBeforeInitIsAnError) {

@@ -2,7 +2,8 @@
 // joined by a veth pair on 192.0.2.0/24), each with its subnet's first address on
 // lo (standing in for a container), each programmed by its own NetlinkProgrammer + HostgwBackend.
 // Their containers' addresses must reach each other over plain routes, with
-// nexthop objects (a modern kernel) and without (before 5.3).
+// nexthop objects (a modern kernel) and without (before 5.3). Dual-stack hosts
+// (an IPv6 underlay on the same veth) must also reach each other's IPv6 subnets.
 
 #include "absl/strings/str_cat.h"
 #include "agent/backend/hostgw/hostgw_backend.h"
@@ -16,7 +17,9 @@ namespace weft::agent {
 namespace {
 
 using test_literals::Ip;
+using test_literals::Ip6;
 using test_literals::Net;
+using test_literals::Net6;
 
 using netlink::NetlinkProgrammer;
 using netlink::Route;
@@ -28,11 +31,20 @@ using ::testing::UnorderedElementsAre;
 struct Host : weft::testing::NetnsHost {
   std::unique_ptr<HostgwBackend> backend;
 
-  Peer AsPeer() const { return Peer{lease.subnet, local.public_ip, "host-gw", ""}; }
+  Peer AsPeer() const {
+    return Peer{lease.subnet, local.public_ip, "host-gw", "", lease.ipv6_subnet, local.public_ipv6, ""};
+  }
   // From this host's container address to `to`.
   bool Ping(const char* to) {
     const std::string from = IPv4Addr::FromUint32(lease.subnet.network().value() + 1).ToString();
     return ns->Sh(absl::StrCat("ping -c 1 -W 2 -I ", from, " ", to)).ok();
+  }
+  // The same over IPv6, from this host's IPv6 container address (subnet::1).
+  bool Ping6(const char* to) {
+    return ns->Sh(absl::StrCat("ping -6 -c 1 -W 2 -I ", ContainerIPv6(), " ", to)).ok();
+  }
+  std::string ContainerIPv6() const {
+    return IPv6Addr::FromUint128(lease.ipv6_subnet->network().value() + 1).ToString();
   }
 };
 
@@ -44,13 +56,16 @@ class HostgwNetnsTest : public ::testing::TestWithParam<bool> {
     return absl::StrCat(subnet, nhid, " via ", gw, " dev eth0");
   }
 
-  void SetUp() override {
-    ASSERT_TRUE(weft::testing::MakeHostPair("hg", nexthops(), &a_, &b_).ok());
+  void SetUp() override { Start(/*dual_stack=*/false); }
+
+  void Start(bool dual_stack) {
+    ASSERT_TRUE(weft::testing::MakeHostPair(dual_stack ? "hg6" : "hg", nexthops(), &a_, &b_, dual_stack).ok());
     for (Host* h : {&a_, &b_}) {
       h->backend = std::make_unique<HostgwBackend>(h->kernel.get(), nullptr);
       // The subnet's first address on lo stands in for a container.
       const std::string gw = IPv4Addr::FromUint32(h->lease.subnet.network().value() + 1).ToString();
       h->Sh(absl::StrCat("ip addr add ", gw, "/32 dev lo"));
+      if (dual_stack) h->Sh(absl::StrCat("ip -6 addr add ", h->ContainerIPv6(), "/128 dev lo nodad"));
       absl::StatusOr<BackendInfo> info = h->backend->Init(h->local, h->lease, R"({"Type":"host-gw"})");
       ASSERT_TRUE(info.ok()) << info.status();
       EXPECT_EQ(info->mtu, h->local.iface_mtu);
@@ -114,10 +129,52 @@ TEST_P(HostgwNetnsTest, TeardownRemovesOurRoutesOnly) {
   if (nexthops()) EXPECT_EQ(a_.Sh("ip nexthop show proto 87"), "");
 }
 
-INSTANTIATE_TEST_SUITE_P(Kernel, HostgwNetnsTest, ::testing::Bool(),
-                         [](const ::testing::TestParamInfo<bool>& p) {
-                           return p.param ? "NexthopObjects" : "PlainRoutes";
-                         });
+class HostgwDualStackNetnsTest : public HostgwNetnsTest {
+ protected:
+  void SetUp() override { Start(/*dual_stack=*/true); }
+};
+
+TEST_P(HostgwDualStackNetnsTest, RoutesBothFamiliesAndIPv6TrafficFlows) {
+  EXPECT_FALSE(a_.Ping6("fd42:0:2::1")) << "nothing routes before Reconcile";
+  ReconcileStats s = Reconcile(a_, AllLeases());
+  EXPECT_EQ(s.added, nexthops() ? 3 : 2);
+  EXPECT_EQ(s.errors, 0);
+  Reconcile(b_, AllLeases());
+
+  const Route want6{Net6("fd42:0:2::/64"), Ip6("fd77:1::2"), a_.local.iface_index, false};
+  Route want4{Net("198.18.2.0/24"), Ip("192.0.2.2"), a_.local.iface_index, false};
+  if (nexthops()) want4.nexthop_id = Ip("198.18.2.0").value();
+  EXPECT_THAT(*a_.kernel->ListRoutes(0, netlink::kWeftRouteProtocol), UnorderedElementsAre(want4, want6));
+  EXPECT_THAT(a_.Sh("ip -6 route show proto 87"), HasSubstr("fd42:0:2::/64 via fd77:1::2 dev eth0"));
+  EXPECT_TRUE(a_.Ping6("fd42:0:2::1"));
+  EXPECT_TRUE(b_.Ping6("fd42:0:1::1"));
+  EXPECT_TRUE(a_.Ping("198.18.2.1")) << "IPv4 still works beside it";
+  EXPECT_EQ(Reconcile(a_, AllLeases()).changes(), 0);
+}
+
+TEST_P(HostgwDualStackNetnsTest, RepairsIPv6DriftRemovesDepartedAndTearsDown) {
+  Reconcile(a_, AllLeases());
+  Reconcile(b_, AllLeases());
+  a_.Sh("ip -6 route del fd42:0:2::/64");
+  EXPECT_FALSE(a_.Ping6("fd42:0:2::1")) << "the route was really gone";
+  EXPECT_EQ(Reconcile(a_, AllLeases()).added, 1);
+  EXPECT_TRUE(a_.Ping6("fd42:0:2::1"));
+
+  Reconcile(a_, {a_.AsPeer()});  // b left
+  EXPECT_EQ(a_.Sh("ip -6 route show proto 87"), "");
+  EXPECT_FALSE(a_.Ping6("fd42:0:2::1"));
+
+  Reconcile(a_, AllLeases());
+  ASSERT_TRUE(a_.backend->Teardown().ok());
+  EXPECT_THAT(*a_.kernel->ListRoutes(0, netlink::kWeftRouteProtocol), IsEmpty());
+  EXPECT_EQ(a_.Sh("ip -6 route show proto 87"), "");
+}
+
+std::string KernelName(const ::testing::TestParamInfo<bool>& p) {
+  return p.param ? "NexthopObjects" : "PlainRoutes";
+}
+INSTANTIATE_TEST_SUITE_P(Kernel, HostgwNetnsTest, ::testing::Bool(), KernelName);
+INSTANTIATE_TEST_SUITE_P(Kernel, HostgwDualStackNetnsTest, ::testing::Bool(), KernelName);
 
 }  // namespace
 }  // namespace weft::agent

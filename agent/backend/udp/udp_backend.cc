@@ -208,7 +208,7 @@ absl::StatusOr<ReconcileStats> UdpBackend::EnsureDevice() {
       netlink::InterfaceAddress{device_index_, lease_.subnet.network(), lease_.network.prefix_len()}));
   DesiredState desired;
   desired.routes.push_back(netlink::Route{lease_.network, IPv4Addr(), device_index_, false});
-  return agent::Reconcile(*kernel_, Ownership{device_index_, netlink::kWeftRouteProtocol, false}, desired);
+  return agent::Reconcile(*kernel_, Ownership{{device_index_}, netlink::kWeftRouteProtocol, false}, desired);
 }
 
 void UdpBackend::LogSkipped(const std::vector<UdpSkippedPeer>& skipped) {
@@ -257,7 +257,7 @@ absl::Status UdpBackend::Teardown() {
   absl::Status status;
   if (device_index_ != 0 && kernel_->GetLinkByIndex(device_index_).ok()) {
     absl::StatusOr<ReconcileStats> s =
-        agent::Reconcile(*kernel_, Ownership{device_index_, netlink::kWeftRouteProtocol, false}, {});
+        agent::Reconcile(*kernel_, Ownership{{device_index_}, netlink::kWeftRouteProtocol, false}, {});
     if (!s.ok()) {
       status = s.status();
     } else if (s->errors > 0) {

@@ -1,5 +1,7 @@
 #include "agent/backend/vxlan/vxlan_backend.h"
 
+#include <algorithm>
+#include <array>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -20,6 +22,10 @@ using netlink::Route;
 
 // VXLAN adds 50 bytes: outer Ethernet 14, IPv4 20, UDP 8, VXLAN 8.
 constexpr uint32_t kVxlanOverhead = 50;
+// Over IPv6, 70: the outer IPv6 header is 40 bytes.
+constexpr uint32_t kVxlanV6Overhead = 70;
+// Below it the kernel turns IPv6 off on a device (RFC 8200's minimum link MTU).
+constexpr uint32_t kIPv6MinMtu = 1280;
 constexpr uint32_t kMaxVni = (1u << 24) - 1;
 
 using ::weft::json::FindFolded;
@@ -114,23 +120,22 @@ absl::StatusOr<VxlanConfig> ParseVxlanConfig(absl::string_view json) {
   return c;
 }
 
-absl::StatusOr<VxlanLeaseData> ParseVxlanLeaseData(absl::string_view json) {
-  constexpr absl::string_view kWhat = "BackendData";
-  ASSIGN_OR_RETURN(Json obj, ParseObject(json, kWhat));
+absl::StatusOr<VxlanLeaseData> ParseVxlanLeaseData(absl::string_view json, absl::string_view what) {
+  ASSIGN_OR_RETURN(Json obj, ParseObject(json, what));
   VxlanLeaseData d;
-  ASSIGN_OR_RETURN(std::optional<uint64_t> vni, UintField(obj, kWhat, "VNI", kMaxVni));
+  ASSIGN_OR_RETURN(std::optional<uint64_t> vni, UintField(obj, what, "VNI", kMaxVni));
   if (vni) d.vni = static_cast<uint32_t>(*vni);
   const Json* mac = FindFolded(obj, "VtepMAC");
   if (mac == nullptr || !mac->is_string()) {
-    return absl::InvalidArgumentError("BackendData has no VtepMAC string");
+    return absl::InvalidArgumentError(absl::StrCat(what, " has no VtepMAC string"));
   }
   absl::StatusOr<MacAddr> parsed = MacAddr::Parse(mac->get<std::string>());
   if (!parsed.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("BackendData.VtepMAC: ", parsed.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat(what, ".VtepMAC: ", parsed.status().message()));
   }
   if (parsed->IsMulticast() || parsed->IsZero()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("BackendData.VtepMAC: ", parsed->ToString(), " is not a unicast MAC"));
+        absl::StrCat(what, ".VtepMAC: ", parsed->ToString(), " is not a unicast MAC"));
   }
   d.vtep_mac = *parsed;
   return d;
@@ -140,53 +145,87 @@ std::string VxlanLeaseDataJson(uint32_t vni, const MacAddr& vtep_mac) {
   return absl::StrCat("{\"VNI\":", vni, ",\"VtepMAC\":\"", vtep_mac.ToString(), "\"}");
 }
 
+MacAddr V6VtepMac(const MacAddr& vtep_mac) {
+  std::array<uint8_t, 6> b = vtep_mac.bytes();
+  b[0] ^= 0x04;
+  return MacAddr(b);
+}
+
+namespace {
+
+// How one family of a peer is reached.
+struct Tunnel {
+  netlink::IPPrefix subnet;
+  netlink::IPAddr public_ip;
+  absl::string_view data_json;  // BackendData or BackendV6Data
+  absl::string_view data_what;  // which of them, for errors
+  int device_index;             // flannel.<VNI> or flannel-v6.<VNI>
+  bool on_link;                 // public_ip is on the external interface's network
+};
+
+// Adds what reaching `t` takes to `d`; returns why it cannot be reached, or "".
+std::string AddTunnel(const VxlanSetup& setup, const Tunnel& t, DesiredState& d) {
+  absl::StatusOr<VxlanLeaseData> data = ParseVxlanLeaseData(t.data_json, t.data_what);
+  if (!data.ok()) return std::string(data.status().message());
+  if (data->vni && *data->vni != setup.config.vni) {
+    return absl::StrCat("VNI ", *data->vni, " differs from this host's ", setup.config.vni);
+  }
+  if (setup.config.direct_routing && t.on_link) {
+    // Same L2 network: no need to encapsulate.
+    d.routes.push_back(Route{t.subnet, t.public_ip, setup.local.iface_index, false});
+    return "";
+  }
+  const netlink::IPAddr gw = t.subnet.network();
+  d.neighbours.push_back(Neighbour{t.device_index, gw, data->vtep_mac});
+  d.fdb.push_back(FdbEntry{t.device_index, data->vtep_mac, t.public_ip});
+  Route route{t.subnet, gw, t.device_index, true};
+  if (setup.use_nexthops && !gw.is_v6()) {  // nexthop objects are IPv4-only
+    route.nexthop_id = gw.v4().value();
+    d.nexthops.push_back(Nexthop{route.nexthop_id, gw.v4(), t.device_index, true});
+  }
+  d.routes.push_back(route);
+  return "";
+}
+
+}  // namespace
+
 DesiredState VxlanDesiredState(const VxlanSetup& setup, const std::vector<Peer>& peers,
                                std::vector<SkippedPeer>* skipped) {
   DesiredState d;
-  const int vx = setup.device_index;
   for (const Peer& p : peers) {
     if (p.subnet == setup.lease.subnet) continue;  // our own lease
-    auto skip = [&](std::string reason) { skipped->push_back({p.subnet, std::move(reason)}); };
+    auto skip = [&](netlink::IPPrefix subnet, std::string reason) {
+      if (!reason.empty()) skipped->push_back({subnet, std::move(reason)});
+    };
     if (!absl::EqualsIgnoreCase(p.backend_type, kVxlanBackendType)) {
-      skip(absl::StrCat("backend type is \"", p.backend_type, "\", not \"vxlan\""));
+      skip(p.subnet, absl::StrCat("backend type is \"", p.backend_type, "\", not \"vxlan\""));
       continue;
     }
     if (p.subnet.Overlaps(setup.lease.subnet)) {
-      skip(absl::StrCat("subnet overlaps this host's ", setup.lease.subnet.ToString()));
+      skip(p.subnet, absl::StrCat("subnet overlaps this host's ", setup.lease.subnet.ToString()));
+    } else if (p.public_ip == setup.local.public_ip) {
+      skip(p.subnet, absl::StrCat("PublicIP ", p.public_ip.ToString(), " is this host's own"));
+    } else {
+      skip(p.subnet, AddTunnel(setup, {p.subnet, p.public_ip, p.backend_data_json, "BackendData",
+                                       setup.device_index, setup.local.iface_network.Contains(p.public_ip)},
+                               d));
+    }
+    if (!setup.v6 || !p.ipv6_subnet) continue;
+    if (std::string problem = PeerV6Problem(p, *setup.v6); !problem.empty()) {
+      skip(*p.ipv6_subnet, std::move(problem));
       continue;
     }
-    if (p.public_ip == setup.local.public_ip) {
-      skip(absl::StrCat("PublicIP ", p.public_ip.ToString(), " is this host's own"));
-      continue;
-    }
-    absl::StatusOr<VxlanLeaseData> data = ParseVxlanLeaseData(p.backend_data_json);
-    if (!data.ok()) {
-      skip(std::string(data.status().message()));
-      continue;
-    }
-    if (data->vni && *data->vni != setup.config.vni) {
-      skip(absl::StrCat("VNI ", *data->vni, " differs from this host's ", setup.config.vni));
-      continue;
-    }
-    if (setup.config.direct_routing && setup.local.iface_network.Contains(p.public_ip)) {
-      // Same L2 network: no need to encapsulate.
-      d.routes.push_back(Route{p.subnet, p.public_ip, setup.local.iface_index, false});
-      continue;
-    }
-    const IPv4Addr gw = p.subnet.network();
-    d.neighbours.push_back(Neighbour{vx, gw, data->vtep_mac});
-    d.fdb.push_back(FdbEntry{vx, data->vtep_mac, p.public_ip});
-    Route route{p.subnet, gw, vx, true};
-    if (setup.use_nexthops) {
-      route.nexthop_id = gw.value();
-      d.nexthops.push_back(Nexthop{route.nexthop_id, gw, vx, true});
-    }
-    d.routes.push_back(route);
+    skip(*p.ipv6_subnet,
+         AddTunnel(setup, {*p.ipv6_subnet, *p.public_ipv6, p.backend_v6_data_json, "BackendV6Data",
+                           setup.v6_device_index, setup.v6->iface_network.Contains(*p.public_ipv6)},
+                   d));
   }
   return d;
 }
 
 std::string VxlanBackend::device_name() const { return absl::StrCat("flannel.", config_.vni); }
+
+std::string VxlanBackend::v6_device_name() const { return absl::StrCat("flannel-v6.", config_.vni); }
 
 absl::StatusOr<BackendInfo> VxlanBackend::Init(const LocalConfig& local, const OwnLease& lease,
                                                absl::string_view backend_config_json) {
@@ -206,15 +245,32 @@ absl::StatusOr<BackendInfo> VxlanBackend::Init(const LocalConfig& local, const O
   spec.mtu = mtu;
   spec.mac = vtep_mac_;
 
-  // A new VNI means a new device name: the old device must go.
-  if (initialized_ && spec.name != spec_.name) {
-    absl::StatusOr<netlink::Link> old = kernel_->GetLink(spec_.name);
-    if (old.ok()) RETURN_IF_ERROR(kernel_->DeleteLink(old->index));
+  ASSIGN_OR_RETURN(std::optional<LocalV6> v6, LocalV6Of(local, lease, "vxlan"));
+  std::optional<netlink::VxlanLinkSpec> spec6;
+  if (v6) {
+    spec6 = spec;
+    spec6->name = absl::StrCat("flannel-v6.", config.vni);
+    spec6->info.local = v6->iface_ip;
+    spec6->mtu = config.mtu != 0 ? config.mtu : local.iface_mtu - kVxlanV6Overhead;
+    spec6->mac = v6_mac_;
+    if (spec6->mtu < kIPv6MinMtu) {
+      return absl::InvalidArgumentError(absl::StrCat("vxlan: the IPv6 device's MTU would be ", spec6->mtu,
+                                                     ", below IPv6's minimum ", kIPv6MinMtu));
+    }
   }
+
+  // A new VNI means a new device name: the old device must go.
+  if (initialized_ && spec.name != spec_.name) RETURN_IF_ERROR(DeleteLinkIfPresent(spec_.name));
+  if (initialized_ && spec6_ && (!spec6 || spec6->name != spec6_->name)) {
+    RETURN_IF_ERROR(DeleteLinkIfPresent(spec6_->name));
+  }
+  // An IPv4-only network has no IPv6 device, not even one left by an earlier run.
+  if (!v6) RETURN_IF_ERROR(DeleteLinkIfPresent(absl::StrCat("flannel-v6.", config.vni)));
   spec_ = spec;
+  spec6_ = spec6;
   // Nexthop objects where the kernel has them (a dump of them works).
   const bool use_nexthops = kernel_->ListNexthops(netlink::kWeftRouteProtocol).ok();
-  setup_ = VxlanSetup{config, local, lease, 0, use_nexthops};
+  setup_ = VxlanSetup{config, local, lease, 0, use_nexthops, v6};
   config_ = config;
   if (setup_.local.public_ip == IPv4Addr()) setup_.local.public_ip = local.iface_ip;
   RETURN_IF_ERROR(EnsureDevice());
@@ -228,19 +284,50 @@ absl::StatusOr<BackendInfo> VxlanBackend::Init(const LocalConfig& local, const O
       .With("address", lease.subnet.network())
       .With("nexthop_objects", use_nexthops)
       .With("tx_checksum_offload", TxChecksumOffloadName(config.tx_checksum_offload));
-  return BackendInfo{kVxlanBackendType, VxlanLeaseDataJson(config.vni, vtep_mac_), mtu};
+  BackendInfo info{kVxlanBackendType, VxlanLeaseDataJson(config.vni, vtep_mac_), mtu};
+  if (spec6) {
+    WEFT_LOG(INFO, "vxlan IPv6 device ready")
+        .With("dev", spec6->name)
+        .With("local", v6->iface_ip)
+        .With("mtu", spec6->mtu)
+        .With("vtep_mac", v6_mac_)
+        .With("address", v6->subnet.network());
+    info.v6_data_json = VxlanLeaseDataJson(config.vni, v6_mac_);
+    info.mtu = std::min(mtu, spec6->mtu);  // one container MTU must fit both tunnels
+  }
+  return info;
+}
+
+absl::StatusOr<netlink::Link> VxlanBackend::CreateOrRepair(const netlink::VxlanLinkSpec& spec, int* index) {
+  ASSIGN_OR_RETURN(netlink::Link link, kernel_->EnsureVxlan(spec));
+  if (*index != 0 && *index != link.index) {
+    WEFT_LOG(WARN, "vxlan device was missing or changed; recreated it").With("dev", spec.name);
+  }
+  *index = link.index;
+  return link;
+}
+
+absl::Status VxlanBackend::UpWithAddress(const netlink::Link& link, const netlink::IPAddr& address,
+                                         int prefix_len) {
+  if (!link.up) RETURN_IF_ERROR(kernel_->SetLinkUp(link.index));
+  return kernel_->EnsureAddress(netlink::InterfaceAddress{link.index, address, prefix_len});
 }
 
 absl::Status VxlanBackend::EnsureDevice() {
-  ASSIGN_OR_RETURN(netlink::Link link, kernel_->EnsureVxlan(spec_));
-  if (setup_.device_index != 0 && setup_.device_index != link.index) {
-    WEFT_LOG(WARN, "vxlan device was missing or changed; recreated it").With("dev", spec_.name);
-  }
-  setup_.device_index = link.index;
+  ASSIGN_OR_RETURN(netlink::Link link, CreateOrRepair(spec_, &setup_.device_index));
   ApplyTxChecksum(link.index);
-  if (!link.up) RETURN_IF_ERROR(kernel_->SetLinkUp(link.index));
-  return kernel_->EnsureAddress(
-      netlink::InterfaceAddress{link.index, setup_.lease.subnet.network(), 32});
+  RETURN_IF_ERROR(UpWithAddress(link, setup_.lease.subnet.network(), 32));
+  if (!spec6_) return absl::OkStatus();
+  // Flannel's layout: the lease's IPv6 network address as /128.
+  ASSIGN_OR_RETURN(netlink::Link link6, CreateOrRepair(*spec6_, &setup_.v6_device_index));
+  return UpWithAddress(link6, setup_.v6->subnet.network(), 128);
+}
+
+absl::Status VxlanBackend::DeleteLinkIfPresent(const std::string& name) {
+  absl::StatusOr<netlink::Link> link = kernel_->GetLink(name);
+  if (absl::IsNotFound(link.status())) return absl::OkStatus();
+  if (!link.ok()) return link.status();
+  return kernel_->DeleteLink(link->index);
 }
 
 void VxlanBackend::ApplyTxChecksum(int device_index) {
@@ -295,7 +382,7 @@ void VxlanBackend::ApplyTxChecksum(int device_index) {
 }
 
 void VxlanBackend::LogSkipped(const std::vector<SkippedPeer>& skipped) {
-  absl::flat_hash_map<IPv4Net, std::string> now;
+  absl::flat_hash_map<netlink::IPPrefix, std::string> now;
   for (const SkippedPeer& s : skipped) {
     auto it = logged_skips_.find(s.subnet);
     if (it == logged_skips_.end() || it->second != s.reason) {
@@ -313,7 +400,8 @@ absl::StatusOr<ReconcileStats> VxlanBackend::Reconcile(const std::vector<Peer>& 
   const DesiredState desired = VxlanDesiredState(setup_, peers, &skipped);
   LogSkipped(skipped);
   ASSIGN_OR_RETURN(ReconcileStats stats,
-                   agent::Reconcile(*kernel_, Ownership{setup_.device_index, netlink::kWeftRouteProtocol,
+                   agent::Reconcile(*kernel_, Ownership{{setup_.device_index, setup_.v6_device_index},
+                                                        netlink::kWeftRouteProtocol,
                                                         setup_.use_nexthops},
                                     desired));
   stats.skipped_peers = static_cast<int>(skipped.size());
@@ -322,19 +410,16 @@ absl::StatusOr<ReconcileStats> VxlanBackend::Reconcile(const std::vector<Peer>& 
 
 absl::Status VxlanBackend::Teardown() {
   if (!initialized_) return absl::OkStatus();
-  // Deleting the device takes its neighbours, FDB entries and routes with it;
-  // direct routes on the external interface are removed by an empty pass.
-  absl::StatusOr<netlink::Link> link = kernel_->GetLink(spec_.name);
-  if (link.ok()) {
-    RETURN_IF_ERROR(kernel_->DeleteLink(link->index));
-  } else if (!absl::IsNotFound(link.status())) {
-    return link.status();
-  }
+  // Deleting the devices takes their neighbours, FDB entries and routes with
+  // them; direct routes on the external interface are removed by an empty pass.
+  RETURN_IF_ERROR(DeleteLinkIfPresent(spec_.name));
+  if (spec6_) RETURN_IF_ERROR(DeleteLinkIfPresent(spec6_->name));
   ASSIGN_OR_RETURN(ReconcileStats stats,
                    agent::Reconcile(*kernel_,
-                                    Ownership{0, netlink::kWeftRouteProtocol, setup_.use_nexthops}, {}));
+                                    Ownership{{}, netlink::kWeftRouteProtocol, setup_.use_nexthops}, {}));
   initialized_ = false;
   setup_.device_index = 0;
+  setup_.v6_device_index = 0;
   if (stats.errors > 0) return stats.first_errors.front();
   return absl::OkStatus();
 }

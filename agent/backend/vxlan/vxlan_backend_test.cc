@@ -15,8 +15,10 @@ namespace weft::agent {
 namespace {
 
 using test_literals::Ip;
+using test_literals::Ip6;
 using test_literals::Mac;
 using test_literals::Net;
+using test_literals::Net6;
 
 using netlink::FakeProgrammer;
 using netlink::FdbEntry;
@@ -194,6 +196,96 @@ TEST_F(VxlanDesiredStateTest, SkipsPeersItCannotUseAndSaysWhy) {
   EXPECT_EQ(d.routes.size(), 1u) << "the good peer is still programmed";
 }
 
+// A dual-stack vxlan peer: host i at 192.0.2.i / `public6`, subnets 198.18.i.0/24
+// and fd42:0:i::/64, VTEP MACs 0a:..:0i and 0e:..:0i.
+Peer DualPeer(int i, const std::string& public6 = "", const std::string& v6_data = "") {
+  Peer p{Net(absl::StrCat("198.18.", i, ".0/24")), Ip(absl::StrCat("192.0.2.", i)), "vxlan",
+         absl::StrCat(R"({"VNI":1,"VtepMAC":"0a:00:00:00:00:0)", i, R"("})")};
+  p.ipv6_subnet = Net6(absl::StrCat("fd42:0:", i, "::/64"));
+  p.public_ipv6 = Ip6(public6.empty() ? absl::StrCat("fd77:1::", i) : public6);
+  p.backend_v6_data_json =
+      v6_data.empty() ? absl::StrCat(R"({"VNI":1,"VtepMAC":"0e:00:00:00:00:0)", i, R"("})") : v6_data;
+  return p;
+}
+
+class VxlanDualStackDesiredStateTest : public VxlanDesiredStateTest {
+ protected:
+  VxlanDualStackDesiredStateTest() {
+    setup_.v6 = LocalV6{Net6("fd42:0:1::/64"), Ip6("fd77:1::1"), Net6("fd77:1::/64"), Ip6("fd77:1::1")};
+    setup_.v6_device_index = 8;
+  }
+  static std::vector<Route> V6Routes(const DesiredState& d) {
+    std::vector<Route> out;
+    for (const Route& r : d.routes) {
+      if (r.dst.is_v6()) out.push_back(r);
+    }
+    return out;
+  }
+};
+
+TEST_F(VxlanDualStackDesiredStateTest, EachIPv6PeerGetsNeighbourFdbAndOnlinkRouteOnTheV6Device) {
+  setup_.use_nexthops = true;
+  std::vector<SkippedPeer> skipped;
+  DesiredState d = VxlanDesiredState(setup_, {DualPeer(1), DualPeer(2, "fd77:9::2")}, &skipped);
+  EXPECT_THAT(skipped, IsEmpty());
+  EXPECT_THAT(d.neighbours, ElementsAre(Neighbour{7, Ip("198.18.2.0"), Mac("0a:00:00:00:00:02")},
+                                        Neighbour{8, Ip6("fd42:0:2::"), Mac("0e:00:00:00:00:02")}));
+  EXPECT_THAT(d.fdb, ElementsAre(FdbEntry{7, Mac("0a:00:00:00:00:02"), Ip("192.0.2.2")},
+                                 FdbEntry{8, Mac("0e:00:00:00:00:02"), Ip6("fd77:9::2")}));
+  EXPECT_THAT(V6Routes(d), ElementsAre(Route{Net6("fd42:0:2::/64"), Ip6("fd42:0:2::"), 8, true}))
+      << "no nexthop object for IPv6";
+  EXPECT_EQ(d.nexthops.size(), 1u);
+}
+
+TEST_F(VxlanDualStackDesiredStateTest, DirectRoutingOverIPv6ForPeersOnTheIPv6Link) {
+  setup_.config.direct_routing = true;
+  std::vector<SkippedPeer> skipped;
+  DesiredState d = VxlanDesiredState(setup_, {DualPeer(2), DualPeer(3, "fd77:9::3")}, &skipped);
+  EXPECT_THAT(V6Routes(d), ElementsAre(Route{Net6("fd42:0:2::/64"), Ip6("fd77:1::2"), 2, false},
+                                       Route{Net6("fd42:0:3::/64"), Ip6("fd42:0:3::"), 8, true}));
+  EXPECT_THAT(d.neighbours, ElementsAre(Neighbour{8, Ip6("fd42:0:3::"), Mac("0e:00:00:00:00:03")}))
+      << "both peers are on the IPv4 link: direct there";
+}
+
+TEST_F(VxlanDualStackDesiredStateTest, SkipsUnusableIPv6SidesAndKeepsTheirIPv4) {
+  Peer no_public = DualPeer(3);
+  no_public.public_ipv6.reset();
+  Peer v4_only = DualPeer(6);
+  v4_only.ipv6_subnet.reset();
+  std::vector<SkippedPeer> skipped;
+  DesiredState d = VxlanDesiredState(
+      setup_,
+      {DualPeer(2, "", R"({"VNI":1})"), no_public, DualPeer(4, "", R"({"VNI":9,"VtepMAC":"0e:00:00:00:00:04"})"),
+       DualPeer(5, "fd77:1::1"), v4_only},
+      &skipped);
+  ASSERT_EQ(skipped.size(), 4u);
+  EXPECT_EQ(skipped[0].subnet, Net6("fd42:0:2::/64"));
+  EXPECT_THAT(skipped[0].reason, HasSubstr("BackendV6Data has no VtepMAC"));
+  EXPECT_THAT(skipped[1].reason, HasSubstr("without a PublicIPv6"));
+  EXPECT_THAT(skipped[2].reason, HasSubstr("VNI 9 differs"));
+  EXPECT_THAT(skipped[3].reason, HasSubstr("PublicIPv6 fd77:1::1 is this host's own"));
+  EXPECT_EQ(d.routes.size(), 5u) << "every peer keeps its IPv4 route";
+  EXPECT_THAT(V6Routes(d), IsEmpty());
+}
+
+TEST_F(VxlanDesiredStateTest, IPv4OnlyHostIgnoresPeersIPv6Sides) {
+  std::vector<SkippedPeer> skipped;
+  DesiredState d = VxlanDesiredState(setup_, {DualPeer(2)}, &skipped);
+  EXPECT_THAT(skipped, IsEmpty());
+  EXPECT_THAT(d.routes, ElementsAre(Route{Net("198.18.2.0/24"), Ip("198.18.2.0"), 7, true}));
+  EXPECT_EQ(d.neighbours.size(), 1u);
+  EXPECT_EQ(d.fdb.size(), 1u);
+}
+
+TEST(VxlanV6MacTest, StableLocalUnicastAndNotTheIPv4One) {
+  const MacAddr v4 = Mac("0a:58:00:00:00:01");
+  EXPECT_EQ(V6VtepMac(v4), Mac("0e:58:00:00:00:01"));
+  EXPECT_EQ(V6VtepMac(v4), V6VtepMac(v4));
+  EXPECT_NE(V6VtepMac(v4), V6VtepMac(Mac("0a:58:00:00:00:02")));
+  EXPECT_FALSE(V6VtepMac(v4).IsMulticast());
+  EXPECT_NE(V6VtepMac(v4).bytes()[0] & 0x02, 0) << "locally administered";
+}
+
 class VxlanBackendTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -285,6 +377,113 @@ TEST_F(VxlanBackendTest, NewVniReplacesTheOldDevice) {
   ASSERT_TRUE(backend_.Init(local_, lease_, R"({"VNI":2})").ok());
   EXPECT_TRUE(absl::IsNotFound(kernel_.GetLink("flannel.1").status()));
   EXPECT_TRUE(kernel_.GetLink("flannel.2").ok());
+}
+
+class VxlanDualStackBackendTest : public VxlanBackendTest {
+ protected:
+  void SetUp() override {
+    VxlanBackendTest::SetUp();
+    local_.iface_ipv6 = Ip6("fd77:1::1");
+    local_.iface_ipv6_network = Net6("fd77:1::/64");
+    local_.public_ipv6 = Ip6("fd77:1::1");
+    lease6_.ipv6_subnet = Net6("fd42:0:1::/64");
+    lease6_.ipv6_network = Net6("fd42::/48");
+  }
+  std::vector<netlink::InterfaceAddress> AddressesOf(const std::string& dev) {
+    return *kernel_.ListAddresses(kernel_.GetLink(dev)->index);
+  }
+  OwnLease lease6_ = lease_;
+};
+
+TEST_F(VxlanDualStackBackendTest, InitMakesBothDevicesAndPublishesBackendV6Data) {
+  EXPECT_EQ(*backend_.LeaseV6Data(), R"({"VNI":1,"VtepMAC":"0e:58:00:00:00:01"})");
+  absl::StatusOr<BackendInfo> info = backend_.Init(local_, lease6_, "{}");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->data_json, R"({"VNI":1,"VtepMAC":"0a:58:00:00:00:01"})");
+  EXPECT_EQ(info->v6_data_json, R"({"VNI":1,"VtepMAC":"0e:58:00:00:00:01"})");
+  EXPECT_EQ(info->mtu, 1430u) << "the smaller of 1450 and 1430";
+  EXPECT_EQ(backend_.v6_device_name(), "flannel-v6.1");
+
+  absl::StatusOr<netlink::Link> dev = kernel_.GetLink("flannel-v6.1");
+  ASSERT_TRUE(dev.ok());
+  EXPECT_TRUE(dev->up);
+  EXPECT_EQ(dev->mtu, 1430u);
+  EXPECT_EQ(dev->mac, Mac("0e:58:00:00:00:01"));
+  ASSERT_TRUE(dev->vxlan.has_value());
+  EXPECT_EQ(dev->vxlan->vni, 1u);
+  EXPECT_EQ(dev->vxlan->port, 8472);
+  EXPECT_EQ(dev->vxlan->local, Ip6("fd77:1::1"));
+  EXPECT_EQ(dev->vxlan->underlay_index, local_.iface_index);
+  EXPECT_THAT(AddressesOf("flannel-v6.1"), ElementsAre(netlink::InterfaceAddress{dev->index, Ip6("fd42:0:1::"), 128}));
+  EXPECT_THAT(AddressesOf("flannel.1"), ElementsAre(netlink::InterfaceAddress{
+                                            kernel_.GetLink("flannel.1")->index, Ip("198.18.1.0"), 32}));
+}
+
+TEST_F(VxlanDualStackBackendTest, ConfiguredMtuAppliesToBothAndMustSuitIPv6) {
+  absl::StatusOr<BackendInfo> info = backend_.Init(local_, lease6_, R"({"MTU":1300})");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->mtu, 1300u);
+  EXPECT_EQ(kernel_.GetLink("flannel-v6.1")->mtu, 1300u);
+  info = backend_.Init(local_, lease6_, R"({"MTU":1200})");
+  EXPECT_TRUE(absl::IsInvalidArgument(info.status())) << info.status();
+  EXPECT_THAT(Msg(info.status()), HasSubstr("below IPv6's minimum 1280"));
+  LocalConfig no_v6 = local_;
+  no_v6.iface_ipv6.reset();
+  EXPECT_TRUE(absl::IsInvalidArgument(backend_.Init(no_v6, lease6_, "{}").status()));
+}
+
+TEST_F(VxlanDualStackBackendTest, IPv4OnlyInitMakesNoV6DeviceAndRemovesAStaleOne) {
+  VxlanBackend fresh{&kernel_, Mac("0a:58:00:00:00:01")};
+  absl::StatusOr<BackendInfo> info = fresh.Init(local_, lease_, "{}");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->v6_data_json, "");
+  EXPECT_EQ(info->mtu, 1450u);
+  EXPECT_TRUE(absl::IsNotFound(kernel_.GetLink("flannel-v6.1").status()));
+
+  ASSERT_TRUE(backend_.Init(local_, lease6_, "{}").ok());
+  ASSERT_TRUE(kernel_.GetLink("flannel-v6.1").ok());
+  // The network turns IPv4-only (a restart with a new config): the device goes.
+  ASSERT_TRUE(fresh.Init(local_, lease_, "{}").ok());
+  EXPECT_TRUE(absl::IsNotFound(kernel_.GetLink("flannel-v6.1").status()));
+  EXPECT_TRUE(kernel_.GetLink("flannel.1").ok());
+}
+
+TEST_F(VxlanDualStackBackendTest, ReconcileProgramsBothFamiliesRepairsAndTearsDown) {
+  ASSERT_TRUE(backend_.Init(local_, lease6_, R"({"DirectRouting":true})").ok());
+  const std::vector<Peer> peers = {DualPeer(2, "fd77:9::2"), DualPeer(3)};
+  absl::StatusOr<ReconcileStats> s = backend_.Reconcile(peers);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->errors, 0);
+  // Both peers are on the IPv4 link (a direct route each); over IPv6, peer 3 is
+  // direct and peer 2 goes through the tunnel (neighbour, FDB entry, route).
+  EXPECT_EQ(s->added, 2 + 1 + 3);
+  const int vx6 = kernel_.GetLink("flannel-v6.1")->index;
+  EXPECT_EQ(kernel_.routes.at(Net6("fd42:0:2::/64")), (Route{Net6("fd42:0:2::/64"), Ip6("fd42:0:2::"), vx6, true}));
+  EXPECT_EQ(kernel_.routes.at(Net6("fd42:0:3::/64")),
+            (Route{Net6("fd42:0:3::/64"), Ip6("fd77:1::3"), local_.iface_index, false}));
+  EXPECT_EQ(kernel_.fdb.count({vx6, Mac("0e:00:00:00:00:02"), Ip6("fd77:9::2")}), 1u);
+
+  // Someone deletes flannel-v6.1: the next pass recreates it and what was on it.
+  ASSERT_TRUE(kernel_.DeleteLink(vx6).ok());
+  s = backend_.Reconcile(peers);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->added, 3);
+  EXPECT_EQ(AddressesOf("flannel-v6.1").size(), 1u);
+  EXPECT_EQ(backend_.Reconcile(peers)->changes(), 0);
+
+  // Peer 2 drops IPv6: its IPv6 objects go, its IPv4 ones stay.
+  Peer v4_only = DualPeer(2, "fd77:9::2");
+  v4_only.ipv6_subnet.reset();
+  s = backend_.Reconcile({v4_only, DualPeer(3)});
+  EXPECT_EQ(s->removed, 3);
+  EXPECT_EQ(kernel_.routes.count(Net("198.18.2.0/24")), 1u);
+
+  ASSERT_TRUE(backend_.Teardown().ok());
+  EXPECT_TRUE(absl::IsNotFound(kernel_.GetLink("flannel-v6.1").status()));
+  EXPECT_TRUE(absl::IsNotFound(kernel_.GetLink("flannel.1").status()));
+  EXPECT_THAT(kernel_.routes, IsEmpty());
+  EXPECT_THAT(kernel_.neighbours, IsEmpty());
+  EXPECT_THAT(kernel_.fdb, IsEmpty());
 }
 
 TEST_F(VxlanBackendTest, TeardownRemovesTheDeviceAndDirectRoutes) {

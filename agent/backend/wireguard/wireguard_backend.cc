@@ -320,7 +320,7 @@ absl::StatusOr<ReconcileStats> WireguardBackend::EnsureDevice(wg::Device* device
   DesiredState desired;
   desired.routes.push_back(netlink::Route{lease_.network, IPv4Addr(), device_index_, false});
   ASSIGN_OR_RETURN(ReconcileStats stats,
-                   agent::Reconcile(*kernel_, Ownership{device_index_, netlink::kWeftRouteProtocol, false}, desired));
+                   agent::Reconcile(*kernel_, Ownership{{device_index_}, netlink::kWeftRouteProtocol, false}, desired));
   ASSIGN_OR_RETURN(*device, driver_->Get());
   wg::DeviceChange change;
   if (device->private_key != *private_key_) change.private_key = *private_key_;
