@@ -153,7 +153,8 @@ int Run() {
             absl::Seconds(1));
         if (Cluster::Interrupted()) return 130;
         if (s.ok()) ++ok;
-        absl::PrintF("  %-6s %-12s -> %-6s %-12s %s  %d/%d replies, avg %.3f ms\n", from->name, src, to->name,
+        const int w = c.options().underlay_ipv6 ? 18 : 12;  // IPv6 addresses are wider
+        absl::PrintF("  %-6s %-*s -> %-6s %-*s %s  %d/%d replies, avg %.3f ms\n", from->name, w, src, to->name, w,
                      dst, s.ok() ? "ok  " : "FAIL", r.received, r.transmitted, r.avg_rtt_ms);
         std::fflush(stdout);
       }
