@@ -1,14 +1,15 @@
 // The real weft-agent binary against the real controller with a dual-stack
 // network config: its exit codes for the start-up checks for IPv6 with the real
-// backend factory (agent/agent_test.cc covers the rest with fakes). Until a
-// backend has an IPv6 data path, it cannot get further. Nothing here changes the
-// host: each agent stops before it touches the kernel.
+// backend factory (agent/agent_test.cc covers the rest with fakes), and the
+// alloc backend taking a dual-stack lease. Nothing here changes the host: the
+// agents stop before they touch the kernel, or (alloc) program nothing.
 
 #include <sys/wait.h>
 
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/controller_fixture.h"
@@ -23,17 +24,21 @@ class AgentDualStackTest : public ::testing::Test {
   void SetUp() override {
     controller_ = std::make_unique<Controller>(DataDir("controller"));
     ASSERT_NO_FATAL_FAILURE(controller_->Start());
+    SetBackend("udp");
+  }
+  void SetBackend(const std::string& type) {
     weft::v1::SetNetworkConfigRequest req;
-    req.set_config(R"({"Network":"10.7.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:7::/48",)"
-                   R"("Backend":{"Type":"alloc"}})");
+    req.set_config(absl::StrCat(R"({"Network":"10.7.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:7::/48",)",
+                                R"("Backend":{"Type":")", type, R"("}})"));
+    req.set_force(true);
     weft::v1::SetNetworkConfigResponse resp;
     grpc::Status s = controller_->network()->SetNetworkConfig(Ctx().get(), req, &resp);
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
   void TearDown() override { controller_->Stop(); }
 
-  // Runs an agent on lo with `flags` until it exits (at most 30 s); its exit code.
-  int RunAgent(const std::string& name, const std::vector<std::string>& flags) {
+  // The agent's command line on lo, its files under DataDir(name).
+  std::vector<std::string> AgentArgv(const std::string& name, const std::vector<std::string>& flags) {
     const std::string dir = DataDir(name.c_str());
     std::filesystem::create_directories(dir);
     log_ = dir + "/agent.log";
@@ -41,8 +46,13 @@ class AgentDualStackTest : public ::testing::Test {
                                      "--node-name", name, "--subnet-file", dir + "/subnet.env", "--docker-opts-file",
                                      dir + "/docker_opts.env", "--state-dir", dir + "/state", "--metrics-listen", ""};
     argv.insert(argv.end(), flags.begin(), flags.end());
+    return argv;
+  }
+
+  // Runs an agent on lo with `flags` until it exits (at most 30 s); its exit code.
+  int RunAgent(const std::string& name, const std::vector<std::string>& flags) {
     Process p;
-    EXPECT_TRUE(p.Start(argv, log_));
+    EXPECT_TRUE(p.Start(AgentArgv(name, flags), log_));
     for (int i = 0; i < 300; ++i) {
       // Exited? (WNOWAIT: Process::Wait reaps it.)
       siginfo_t info{};
@@ -62,9 +72,31 @@ class AgentDualStackTest : public ::testing::Test {
 };
 
 TEST_F(AgentDualStackTest, BackendWithoutIPv6DataPathIsNamed) {
-  EXPECT_EQ(RunAgent("alloc", {"--public-ipv6", "2001:db8::7"}), 1) << Log();
-  EXPECT_THAT(Log(), HasSubstr("backend alloc has no IPv6 data path; dual-stack networks need vxlan or host-gw"));
-  EXPECT_FALSE(std::filesystem::exists(DataDir("alloc") + "/subnet.env")) << "no lease was taken";
+  EXPECT_EQ(RunAgent("udp", {"--public-ipv6", "2001:db8::7"}), 1) << Log();
+  EXPECT_THAT(Log(), HasSubstr("backend udp has no IPv6 data path; dual-stack networks need vxlan or host-gw"));
+  EXPECT_FALSE(std::filesystem::exists(DataDir("udp") + "/subnet.env")) << "no lease was taken";
+}
+
+// alloc programs nothing, so it serves dual-stack networks: the agent takes a
+// dual-stack lease and writes flannel's IPv6 lines.
+TEST_F(AgentDualStackTest, AllocTakesADualStackLease) {
+  SetBackend("alloc");
+  Process p;
+  ASSERT_TRUE(p.Start(AgentArgv("alloc", {"--public-ipv6", "2001:db8::7"}), log_));
+  const std::string env_file = DataDir("alloc") + "/subnet.env";
+  std::string env;
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(30); absl::Now() < deadline;) {
+    env = Controller::ReadFile(env_file);
+    if (env.find("FLANNEL_IPV6_SUBNET=fd00:7:") != std::string::npos) break;
+    usleep(50 * 1000);
+  }
+  EXPECT_THAT(env, HasSubstr("FLANNEL_IPV6_NETWORK=fd00:7::/48")) << Log();
+  EXPECT_THAT(env, HasSubstr("FLANNEL_IPV6_SUBNET=fd00:7:")) << Log();
+  EXPECT_THAT(env, HasSubstr("FLANNEL_SUBNET=10.7.")) << Log();
+  const std::vector<weft::v1::Lease> leases = ListAll(controller_->leases());
+  ASSERT_EQ(leases.size(), 1u);
+  EXPECT_EQ(leases[0].public_ipv6(), "2001:db8::7");
+  EXPECT_EQ(leases[0].backend_type(), "alloc");
 }
 
 TEST_F(AgentDualStackTest, BadPublicIPv6IsABadFlag) {

@@ -3,7 +3,8 @@
 // (and the Docker options) but programs no data path: no device, no routes.
 // For clusters whose packets travel by other means (another CNI, routes made
 // elsewhere) that only want flannel's subnet allocation. The lease carries no
-// BackendData; containers get the external interface's MTU.
+// BackendData; containers get the external interface's MTU. Dual-stack
+// networks too: there is no data path to lack IPv6.
 
 #include <string>
 #include <vector>
@@ -26,6 +27,7 @@ class AllocBackend : public Backend {
   absl::StatusOr<ReconcileStats> Reconcile(const std::vector<Peer>& peers) override;
   absl::Status Teardown() override { return absl::OkStatus(); }
   absl::StatusOr<std::string> LeaseData() override { return std::string(); }
+  absl::StatusOr<std::string> LeaseV6Data() override { return std::string(); }
   std::string device_name() const override { return std::string(); }
 
  private:
