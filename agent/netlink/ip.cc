@@ -26,10 +26,6 @@ bool IPAddr::IsLinkLocal() const {
   return is_v6() && (v6().value() >> 118) == absl::uint128(0x3fa);  // fe80::/10
 }
 
-IPAddr IPAddr::UnspecifiedLike(const IPAddr& like) {
-  return like.is_v6() ? IPAddr(IPv6Addr()) : IPAddr(IPv4Addr());
-}
-
 std::string IPAddr::ToString() const {
   return std::visit([](const auto& v) { return v.ToString(); }, addr_);
 }

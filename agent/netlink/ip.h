@@ -31,8 +31,6 @@ class IPAddr {
   bool IsUnspecified() const;
   // fe80::/10, the kernel's own address on every IPv6 link.
   bool IsLinkLocal() const;
-  // The unspecified address of the family of `like`.
-  static IPAddr UnspecifiedLike(const IPAddr& like);
   std::string ToString() const;
 
   friend bool operator==(const IPAddr& a, const IPAddr& b) { return a.addr_ == b.addr_; }

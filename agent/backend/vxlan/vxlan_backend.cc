@@ -28,6 +28,8 @@ constexpr uint32_t kVxlanV6Overhead = 70;
 constexpr uint32_t kIPv6MinMtu = 1280;
 constexpr uint32_t kMaxVni = (1u << 24) - 1;
 
+std::string V6DeviceName(uint32_t vni) { return absl::StrCat("flannel-v6.", vni); }
+
 using ::weft::json::FindFolded;
 using ::weft::json::ParseObject;
 
@@ -225,7 +227,7 @@ DesiredState VxlanDesiredState(const VxlanSetup& setup, const std::vector<Peer>&
 
 std::string VxlanBackend::device_name() const { return absl::StrCat("flannel.", config_.vni); }
 
-std::string VxlanBackend::v6_device_name() const { return absl::StrCat("flannel-v6.", config_.vni); }
+std::string VxlanBackend::v6_device_name() const { return V6DeviceName(config_.vni); }
 
 absl::StatusOr<BackendInfo> VxlanBackend::Init(const LocalConfig& local, const OwnLease& lease,
                                                absl::string_view backend_config_json) {
@@ -249,7 +251,7 @@ absl::StatusOr<BackendInfo> VxlanBackend::Init(const LocalConfig& local, const O
   std::optional<netlink::VxlanLinkSpec> spec6;
   if (v6) {
     spec6 = spec;
-    spec6->name = absl::StrCat("flannel-v6.", config.vni);
+    spec6->name = V6DeviceName(config.vni);
     spec6->info.local = v6->iface_ip;
     spec6->mtu = config.mtu != 0 ? config.mtu : local.iface_mtu - kVxlanV6Overhead;
     spec6->mac = v6_mac_;
@@ -265,7 +267,7 @@ absl::StatusOr<BackendInfo> VxlanBackend::Init(const LocalConfig& local, const O
     RETURN_IF_ERROR(DeleteLinkIfPresent(spec6_->name));
   }
   // An IPv4-only network has no IPv6 device, not even one left by an earlier run.
-  if (!v6) RETURN_IF_ERROR(DeleteLinkIfPresent(absl::StrCat("flannel-v6.", config.vni)));
+  if (!v6) RETURN_IF_ERROR(DeleteLinkIfPresent(V6DeviceName(config.vni)));
   spec_ = spec;
   spec6_ = spec6;
   // Nexthop objects where the kernel has them (a dump of them works).
