@@ -7,6 +7,8 @@
 // --pings pings at 10 ms intervals (avg, p50, p99 of the RTT). Setups are
 // measured in --rounds interleaved rounds; the table shows each figure's median.
 // A backend the agent rejects ("not supported by this agent") is skipped, saying so.
+// A backend named with "-v6" (vxlan-v6, host-gw-v6) is measured over IPv6: a
+// dual-stack cluster, the containers' IPv6 addresses.
 //
 // The binaries come from $WEFT_CONTROLLER_BIN, $WEFT_AGENT_BIN, $WEFTCTL_BIN.
 // Flags also from the environment as WEFT_BENCH_<FLAG>.
@@ -47,7 +49,8 @@ ABSL_FLAG(int, pings, 200, "Pings per latency run (10 ms apart).");
 ABSL_FLAG(int, rounds, 1, "Interleaved rounds over all setups; the table shows medians.");
 ABSL_FLAG(std::string, backends, "vxlan,udp,host-gw,wireguard",
           "Backends to measure, comma-separated, besides no-overlay (wireguard brings a hand-made wireguard-go "
-          "tunnel between the same hosts along).");
+          "tunnel between the same hosts along; NAME-v6, e.g. vxlan-v6, measures NAME over IPv6 in a dual-stack "
+          "cluster).");
 
 namespace {
 
@@ -111,12 +114,17 @@ absl::Status BuildNoOverlay(Setup& s) {
   return absl::OkStatus();
 }
 
-absl::Status BuildCluster(Setup& s, const std::string& backend) {
+absl::Status BuildCluster(Setup& s, std::string backend) {
   ClusterOptions o;
   o.name = absl::StrCat("bench-", backend);
   o.hosts = 2;
   o.verbose = false;
-  o.network_config = absl::StrCat(R"({"Network":"10.1.0.0/16","Backend":{"Type":")", backend, R"("}})");
+  const bool over_ipv6 = absl::EndsWith(backend, "-v6");
+  if (over_ipv6) backend.resize(backend.size() - 3);
+  o.network_config = absl::StrCat(R"({"Network":"10.1.0.0/16",)",
+                                  over_ipv6 ? R"("EnableIPv6":true,"IPv6Network":"fd00:12::/48",)" : "",
+                                  R"("Backend":{"Type":")", backend, R"("}})");
+  o.underlay_ipv6 = over_ipv6;
   o.agent_args = absl::GetFlag(FLAGS_agent_args);
   absl::StatusOr<std::unique_ptr<Cluster>> c = Cluster::Start(o);
   if (!c.ok()) {
@@ -130,7 +138,7 @@ absl::Status BuildCluster(Setup& s, const std::string& backend) {
   s.cluster = std::move(*c);
   const weft::testing::Container& a = s.cluster->host(0).containers.at(0);
   const weft::testing::Container& b = s.cluster->host(1).containers.at(0);
-  s.ends = {a.ns, b.ns, b.ip, s.cluster->host(0).env.mtu};
+  s.ends = {a.ns, b.ns, over_ipv6 ? b.ipv6 : b.ip, s.cluster->host(0).env.mtu};
   return absl::OkStatus();
 }
 
