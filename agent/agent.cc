@@ -34,9 +34,9 @@ const char* ResultName(const absl::Status& s) { return s.ok() ? "ok" : "error"; 
 
 Agent::Agent(AgentConfig config, metrics::Registry* registry, Clock* clock)
     : cfg_(std::move(config)), clock_(clock), registry_(registry), metrics_(std::make_unique<AgentMetrics>(*registry)) {
-  metrics_->WatchTunnelDevice(*registry, [this] {
+  metrics_->WatchTunnelDevices(*registry, [this] {
     absl::MutexLock l(&device_mu_);
-    return device_;
+    return devices_;
   });
 }
 
@@ -140,7 +140,9 @@ absl::Status Agent::Run(absl::Notification* stop) {
   std::unique_ptr<Backend> backend = *std::move(created);
   {
     absl::MutexLock l(&device_mu_);
-    device_ = backend->device_name();
+    for (const std::string& d : {backend->device_name(), settings.ipv6 ? backend->v6_device_name() : std::string()}) {
+      if (!d.empty()) devices_.push_back(d);
+    }
   }
   // Asks the backend for a lease's data until it answers; INVALID_ARGUMENT (a bad
   // config) is final, and for IPv6 UNIMPLEMENTED (no IPv6 data path).

@@ -73,7 +73,8 @@ class Agent {
   std::unique_ptr<AgentMetrics> metrics_;
   std::atomic<bool> ready_{false};
   absl::Mutex device_mu_;
-  std::string device_ ABSL_GUARDED_BY(device_mu_);  // the tunnel device, once known
+  // The tunnel devices, once known (the IPv6 one too in a dual-stack network).
+  std::vector<std::string> devices_ ABSL_GUARDED_BY(device_mu_);
 };
 
 }  // namespace weft::agent

@@ -64,7 +64,7 @@ void AgentMetrics::ObserveReconcile(const ReconcileStats& s, double seconds) {
 
 namespace weft::agent {
 
-void AgentMetrics::WatchTunnelDevice(metrics::Registry& r, std::function<std::string()> device) {
+void AgentMetrics::WatchTunnelDevices(metrics::Registry& r, std::function<std::vector<std::string>()> devices) {
   struct Stat {
     const char* name;
     const char* help;
@@ -72,7 +72,8 @@ void AgentMetrics::WatchTunnelDevice(metrics::Registry& r, std::function<std::st
     const char* tx;
   };
   static const Stat kStats[] = {
-      {"weft_agent_tunnel_packets_total", "Packets through the tunnel device (flannel.<VNI>), by direction.",
+      {"weft_agent_tunnel_packets_total",
+       "Packets through the tunnel devices (flannel.<VNI>, flannel-v6.<VNI>), by device and direction.",
        "rx_packets", "tx_packets"},
       {"weft_agent_tunnel_bytes_total", "Bytes through the tunnel device, by direction.", "rx_bytes", "tx_bytes"},
       {"weft_agent_tunnel_drops_total", "Packets the kernel dropped on the tunnel device, by direction.",
@@ -81,12 +82,12 @@ void AgentMetrics::WatchTunnelDevice(metrics::Registry& r, std::function<std::st
        "rx_errors", "tx_errors"},
   };
   for (const Stat& st : kStats) {
-    r.AddCallbackFamily(metrics::MetricType::kCounter, st.name, st.help, {"direction"}, [device, st] {
+    r.AddCallbackFamily(metrics::MetricType::kCounter, st.name, st.help, {"device", "direction"}, [devices, st] {
       std::vector<metrics::Sample> out;
-      const std::string dev = device();
-      if (dev.empty()) return out;
-      out.push_back({{"rx"}, ReadStat(dev, st.rx)});
-      out.push_back({{"tx"}, ReadStat(dev, st.tx)});
+      for (const std::string& dev : devices()) {
+        out.push_back({{dev, "rx"}, ReadStat(dev, st.rx)});
+        out.push_back({{dev, "tx"}, ReadStat(dev, st.tx)});
+      }
       return out;
     });
   }

@@ -28,9 +28,10 @@ class AgentMetrics {
   metrics::Gauge& ready;
 
   void ObserveReconcile(const ReconcileStats& stats, double seconds);
-  // Exports the tunnel device's kernel counters (read at scrape time from
-  // /sys/class/net/<device>/statistics); `device` may be empty until it exists.
-  void WatchTunnelDevice(metrics::Registry& r, std::function<std::string()> device);
+  // Exports the tunnel devices' kernel counters (read at scrape time from
+  // /sys/class/net/<device>/statistics), labelled by device; `devices` may be
+  // empty until they exist.
+  void WatchTunnelDevices(metrics::Registry& r, std::function<std::vector<std::string>()> devices);
 };
 
 }  // namespace weft::agent

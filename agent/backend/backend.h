@@ -97,6 +97,9 @@ class Backend {
   // The tunnel device whose kernel counters the agent exports ("flannel.1",
   // "flannel0"); empty when the backend has none (host-gw, cloud routes).
   virtual std::string device_name() const = 0;
+  // Its IPv6 tunnel device in a dual-stack network ("flannel-v6.1"); empty
+  // when it has none.
+  virtual std::string v6_device_name() const { return std::string(); }
 };
 
 }  // namespace weft::agent

@@ -67,6 +67,12 @@ TEST(DualStackE2eTest, VxlanCarriesBothFamilies) {
     ASSERT_TRUE(dev.ok()) << dev.status();
     EXPECT_TRUE(absl::StrContains(*dev, absl::StrCat("local ", c->host(i).underlay_ipv6))) << *dev;
   }
+  // The IPv6 device's kernel counters are exported beside the IPv4 one's: the
+  // pings went through both.
+  absl::StatusOr<std::string> page = AgentMetrics(*c, 0);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_GT(Sample(*page, "weft_agent_tunnel_packets_total{device=\"flannel-v6.1\",direction=\"tx\"}"), 0) << *page;
+  EXPECT_GT(Sample(*page, "weft_agent_tunnel_packets_total{device=\"flannel.1\",direction=\"tx\"}"), 0) << *page;
   // A restarted agent keeps both of its subnets, and the data path still works.
   const std::string v4 = c->host(1).env.subnet, v6 = c->host(1).env.ipv6_subnet;
   ASSERT_TRUE(c->StopAgent(1).ok());

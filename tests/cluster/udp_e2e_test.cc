@@ -76,7 +76,7 @@ TEST(UdpE2ETest, FlannelsDeviceAndPortAndContainersReachEachOther) {
   EXPECT_GT(Sample(*page, "weft_agent_udp_packets_total{direction=\"tx\"}"), 0);
   EXPECT_GT(Sample(*page, "weft_agent_udp_packets_total{direction=\"rx\"}"), 0);
   // The tunnel device's kernel counters are the agent's too.
-  EXPECT_GT(Sample(*page, "weft_agent_tunnel_packets_total{direction=\"tx\"}"), 0);
+  EXPECT_GT(Sample(*page, "weft_agent_tunnel_packets_total{device=\"flannel0\",direction=\"tx\"}"), 0);
 }
 
 TEST(UdpE2ETest, LargeTcpTransferArrivesIntact) {

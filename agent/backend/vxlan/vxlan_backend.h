@@ -126,7 +126,7 @@ class VxlanBackend : public Backend {
   // "flannel.<VNI>".
   std::string device_name() const override;
   // "flannel-v6.<VNI>", the IPv6 device of a dual-stack network.
-  std::string v6_device_name() const;
+  std::string v6_device_name() const override;
 
   // Where the device's checksum offload is read and set (not owned); default:
   // the ethtool ioctl in the agent's own network namespace.
