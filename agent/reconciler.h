@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "agent/netlink/programmer.h"
+#include "agent/reconcile_stats.h"
 
 namespace weft::agent {
 
@@ -41,16 +42,6 @@ struct Ownership {
   bool manage_nexthops = false;
 };
 
-struct ReconcileStats {
-  int added = 0;
-  int updated = 0;
-  int removed = 0;
-  int unchanged = 0;
-  int errors = 0;          // changes the kernel refused
-  int skipped_peers = 0;   // filled by backends: peers left out (bad data, wrong type)
-  std::vector<absl::Status> first_errors;  // the first few refusals, for logs
-  int changes() const { return added + updated + removed; }
-};
 
 // What the kernel holds (as dumped): neighbours and FDB entries of the owned
 // devices, routes of the owned protocol, nexthops of every protocol.

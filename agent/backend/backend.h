@@ -1,6 +1,7 @@
 #pragma once
-// A backend connects this host's containers to the other hosts' subnets: VXLAN
-// today; UDP, host-gw and cloud route tables fit the same interface.
+// A backend connects this host's containers to the other hosts' subnets: one
+// per data path (vxlan, udp, host-gw, wireguard, aws-vpc, gce, alloc), each in
+// its folder under agent/backend/, made by CreateBackend (factory.h).
 //
 // The agent calls Init once it knows its lease, publishes the returned backend
 // data in the lease, writes the MTU to subnet.env, then calls Reconcile with the
@@ -14,7 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "agent/reconciler.h"
+#include "agent/reconcile_stats.h"
 #include "common/net.h"
 
 namespace weft::agent {
