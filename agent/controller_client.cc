@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/backoff.h"
+#include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/tls_client.h"
 
@@ -14,7 +15,7 @@ bool ShouldFailOver(const grpc::Status& s) {
 
 absl::Status ToAbsl(const grpc::Status& s, bool tls) {
   if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), weft::DescribeRpcError(s, tls));
+  return FromGrpcStatus(s, DescribeRpcError(s, tls));
 }
 
 }  // namespace

@@ -33,11 +33,6 @@ grpc::Status Admission::Admit(const grpc::ServerContextBase& ctx, Method m, std:
   return s;
 }
 
-grpc::Status ToGrpc(const absl::Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
-}
-
 namespace {
 void SetExpiration(absl::Time t, weft::v1::Lease* out) {
   const int64_t ns = absl::ToUnixNanos(t);
@@ -101,7 +96,7 @@ grpc::ServerUnaryReactor* LeaseServiceImpl::AcquireLease(grpc::CallbackServerCon
   manager_->AcquireAsync(r, [this, reactor, resp, start = absl::Now()](absl::StatusOr<LeaseRecord> rec) {
     grpc::Status s = grpc::Status::OK;
     if (!rec.ok()) {
-      s = ToGrpc(rec.status());
+      s = ToGrpcStatus(rec.status());
     } else {
       ToProto(*rec, resp->mutable_lease());
       if (auto cfg = manager_->Config()) {
@@ -125,7 +120,7 @@ grpc::Status LeaseServiceImpl::RenewLease(grpc::ServerContext* ctx, const weft::
     return t.Done(s);
   }
   auto rec = manager_->Renew(owner);
-  if (!rec.ok()) return t.Done(ToGrpc(rec.status()));
+  if (!rec.ok()) return t.Done(ToGrpcStatus(rec.status()));
   ToProto(*rec, resp->mutable_lease());
   return t.Done(grpc::Status::OK);
 }
@@ -137,7 +132,7 @@ grpc::Status LeaseServiceImpl::ReleaseLease(grpc::ServerContext* ctx, const weft
   if (grpc::Status s = admission_.Admit(*ctx, Method::kReleaseLease, &owner.node_name, &owner.as_node); !s.ok()) {
     return t.Done(s);
   }
-  return t.Done(ToGrpc(manager_->Release(owner)));
+  return t.Done(ToGrpcStatus(manager_->Release(owner)));
 }
 
 grpc::Status LeaseServiceImpl::GetLease(grpc::ServerContext* ctx, const weft::v1::GetLeaseRequest* req,
@@ -145,7 +140,7 @@ grpc::Status LeaseServiceImpl::GetLease(grpc::ServerContext* ctx, const weft::v1
   RpcTimer t(observer_, "GetLease");
   if (grpc::Status s = admission_.Admit(*ctx, Method::kGetLease); !s.ok()) return t.Done(s);
   auto rec = manager_->Get(req->subnet());
-  if (!rec.ok()) return t.Done(ToGrpc(rec.status()));
+  if (!rec.ok()) return t.Done(ToGrpcStatus(rec.status()));
   ToProto(*rec, resp->mutable_lease());
   absl::flat_hash_map<int64_t, std::optional<absl::Time>> cache;
   AddForeignExpiry(*rec, resp->mutable_lease(), &cache);
@@ -157,7 +152,7 @@ grpc::Status LeaseServiceImpl::ListLeases(grpc::ServerContext* ctx, const weft::
   RpcTimer t(observer_, "ListLeases");
   if (grpc::Status s = admission_.Admit(*ctx, Method::kListLeases); !s.ok()) return t.Done(s);
   auto page = manager_->ListPage(req->page_size(), req->page_token());
-  if (!page.ok()) return t.Done(ToGrpc(page.status()));
+  if (!page.ok()) return t.Done(ToGrpcStatus(page.status()));
   absl::flat_hash_map<int64_t, std::optional<absl::Time>> cache;
   for (const LeaseRecord& rec : page->leases) {
     weft::v1::Lease* out = resp->add_leases();
@@ -195,7 +190,7 @@ grpc::Status NetworkServiceImpl::GetNetworkConfig(grpc::ServerContext* ctx, cons
   RpcTimer t(observer_, "GetNetworkConfig");
   if (grpc::Status s = admission_.Admit(*ctx, Method::kGetNetworkConfig); !s.ok()) return t.Done(s);
   auto cfg = manager_->GetConfig();
-  if (!cfg.ok()) return t.Done(ToGrpc(cfg.status()));
+  if (!cfg.ok()) return t.Done(ToGrpcStatus(cfg.status()));
   resp->set_config(cfg->first);
   resp->set_revision(cfg->second);
   return t.Done(grpc::Status::OK);
@@ -206,7 +201,7 @@ grpc::Status NetworkServiceImpl::SetNetworkConfig(grpc::ServerContext* ctx, cons
   RpcTimer t(observer_, "SetNetworkConfig");
   if (grpc::Status s = admission_.Admit(*ctx, Method::kSetNetworkConfig); !s.ok()) return t.Done(s);
   auto change = manager_->SetConfig(req->config(), req->force());
-  if (!change.ok()) return t.Done(ToGrpc(change.status()));
+  if (!change.ok()) return t.Done(ToGrpcStatus(change.status()));
   resp->set_config(change->config);
   resp->set_revision(change->revision);
   for (const std::string& s : change->stranded) resp->add_stranded_subnets(s);
@@ -220,7 +215,7 @@ grpc::Status NetworkServiceImpl::Reserve(grpc::ServerContext* ctx, const weft::v
   ReserveRequest r{req->subnet(),       req->public_ip(),   req->node_name(),      req->backend_type(),
                    req->backend_data(), req->ipv6_subnet(), req->public_ipv6(), req->backend_v6_data()};
   auto rec = manager_->Reserve(r);
-  if (!rec.ok()) return t.Done(ToGrpc(rec.status()));
+  if (!rec.ok()) return t.Done(ToGrpcStatus(rec.status()));
   ToProto(*rec, resp->mutable_lease());
   return t.Done(grpc::Status::OK);
 }
@@ -229,7 +224,7 @@ grpc::Status NetworkServiceImpl::Unreserve(grpc::ServerContext* ctx, const weft:
                                            weft::v1::UnreserveResponse*) {
   RpcTimer t(observer_, "Unreserve");
   if (grpc::Status s = admission_.Admit(*ctx, Method::kUnreserve); !s.ok()) return t.Done(s);
-  return t.Done(ToGrpc(manager_->Unreserve(req->subnet())));
+  return t.Done(ToGrpcStatus(manager_->Unreserve(req->subnet())));
 }
 
 grpc::Status NetworkServiceImpl::GetStatus(grpc::ServerContext* ctx, const weft::v1::GetStatusRequest*,

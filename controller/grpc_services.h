@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "common/grpc_status.h"
 #include "controller/authz.h"
 #include "controller/drain_gate.h"
 #include "controller/lease_manager.h"
@@ -23,7 +24,6 @@ namespace weft::controller {
 // Called after every RPC with its method name, result code and duration.
 using RpcObserver = std::function<void(const char* method, grpc::StatusCode code, absl::Duration took)>;
 
-grpc::Status ToGrpc(const absl::Status& s);
 void ToProto(const LeaseRecord& rec, weft::v1::Lease* out);
 
 // Whether a new weft.v1 call may proceed, decided in one place for every

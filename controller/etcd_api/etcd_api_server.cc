@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "common/grpc_status.h"
 #include "controller/etcd_api/internal.h"
 #include "storage/etcd/etcd_wire.h"
 
@@ -66,7 +67,7 @@ grpc::Status ToEtcdStatus(const absl::Status& s) {
   if (absl::IsInvalidArgument(s) && absl::StrContains(m, "duplicate key")) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, wire::kErrDuplicateKey);
   }
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(m));
+  return ToGrpcStatus(absl::Status(s.code(), m));
 }
 
 // ---- WorkerPool ----

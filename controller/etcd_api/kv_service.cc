@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
 #include "controller/etcd_api/internal.h"
 #include "storage/etcd/etcd_wire.h"
 
@@ -16,9 +17,7 @@ using etcdserverpb::RangeRequest;
 grpc::Status Invalid(const char* message) { return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message); }
 
 // A validator's refusal, passed on as it is (code and message).
-grpc::Status Refused(const absl::Status& s) {
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
-}
+grpc::Status Refused(const absl::Status& s) { return ToGrpcStatus(s); }
 
 // Sorting and revision filters need every key of the range before the limit.
 bool NeedsWholeRange(const RangeRequest& r) {

@@ -11,6 +11,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/atomic_file.h"
+#include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "common/tls_client.h"
@@ -315,7 +316,7 @@ absl::Status EtcdStore::FromEtcd(const grpc::Status& s) {
       if (m == wire::kErrLeaseExist) return absl::AlreadyExistsError(plain);
       return absl::FailedPreconditionError(plain);
     default:
-      return absl::Status(static_cast<absl::StatusCode>(s.error_code()), absl::StrCat("etcd: ", plain));
+      return FromGrpcStatus(s, absl::StrCat("etcd: ", plain));
   }
 }
 

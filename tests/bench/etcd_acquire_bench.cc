@@ -66,7 +66,6 @@ using weft::bench::LoadResult;
 using weft::bench::RunClosedLoop;
 using weft::bench::RunClosedLoopAsync;
 using weft::bench::CallAsync;
-using weft::bench::FromGrpc;
 namespace storage = weft::storage;
 
 constexpr char kPrefix[] = "/coreos.com/network";
@@ -163,13 +162,13 @@ LoadResult BareAsync(const std::string& endpoint, int clients, int existing, abs
     etcdserverpb::LeaseGrantRequest grant;
     grant.set_ttl(24 * 3600);
     auto on_granted = [&conn, i, done](const grpc::Status& s, const etcdserverpb::LeaseGrantResponse& g) {
-      if (!s.ok()) return done(FromGrpc(s));
+      if (!s.ok()) return done(weft::FromGrpcStatus(s));
       if (!g.error().empty()) return done(absl::InternalError(absl::StrCat("etcd: ", g.error())));
       CallAsync<etcdserverpb::TxnResponse>(
           [&conn](auto&&... a) { conn.kv->async()->Txn(std::forward<decltype(a)>(a)...); },
           storage::etcdwire::ToProto(CreateIfAbsent(KeyOf(i), LeaseJson(i), g.id())), kEtcdTimeout,
           [done](const grpc::Status& s, const etcdserverpb::TxnResponse& r) {
-            if (!s.ok()) return done(FromGrpc(s));
+            if (!s.ok()) return done(weft::FromGrpcStatus(s));
             done(r.succeeded() ? absl::OkStatus() : absl::AbortedError("subnet taken"));
           });
     };

@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/grpc_status.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
 #include "tests/bench/closed_loop.h"
@@ -52,10 +53,6 @@ inline std::vector<std::unique_ptr<weft::v1::LeaseService::Stub>> LeaseStubs(
   return stubs;
 }
 
-inline absl::Status FromGrpc(const grpc::Status& s) {
-  return s.ok() ? absl::OkStatus() : absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
-}
-
 // Starts one unary call with gRPC's callback API and hands its status and
 // response to `then(status, response)` on a gRPC thread. `start(ctx, request,
 // response, callback)` calls a stub's async() method; the call's state lives
@@ -86,7 +83,7 @@ inline std::function<absl::Status(int, int64_t)> AcquireOp(const LeaseStubList& 
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + timeout);
     weft::v1::AcquireLeaseResponse resp;
-    return FromGrpc(stubs[c % stubs.size()]->AcquireLease(&ctx, AcquireRequestFor(i, dual_stack), &resp));
+    return FromGrpcStatus(stubs[c % stubs.size()]->AcquireLease(&ctx, AcquireRequestFor(i, dual_stack), &resp));
   };
 }
 
@@ -98,7 +95,7 @@ inline AsyncOp AcquireAsyncOp(const LeaseStubList& stubs, std::chrono::seconds t
         [&stub](auto&&... a) { stub->async()->AcquireLease(std::forward<decltype(a)>(a)...); },
         AcquireRequestFor(i, dual_stack), timeout,
         [done = std::move(done)](const grpc::Status& s, const weft::v1::AcquireLeaseResponse&) {
-          done(FromGrpc(s));
+          done(FromGrpcStatus(s));
         });
   };
 }
