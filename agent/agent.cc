@@ -230,26 +230,17 @@ absl::Status Agent::Run(absl::Notification* stop) {
       RETURN_IF_ERROR(WriteSubnetEnv(cfg_.subnet_file, nl));
       RETURN_IF_ERROR(WriteDockerOpts(cfg_.docker_opts_file, nl));
       previous = own_lease.subnet;
-      if (own_lease.ipv6_subnet) {
-        previous_v6 = own_lease.ipv6_subnet;
-        WEFT_LOG(INFO, "lease acquired")
-            .With("subnet", own.subnet())
-            .With("ipv6_subnet", own.ipv6_subnet())
-            .With("network", resp->network())
-            .With("ipv6_network", resp->ipv6_network())
-            .With("mtu", static_cast<int64_t>(info.mtu))
-            .With("backend", backend_type)
-            .With("device", backend->device_name())
-            .With("ttl", ttl);
-      } else {
-        WEFT_LOG(INFO, "lease acquired")
-            .With("subnet", own.subnet())
-            .With("network", resp->network())
-            .With("mtu", static_cast<int64_t>(info.mtu))
-            .With("backend", backend_type)
-            .With("device", backend->device_name())
-            .With("ttl", ttl);
-      }
+      const bool v6 = own_lease.ipv6_subnet.has_value();
+      if (v6) previous_v6 = own_lease.ipv6_subnet;
+      WEFT_LOG(INFO, "lease acquired")
+          .With("subnet", own.subnet())
+          .WithIf(v6, "ipv6_subnet", own.ipv6_subnet())
+          .With("network", resp->network())
+          .WithIf(v6, "ipv6_network", resp->ipv6_network())
+          .With("mtu", static_cast<int64_t>(info.mtu))
+          .With("backend", backend_type)
+          .With("device", backend->device_name())
+          .With("ttl", ttl);
       return absl::OkStatus();
     }
     return absl::CancelledError("stopped");

@@ -90,6 +90,11 @@ class Line {
       return With(key, value.ToString());
     }
   }
+  // With(key, value) only when `cond` holds (a field some events have).
+  template <typename T>
+  Line& WithIf(bool cond, absl::string_view key, const T& value) {
+    return cond ? With(key, value) : *this;
+  }
   // Shorthand for With("err", status).
   Line& Err(const absl::Status& status) { return With("err", status); }
 

@@ -466,6 +466,13 @@ storage::TxnRequest DeleteIf(const std::string& key, int64_t mod_revision) {
   return txn;
 }
 
+// Whether `k` has a subnet in the config's pool of that family, or the config
+// does not enable the family: a lease that fits both is used as it is.
+bool FitsIPv4(const NetworkConfig& c, const SubnetKey& k) {
+  return !c.enable_ipv4 || (k.ipv4 && c.PoolIndex(*k.ipv4));
+}
+bool FitsIPv6(const NetworkConfig& c, const SubnetKey& k) { return !c.enable_ipv6 || (k.ipv6 && c.InIPv6Pool(*k.ipv6)); }
+
 std::string Uint128Text(absl::uint128 v) {
   std::ostringstream out;
   out << v;
@@ -694,8 +701,8 @@ LeaseManager::Decision LeaseManager::Decide(AcquireState& st, LeaseRecord* answe
     // Reused as it is when it has a subnet in the pool of every enabled family
     // (a lease outside the config is not reused, as flannel's; a family the
     // config does not enable is kept). A reservation is always its node's.
-    const bool has4 = !config_->enable_ipv4 || (existing->key.ipv4 && config_->PoolIndex(*existing->key.ipv4));
-    const bool has6 = !config_->enable_ipv6 || (existing->key.ipv6 && config_->InIPv6Pool(*existing->key.ipv6));
+    const bool has4 = FitsIPv4(*config_, existing->key);
+    const bool has6 = FitsIPv6(*config_, existing->key);
     if ((has4 && has6) || existing->reserved()) {
       st.key = existing->store_key;
       st.expect_mod = existing->mod_revision;
@@ -906,11 +913,9 @@ absl::StatusOr<const LeaseRecord*> LeaseManager::FindOwnedLocked(const OwnerRef&
   std::optional<IPv4Addr> ip;
   std::optional<IPv6Addr> ip6;
   if (!req.public_ip.empty()) {
-    auto p = IPv4Addr::Parse(req.public_ip);
-    auto p6 = IPv6Addr::Parse(req.public_ip);
-    if (p.ok()) {
+    if (auto p = IPv4Addr::Parse(req.public_ip); p.ok()) {
       ip = *p;
-    } else if (p6.ok()) {
+    } else if (auto p6 = IPv6Addr::Parse(req.public_ip); p6.ok()) {
       ip6 = *p6;
     } else {
       return Invalid("public_ip", p.status().message());
@@ -960,9 +965,7 @@ absl::StatusOr<LeaseRecord> LeaseManager::Renew(const OwnerRef& req) {
         Report("renew", absl::OkStatus());
         return **rec;  // nothing to renew: a reservation has no TTL
       }
-      if (((*rec)->key.ipv4 && config_->enable_ipv4 && !config_->PoolIndex(*(*rec)->key.ipv4)) ||
-          (config_->enable_ipv4 && !(*rec)->key.ipv4) ||
-          (config_->enable_ipv6 && (!(*rec)->key.ipv6 || !config_->InIPv6Pool(*(*rec)->key.ipv6)))) {
+      if (!FitsIPv4(*config_, (*rec)->key) || !FitsIPv6(*config_, (*rec)->key)) {
         absl::Status s = absl::FailedPreconditionError(
             absl::StrCat("subnet ", SubnetText((*rec)->key),
                          " no longer fits the network config (outside it, or missing a family it enables); "
