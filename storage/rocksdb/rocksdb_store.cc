@@ -762,12 +762,16 @@ absl::Status RocksDbStore::DisarmSpaceAlarm() {
     return absl::FailedPreconditionError(absl::StrCat("store is still over its quota: ", db_size_.load(), " > ",
                                                       options_.quota_bytes, " bytes; compact and defragment first"));
   }
-  if (space_alarm_.exchange(false)) WEFT_LOG(INFO, "store: NOSPACE alarm disarmed");
+  if (space_alarm_.exchange(false)) {
+    WEFT_LOG(INFO, "store: NOSPACE alarm disarmed");
+  }
   return absl::OkStatus();
 }
 
 absl::Status RocksDbStore::RaiseSpaceAlarm() {
-  if (!space_alarm_.exchange(true)) WEFT_LOG(WARN, "store: NOSPACE alarm raised by hand");
+  if (!space_alarm_.exchange(true)) {
+    WEFT_LOG(WARN, "store: NOSPACE alarm raised by hand");
+  }
   return absl::OkStatus();
 }
 
