@@ -1,6 +1,7 @@
 #pragma once
-// Runs a program and collects what it prints. Used for iptables (masquerade) and by
-// tests; the kernel data path itself never runs a program (it speaks netlink).
+// Runs an administration tool (iptables, ip, wireguard-go) and collects what it
+// prints: RunSubprocess with the lookup and streams these want. The kernel data
+// path itself never runs a program (it speaks netlink).
 //
 // The child inherits the calling thread's network namespace, so a call from a
 // thread that entered a namespace runs the program there. Thread-safe.
@@ -11,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/subprocess.h"  // CommandLine, for messages about a command
 
 namespace weft {
 
@@ -19,14 +21,12 @@ struct CommandResult {
   std::string output;  // stdout and stderr, interleaved
 };
 
-// Runs argv[0] (looked up on PATH, then in the sbin directories) with `input` on its standard input. Errors only
-// when the program cannot be started or outlives `timeout` (it is then killed);
-// a non-zero exit is a result, not an error.
+// Runs argv[0] (looked up on PATH, then in the sbin directories) with `input` on
+// its standard input. Errors only when the program cannot be started
+// (FAILED_PRECONDITION) or outlives `timeout` (it is then killed); a non-zero exit
+// is a result, not an error.
 absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
                                          absl::string_view input = "",
                                          absl::Duration timeout = absl::Seconds(60));
-
-// "iptables -t nat -S" with each argument quoted when needed, for messages.
-std::string CommandLine(const std::vector<std::string>& argv);
 
 }  // namespace weft

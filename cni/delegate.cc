@@ -5,9 +5,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "cni/child_process.h"
 #include "cni/cni_error.h"
 #include "common/json.h"
+#include "common/subprocess.h"
 
 namespace weft::cni {
 
@@ -49,11 +49,13 @@ absl::StatusOr<std::string> ExecDelegateRunner::Run(absl::string_view type, Comm
                                                     absl::string_view config) {
   absl::StatusOr<std::string> path = FindPlugin(type, cni_path_);
   if (!path.ok()) return path.status();
-  absl::StatusOr<ChildOutput> child =
-      RunChildProcess({*path}, EnvironmentWith({absl::StrCat("CNI_COMMAND=", CommandName(command))}),
-                      config);
+  SubprocessOptions options;
+  options.argv = {*path};
+  options.env = EnvironmentWith({absl::StrCat("CNI_COMMAND=", CommandName(command))});
+  options.input = std::string(config);
+  absl::StatusOr<SubprocessResult> child = RunSubprocess(options);
   if (!child.ok()) {
-    return CniError(kOther, absl::StrCat("cannot run delegate ", *path, ": ", child.status().message()));
+    return CniError(kOther, absl::StrCat("delegate ", type, ": ", child.status().message()));
   }
   // Runtimes log plugins' stderr: keep the delegate's where they look.
   if (!child->err.empty()) (void)!write(2, child->err.data(), child->err.size());

@@ -23,8 +23,7 @@ class DelegateRunner {
 
 // Runs real plugin executables found on CNI_PATH, as a runtime does: the child gets
 // this process's environment (CNI_CONTAINERID, CNI_NETNS, ...) with CNI_COMMAND set
-// to the command, and its stderr is passed on to ours. The caller must ignore
-// SIGPIPE (a plugin may exit without reading its stdin). Thread-compatible.
+// to the command, and its stderr is passed on to ours. Thread-compatible.
 class ExecDelegateRunner : public DelegateRunner {
  public:
   explicit ExecDelegateRunner(std::vector<std::string> cni_path) : cni_path_(std::move(cni_path)) {}

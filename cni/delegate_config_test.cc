@@ -88,5 +88,15 @@ TEST(DelegateConfigTest, DualStack) {
                             {"dst":"fd00:1::/32","gw":"fd00:1:13::1"}])"));
 }
 
+// What the agent writes for an IPv6-only network: one IPv6 range and route.
+TEST(DelegateConfigTest, IPv6Only) {
+  const json d = RenderDelegateConfig(Conf(R"({"cniVersion":"1.0.0","name":"n"})"),
+                                      Lease("FLANNEL_MTU=1430\nFLANNEL_IPMASQ=false\n"
+                                            "FLANNEL_IPV6_NETWORK=fd00:1::/48\nFLANNEL_IPV6_SUBNET=fd00:1:0:13::1/64\n"));
+  EXPECT_EQ(d["ipam"]["ranges"], json::parse(R"([[{"subnet":"fd00:1:0:13::/64"}]])"));
+  EXPECT_EQ(d["ipam"]["routes"], json::parse(R"([{"dst":"fd00:1::/48","gw":"fd00:1:0:13::1"}])"));
+  EXPECT_EQ(d["mtu"], 1430);
+}
+
 }  // namespace
 }  // namespace weft::cni

@@ -18,13 +18,6 @@ using json = nlohmann::json;
 // iptables from there, as they find it under a real runtime.
 constexpr char kPath[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-std::string IpBinary() {
-  for (const char* p : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"}) {
-    if (access(p, X_OK) == 0) return p;
-  }
-  return "/usr/sbin/ip";
-}
-
 }  // namespace
 
 PluginOutput CniRuntime::Exec(absl::string_view type, absl::string_view command, const CniCall& call,
@@ -38,12 +31,15 @@ PluginOutput CniRuntime::Exec(absl::string_view type, absl::string_view command,
     }
   }
   if (plugin.empty()) return PluginOutput{-1, "", absl::StrCat("no plugin ", type, " on the CNI path")};
-  const std::vector<std::string> env = cni::EnvironmentWith(
+  SubprocessOptions options;
+  options.argv = {"ip", "netns", "exec", host_netns_, plugin};
+  options.search_path = true;  // on kPath
+  options.input = std::string(config);
+  options.env = EnvironmentWith(
       {kPath, absl::StrCat("CNI_COMMAND=", command), absl::StrCat("CNI_CONTAINERID=", call.container_id),
        absl::StrCat("CNI_NETNS=", call.netns), absl::StrCat("CNI_IFNAME=", call.ifname),
        absl::StrCat("CNI_PATH=", absl::StrJoin(cni_path_, ":"))});
-  absl::StatusOr<cni::ChildOutput> r =
-      cni::RunChildProcess({IpBinary(), "netns", "exec", host_netns_, plugin}, env, config);
+  absl::StatusOr<SubprocessResult> r = RunSubprocess(options);
   if (!r.ok()) return PluginOutput{-1, "", std::string(r.status().message())};
   return PluginOutput{r->exit_code, std::move(r->out), std::move(r->err)};
 }

@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/string_view.h"
-#include "cni/child_process.h"
+#include "common/subprocess.h"
 
 namespace weft::testing {
 

@@ -3,9 +3,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -14,36 +14,21 @@
 namespace weft::testing {
 
 bool Process::Start(const std::vector<std::string>& argv, const std::string& log_path) {
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = fork();
-  if (pid < 0) return false;
-  if (pid == 0) {
-    int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      dup2(fd, 1);
-      dup2(fd, 2);
-    }
-    // Die with the test runner.
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  pid_ = pid;
-  return true;
+  const int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  SubprocessOptions options;
+  options.argv = argv;
+  options.stdout_fd = log >= 0 ? log : 2;
+  options.merge_stderr = true;
+  options.die_with_parent = true;
+  const absl::Status started = child_.Start(std::move(options));
+  if (log >= 0) close(log);
+  if (!started.ok()) std::fprintf(stderr, "Process::Start: %s\n", started.ToString().c_str());
+  return started.ok();
 }
 
-void Process::Kill(int sig) {
-  if (pid_ > 0) ::kill(pid_, sig);
-}
+void Process::Kill(int sig) { (void)child_.Signal(sig); }
 
-int Process::Wait() {
-  if (pid_ <= 0) return -1;
-  int status = 0;
-  waitpid(pid_, &status, 0);
-  pid_ = -1;
-  return status;
-}
+int Process::Wait() { return *child_.Wait(); }
 
 int FreePort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -59,37 +44,14 @@ int FreePort() {
 }
 
 int RunCommand(const std::vector<std::string>& argv, std::string* out, const std::string& stdin_text) {
-  int in_pipe[2], out_pipe[2];
-  if (pipe(in_pipe) != 0 || pipe(out_pipe) != 0) return -1;
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(in_pipe[0], 0);
-    dup2(out_pipe[1], 1);
-    close(in_pipe[1]);
-    close(out_pipe[0]);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  close(in_pipe[0]);
-  close(out_pipe[1]);
-  if (!stdin_text.empty()) {
-    ssize_t ignored = write(in_pipe[1], stdin_text.data(), stdin_text.size());
-    (void)ignored;
-  }
-  close(in_pipe[1]);
-  char buf[4096];
-  ssize_t n;
-  if (out) out->clear();
-  while ((n = read(out_pipe[0], buf, sizeof(buf))) > 0) {
-    if (out) out->append(buf, n);
-  }
-  close(out_pipe[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  SubprocessOptions options;
+  options.argv = argv;
+  options.input = stdin_text;
+  options.stderr_fd = 2;
+  options.die_with_parent = true;
+  absl::StatusOr<SubprocessResult> r = RunSubprocess(options);
+  if (out != nullptr) *out = r.ok() ? std::move(r->out) : r.status().ToString();
+  return r.ok() ? r->exit_code : -1;
 }
 
 std::string Runfile(const std::string& path) {

@@ -1,6 +1,7 @@
 #pragma once
-// A child process for integration tests: started with fork/exec, killed (SIGKILL)
-// by the destructor if still running, so a failing test leaves nothing behind.
+// Child processes for integration tests, on common/subprocess: a Process is killed
+// (SIGKILL) by its destructor if still running, and by the kernel if the test
+// dies first, so a failing or crashing test leaves nothing behind.
 
 #include <signal.h>
 #include <sys/types.h>
@@ -9,31 +10,31 @@
 #include <string>
 #include <vector>
 
+#include "common/subprocess.h"
+
 namespace weft::testing {
 
 class Process {
  public:
-  Process() = default;
-  Process(const Process&) = delete;
-  Process& operator=(const Process&) = delete;
-  ~Process() { Kill(SIGKILL); Wait(); }
-
-  // Starts argv[0] with `argv`; stderr and stdout go to `log_path` (appended).
+  // Starts argv[0] (a path) with `argv`; stdout and stderr go to `log_path`
+  // (appended). False, with the reason on stderr, when it cannot be started.
+  // Start from a thread that outlives the child: the child dies with it.
   bool Start(const std::vector<std::string>& argv, const std::string& log_path);
   void Kill(int sig);
   // Waits for exit; returns the wait status, or -1 if not running.
   int Wait();
-  bool running() const { return pid_ > 0; }
-  pid_t pid() const { return pid_; }
+  bool running() const { return child_.running(); }
+  pid_t pid() const { return child_.pid(); }
 
  private:
-  pid_t pid_ = -1;
+  Subprocess child_;
 };
 
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int FreePort();
 
-// Runs a command to completion; returns its exit code and its stdout.
+// Runs a command (a path) to completion; returns its exit code and its stdout
+// (stderr goes to ours); -1, with the reason in *out, when it cannot be run.
 int RunCommand(const std::vector<std::string>& argv, std::string* out, const std::string& stdin_text = "");
 
 // Path of a runfile (a data dependency), e.g. "controller/weft-controller".
