@@ -20,9 +20,9 @@ for bin in "$@"; do
   echo "$help" | grep -q "No flags matched" && err "$name --help: No flags matched"
 done
 
-# The daemons: every flag of their own (as --helpfull lists them, Abseil's
-# files aside) appears in --help with dashes, under a titled group.
-for bin in "$1" "$2"; do
+# The daemons and weftctl: every flag of their own (as --helpfull lists them,
+# Abseil's files aside) appears in --help with dashes, under a titled group.
+for bin in "$1" "$2" "$3"; do
   name=$(basename "$bin")
   help=$("$bin" --help)
   own=$("$bin" --helpfull | awk '/^  Flags from /{absl = ($3 ~ /absl\//)} /^    --/{ if (!absl) print $1 }' | sed 's/^--//')
@@ -46,5 +46,12 @@ done
 # A bad flag is a usage error (2), not a crash.
 "$1" --no-such-flag >/dev/null 2>&1; rc=$?
 [ "$rc" -ne 0 ] || err "controller accepted --no-such-flag"
+# weftctl's usage errors are exit status 2 exactly (its documented code), and say what was wrong.
+for args in "--no-such-flag status" "bogus" "status -o xml" "--timeout banana status"; do
+  # shellcheck disable=SC2086
+  out=$("$3" $args 2>&1); rc=$?
+  [ "$rc" -eq 2 ] || err "weftctl $args exited $rc, not 2"
+  echo "$out" | grep -q "^weftctl: " || err "weftctl $args said: $out"
+done
 [ $fail -eq 0 ] && echo PASS
 exit $fail
