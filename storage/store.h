@@ -129,7 +129,9 @@ struct LeaseGrantResponse {
 
 struct LeaseTimeToLiveResponse {
   int64_t id = 0;
-  int64_t ttl_seconds = 0;      // remaining, rounded up; -1 if expired/unknown
+  // Remaining, in whole seconds: rounded up by the RocksDB store, truncated by
+  // etcd (StoreCapabilities in store_conformance.h); -1 if expired/unknown.
+  int64_t ttl_seconds = 0;
   int64_t granted_ttl_seconds = 0;
   std::vector<std::string> keys;  // filled when asked
 };
@@ -206,7 +208,9 @@ class Store {
   virtual int64_t CurrentRevision() = 0;
   virtual int64_t CompactRevision() = 0;
 
-  // Leases. id 0 = let the store choose. TTL counted on the store's clock.
+  // Leases. id 0 = let the store choose. TTL counted on the store's clock; a
+  // TTL below the store's minimum is granted at the minimum (etcd's: 2 s with
+  // its default election timing), and the answer says what was granted.
   virtual absl::StatusOr<LeaseGrantResponse> LeaseGrant(int64_t ttl_seconds, int64_t id = 0) = 0;
   // Deletes the lease and every key attached to it (one revision). NOT_FOUND if unknown.
   virtual absl::Status LeaseRevoke(int64_t id) = 0;

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/testing.h"
 #include "gtest/gtest.h"
 #include "storage/etcd/etcd_store.h"
 #include "tests/etcd/etcd_cluster.h"
@@ -185,12 +186,7 @@ TEST(EtcdSecureTest, RotatedClientCertificateIsUsedForTheNextConnection) {
 
   // True once a read of `s` succeeds within `within`.
   auto reads = [](EtcdStore* s, absl::Duration within) {
-    const absl::Time deadline = absl::Now() + within;
-    do {
-      if (s->Range(RangeReq("/rotate")).ok()) return true;
-      absl::SleepFor(absl::Milliseconds(100));
-    } while (absl::Now() < deadline);
-    return false;
+    return Eventually([s] { return s->Range(RangeReq("/rotate")).ok(); }, within);
   };
   install(certs + "/stranger.crt", certs + "/stranger.key");
   // Each round restarts etcd so that every connection handshakes anew; the
