@@ -9,13 +9,11 @@
 // requests, storage/txn_batcher.h), and answers once it is durable; the
 // subnet stays taken until the index has caught up with the transaction's
 // revision. Lost races are retried here. Acquisitions run as continuations
-// (AcquireAsync), so no thread waits on a commit.
+// (AcquireAsync, acquisition.cc), so no thread waits on a commit.
 //
-// TTLs: keys are attached to shared "bucket" store leases: every acquisition or
-// renewal within one bucket width (TTL/100, between 1 s and 60 s) uses the same
-// store lease, whose TTL is the network's lease TTL plus the width. A lease thus
-// lives at least its TTL and at most TTL + width, and an acquisition costs one
-// transaction instead of a lease grant plus a transaction.
+// The parts, each a unit of its own: the index and pools (lease_index.h), the
+// waits for the index to reach a revision (revision_waiters.h) and the shared
+// per-TTL-bucket store leases keys are attached to (bucket_leases.h).
 //
 // Thread-safe.
 
@@ -23,42 +21,28 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <map>
 #include <memory>
-#include <thread>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
-#include "absl/random/random.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/net.h"
 #include "common/thread_pool.h"
+#include "controller/bucket_leases.h"
 #include "controller/lease_codec.h"
+#include "controller/lease_index.h"
 #include "controller/network_config.h"
-#include "controller/subnet_pool.h"
+#include "controller/revision_waiters.h"
 #include "storage/store.h"
 #include "storage/txn_batcher.h"
 
 namespace weft::controller {
-
-struct LeaseRecord {
-  SubnetKey key;
-  std::string store_key;
-  LeaseAttrs attrs;
-  int64_t store_lease = 0;  // 0 = reservation (no TTL)
-  int64_t create_revision = 0;
-  int64_t mod_revision = 0;
-  absl::Time expiration = absl::InfiniteFuture();
-  bool valid = true;  // false: the stored value is malformed; the subnet stays taken
-  bool reserved() const { return store_lease == 0; }
-};
 
 struct AcquireRequest {
   std::string node_name;
@@ -101,13 +85,6 @@ struct ConfigChange {
   std::string config;
   int64_t revision = 0;
   std::vector<std::string> stranded;
-};
-
-// One lease change the manager applied from the store.
-struct LeaseChange {
-  bool deleted = false;
-  LeaseRecord record;  // for deletes: the lease as it was (key set)
-  int64_t revision = 0;
 };
 
 // Observers; every hook optional. Called without locks held.
@@ -227,9 +204,11 @@ class LeaseManager {
   bool Ready();
 
  private:
-  struct Plan;
-  // One acquisition's continuations (lease_manager.cc).
+  // The operation a result is reported for (the on_result hook's `op` label).
+  enum class Op { kAcquire, kRenew, kRelease, kReserve, kUnreserve };
+  // One acquisition's continuations (acquisition.cc).
   struct AcquireState;
+  // What one attempt of an acquisition decided under the lock.
   enum class Decision { kWrite, kAnswer, kStop };
   // `st` now holds its node (node_turns_): returns the revision of the node's
   // last acknowledged write that the index has yet to apply (0: none).
@@ -238,111 +217,59 @@ class LeaseManager {
   void Attempt(const std::shared_ptr<AcquireState>& st);
   Decision Decide(AcquireState& st, LeaseRecord* answer, absl::Status* stop);
   void Write(const std::shared_ptr<AcquireState>& st);
-  void Settle(const std::shared_ptr<AcquireState>& st, const absl::StatusOr<storage::TxnResponse>& txn);
-  void Unpend(AcquireState& st);
+  // The lease write's answer from the store: answer, retry or fail.
+  void OnWriteResult(const std::shared_ptr<AcquireState>& st, const absl::StatusOr<storage::TxnResponse>& txn);
+  // The attempt's write failed or lost: its picked subnets go back to the
+  // pools (unless the index now holds them) and the replaced key is no longer
+  // ours to delete.
+  void ReleasePendingPick(AcquireState& st);
   void Finish(const std::shared_ptr<AcquireState>& st, absl::StatusOr<LeaseRecord> result);
+
   void OnWatch(const storage::WatchBatch& batch);
-  // Applies one store event to the index; appends lease changes to `changes` and
-  // counts expiries (deletes we did not ask for) in `expired`, when given.
-  void ApplyEventLocked(const storage::Event& ev, std::vector<LeaseChange>* changes = nullptr,
-                        int* expired = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ApplyConfigLocked(const std::string& value, int64_t revision) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ReportCorruptLocked(const char* kind, const std::string& key, int64_t revision, const absl::Status& why)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void IndexLocked(const std::string& subnet_text, LeaseRecord rec) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void UnindexLocked(const std::string& subnet_text) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RebuildPoolLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::optional<uint64_t> PoolIndexLocked(const SubnetKey& k) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::optional<absl::uint128> PoolIndex6Locked(const SubnetKey& k) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The index key (leases_) of the lease holding `subnet`, given in either family
-  // (a dual-stack lease is found by its IPv6 subnet too). INVALID_ARGUMENT for a
-  // malformed subnet, NOT_FOUND when no lease holds it.
-  absl::StatusOr<std::string> LeaseTextLocked(const std::string& subnet) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Picks the subnets `k` lacks of the families the config enables (the
-  // previous ones when free), taking them as pending in `st`. Stops with
-  // RESOURCE_EXHAUSTED, giving back what it took, when a pool is full.
-  absl::Status PickSubnetsLocked(AcquireState& st, SubnetKey* k) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Waits until the index has applied `revision` (our own write came back).
-  absl::Status WaitApplied(int64_t revision);
+  absl::Status WaitApplied(int64_t revision) { return waiters_.Wait(revision); }
   // Calls `then` once the index has applied `revision`: at once when it has,
   // else from the watch; UNAVAILABLE after apply_timeout or at shutdown.
-  void WhenApplied(int64_t revision, std::function<void(absl::Status)> then);
-  // Fails the waits older than apply_timeout (all of them when stopping).
-  void SweepApplyWaiters();
+  void WhenApplied(int64_t revision, RevisionWaiters::Callback then) {
+    waiters_.WhenReached(revision, std::move(then));
+  }
   // Read-your-writes: waits until every write this manager acknowledged is in the index.
-  absl::Status CatchUp();
+  absl::Status CatchUp() { return WaitApplied(written_revision_.load()); }
   void NoteWritten(int64_t revision);
-  absl::StatusOr<int64_t> BucketLease(absl::Duration ttl, absl::Time* expiration);
-  // The current bucket lease when it still serves `ttl` (false: BucketLease
-  // must grant a new one).
-  bool CachedBucketLease(absl::Duration ttl, absl::Time* expiration, int64_t* id);
-  bool BucketCurrentLocked(absl::Duration ttl, absl::Time now, absl::Time* expiration)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(bucket_mu_);
   absl::StatusOr<const LeaseRecord*> FindOwnedLocked(const OwnerRef& req) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Report(const char* op, const absl::Status& s);
+  void Report(Op op, const absl::Status& s);
 
   static storage::TxnBatcher::Options BatcherOptions(const Options& o);
 
   storage::Store* const store_;
+  const Options opts_;
+  const std::string config_key_;      // <prefix>/config
+  const std::string subnets_prefix_;  // <prefix>/subnets/
   // Lease writes (acquire, renew, release, reserve) of concurrent requests share
   // store transactions: one etcd round trip for many leases.
   std::unique_ptr<storage::TxnBatcher> batcher_;
   // The blocking store calls of acquisitions (bucket lease grants).
   std::unique_ptr<ThreadPool> workers_;
-  const Options opts_;
-  const std::string config_key_;      // <prefix>/config
-  const std::string subnets_prefix_;  // <prefix>/subnets/
+  // Requests waiting for the index to reach a revision, reached under mu_ as
+  // the index applies each batch. Their timeout is real time (a lagging
+  // watch), whatever clock the TTLs use.
+  RevisionWaiters waiters_;
+  // The store leases keys are attached to; a new one's expiration goes to the
+  // index (under mu_) before anyone writes with it.
+  BucketLeases buckets_;
 
   absl::Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
-  int64_t applied_revision_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t lease_set_revision_ ABSL_GUARDED_BY(mu_) = 0;  // last lease put or delete applied
-  std::optional<NetworkConfig> config_ ABSL_GUARDED_BY(mu_);
-  std::string config_json_ ABSL_GUARDED_BY(mu_);
-  int64_t config_revision_ ABSL_GUARDED_BY(mu_) = 0;
-  std::unique_ptr<SubnetPool> pool_ ABSL_GUARDED_BY(mu_);    // IPv4 (EnableIPv4)
-  std::unique_ptr<WideSubnetPool> pool6_ ABSL_GUARDED_BY(mu_);  // IPv6 (EnableIPv6)
-  // subnet (IPv4 CIDR text, or IPv6 CIDR text for IPv6-only) -> lease
-  std::map<std::string, LeaseRecord> leases_ ABSL_GUARDED_BY(mu_);
-  uint64_t reservations_ ABSL_GUARDED_BY(mu_) = 0;  // entries of leases_ without a TTL
-  absl::flat_hash_map<std::string, std::string> by_node_ ABSL_GUARDED_BY(mu_);
-  // Public IPv4 and IPv6 addresses (text) -> lease.
-  absl::flat_hash_map<std::string, std::string> by_ip_ ABSL_GUARDED_BY(mu_);
-  // IPv6 subnet text of dual-stack leases -> lease (IPv6-only leases are keyed by it).
-  absl::flat_hash_map<std::string, std::string> by_subnet6_ ABSL_GUARDED_BY(mu_);
-  // Pool indices chosen by an in-flight acquisition.
-  absl::flat_hash_set<uint64_t> pending_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_set<absl::uint128> pending6_ ABSL_GUARDED_BY(mu_);
+  LeaseIndex index_ ABSL_GUARDED_BY(mu_);
   // Node identities with an acquisition in flight (one at a time per node),
   // each with the acquisitions waiting for that one to end.
   absl::flat_hash_map<std::string, std::deque<std::shared_ptr<AcquireState>>> node_turns_ ABSL_GUARDED_BY(mu_);
-  // Continuations waiting for the index to reach a revision.
-  struct ApplyWaiter {
-    absl::Time deadline;
-    std::function<void(absl::Status)> then;
-  };
-  std::multimap<int64_t, ApplyWaiter> apply_waiters_ ABSL_GUARDED_BY(mu_);
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread sweeper_;
-  // Subnets we are deleting ourselves (a delete of anything else is an expiry).
-  absl::flat_hash_set<std::string> releasing_ ABSL_GUARDED_BY(mu_);
-  absl::BitGen rng_ ABSL_GUARDED_BY(mu_);
-  // Expiration of each bucket store lease we granted, for the records using it.
-  absl::flat_hash_map<int64_t, absl::Time> lease_deadlines_ ABSL_GUARDED_BY(mu_);
   // Per node identity: the revision of its last acknowledged write, so its next
   // request waits until the index holds it (answers do not wait for the index).
   absl::flat_hash_map<std::string, int64_t> node_written_ ABSL_GUARDED_BY(mu_);
   std::atomic<int64_t> written_revision_{0};
 
-  absl::Mutex bucket_mu_;
-  int64_t bucket_lease_ ABSL_GUARDED_BY(bucket_mu_) = 0;
-  absl::Time bucket_start_ ABSL_GUARDED_BY(bucket_mu_);
-  absl::Duration bucket_ttl_ ABSL_GUARDED_BY(bucket_mu_);
-
   std::unique_ptr<storage::WatchHandle> watch_;
 };
-
-// Text form of a lease's subnet used as the index key and in the API.
-std::string SubnetText(const SubnetKey& k);
 
 }  // namespace weft::controller
