@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/testing.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/security/server_credentials.h"
@@ -166,11 +167,7 @@ TEST_F(TlsClientTest, RotatedClientCertificateIsUsedWithoutRestart) {
                                      "/c.crt.new ", dir, "/c.crt")
                             .c_str()),
             0);
-  absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (absl::Now() < deadline) {
-    if (Call(*creds, &identity).ok() && identity == "system:node:n2") break;
-    absl::SleepFor(absl::Milliseconds(200));
-  }
+  Eventually([&] { return Call(*creds, &identity).ok() && identity == "system:node:n2"; }, absl::Seconds(20));
   EXPECT_EQ(identity, "system:node:n2");
 }
 

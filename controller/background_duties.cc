@@ -13,14 +13,11 @@ BackgroundDuties::~BackgroundDuties() { Stop(); }
 
 void BackgroundDuties::Start() {
   if (opts_.compaction_interval <= absl::ZeroDuration()) return;
-  thread_ = std::thread([this] {
-    while (!stop_.WaitForNotificationWithTimeout(opts_.compaction_interval)) Tick();
-  });
+  compaction_timer_ = timers_.Every(opts_.compaction_interval, [this] { Tick(); });
 }
 
 void BackgroundDuties::Stop() {
-  if (!stop_.HasBeenNotified()) stop_.Notify();
-  if (thread_.joinable()) thread_.join();
+  if (const Timers::Id id = compaction_timer_.exchange(0); id != 0) timers_.Cancel(id);
 }
 
 void BackgroundDuties::Tick() {

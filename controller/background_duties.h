@@ -16,13 +16,13 @@
 // Thread-safe.
 
 #include <cstdint>
+#include <atomic>
 #include <functional>
-#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "controller/leader_election.h"
 #include "storage/store.h"
 
@@ -33,6 +33,7 @@ class BackgroundDuties {
   struct Options {
     absl::Duration compaction_interval = absl::ZeroDuration();  // zero: no compaction
     std::function<void(const absl::Status&, int64_t revision)> on_compaction;
+    Clock* clock = &RealClock::Get();  // not owned
   };
 
   BackgroundDuties(storage::Store* store, const LeaderElection* election, Options options);
@@ -41,7 +42,7 @@ class BackgroundDuties {
   void Start();
   void Stop();
 
-  // One compaction round (the thread calls it every compaction_interval).
+  // One compaction round (a timer calls it every compaction_interval).
   void Tick();
 
   // True when this replica should count and log a lease expiry it observed.
@@ -53,8 +54,8 @@ class BackgroundDuties {
   const Options opts_;
   absl::Mutex mu_;
   int64_t previous_ ABSL_GUARDED_BY(mu_) = 0;  // revision seen at the last round as leader
-  absl::Notification stop_;
-  std::thread thread_;
+  Timers timers_{*opts_.clock};
+  std::atomic<Timers::Id> compaction_timer_{0};
 };
 
 }  // namespace weft::controller

@@ -11,17 +11,11 @@ LeaderElection::LeaderElection(storage::Store* store, Options options) : store_(
 LeaderElection::~LeaderElection() { Stop(); }
 
 void LeaderElection::Start() {
-  thread_ = std::thread([this] {
-    while (!stop_.HasBeenNotified()) {
-      Step();
-      stop_.WaitForNotificationWithTimeout(opts_.ttl / 3);
-    }
-  });
+  campaign_timer_ = timers_.Every(opts_.ttl / 3, absl::ZeroDuration(), [this] { Step(); });
 }
 
 void LeaderElection::Stop() {
-  if (!stop_.HasBeenNotified()) stop_.Notify();
-  if (thread_.joinable()) thread_.join();
+  if (const Timers::Id id = campaign_timer_.exchange(0); id != 0) timers_.Cancel(id);
   int64_t lease = 0;
   {
     absl::MutexLock l(&mu_);

@@ -14,18 +14,17 @@
 // Allocation does not depend on it: every replica serves and allocates (CAS
 // transactions keep that safe); only the duties move.
 //
-// Thread-safe. Start() runs campaigns on a thread of its own every ttl/3; tests
-// call Step() with a simulated clock instead.
+// Thread-safe. Start() runs a campaign at once and then every ttl/3, on a timer
+// of the clock (its own thread on the RealClock); tests call Step() or advance
+// a simulated clock.
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
-#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "storage/store.h"
@@ -70,8 +69,8 @@ class LeaderElection {
   int64_t lease_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_renewed_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::string current_ ABSL_GUARDED_BY(mu_);
-  absl::Notification stop_;
-  std::thread thread_;
+  Timers timers_{*opts_.clock};
+  std::atomic<Timers::Id> campaign_timer_{0};
 };
 
 }  // namespace weft::controller

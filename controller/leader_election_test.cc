@@ -39,6 +39,15 @@ class LeaderElectionTest : public ::testing::Test {
 
   void Expire() { ASSERT_TRUE(store_->ExpireDueLeases().ok()); }
 
+  void Write(int n) {
+    for (int i = 0; i < n; ++i) {
+      storage::PutRequest p;
+      p.key = absl::StrCat("/k/", i);
+      p.value = "v";
+      ASSERT_TRUE(store_->Put(p).ok());
+    }
+  }
+
   SimulatedClock clock_;
   std::unique_ptr<storage::RocksDbStore> store_;
   std::vector<std::string> changes_;
@@ -117,20 +126,12 @@ TEST_F(LeaderElectionTest, OnlyTheLeaderCompactsToTheRevisionOfTheRoundBefore) {
     compacted.push_back(rev);
   };
   BackgroundDuties da(store_.get(), a.get(), o), db(store_.get(), b.get(), o);
-  auto write = [&](int n) {
-    for (int i = 0; i < n; ++i) {
-      storage::PutRequest p;
-      p.key = absl::StrCat("/k/", i);
-      p.value = "v";
-      ASSERT_TRUE(store_->Put(p).ok());
-    }
-  };
-  write(5);
+  Write(5);
   da.Tick();
   db.Tick();
   EXPECT_TRUE(compacted.empty()) << "the first round only notes the revision";
   const int64_t noted = store_->CurrentRevision();
-  write(5);
+  Write(5);
   db.Tick();  // a follower never compacts
   EXPECT_TRUE(compacted.empty());
   da.Tick();
@@ -138,6 +139,48 @@ TEST_F(LeaderElectionTest, OnlyTheLeaderCompactsToTheRevisionOfTheRoundBefore) {
   EXPECT_EQ(store_->CompactRevision(), noted);
   EXPECT_TRUE(da.Expired());
   EXPECT_FALSE(db.Expired());
+}
+
+TEST_F(LeaderElectionTest, StartedReplicasCampaignOnTheClock) {
+  auto a = Replica("a"), b = Replica("b");
+  a->Start();
+  clock_.Advance(absl::ZeroDuration());  // the first round is due at once
+  EXPECT_TRUE(a->leader());
+  b->Start();
+  clock_.Advance(absl::Seconds(3));  // b's first round, then one more each, a third of the TTL apart
+  EXPECT_FALSE(b->leader());
+  EXPECT_EQ(b->current_leader(), "a");
+  a->Stop();  // resigns
+  clock_.Advance(absl::Seconds(2));
+  EXPECT_FALSE(b->leader()) << "b's next round is not due yet";
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_TRUE(b->leader());
+  EXPECT_EQ(changes_, (std::vector<std::string>{"a+", "a-", "b+"}));
+}
+
+TEST_F(LeaderElectionTest, StartedDutiesCompactEveryIntervalOnTheClock) {
+  auto a = Replica("a");
+  a->Step();
+  BackgroundDuties::Options o;
+  o.compaction_interval = absl::Minutes(5);
+  o.clock = &clock_;
+  std::vector<int64_t> compacted;
+  o.on_compaction = [&](const absl::Status&, int64_t rev) { compacted.push_back(rev); };
+  BackgroundDuties duties(store_.get(), a.get(), o);
+  duties.Start();
+  Write(5);
+  clock_.Advance(absl::Minutes(5));
+  EXPECT_TRUE(compacted.empty()) << "the first round only notes the revision";
+  const int64_t noted = store_->CurrentRevision();
+  Write(5);
+  clock_.Advance(absl::Minutes(4));
+  EXPECT_TRUE(compacted.empty());
+  clock_.Advance(absl::Minutes(1));
+  EXPECT_EQ(compacted, (std::vector<int64_t>{noted}));
+  duties.Stop();
+  Write(5);
+  clock_.Advance(absl::Minutes(30));
+  EXPECT_EQ(compacted.size(), 1u);
 }
 
 }  // namespace

@@ -177,7 +177,7 @@ LeaseFanout::LeaseFanout(LeaseManager* manager, Options options) : manager_(mana
     revision_ = manager_->AppliedRevision();
     history_floor_ = revision_;
   }
-  bookmark_thread_ = std::thread([this] { BookmarkLoop(); });
+  bookmark_timer_ = timers_.Every(std::min(opts_.bookmark_interval / 4, absl::Seconds(1)), [this] { Bookmarks(); });
 }
 
 LeaseFanout::~LeaseFanout() { Shutdown(); }
@@ -217,14 +217,13 @@ void LeaseFanout::Shutdown() {
     absl::MutexLock l(&mu_);
     if (!shutdown_) {
       shutdown_ = true;
-      stop_.Notify();
     }
     streams.assign(streams_.begin(), streams_.end());
     for (Stream* s : streams) {
       s->Cancel(grpc::Status(grpc::StatusCode::UNAVAILABLE, "controller shutting down"));
     }
   }
-  if (bookmark_thread_.joinable()) bookmark_thread_.join();
+  timers_.Cancel(bookmark_timer_);
   // Writes handed to the senders run (each finds its stream cancelled and
   // finishes it); one published after this runs on the publisher's thread.
   if (senders_) senders_->Stop();
@@ -402,33 +401,31 @@ void LeaseFanout::Remove(Stream* s) {
   if (streams_.erase(s) && opts_.hooks.on_streams) opts_.hooks.on_streams(-1);
 }
 
-void LeaseFanout::BookmarkLoop() {
-  while (!stop_.WaitForNotificationWithTimeout(std::min(opts_.bookmark_interval / 4, absl::Seconds(1)))) {
-    absl::MutexLock l(&mu_);
-    const absl::Time now = opts_.clock->Now();
-    for (auto it = ahead_.begin(); it != ahead_.end();) {
-      auto cur = it++;
-      if (now < cur->second.second) continue;
-      // Never got there: the client's revision is not this store's future.
-      WEFT_LOG(WARN, "watch resumed ahead of this replica and it did not get there; sending a snapshot")
-          .With("start_revision", cur->second.first)
-          .With("revision", revision_);
-      SharedPtr snap = Snapshot(WatchLeasesResponse::Snapshot::REASON_AHEAD);
-      cur->first->SetStart(snap->revision);
-      Enqueue(cur->first, snap);
-      ahead_.erase(cur);
+void LeaseFanout::Bookmarks() {
+  absl::MutexLock l(&mu_);
+  const absl::Time now = opts_.clock->Now();
+  for (auto it = ahead_.begin(); it != ahead_.end();) {
+    auto cur = it++;
+    if (now < cur->second.second) continue;
+    // Never got there: the client's revision is not this store's future.
+    WEFT_LOG(WARN, "watch resumed ahead of this replica and it did not get there; sending a snapshot")
+        .With("start_revision", cur->second.first)
+        .With("revision", revision_);
+    SharedPtr snap = Snapshot(WatchLeasesResponse::Snapshot::REASON_AHEAD);
+    cur->first->SetStart(snap->revision);
+    Enqueue(cur->first, snap);
+    ahead_.erase(cur);
+  }
+  SharedPtr bookmark;
+  for (Stream* s : streams_) {
+    if (!s->Idle(now, opts_.bookmark_interval)) continue;
+    if (!bookmark) {
+      WatchLeasesResponse bm;
+      bm.mutable_bookmark();
+      bm.set_revision(revision_);
+      bookmark = Serialize(bm, 0, now);
     }
-    SharedPtr bookmark;
-    for (Stream* s : streams_) {
-      if (!s->Idle(now, opts_.bookmark_interval)) continue;
-      if (!bookmark) {
-        WatchLeasesResponse bm;
-        bm.mutable_bookmark();
-        bm.set_revision(revision_);
-        bookmark = Serialize(bm, 0, now);
-      }
-      Enqueue(s, bookmark);
-    }
+    Enqueue(s, bookmark);
   }
 }
 

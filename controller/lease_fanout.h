@@ -85,7 +85,7 @@ class LeaseFanout {
   // all reconnect at the same instant; returns when the last batch is ended.
   // New streams should be refused meanwhile (the drain gate does it).
   void Drain(absl::Duration window);
-  // Ends every stream (server shutdown) and stops the bookmark thread.
+  // Ends every stream (server shutdown) and stops the bookmark timer.
   void Shutdown();
 
   size_t StreamCount();
@@ -116,10 +116,14 @@ class LeaseFanout {
   // List and one serialization, not N; the bytes are reference-counted).
   SharedPtr Snapshot(weft::v1::WatchLeasesResponse::Snapshot::Reason reason);
   void Remove(Stream* s);
-  void BookmarkLoop();
+  // Sends a bookmark to idle streams and a snapshot to those that waited ahead
+  // too long; a timer runs it every min(bookmark_interval / 4, 1 s).
+  void Bookmarks();
 
   LeaseManager* const manager_;
   const Options opts_;
+  Timers timers_{*opts_.clock};
+  Timers::Id bookmark_timer_ = 0;
 
   absl::Mutex mu_;
   absl::flat_hash_set<Stream*> streams_ ABSL_GUARDED_BY(mu_);
@@ -138,8 +142,6 @@ class LeaseFanout {
   // Streams that resumed ahead of revision_: the revision they wait for, and until when.
   absl::flat_hash_map<Stream*, std::pair<int64_t, absl::Time>> ahead_ ABSL_GUARDED_BY(mu_);
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Notification stop_;
-  std::thread bookmark_thread_;
   std::unique_ptr<ThreadPool> senders_;  // opts_.senders - 1 threads; null for one sender
 
   friend class Stream;

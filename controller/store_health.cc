@@ -28,27 +28,24 @@ absl::Status StoreHealthMonitor::Check() {
   return absl::OkStatus();
 }
 
-void StoreHealthMonitor::Start() { thread_ = std::thread([this] { Loop(); }); }
-
-void StoreHealthMonitor::Stop() {
-  if (!stop_.HasBeenNotified()) stop_.Notify();
-  if (thread_.joinable()) thread_.join();
+void StoreHealthMonitor::Start() {
+  poll_timer_ = timers_.Every(options_.interval, absl::ZeroDuration(), [this] { Poll(); });
 }
 
-void StoreHealthMonitor::Loop() {
-  bool serving = true;
-  do {
-    const absl::Status s = Check();
-    if (s.ok() != serving) {
-      serving = s.ok();
-      if (serving) {
-        WEFT_LOG(INFO, "store healthy again: serving");
-      } else {
-        WEFT_LOG(ERROR, "store unfit for writes: not serving").Err(s);
-      }
-      if (options_.on_change) options_.on_change(serving, std::string(s.message()));
-    }
-  } while (!stop_.WaitForNotificationWithTimeout(options_.interval));
+void StoreHealthMonitor::Stop() {
+  if (const Timers::Id id = poll_timer_.exchange(0); id != 0) timers_.Cancel(id);
+}
+
+void StoreHealthMonitor::Poll() {
+  const absl::Status s = Check();
+  if (s.ok() == serving_) return;
+  serving_ = s.ok();
+  if (serving_) {
+    WEFT_LOG(INFO, "store healthy again: serving");
+  } else {
+    WEFT_LOG(ERROR, "store unfit for writes: not serving").Err(s);
+  }
+  if (options_.on_change) options_.on_change(serving_, std::string(s.message()));
 }
 
 }  // namespace weft::controller

@@ -3,17 +3,18 @@
 // full or failing disk, the NOSPACE alarm) into the controller's readiness
 // (/readyz), its gRPC health status (overall and per service) and metrics.
 //
-// Thread-safe. Start() polls the store every `interval` and calls on_change
-// when serving flips; Stop() before the store goes away.
+// Thread-safe. Start() polls the store at once and then every `interval` (a
+// timer of `clock`), and calls on_change when serving flips; Stop() before the
+// store goes away.
 
+#include <atomic>
 #include <functional>
 #include <string>
-#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "common/metrics.h"
 #include "storage/store.h"
 
@@ -23,9 +24,10 @@ class StoreHealthMonitor {
  public:
   struct Options {
     absl::Duration interval = absl::Milliseconds(500);
-    // Called on the monitor thread when the store turns unfit (false, with why)
+    // Called on the timer's thread when the store turns unfit (false, with why)
     // or fit again (true).
     std::function<void(bool serving, const std::string& reason)> on_change;
+    Clock* clock = &RealClock::Get();  // not owned
   };
 
   // Registers weft_store_healthy, weft_store_space_alarm, weft_store_db_size_bytes
@@ -40,12 +42,14 @@ class StoreHealthMonitor {
   void Stop();
 
  private:
-  void Loop();
+  // One poll: Check, and on_change if serving flipped.
+  void Poll();
 
   storage::Store* const store_;
   const Options options_;
-  absl::Notification stop_;
-  std::thread thread_;
+  bool serving_ = true;  // only Poll, one run at a time, touches it
+  Timers timers_{*options_.clock};
+  std::atomic<Timers::Id> poll_timer_{0};
 };
 
 }  // namespace weft::controller

@@ -242,7 +242,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(c
     }
   }
   const CertInfo info = Describe(cert->get());
-  if (absl::Status s = CheckValidity(info, absl::Now()); !s.ok()) {
+  if (absl::Status s = CheckValidity(info, options.clock->Now()); !s.ok()) {
     return absl::FailedPreconditionError(absl::StrCat("--tls-cert-file ", options.cert_file, ": ", s.message()));
   }
   auto ca = ReadCertX509(options.client_ca_file);
@@ -267,17 +267,11 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(c
 
 ServerCertMonitor::ServerCertMonitor(ServerTlsOptions options) : options_(std::move(options)) {
   Check(true);
-  thread_ = std::thread([this] { Loop(); });
+  timers_.Every(options_.refresh_interval, [this] { Check(false); });
 }
 
-ServerCertMonitor::~ServerCertMonitor() {
-  stop_.Notify();
-  thread_.join();
-}
-
-void ServerCertMonitor::Loop() {
-  while (!stop_.WaitForNotificationWithTimeout(options_.refresh_interval)) Check(false);
-}
+// timers_, destroyed first, cancels the refresh.
+ServerCertMonitor::~ServerCertMonitor() = default;
 
 void ServerCertMonitor::Check(bool first) {
   auto info = ReadCertFile(options_.cert_file);
@@ -288,7 +282,7 @@ void ServerCertMonitor::Check(bool first) {
     last_serial_ = "?";
     return;
   }
-  const absl::Time now = absl::Now();
+  const absl::Time now = options_.clock->Now();
   const bool changed = info->serial_hex != last_serial_;
   if (changed) {
     WEFT_LOG(INFO, first ? "server certificate" : "server certificate reloaded")

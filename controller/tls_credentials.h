@@ -14,11 +14,10 @@
 
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/statusor.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "grpcpp/security/server_credentials.h"
 
 namespace weft::controller {
@@ -31,6 +30,9 @@ struct ServerTlsOptions {
   absl::Duration refresh_interval = absl::Seconds(5);
   // A certificate this close to its end is logged as a warning.
   absl::Duration expiry_warning = absl::Hours(24 * 7);
+  // What validity is checked against, and the monitor's refresh timer (gRPC's
+  // certificate provider reloads the files on its own, wall-clock, timer).
+  Clock* clock = &RealClock::Get();
 };
 
 // Facts about one PEM certificate, as the logs report them.
@@ -60,17 +62,15 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(c
 class ServerCertMonitor {
  public:
   explicit ServerCertMonitor(ServerTlsOptions options);
-  ~ServerCertMonitor();  // stops the thread
+  ~ServerCertMonitor();  // stops the refresh timer
 
  private:
-  void Loop();
   void Check(bool first);
 
   const ServerTlsOptions options_;
-  std::string last_serial_;
+  std::string last_serial_;  // Check runs once at a time: in the constructor, then on the timer
   absl::Time last_warned_ = absl::InfinitePast();
-  absl::Notification stop_;
-  std::thread thread_;
+  Timers timers_{*options_.clock};
 };
 
 // True when `listen` (host:port, [v6]:port, unix:path) can only be reached from

@@ -13,6 +13,7 @@
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "common/testing.h"
 #include "gtest/gtest.h"
 #include "storage/forwarding_store.h"
 #include "storage/rocksdb/rocksdb_store.h"
@@ -72,8 +73,7 @@ class TxnBatcherTest : public ::testing::Test {
       threads.emplace_back([&, i] { results[i] = b.Txn(reqs[i]); });
     }
     // Let go once every request is queued behind the held one.
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    while (b.QueueLength() < reqs.size() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+    EXPECT_TRUE(Eventually([&] { return b.QueueLength() >= reqs.size(); }));
     EXPECT_EQ(b.QueueLength(), reqs.size()) << "requests did not queue behind the held transaction";
     gated_->release.Notify();
     first.join();

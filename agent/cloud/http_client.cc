@@ -186,9 +186,8 @@ absl::Duration BackoffDelay(const RetryPolicy& policy, int attempt, double unit)
 }
 
 absl::StatusOr<HttpResponse> DoWithRetry(HttpClient& client, const HttpRequest& req, const RetryPolicy& policy,
-                                         std::function<bool(const HttpResponse&)> is_throttled,
-                                         std::function<void(absl::Duration)> sleep) {
-  if (!sleep) sleep = [](absl::Duration d) { absl::SleepFor(d); };
+                                         Clock& clock, std::function<bool(const HttpResponse&)> is_throttled,
+                                         const std::function<void()>& on_retry) {
   absl::BitGen rng;
   const int attempts = std::max(1, policy.max_attempts);
   for (int attempt = 1;; ++attempt) {
@@ -200,7 +199,8 @@ absl::StatusOr<HttpResponse> DoWithRetry(HttpClient& client, const HttpRequest& 
       retry = r->status == 429 || r->status == 503 || (is_throttled && is_throttled(*r));
     }
     if (!retry || attempt >= attempts) return r;
-    sleep(BackoffDelay(policy, attempt, absl::Uniform(rng, 0.0, 1.0)));
+    if (on_retry) on_retry();
+    clock.SleepFor(BackoffDelay(policy, attempt, absl::Uniform(rng, 0.0, 1.0)));
   }
 }
 

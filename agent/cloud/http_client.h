@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 
 namespace weft::cloud {
 
@@ -49,15 +50,15 @@ std::unique_ptr<HttpClient> NewCurlHttpClient();
 // in the body, decided by `is_throttled`) or UNAVAILABLE, with jittered exponential backoff, up to `max_attempts`.
 // The n-th wait is uniform in [d/2, d] with d = min(max, initial * 2^(n-1)).
 // After the last attempt, returns what it returned (a throttled answer is still an OK status: the caller reads
-// its error). `sleep` defaults to absl::SleepFor; tests pass their own.
+// its error). The pauses are `clock`'s SleepFor; `on_retry` (may be null) is called before each.
 struct RetryPolicy {
   int max_attempts = 6;
   absl::Duration initial = absl::Milliseconds(200);
   absl::Duration max = absl::Seconds(10);
 };
 absl::StatusOr<HttpResponse> DoWithRetry(HttpClient& client, const HttpRequest& req, const RetryPolicy& policy,
-                                         std::function<bool(const HttpResponse&)> is_throttled = nullptr,
-                                         std::function<void(absl::Duration)> sleep = nullptr);
+                                         Clock& clock, std::function<bool(const HttpResponse&)> is_throttled = nullptr,
+                                         const std::function<void()>& on_retry = nullptr);
 
 // The wait before attempt `attempt + 1` (attempt >= 1), for `unit` in [0, 1):
 // what DoWithRetry sleeps. Exposed for tests.

@@ -9,6 +9,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/testing.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -131,15 +132,18 @@ TEST(DoWithRetryTest, RetriesThrottlingAndUnavailableThenSucceeds) {
   ScriptedClient c;
   c.script = {Status(503), Status(429), absl::UnavailableError("refused"),
               Status(400, "<Code>RequestLimitExceeded</Code>"), Status(200, "ok")};
-  std::vector<absl::Duration> slept;
+  SleepAdvancingClock clock;
+  int retries = 0;
   RetryPolicy p{.max_attempts = 6, .initial = absl::Milliseconds(100), .max = absl::Milliseconds(300)};
   auto r = DoWithRetry(
-      c, {}, p, [](const HttpResponse& r) { return absl::StrContains(r.body, "RequestLimitExceeded"); },
-      [&](absl::Duration d) { slept.push_back(d); });
+      c, {}, p, clock, [](const HttpResponse& r) { return absl::StrContains(r.body, "RequestLimitExceeded"); },
+      [&] { ++retries; });
+  const std::vector<absl::Duration> slept = clock.sleeps();
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->body, "ok");
   EXPECT_EQ(c.calls, 5);
   ASSERT_EQ(slept.size(), 4u);
+  EXPECT_EQ(retries, 4);
   // Jittered exponential: in [d/2, d] for d = 100, 200, 300 (capped), 300 ms.
   const int64_t caps[] = {100, 200, 300, 300};
   for (int i = 0; i < 4; ++i) {
@@ -151,26 +155,28 @@ TEST(DoWithRetryTest, RetriesThrottlingAndUnavailableThenSucceeds) {
 TEST(DoWithRetryTest, GivesUpAfterMaxAttemptsWithLastAnswer) {
   ScriptedClient c;
   c.script = {Status(503, "1"), Status(503, "2"), Status(503, "3")};
-  int sleeps = 0;
-  auto r = DoWithRetry(c, {}, RetryPolicy{.max_attempts = 3}, nullptr, [&](absl::Duration) { ++sleeps; });
+  SleepAdvancingClock clock;
+  auto r = DoWithRetry(c, {}, RetryPolicy{.max_attempts = 3}, clock);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 503);
   EXPECT_EQ(r->body, "3");
-  EXPECT_EQ(sleeps, 2);
+  EXPECT_EQ(clock.sleeps().size(), 2u);
 }
 
 TEST(DoWithRetryTest, DoesNotRetryOtherErrors) {
   ScriptedClient c;
   c.script = {absl::DeadlineExceededError("slow"), Status(200)};
-  auto r = DoWithRetry(c, {}, RetryPolicy{}, nullptr, [](absl::Duration) {});
+  SleepAdvancingClock clock;
+  auto r = DoWithRetry(c, {}, RetryPolicy{}, clock);
   EXPECT_TRUE(absl::IsDeadlineExceeded(r.status()));
   EXPECT_EQ(c.calls, 1);
   ScriptedClient c2;
   c2.script = {Status(400, "<Code>InvalidParameterValue</Code>")};
-  auto r2 = DoWithRetry(c2, {}, RetryPolicy{}, nullptr, [](absl::Duration) {});
+  auto r2 = DoWithRetry(c2, {}, RetryPolicy{}, clock);
   ASSERT_TRUE(r2.ok());
   EXPECT_EQ(r2->status, 400);
   EXPECT_EQ(c2.calls, 1);
+  EXPECT_TRUE(clock.sleeps().empty());
 }
 
 TEST(BackoffDelayTest, DoublesUpToMax) {

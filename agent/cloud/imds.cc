@@ -26,7 +26,7 @@ std::string TrimmedEndpoint(std::string e) {
 
 }  // namespace
 
-ImdsClient::ImdsClient(HttpClient* http, std::string endpoint, const Clock* clock, absl::Duration token_ttl)
+ImdsClient::ImdsClient(HttpClient* http, std::string endpoint, Clock* clock, absl::Duration token_ttl)
     : http_(http), endpoint_(TrimmedEndpoint(std::move(endpoint))), clock_(clock), token_ttl_(token_ttl) {}
 
 absl::StatusOr<std::string> ImdsClient::Token(bool refresh) {
@@ -38,7 +38,7 @@ absl::StatusOr<std::string> ImdsClient::Token(bool refresh) {
                                absl::StrCat(absl::ToInt64Seconds(token_ttl_))}},
                   .timeout = kImdsTimeout};
   const absl::Time asked = clock_->Now();
-  ASSIGN_OR_RETURN(HttpResponse r, DoWithRetry(*http_, req, kImdsRetry));
+  ASSIGN_OR_RETURN(HttpResponse r, DoWithRetry(*http_, req, kImdsRetry, *clock_));
   if (r.status != 200 || r.body.empty()) return ImdsError("token", r);
   token_ = r.body;
   // A minute of slack so a token never expires between our check and IMDS's.
@@ -53,7 +53,7 @@ absl::StatusOr<std::string> ImdsClient::Get(absl::string_view path) {
     HttpRequest req{.url = absl::StrCat(endpoint_, "/latest/", path),
                     .headers = {{"X-aws-ec2-metadata-token", token}},
                     .timeout = kImdsTimeout};
-    ASSIGN_OR_RETURN(HttpResponse r, DoWithRetry(*http_, req, kImdsRetry));
+    ASSIGN_OR_RETURN(HttpResponse r, DoWithRetry(*http_, req, kImdsRetry, *clock_));
     if (r.status == 200) return r.body;
     // 401: the token expired or IMDS restarted; one fresh token, then give up.
     if (r.status == 401 && attempt == 0) continue;

@@ -35,7 +35,7 @@ class ImdsClient {
  public:
   // `http` and `clock` must outlive the client. `endpoint`: scheme://host[:port],
   // no trailing slash needed.
-  ImdsClient(HttpClient* http, std::string endpoint, const Clock* clock,
+  ImdsClient(HttpClient* http, std::string endpoint, Clock* clock,
              absl::Duration token_ttl = absl::Hours(6));
 
   // GET /latest/<path> ("meta-data/instance-id"). NOT_FOUND for a 404,
@@ -51,7 +51,7 @@ class ImdsClient {
 
   HttpClient* const http_;
   const std::string endpoint_;
-  const Clock* const clock_;
+  Clock* const clock_;
   const absl::Duration token_ttl_;
   absl::Mutex mu_;
   std::string token_ ABSL_GUARDED_BY(mu_);

@@ -1,5 +1,6 @@
 #include "controller/etcd_api/etcd_api_server.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -117,13 +118,14 @@ EtcdApiServer::Core::Core(storage::Store* store, EtcdApiOptions options)
   services_.push_back(NewLeaseService(this));
   services_.push_back(NewClusterService(this));
   services_.push_back(NewMaintenanceService(this));
-  ticker_ = std::thread([this] { TickerLoop(); });
+  // Not below 100 ms: the loop this timer replaces looked no more often.
+  progress_timer_ = timers_.Every(std::max(options_.progress_notify_interval, absl::Milliseconds(100)),
+                                  [this] { ProgressTick(); });
 }
 
 EtcdApiServer::Core::~Core() {
   Shutdown();
-  stop_ticker_.Notify();
-  ticker_.join();
+  timers_.Cancel(progress_timer_);
   workers_.reset();  // finishes what the streams handed over
 }
 
@@ -193,18 +195,6 @@ void EtcdApiServer::Core::Shutdown() {
 
 void EtcdApiServer::Core::ProgressTick() {
   ForEachStream([](ServerStream* s) { s->ProgressTick(); });
-}
-
-void EtcdApiServer::Core::TickerLoop() {
-  // Polls in real time and compares against the injected clock, so a test's
-  // simulated clock drives the interval and shutdown never waits for it.
-  absl::Time next = options_.clock->Now() + options_.progress_notify_interval;
-  while (!stop_ticker_.WaitForNotificationWithTimeout(absl::Milliseconds(100))) {
-    const absl::Time now = options_.clock->Now();
-    if (now < next) continue;
-    next = now + options_.progress_notify_interval;
-    ProgressTick();
-  }
 }
 
 void EtcdApiServer::Core::Register(grpc::ServerBuilder& builder) {

@@ -133,8 +133,8 @@ class EtcdApiServer {
   uint64_t cluster_id() const;
   uint64_t member_id() const;
 
-  // Sends the progress notifications that are due (normally a background
-  // thread does it every progress_notify_interval of options.clock). For tests.
+  // Sends the progress notifications that are due (normally a timer of
+  // options.clock does it every progress_notify_interval). For tests.
   void ProgressTick();
 
   class Core;

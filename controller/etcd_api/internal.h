@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "common/clock.h"
 #include "controller/etcd_api/etcd_api_server.h"
 #include "proto/etcd/rpc.grpc.pb.h"
 #include "storage/store.h"
@@ -111,7 +112,6 @@ class EtcdApiServer::Core {
   void Register(grpc::ServerBuilder& builder);
 
  private:
-  void TickerLoop();
   // Calls fn on every open stream, pinned, without holding streams_mu_.
   void ForEachStream(const std::function<void(ServerStream*)>& fn);
 
@@ -126,8 +126,8 @@ class EtcdApiServer::Core {
   absl::flat_hash_set<ServerStream*> streams_ ABSL_GUARDED_BY(streams_mu_);
   bool shut_down_ ABSL_GUARDED_BY(streams_mu_) = false;
 
-  absl::Notification stop_ticker_;
-  std::thread ticker_;
+  Timers timers_{*options_.clock};
+  Timers::Id progress_timer_ = 0;
 
   std::vector<std::unique_ptr<grpc::Service>> services_;
 };

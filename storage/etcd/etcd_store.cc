@@ -9,8 +9,8 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "absl/time/clock.h"
 #include "common/atomic_file.h"
+#include "common/clock.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -34,13 +34,11 @@ struct EtcdStore::Endpoint {
   bool WaitConnected(absl::Duration timeout) {
     if (channel->GetState(true) == GRPC_CHANNEL_READY) return true;
     if (timeout <= absl::ZeroDuration()) return false;
-    return channel->WaitForConnected(absl::ToChronoTime(absl::Now() + timeout));
+    return channel->WaitForConnected(WallDeadline(timeout));
   }
 };
 
 namespace {
-
-std::chrono::system_clock::time_point Deadline(absl::Duration d) { return absl::ToChronoTime(absl::Now() + d); }
 
 // etcd's answers that say the request was not applied, so a write may be sent
 // again; and gRPC's own for a request that never left.
@@ -117,11 +115,16 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(const Etcd
 
 // ---- Open / endpoints ----
 
-EtcdStore::EtcdStore(const Options& options) : options_(options) {}
+EtcdStore::EtcdStore(const Options& options)
+    : options_(options), clock_(*options.clock), timers_(clock_) {}
 
 EtcdStore::~EtcdStore() {
-  stop_progress_.Notify();
-  if (progress_thread_.joinable()) progress_thread_.join();
+  Timers::Id progress = 0;
+  {
+    absl::MutexLock l(&watches_mu_);
+    std::swap(progress, progress_timer_);
+  }
+  if (progress != 0) timers_.Cancel(progress);
 }
 
 absl::StatusOr<std::unique_ptr<EtcdStore>> EtcdStore::Open(const Options& options) {
@@ -243,14 +246,14 @@ absl::Status EtcdStore::CallOnce(bool idempotent,
                                  bool with_token) {
   bool renewed = false;  // the token was renewed once for this call already
   const int n = static_cast<int>(endpoints_.size());
-  const absl::Time give_up = absl::Now() + options_.failover_timeout;
+  const absl::Time give_up = clock_.Now() + options_.failover_timeout;
   absl::Status last = absl::UnavailableError("etcd: no endpoint tried");
   int i = current_.load();
   for (int attempt = 1;; ++attempt) {
     Endpoint& ep = *endpoints_[i];
-    if (ep.WaitConnected(std::min(options_.connect_timeout, give_up - absl::Now()))) {
+    if (ep.WaitConnected(std::min(options_.connect_timeout, give_up - clock_.Now()))) {
       grpc::ClientContext ctx;
-      ctx.set_deadline(Deadline(options_.rpc_timeout));
+      ctx.set_deadline(WallDeadline(options_.rpc_timeout));
       std::string token;
       if (with_token) {
         ASSIGN_OR_RETURN(token, Authorize(&ctx));
@@ -284,9 +287,9 @@ absl::Status EtcdStore::CallOnce(bool idempotent,
       NoteFailure(&ep);
       last = absl::UnavailableError(absl::StrCat("etcd ", ep.address, ": not connected"));
     }
-    if (absl::Now() >= give_up) return last;
+    if (clock_.Now() >= give_up) return last;
     i = (i + 1) % n;
-    if (attempt % n == 0) absl::SleepFor(options_.retry_backoff);  // a whole round failed
+    if (attempt % n == 0) clock_.SleepFor(options_.retry_backoff);  // a whole round failed
   }
 }
 
@@ -298,7 +301,7 @@ EtcdStore::Endpoint* EtcdStore::ConnectedEndpoint(const std::function<bool()>& s
     if (ep->WaitConnected(options_.connect_timeout)) return ep;
     NoteFailure(ep);
     i = (i + 1) % n;
-    if (attempt % n == 0) absl::SleepFor(options_.retry_backoff);
+    if (attempt % n == 0) clock_.SleepFor(options_.retry_backoff);
   }
   return nullptr;
 }
@@ -598,7 +601,7 @@ class EtcdStore::EtcdWatch final : public WatchHandle {
     {
       absl::MutexLock l(&s->deliver_mu);
       d = s->next_revision - 1;
-      if (d < 1 || seen_revision <= d || absl::Now() - s->last_delivery < idle) return;
+      if (d < 1 || seen_revision <= d || s->store->clock_.Now() - s->last_delivery < idle) return;
     }
     if (s->Stopped()) return;
     TxnRequest txn;
@@ -626,7 +629,7 @@ class EtcdStore::EtcdWatch final : public WatchHandle {
     WatchBatch batch;
     batch.revision = r->revision;
     s->next_revision = r->revision + 1;
-    s->last_delivery = absl::Now();
+    s->last_delivery = s->store->clock_.Now();
     s->Call(batch);
   }
 
@@ -651,7 +654,7 @@ class EtcdStore::EtcdWatch final : public WatchHandle {
       // Interruptible pause.
       absl::MutexLock l(&s->mu);
       auto stopped = [s]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu) { return s->stopped; };
-      s->mu.AwaitWithTimeout(absl::Condition(&stopped), backoff);
+      s->store->clock_.AwaitWithTimeout(s->mu, absl::Condition(&stopped), backoff);
       backoff = std::min(backoff * 2, absl::Seconds(2));
     }
   }
@@ -739,7 +742,7 @@ class EtcdStore::EtcdWatch final : public WatchHandle {
       return;
     }
     s->next_revision = batch.revision + 1;
-    s->last_delivery = absl::Now();
+    s->last_delivery = s->store->clock_.Now();
     s->Call(batch);
   }
 
@@ -778,7 +781,7 @@ class EtcdStore::EtcdWatch final : public WatchHandle {
     }
     s->keys = std::move(present);
     s->next_revision = now->revision + 1;
-    s->last_delivery = absl::Now();
+    s->last_delivery = s->store->clock_.Now();
     s->Call(batch);
     return absl::OkStatus();
   }
@@ -787,20 +790,18 @@ class EtcdStore::EtcdWatch final : public WatchHandle {
   std::thread thread_;
 };
 
-void EtcdStore::ProgressLoop() {
-  while (!stop_progress_.WaitForNotificationWithTimeout(options_.watch_progress_interval)) {
-    std::vector<std::shared_ptr<WatchState>> live;
-    {
-      absl::MutexLock l(&watches_mu_);
-      auto& w = watches_;
-      w.erase(std::remove_if(w.begin(), w.end(), [](const auto& p) { return p.expired(); }), w.end());
-      for (const auto& p : w) {
-        if (auto s = p.lock()) live.push_back(std::move(s));
-      }
+void EtcdStore::CheckProgress() {
+  std::vector<std::shared_ptr<WatchState>> live;
+  {
+    absl::MutexLock l(&watches_mu_);
+    auto& w = watches_;
+    w.erase(std::remove_if(w.begin(), w.end(), [](const auto& p) { return p.expired(); }), w.end());
+    for (const auto& p : w) {
+      if (auto s = p.lock()) live.push_back(std::move(s));
     }
-    for (const auto& s : live) {
-      EtcdWatch::CheckProgress(s.get(), last_revision_.load(), options_.watch_progress_interval);
-    }
+  }
+  for (const auto& s : live) {
+    EtcdWatch::CheckProgress(s.get(), last_revision_.load(), options_.watch_progress_interval);
   }
 }
 
@@ -826,14 +827,14 @@ absl::StatusOr<std::unique_ptr<WatchHandle>> EtcdStore::Watch(const WatchRequest
   {
     absl::MutexLock l(&state->deliver_mu);
     state->next_revision = start;
-    state->last_delivery = absl::Now();
+    state->last_delivery = clock_.Now();
     for (const KeyValue& kv : keys.kvs) state->keys.insert(kv.key);
   }
   {
     absl::MutexLock l(&watches_mu_);
     watches_.push_back(state);
-    if (options_.watch_progress_interval > absl::ZeroDuration() && !progress_thread_.joinable()) {
-      progress_thread_ = std::thread([this] { ProgressLoop(); });
+    if (options_.watch_progress_interval > absl::ZeroDuration() && progress_timer_ == 0) {
+      progress_timer_ = timers_.Every(options_.watch_progress_interval, [this] { CheckProgress(); });
     }
   }
   return std::unique_ptr<WatchHandle>(new EtcdWatch(std::move(state)));

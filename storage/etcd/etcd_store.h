@@ -49,10 +49,10 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/etcd/rpc.grpc.pb.h"
 #include "storage/store.h"
@@ -100,6 +100,9 @@ class EtcdStore final : public Store {
     // Idle watches are brought to the latest revision seen this often (see
     // Progress above). Zero: only etcd's own progress notifications.
     absl::Duration watch_progress_interval = absl::Milliseconds(250);
+    // The time of failover budgets, retry pauses, watch idleness and the
+    // progress ticker (gRPC's own deadlines stay on the wall clock). Not owned.
+    Clock* clock = &RealClock::Get();
   };
 
   // Connects, and checks that at least one endpoint answers within
@@ -161,11 +164,14 @@ class EtcdStore final : public Store {
   // failover_timeout; used by watch streams.
   Endpoint* ConnectedEndpoint(const std::function<bool()>& stop);
   void NoteFailure(const Endpoint* ep);
-  void ProgressLoop();
+  // Every watch_progress_interval once there is a watch.
+  void CheckProgress();
   void NoteRevision(const etcdserverpb::ResponseHeader& h);
   absl::Status FromEtcd(const grpc::Status& s);
 
   const Options options_;
+  Clock& clock_;
+  Timers timers_;
   std::vector<std::unique_ptr<Endpoint>> endpoints_;
   absl::Mutex auth_mu_;  // held while logging in, so that one login serves everyone waiting
   std::string token_ ABSL_GUARDED_BY(auth_mu_);
@@ -176,8 +182,7 @@ class EtcdStore final : public Store {
 
   absl::Mutex watches_mu_;
   std::vector<std::weak_ptr<WatchState>> watches_ ABSL_GUARDED_BY(watches_mu_);
-  std::thread progress_thread_;  // started with the first watch
-  absl::Notification stop_progress_;
+  Timers::Id progress_timer_ ABSL_GUARDED_BY(watches_mu_) = 0;  // set with the first watch
 };
 
 }  // namespace weft::storage

@@ -9,7 +9,9 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/testing.h"
 #include "gtest/gtest.h"
+#include "storage/store_testing.h"
 
 namespace weft::storage {
 namespace {
@@ -68,18 +70,9 @@ class Recorder {
 // a watcher that was to get it would have by now. No sleeping and hoping.
 void PublishAndDrain(ChangeDispatcher& hub, int64_t from);
 
-WatchRequest Req(const std::string& key, const std::string& end, int64_t start, bool prev_kv = false) {
-  WatchRequest r;
-  r.key = key;
-  r.range_end = end;
-  r.start_revision = start;
-  r.prev_kv = prev_kv;
-  return r;
-}
-
 void PublishAndDrain(ChangeDispatcher& hub, int64_t from) {
   Recorder sentinel;
-  auto w = hub.Register(Req("k", "", from), sentinel.Callback(), [](int64_t) {});
+  auto w = hub.Register(WatchReq("k", "", from), sentinel.Callback(), [](int64_t) {});
   w->Start({});
   hub.Publish(Events({Put("k", from)}), from);
   hub.Publish(Events({Put("k", from + 1)}), from + 1);
@@ -89,7 +82,7 @@ void PublishAndDrain(ChangeDispatcher& hub, int64_t from) {
 TEST(ChangeDispatcherTest, LiveEventsInRangeInOrder) {
   ChangeDispatcher hub;
   Recorder rec;
-  auto w = hub.Register(Req("a", "c", 0), rec.Callback(), [](int64_t) {});
+  auto w = hub.Register(WatchReq("a", "c", 0), rec.Callback(), [](int64_t) {});
   EXPECT_EQ(w->start_revision(), 1);
   EXPECT_EQ(w->history_revision(), 0);
   w->Start({});
@@ -109,7 +102,7 @@ TEST(ChangeDispatcherTest, PausedWatcherGetsHistoryThenBufferedLiveEvents) {
   hub.Publish(Events({Put("k", 3)}), 3);
   Recorder rec;
   int64_t published_at_registration = -1;
-  auto w = hub.Register(Req("k", "", 2, /*prev_kv=*/true), rec.Callback(),
+  auto w = hub.Register(WatchReq("k", "", 2, /*prev_kv=*/true), rec.Callback(),
                         [&](int64_t p) { published_at_registration = p; });
   EXPECT_EQ(published_at_registration, 3);
   EXPECT_EQ(w->start_revision(), 2);
@@ -124,7 +117,7 @@ TEST(ChangeDispatcherTest, PausedWatcherGetsHistoryThenBufferedLiveEvents) {
 TEST(ChangeDispatcherTest, FutureStartRevisionSkipsEarlierEvents) {
   ChangeDispatcher hub;
   Recorder rec;
-  auto w = hub.Register(Req("k", "", 4), rec.Callback(), [](int64_t) {});
+  auto w = hub.Register(WatchReq("k", "", 4), rec.Callback(), [](int64_t) {});
   w->Start({});
   for (int64_t rev = 2; rev <= 5; ++rev) hub.Publish(Events({Put("k", rev)}), rev);
   ASSERT_TRUE(rec.WaitForEvents(2));
@@ -135,7 +128,7 @@ TEST(ChangeDispatcherTest, LargeBacklogIsSplitBetweenRevisionsOnly) {
   ChangeDispatcher hub;
   hub.Publish(Events({}), 1500);
   Recorder rec;
-  auto w = hub.Register(Req("k", std::string(1, '\0'), 1), rec.Callback(), [](int64_t) {});
+  auto w = hub.Register(WatchReq("k", std::string(1, '\0'), 1), rec.Callback(), [](int64_t) {});
   ASSERT_EQ(w->history_revision(), 1500);
   std::vector<Event> history;
   // 1500 revisions of 2 events each: batches must cut between revisions.
@@ -158,15 +151,14 @@ TEST(ChangeDispatcherTest, SlowWatcherDoesNotBlockPublisher) {
   ChangeDispatcher hub;
   absl::Notification release;
   std::atomic<int> seen{0};
-  auto w = hub.Register(Req("k", "", 0), [&](const WatchBatch& b) {
+  auto w = hub.Register(WatchReq("k", "", 0), [&](const WatchBatch& b) {
     release.WaitForNotification();
     seen += b.events.size();
   }, [](int64_t) {});
   w->Start({});
   for (int64_t rev = 2; rev < 2002; ++rev) hub.Publish(Events({Put("k", rev)}), rev);
   release.Notify();  // every Publish above returned while the callback was stuck
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (seen < 2000 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+  EXPECT_TRUE(Eventually([&] { return seen >= 2000; }));
   EXPECT_EQ(seen, 2000);
 }
 
@@ -175,7 +167,7 @@ TEST(ChangeDispatcherTest, DestroyingHandleWaitsForRunningCallback) {
   absl::Notification in_callback, may_return;
   std::atomic<bool> returned{false};
   std::atomic<int> calls{0};
-  auto w = hub.Register(Req("k", "", 0), [&](const WatchBatch&) {
+  auto w = hub.Register(WatchReq("k", "", 0), [&](const WatchBatch&) {
     if (calls++ == 0) {
       in_callback.Notify();
       may_return.WaitForNotification();
@@ -199,7 +191,7 @@ TEST(ChangeDispatcherTest, HandleMayBeDestroyedFromItsOwnCallback) {
   std::unique_ptr<ChangeDispatcher::Watch> w;
   absl::Notification done;
   std::atomic<int> calls{0};
-  w = hub.Register(Req("k", "", 0), [&](const WatchBatch&) {
+  w = hub.Register(WatchReq("k", "", 0), [&](const WatchBatch&) {
     ++calls;
     w.reset();
     done.Notify();
@@ -215,7 +207,7 @@ TEST(ChangeDispatcherTest, HandleMayOutliveHub) {
   std::unique_ptr<ChangeDispatcher::Watch> w;
   {
     ChangeDispatcher hub;
-    w = hub.Register(Req("k", "", 0), [](const WatchBatch&) {}, [](int64_t) {});
+    w = hub.Register(WatchReq("k", "", 0), [](const WatchBatch&) {}, [](int64_t) {});
     w->Start({});
   }
   w.reset();

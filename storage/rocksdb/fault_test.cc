@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/clock.h"
+#include "common/testing.h"
 #include "gtest/gtest.h"
 #include "storage/rocksdb/rocksdb_store.h"
 #include "storage/rocksdb/snapshot_archive.h"
@@ -66,15 +67,6 @@ void FlipByte(const std::string& path, uint64_t offset) {
   c = static_cast<char>(c ^ 0x5a);
   f.seekp(static_cast<std::streamoff>(offset));
   f.write(&c, 1);
-}
-
-bool WaitFor(const std::function<bool()>& cond, absl::Duration timeout = absl::Seconds(20)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (cond()) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return cond();
 }
 
 // A store in a fresh directory whose free space is what `free_bytes` says, and
@@ -134,7 +126,7 @@ TEST(StoreFaultTest, FullDiskRefusesWritesKeepsReadsAndRecovers) {
   EXPECT_TRUE(s.Txn(ro).ok());
 
   free_bytes = int64_t{1} << 30;  // space returns
-  ASSERT_TRUE(WaitFor([&] { return s.Health().writable; })) << s.Health().reason;
+  ASSERT_TRUE(Eventually([&] { return s.Health().writable; }, absl::Seconds(20))) << s.Health().reason;
   auto after = s.Put(Put("/k/after", "v"));
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_EQ(after->revision, before + 1);  // the refused writes took no revision
@@ -143,10 +135,10 @@ TEST(StoreFaultTest, FullDiskRefusesWritesKeepsReadsAndRecovers) {
   lost.key = "/k/lost";
   EXPECT_EQ(s.Range(lost)->count, 0);
   // The watch goes on, with the change after recovery and nothing refused.
-  ASSERT_TRUE(WaitFor([&] {
+  ASSERT_TRUE(Eventually([&] {
     absl::MutexLock l(&mu);
     return !seen.empty() && seen.back() == "/k/after";
-  }));
+  }, absl::Seconds(20)));
   {
     absl::MutexLock l(&mu);
     for (const auto& k : seen) EXPECT_EQ(k.find("/k/lost"), std::string::npos) << k;

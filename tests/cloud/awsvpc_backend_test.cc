@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "agent/backend/awsvpc/awsvpc_backend.h"
 #include "common/clock.h"
+#include "common/testing.h"
 #include "gtest/gtest.h"
 #include "tests/cloud/fake_ec2.h"
 
@@ -81,7 +82,6 @@ class AwsVpcBackendTest : public ::testing::Test {
     o.imds_endpoint = fake_.endpoint();
     o.credentials = std::move(creds);
     o.retry = cloud::RetryPolicy{.max_attempts = 5, .initial = absl::Milliseconds(1), .max = absl::Milliseconds(4)};
-    o.sleep = [this](absl::Duration d) { slept_ += d; };
     o.removal_grace = removal_grace;
     metrics::Registry* r = backends_made_++ == 0 ? &registry_ : nullptr;
     return std::make_unique<AwsVpcBackend>(cloud::NewCurlHttpClient(), std::move(o), r, &clock_);
@@ -105,11 +105,10 @@ class AwsVpcBackendTest : public ::testing::Test {
   }
 
   // Starts at the real time: FakeAws refuses signatures more than 5 minutes off.
-  SimulatedClock clock_{absl::Now()};
+  SleepAdvancingClock clock_{absl::Now()};  // retry pauses move it
   FakeAws fake_;
   metrics::Registry registry_;
   std::vector<FakeRoute> foreign_;
-  absl::Duration slept_;
   int backends_made_ = 0;
 };
 
@@ -345,7 +344,7 @@ TEST_F(AwsVpcBackendTest, ThrottlingIsRetriedWithBackoff) {
   EXPECT_EQ(s->errors, 0);
   EXPECT_EQ(s->added, 2);
   EXPECT_EQ(fake_.Throttled(), 3);
-  EXPECT_GT(slept_, absl::ZeroDuration());
+  EXPECT_GT(clock_.slept(), absl::ZeroDuration());
   EXPECT_TRUE(absl::StrContains(registry_.Serialize(), "weft_agent_awsvpc_api_retries_total{action=\"DescribeRouteTables\"} 3"))
       << registry_.Serialize();
 

@@ -10,6 +10,7 @@
 #include "agent/cloud/http_client.h"
 #include "agent/cloud/imds.h"
 #include "common/clock.h"
+#include "common/testing.h"
 #include "gtest/gtest.h"
 #include "tests/cloud/fake_ec2.h"
 
@@ -30,7 +31,7 @@ class ImdsTest : public ::testing::Test {
   }
   FakeAws fake_;
   std::unique_ptr<HttpClient> http_ = NewCurlHttpClient();
-  SimulatedClock clock_;
+  SleepAdvancingClock clock_;  // IMDS retry pauses move it
 };
 
 TEST_F(ImdsTest, FakeRefusesGetsWithoutAToken) {

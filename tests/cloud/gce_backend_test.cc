@@ -17,6 +17,7 @@
 #include "agent/backend/factory.h"
 #include "agent/backend/gce/gce_backend.h"
 #include "common/clock.h"
+#include "common/testing.h"
 #include "common/metrics.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -63,7 +64,6 @@ class GceBackendTest : public ::testing::Test {
     o.api.api_endpoint = fake_->api_endpoint();
     o.api.metadata_endpoint = fake_->MetadataEndpoint(vm);
     o.api.clock = &clock_;
-    o.api.sleep = [this](absl::Duration d) { slept_.push_back(d); };
     o.check_interval = absl::Minutes(1);
     o.removal_grace = removal_grace;
     return std::make_unique<GceBackend>(cloud::NewCurlHttpClient(), GceConfig{quota}, o, &registry_);
@@ -96,10 +96,9 @@ class GceBackendTest : public ::testing::Test {
     return -1;
   }
 
-  SimulatedClock clock_;
+  SleepAdvancingClock clock_;  // retry pauses move it
   std::unique_ptr<FakeGce> fake_;
   metrics::Registry registry_;
-  std::vector<absl::Duration> slept_;
 };
 
 TEST_F(GceBackendTest, FactoryWiresTheEndpointFlags) {
@@ -238,8 +237,9 @@ TEST_F(GceBackendTest, ThrottlingIsRetriedWithBackoff) {
   fake_->InjectErrors(1, 503, "backendError");
   ASSERT_TRUE(b->Reconcile({Lease("10.1.3.0/24", "node-3")}).ok());
   EXPECT_EQ(fake_->Count("injected"), 5);
-  EXPECT_EQ(slept_.size(), 5u);
-  for (size_t i = 1; i < slept_.size(); ++i) EXPECT_GT(slept_[i], absl::ZeroDuration());
+  const std::vector<absl::Duration> slept = clock_.sleeps();
+  EXPECT_EQ(slept.size(), 5u);
+  for (size_t i = 1; i < slept.size(); ++i) EXPECT_GT(slept[i], absl::ZeroDuration());
   EXPECT_EQ(Metric("weft_agent_gce_api_retries_total"), 5);
   EXPECT_EQ(Table().size(), 2u);  // 10.1.1 (own) and 10.1.3
 }

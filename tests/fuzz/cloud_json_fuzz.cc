@@ -9,6 +9,7 @@
 #include "agent/cloud/http_client.h"
 #include "agent/cloud/imds.h"
 #include "common/clock.h"
+#include "common/testing.h"
 
 namespace {
 
@@ -37,7 +38,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static constexpr int kStatuses[] = {200, 200, 200, 200, 401, 403, 404, 409, 429, 500};
   const int status = kStatuses[data[0] % (sizeof(kStatuses) / sizeof(kStatuses[0]))];
   const std::string body(reinterpret_cast<const char*>(data) + 1, size - 1);
-  weft::SimulatedClock clock;
+  weft::SleepAdvancingClock clock;  // retry pauses must not block
   {
     ScriptedHttp http(status, body);
     weft::cloud::ImdsClient imds(&http, "http://169.254.169.254", &clock);
@@ -49,7 +50,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     o.clock = &clock;
     o.retry.max_attempts = 2;
     o.max_operation_waits = 2;
-    o.sleep = [](absl::Duration) {};
     weft::agent::gce::GceApi api(&http, o, nullptr);
     (void)api.Instance();
     (void)api.ListRoutes("description = \"weft\"");

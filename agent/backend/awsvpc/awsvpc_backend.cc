@@ -244,8 +244,7 @@ absl::StatusOr<BackendInfo> AwsVpcBackend::Init(const LocalConfig& local, const 
   if (!ec2_) {
     std::string endpoint = options_.ec2_endpoint.empty() ? awsvpc::DefaultEc2Endpoint(id.region) : options_.ec2_endpoint;
     while (absl::EndsWith(endpoint, "/")) endpoint.pop_back();
-    ec2_ = std::make_unique<awsvpc::Ec2Client>(http_.get(), creds_.get(), endpoint, id.region, clock_, options_.retry,
-                                               options_.sleep);
+    ec2_ = std::make_unique<awsvpc::Ec2Client>(http_.get(), creds_.get(), endpoint, id.region, clock_, options_.retry);
     ec2_->set_observer([m = metrics_.get()](absl::string_view action, const absl::Status& s, int retries) {
       m->calls.WithLabels({std::string(action), s.ok() ? "ok" : "error"}).Inc();
       if (retries > 0) m->retries.WithLabels({std::string(action)}).Inc(retries);

@@ -105,7 +105,6 @@ struct AwsVpcOptions {
   // null: environment, shared credentials file, then the instance role.
   std::unique_ptr<cloud::AwsCredentialsProvider> credentials;
   cloud::RetryPolicy retry;
-  std::function<void(absl::Duration)> sleep;  // between retries; null: the clock's
   // How long a route of no known lease must stay unwanted before it is deleted.
   absl::Duration removal_grace = absl::Seconds(30);
 };

@@ -107,17 +107,13 @@ absl::StatusOr<std::vector<Ec2RouteTable>> ParseDescribeRouteTables(absl::string
 }
 
 Ec2Client::Ec2Client(cloud::HttpClient* http, cloud::AwsCredentialsProvider* creds, std::string endpoint,
-                     std::string region, Clock* clock, cloud::RetryPolicy retry,
-                     std::function<void(absl::Duration)> sleep)
+                     std::string region, Clock* clock, cloud::RetryPolicy retry)
     : http_(http),
       creds_(creds),
       endpoint_(std::move(endpoint)),
       region_(std::move(region)),
       clock_(clock),
-      retry_(retry),
-      sleep_(std::move(sleep)) {
-  if (!sleep_) sleep_ = [clock](absl::Duration d) { clock->SleepFor(d); };
-}
+      retry_(retry) {}
 
 absl::StatusOr<std::string> Ec2Client::Call(absl::string_view action,
                                             std::vector<std::pair<std::string, std::string>> params) {
@@ -138,10 +134,8 @@ absl::StatusOr<std::string> Ec2Client::Call(absl::string_view action,
                          .body = cloud::FormEncode(params),
                          .timeout = absl::Seconds(20)};
   if (absl::Status s = cloud::SignV4(&req, *creds, region_, "ec2", clock_->Now()); !s.ok()) return finish(s);
-  absl::StatusOr<cloud::HttpResponse> r = cloud::DoWithRetry(*http_, req, retry_, IsThrottled, [&](absl::Duration d) {
-    ++retries;
-    sleep_(d);
-  });
+  absl::StatusOr<cloud::HttpResponse> r =
+      cloud::DoWithRetry(*http_, req, retry_, *clock_, IsThrottled, [&retries] { ++retries; });
   if (!r.ok()) return finish(absl::Status(r.status().code(), absl::StrCat("EC2 ", action, ": ", r.status().message())));
   if (r->status != 200) return finish(Ec2ErrorStatus(action, r->status, r->body));
   return finish(std::move(r->body));

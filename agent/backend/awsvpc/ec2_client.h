@@ -58,10 +58,10 @@ class Ec2Client {
   // of retries it took (throttled or unreachable attempts).
   using CallObserver = std::function<void(absl::string_view action, const absl::Status& status, int retries)>;
 
-  // Every pointer outlives the client. `sleep` (null: the clock's SleepFor)
-  // waits between retries.
+  // Every pointer outlives the client. `clock` signs requests and times the
+  // pauses between retries.
   Ec2Client(cloud::HttpClient* http, cloud::AwsCredentialsProvider* creds, std::string endpoint, std::string region,
-            Clock* clock, cloud::RetryPolicy retry = {}, std::function<void(absl::Duration)> sleep = nullptr);
+            Clock* clock, cloud::RetryPolicy retry = {});
 
   void set_observer(CallObserver observer) { observer_ = std::move(observer); }
 
@@ -84,7 +84,6 @@ class Ec2Client {
   const std::string region_;
   Clock* const clock_;
   const cloud::RetryPolicy retry_;
-  std::function<void(absl::Duration)> sleep_;
   CallObserver observer_;
 };
 

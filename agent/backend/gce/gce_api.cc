@@ -152,15 +152,9 @@ void GceApi::Count(absl::string_view operation, absl::string_view result) {
 }
 
 absl::StatusOr<cloud::HttpResponse> GceApi::Send(const cloud::HttpRequest& req) {
-  auto sleep = [this](absl::Duration d) {
+  return cloud::DoWithRetry(*http_, req, options_.retry, *options_.clock, IsThrottled, [this] {
     if (metrics_ != nullptr) metrics_->retries.Inc();
-    if (options_.sleep) {
-      options_.sleep(d);
-    } else {
-      absl::SleepFor(d);
-    }
-  };
-  return cloud::DoWithRetry(*http_, req, options_.retry, IsThrottled, sleep);
+  });
 }
 
 absl::StatusOr<std::string> GceApi::Metadata(absl::string_view path) {

@@ -88,9 +88,7 @@ struct ApiOptions {
   // before giving up with DEADLINE_EXCEEDED.
   int max_operation_waits = 20;
   int list_page_size = 500;
-  Clock* clock = &RealClock::Get();
-  // How backoff waits happen; tests pass one that does not sleep.
-  std::function<void(absl::Duration)> sleep;
+  Clock* clock = &RealClock::Get();  // token lifetimes and retry pauses
 };
 
 class GceApi {

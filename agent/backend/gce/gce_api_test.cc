@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "absl/strings/match.h"
+#include "common/testing.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -76,11 +77,10 @@ class GceApiTest : public ::testing::Test {
     o.api_endpoint = "http://api.test/compute/v1";
     o.metadata_endpoint = "http://md.test";
     o.clock = &clock_;
-    o.sleep = [](absl::Duration) {};
     return GceApi(&http_, o, nullptr);
   }
   World world_;
-  SimulatedClock clock_;
+  SleepAdvancingClock clock_;  // retry pauses move it
   ScriptedHttp http_;
 };
 
