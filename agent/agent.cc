@@ -50,11 +50,13 @@ absl::Status Agent::Readiness() const {
 void Agent::EnsureMasquerade(const OwnLease& lease) {
   const bool v6 = lease.ipv6_network && lease.ipv6_subnet;
   if (cfg_.ip_masq) {
-    auto changed = masq_.Ensure(lease.network, lease.subnet);
-    if (!changed.ok()) {
-      WEFT_LOG(ERROR, "cannot set up masquerading").Err(changed.status());
-    } else if (*changed) {
-      WEFT_LOG(INFO, "masquerading set up").With("network", lease.network.ToString()).With("chain", kMasqChain);
+    if (lease.ipv4) {
+      auto changed = masq_.Ensure(lease.network, lease.subnet);
+      if (!changed.ok()) {
+        WEFT_LOG(ERROR, "cannot set up masquerading").Err(changed.status());
+      } else if (*changed) {
+        WEFT_LOG(INFO, "masquerading set up").With("network", lease.network.ToString()).With("chain", kMasqChain);
+      }
     }
     if (!v6) return;
     auto changed6 = masq_.Ensure(*lease.ipv6_network, *lease.ipv6_subnet);
@@ -75,19 +77,7 @@ void Agent::EnsureMasquerade(const OwnLease& lease) {
 }
 
 absl::Status Agent::Run(absl::Notification* stop) {
-  ASSIGN_OR_RETURN(ExternalInterface ext, FindExternalInterface(cfg_.iface));
-  WEFT_LOG(INFO, "external interface")
-      .With("iface", ext.name)
-      .With("ip", ext.address.ToString())
-      .With("public_ip", ext.public_ip.ToString())
-      .With("mtu", ext.mtu);
   ASSIGN_OR_RETURN(MacAddr vtep_mac, LoadOrCreateVtepMac(cfg_.state_dir));
-  std::optional<IPv4Net> previous;
-  if (auto prev = ReadPreviousSubnet(cfg_.subnet_file); prev.ok()) {
-    previous = *prev;
-  } else {
-    WEFT_LOG(WARN, "ignoring the previous subnet file").Err(prev.status());
-  }
   ASSIGN_OR_RETURN(std::unique_ptr<netlink::NetlinkProgrammer> kernel,
                    netlink::NetlinkProgrammer::Create(cfg_.nexthop_objects));
 
@@ -95,6 +85,7 @@ absl::Status Agent::Run(absl::Notification* stop) {
   co.endpoints = cfg_.controllers;
   co.credentials = cfg_.controller_credentials;
   co.tls = cfg_.controller_tls;
+  co.clock = clock_;
   ControllerClient client(co);
   Backoff backoff(absl::Milliseconds(200), absl::Seconds(10));
 
@@ -108,18 +99,40 @@ absl::Status Agent::Run(absl::Notification* stop) {
       break;
     }
     WEFT_LOG(WARN, "cannot get the network config; retrying").Err(cfg.status());
-    stop->WaitForNotificationWithTimeout(backoff.Next());
+    clock_->WaitForNotification(*stop, backoff.Next());
   }
   ASSIGN_OR_RETURN(const NetworkSettings settings, ParseNetworkSettings(network_config));
   const std::string& backend_type = settings.backend_type;
   const std::string& backend_json = settings.backend_json;
+  // The families decide what the external interface needs: an IPv6-only network
+  // needs no IPv4 address on it.
+  InterfaceSelector sel = cfg_.iface;
+  sel.ipv6_only = !settings.ipv4;
+  ASSIGN_OR_RETURN(const ExternalInterface ext, FindExternalInterface(sel));
+  if (ext.ipv4) {
+    WEFT_LOG(INFO, "external interface")
+        .With("iface", ext.name)
+        .With("ip", ext.address.ToString())
+        .With("public_ip", ext.public_ip.ToString())
+        .With("mtu", ext.mtu);
+  }
+  std::optional<IPv4Net> previous;
+  if (settings.ipv4) {
+    if (auto prev = ReadPreviousSubnet(cfg_.subnet_file); prev.ok()) {
+      previous = *prev;
+    } else {
+      WEFT_LOG(WARN, "ignoring the previous subnet file").Err(prev.status());
+    }
+  }
   std::optional<IPv6Net> previous_v6;
   if (settings.ipv6) {
     RETURN_IF_ERROR(RequireIPv6(ext));
-    WEFT_LOG(INFO, "external interface IPv6 (dual-stack network)")
+    WEFT_LOG(INFO, settings.ipv4 ? "external interface IPv6 (dual-stack network)"
+                                 : "external interface (IPv6-only network)")
         .With("iface", ext.name)
         .With("ipv6", ext.ipv6_address ? ext.ipv6_address->ToString() : "none")
-        .With("public_ipv6", ext.public_ipv6->ToString());
+        .With("public_ipv6", ext.public_ipv6->ToString())
+        .With("mtu", ext.mtu);
     if (auto prev = ReadPreviousIPv6Subnet(cfg_.subnet_file); prev.ok()) {
       previous_v6 = *prev;
     } else {
@@ -140,7 +153,8 @@ absl::Status Agent::Run(absl::Notification* stop) {
   std::unique_ptr<Backend> backend = *std::move(created);
   {
     absl::MutexLock l(&device_mu_);
-    for (const std::string& d : {backend->device_name(), settings.ipv6 ? backend->v6_device_name() : std::string()}) {
+    for (const std::string& d : {settings.ipv4 ? backend->device_name() : std::string(),
+                                 settings.ipv6 ? backend->v6_device_name() : std::string()}) {
       if (!d.empty()) devices_.push_back(d);
     }
   }
@@ -152,14 +166,18 @@ absl::Status Agent::Run(absl::Notification* stop) {
       if (data.ok() || absl::IsInvalidArgument(data.status())) return data;
       if (v6 && absl::IsUnimplemented(data.status())) return data;
       WEFT_LOG(WARN, retry_msg).Err(data.status());
-      stop->WaitForNotificationWithTimeout(backoff.Next());
+      clock_->WaitForNotification(*stop, backoff.Next());
     }
     return absl::CancelledError("stopped");
   };
-  auto data = lease_data([&] { return backend->LeaseData(); }, false, "backend cannot tell its lease data yet; retrying");
-  if (absl::IsCancelled(data.status())) return absl::OkStatus();
-  RETURN_IF_ERROR(data.status());
-  const std::string backend_data = *std::move(data);
+  std::string backend_data;  // an IPv6-only lease has no BackendData (flannel's)
+  if (settings.ipv4) {
+    auto data =
+        lease_data([&] { return backend->LeaseData(); }, false, "backend cannot tell its lease data yet; retrying");
+    if (absl::IsCancelled(data.status())) return absl::OkStatus();
+    RETURN_IF_ERROR(data.status());
+    backend_data = *std::move(data);
+  }
   std::string backend_v6_data;
   if (settings.ipv6) {
     auto v6_data =
@@ -168,7 +186,8 @@ absl::Status Agent::Run(absl::Notification* stop) {
     if (absl::IsUnimplemented(v6_data.status())) {
       return absl::FailedPreconditionError(absl::StrCat(
           "backend ", backend_type,
-          " has no IPv6 data path; dual-stack networks need vxlan or host-gw (the network config has EnableIPv6)"));
+          " has no IPv6 data path; ", settings.ipv4 ? "dual-stack" : "IPv6-only",
+          " networks need vxlan, host-gw, wireguard or alloc (the network config has EnableIPv6)"));
     }
     RETURN_IF_ERROR(v6_data.status());
     backend_v6_data = *std::move(v6_data);
@@ -178,7 +197,7 @@ absl::Status Agent::Run(absl::Notification* stop) {
   local.iface_name = ext.name;
   local.iface_index = ext.index;
   local.iface_mtu = static_cast<uint32_t>(ext.mtu);
-  local.iface_ip = ext.address;
+  local.iface_ip = ext.address;  // unset on an interface chosen for an IPv6-only network
   local.iface_network = ext.network;
   local.public_ip = ext.public_ip;
   if (settings.ipv6) {
@@ -188,6 +207,9 @@ absl::Status Agent::Run(absl::Notification* stop) {
   }
 
   weft::v1::Lease own;
+  // What renewals and releases name this node by: its public IPv4 address, or its
+  // IPv6 one in an IPv6-only network.
+  const std::string public_address = settings.ipv4 ? ext.public_ip.ToString() : ext.public_ipv6->ToString();
   absl::Duration ttl = absl::Hours(24);
   OwnLease own_lease;  // `own`, parsed
 
@@ -198,7 +220,7 @@ absl::Status Agent::Run(absl::Notification* stop) {
     while (!stop->HasBeenNotified()) {
       weft::v1::AcquireLeaseRequest req;
       req.set_node_name(cfg_.node_name);
-      req.set_public_ip(ext.public_ip.ToString());
+      if (settings.ipv4) req.set_public_ip(ext.public_ip.ToString());
       req.set_backend_type(backend_type);
       req.set_backend_data(backend_data);
       if (previous) req.set_previous_subnet(previous->ToString());
@@ -212,14 +234,15 @@ absl::Status Agent::Run(absl::Notification* stop) {
       if (!resp.ok()) {
         if (resp.status().code() == absl::StatusCode::kInvalidArgument) return resp.status();
         WEFT_LOG(WARN, "cannot acquire a lease; retrying").Err(resp.status());
-        stop->WaitForNotificationWithTimeout(backoff.Next());
+        clock_->WaitForNotification(*stop, backoff.Next());
         continue;
       }
       own = resp->lease();
       if (resp->ttl().seconds() > 0) ttl = absl::Seconds(resp->ttl().seconds());
-      ASSIGN_OR_RETURN(own_lease, OwnLeaseFromResponse(*resp, settings.ipv6));
+      ASSIGN_OR_RETURN(own_lease, OwnLeaseFromResponse(*resp, settings.ipv4, settings.ipv6));
       ASSIGN_OR_RETURN(BackendInfo info, backend->Init(local, own_lease, backend_json));
       NodeLease nl;
+      nl.ipv4 = own_lease.ipv4;
       nl.network = own_lease.network;
       nl.subnet = own_lease.subnet;
       nl.mtu = info.mtu;
@@ -229,17 +252,17 @@ absl::Status Agent::Run(absl::Notification* stop) {
       EnsureMasquerade(own_lease);
       RETURN_IF_ERROR(WriteSubnetEnv(cfg_.subnet_file, nl));
       RETURN_IF_ERROR(WriteDockerOpts(cfg_.docker_opts_file, nl));
-      previous = own_lease.subnet;
+      if (own_lease.ipv4) previous = own_lease.subnet;
       const bool v6 = own_lease.ipv6_subnet.has_value();
       if (v6) previous_v6 = own_lease.ipv6_subnet;
       WEFT_LOG(INFO, "lease acquired")
-          .With("subnet", own.subnet())
+          .WithIf(own_lease.ipv4, "subnet", own.subnet())
           .WithIf(v6, "ipv6_subnet", own.ipv6_subnet())
-          .With("network", resp->network())
+          .WithIf(own_lease.ipv4, "network", resp->network())
           .WithIf(v6, "ipv6_network", resp->ipv6_network())
           .With("mtu", static_cast<int64_t>(info.mtu))
           .With("backend", backend_type)
-          .With("device", backend->device_name())
+          .With("device", own_lease.ipv4 ? backend->device_name() : backend->v6_device_name())
           .With("ttl", ttl);
       return absl::OkStatus();
     }
@@ -275,8 +298,9 @@ absl::Status Agent::Run(absl::Notification* stop) {
       absl::MutexLock l(&ws.mu);
       const absl::Time wake = std::min(next_resync, renew_at());
       auto work = [&ws]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(ws.mu) { return ws.dirty; };
+      // At most a second: `stop` cannot end this wait, so the loop looks at it that often.
       absl::Duration wait = std::clamp(wake - clock_->Now(), absl::ZeroDuration(), absl::Seconds(1));
-      ws.mu.AwaitWithTimeout(absl::Condition(&work), wait);
+      clock_->AwaitWithTimeout(ws.mu, absl::Condition(&work), wait);
       const bool due = clock_->Now() >= next_resync;
       if (ws.synced && (ws.dirty || due)) {
         reconcile = true;
@@ -287,20 +311,24 @@ absl::Status Agent::Run(absl::Notification* stop) {
     if (reconcile) {
       lost_lease = true;
       client.VisitLeases([&](const weft::v1::Lease& lease) {
-        if (lease.subnet() == own.subnet()) {
+        if (LeaseName(lease) == LeaseName(own)) {
           lost_lease = false;
           return;
         }
         // A corrupt peer lease (written around the controller): skipped, counted,
         // logged once; a corrupt IPv6 part alone costs only the IPv6 route.
         bool v6_unreadable = false;
-        std::optional<Peer> peer = PeerFromLease(lease, &v6_unreadable);
+        std::optional<Peer> peer = PeerFromLease(lease, settings.ipv4, &v6_unreadable);
         if (!peer) {
           ++unreadable_peers;
-          if (logged_unreadable.insert(lease.subnet() + "|" + lease.public_ip()).second) {
+          if (logged_unreadable.insert(absl::StrCat(lease.subnet(), "|", lease.public_ip(), "|", lease.ipv6_subnet(),
+                                                    "|", lease.public_ipv6()))
+                  .second) {
             WEFT_LOG(WARN, "peer lease skipped: unreadable")
                 .With("subnet", QuoteInput(lease.subnet()))
-                .With("public_ip", QuoteInput(lease.public_ip()));
+                .With("public_ip", QuoteInput(lease.public_ip()))
+                .WithIf(!settings.ipv4, "ipv6_subnet", QuoteInput(lease.ipv6_subnet()))
+                .WithIf(!settings.ipv4, "public_ipv6", QuoteInput(lease.public_ipv6()));
           }
           return;
         }
@@ -326,12 +354,12 @@ absl::Status Agent::Run(absl::Notification* stop) {
     if (reconcile && lost_lease) {
       // Our lease vanished (expired while we could not renew, or released by an
       // operator): take one again, preferring the same subnet.
-      WEFT_LOG(WARN, "this host's lease is gone from the lease set; acquiring again").With("subnet", own.subnet());
+      WEFT_LOG(WARN, "this host's lease is gone from the lease set; acquiring again").With("subnet", LeaseName(own));
       if (absl::Status s = acquire(); !s.ok()) return absl::IsCancelled(s) ? absl::OkStatus() : s;
       continue;
     }
     if (reconcile) {
-      const absl::Time start = absl::Now();
+      const absl::Time start = clock_->Now();
       auto stats = backend->Reconcile(peers);
       metrics_->peers.Set(static_cast<double>(peers.size()));
       metrics_->skipped_peers.Set(unreadable_peers + (stats.ok() ? stats->skipped_peers : 0));
@@ -339,7 +367,7 @@ absl::Status Agent::Run(absl::Notification* stop) {
         metrics_->reconcile_errors.Inc();
         WEFT_LOG(ERROR, "reconcile failed").Err(stats.status());
       } else {
-        metrics_->ObserveReconcile(*stats, absl::ToDoubleSeconds(absl::Now() - start));
+        metrics_->ObserveReconcile(*stats, absl::ToDoubleSeconds(clock_->Now() - start));
         if (stats->changes() > 0 || stats->errors > 0) {
           WEFT_LOG(INFO, "data path reconciled")
               .With("peers", static_cast<int64_t>(peers.size()))
@@ -352,7 +380,7 @@ absl::Status Agent::Run(absl::Notification* stop) {
           ready_.store(true);
           metrics_->ready.Set(1);
           systemd::NotifyReady().IgnoreError();
-          WEFT_LOG(INFO, "agent ready").With("subnet", own.subnet()).With("peers", static_cast<int64_t>(peers.size()));
+          WEFT_LOG(INFO, "agent ready").With("subnet", LeaseName(own)).With("peers", static_cast<int64_t>(peers.size()));
         }
       }
       if (clock_->Now() >= next_resync) {
@@ -364,14 +392,14 @@ absl::Status Agent::Run(absl::Notification* stop) {
 
     if (clock_->Now() >= renew_at()) {
       weft::v1::RenewLeaseRequest req;
-      req.set_subnet(own.subnet());
+      req.set_subnet(LeaseName(own));
       req.set_node_name(cfg_.node_name);
-      req.set_public_ip(ext.public_ip.ToString());
+      req.set_public_ip(public_address);
       auto resp = client.Renew(req);
       metrics_->lease_operations.WithLabels({"renew", ResultName(resp.status())}).Inc();
       if (resp.ok()) {
         own = resp->lease();
-        WEFT_LOG(DEBUG, "lease renewed").With("subnet", own.subnet());
+        WEFT_LOG(DEBUG, "lease renewed").With("subnet", LeaseName(own));
       } else if (resp.status().code() == absl::StatusCode::kNotFound ||
                  resp.status().code() == absl::StatusCode::kPermissionDenied ||
                  resp.status().code() == absl::StatusCode::kFailedPrecondition) {
@@ -380,7 +408,7 @@ absl::Status Agent::Run(absl::Notification* stop) {
       } else {
         WEFT_LOG(WARN, "lease renewal failed; retrying").Err(resp.status());
         // Retry soon, but not in a tight loop.
-        stop->WaitForNotificationWithTimeout(backoff.Next());
+        clock_->WaitForNotification(*stop, backoff.Next());
       }
     }
     if (!own.reserved() && own.has_expiration()) {
@@ -393,13 +421,13 @@ absl::Status Agent::Run(absl::Notification* stop) {
   systemd::NotifyStopping().IgnoreError();
   if (cfg_.release_on_exit) {
     weft::v1::ReleaseLeaseRequest req;
-    req.set_subnet(own.subnet());
+    req.set_subnet(LeaseName(own));
     req.set_node_name(cfg_.node_name);
-    req.set_public_ip(ext.public_ip.ToString());
+    req.set_public_ip(public_address);
     absl::Status s = client.Release(req);
     metrics_->lease_operations.WithLabels({"release", ResultName(s)}).Inc();
     if (s.ok()) {
-      WEFT_LOG(INFO, "lease released").With("subnet", own.subnet());
+      WEFT_LOG(INFO, "lease released").With("subnet", LeaseName(own));
     } else {
       WEFT_LOG(WARN, "lease release failed").Err(s);
     }

@@ -15,6 +15,7 @@
 #include "agent/masq.h"
 #include "agent/subprocess.h"
 #include "common/atomic_file.h"
+#include "common/testing.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -46,13 +47,15 @@ class FakeController final : public weft::v1::LeaseService::Service, public weft
     absl::MutexLock l(&mu_);
     acquired_ = *req;
     weft::v1::Lease* lease = resp->mutable_lease();
-    lease->set_subnet("10.7.3.0/24");
-    lease->set_public_ip(req->public_ip());
+    if (!req->public_ip().empty()) {  // an IPv6-only network's agent sends none
+      lease->set_subnet("10.7.3.0/24");
+      lease->set_public_ip(req->public_ip());
+      lease->set_backend_data(req->backend_data());
+      resp->set_network("10.7.0.0/16");
+    }
     lease->set_node_name(req->node_name());
     lease->set_backend_type(req->backend_type());
-    lease->set_backend_data(req->backend_data());
     lease->mutable_expiration()->set_seconds(absl::ToUnixSeconds(absl::Now() + absl::Hours(24)));
-    resp->set_network("10.7.0.0/16");
     if (!req->public_ipv6().empty()) {
       lease->set_ipv6_subnet("fd00:7:0:3::/64");
       lease->set_public_ipv6(req->public_ipv6());
@@ -205,12 +208,8 @@ class AgentTest : public ::testing::Test {
       status = agent.Run(&stop);
       done.Notify();
     });
-    for (const absl::Time end = absl::Now() + absl::Seconds(20); !agent.ready() && !done.HasBeenNotified();) {
-      if (absl::Now() > end) {
-        ADD_FAILURE() << "agent not ready in 20 s";
-        break;
-      }
-      absl::SleepFor(absl::Milliseconds(20));
+    if (!Eventually([&] { return agent.ready() || done.HasBeenNotified(); }, absl::Seconds(20))) {
+      ADD_FAILURE() << "agent not ready in 20 s";
     }
     metrics_ = registry.Serialize();
     stop.Notify();
@@ -293,7 +292,7 @@ TEST_F(AgentTest, DualStackNeedsABackendWithAnIPv6DataPath) {
   absl::Status s = RunAgent(controller, /*backend_ipv6=*/false, "2001:db8::7");
   EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
   EXPECT_THAT(std::string(s.message()),
-              HasSubstr("backend fake has no IPv6 data path; dual-stack networks need vxlan or host-gw"));
+              HasSubstr("backend fake has no IPv6 data path; dual-stack networks need vxlan, host-gw, wireguard or alloc"));
   EXPECT_EQ(controller.acquired().node_name(), "") << "no lease asked for";
 }
 
@@ -304,11 +303,65 @@ TEST_F(AgentTest, DualStackNeedsAGlobalIPv6Address) {
   EXPECT_THAT(std::string(s.message()), HasSubstr("interface lo has no usable global IPv6 address"));
 }
 
-TEST_F(AgentTest, IPv6OnlyNetworkIsRefused) {
-  FakeController controller(R"({"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00:7::/48"})");
-  absl::Status s = RunAgent(controller, /*backend_ipv6=*/true, "2001:db8::7");
+constexpr char kIPv6Only[] = R"({"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00:7::/48","Backend":{"Type":"fake"}})";
+
+// An IPv6-only network: no IPv4 address asked for, published, given to the
+// backend or written; peers named by their IPv6 subnets; this host's own lease
+// (named by its IPv6 subnet) is not a peer.
+TEST_F(AgentTest, IPv6OnlyNetworkHasNoIPv4Anywhere) {
+  // lo's global address for the test: the interface an IPv6-only network needs.
+  ASSERT_EQ(Output({"ip", "-6", "addr", "add", "2001:db8::77/128", "dev", "lo", "nodad"}), "");
+  FakeController controller(kIPv6Only);
+  weft::v1::Lease peer = PeerLease("", "fd00:7:0:4::/64", "2001:db8::4");
+  peer.clear_public_ip();
+  peer.clear_backend_data();
+  controller.AddPeer(peer);
+  weft::v1::Lease unreadable = peer;
+  unreadable.set_ipv6_subnet("fd00:7:0:5::1/64");  // host bits: all it has is unreadable
+  controller.AddPeer(unreadable);
+  const absl::Status run = RunAgent(controller, /*backend_ipv6=*/true);
+  Output({"ip", "-6", "addr", "del", "2001:db8::77/128", "dev", "lo"});
+  ASSERT_TRUE(run.ok()) << run;
+
+  const weft::v1::AcquireLeaseRequest req = controller.acquired();
+  EXPECT_EQ(req.public_ip(), "");
+  EXPECT_EQ(req.backend_data(), "");
+  EXPECT_EQ(req.public_ipv6(), "2001:db8::77");
+  EXPECT_EQ(req.backend_v6_data(), R"({"V":6})");
+  {
+    absl::MutexLock l(&record_.mu);
+    ASSERT_TRUE(record_.local && record_.lease);
+    EXPECT_EQ(record_.local->iface_ip, IPv4Addr());
+    EXPECT_EQ(record_.local->iface_ipv6->ToString(), "2001:db8::77");
+    EXPECT_FALSE(record_.lease->ipv4);
+    EXPECT_EQ(record_.lease->ipv6_subnet->ToString(), "fd00:7:0:3::/64");
+    ASSERT_EQ(record_.peers.size(), 1u) << "own lease and the unreadable one are not peers";
+    EXPECT_FALSE(record_.peers[0].ipv4);
+    EXPECT_EQ(record_.peers[0].ipv6_subnet->ToString(), "fd00:7:0:4::/64");
+  }
+  EXPECT_THAT(metrics_, HasSubstr("weft_agent_skipped_peers 1"));
+  EXPECT_EQ(File("subnet.env"),
+            "FLANNEL_MTU=1400\nFLANNEL_IPMASQ=true\n"
+            "FLANNEL_IPV6_NETWORK=fd00:7::/48\nFLANNEL_IPV6_SUBNET=fd00:7:0:3::1/64\n");
+  EXPECT_THAT(File("docker_opts.env"), Not(HasSubstr("--bip")));
+  EXPECT_THAT(Chain("iptables"), Not(HasSubstr("-A WEFT-POSTRTG")));
+  EXPECT_THAT(Chain("ip6tables"), HasSubstr("-s fd00:7::/48 ! -d ff00::/8"));
+}
+
+TEST_F(AgentTest, IPv6OnlyNeedsABackendWithAnIPv6DataPath) {
+  ASSERT_EQ(Output({"ip", "-6", "addr", "add", "2001:db8::77/128", "dev", "lo", "nodad"}), "");
+  FakeController controller(kIPv6Only);
+  absl::Status s = RunAgent(controller, /*backend_ipv6=*/false);
+  Output({"ip", "-6", "addr", "del", "2001:db8::77/128", "dev", "lo"});
   EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
-  EXPECT_THAT(std::string(s.message()), HasSubstr("IPv6-only ones are not built yet"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("IPv6-only networks need vxlan, host-gw, wireguard or alloc"));
+}
+
+TEST_F(AgentTest, IPv6OnlyNeedsAGlobalIPv6Address) {
+  FakeController controller(kIPv6Only);
+  absl::Status s = RunAgent(controller, /*backend_ipv6=*/true);
+  EXPECT_TRUE(absl::IsNotFound(s)) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("usable global IPv6 address (an IPv6-only network)"));
 }
 
 }  // namespace

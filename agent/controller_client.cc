@@ -60,7 +60,7 @@ grpc::Status ControllerClient::CallWithFailover(Call call) {
   for (size_t i = 0; i < channels_.size(); ++i) {
     const size_t idx = (start + i) % channels_.size();
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(opts_.rpc_timeout));
+    ctx.set_deadline(WallDeadline(opts_.rpc_timeout));
     last = call(channels_[idx], &ctx);
     if (!ShouldFailOver(last)) {
       if (i > 0) {
@@ -179,7 +179,7 @@ void ControllerClient::WatchLoop() {
   while (!stop_.HasBeenNotified()) {
     if (!first) {
       reconnects_.fetch_add(1);
-      if (stop_.WaitForNotificationWithTimeout(backoff.Next())) break;
+      if (opts_.clock->WaitForNotification(stop_, backoff.Next())) break;
     }
     first = false;
     grpc::ClientContext ctx;

@@ -55,6 +55,9 @@ class ControllerClient {
     // (the channel's own connection attempts are capped at 2 s too).
     absl::Duration backoff_base = absl::Milliseconds(200);
     absl::Duration backoff_cap = absl::Seconds(2);
+    // The time of the watch's reconnect pauses (RPC deadlines are gRPC's, on
+    // the wall clock). Not owned.
+    Clock* clock = &RealClock::Get();
   };
   // Called on the watch thread after each message: changed = the lease set
   // changed (false for bookmarks). Read the set with VisitLeases.

@@ -15,11 +15,13 @@
 #include <regex>
 #include <sstream>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/quote.h"
+#include "common/status_macros.h"
 
 namespace weft::agent {
 namespace {
@@ -34,11 +36,13 @@ std::string ProcNet(const char* file) {
   return absl::StrCat("/proc/net/", file);  // kernels before 3.17
 }
 
-std::vector<V4> ListIPv4() {
+// The IPv4 addresses, and every interface's flags (IFF_*) by name.
+std::vector<V4> ListIPv4(absl::flat_hash_map<std::string, unsigned>* iface_flags) {
   std::vector<V4> out;
   ifaddrs* list = nullptr;
   if (getifaddrs(&list) != 0) return out;
   for (ifaddrs* i = list; i; i = i->ifa_next) {
+    (*iface_flags)[i->ifa_name] = i->ifa_flags;
     if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
     V4 c;
     c.iface = i->ifa_name;
@@ -55,14 +59,16 @@ std::vector<V4> ListIPv4() {
   return out;
 }
 
-// getifaddrs has no IPv6 address flags (tentative, temporary, ...); this file has.
-std::vector<V6> ListIPv6() {
-  std::ifstream f(ProcNet("if_inet6"));
-  if (!f) return {};  // IPv6 disabled in the kernel
+// The file's text; "" when it is not there (e.g. IPv6 disabled in the kernel).
+std::string ReadProcNet(const char* file) {
+  std::ifstream f(ProcNet(file));
   std::stringstream text;
   text << f.rdbuf();
-  return ParseIfInet6(text.str());
+  return text.str();
 }
+
+// getifaddrs has no IPv6 address flags (tentative, temporary, ...); this file has.
+std::vector<V6> ListIPv6() { return ParseIfInet6(ReadProcNet("if_inet6")); }
 
 std::string DefaultRouteInterface() {
   std::ifstream f(ProcNet("route"));
@@ -117,6 +123,80 @@ const V4* FirstIPv4(const HostAddresses& host, const std::string& iface) {
   return nullptr;
 }
 
+absl::StatusOr<std::regex> CompileIfaceRegex(const std::string& re) {
+  try {
+    return std::regex(re);
+  } catch (const std::regex_error&) {
+    return absl::InvalidArgumentError(absl::StrCat("--iface-regex: \"", re, "\" is not a valid regex"));
+  }
+}
+
+// `e`'s IPv6 side: `v6` (when there is one) as its address and on-link network,
+// and --public-ipv6 over it.
+absl::Status SetIPv6(const V6* v6, const InterfaceSelector& sel, ExternalInterface& e) {
+  if (v6 != nullptr) {
+    e.ipv6_address = v6->addr;
+    auto net6 = IPv6Net::MakeLoose(v6->addr, v6->prefix_len);
+    if (net6.ok()) e.ipv6_network = *net6;
+    e.public_ipv6 = v6->addr;
+  }
+  if (!sel.public_ipv6.empty()) {
+    ASSIGN_OR_RETURN(e.public_ipv6, ParsePublicIPv6(sel.public_ipv6));
+  }
+  return absl::OkStatus();
+}
+
+// For IPv6-only networks: the interface of `a`, with `a` as its address.
+absl::StatusOr<ExternalInterface> MakeV6(const V6& a, const InterfaceSelector& sel) {
+  ExternalInterface e;
+  e.name = a.iface;
+  e.ipv4 = false;
+  RETURN_IF_ERROR(SetIPv6(&a, sel, e));
+  return e;
+}
+
+// ChooseExternalInterface for IPv6-only networks: the same order of choices,
+// among interfaces with a usable global IPv6 address.
+absl::StatusOr<ExternalInterface> ChooseIPv6Only(const HostAddresses& host, const InterfaceSelector& sel) {
+  auto best_on = [&](const std::string& iface) -> const V6* {
+    const V6* b = BestIPv6(host, iface);
+    return b != nullptr && b->up && !b->loopback ? b : nullptr;
+  };
+  for (const std::string& want : sel.ifaces) {
+    if (const V6* a = BestIPv6(host, want)) return MakeV6(*a, sel);  // by name
+    if (auto want6 = IPv6Addr::Parse(want); want6.ok()) {
+      for (const V6& a : host.ipv6) {
+        if (a.addr == *want6 && Usable(a)) return MakeV6(a, sel);
+      }
+    }
+    for (const V4& c : host.ipv4) {  // an IPv4 address names its interface
+      if (c.addr.ToString() != want) continue;
+      if (const V6* a = BestIPv6(host, c.iface)) return MakeV6(*a, sel);
+    }
+  }
+  for (const std::string& re : sel.iface_regexes) {
+    ASSIGN_OR_RETURN(const std::regex r, CompileIfaceRegex(re));
+    for (const V6& a : host.ipv6) {
+      if (!Usable(a) || a.loopback) continue;
+      if (std::regex_search(a.addr.ToString(), r)) return MakeV6(a, sel);
+      if (std::regex_search(a.iface, r)) return MakeV6(*BestIPv6(host, a.iface), sel);
+    }
+  }
+  if (!sel.ifaces.empty() || !sel.iface_regexes.empty()) {
+    return absl::NotFoundError(absl::StrCat(
+        "no interface with a usable global IPv6 address (an IPv6-only network) matches --iface ",
+        absl::StrJoin(sel.ifaces, ","), " / --iface-regex ", absl::StrJoin(sel.iface_regexes, ",")));
+  }
+  if (!host.default_route6_iface.empty()) {
+    if (const V6* a = best_on(host.default_route6_iface)) return MakeV6(*a, sel);
+  }
+  for (const V6& a : host.ipv6) {
+    if (const V6* b = Usable(a) ? best_on(a.iface) : nullptr) return MakeV6(*b, sel);
+  }
+  return absl::NotFoundError(
+      "no up, non-loopback interface with a usable global IPv6 address (the network is IPv6-only; use --iface)");
+}
+
 // `v6`: the IPv6 address --iface or --iface-regex named, else the best one.
 absl::StatusOr<ExternalInterface> Make(const HostAddresses& host, const V4& c, const V6* v6,
                                        const InterfaceSelector& sel) {
@@ -131,18 +211,7 @@ absl::StatusOr<ExternalInterface> Make(const HostAddresses& host, const V4& c, c
     if (!ip.ok()) return absl::InvalidArgumentError(absl::StrCat("--public-ip: ", ip.status().message()));
     e.public_ip = *ip;
   }
-  if (v6 == nullptr) v6 = BestIPv6(host, c.iface);
-  if (v6 != nullptr) {
-    e.ipv6_address = v6->addr;
-    auto net6 = IPv6Net::MakeLoose(v6->addr, v6->prefix_len);
-    if (net6.ok()) e.ipv6_network = *net6;
-    e.public_ipv6 = v6->addr;
-  }
-  if (!sel.public_ipv6.empty()) {
-    auto ip = ParsePublicIPv6(sel.public_ipv6);
-    if (!ip.ok()) return ip.status();
-    e.public_ipv6 = *ip;
-  }
+  RETURN_IF_ERROR(SetIPv6(v6 != nullptr ? v6 : BestIPv6(host, c.iface), sel, e));
   return e;
 }
 
@@ -174,6 +243,16 @@ std::vector<HostAddresses::IPv6> ParseIfInet6(absl::string_view text) {
     out.push_back(std::move(a));
   }
   return out;
+}
+
+std::string ParseIPv6DefaultRouteIface(absl::string_view text) {
+  // "<dest 32 hex> <dest len> <src 32 hex> <src len> <next hop> <metric> <refcnt> <use> <flags> <iface>"
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipWhitespace())) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (f.size() != 10 || f[0] != std::string(32, '0') || f[1] != "00" || f[9] == "lo") continue;
+    return std::string(f[9]);
+  }
+  return "";
 }
 
 absl::StatusOr<IPv6Addr> ParsePublicIPv6(absl::string_view s) {
@@ -211,6 +290,7 @@ absl::Status RequireIPv6(const ExternalInterface& ext) {
 
 absl::StatusOr<ExternalInterface> ChooseExternalInterface(const HostAddresses& host,
                                                           const InterfaceSelector& sel) {
+  if (sel.ipv6_only) return ChooseIPv6Only(host, sel);
   for (const std::string& want : sel.ifaces) {
     for (const V4& c : host.ipv4) {
       if (c.iface == want || c.addr.ToString() == want) return Make(host, c, nullptr, sel);
@@ -223,12 +303,7 @@ absl::StatusOr<ExternalInterface> ChooseExternalInterface(const HostAddresses& h
     }
   }
   for (const std::string& re : sel.iface_regexes) {
-    std::regex r;
-    try {
-      r = std::regex(re);
-    } catch (const std::regex_error&) {
-      return absl::InvalidArgumentError(absl::StrCat("--iface-regex: \"", re, "\" is not a valid regex"));
-    }
+    ASSIGN_OR_RETURN(const std::regex r, CompileIfaceRegex(re));
     for (const V4& c : host.ipv4) {
       if (c.loopback) continue;
       if (std::regex_search(c.iface, r) || std::regex_search(c.addr.ToString(), r)) {
@@ -260,11 +335,61 @@ absl::StatusOr<ExternalInterface> ChooseExternalInterface(const HostAddresses& h
   return absl::NotFoundError("no up, non-loopback interface with an IPv4 address (use --iface)");
 }
 
-absl::StatusOr<ExternalInterface> FindExternalInterface(const InterfaceSelector& sel) {
+absl::StatusOr<std::string> SourceAddressFor(absl::string_view target) {
+  sockaddr_storage dst{};
+  socklen_t len = 0;
+  const std::string t(target);
+  if (auto* in = reinterpret_cast<sockaddr_in*>(&dst); inet_pton(AF_INET, t.c_str(), &in->sin_addr) == 1) {
+    in->sin_family = AF_INET;
+    in->sin_port = htons(9);  // any non-zero port: connect() needs one; nothing is sent
+    len = sizeof(sockaddr_in);
+  } else if (auto* in6 = reinterpret_cast<sockaddr_in6*>(&dst); inet_pton(AF_INET6, t.c_str(), &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(9);
+    len = sizeof(sockaddr_in6);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--iface-can-reach: ", QuoteInput(target), " is not an IPv4 or IPv6 address"));
+  }
+  const int fd = socket(dst.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::UnavailableError(absl::StrCat("--iface-can-reach: socket: ", std::strerror(errno)));
+  sockaddr_storage src{};
+  socklen_t src_len = sizeof(src);
+  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&dst), len) == 0 &&
+                  getsockname(fd, reinterpret_cast<sockaddr*>(&src), &src_len) == 0;
+  const int err = errno;
+  close(fd);
+  if (!ok) {
+    return absl::UnavailableError(
+        absl::StrCat("--iface-can-reach: no route to ", t, ": ", std::strerror(err)));
+  }
+  char text[INET6_ADDRSTRLEN] = {};
+  const void* addr = src.ss_family == AF_INET ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&src)->sin_addr)
+                                              : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&src)->sin6_addr);
+  if (inet_ntop(src.ss_family, addr, text, sizeof(text)) == nullptr) {
+    return absl::InternalError("--iface-can-reach: cannot print the source address");
+  }
+  return std::string(text);
+}
+
+absl::StatusOr<ExternalInterface> FindExternalInterface(const InterfaceSelector& in) {
+  InterfaceSelector sel = in;
+  if (sel.ifaces.empty() && sel.iface_regexes.empty() && !sel.can_reach.empty()) {
+    // The route's source address names the interface, as an --iface would.
+    ASSIGN_OR_RETURN(std::string source, SourceAddressFor(sel.can_reach));
+    sel.ifaces = {std::move(source)};
+  }
   HostAddresses host;
-  host.ipv4 = ListIPv4();
+  absl::flat_hash_map<std::string, unsigned> iface_flags;
+  host.ipv4 = ListIPv4(&iface_flags);
   host.ipv6 = ListIPv6();
+  for (V6& a : host.ipv6) {
+    auto it = iface_flags.find(a.iface);
+    a.up = it != iface_flags.end() && (it->second & IFF_UP) != 0;
+    a.loopback = it != iface_flags.end() && (it->second & IFF_LOOPBACK) != 0;
+  }
   host.default_route_iface = DefaultRouteInterface();
+  host.default_route6_iface = ParseIPv6DefaultRouteIface(ReadProcNet("ipv6_route"));
   absl::StatusOr<ExternalInterface> e = ChooseExternalInterface(host, sel);
   if (e.ok()) {
     e->index = static_cast<int>(if_nametoindex(e->name.c_str()));

@@ -187,6 +187,92 @@ TEST(ExternalIfaceTest, ParsesProcNetIfInet6) {
   EXPECT_EQ(got[2].flags, 0x801u);
 }
 
+// An IPv6-only host: eth0 has no IPv4 address, the IPv6 default route is via eth1.
+HostAddresses V6OnlyHost() {
+  HostAddresses h;
+  h.ipv4 = {{"lo", *IPv4Addr::Parse("127.0.0.1"), 8, true, true}};
+  h.ipv6 = {Addr6("lo", "::1", 128, IFA_F_PERMANENT, 0x10),
+            Addr6("eth0", "fe80::1", 64, IFA_F_PERMANENT, 0x20),
+            Addr6("eth0", "2001:db8:0:1::10", 64, IFA_F_PERMANENT),
+            Addr6("eth1", "2001:db8:0:2::7", 64, 0),  // SLAAC first ...
+            Addr6("eth1", "2001:db8:0:2::8", 64, IFA_F_PERMANENT)};  // ... a configured one wins
+  h.ipv6[0].loopback = true;
+  h.default_route6_iface = "eth1";
+  return h;
+}
+
+TEST(ExternalIfaceTest, IPv6OnlyNetworkTakesTheIPv6DefaultRouteInterface) {
+  InterfaceSelector sel;
+  sel.ipv6_only = true;
+  auto e = ChooseExternalInterface(V6OnlyHost(), sel);
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->name, "eth1");
+  EXPECT_FALSE(e->ipv4);
+  EXPECT_EQ(e->public_ip, IPv4Addr());
+  EXPECT_EQ(e->ipv6_address->ToString(), "2001:db8:0:2::8");
+  EXPECT_EQ(e->ipv6_network->ToString(), "2001:db8:0:2::/64");
+  EXPECT_EQ(*e->public_ipv6, *e->ipv6_address);
+
+  // Without a default route: the first up interface with a usable address.
+  HostAddresses h = V6OnlyHost();
+  h.default_route6_iface.clear();
+  EXPECT_EQ(ChooseExternalInterface(h, sel)->name, "eth0");
+  h.ipv6[2].up = false;  // eth0 down
+  h.ipv6[1].up = false;
+  EXPECT_EQ(ChooseExternalInterface(h, sel)->name, "eth1");
+  // A host whose interfaces carry only IPv4 cannot run an IPv6-only network.
+  auto none = ChooseExternalInterface(Host(), sel);
+  ASSERT_TRUE(none.ok());  // Host() has IPv6 on eth0: taken, IPv4 unused
+  EXPECT_EQ(none->name, "eth0");
+  HostAddresses v4only = Host();
+  v4only.ipv6.resize(2);  // lo and eth0's link-local
+  auto missing = ChooseExternalInterface(v4only, sel);
+  EXPECT_TRUE(absl::IsNotFound(missing.status())) << missing.status();
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("IPv6-only"));
+}
+
+TEST(ExternalIfaceTest, IPv6OnlyNetworkHonoursIfaceAndRegexAndPublicIPv6) {
+  InterfaceSelector sel;
+  sel.ipv6_only = true;
+  sel.ifaces = {"eth0"};
+  EXPECT_EQ(ChooseExternalInterface(V6OnlyHost(), sel)->ipv6_address->ToString(), "2001:db8:0:1::10");
+  sel.ifaces = {"2001:db8:0:2::7"};  // an address names itself, not the interface's best
+  EXPECT_EQ(ChooseExternalInterface(V6OnlyHost(), sel)->ipv6_address->ToString(), "2001:db8:0:2::7");
+  sel.ifaces = {"192.0.2.10"};  // an IPv4 address names its interface
+  EXPECT_EQ(ChooseExternalInterface(Host(), sel)->ipv6_address->ToString(), "2001:db8:0:1::10");
+  sel.ifaces = {"fe80::1"};  // link-local: not usable
+  EXPECT_TRUE(absl::IsNotFound(ChooseExternalInterface(V6OnlyHost(), sel).status()));
+
+  sel.ifaces.clear();
+  sel.iface_regexes = {"^eth1$"};
+  EXPECT_EQ(ChooseExternalInterface(V6OnlyHost(), sel)->ipv6_address->ToString(), "2001:db8:0:2::8");
+  sel.iface_regexes = {"::1\\d$"};
+  EXPECT_EQ(ChooseExternalInterface(V6OnlyHost(), sel)->name, "eth0");
+  sel.iface_regexes = {"("};
+  EXPECT_TRUE(absl::IsInvalidArgument(ChooseExternalInterface(V6OnlyHost(), sel).status()));
+
+  sel.iface_regexes.clear();
+  sel.public_ipv6 = "2001:db8:ffff::1";
+  EXPECT_EQ(ChooseExternalInterface(V6OnlyHost(), sel)->public_ipv6->ToString(), "2001:db8:ffff::1");
+  sel.public_ipv6 = "fe80::9";
+  EXPECT_TRUE(absl::IsInvalidArgument(ChooseExternalInterface(V6OnlyHost(), sel).status()));
+}
+
+TEST(ExternalIfaceTest, ParsesProcNetIPv6Route) {
+  const std::string unreachable =
+      "00000000000000000000000000000000 00 00000000000000000000000000000000 00 "
+      "00000000000000000000000000000000 ffffffff 00000001 00000000 00200200       lo\n";
+  const std::string link =
+      "20010db8000000010000000000000000 40 00000000000000000000000000000000 00 "
+      "00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0\n";
+  const std::string dflt =
+      "00000000000000000000000000000000 00 00000000000000000000000000000000 00 "
+      "20010db8000000010000000000000001 00000400 00000001 00000000 00000003     eth0\n";
+  EXPECT_EQ(ParseIPv6DefaultRouteIface(link + unreachable + dflt), "eth0");
+  EXPECT_EQ(ParseIPv6DefaultRouteIface(link + unreachable), "");
+  EXPECT_EQ(ParseIPv6DefaultRouteIface("garbage\n\n"), "");
+}
+
 TEST(ExternalIfaceTest, FindsThisHostsInterface) {
   // Whatever this machine has: the kernel-reading half runs and agrees with itself.
   auto e = FindExternalInterface({});

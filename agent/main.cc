@@ -31,6 +31,9 @@ ABSL_FLAG(std::string, iface, "",
           "External interface(s) by name, IPv4 or IPv6 address, comma-separated; first match wins.");
 ABSL_FLAG(std::string, iface_regex, "",
           "Regex(es) over interface names or their IPv4 and IPv6 addresses, comma-separated.");
+ABSL_FLAG(std::string, iface_can_reach, "",
+          "Without --iface and --iface-regex: the interface the route to this IPv4 or IPv6 address leaves by "
+          "(e.g. the controller's or a peer's address).");
 ABSL_FLAG(std::string, public_ip, "", "IPv4 address other hosts reach this one at (default: the interface's).");
 ABSL_FLAG(std::string, public_ipv6, "",
           "Dual-stack networks: IPv6 address other hosts reach this one at (default: the interface's global "
@@ -125,7 +128,7 @@ int main(int argc, char** argv) {
       .groups =
           {
               {"Controller", {"controller", "controller_*"}},
-              {"This host", {"node_name", "iface", "iface_regex", "public_ip", "public_ipv6", "ip_masq", "state_dir"}},
+              {"This host", {"node_name", "iface", "iface_regex", "iface_can_reach", "public_ip", "public_ipv6", "ip_masq", "state_dir"}},
               {"Files written", {"subnet_file", "docker_opts_file"}},
               {"Leases", {"subnet_lease_renew_margin", "release_on_exit", "resync_interval"}},
               {"Backends: vxlan, udp, host-gw", {"vxlan_*", "udp_*", "nexthop_objects"}},
@@ -162,6 +165,7 @@ int main(int argc, char** argv) {
   }
   cfg.iface.ifaces = SplitList(absl::GetFlag(FLAGS_iface));
   cfg.iface.iface_regexes = SplitList(absl::GetFlag(FLAGS_iface_regex));
+  cfg.iface.can_reach = absl::GetFlag(FLAGS_iface_can_reach);
   cfg.iface.public_ip = absl::GetFlag(FLAGS_public_ip);
   cfg.iface.public_ipv6 = absl::GetFlag(FLAGS_public_ipv6);
   if (!cfg.iface.public_ipv6.empty()) {

@@ -16,10 +16,8 @@ absl::StatusOr<NetworkSettings> ParseNetworkSettings(absl::string_view config_js
   if (!v6.ok()) return absl::InvalidArgumentError(absl::StrCat("network config: ", v6.status().message()));
   s.ipv4 = *v4;
   s.ipv6 = *v6;
-  if (!s.ipv4) {
-    return absl::FailedPreconditionError(
-        "the network config has EnableIPv4 false (an IPv6-only network); this weft-agent supports IPv4-only "
-        "and dual-stack (EnableIPv4 and EnableIPv6) networks, IPv6-only ones are not built yet");
+  if (!s.ipv4 && !s.ipv6) {
+    return absl::InvalidArgumentError("network config: EnableIPv4 and EnableIPv6 are both false (no address family)");
   }
   const json::Json* be = json::Find(j, "Backend");
   if (be == nullptr) {

@@ -11,14 +11,13 @@ namespace weft::agent {
 
 struct NetworkSettings {
   bool ipv4 = true;           // EnableIPv4 (flannel's default: true)
-  bool ipv6 = false;          // EnableIPv6 (default false): dual-stack
+  bool ipv6 = false;          // EnableIPv6 (default false): dual-stack, or IPv6-only without ipv4
   std::string backend_type;   // Backend.Type, lower case; "udp" when absent (flannel's default)
   std::string backend_json;   // the Backend object; "{}" when absent
 };
 
 // INVALID_ARGUMENT when the config is not a JSON object or a field has the
-// wrong type; FAILED_PRECONDITION for an IPv6-only network (EnableIPv4 false),
-// which this agent cannot run yet.
+// wrong type, or when neither family is enabled.
 absl::StatusOr<NetworkSettings> ParseNetworkSettings(absl::string_view config_json);
 
 }  // namespace weft::agent

@@ -34,11 +34,18 @@ TEST(NetworkSettingsTest, DualStack) {
   EXPECT_EQ(s->backend_type, "host-gw");
 }
 
-TEST(NetworkSettingsTest, IPv6OnlyIsRefusedClearly) {
-  auto s = ParseNetworkSettings(R"({"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00:1::/48"})");
-  EXPECT_TRUE(absl::IsFailedPrecondition(s.status())) << s.status();
-  EXPECT_THAT(std::string(s.status().message()), HasSubstr("IPv6-only"));
-  EXPECT_THAT(std::string(s.status().message()), HasSubstr("supports IPv4-only and dual-stack"));
+TEST(NetworkSettingsTest, IPv6Only) {
+  auto s = ParseNetworkSettings(
+      R"({"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00:1::/48","Backend":{"Type":"vxlan"}})");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_FALSE(s->ipv4);
+  EXPECT_TRUE(s->ipv6);
+}
+
+TEST(NetworkSettingsTest, NoFamilyIsInvalid) {
+  auto s = ParseNetworkSettings(R"({"EnableIPv4":false})");
+  EXPECT_TRUE(absl::IsInvalidArgument(s.status())) << s.status();
+  EXPECT_THAT(std::string(s.status().message()), HasSubstr("both false"));
 }
 
 TEST(NetworkSettingsTest, WrongTypesAreInvalid) {

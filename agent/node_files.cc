@@ -27,10 +27,13 @@ const char* Bool(bool b) { return b ? "true" : "false"; }
 }  // namespace
 
 std::string RenderSubnetEnv(const NodeLease& lease) {
-  std::string out = absl::StrCat("FLANNEL_NETWORK=", lease.network.ToString(), "\n",
-                                 "FLANNEL_SUBNET=", FirstAddress(lease.subnet), "\n",
-                                 "FLANNEL_MTU=", lease.mtu, "\n",
-                                 "FLANNEL_IPMASQ=", Bool(lease.ip_masq), "\n");
+  // flannel's layout: an IPv6-only network has no FLANNEL_NETWORK or FLANNEL_SUBNET.
+  std::string out;
+  if (lease.ipv4) {
+    out = absl::StrCat("FLANNEL_NETWORK=", lease.network.ToString(), "\n", "FLANNEL_SUBNET=", FirstAddress(lease.subnet),
+                       "\n");
+  }
+  absl::StrAppend(&out, "FLANNEL_MTU=", lease.mtu, "\n", "FLANNEL_IPMASQ=", Bool(lease.ip_masq), "\n");
   if (lease.ipv6_network) {
     absl::StrAppend(&out, "FLANNEL_IPV6_NETWORK=", lease.ipv6_network->ToString(), "\n");
   }
@@ -41,14 +44,17 @@ std::string RenderSubnetEnv(const NodeLease& lease) {
 }
 
 std::string RenderDockerOpts(const NodeLease& lease, absl::string_view key) {
-  const std::string bip = absl::StrCat("--bip=", FirstAddress(lease.subnet));
   // Docker must not masquerade container traffic when the agent already does.
   const std::string ipmasq = absl::StrCat("--ip-masq=", Bool(!lease.ip_masq));
   const std::string mtu = absl::StrCat("--mtu=", lease.mtu);
-  std::string out = absl::StrCat("DOCKER_OPT_BIP=\"", bip, "\"\n",
-                                 "DOCKER_OPT_IPMASQ=\"", ipmasq, "\"\n",
-                                 "DOCKER_OPT_MTU=\"", mtu, "\"\n");
-  std::string all = absl::StrCat(bip, " ", ipmasq, " ", mtu);
+  std::string out, all;
+  if (lease.ipv4) {  // an IPv6-only network has no IPv4 bridge address to give
+    const std::string bip = absl::StrCat("--bip=", FirstAddress(lease.subnet));
+    out = absl::StrCat("DOCKER_OPT_BIP=\"", bip, "\"\n");
+    all = absl::StrCat(bip, " ");
+  }
+  absl::StrAppend(&out, "DOCKER_OPT_IPMASQ=\"", ipmasq, "\"\n", "DOCKER_OPT_MTU=\"", mtu, "\"\n");
+  absl::StrAppend(&all, ipmasq, " ", mtu);
   if (lease.ipv6_subnet) {
     // Docker gives its bridge the subnet's first address and containers the rest.
     const std::string cidr6 = absl::StrCat("--fixed-cidr-v6=", lease.ipv6_subnet->ToString());

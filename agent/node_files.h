@@ -37,6 +37,7 @@ inline constexpr char kDefaultSubnetFile[] = "/run/flannel/subnet.env";
 inline constexpr char kDefaultDockerOptsFile[] = "/run/docker_opts.env";
 
 struct NodeLease {
+  bool ipv4 = true;  // false in an IPv6-only network: no IPv4 lines are written
   IPv4Net network;  // the cluster network
   IPv4Net subnet;   // this node's lease, as allocated (10.1.19.0/24)
   uint32_t mtu = 0;

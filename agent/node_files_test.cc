@@ -54,6 +54,23 @@ TEST(NodeFilesTest, SubnetEnvWithIPv6) {
             "FLANNEL_IPV6_SUBNET=fd00:1:13::1/64\n");
 }
 
+// flannel's files for an IPv6-only network: no IPv4 lines at all.
+TEST(NodeFilesTest, IPv6OnlyHasNoIPv4Lines) {
+  NodeLease l = DualStackLease(true);
+  l.ipv4 = false;
+  EXPECT_EQ(RenderSubnetEnv(l),
+            "FLANNEL_MTU=1450\n"
+            "FLANNEL_IPMASQ=true\n"
+            "FLANNEL_IPV6_NETWORK=fd00:1::/48\n"
+            "FLANNEL_IPV6_SUBNET=fd00:1:13::1/64\n");
+  EXPECT_EQ(RenderDockerOpts(l),
+            "DOCKER_OPT_IPMASQ=\"--ip-masq=false\"\n"
+            "DOCKER_OPT_MTU=\"--mtu=1450\"\n"
+            "DOCKER_OPT_IPV6=\"--ipv6\"\n"
+            "DOCKER_OPT_FIXED_CIDR_V6=\"--fixed-cidr-v6=fd00:1:13::/64\"\n"
+            "DOCKER_OPTS=\"--ip-masq=false --mtu=1450 --ipv6 --fixed-cidr-v6=fd00:1:13::/64\"\n");
+}
+
 TEST(NodeFilesTest, DockerOptsAreMkDockerOpts) {
   // Docker masquerades exactly when the agent does not.
   EXPECT_EQ(RenderDockerOpts(Lease(false)),

@@ -44,7 +44,7 @@ absl::StatusOr<bool> GetBool(const json& obj, const char* field) {
   return v.get<bool>();
 }
 
-absl::Status ParseBackend(const json& root, BackendConfig* b) {
+absl::Status ParseBackend(const json& root, bool enable_ipv4, bool enable_ipv6, BackendConfig* b) {
   if (!root.contains("Backend") || root.at("Backend").is_null()) {
     b->type = "udp";  // flannel's default when Backend is absent
     b->port = 8285;
@@ -124,8 +124,14 @@ absl::Status ParseBackend(const json& root, BackendConfig* b) {
       if (mode != "separate" && mode != "auto" && mode != "ipv4" && mode != "ipv6") {
         return FieldError("Backend.Mode", absl::StrCat(QuoteInput(mode), " is not separate, auto, ipv4 or ipv6"));
       }
-      // Weft's agents carry IPv4 only: they would all refuse to start.
-      if (mode == "ipv6") return FieldError("Backend.Mode", "ipv6 is not supported by Weft's agents (IPv4 data path)");
+      // The single-device modes reach every peer at one family's PublicIP: a
+      // network without that family would leave every peer unreachable.
+      if (mode == "ipv6" && !enable_ipv6) {
+        return FieldError("Backend.Mode", "ipv6 reaches peers at their PublicIPv6: it needs EnableIPv6");
+      }
+      if (mode == "ipv4" && !enable_ipv4) {
+        return FieldError("Backend.Mode", "ipv4 reaches peers at their PublicIP: it needs EnableIPv4");
+      }
     }
     if (be.contains("PSK")) {
       ASSIGN_OR_RETURN(std::string psk, GetString(be, "PSK"));
@@ -282,7 +288,7 @@ absl::StatusOr<NetworkConfig> ParseNetworkConfig(const std::string& text) {
   }
   if (c.enable_ipv4) RETURN_IF_ERROR(ApplyIPv4Defaults(root, &c));
   if (c.enable_ipv6) RETURN_IF_ERROR(ApplyIPv6Defaults(root, &c));
-  RETURN_IF_ERROR(ParseBackend(root, &c.backend));
+  RETURN_IF_ERROR(ParseBackend(root, c.enable_ipv4, c.enable_ipv6, &c.backend));
   if (root.contains("LeaseTTL")) {
     const json& t = root.at("LeaseTTL");
     std::string s = t.is_string() ? t.get<std::string>() : t.is_number_integer() ? std::to_string(t.get<int64_t>()) : "?";

@@ -15,7 +15,9 @@ NetworkConfig MustParse(const std::string& json) {
 std::string ErrorOf(const std::string& json) {
   auto c = ParseNetworkConfig(json);
   EXPECT_FALSE(c.ok()) << json;
-  if (!c.ok()) EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  if (!c.ok()) {
+    EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  }
   return c.ok() ? "" : std::string(c.status().message());
 }
 
@@ -134,7 +136,7 @@ TEST(NetworkConfigTest, WireguardAndAlloc) {
   EXPECT_EQ(MustParse(R"({"Network":"10.1.0.0/16","Backend":{"Type":"WireGuard"}})").backend.type, "wireguard");
   EXPECT_EQ(MustParse(R"({"Network":"10.1.0.0/16","Backend":{"Type":"alloc"}})").backend.type, "alloc");
   for (const char* bad : {R"("ListenPort":70000)", R"("ListenPortV6":-1)", R"("MTU":"big")",
-                          R"("PersistentKeepaliveInterval":65536)", R"("Mode":"tunnel")", R"("Mode":"ipv6")",
+                          R"("PersistentKeepaliveInterval":65536)", R"("Mode":"tunnel")", R"("Mode":"ipv6")" /* IPv4-only network */,
                           R"("MTU":100)", R"("PSK":"c2VjcmV0")"}) {
     const std::string field = std::string(bad).substr(1, std::string(bad).find('"', 1) - 1);
     const std::string err =
@@ -142,6 +144,22 @@ TEST(NetworkConfigTest, WireguardAndAlloc) {
     EXPECT_NE(err.find(field), std::string::npos) << bad << ": " << err;
     EXPECT_EQ(err.find("c2VjcmV0"), std::string::npos) << "a PSK is never quoted: " << err;
   }
+}
+
+// flanneld's single-device modes reach peers at one family's address: that
+// family must be enabled.
+TEST(NetworkConfigTest, WireguardModeNeedsItsFamily) {
+  const char* kDual = R"({"Network":"10.1.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:1::/48",)";
+  const char* kV6Only = R"({"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00:1::/48",)";
+  for (const char* mode : {"separate", "auto", "ipv4", "ipv6"}) {
+    const std::string backend = absl::StrCat(R"("Backend":{"Type":"wireguard","Mode":")", mode, R"("}})");
+    EXPECT_TRUE(ParseNetworkConfig(absl::StrCat(kDual, backend)).ok()) << mode;
+    EXPECT_EQ(ParseNetworkConfig(absl::StrCat(kV6Only, backend)).ok(), std::string(mode) != "ipv4") << mode;
+  }
+  EXPECT_NE(ErrorOf(absl::StrCat(kV6Only, R"("Backend":{"Type":"wireguard","Mode":"ipv4"}})")).find("EnableIPv4"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(R"({"Network":"10.1.0.0/16","Backend":{"Type":"wireguard","Mode":"ipv6"}})").find("EnableIPv6"),
+            std::string::npos);
 }
 
 TEST(NetworkConfigTest, IPv6) {

@@ -25,10 +25,10 @@ struct LocalConfig {
   std::string iface_name;  // external interface, e.g. "eth0"
   int iface_index = 0;
   uint32_t iface_mtu = 1500;
-  IPv4Addr iface_ip;      // its IPv4 address: the VXLAN source address
+  IPv4Addr iface_ip;      // its IPv4 address: the VXLAN source address (unset in an IPv6-only network)
   IPv4Net iface_network;  // its on-link network: peers inside are L2 neighbours
   IPv4Addr public_ip;     // what peers reach (published as PublicIP); usually iface_ip
-  // The IPv6 underlay, set when the network has IPv6 enabled (dual-stack):
+  // The IPv6 underlay, set when the network has IPv6 enabled (dual-stack or IPv6-only):
   std::optional<IPv6Addr> iface_ipv6;         // the interface's global IPv6 address
   std::optional<IPv6Net> iface_ipv6_network;  // its on-link IPv6 network
   std::optional<IPv6Addr> public_ipv6;        // published as PublicIPv6; usually iface_ipv6
@@ -37,9 +37,12 @@ struct LocalConfig {
 struct OwnLease {
   IPv4Net subnet;   // this host's subnet, e.g. 10.1.19.0/24
   IPv4Net network;  // the cluster network, e.g. 10.1.0.0/16
-  // Set when the network has IPv6 enabled (dual-stack).
+  // Set when the network has IPv6 enabled (dual-stack or IPv6-only).
   std::optional<IPv6Net> ipv6_subnet;   // e.g. fd42:0:13::/64
   std::optional<IPv6Net> ipv6_network;  // e.g. fd42::/48
+  // False in an IPv6-only network (EnableIPv4 false): `subnet` and `network` are
+  // then unset (0.0.0.0/0) and must not be used.
+  bool ipv4 = true;
 };
 
 // What Init returns for the lease and subnet.env.
@@ -56,11 +59,22 @@ struct Peer {
   IPv4Addr public_ip;
   std::string backend_type;       // BackendType
   std::string backend_data_json;  // BackendData, raw JSON
-  // Dual-stack peers (unset for IPv4-only leases).
+  // Dual-stack and IPv6-only peers (unset for IPv4-only leases).
   std::optional<IPv6Net> ipv6_subnet;
   std::optional<IPv6Addr> public_ipv6;
   std::string backend_v6_data_json;  // BackendV6Data, raw JSON
+  // False for a lease of an IPv6-only network: `subnet` and `public_ip` are then
+  // unset and must not be used. Such peers reach only backends with an IPv6 data
+  // path (the agent refuses IPv6-only networks for the others).
+  bool ipv4 = true;
 };
+
+// Whether `peer` is this host's own lease (by its IPv4 subnet, or its IPv6 one in
+// an IPv6-only network).
+inline bool IsOwnLease(const Peer& peer, const OwnLease& own) {
+  if (own.ipv4) return peer.ipv4 && peer.subnet == own.subnet;
+  return !peer.ipv4 && peer.ipv6_subnet == own.ipv6_subnet;
+}
 
 class Backend {
  public:

@@ -57,8 +57,13 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(absl::string_view type, a
     options.driver.wireguard_go = env.flags.wireguard_go;
     options.peer_metrics = env.flags.wireguard_peer_metrics;
     ASSIGN_OR_RETURN(std::unique_ptr<wg::Driver> driver, wg::NewDriver(options.driver));
-    return std::make_unique<WireguardBackend>(env.kernel, std::move(driver), std::move(cfg), std::move(options),
-                                              env.metrics);
+    // flannel-wg-v6 (separate mode) runs on the implementation picked for flannel-wg.
+    wg::DriverOptions v6 = options.driver;
+    v6.device = kWireguardV6Device;
+    v6.implementation = driver->kind();
+    ASSIGN_OR_RETURN(std::unique_ptr<wg::Driver> v6_driver, wg::NewDriver(v6));
+    return std::make_unique<WireguardBackend>(env.kernel, std::move(driver), std::move(v6_driver), std::move(cfg),
+                                              std::move(options), env.metrics);
   }
   if (type == kAllocBackendType) {
     RETURN_IF_ERROR(ValidateAllocConfig(config_json));

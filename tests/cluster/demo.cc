@@ -92,7 +92,7 @@ int Run() {
     return 2;
   }
   o.network_config = absl::GetFlag(FLAGS_network_config);
-  // A dual-stack network needs an IPv6 underlay: the hosts get one beside the IPv4 one.
+  // A dual-stack or IPv6-only network needs an IPv6 underlay: the hosts get one beside the IPv4 one.
   if (auto cfg = nlohmann::json::parse(o.network_config, nullptr, false);
       cfg.is_object() && cfg.value("EnableIPv6", false) == true) {
     o.underlay_ipv6 = true;
@@ -122,8 +122,12 @@ int Run() {
   absl::PrintF("controller  %-15s (namespace %s)\n", c.controller_addr(), c.controller_ns());
   for (int i = 0; i < c.num_hosts(); ++i) {
     const weft::testing::Host& h = c.host(i);
-    absl::PrintF("host %-4s  underlay %-12s subnet %-15s FLANNEL_SUBNET=%s FLANNEL_MTU=%d\n",
-                 h.name, h.underlay_ip, h.env.SubnetCidr(), h.env.subnet, h.env.mtu);
+    if (h.env.subnet.empty()) {  // an IPv6-only network
+      absl::PrintF("host %-4s  underlay %-12s FLANNEL_MTU=%d\n", h.name, h.underlay_ip, h.env.mtu);
+    } else {
+      absl::PrintF("host %-4s  underlay %-12s subnet %-15s FLANNEL_SUBNET=%s FLANNEL_MTU=%d\n", h.name,
+                   h.underlay_ip, h.env.SubnetCidr(), h.env.subnet, h.env.mtu);
+    }
     if (!h.env.ipv6_subnet.empty()) {
       absl::PrintF("           underlay %-12s FLANNEL_IPV6_SUBNET=%s\n", h.underlay_ipv6, h.env.ipv6_subnet);
     }
@@ -138,12 +142,13 @@ int Run() {
 
   // The agents learn of hosts that joined after them through their watch: give
   // every pair a short grace period before counting a failure.
-  // Dual-stack: every pair over IPv4 and over IPv6.
+  // Dual-stack: every pair over IPv4 and over IPv6; IPv6-only: over IPv6.
   int total = 0, ok = 0;
   for (const Container* from : c.containers()) {
     for (const Container* to : c.containers()) {
       if (from->host == to->host) continue;
-      std::vector<std::pair<std::string, std::string>> pairs = {{from->ip, to->ip}};
+      std::vector<std::pair<std::string, std::string>> pairs;
+      if (!from->ip.empty() && !to->ip.empty()) pairs.push_back({from->ip, to->ip});
       if (!from->ipv6.empty() && !to->ipv6.empty()) pairs.push_back({from->ipv6, to->ipv6});
       for (const auto& [src, dst] : pairs) {
         ++total;
@@ -175,7 +180,9 @@ int Run() {
                  "  ip netns exec %s ip route\n"
                  "  ip netns exec %s %s --controller %s%s leases list\n"
                  "Ctrl-C to stop and clean up.\n",
-                 c.host(0).containers[0].ns, c.host(1).containers[0].ip, c.host(0).ns,
+                 c.host(0).containers[0].ns,
+                 c.host(1).containers[0].ip.empty() ? c.host(1).containers[0].ipv6 : c.host(1).containers[0].ip,
+                 c.host(0).ns,
                  c.controller_ns(), c.options().binaries.weftctl, c.controller_addr(), tls_flags);
     std::fflush(stdout);
     while (!Cluster::Interrupted()) absl::SleepFor(absl::Milliseconds(200));

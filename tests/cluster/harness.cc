@@ -8,10 +8,8 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -32,6 +30,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/net.h"
+#include "common/subprocess.h"
 
 extern char** environ;
 
@@ -155,81 +154,43 @@ void EnsureSbinOnPath() {
   if (changed) setenv("PATH", p.c_str(), 1);
 }
 
-// Forks and execs `argv` (looked up on PATH) with the given standard streams
-// (-1: /dev/null). The child gets its own process group (so a terminal's Ctrl-C
-// reaches only us, and we can kill all it starts) and dies with the calling thread.
-absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, int out_fd, int err_fd) {
-  if (argv.empty()) return absl::InvalidArgumentError("Spawn: empty argv");
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  Fd devnull(open("/dev/null", O_RDWR | O_CLOEXEC));
-  if (devnull.fd < 0) return ErrnoError("open /dev/null");
-  int status_pipe[2];  // the exec's errno, or EOF when exec succeeded
-  if (pipe2(status_pipe, O_CLOEXEC) != 0) return ErrnoError("pipe");
-  Fd status_read(status_pipe[0]), status_write(status_pipe[1]);
-  const pid_t parent = getpid();
+// How the harness runs everything: `argv` looked up on PATH; the child leads its
+// own process group (so a terminal's Ctrl-C reaches only us, and killing the group
+// kills all it starts) and dies with the calling thread.
+SubprocessOptions HarnessOptions(const std::vector<std::string>& argv) {
+  SubprocessOptions options;
+  options.argv = argv;
+  options.search_path = true;
+  options.new_process_group = true;
+  options.die_with_parent = true;
+  return options;
+}
 
-  const pid_t pid = fork();
-  if (pid < 0) return ErrnoError("fork");
-  if (pid == 0) {
-    // Only async-signal-safe calls from here on: the parent has threads.
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    signal(SIGPIPE, SIG_DFL);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    dup2(devnull.fd, 0);
-    dup2(out_fd >= 0 ? out_fd : devnull.fd, 1);
-    dup2(err_fd >= 0 ? err_fd : devnull.fd, 2);
-    execvp(args[0], args.data());
-    const int e = errno;
-    (void)!write(status_write.fd, &e, sizeof(e));
-    _exit(127);
-  }
-  status_write.Reset();
-  int child_errno = 0;
-  ssize_t n;
-  while ((n = read(status_read.fd, &child_errno, sizeof(child_errno))) < 0 && errno == EINTR) {
-  }
-  if (n > 0) {
-    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-    }
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot run ", argv[0], ": ", std::strerror(child_errno)));
-  }
+// Starts `argv` (HarnessOptions) with stdout and stderr on the given descriptors
+// and stdin on /dev/null. The pid is tracked for EmergencyCleanup until reaped
+// (TryReap, WaitExit).
+absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, int out_fd, int err_fd) {
+  SubprocessOptions options = HarnessOptions(argv);
+  options.stdout_fd = out_fd;
+  options.stderr_fd = err_fd;
+  Subprocess child;
+  if (absl::Status s = child.Start(std::move(options)); !s.ok()) return s;
+  const pid_t pid = child.Release();
   TrackPid(pid);
   return pid;
 }
 
 // Reaps `pid` if it has exited; its wait status.
 std::optional<int> TryReap(pid_t pid) {
-  int status = 0;
-  const pid_t r = waitpid(pid, &status, WNOHANG);
-  if (r == pid || (r < 0 && errno == ECHILD)) {
-    UntrackPid(pid);
-    return r == pid ? status : 0;
-  }
-  return std::nullopt;
+  std::optional<int> status = TryWaitPid(pid);
+  if (status) UntrackPid(pid);
+  return status;
 }
 
 std::optional<int> WaitExit(pid_t pid, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (true) {
-    if (std::optional<int> s = TryReap(pid)) return s;
-    if (absl::Now() >= deadline) return std::nullopt;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-}
-
-int ExitCode(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return -1;
+  std::optional<int> status = WaitPid(pid, timeout);
+  if (status) UntrackPid(pid);
+  return status;
 }
 
 // SIGTERM, up to `timeout`, then SIGKILL; the exit code, and whether it had to be killed.
@@ -249,55 +210,21 @@ std::pair<int, bool> Terminate(pid_t pid, absl::Duration timeout) {
 // is killed when an interrupt arrives (cleanup commands are not).
 absl::StatusOr<ExecResult> RunCaptured(const std::vector<std::string>& argv,
                                        absl::Duration timeout, bool cancellable = false) {
-  int out_pipe[2], err_pipe[2];
-  if (pipe2(out_pipe, O_CLOEXEC) != 0) return ErrnoError("pipe");
-  Fd out_read(out_pipe[0]), out_write(out_pipe[1]);
-  if (pipe2(err_pipe, O_CLOEXEC) != 0) return ErrnoError("pipe");
-  Fd err_read(err_pipe[0]), err_write(err_pipe[1]);
-  absl::StatusOr<pid_t> pid = Spawn(argv, out_write.fd, err_write.fd);
-  if (!pid.ok()) return pid.status();
-  out_write.Reset();
-  err_write.Reset();
-
+  SubprocessOptions options = HarnessOptions(argv);
+  options.timeout = timeout;
+  if (cancellable) options.cancelled = [] { return g_interrupted.load(); };
+  Subprocess child;
+  if (absl::Status s = child.Start(std::move(options)); !s.ok()) return s;
+  const pid_t pid = child.pid();
+  TrackPid(pid);
+  absl::StatusOr<SubprocessResult> r = child.Communicate();
+  UntrackPid(pid);
+  if (absl::IsCancelled(r.status())) return absl::CancelledError("interrupted");
+  if (!r.ok()) return r.status();
   ExecResult result;
-  const absl::Time deadline = absl::Now() + timeout;
-  bool timed_out = false;
-  while (out_read.fd >= 0 || err_read.fd >= 0) {
-    if (cancellable && g_interrupted.load()) break;
-    const int64_t left_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-    if (left_ms <= 0) {
-      timed_out = true;
-      break;
-    }
-    pollfd fds[2] = {{out_read.fd, POLLIN, 0}, {err_read.fd, POLLIN, 0}};
-    if (poll(fds, 2, static_cast<int>(std::min<int64_t>(left_ms, 200))) < 0 && errno != EINTR) {
-      break;
-    }
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      char buf[4096];
-      const ssize_t r = read(fds[i].fd, buf, sizeof(buf));
-      if (r > 0) {
-        (i == 0 ? result.out : result.err).append(buf, r);
-      } else if (r == 0 || errno != EINTR) {
-        (i == 0 ? out_read : err_read).Reset();
-      }
-    }
-  }
-  const bool cancelled =
-      cancellable && g_interrupted.load() && (out_read.fd >= 0 || err_read.fd >= 0);
-  if (timed_out || cancelled) {
-    kill(-*pid, SIGKILL);
-    kill(*pid, SIGKILL);
-  }
-  std::optional<int> status = WaitExit(*pid, absl::Seconds(10));
-  if (timed_out) {
-    return absl::DeadlineExceededError(absl::StrCat("`", absl::StrJoin(argv, " "),
-                                                    "` did not finish within ",
-                                                    absl::FormatDuration(timeout), "; killed"));
-  }
-  if (cancelled) return absl::CancelledError("interrupted");
-  result.exit_code = status ? ExitCode(*status) : -1;
+  result.exit_code = r->exit_code;
+  result.out = std::move(r->out);
+  result.err = std::move(r->err);
   return result;
 }
 
@@ -434,15 +361,22 @@ absl::StatusOr<SubnetEnv> SubnetEnv::Parse(absl::string_view text) {
     }
     env.vars[std::string(line.substr(0, eq))] = std::string(value);
   }
-  env.network = env.vars["FLANNEL_NETWORK"];
-  env.subnet = env.vars["FLANNEL_SUBNET"];
-  env.ipv6_subnet = env.vars["FLANNEL_IPV6_SUBNET"];
-  env.ipmasq = env.vars["FLANNEL_IPMASQ"] == "true";
-  if (env.network.empty() || env.subnet.empty() || !absl::SimpleAtoi(env.vars["FLANNEL_MTU"], &env.mtu)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("subnet.env lacks FLANNEL_NETWORK, FLANNEL_SUBNET or FLANNEL_MTU:\n", text));
+  // Looked up without adding: `vars` holds exactly the file's lines.
+  auto var = [&env](const char* name) {
+    auto it = env.vars.find(name);
+    return it == env.vars.end() ? std::string() : it->second;
+  };
+  env.network = var("FLANNEL_NETWORK");
+  env.subnet = var("FLANNEL_SUBNET");
+  env.ipv6_subnet = var("FLANNEL_IPV6_SUBNET");
+  env.ipmasq = var("FLANNEL_IPMASQ") == "true";
+  // An IPv6-only network's file has no IPv4 lines, a dual-stack one both.
+  const bool v4 = !env.network.empty() && !env.subnet.empty();
+  if ((!v4 && env.ipv6_subnet.empty()) || !absl::SimpleAtoi(var("FLANNEL_MTU"), &env.mtu)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "subnet.env lacks FLANNEL_NETWORK and FLANNEL_SUBNET (or FLANNEL_IPV6_SUBNET), or FLANNEL_MTU:\n", text));
   }
-  if (env.PrefixLength() <= 0 || !ParseIpv4(env.Gateway())) {
+  if (v4 && (env.PrefixLength() <= 0 || !ParseIpv4(env.Gateway()))) {
     return absl::InvalidArgumentError(absl::StrCat("subnet.env: bad FLANNEL_SUBNET ", env.subnet));
   }
   return env;
@@ -966,7 +900,7 @@ absl::Status Cluster::WaitAgentReady(int index) {
     return absl::Status(ready.code(), absl::StrCat(h.name, ": agent not ready: ", ready.message(),
                                                    "\n", TailOfFile(h.log_file, 20)));
   }
-  Log(absl::StrCat(h.name, ": agent ready, FLANNEL_SUBNET=", h.env.subnet,
+  Log(absl::StrCat(h.name, ": agent ready, FLANNEL_SUBNET=", h.env.subnet, " FLANNEL_IPV6_SUBNET=", h.env.ipv6_subnet,
                    " FLANNEL_MTU=", h.env.mtu));
   return absl::OkStatus();
 }
@@ -1015,7 +949,9 @@ absl::Status Cluster::EnsureDocker0(Host& h) {
   // As Docker does with --bip=$FLANNEL_SUBNET --mtu=$FLANNEL_MTU.
   const std::string mtu = absl::StrCat(h.env.mtu);
   if (absl::Status s = Ip({"-n", h.ns, "link", "add", "docker0", "type", "bridge"}); !s.ok()) return s;
-  if (absl::Status s = Ip({"-n", h.ns, "addr", "add", h.env.subnet, "dev", "docker0"}); !s.ok()) return s;
+  if (!h.env.subnet.empty()) {
+    if (absl::Status s = Ip({"-n", h.ns, "addr", "add", h.env.subnet, "dev", "docker0"}); !s.ok()) return s;
+  }
   if (!h.env.ipv6_subnet.empty()) {  // as Docker with --ipv6 --fixed-cidr-v6
     if (absl::Status s = Ip({"-n", h.ns, "addr", "add", h.env.ipv6_subnet, "dev", "docker0", "nodad"}); !s.ok()) {
       return s;
@@ -1026,30 +962,32 @@ absl::Status Cluster::EnsureDocker0(Host& h) {
 
 absl::StatusOr<Container> Cluster::AddContainer(int index) {
   Host& h = *hosts_.at(index);
-  if (h.env.subnet.empty()) return absl::FailedPreconditionError(h.name + ": no subnet yet");
+  const bool v4 = !h.env.subnet.empty();  // false in an IPv6-only network
+  if (!v4 && h.env.ipv6_subnet.empty()) return absl::FailedPreconditionError(h.name + ": no subnet yet");
   if (absl::Status s = EnsureDocker0(h); !s.ok()) return s;
   const int n = static_cast<int>(h.containers.size()) + 1;
-  const std::optional<uint32_t> gw = ParseIpv4(h.env.Gateway());
   const int len = h.env.PrefixLength();
-  const uint64_t size = uint64_t{1} << (32 - len);
-  if (static_cast<uint64_t>(n) + 2 >= size) {
+  if (v4 && static_cast<uint64_t>(n) + 2 >= (uint64_t{1} << (32 - len))) {
     return absl::ResourceExhaustedError(h.name + ": subnet full");
   }
   Container c;
   c.name = absl::StrCat(h.name, "c", n);
-  c.ip = FormatIpv4(*gw + n);
+  if (v4) c.ip = FormatIpv4(*ParseIpv4(h.env.Gateway()) + n);
   c.host = index;
   const std::string veth = absl::StrCat("veth-c", n);
   const std::string mtu = absl::StrCat(h.env.mtu);
   absl::StatusOr<std::string> ns = CreateNamespace(c.name);
   if (!ns.ok()) return ns.status();
   c.ns = *ns;
-  for (const std::vector<std::string>& cmd : std::vector<std::vector<std::string>>{
-           {"-n", h.ns, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", c.ns},
-           {"-n", h.ns, "link", "set", veth, "mtu", mtu, "master", "docker0", "up"},
-           {"-n", c.ns, "link", "set", "eth0", "mtu", mtu, "up"},
-           {"-n", c.ns, "addr", "add", absl::StrCat(c.ip, "/", len), "dev", "eth0"},
-           {"-n", c.ns, "route", "add", "default", "via", h.env.Gateway()}}) {
+  std::vector<std::vector<std::string>> cmds = {
+      {"-n", h.ns, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", c.ns},
+      {"-n", h.ns, "link", "set", veth, "mtu", mtu, "master", "docker0", "up"},
+      {"-n", c.ns, "link", "set", "eth0", "mtu", mtu, "up"}};
+  if (v4) {
+    cmds.push_back({"-n", c.ns, "addr", "add", absl::StrCat(c.ip, "/", len), "dev", "eth0"});
+    cmds.push_back({"-n", c.ns, "route", "add", "default", "via", h.env.Gateway()});
+  }
+  for (const std::vector<std::string>& cmd : cmds) {
     if (absl::Status s = Ip(cmd); !s.ok()) return s;
   }
   if (!h.env.ipv6_subnet.empty()) {

@@ -86,7 +86,7 @@ struct SubnetEnv {
 struct Container {
   std::string name;  // "h1c1"
   std::string ns;    // its namespace
-  std::string ip;    // "10.1.19.2"
+  std::string ip;    // "10.1.19.2"; empty in an IPv6-only network
   int host = 0;      // index of its host in Cluster::host()
   std::string ipv6;  // "fd00:12:0:13::2" when its host's lease has an IPv6 subnet
 };

@@ -7,10 +7,15 @@
 // port and never the containers' plaintext, that an agent restart keeps the
 // node's key and traffic, that a released lease takes its peer away, that a
 // reinstalled node's new key is picked up, the preshared key set and unset,
-// and the metrics against docs/metrics.md.
+// and the metrics against docs/metrics.md. Over IPv6 (flanneld's Modes), with
+// an IPv6 underlay: a dual-stack network in Mode separate (flannel-wg and
+// flannel-wg-v6), an IPv6-only one (flannel-wg-v6 alone), and a dual-stack one
+// in Mode auto (one device for both families).
 
 #include <sys/stat.h>
 
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,18 +43,18 @@ ClusterOptions WireguardOptions(absl::string_view backend_extra = "", int hosts 
   return o;
 }
 
-// `wg show flannel-wg <what>` on host i, trimmed.
-std::string Wg(Cluster& c, int host, absl::string_view what) {
-  absl::StatusOr<std::string> out = c.HostSh(host, absl::StrCat("wg show flannel-wg ", what));
+// `wg show <dev> <what>` on host i, trimmed.
+std::string Wg(Cluster& c, int host, absl::string_view what, absl::string_view dev = "flannel-wg") {
+  absl::StatusOr<std::string> out = c.HostSh(host, absl::StrCat("wg show ", dev, " ", what));
   EXPECT_TRUE(out.ok()) << out.status();
   return out.ok() ? std::string(absl::StripAsciiWhitespace(*out)) : "";
 }
 
 // The peers host i's device has: public key -> "endpoint allowed-ips".
-std::map<std::string, std::string> Peers(Cluster& c, int host) {
+std::map<std::string, std::string> Peers(Cluster& c, int host, absl::string_view dev = "flannel-wg") {
   std::map<std::string, std::string> out;
   // dump: the interface line, then per peer: key psk endpoint allowed-ips handshake rx tx keepalive
-  const std::string dump = Wg(c, host, "dump");
+  const std::string dump = Wg(c, host, "dump", dev);
   std::vector<std::string> lines = absl::StrSplit(dump, '\n', absl::SkipEmpty());
   for (size_t i = 1; i < lines.size(); ++i) {
     std::vector<std::string> f = absl::StrSplit(lines[i], '\t');
@@ -268,6 +273,155 @@ TEST(WireguardE2ETest, MetricsMatchTheirRowsInDocs) {
   const DocumentedFamilies f = ExpectMetricsMatchDocs(page, prefix);
   EXPECT_EQ(f.exported, 7);
   EXPECT_EQ(f.documented, f.exported);
+}
+
+// --- IPv6 (flanneld's Modes) --------------------------------------------------
+
+constexpr char kIPv6Network[] = "fd00:12::/48";
+
+ClusterOptions WireguardV6Options(bool ipv4, absl::string_view mode_extra) {
+  ClusterOptions o;
+  o.network_config = absl::StrCat(ipv4 ? R"({"Network":"10.1.0.0/16",)" : R"({"EnableIPv4":false,)",
+                                  R"("EnableIPv6":true,"IPv6Network":")", kIPv6Network,
+                                  R"(","Backend":{"Type":"wireguard")", mode_extra, "}}");
+  o.underlay_ipv6 = true;
+  o.hosts = 3;
+  return o;
+}
+
+// "fd00:12:0:13::1/64" (subnet.env) -> "fd00:12:0:13::/64" (the lease's subnet).
+std::string V6Cidr(const Host& h) {
+  const std::string& sn = h.env.ipv6_subnet;
+  return absl::StrCat(sn.substr(0, sn.size() - 4), "/64");
+}
+
+bool LinkExists(Cluster& c, int host, absl::string_view dev) {
+  absl::StatusOr<ExecResult> r = c.Exec(c.host(host).ns, {"ip", "link", "show", std::string(dev)});
+  return r.ok() && r->exit_code == 0;
+}
+
+// Every device of every host lists each other host once, as `want(peer)` says
+// ("endpoint allowed-ips", in wg's form); the public keys are the same on all
+// devices of a host (one key file).
+void ExpectMesh(Cluster& c, absl::string_view dev, const std::function<std::string(const Host&)>& want) {
+  std::map<std::string, int> host_of_key;
+  for (int i = 0; i < c.num_hosts(); ++i) host_of_key[Wg(c, i, "public-key", dev)] = i;
+  ASSERT_EQ(host_of_key.size(), static_cast<size_t>(c.num_hosts())) << dev << ": distinct keys";
+  for (int i = 0; i < c.num_hosts(); ++i) {
+    std::map<std::string, std::string> peers = Peers(c, i, dev);
+    EXPECT_EQ(peers.size(), static_cast<size_t>(c.num_hosts() - 1)) << c.host(i).name << " " << dev;
+    for (const auto& [key, idx] : host_of_key) {
+      if (idx == i) continue;
+      EXPECT_EQ(peers[key], want(c.host(idx))) << c.host(i).name << " -> " << c.host(idx).name << " on " << dev;
+    }
+  }
+}
+
+TEST(WireguardIPv6E2ETest, DualStackSeparateModeHasADevicePerFamily) {
+  ClusterOptions o = WireguardV6Options(true, "");
+  o.controller_args = {"--etcd-listen", absl::StrCat(Cluster::kControllerIp, ":2379")};
+  std::unique_ptr<Cluster> c = StartConverged(o, kConverge);
+  ASSERT_NE(c, nullptr);  // converged: IPv4 and IPv6 pings between every pair of containers
+  for (int i = 0; i < c->num_hosts(); ++i) {
+    const Host& h = c->host(i);
+    SCOPED_TRACE(h.name);
+    EXPECT_EQ(h.env.mtu, 1420);
+    EXPECT_EQ(Wg(*c, i, "listen-port", "flannel-wg"), "51820");
+    EXPECT_EQ(Wg(*c, i, "listen-port", "flannel-wg-v6"), "51821");
+    EXPECT_EQ(Wg(*c, i, "public-key", "flannel-wg-v6"), Wg(*c, i, "public-key", "flannel-wg")) << "one key file";
+    absl::StatusOr<std::string> addr = c->Sh(h.ns, "ip -6 -o addr show dev flannel-wg-v6 scope global");
+    ASSERT_TRUE(addr.ok()) << addr.status();
+    const std::string cidr = V6Cidr(h);
+    EXPECT_TRUE(absl::StrContains(*addr, absl::StrCat("inet6 ", cidr.substr(0, cidr.size() - 3), "/128"))) << *addr;
+    absl::StatusOr<std::string> route = c->Sh(h.ns, absl::StrCat("ip -6 route show ", kIPv6Network));
+    ASSERT_TRUE(route.ok()) << route.status();
+    EXPECT_TRUE(absl::StrContains(*route, "dev flannel-wg-v6")) << *route;
+    absl::StatusOr<std::string> v4addr = c->Sh(h.ns, "ip -6 -o addr show dev flannel-wg scope global");
+    ASSERT_TRUE(v4addr.ok());
+    EXPECT_EQ(*v4addr, "") << "flannel-wg carries IPv4 only in Mode separate";
+  }
+  ExpectMesh(*c, "flannel-wg", [](const Host& h) { return absl::StrCat(h.underlay_ip, ":51820 ", h.env.SubnetCidr()); });
+  ExpectMesh(*c, "flannel-wg-v6",
+             [](const Host& h) { return absl::StrCat("[", h.underlay_ipv6, "]:51821 ", V6Cidr(h)); });
+  // The leases, as flanneld reads them through the etcd API, publish
+  // BackendV6Data with the IPv6 device's port.
+  ASSERT_NE(c->certs(), nullptr);
+  const TlsClientFiles admin = c->certs()->Admin();
+  absl::StatusOr<std::string> stored = c->Sh(
+      c->controller_ns(), absl::StrCat("ETCDCTL_API=3 etcdctl --endpoints https://", Cluster::kControllerIp,
+                                       ":2379 --cacert ", admin.ca_file, " --cert ", admin.cert_file, " --key ",
+                                       admin.key_file, " get --print-value-only --prefix /coreos.com/network/subnets/"));
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  std::vector<std::string> values = absl::StrSplit(*stored, '\n', absl::SkipWhitespace());
+  ASSERT_EQ(values.size(), 3u) << *stored;
+  for (const std::string& v : values) {
+    const size_t v6 = v.find("\"BackendV6Data\":{");
+    ASSERT_NE(v6, std::string::npos) << v;
+    const std::string v6_data = v.substr(v6, v.find('}', v6) - v6);
+    EXPECT_TRUE(absl::StrContains(v6_data, "\"Port\":51821")) << v;
+    EXPECT_TRUE(absl::StrContains(v6_data, "\"PublicKey\":\"")) << v;
+  }
+  // Both devices' counters are exported, and the pings crossed both.
+  absl::StatusOr<std::string> page = AgentMetrics(*c, 0);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_GT(Sample(*page, "weft_agent_tunnel_packets_total{device=\"flannel-wg-v6\",direction=\"tx\"}"), 0) << *page;
+  EXPECT_GT(Sample(*page, "weft_agent_tunnel_packets_total{device=\"flannel-wg\",direction=\"tx\"}"), 0) << *page;
+  absl::Status counted = Cluster::WaitFor(
+      [&] {
+        absl::StatusOr<std::string> p = AgentMetrics(*c, 0);
+        return p.ok() && Sample(*p, "weft_agent_wireguard_peers") == 4;
+      },
+      absl::Seconds(15), "weft_agent_wireguard_peers to count both devices' peers");
+  EXPECT_TRUE(counted.ok()) << counted;
+}
+
+TEST(WireguardIPv6E2ETest, IPv6OnlySeparateModeHasOnlyTheIPv6Device) {
+  std::unique_ptr<Cluster> c = StartConverged(WireguardV6Options(false, ""), kConverge);
+  ASSERT_NE(c, nullptr);  // converged: IPv6 pings between every pair of containers
+  for (int i = 0; i < c->num_hosts(); ++i) {
+    SCOPED_TRACE(c->host(i).name);
+    EXPECT_FALSE(c->host(i).containers[0].ipv6.empty());
+    EXPECT_TRUE(c->host(i).containers[0].ip.empty());
+    EXPECT_TRUE(LinkExists(*c, i, "flannel-wg-v6"));
+    EXPECT_FALSE(LinkExists(*c, i, "flannel-wg")) << "no IPv4 in the network: no IPv4 device";
+    EXPECT_EQ(Wg(*c, i, "listen-port", "flannel-wg-v6"), "51821");
+  }
+  ExpectMesh(*c, "flannel-wg-v6",
+             [](const Host& h) { return absl::StrCat("[", h.underlay_ipv6, "]:51821 ", V6Cidr(h)); });
+}
+
+// A single-device Mode on a dual-stack network: flannel-wg alone carries both
+// families, each peer once with both subnets, at the endpoint `endpoint(peer)`.
+void ExpectOneDeviceForBoth(absl::string_view mode, const std::function<std::string(const Host&)>& endpoint) {
+  std::unique_ptr<Cluster> c =
+      StartConverged(WireguardV6Options(true, absl::StrCat(R"(,"Mode":")", mode, R"(")")), kConverge);
+  ASSERT_NE(c, nullptr);  // converged: IPv4 and IPv6 pings, both through flannel-wg
+  for (int i = 0; i < c->num_hosts(); ++i) {
+    const Host& h = c->host(i);
+    SCOPED_TRACE(h.name);
+    EXPECT_FALSE(LinkExists(*c, i, "flannel-wg-v6")) << "one device in Mode " << mode;
+    absl::StatusOr<std::string> addrs = c->Sh(h.ns, "ip -o addr show dev flannel-wg scope global");
+    ASSERT_TRUE(addrs.ok()) << addrs.status();
+    EXPECT_TRUE(absl::StrContains(*addrs, absl::StrCat("inet ", h.env.NetworkAddress(), "/32"))) << *addrs;
+    const std::string cidr = V6Cidr(h);
+    EXPECT_TRUE(absl::StrContains(*addrs, absl::StrCat("inet6 ", cidr.substr(0, cidr.size() - 3), "/128"))) << *addrs;
+    absl::StatusOr<std::string> routes = c->Sh(h.ns, "ip route show dev flannel-wg; ip -6 route show dev flannel-wg");
+    ASSERT_TRUE(routes.ok());
+    EXPECT_TRUE(absl::StrContains(*routes, "10.1.0.0/16")) << *routes;
+    EXPECT_TRUE(absl::StrContains(*routes, kIPv6Network)) << *routes;
+  }
+  ExpectMesh(*c, "flannel-wg",
+             [&](const Host& h) { return absl::StrCat(endpoint(h), " ", h.env.SubnetCidr(), ",", V6Cidr(h)); });
+}
+
+TEST(WireguardIPv6E2ETest, DualStackModeAutoCarriesBothFamiliesOnOneDevice) {
+  // flanneld's choice of endpoint: the PublicIP, 192.0.2.x, is not RFC 1918
+  // private and this host has IPv4.
+  ExpectOneDeviceForBoth("auto", [](const Host& h) { return absl::StrCat(h.underlay_ip, ":51820"); });
+}
+
+TEST(WireguardIPv6E2ETest, DualStackModeIPv6ReachesPeersOverTheIPv6Underlay) {
+  ExpectOneDeviceForBoth("ipv6", [](const Host& h) { return absl::StrCat("[", h.underlay_ipv6, "]:51820"); });
 }
 
 // flannel's alloc backend: leases and subnet.env, no data path at all.

@@ -73,7 +73,7 @@ class AgentDualStackTest : public ::testing::Test {
 
 TEST_F(AgentDualStackTest, BackendWithoutIPv6DataPathIsNamed) {
   EXPECT_EQ(RunAgent("udp", {"--public-ipv6", "2001:db8::7"}), 1) << Log();
-  EXPECT_THAT(Log(), HasSubstr("backend udp has no IPv6 data path; dual-stack networks need vxlan or host-gw"));
+  EXPECT_THAT(Log(), HasSubstr("backend udp has no IPv6 data path; dual-stack networks need vxlan, host-gw, wireguard or alloc"));
   EXPECT_FALSE(std::filesystem::exists(DataDir("udp") + "/subnet.env")) << "no lease was taken";
 }
 

@@ -132,7 +132,9 @@ TEST(EtcdCompatTest, EtcdctlSeesAndWritesFlannelLeases) {
   weft::v1::ListLeasesResponse listed;
   ASSERT_TRUE(c.leases()->ListLeases(Ctx().get(), {}, &listed).ok());
   for (const auto& l : listed.leases()) {
-    if (l.subnet() == free_subnet) EXPECT_TRUE(l.has_expiration()) << l.DebugString();
+    if (l.subnet() == free_subnet) {
+      EXPECT_TRUE(l.has_expiration()) << l.DebugString();
+    }
   }
 
   // endpoint status: the API level with Weft's version, the store's real size,

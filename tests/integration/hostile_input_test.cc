@@ -160,7 +160,8 @@ TEST(HostileInputTest, HugeBackendDataIsRefusedAndMemoryStaysBounded) {
   // Under it but over --max-value-bytes: INVALID_ARGUMENT naming the flag.
   // Repeated: what memory grows is the allocator's cache, not a leak or a store.
   std::vector<int64_t> rss;
-  for (int round = 0; round < 3; ++round) {
+  constexpr int kRounds = 5;
+  for (int round = 0; round < kRounds; ++round) {
     EXPECT_EQ(attack(3 << 20, grpc::StatusCode::RESOURCE_EXHAUSTED, ""), 40);
     EXPECT_EQ(attack(1 << 20, grpc::StatusCode::INVALID_ARGUMENT, "over the limit of 65536 bytes (--max-value-bytes)"),
               40);
@@ -169,15 +170,16 @@ TEST(HostileInputTest, HugeBackendDataIsRefusedAndMemoryStaysBounded) {
               << " of 40 x 3 MB + 40 x 1 MB requests: " << rss.back() / (1 << 20) << " MiB\n";
   }
   // Bounded (before the limits, 40 x 3 MB grew the controller by ~256 MB, for
-  // good), and a plateau: the last round adds less than a third of the 160 MB
-  // one round sends (a controller keeping what it refuses would add all of it;
-  // what does vary, by up to ~20 MB on a loaded machine, is how many of the 40
-  // calls' buffers gRPC and the allocator hold at the moment of the sample).
+  // good), and a plateau: the last three rounds together add less than one
+  // round's 160 MB (a controller keeping what it refuses would add 480 MB).
+  // What does vary, by up to ~50 MB on a loaded machine, is how many of the 40
+  // calls' buffers gRPC and the allocator's per-thread arenas hold at the
+  // moment of a sample, so no single round's step is held to a bound.
 #ifndef __SANITIZE_ADDRESS__
   // (Under AddressSanitizer freed memory sits in its quarantine, 256 MiB by
   // default, so RSS says nothing about what the controller keeps there.)
-  EXPECT_LT(rss.back() - rss_before, 128 << 20);
-  EXPECT_LT(rss[2] - rss[1], 48 << 20);
+  EXPECT_LT(rss.back() - rss_before, 192 << 20);
+  EXPECT_LT(rss[kRounds - 1] - rss[1], 160 << 20);
 #endif
   // Nothing of it was stored.
   weft::v1::ListLeasesResponse list;

@@ -23,13 +23,15 @@ absl::StatusOr<BackendInfo> AllocBackend::Init(const LocalConfig& local, const O
                                                absl::string_view backend_config_json) {
   RETURN_IF_ERROR(ValidateAllocConfig(backend_config_json));
   lease_ = lease;
-  WEFT_LOG(INFO, "alloc backend: subnet allocated, no data path programmed").With("subnet", lease.subnet);
+  WEFT_LOG(INFO, "alloc backend: subnet allocated, no data path programmed")
+      .WithIf(lease.ipv4, "subnet", lease.subnet)
+      .WithIf(lease.ipv6_subnet.has_value(), "ipv6_subnet", lease.ipv6_subnet.value_or(IPv6Net()));
   return BackendInfo{kAllocBackendType, "", local.iface_mtu};
 }
 
 absl::StatusOr<ReconcileStats> AllocBackend::Reconcile(const std::vector<Peer>& peers) {
   ReconcileStats stats;
-  for (const Peer& p : peers) stats.unchanged += p.subnet == lease_.subnet ? 0 : 1;
+  for (const Peer& p : peers) stats.unchanged += IsOwnLease(p, lease_) ? 0 : 1;
   return stats;
 }
 

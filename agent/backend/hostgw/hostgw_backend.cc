@@ -73,13 +73,15 @@ DesiredState HostgwDesiredState(const HostgwSetup& setup, const std::vector<Peer
                                 std::vector<HostgwSkip>* skipped) {
   DesiredState d;
   for (const Peer& p : peers) {
-    if (p.subnet == setup.lease.subnet) continue;  // our own lease
+    if (IsOwnLease(p, setup.lease)) continue;
+    if (!p.ipv4 && !p.ipv6_subnet) continue;  // names nothing to route
     if (!absl::EqualsIgnoreCase(p.backend_type, kHostgwBackendType)) {
-      skipped->push_back(HostgwSkip{p.subnet, p.public_ip, false,
-                                    absl::StrCat("backend type is \"", p.backend_type, "\", not \"host-gw\"")});
+      std::string why = absl::StrCat("backend type is \"", p.backend_type, "\", not \"host-gw\"");
+      skipped->push_back(p.ipv4 ? HostgwSkip{p.subnet, p.public_ip, false, std::move(why)}
+                                : HostgwSkip{*p.ipv6_subnet, p.public_ipv6.value_or(IPv6Addr()), false, std::move(why)});
       continue;
     }
-    AddRouteV4(setup, p, d, skipped);
+    if (setup.lease.ipv4 && p.ipv4) AddRouteV4(setup, p, d, skipped);
     if (setup.v6 && p.ipv6_subnet) AddRouteV6(setup, *setup.v6, p, d, skipped);
   }
   return d;
@@ -98,11 +100,12 @@ HostgwBackend::HostgwBackend(netlink::KernelProgrammer* kernel, metrics::Registr
 absl::StatusOr<BackendInfo> HostgwBackend::Init(const LocalConfig& local, const OwnLease& lease,
                                                 absl::string_view backend_config_json) {
   RETURN_IF_ERROR(ValidateHostgwConfig(backend_config_json));
-  if (local.iface_index == 0 || local.iface_ip == IPv4Addr()) {
-    return absl::InvalidArgumentError("host-gw: the external interface has no index or no IPv4 address");
+  if (local.iface_index == 0) return absl::InvalidArgumentError("host-gw: the external interface has no index");
+  if (lease.ipv4 && local.iface_ip == IPv4Addr()) {
+    return absl::InvalidArgumentError("host-gw: the external interface has no IPv4 address");
   }
   const IPv4Addr public_ip = local.public_ip == IPv4Addr() ? local.iface_ip : local.public_ip;
-  if (public_ip != local.iface_ip) {
+  if (lease.ipv4 && public_ip != local.iface_ip) {
     // Peers route to our subnet via the PublicIP, so it must be this interface's.
     return absl::InvalidArgumentError(absl::StrCat(
         "host-gw: the public IP ", public_ip.ToString(), " differs from ", local.iface_name, "'s address ",
@@ -122,7 +125,7 @@ absl::StatusOr<BackendInfo> HostgwBackend::Init(const LocalConfig& local, const 
   initialized_ = true;
   WEFT_LOG(INFO, "host-gw ready")
       .With("iface", local.iface_name)
-      .With("network", local.iface_network)
+      .WithIf(lease.ipv4, "network", local.iface_network)
       .With("mtu", local.iface_mtu)
       .With("nexthop_objects", use_nexthops);
   if (v6) {

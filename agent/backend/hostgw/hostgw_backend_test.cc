@@ -269,6 +269,37 @@ TEST_F(HostgwBackendTest, DualStackRoutesBothFamiliesAndRemovesAPeersIPv6RouteWi
   EXPECT_THAT(kernel_.routes, IsEmpty());
 }
 
+TEST_F(HostgwBackendTest, IPv6OnlyNetworkRoutesIPv6AloneOnAnIPv6OnlyHost) {
+  OwnLease lease = lease_;
+  MakeDualStack(local_, lease);
+  lease.ipv4 = false;
+  lease.subnet = IPv4Net();
+  lease.network = IPv4Net();
+  local_.iface_ip = IPv4Addr();
+  local_.iface_network = IPv4Net();
+  local_.public_ip = IPv4Addr();
+  absl::StatusOr<BackendInfo> info = backend_.Init(local_, lease, "{}");
+  ASSERT_TRUE(info.ok()) << info.status();
+
+  auto v6only = [](int i) {
+    Peer p = DualPeer(i);
+    p.ipv4 = false;
+    p.subnet = IPv4Net();
+    p.public_ip = IPv4Addr();
+    return p;
+  };
+  Peer other = v6only(4);
+  other.backend_type = "vxlan";
+  absl::StatusOr<ReconcileStats> s = backend_.Reconcile({v6only(1), v6only(2), v6only(3), other});
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->skipped_peers, 1) << "the vxlan one; peer 1 is this host";
+  ASSERT_EQ(kernel_.routes.size(), 2u);
+  EXPECT_EQ(kernel_.routes.at(Net6("fd42:0:2::/64")),
+            (Route{Net6("fd42:0:2::/64"), Ip6("fd77:1::2"), local_.iface_index, false}));
+  EXPECT_EQ(kernel_.routes.count(Net6("fd42:0:3::/64")), 1u);
+  EXPECT_THAT(kernel_.nexthops, IsEmpty());
+}
+
 TEST_F(HostgwBackendTest, DualStackInitNeedsTheInterfacesOwnIPv6Address) {
   OwnLease lease = lease_;
   MakeDualStack(local_, lease);

@@ -126,7 +126,9 @@ TEST_P(HostgwNetnsTest, TeardownRemovesOurRoutesOnly) {
   ASSERT_TRUE(a_.backend->Teardown().ok());
   EXPECT_THAT(*a_.kernel->ListRoutes(0, netlink::kWeftRouteProtocol), IsEmpty());
   EXPECT_THAT(a_.Sh("ip route"), HasSubstr("10.9.0.0/16 via 192.0.2.2 dev eth0"));
-  if (nexthops()) EXPECT_EQ(a_.Sh("ip nexthop show proto 87"), "");
+  if (nexthops()) {
+    EXPECT_EQ(a_.Sh("ip nexthop show proto 87"), "");
+  }
 }
 
 class HostgwDualStackNetnsTest : public HostgwNetnsTest {

@@ -196,22 +196,26 @@ DesiredState VxlanDesiredState(const VxlanSetup& setup, const std::vector<Peer>&
                                std::vector<SkippedPeer>* skipped) {
   DesiredState d;
   for (const Peer& p : peers) {
-    if (p.subnet == setup.lease.subnet) continue;  // our own lease
+    if (IsOwnLease(p, setup.lease)) continue;
+    if (!p.ipv4 && !p.ipv6_subnet) continue;  // names nothing to reach
     auto skip = [&](netlink::IPPrefix subnet, std::string reason) {
       if (!reason.empty()) skipped->push_back({subnet, std::move(reason)});
     };
     if (!absl::EqualsIgnoreCase(p.backend_type, kVxlanBackendType)) {
-      skip(p.subnet, absl::StrCat("backend type is \"", p.backend_type, "\", not \"vxlan\""));
+      skip(p.ipv4 ? netlink::IPPrefix(p.subnet) : netlink::IPPrefix(*p.ipv6_subnet),
+           absl::StrCat("backend type is \"", p.backend_type, "\", not \"vxlan\""));
       continue;
     }
-    if (p.subnet.Overlaps(setup.lease.subnet)) {
-      skip(p.subnet, absl::StrCat("subnet overlaps this host's ", setup.lease.subnet.ToString()));
-    } else if (p.public_ip == setup.local.public_ip) {
-      skip(p.subnet, absl::StrCat("PublicIP ", p.public_ip.ToString(), " is this host's own"));
-    } else {
-      skip(p.subnet, AddTunnel(setup, {p.subnet, p.public_ip, p.backend_data_json, "BackendData",
-                                       setup.device_index, setup.local.iface_network.Contains(p.public_ip)},
-                               d));
+    if (setup.lease.ipv4 && p.ipv4) {  // not in an IPv6-only network
+      if (p.subnet.Overlaps(setup.lease.subnet)) {
+        skip(p.subnet, absl::StrCat("subnet overlaps this host's ", setup.lease.subnet.ToString()));
+      } else if (p.public_ip == setup.local.public_ip) {
+        skip(p.subnet, absl::StrCat("PublicIP ", p.public_ip.ToString(), " is this host's own"));
+      } else {
+        skip(p.subnet, AddTunnel(setup, {p.subnet, p.public_ip, p.backend_data_json, "BackendData",
+                                         setup.device_index, setup.local.iface_network.Contains(p.public_ip)},
+                                 d));
+      }
     }
     if (!setup.v6 || !p.ipv6_subnet) continue;
     if (std::string problem = PeerV6Problem(p, *setup.v6); !problem.empty()) {
@@ -233,8 +237,9 @@ std::string VxlanBackend::v6_device_name() const { return V6DeviceName(config_.v
 absl::StatusOr<BackendInfo> VxlanBackend::Init(const LocalConfig& local, const OwnLease& lease,
                                                absl::string_view backend_config_json) {
   ASSIGN_OR_RETURN(VxlanConfig config, ParseVxlanConfig(backend_config_json));
-  if (local.iface_index == 0 || local.iface_ip == IPv4Addr()) {
-    return absl::InvalidArgumentError("vxlan: the external interface has no index or no IPv4 address");
+  if (local.iface_index == 0) return absl::InvalidArgumentError("vxlan: the external interface has no index");
+  if (lease.ipv4 && local.iface_ip == IPv4Addr()) {
+    return absl::InvalidArgumentError("vxlan: the external interface has no IPv4 address");
   }
   const uint32_t mtu = config.mtu != 0 ? config.mtu : local.iface_mtu - kVxlanOverhead;
   netlink::VxlanLinkSpec spec;
@@ -267,8 +272,10 @@ absl::StatusOr<BackendInfo> VxlanBackend::Init(const LocalConfig& local, const O
   if (initialized_ && spec6_ && (!spec6 || spec6->name != spec6_->name)) {
     RETURN_IF_ERROR(DeleteLinkIfPresent(spec6_->name));
   }
-  // An IPv4-only network has no IPv6 device, not even one left by an earlier run.
+  // An IPv4-only network has no IPv6 device, not even one left by an earlier run,
+  // and an IPv6-only network no IPv4 device.
   if (!v6) RETURN_IF_ERROR(DeleteLinkIfPresent(V6DeviceName(config.vni)));
+  if (!lease.ipv4) RETURN_IF_ERROR(DeleteLinkIfPresent(spec.name));
   spec_ = spec;
   spec6_ = spec6;
   // Nexthop objects where the kernel has them (a dump of them works).
@@ -278,16 +285,19 @@ absl::StatusOr<BackendInfo> VxlanBackend::Init(const LocalConfig& local, const O
   if (setup_.local.public_ip == IPv4Addr()) setup_.local.public_ip = local.iface_ip;
   RETURN_IF_ERROR(EnsureDevice());
   initialized_ = true;
-  WEFT_LOG(INFO, "vxlan device ready")
-      .With("dev", spec_.name)
-      .With("vni", config.vni)
-      .With("port", config.port)
-      .With("mtu", mtu)
-      .With("vtep_mac", vtep_mac_)
-      .With("address", lease.subnet.network())
-      .With("nexthop_objects", use_nexthops)
-      .With("tx_checksum_offload", TxChecksumOffloadName(config.tx_checksum_offload));
-  BackendInfo info{kVxlanBackendType, VxlanLeaseDataJson(config.vni, vtep_mac_), mtu};
+  BackendInfo info{kVxlanBackendType, "", mtu};
+  if (lease.ipv4) {
+    WEFT_LOG(INFO, "vxlan device ready")
+        .With("dev", spec_.name)
+        .With("vni", config.vni)
+        .With("port", config.port)
+        .With("mtu", mtu)
+        .With("vtep_mac", vtep_mac_)
+        .With("address", lease.subnet.network())
+        .With("nexthop_objects", use_nexthops)
+        .With("tx_checksum_offload", TxChecksumOffloadName(config.tx_checksum_offload));
+    info.data_json = VxlanLeaseDataJson(config.vni, vtep_mac_);
+  }
   if (spec6) {
     WEFT_LOG(INFO, "vxlan IPv6 device ready")
         .With("dev", spec6->name)
@@ -296,7 +306,8 @@ absl::StatusOr<BackendInfo> VxlanBackend::Init(const LocalConfig& local, const O
         .With("vtep_mac", v6_mac_)
         .With("address", v6->subnet.network());
     info.v6_data_json = VxlanLeaseDataJson(config.vni, v6_mac_);
-    info.mtu = std::min(mtu, spec6->mtu);  // one container MTU must fit both tunnels
+    // One container MTU must fit both tunnels (the IPv6 one alone in an IPv6-only network).
+    info.mtu = lease.ipv4 ? std::min(mtu, spec6->mtu) : spec6->mtu;
   }
   return info;
 }
@@ -317,9 +328,11 @@ absl::Status VxlanBackend::UpWithAddress(const netlink::Link& link, const netlin
 }
 
 absl::Status VxlanBackend::EnsureDevice() {
-  ASSIGN_OR_RETURN(netlink::Link link, CreateOrRepair(spec_, &setup_.device_index));
-  ApplyTxChecksum(link.index);
-  RETURN_IF_ERROR(UpWithAddress(link, setup_.lease.subnet.network(), 32));
+  if (setup_.lease.ipv4) {
+    ASSIGN_OR_RETURN(netlink::Link link, CreateOrRepair(spec_, &setup_.device_index));
+    ApplyTxChecksum(link.index);
+    RETURN_IF_ERROR(UpWithAddress(link, setup_.lease.subnet.network(), 32));
+  }
   if (!spec6_) return absl::OkStatus();
   // Flannel's layout: the lease's IPv6 network address as /128.
   ASSIGN_OR_RETURN(netlink::Link link6, CreateOrRepair(*spec6_, &setup_.v6_device_index));

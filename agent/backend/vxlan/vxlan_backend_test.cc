@@ -268,6 +268,35 @@ TEST_F(VxlanDualStackDesiredStateTest, SkipsUnusableIPv6SidesAndKeepsTheirIPv4) 
   EXPECT_THAT(V6Routes(d), IsEmpty());
 }
 
+// A peer of an IPv6-only network: DualPeer without its IPv4 side.
+Peer V6OnlyPeer(int i) {
+  Peer p = DualPeer(i);
+  p.ipv4 = false;
+  p.subnet = IPv4Net();
+  p.public_ip = IPv4Addr();
+  p.backend_data_json.clear();
+  return p;
+}
+
+TEST_F(VxlanDualStackDesiredStateTest, IPv6OnlyNetworkProgramsOnlyTheV6DeviceAndKnowsItsOwnLease) {
+  setup_.lease = OwnLease{};
+  setup_.lease.ipv4 = false;
+  setup_.lease.ipv6_subnet = Net6("fd42:0:1::/64");
+  setup_.device_index = 0;
+  std::vector<SkippedPeer> skipped;
+  Peer udp = V6OnlyPeer(4);
+  udp.backend_type = "udp";
+  DesiredState d = VxlanDesiredState(setup_, {V6OnlyPeer(1), V6OnlyPeer(2), udp}, &skipped);
+  // Peer 1 is this host (its IPv6 subnet is ours): neither programmed nor skipped.
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_EQ(skipped[0].subnet, netlink::IPPrefix(Net6("fd42:0:4::/64")));
+  EXPECT_THAT(skipped[0].reason, HasSubstr("backend type is \"udp\""));
+  EXPECT_THAT(d.neighbours, ElementsAre(Neighbour{8, Ip6("fd42:0:2::"), Mac("0e:00:00:00:00:02")}));
+  EXPECT_THAT(d.fdb, ElementsAre(FdbEntry{8, Mac("0e:00:00:00:00:02"), Ip6("fd77:1::2")}));
+  EXPECT_THAT(d.routes, ElementsAre(Route{Net6("fd42:0:2::/64"), Ip6("fd42:0:2::"), 8, true}));
+  EXPECT_THAT(d.nexthops, IsEmpty());
+}
+
 TEST_F(VxlanDesiredStateTest, IPv4OnlyHostIgnoresPeersIPv6Sides) {
   std::vector<SkippedPeer> skipped;
   DesiredState d = VxlanDesiredState(setup_, {DualPeer(2)}, &skipped);
@@ -446,6 +475,38 @@ TEST_F(VxlanDualStackBackendTest, IPv4OnlyInitMakesNoV6DeviceAndRemovesAStaleOne
   ASSERT_TRUE(fresh.Init(local_, lease_, "{}").ok());
   EXPECT_TRUE(absl::IsNotFound(kernel_.GetLink("flannel-v6.1").status()));
   EXPECT_TRUE(kernel_.GetLink("flannel.1").ok());
+}
+
+TEST_F(VxlanDualStackBackendTest, IPv6OnlyInitMakesOnlyTheV6DeviceAndRemovesAStaleIPv4One) {
+  ASSERT_TRUE(backend_.Init(local_, lease6_, "{}").ok());  // an earlier dual-stack run
+  ASSERT_TRUE(kernel_.GetLink("flannel.1").ok());
+  OwnLease v6only;
+  v6only.ipv4 = false;
+  v6only.ipv6_subnet = lease6_.ipv6_subnet;
+  v6only.ipv6_network = lease6_.ipv6_network;
+  LocalConfig local = local_;
+  local.iface_ip = IPv4Addr();  // an IPv6-only host
+  local.iface_network = IPv4Net();
+  local.public_ip = IPv4Addr();
+  VxlanBackend fresh{&kernel_, Mac("0a:58:00:00:00:01")};
+  absl::StatusOr<BackendInfo> info = fresh.Init(local, v6only, "{}");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->data_json, "") << "no BackendData in an IPv6-only lease (flannel's)";
+  EXPECT_EQ(info->v6_data_json, R"({"VNI":1,"VtepMAC":"0e:58:00:00:00:01"})");
+  EXPECT_EQ(info->mtu, 1430u) << "the IPv6 device's alone";
+  EXPECT_TRUE(absl::IsNotFound(kernel_.GetLink("flannel.1").status()));
+  ASSERT_TRUE(kernel_.GetLink("flannel-v6.1").ok());
+
+  Peer peer = DualPeer(2, "fd77:9::2");
+  peer.ipv4 = false;
+  absl::StatusOr<ReconcileStats> s = fresh.Reconcile({peer});
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->added, 3);
+  EXPECT_TRUE(absl::IsNotFound(kernel_.GetLink("flannel.1").status())) << "a pass does not bring it back";
+  EXPECT_EQ(kernel_.routes.count(Net("198.18.2.0/24")), 0u);
+  ASSERT_TRUE(fresh.Teardown().ok());
+  EXPECT_TRUE(absl::IsNotFound(kernel_.GetLink("flannel-v6.1").status()));
+  EXPECT_THAT(kernel_.routes, IsEmpty());
 }
 
 TEST_F(VxlanDualStackBackendTest, ReconcileProgramsBothFamiliesRepairsAndTearsDown) {

@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "agent/netlink/socket.h"
 #include "common/quote.h"
 #include "common/status_macros.h"
@@ -32,17 +33,33 @@ absl::Status ErrnoStatus(int64_t e) {
       err, absl::StrCat("WireGuard device refused the request: errno ", err, " (", std::strerror(err), ")"));
 }
 
-// "1.2.3.4:51820"; an IPv6 "[...]:port" gives nullopt (dropped, not an error).
-absl::StatusOr<bool> ParseEndpoint(absl::string_view v, IPv4Addr* ip, uint16_t* port) {
-  if (!v.empty() && v[0] == '[') return false;
+// "1.2.3.4:51820" or "[fd77:2::11]:51820" (a zone, "[fe80::1%eth0]:1", is
+// dropped: Weft never sets a link-local endpoint).
+absl::Status ParseEndpoint(absl::string_view v, netlink::IPAddr* ip, uint16_t* port) {
   const size_t colon = v.rfind(':');
   uint32_t p = 0;
   if (colon == absl::string_view::npos || !absl::SimpleAtoi(v.substr(colon + 1), &p) || p > 65535) {
     return absl::InvalidArgumentError("bad endpoint");
   }
-  ASSIGN_OR_RETURN(*ip, IPv4Addr::Parse(v.substr(0, colon)));
+  absl::string_view host = v.substr(0, colon);
+  if (absl::ConsumePrefix(&host, "[")) {
+    if (!absl::ConsumeSuffix(&host, "]")) return absl::InvalidArgumentError("bad endpoint");
+    host = host.substr(0, host.find('%'));
+    ASSIGN_OR_RETURN(*ip, IPv6Addr::Parse(host));
+  } else {
+    ASSIGN_OR_RETURN(*ip, IPv4Addr::Parse(host));
+  }
   *port = static_cast<uint16_t>(p);
-  return true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<netlink::IPPrefix> ParseAllowedIp(absl::string_view v) {
+  if (v.find(':') != absl::string_view::npos) {
+    ASSIGN_OR_RETURN(IPv6Net n, IPv6Net::Parse(v));
+    return netlink::IPPrefix(n);
+  }
+  ASSIGN_OR_RETURN(IPv4Net n, IPv4Net::Parse(v));
+  return netlink::IPPrefix(n);
 }
 
 }  // namespace
@@ -60,11 +77,15 @@ std::string EncodeSet(const DeviceChange& change) {
     }
     absl::StrAppend(&out, "preshared_key=", ToHex(p.preshared_key), "\n");
     if (p.endpoint_port != 0) {
-      absl::StrAppend(&out, "endpoint=", p.endpoint_ip.ToString(), ":", p.endpoint_port, "\n");
+      if (p.endpoint_ip.is_v6()) {
+        absl::StrAppend(&out, "endpoint=[", p.endpoint_ip.ToString(), "]:", p.endpoint_port, "\n");
+      } else {
+        absl::StrAppend(&out, "endpoint=", p.endpoint_ip.ToString(), ":", p.endpoint_port, "\n");
+      }
     }
     absl::StrAppend(&out, "persistent_keepalive_interval=", p.keepalive_seconds, "\n");
     out += "replace_allowed_ips=true\n";
-    for (const IPv4Net& n : p.allowed_ips) absl::StrAppend(&out, "allowed_ip=", n.ToString(), "\n");
+    for (const netlink::IPPrefix& n : p.allowed_ips) absl::StrAppend(&out, "allowed_ip=", n.ToString(), "\n");
   }
   out += "\n";
   return out;
@@ -115,12 +136,13 @@ absl::StatusOr<Device> DecodeGet(absl::string_view answer) {
     } else if (key == "preshared_key") {
       ASSIGN_OR_RETURN(peer->preshared_key, ParseHexKey(value, "preshared_key"));
     } else if (key == "endpoint") {
-      absl::StatusOr<bool> v4 = ParseEndpoint(value, &peer->endpoint_ip, &peer->endpoint_port);
-      if (!v4.ok()) return Malformed("bad endpoint", line);
+      if (!ParseEndpoint(value, &peer->endpoint_ip, &peer->endpoint_port).ok()) {
+        return Malformed("bad endpoint", line);
+      }
     } else if (key == "allowed_ip") {
-      if (value.find(':') != absl::string_view::npos) continue;  // IPv6
-      absl::StatusOr<IPv4Net> n = IPv4Net::Parse(value);
+      absl::StatusOr<netlink::IPPrefix> n = ParseAllowedIp(value);
       if (!n.ok()) return Malformed("bad allowed_ip", line);
+      if (peer->allowed_ips.size() >= kMaxAllowedIpsPerPeer) return Malformed("too many allowed IPs", line);
       peer->allowed_ips.push_back(*n);
     } else if (key == "persistent_keepalive_interval") {
       ASSIGN_OR_RETURN(uint64_t k, number(65535));

@@ -3,8 +3,8 @@
 // over the unix socket /var/run/wireguard/<iface>.sock, a request is
 // "get=1\n\n" or "set=1\n" followed by key=value lines and an empty line; the
 // answer to get is the device's key=value lines, and every answer ends with
-// "errno=N\n\n". Keys travel in hex; `endpoint` is ip:port; each `allowed_ip`
-// is a CIDR.
+// "errno=N\n\n". Keys travel in hex; `endpoint` is IP:port for IPv4 and
+// [IP]:port for IPv6; each `allowed_ip` is IP/cidr of either family.
 //
 // The codec is pure (tested against the documented protocol); UapiExchange does
 // one request over a fresh connection.
@@ -30,7 +30,7 @@ std::string EncodeSet(const DeviceChange& change);
 // The device described by the answer to "get=1". Errors: INVALID_ARGUMENT for a
 // malformed answer (a bad key, number or address; a line without '='; no
 // errno line), or the errno the device answered (see ErrnoStatus). Unknown keys
-// are ignored; IPv6 allowed IPs and endpoints are dropped (Weft is IPv4).
+// are ignored; an IPv6 endpoint's zone ("%eth0") is dropped.
 absl::StatusOr<Device> DecodeGet(absl::string_view answer);
 
 // The answer to a set: OK for errno=0, else the error the device reported.

@@ -8,6 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "agent/backend/wireguard/uapi.h"
 #include "agent/backend/wireguard/wg_key.h"
 #include "gmock/gmock.h"
@@ -182,14 +183,71 @@ TEST(UapiTest, DecodesAGetAnswer) {
   EXPECT_EQ(p.endpoint_ip, want.endpoint_ip);
   EXPECT_EQ(p.endpoint_port, 51820);
   EXPECT_EQ(p.keepalive_seconds, 25);
-  EXPECT_EQ(p.allowed_ips, want.allowed_ips) << "IPv6 allowed IPs are dropped";
+  EXPECT_EQ(p.allowed_ips, (std::vector<netlink::IPPrefix>{*IPv4Net::Parse("10.1.2.0/24"), *IPv6Net::Parse("fd00::/64")}));
   EXPECT_EQ(p.last_handshake, absl::FromUnixMillis(1700000000500));
   EXPECT_EQ(p.tx_bytes, 1234u);
   EXPECT_EQ(p.rx_bytes, 5678u);
   const Peer& q = d->peers[1];
-  EXPECT_EQ(q.endpoint_port, 0) << "an IPv6 endpoint is not Weft's";
+  EXPECT_EQ(q.endpoint_ip, netlink::IPAddr(*IPv6Addr::Parse("2001:db8::1")));
+  EXPECT_EQ(q.endpoint_port, 51820);
   EXPECT_EQ(q.last_handshake, absl::UnixEpoch());
   EXPECT_TRUE(q.allowed_ips.empty());
+}
+
+// The protocol's IPv6 forms: "[IP]:port" endpoints, "IP/cidr" allowed IPs.
+TEST(UapiTest, EncodesIPv6EndpointsInBracketsAndBothFamiliesOfAllowedIps) {
+  DeviceChange c;
+  Peer p = SamplePeer();
+  p.endpoint_ip = *IPv6Addr::Parse("fd77:2::12");
+  p.endpoint_port = 51821;
+  p.allowed_ips = {*IPv4Net::Parse("10.1.2.0/24"), *IPv6Net::Parse("fd00:12:0:2::/64")};
+  c.peers.push_back({p, false});
+  const std::string set = EncodeSet(c);
+  EXPECT_THAT(set, HasSubstr("\nendpoint=[fd77:2::12]:51821\n"));
+  EXPECT_THAT(set, HasSubstr("\nreplace_allowed_ips=true\nallowed_ip=10.1.2.0/24\nallowed_ip=fd00:12:0:2::/64\n"));
+}
+
+// What a Set says is what a Get of the same peers reads back (the device
+// lists a peer's configuration with the same keys, minus replace_allowed_ips).
+TEST(UapiTest, PeersOfBothFamiliesRoundTrip) {
+  Peer v6 = SamplePeer();
+  v6.endpoint_ip = *IPv6Addr::Parse("2001:db8:0:1::5");
+  v6.allowed_ips = {*IPv6Net::Parse("fd00:12:0:5::/64")};
+  Peer dual = SamplePeer();
+  dual.public_key = Hex("0202020202020202020202020202020202020202020202020202020202020202");
+  dual.allowed_ips = {*IPv4Net::Parse("10.1.5.0/24"), *IPv6Net::Parse("fd00:12:0:5::/64")};
+  DeviceChange c;
+  c.peers = {{v6, false}, {dual, false}};
+  std::string answer = EncodeSet(c).substr(6);  // without "set=1\n"
+  answer.resize(answer.size() - 1);              // and the final empty line
+  absl::StrReplaceAll({{"replace_allowed_ips=true\n", ""}}, &answer);
+  answer += "errno=0\n\n";
+  absl::StatusOr<Device> d = DecodeGet(answer);
+  ASSERT_TRUE(d.ok()) << d.status() << "\n" << answer;
+  ASSERT_EQ(d->peers.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    const Peer& want = c.peers[i].peer;
+    EXPECT_EQ(d->peers[i].public_key, want.public_key);
+    EXPECT_EQ(d->peers[i].endpoint_ip, want.endpoint_ip);
+    EXPECT_EQ(d->peers[i].endpoint_port, want.endpoint_port);
+    EXPECT_EQ(d->peers[i].allowed_ips, want.allowed_ips);
+  }
+}
+
+TEST(UapiTest, IPv6EndpointZoneIsDroppedAndBadIPv6FormsAreRefused) {
+  const std::string peer = absl::StrCat("public_key=", std::string(64, '1'), "\n");
+  absl::StatusOr<Device> d = DecodeGet(peer + "endpoint=[fe80::1%eth0]:51821\nerrno=0\n\n");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->peers[0].endpoint_ip, netlink::IPAddr(*IPv6Addr::Parse("fe80::1")));
+  for (const char* bad : {"endpoint=fd77:2::12:51821", "endpoint=[fd77:2::12:51821", "endpoint=[fd77:2::12]",
+                          "endpoint=[fd77:2::12]:65536", "endpoint=[10.0.0.1]:1", "endpoint=[zz::1]:1",
+                          "allowed_ip=fd00::1/64", "allowed_ip=fd00::/129", "allowed_ip=fd00::", "allowed_ip=:/1"}) {
+    absl::StatusOr<Device> r = DecodeGet(absl::StrCat(peer, bad, "\nerrno=0\n\n"));
+    EXPECT_FALSE(r.ok()) << bad;
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    }
+  }
 }
 
 TEST(UapiTest, ErrorsAndMalformedAnswers) {
@@ -210,6 +268,14 @@ TEST(UapiTest, ErrorsAndMalformedAnswers) {
   absl::StatusOr<Device> d = DecodeGet("fwmark=5\nfuture_key=1\nerrno=0\n\n");
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_TRUE(IsZero(d->private_key));
+  // A peer's allowed IPs are bounded.
+  std::string many = absl::StrCat("public_key=", std::string(64, '1'), "\n");
+  for (size_t i = 0; i <= kMaxAllowedIpsPerPeer; ++i) {
+    absl::StrAppend(&many, "allowed_ip=fd00:", absl::Hex(i), "::/64\n");
+  }
+  absl::StatusOr<Device> too_many = DecodeGet(many + "errno=0\n\n");
+  ASSERT_FALSE(too_many.ok());
+  EXPECT_THAT(std::string(too_many.status().message()), HasSubstr("too many allowed IPs"));
   // A huge answer is refused before parsing.
   EXPECT_FALSE(DecodeGet(std::string(kMaxUapiAnswer + 1, 'a')).ok());
 }

@@ -9,7 +9,6 @@
 #include <libmnl/libmnl.h>
 #include <linux/genetlink.h>
 #include <linux/rtnetlink.h>
-#include <linux/time_types.h>
 #include <linux/wireguard.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -29,28 +28,6 @@ namespace {
 
 using netlink::NetlinkSocket;
 using netlink::RequestBatch;
-
-// libmnl's iteration macros do not compile as C++ (void* to nlattr*).
-template <typename F>
-void ForEachAttr(const void* start, size_t len, F&& f) {
-  auto* a = static_cast<const nlattr*>(start);
-  int left = static_cast<int>(len);
-  while (mnl_attr_ok(a, left)) {
-    f(a);
-    left -= static_cast<int>(MNL_ALIGN(a->nla_len));
-    a = mnl_attr_next(a);
-  }
-}
-template <typename F>
-void ForEachNested(const nlattr* nest, F&& f) {
-  ForEachAttr(mnl_attr_get_payload(nest), mnl_attr_get_payload_len(nest), f);
-}
-template <typename F>
-void ForEachGenlAttr(const nlmsghdr* nlh, F&& f) {
-  const size_t hdr = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(genlmsghdr));
-  if (nlh->nlmsg_len < hdr) return;
-  ForEachAttr(mnl_nlmsg_get_payload_offset(nlh, sizeof(genlmsghdr)), nlh->nlmsg_len - hdr, f);
-}
 
 // The family's id, from the generic netlink controller. NOT_FOUND when the
 // kernel has no such family (no module loaded).
@@ -86,85 +63,6 @@ absl::Status CreateLink(const std::string& name) {
   mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "wireguard");
   mnl_attr_nest_end(nlh, linkinfo);
   return SendOne(*route, batch, absl::StrCat("create wireguard link ", name));
-}
-
-template <size_t N>
-bool CopyPayload(const nlattr* a, std::array<uint8_t, N>* out) {
-  if (mnl_attr_get_payload_len(a) != N) return false;
-  std::memcpy(out->data(), mnl_attr_get_payload(a), N);
-  return true;
-}
-
-void ParseAllowedIps(const nlattr* list, Peer* p) {
-  ForEachNested(list, [&](const nlattr* entry) {
-    uint16_t family = 0;
-    uint8_t cidr = 0;
-    const nlattr* addr = nullptr;
-    ForEachNested(entry, [&](const nlattr* a) {
-      switch (mnl_attr_get_type(a)) {
-        case WGALLOWEDIP_A_FAMILY:
-          if (mnl_attr_get_payload_len(a) == 2) family = mnl_attr_get_u16(a);
-          break;
-        case WGALLOWEDIP_A_CIDR_MASK:
-          if (mnl_attr_get_payload_len(a) == 1) cidr = mnl_attr_get_u8(a);
-          break;
-        case WGALLOWEDIP_A_IPADDR:
-          addr = a;
-          break;
-      }
-    });
-    if (family != AF_INET || addr == nullptr || mnl_attr_get_payload_len(addr) != 4 || cidr > 32) return;
-    uint32_t be;
-    std::memcpy(&be, mnl_attr_get_payload(addr), 4);
-    absl::StatusOr<IPv4Net> n = IPv4Net::MakeLoose(IPv4Addr::FromUint32(ntohl(be)), cidr);
-    if (n.ok()) p->allowed_ips.push_back(*n);
-  });
-}
-
-Peer ParsePeer(const nlattr* nest) {
-  Peer p;
-  ForEachNested(nest, [&p](const nlattr* a) {
-    switch (mnl_attr_get_type(a)) {
-      case WGPEER_A_PUBLIC_KEY:
-        CopyPayload(a, &p.public_key);
-        break;
-      case WGPEER_A_PRESHARED_KEY:
-        CopyPayload(a, &p.preshared_key);
-        break;
-      case WGPEER_A_ENDPOINT:
-        if (mnl_attr_get_payload_len(a) == sizeof(sockaddr_in)) {
-          sockaddr_in sin;
-          std::memcpy(&sin, mnl_attr_get_payload(a), sizeof(sin));
-          if (sin.sin_family == AF_INET) {
-            p.endpoint_ip = IPv4Addr::FromUint32(ntohl(sin.sin_addr.s_addr));
-            p.endpoint_port = ntohs(sin.sin_port);
-          }
-        }
-        break;
-      case WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL:
-        if (mnl_attr_get_payload_len(a) == 2) p.keepalive_seconds = mnl_attr_get_u16(a);
-        break;
-      case WGPEER_A_LAST_HANDSHAKE_TIME:
-        if (mnl_attr_get_payload_len(a) == sizeof(__kernel_timespec)) {
-          __kernel_timespec ts;
-          std::memcpy(&ts, mnl_attr_get_payload(a), sizeof(ts));
-          if (ts.tv_sec != 0 || ts.tv_nsec != 0) {
-            p.last_handshake = absl::FromUnixSeconds(ts.tv_sec) + absl::Nanoseconds(ts.tv_nsec);
-          }
-        }
-        break;
-      case WGPEER_A_RX_BYTES:
-        if (mnl_attr_get_payload_len(a) == 8) p.rx_bytes = mnl_attr_get_u64(a);
-        break;
-      case WGPEER_A_TX_BYTES:
-        if (mnl_attr_get_payload_len(a) == 8) p.tx_bytes = mnl_attr_get_u64(a);
-        break;
-      case WGPEER_A_ALLOWEDIPS:
-        ParseAllowedIps(a, &p);
-        break;
-    }
-  });
-  return p;
 }
 
 class KernelDriver : public Driver {
@@ -205,8 +103,10 @@ class KernelDriver : public Driver {
                   Peer p = ParsePeer(peer);
                   if (!d.peers.empty() && d.peers.back().public_key == p.public_key) {
                     // The same peer, continued from the previous message.
-                    std::vector<IPv4Net>& ips = d.peers.back().allowed_ips;
-                    ips.insert(ips.end(), p.allowed_ips.begin(), p.allowed_ips.end());
+                    std::vector<netlink::IPPrefix>& ips = d.peers.back().allowed_ips;
+                    const size_t room = kMaxAllowedIpsPerPeer - std::min(ips.size(), kMaxAllowedIpsPerPeer);
+                    ips.insert(ips.end(), p.allowed_ips.begin(),
+                               p.allowed_ips.begin() + std::min(room, p.allowed_ips.size()));
                   } else {
                     d.peers.push_back(std::move(p));
                   }
@@ -230,37 +130,7 @@ class KernelDriver : public Driver {
     }
     for (const PeerChange& pc : change.peers) {
       nlmsghdr* nlh = Begin(batch);
-      nlattr* peers = mnl_attr_nest_start(nlh, WGDEVICE_A_PEERS);
-      nlattr* peer = mnl_attr_nest_start(nlh, 0);
-      const Peer& p = pc.peer;
-      mnl_attr_put(nlh, WGPEER_A_PUBLIC_KEY, 32, p.public_key.data());
-      if (pc.remove) {
-        mnl_attr_put_u32(nlh, WGPEER_A_FLAGS, WGPEER_F_REMOVE_ME);
-      } else {
-        mnl_attr_put_u32(nlh, WGPEER_A_FLAGS, WGPEER_F_REPLACE_ALLOWEDIPS);
-        mnl_attr_put(nlh, WGPEER_A_PRESHARED_KEY, 32, p.preshared_key.data());
-        if (p.endpoint_port != 0) {
-          sockaddr_in sin{};
-          sin.sin_family = AF_INET;
-          sin.sin_port = htons(p.endpoint_port);
-          sin.sin_addr.s_addr = htonl(p.endpoint_ip.value());
-          mnl_attr_put(nlh, WGPEER_A_ENDPOINT, sizeof(sin), &sin);
-        }
-        mnl_attr_put_u16(nlh, WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, p.keepalive_seconds);
-        nlattr* ips = mnl_attr_nest_start(nlh, WGPEER_A_ALLOWEDIPS);
-        // At most a few fit in one request; more than a peer's subnet is never asked.
-        for (size_t i = 0; i < p.allowed_ips.size() && i < 16; ++i) {
-          nlattr* ip = mnl_attr_nest_start(nlh, 0);
-          mnl_attr_put_u16(nlh, WGALLOWEDIP_A_FAMILY, AF_INET);
-          const uint32_t be = htonl(p.allowed_ips[i].network().value());
-          mnl_attr_put(nlh, WGALLOWEDIP_A_IPADDR, 4, &be);
-          mnl_attr_put_u8(nlh, WGALLOWEDIP_A_CIDR_MASK, static_cast<uint8_t>(p.allowed_ips[i].prefix_len()));
-          mnl_attr_nest_end(nlh, ip);
-        }
-        mnl_attr_nest_end(nlh, ips);
-      }
-      mnl_attr_nest_end(nlh, peer);
-      mnl_attr_nest_end(nlh, peers);
+      PutPeer(nlh, pc);
     }
     ASSIGN_OR_RETURN(auto results, genl_->Send(batch));
     for (const auto& r : results) {

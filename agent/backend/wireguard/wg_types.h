@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "agent/netlink/ip.h"
 #include "common/net.h"
 
 namespace weft::agent::wg {
@@ -28,15 +29,20 @@ std::string ToHex(const Key& k);     // 64 lower-case hex digits, the UAPI form
 absl::StatusOr<Key> ParseBase64Key(absl::string_view s, absl::string_view what);
 absl::StatusOr<Key> ParseHexKey(absl::string_view s, absl::string_view what);
 
+// The most allowed IPs a reader accepts for one peer (Weft sets at most two;
+// more than this is not a device Weft configured, and memory stays bounded).
+inline constexpr size_t kMaxAllowedIpsPerPeer = 4096;
+
 // A peer of the device. The configuration part is what Weft sets; the counters
 // are read only.
 struct Peer {
   Key public_key{};
   Key preshared_key{};  // zero: none
-  IPv4Addr endpoint_ip;
-  uint16_t endpoint_port = 0;  // 0 (and endpoint_ip 0.0.0.0): no endpoint
+  netlink::IPAddr endpoint_ip;  // IPv4 or IPv6
+  uint16_t endpoint_port = 0;   // 0 (and endpoint_ip 0.0.0.0): no endpoint
   uint16_t keepalive_seconds = 0;
-  std::vector<IPv4Net> allowed_ips;  // sorted by the reader; IPv6 ones are dropped
+  // Both families; sorted (IPv4 first) by the readers, and so by the backend.
+  std::vector<netlink::IPPrefix> allowed_ips;
   // Counters (Get only).
   absl::Time last_handshake = absl::UnixEpoch();  // the epoch: never
   uint64_t rx_bytes = 0;

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/backend/wireguard/wg_key.h"
 #include "agent/netlink/fake_programmer.h"
@@ -55,6 +56,17 @@ TEST(WireguardConfigTest, EveryFieldCaseInsensitively) {
   EXPECT_EQ(ParseWireguardConfig(R"({"Mode":"ipv4"})")->mode, "ipv4");
 }
 
+TEST(WireguardConfigTest, EveryFlannelModeAndTheIPv6SidesPort) {
+  for (const char* mode : {"separate", "auto", "ipv4", "ipv6", "IPv6"}) {
+    absl::StatusOr<WireguardConfig> c =
+        ParseWireguardConfig(absl::StrCat(R"({"Mode":")", mode, R"(","ListenPort":1000,"ListenPortV6":2000})"));
+    ASSERT_TRUE(c.ok()) << mode << ": " << c.status();
+    const bool separate = absl::EqualsIgnoreCase(mode, "separate");
+    EXPECT_EQ(c->separate(), separate) << mode;
+    EXPECT_EQ(c->v6_port(), separate ? 2000 : 1000) << "one device: IPv6 on ListenPort too (" << mode << ")";
+  }
+}
+
 TEST(WireguardConfigTest, BadValuesAreRefusedNamingTheField) {
   struct Case {
     const char* json;
@@ -63,7 +75,7 @@ TEST(WireguardConfigTest, BadValuesAreRefusedNamingTheField) {
   for (const Case& c : {Case{R"({"Type":"vxlan"})", "Backend.Type"}, Case{R"({"ListenPort":70000})", "ListenPort"},
                         Case{R"({"ListenPort":-1})", "ListenPort"}, Case{R"({"ListenPort":"51820"})", "ListenPort"},
                         Case{R"({"ListenPortV6":1.5})", "ListenPortV6"}, Case{R"({"MTU":100})", "MTU"},
-                        Case{R"({"Mode":"tunnel"})", "Mode"}, Case{R"({"Mode":"ipv6"})", "ipv6"},
+                        Case{R"({"Mode":"tunnel"})", "Mode"}, Case{R"({"Mode":5})", "Mode"},
                         Case{R"({"PersistentKeepaliveInterval":-5})", "PersistentKeepaliveInterval"},
                         Case{R"({"PSK":5})", "PSK"}, Case{R"({"PSK":"topsecretvalue"})", "PSK"}, Case{"[]", "Backend"}}) {
     absl::StatusOr<WireguardConfig> r = ParseWireguardConfig(c.json);
@@ -119,12 +131,12 @@ TEST(WireguardDesiredPeersTest, OnePeerPerUsableLease) {
        LeaseOf("10.1.6.0/24", "192.0.2.6", KeyOf(1)),           // our own key
        LeaseOf("10.1.7.0/24", "192.0.2.7", KeyOf(3)),           // a key another lease has
        LeaseOf("10.1.1.0/25", "192.0.2.8", KeyOf(8))},          // overlaps ours
-      &skipped);
+      &skipped).peers;
   ASSERT_EQ(got.size(), 2u);
   EXPECT_EQ(got[0].public_key, KeyOf(2)) << "sorted by key";
   EXPECT_EQ(got[0].endpoint_ip, Ip("192.0.2.3"));
   EXPECT_EQ(got[0].endpoint_port, 51820) << "Port 0: our own listen port";
-  EXPECT_EQ(got[0].allowed_ips, std::vector<IPv4Net>{Net("10.1.3.0/24")});
+  EXPECT_EQ(got[0].allowed_ips, std::vector<netlink::IPPrefix>{Net("10.1.3.0/24")});
   EXPECT_EQ(got[0].keepalive_seconds, 25);
   EXPECT_EQ(got[0].preshared_key, KeyOf(0x55));
   EXPECT_EQ(got[1].public_key, KeyOf(3));
@@ -134,6 +146,170 @@ TEST(WireguardDesiredPeersTest, OnePeerPerUsableLease) {
   EXPECT_THAT(skipped[2].reason, HasSubstr("this host's own"));
   EXPECT_THAT(skipped[3].reason, HasSubstr("another lease"));
   EXPECT_THAT(skipped[4].reason, HasSubstr("overlaps"));
+  EXPECT_EQ(skipped[4].subnet, netlink::IPPrefix(Net("10.1.1.0/25")));
+}
+
+IPv6Net Net6(const char* s) { return *IPv6Net::Parse(s); }
+IPv6Addr Ip6(const char* s) { return *IPv6Addr::Parse(s); }
+
+// A dual-stack lease (IPv6 subnet fd00:12:0:<n>::/64) with its BackendV6Data;
+// `v6_data` "" leaves it out (a lease of an older flanneld).
+Peer DualLease(int n, const char* ip, const char* ipv6, const wg::Key& key, int port = 51820, int v6_port = 51821) {
+  Peer p = LeaseOf(absl::StrCat("10.1.", n, ".0/24").c_str(), ip, key, port);
+  p.ipv6_subnet = Net6(absl::StrCat("fd00:12:0:", n, "::/64").c_str());
+  p.public_ipv6 = Ip6(ipv6);
+  p.backend_v6_data_json = EncodeWireguardLeaseData({key, static_cast<uint16_t>(v6_port)});
+  return p;
+}
+
+// This host: 10.1.1.0/24 and fd00:12:0:1::/64, underlay 192.0.2.1 and fd77:2::1.
+WireguardSetup DualSetup(const char* mode, const char* ipv6 = "fd77:2::1") {
+  WireguardSetup s = BaseSetup();
+  s.lease.ipv6_subnet = Net6("fd00:12:0:1::/64");
+  s.lease.ipv6_network = Net6("fd00:12::/48");
+  s.v6 = LocalV6{*s.lease.ipv6_subnet, Ip6(ipv6), Net6("fd77:2::/64"), Ip6(ipv6)};
+  s.config.mode = mode;
+  return s;
+}
+
+WireguardSetup IPv6OnlySetup(const char* mode) {
+  WireguardSetup s = DualSetup(mode);
+  s.lease.ipv4 = false;
+  s.lease.subnet = IPv4Net();
+  s.lease.network = IPv4Net();
+  s.public_ip = IPv4Addr();
+  return s;
+}
+
+Peer V6OnlyLease(int n, const char* ipv6, const wg::Key& key, int v6_port = 51821) {
+  Peer p = DualLease(n, "0.0.0.0", ipv6, key, 0, v6_port);
+  p.ipv4 = false;
+  p.subnet = IPv4Net();
+  p.public_ip = IPv4Addr();
+  p.backend_data_json = "";
+  return p;
+}
+
+std::vector<netlink::IPPrefix> Prefixes(std::vector<netlink::IPPrefix> v) { return v; }
+
+TEST(WireguardDesiredPeersTest, SeparateModePutsEachFamilyOnItsDevice) {
+  std::vector<WireguardSkippedPeer> skipped;
+  Peer old_flanneld = DualLease(3, "192.0.2.3", "fd77:2::3", KeyOf(3));
+  old_flanneld.backend_v6_data_json = "";
+  Peer overlapping_v6 = DualLease(4, "192.0.2.4", "fd77:2::4", KeyOf(4));
+  overlapping_v6.ipv6_subnet = Net6("fd00:12:0:1::/80");
+  const WireguardDesired got = WireguardDesiredPeers(
+      DualSetup("separate"),
+      {DualLease(1, "192.0.2.1", "fd77:2::1", KeyOf(1)),  // own
+       DualLease(2, "192.0.2.2", "fd77:2::2", KeyOf(2), 51820, 0), old_flanneld, overlapping_v6},
+      &skipped);
+  ASSERT_EQ(got.peers.size(), 3u);
+  EXPECT_EQ(got.peers[0].public_key, KeyOf(2));
+  EXPECT_EQ(got.peers[0].endpoint_ip, netlink::IPAddr(Ip("192.0.2.2")));
+  EXPECT_EQ(got.peers[0].endpoint_port, 51820);
+  EXPECT_EQ(got.peers[0].allowed_ips, Prefixes({Net("10.1.2.0/24")}));
+  ASSERT_EQ(got.v6_peers.size(), 1u);
+  EXPECT_EQ(got.v6_peers[0].public_key, KeyOf(2));
+  EXPECT_EQ(got.v6_peers[0].endpoint_ip, netlink::IPAddr(Ip6("fd77:2::2")));
+  EXPECT_EQ(got.v6_peers[0].endpoint_port, 51821) << "BackendV6Data Port 0: our ListenPortV6";
+  EXPECT_EQ(got.v6_peers[0].allowed_ips, Prefixes({Net6("fd00:12:0:2::/64")}));
+  ASSERT_EQ(skipped.size(), 2u);
+  EXPECT_EQ(skipped[0].subnet, netlink::IPPrefix(Net6("fd00:12:0:3::/64")));
+  EXPECT_THAT(skipped[0].reason, HasSubstr("no BackendV6Data"));
+  EXPECT_EQ(skipped[1].subnet, netlink::IPPrefix(Net6("fd00:12:0:1::/80")));
+  EXPECT_THAT(skipped[1].reason, HasSubstr("overlaps"));
+}
+
+TEST(WireguardDesiredPeersTest, SeparateModeInAnIPv6OnlyNetworkHasOnlyTheIPv6Device) {
+  std::vector<WireguardSkippedPeer> skipped;
+  const WireguardDesired got = WireguardDesiredPeers(
+      IPv6OnlySetup("separate"),
+      {V6OnlyLease(1, "fd77:2::1", KeyOf(9)),  // own (by its IPv6 subnet), whatever its key
+       V6OnlyLease(2, "fd77:2::2", KeyOf(2), 52000), V6OnlyLease(3, "fd77:2::3", KeyOf(2))},
+      &skipped);
+  EXPECT_TRUE(got.peers.empty());
+  ASSERT_EQ(got.v6_peers.size(), 1u);
+  EXPECT_EQ(got.v6_peers[0].endpoint_ip, netlink::IPAddr(Ip6("fd77:2::2")));
+  EXPECT_EQ(got.v6_peers[0].endpoint_port, 52000);
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_EQ(skipped[0].subnet, netlink::IPPrefix(Net6("fd00:12:0:3::/64")));
+  EXPECT_THAT(skipped[0].reason, HasSubstr("another lease"));
+}
+
+TEST(WireguardDesiredPeersTest, OneDeviceModesCarryBothSubnetsOnOnePeer) {
+  struct Case {
+    const char* mode;
+    bool v6_endpoint;
+  };
+  for (const Case& c : {Case{"ipv4", false}, Case{"ipv6", true}}) {
+    SCOPED_TRACE(c.mode);
+    std::vector<WireguardSkippedPeer> skipped;
+    const WireguardDesired got =
+        WireguardDesiredPeers(DualSetup(c.mode), {DualLease(2, "192.0.2.2", "fd77:2::2", KeyOf(2), 51820, 0)}, &skipped);
+    EXPECT_TRUE(skipped.empty());
+    EXPECT_TRUE(got.v6_peers.empty());
+    ASSERT_EQ(got.peers.size(), 1u);
+    const wg::Peer& w = got.peers[0];
+    EXPECT_EQ(w.allowed_ips, Prefixes({Net("10.1.2.0/24"), Net6("fd00:12:0:2::/64")}));
+    EXPECT_EQ(w.endpoint_ip, c.v6_endpoint ? netlink::IPAddr(Ip6("fd77:2::2")) : netlink::IPAddr(Ip("192.0.2.2")));
+    EXPECT_EQ(w.endpoint_port, 51820) << "one device: its ListenPort, also for a Port 0 in BackendV6Data";
+  }
+  // An IPv6-only network in Mode ipv4 has no endpoint to use.
+  std::vector<WireguardSkippedPeer> skipped;
+  const WireguardDesired got = WireguardDesiredPeers(IPv6OnlySetup("ipv4"), {V6OnlyLease(2, "fd77:2::2", KeyOf(2))}, &skipped);
+  EXPECT_TRUE(got.peers.empty());
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_EQ(skipped[0].subnet, netlink::IPPrefix(Net6("fd00:12:0:2::/64")));
+  EXPECT_THAT(skipped[0].reason, HasSubstr("no PublicIP (Mode ipv4)"));
+}
+
+// flanneld's selectPublicEndpoint, row by row.
+TEST(WireguardDesiredPeersTest, AutoModePicksTheEndpointAsFlanneldDoes) {
+  struct Case {
+    const char* what;
+    const char* peer_ip;
+    const char* peer_ipv6;
+    const char* own_ipv6;
+    bool own_ipv4;
+    bool want_v6;
+  };
+  for (const Case& c : {
+           Case{"public IPv4 wins", "198.51.100.2", "2001:db8::2", "2001:db8::1", true, false},
+           Case{"private IPv4, public IPv6 on both ends", "10.0.0.2", "2001:db8::2", "2001:db8::1", true, true},
+           Case{"172.16/12 is private too", "172.31.0.2", "2001:db8::2", "2001:db8::1", true, true},
+           Case{"192.168/16 is private too", "192.168.0.2", "2001:db8::2", "2001:db8::1", true, true},
+           Case{"172.32/16 is public", "172.32.0.2", "2001:db8::2", "2001:db8::1", true, false},
+           Case{"peer's IPv6 is ULA", "10.0.0.2", "fd77:2::2", "2001:db8::1", true, false},
+           Case{"our IPv6 is ULA", "10.0.0.2", "2001:db8::2", "fc00::1", true, false},
+           Case{"we have no IPv4 address", "198.51.100.2", "2001:db8::2", "2001:db8::1", false, true},
+       }) {
+    SCOPED_TRACE(c.what);
+    WireguardSetup setup = DualSetup("auto", c.own_ipv6);
+    if (!c.own_ipv4) setup.public_ip = IPv4Addr();
+    std::vector<WireguardSkippedPeer> skipped;
+    const WireguardDesired got =
+        WireguardDesiredPeers(setup, {DualLease(2, c.peer_ip, c.peer_ipv6, KeyOf(2), 51000, 52000)}, &skipped);
+    ASSERT_EQ(got.peers.size(), 1u);
+    const wg::Peer& w = got.peers[0];
+    if (c.want_v6) {
+      EXPECT_EQ(w.endpoint_ip, netlink::IPAddr(Ip6(c.peer_ipv6)));
+      EXPECT_EQ(w.endpoint_port, 52000) << "the Port of BackendV6Data";
+    } else {
+      EXPECT_EQ(w.endpoint_ip, netlink::IPAddr(Ip(c.peer_ip)));
+      EXPECT_EQ(w.endpoint_port, 51000) << "the Port of BackendData";
+    }
+  }
+  // Only one address: that one.
+  std::vector<WireguardSkippedPeer> skipped;
+  WireguardDesired got = WireguardDesiredPeers(IPv6OnlySetup("auto"), {V6OnlyLease(2, "fd77:2::2", KeyOf(2))}, &skipped);
+  ASSERT_EQ(got.peers.size(), 1u);
+  EXPECT_EQ(got.peers[0].endpoint_ip, netlink::IPAddr(Ip6("fd77:2::2")));
+  EXPECT_EQ(got.peers[0].allowed_ips, Prefixes({Net6("fd00:12:0:2::/64")}));
+  WireguardSetup v4only = BaseSetup();
+  v4only.config.mode = "auto";
+  got = WireguardDesiredPeers(v4only, {LeaseOf("10.1.2.0/24", "10.0.0.2", KeyOf(2))}, &skipped);
+  ASSERT_EQ(got.peers.size(), 1u);
+  EXPECT_EQ(got.peers[0].endpoint_ip, netlink::IPAddr(Ip("10.0.0.2")));
 }
 
 wg::Peer WgPeer(uint8_t key, const char* subnet, const char* ip) {
@@ -186,10 +362,16 @@ TEST(WireguardPeerDiffTest, AddsUpdatesRemovesAndIgnoresCounters) {
 // Keeps a device in memory; counts the calls.
 class FakeDriver : public wg::Driver {
  public:
-  FakeDriver() : Driver("flannel-wg") {}
+  // Makes its link in `kernel` (when given) as wireguard-go makes its TUN.
+  explicit FakeDriver(std::string name = "flannel-wg", netlink::FakeProgrammer* kernel = nullptr)
+      : Driver(std::move(name)), kernel_(kernel) {}
   const char* kind() const override { return wg::kUserspaceDriver; }
   absl::Status EnsureDevice() override {
     ++ensures;
+    if (kernel_ != nullptr && !kernel_->GetLink(device_).ok()) {
+      kernel_->AddLink(device_, 1420);
+      device = wg::Device();  // a new device starts empty
+    }
     return absl::OkStatus();
   }
   absl::StatusOr<wg::Device> Get() override { return device; }
@@ -208,6 +390,9 @@ class FakeDriver : public wg::Driver {
   wg::Device device;
   int ensures = 0;
   std::vector<wg::DeviceChange> sets;
+
+ private:
+  netlink::FakeProgrammer* kernel_;
 };
 
 class WireguardBackendTest : public ::testing::Test {
@@ -215,14 +400,17 @@ class WireguardBackendTest : public ::testing::Test {
   void SetUp() override {
     kernel_.AddLink("eth0", 1500);
     kernel_.AddLink("flannel-wg", 1420);  // what the driver made; the MTU already right
-    auto driver = std::make_unique<FakeDriver>();
+    auto driver = std::make_unique<FakeDriver>("flannel-wg", &kernel_);
     driver_ = driver.get();
+    auto v6_driver = std::make_unique<FakeDriver>("flannel-wg-v6", &kernel_);
+    v6_driver_ = v6_driver.get();
     WireguardOptions options;
     options.key_file = absl::StrCat(std::getenv("TEST_TMPDIR"), "/",
                                     ::testing::UnitTest::GetInstance()->current_test_info()->name(), "/key");
     options.peer_metrics = true;
     absl::StatusOr<WireguardConfig> cfg = ParseWireguardConfig(R"({"Type":"wireguard"})");
-    backend_ = std::make_unique<WireguardBackend>(&kernel_, std::move(driver), *cfg, options, &registry_);
+    backend_ = std::make_unique<WireguardBackend>(&kernel_, std::move(driver), std::move(v6_driver), *cfg, options,
+                                                  &registry_);
     local_.iface_name = "eth0";
     local_.iface_index = 1;
     local_.iface_mtu = 1500;
@@ -234,6 +422,7 @@ class WireguardBackendTest : public ::testing::Test {
   netlink::FakeProgrammer kernel_;
   metrics::Registry registry_;
   FakeDriver* driver_ = nullptr;
+  FakeDriver* v6_driver_ = nullptr;
   std::unique_ptr<WireguardBackend> backend_;
   LocalConfig local_;
 };
@@ -341,6 +530,139 @@ TEST_F(WireguardBackendTest, MetricsComeFromTheDevicesCounters) {
       << "no handshake yet: no sample";
 }
 
+OwnLease DualOwnLease() {
+  OwnLease l{Net("10.1.1.0/24"), Net("10.1.0.0/16")};
+  l.ipv6_subnet = Net6("fd00:12:0:1::/64");
+  l.ipv6_network = Net6("fd00:12::/48");
+  return l;
+}
+
+class WireguardDualStackTest : public WireguardBackendTest {
+ protected:
+  void SetUp() override {
+    WireguardBackendTest::SetUp();
+    local_.iface_ipv6 = Ip6("fd77:2::1");
+    local_.iface_ipv6_network = Net6("fd77:2::/64");
+    local_.public_ipv6 = Ip6("fd77:2::1");
+  }
+  std::vector<netlink::InterfaceAddress> AddressesOf(const char* dev) {
+    absl::StatusOr<netlink::Link> l = kernel_.GetLink(dev);
+    if (!l.ok()) return {};
+    return *kernel_.ListAddresses(l->index);
+  }
+  int IndexOf(const char* dev) {
+    absl::StatusOr<netlink::Link> l = kernel_.GetLink(dev);
+    return l.ok() ? l->index : -1;
+  }
+};
+
+TEST_F(WireguardDualStackTest, SeparateModeMakesADevicePerFamily) {
+  EXPECT_EQ(backend_->device_name(), "flannel-wg");
+  EXPECT_EQ(backend_->v6_device_name(), "flannel-wg-v6");
+  absl::StatusOr<std::string> v4data = backend_->LeaseData(), v6data = backend_->LeaseV6Data();
+  ASSERT_TRUE(v4data.ok() && v6data.ok());
+  EXPECT_EQ(ParseWireguardLeaseData(*v6data)->public_key, ParseWireguardLeaseData(*v4data)->public_key)
+      << "one key file for every device";
+  EXPECT_EQ(ParseWireguardLeaseData(*v6data)->port, 51821);
+
+  absl::StatusOr<BackendInfo> info = backend_->Init(local_, DualOwnLease(), "{}");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->data_json, *v4data);
+  EXPECT_EQ(info->v6_data_json, *v6data);
+  EXPECT_EQ(driver_->device.listen_port, 51820);
+  EXPECT_EQ(v6_driver_->device.listen_port, 51821);
+  EXPECT_EQ(v6_driver_->device.private_key, driver_->device.private_key);
+  const int v4 = IndexOf("flannel-wg"), v6 = IndexOf("flannel-wg-v6");
+  ASSERT_GT(v6, 0);
+  EXPECT_TRUE(kernel_.GetLink("flannel-wg-v6")->up);
+  EXPECT_EQ(kernel_.GetLink("flannel-wg-v6")->mtu, 1420u);
+  EXPECT_THAT(AddressesOf("flannel-wg"), ::testing::ElementsAre(netlink::InterfaceAddress{v4, Ip("10.1.1.0"), 32}));
+  EXPECT_THAT(AddressesOf("flannel-wg-v6"),
+              ::testing::ElementsAre(netlink::InterfaceAddress{v6, Ip6("fd00:12:0:1::"), 128}));
+  EXPECT_EQ(kernel_.routes[Net("10.1.0.0/16")].ifindex, v4);
+  EXPECT_EQ(kernel_.routes[Net6("fd00:12::/48")].ifindex, v6);
+
+  const std::vector<Peer> leases = {DualLease(2, "192.0.2.2", "fd77:2::2", KeyOf(2)),
+                                    DualLease(3, "192.0.2.3", "fd77:2::3", KeyOf(3))};
+  absl::StatusOr<ReconcileStats> s = backend_->Reconcile(leases);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->added, 4) << "each peer on each device";
+  ASSERT_EQ(v6_driver_->device.peers.size(), 2u);
+  for (const wg::Peer& p : v6_driver_->device.peers) {
+    EXPECT_TRUE(p.endpoint_ip.is_v6());
+    ASSERT_EQ(p.allowed_ips.size(), 1u);
+    EXPECT_TRUE(p.allowed_ips[0].is_v6());
+  }
+  s = backend_->Reconcile(leases);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->changes(), 0);
+  // A peer edited by hand on the IPv6 device is repaired there.
+  v6_driver_->device.peers[0].endpoint_port = 1;
+  s = backend_->Reconcile(leases);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->updated, 1);
+  EXPECT_EQ(v6_driver_->device.peers.back().endpoint_port, 51821);
+
+  // Metrics: peers over both devices; per-peer series by each device's subnet.
+  for (wg::Peer& p : v6_driver_->device.peers) p.rx_bytes = 700;
+  ASSERT_TRUE(backend_->Reconcile(leases).ok());
+  const std::string page = registry_.Serialize();
+  EXPECT_THAT(page, HasSubstr("weft_agent_wireguard_peers 4\n"));
+  EXPECT_THAT(page, HasSubstr("weft_agent_wireguard_bytes_total{direction=\"rx\"} 1400\n"));
+  EXPECT_THAT(page, HasSubstr("weft_agent_wireguard_peer_bytes_total{peer_subnet=\"fd00:12:0:2::/64\",direction=\"rx\"} 700\n"));
+  EXPECT_THAT(page, HasSubstr("weft_agent_wireguard_peer_bytes_total{peer_subnet=\"10.1.2.0/24\",direction=\"rx\"} 0\n"));
+}
+
+TEST_F(WireguardDualStackTest, IPv6OnlyInSeparateModeHasOnlyTheIPv6DeviceAndDropsAStaleOne) {
+  ASSERT_GT(IndexOf("flannel-wg"), 0) << "flannel-wg from an earlier IPv4 run";
+  OwnLease lease = DualOwnLease();
+  lease.ipv4 = false;
+  lease.subnet = IPv4Net();
+  lease.network = IPv4Net();
+  local_.iface_ip = IPv4Addr();
+  local_.public_ip = IPv4Addr();
+  absl::StatusOr<BackendInfo> info = backend_->Init(local_, lease, "{}");
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->data_json, "") << "an IPv6-only lease has no BackendData";
+  EXPECT_FALSE(info->v6_data_json.empty());
+  EXPECT_EQ(IndexOf("flannel-wg"), -1) << "removed: the network has no IPv4";
+  EXPECT_GT(IndexOf("flannel-wg-v6"), 0);
+  EXPECT_EQ(kernel_.routes.count(Net("10.1.0.0/16")), 0u);
+  absl::StatusOr<ReconcileStats> s = backend_->Reconcile({V6OnlyLease(2, "fd77:2::2", KeyOf(2))});
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->added, 1);
+  EXPECT_TRUE(driver_->device.peers.empty());
+  ASSERT_EQ(v6_driver_->device.peers.size(), 1u);
+  EXPECT_EQ(v6_driver_->device.peers[0].endpoint_ip, netlink::IPAddr(Ip6("fd77:2::2")));
+}
+
+TEST_F(WireguardDualStackTest, OneDeviceModeCarriesBothFamiliesAndRemovesTheIPv6Device) {
+  ASSERT_TRUE(backend_->Init(local_, DualOwnLease(), "{}").ok());
+  ASSERT_GT(IndexOf("flannel-wg-v6"), 0);
+  // The config changes to Mode auto (the agent restarts with it).
+  absl::StatusOr<WireguardConfig> cfg = ParseWireguardConfig(R"({"Mode":"auto"})");
+  auto driver = std::make_unique<FakeDriver>("flannel-wg", &kernel_);
+  FakeDriver* d = driver.get();
+  d->device = driver_->device;
+  WireguardOptions options;
+  options.key_file = absl::StrCat(std::getenv("TEST_TMPDIR"), "/OneDeviceModeCarriesBothFamilies/key");
+  WireguardBackend b(&kernel_, std::move(driver), std::make_unique<FakeDriver>("flannel-wg-v6", &kernel_), *cfg,
+                     options, nullptr);
+  EXPECT_EQ(b.v6_device_name(), "") << "the IPv6 side is flannel-wg";
+  EXPECT_EQ(ParseWireguardLeaseData(*b.LeaseV6Data())->port, 51820) << "IPv6 listens on ListenPort too";
+  ASSERT_TRUE(b.Init(local_, DualOwnLease(), R"({"Mode":"auto"})").ok());
+  EXPECT_EQ(IndexOf("flannel-wg-v6"), -1) << "stale: removed";
+  const int wg = IndexOf("flannel-wg");
+  EXPECT_THAT(AddressesOf("flannel-wg"),
+              ::testing::UnorderedElementsAre(netlink::InterfaceAddress{wg, Ip("10.1.1.0"), 32},
+                                              netlink::InterfaceAddress{wg, Ip6("fd00:12:0:1::"), 128}));
+  EXPECT_EQ(kernel_.routes[Net("10.1.0.0/16")].ifindex, wg);
+  EXPECT_EQ(kernel_.routes[Net6("fd00:12::/48")].ifindex, wg);
+  ASSERT_TRUE(b.Reconcile({DualLease(2, "192.0.2.2", "fd77:2::2", KeyOf(2))}).ok());
+  ASSERT_EQ(d->device.peers.size(), 1u);
+  EXPECT_EQ(d->device.peers[0].allowed_ips, Prefixes({Net("10.1.2.0/24"), Net6("fd00:12:0:2::/64")}));
+}
+
 TEST_F(WireguardBackendTest, CorruptKeyFileStopsTheAgentWithAClearError) {
   WireguardOptions options;
   options.key_file = absl::StrCat(std::getenv("TEST_TMPDIR"), "/bad-key");
@@ -349,7 +671,8 @@ TEST_F(WireguardBackendTest, CorruptKeyFileStopsTheAgentWithAClearError) {
   fputs("garbage\n", f);
   fclose(f);
   chmod(options.key_file.c_str(), 0600);
-  WireguardBackend b(&kernel_, std::make_unique<FakeDriver>(), WireguardConfig(), options, nullptr);
+  WireguardBackend b(&kernel_, std::make_unique<FakeDriver>(), std::make_unique<FakeDriver>("flannel-wg-v6"),
+                     WireguardConfig(), options, nullptr);
   absl::StatusOr<std::string> data = b.LeaseData();
   ASSERT_FALSE(data.ok());
   EXPECT_EQ(data.status().code(), absl::StatusCode::kInvalidArgument) << "the agent stops on INVALID_ARGUMENT";

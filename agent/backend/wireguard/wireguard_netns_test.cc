@@ -168,6 +168,42 @@ TEST_F(WireguardNetnsTest, UserspaceDriverSpeaksWireguardGosProtocol) {
   EXPECT_TRUE(ns_->Run([&] { return d->DeleteDevice(); }).ok()) << "deleting nothing is fine";
 }
 
+// The IPv6 forms of the protocol as wireguard-go reads and prints them: an
+// [IPv6]:port endpoint and allowed IPs of both families on one peer, on a
+// device named as flanneld's IPv6 one.
+TEST_F(WireguardNetnsTest, UserspaceDriverSetsAndReadsIPv6EndpointsAndAllowedIps) {
+  options_.device = "flannel-wg-v6";
+  std::unique_ptr<Driver> d = NewUserspaceDriver(options_);
+  ASSERT_TRUE(ns_->Run([&] { return d->EnsureDevice(); }).ok());
+  EXPECT_TRUE(ns_->Sh("ip link show flannel-wg-v6").ok());
+  Peer p = MakePeer(0, "10.1.2.0/24", "192.0.2.2");
+  p.endpoint_ip = *IPv6Addr::Parse("fd77:2::12");
+  p.endpoint_port = 51821;
+  p.allowed_ips = {*IPv4Net::Parse("10.1.2.0/24"), *IPv6Net::Parse("fd00:12:0:2::/64")};
+  Peer v6only = MakePeer(0, "10.1.3.0/24", "192.0.2.3");
+  v6only.endpoint_ip = *IPv6Addr::Parse("2001:db8::3");
+  v6only.allowed_ips = {*IPv6Net::Parse("fd00:12:0:3::/64")};
+  DeviceChange c;
+  c.private_key = *GeneratePrivateKey();
+  c.listen_port = 51821;
+  c.peers = {{p, false}, {v6only, false}};
+  ASSERT_TRUE(d->Set(c).ok());
+  absl::StatusOr<Device> got = d->Get();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->listen_port, 51821);
+  ASSERT_EQ(got->peers.size(), 2u);
+  for (const Peer& want : {p, v6only}) {
+    auto it = std::find_if(got->peers.begin(), got->peers.end(),
+                           [&](const Peer& q) { return q.public_key == want.public_key; });
+    ASSERT_NE(it, got->peers.end());
+    EXPECT_EQ(it->endpoint_ip, want.endpoint_ip);
+    EXPECT_EQ(it->endpoint_port, want.endpoint_port);
+    EXPECT_EQ(it->allowed_ips, want.allowed_ips);
+  }
+  ASSERT_TRUE(ns_->Run([&] { return d->DeleteDevice(); }).ok());
+  EXPECT_FALSE(ns_->Sh("ip link show flannel-wg-v6").ok());
+}
+
 TEST_F(WireguardNetnsTest, MissingWireguardGoIsAClearError) {
   options_.wireguard_go = dir_ + "/no-such-wireguard-go";
   std::unique_ptr<Driver> d = NewUserspaceDriver(options_);
