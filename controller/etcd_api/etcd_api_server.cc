@@ -6,7 +6,7 @@
 #include "absl/strings/match.h"
 #include "common/grpc_status.h"
 #include "controller/etcd_api/internal.h"
-#include "storage/etcd/etcd_wire.h"
+#include "storage/etcdwire/etcd_wire.h"
 
 namespace weft::controller::etcd_api {
 

@@ -13,7 +13,7 @@
 //   Cluster.MemberList (this one member); Maintenance: Status (real DB size,
 //       faults), Alarm (the store's NOSPACE alarm), Defragment, Snapshot (the
 //       store's consistent snapshot plus etcd's SHA-256 trailer).
-// Errors carry etcd's codes and messages (storage/etcd/etcd_wire.h), which
+// Errors carry etcd's codes and messages (storage/etcdwire/etcd_wire.h), which
 // clients match on.
 //
 // Puts are checked by an optional validator (every put, including each put of

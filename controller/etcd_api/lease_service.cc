@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "controller/etcd_api/internal.h"
-#include "storage/etcd/etcd_wire.h"
+#include "storage/etcdwire/etcd_wire.h"
 
 namespace weft::controller::etcd_api {
 namespace {

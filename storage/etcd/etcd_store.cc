@@ -15,7 +15,7 @@
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "common/tls_client.h"
-#include "storage/etcd/etcd_wire.h"
+#include "storage/etcdwire/etcd_wire.h"
 
 namespace weft::storage {
 

@@ -53,7 +53,7 @@
 #include "proto/etcd/rpc.grpc.pb.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
 #include "storage/etcd/etcd_store.h"
-#include "storage/etcd/etcd_wire.h"
+#include "storage/etcdwire/etcd_wire.h"
 #include "tests/bench/closed_loop.h"
 #include "tests/bench/lease_stubs.h"
 #include "tests/bench/scrape.h"

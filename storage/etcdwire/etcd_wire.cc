@@ -1,4 +1,4 @@
-#include "storage/etcd/etcd_wire.h"
+#include "storage/etcdwire/etcd_wire.h"
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
