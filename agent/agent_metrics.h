@@ -1,7 +1,7 @@
 #pragma once
 // Every metric the agent exports, declared once (see docs/metrics.md).
 
-#include "agent/reconciler.h"
+#include "agent/netlink/reconciler.h"
 #include <functional>
 #include <string>
 

@@ -15,7 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "agent/reconcile_stats.h"
+#include "agent/netlink/reconcile_stats.h"
 #include "common/net.h"
 
 namespace weft::agent {

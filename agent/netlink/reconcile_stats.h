@@ -1,6 +1,6 @@
 #pragma once
 // What one pass of a backend over the kernel (or a cloud's route table) did:
-// the Backend interface's answer to Reconcile, filled by agent/reconciler.h for
+// the Backend interface's answer to Reconcile, filled by agent/netlink/reconciler.h for
 // the netlink backends and by the cloud backends themselves.
 
 #include <vector>

@@ -1,4 +1,4 @@
-#include "agent/reconciler.h"
+#include "agent/netlink/reconciler.h"
 
 #include <algorithm>
 #include <utility>

@@ -17,7 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "agent/netlink/programmer.h"
-#include "agent/reconcile_stats.h"
+#include "agent/netlink/reconcile_stats.h"
 
 namespace weft::agent {
 

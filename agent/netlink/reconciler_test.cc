@@ -1,4 +1,4 @@
-#include "agent/reconciler.h"
+#include "agent/netlink/reconciler.h"
 
 #include "agent/netlink/fake_programmer.h"
 #include "agent/netlink/test_literals.h"

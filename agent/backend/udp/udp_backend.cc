@@ -6,7 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "agent/reconciler.h"
+#include "agent/netlink/reconciler.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/status_macros.h"

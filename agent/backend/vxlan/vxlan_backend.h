@@ -43,7 +43,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "agent/backend/backend.h"
-#include "agent/reconciler.h"
+#include "agent/netlink/reconciler.h"
 #include "agent/backend/dual_stack.h"
 #include "agent/netlink/ethtool.h"
 #include "agent/netlink/programmer.h"
