@@ -182,7 +182,9 @@ int Run() {
   // Start() has logged why it failed.
   absl::StatusOr<std::unique_ptr<controller::ControllerServer>> server =
       controller::ControllerServer::Start(std::move(options));
-  if (!server.ok()) return controller::StartFailureOf(server.status()) == controller::StartFailure::kBadSettings ? 2 : 1;
+  if (!server.ok()) {
+    return controller::StartFailureOf(server.status()) == controller::StartFailure::kBadSettings ? 2 : 1;
+  }
 
   absl::Notification stop;
   g_stop = &stop;

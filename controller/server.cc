@@ -180,7 +180,10 @@ absl::Status ControllerServer::OpenStore() {
     return BadSettings(absl::StrCat(kWhat, ", not \"", store_kind, "\""));
   }
   if (!store.ok()) {
-    WEFT_LOG(ERROR, "cannot open the store").With("store", store_kind).With("where", store_location_).Err(store.status());
+    WEFT_LOG(ERROR, "cannot open the store")
+        .With("store", store_kind)
+        .With("where", store_location_)
+        .Err(store.status());
     return CannotStart(absl::StrCat("cannot open the store (", store_kind, " at ", store_location_, ")"),
                        store.status());
   }

@@ -13,6 +13,8 @@
 #include <thread>
 #include <utility>
 
+#include <httplib.h>
+
 #include "absl/strings/str_cat.h"
 #include "common/testing.h"
 #include "grpcpp/grpcpp.h"
@@ -86,6 +88,10 @@ TEST(ControllerServerTest, ServesLeasesThatSurviveARestartOnTheSameDirectory) {
     EXPECT_GT(server->metrics_port(), 0);
     EXPECT_EQ(server->etcd_api_port(), 0);  // off
     EXPECT_TRUE(Eventually([&] { return server->Ready().ok(); })) << server->Ready();
+    httplib::Client http("127.0.0.1", server->metrics_port());
+    httplib::Result readyz = http.Get("/readyz");
+    ASSERT_TRUE(readyz) << httplib::to_string(readyz.error());
+    EXPECT_EQ(readyz->status, 200) << readyz->body;
 
     Client client(*server);
     weft::v1::AcquireLeaseResponse acquired;
