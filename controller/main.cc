@@ -1,51 +1,24 @@
 // weft-controller: allocates per-host subnets as TTL leases, serves them over
 // gRPC (weft.v1) and streams lease changes to every agent.
-// main only parses flags into a config and wires the parts together.
+// main only parses flags into ControllerServerOptions (controller/server.h),
+// starts the server and turns SIGTERM into its graceful Shutdown().
 
-#include <unistd.h>
-
-#include <algorithm>
-#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <memory>
 #include <string>
-#include <thread>
+#include <utility>
 
 #include "absl/flags/flag.h"
-#include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
-#include "absl/strings/str_join.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "common/flags.h"
-#include "common/http_server.h"
 #include "common/log.h"
-#include "common/metrics.h"
-#include "common/sd_notify.h"
-#include "common/version.h"
-#include "controller/controller_metrics.h"
-#include "controller/store_health.h"
-#include "controller/background_duties.h"
-#include "controller/grpc_services.h"
-#include "controller/leader_election.h"
-#include "controller/tls_credentials.h"
-#include "controller/lease_manager.h"
-#include "controller/reflection_v1.h"
 #include "controller/limits_flags.h"
-#include "controller/lease_fanout.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "grpcpp/grpcpp.h"
-#include "grpcpp/health_check_service_interface.h"
-#include "absl/strings/str_join.h"
-#include "grpcpp/resource_quota.h"
-#include "absl/strings/str_split.h"
-#include "controller/etcd_api/etcd_api_server.h"
-#include "controller/etcd_api/flannel_validator.h"
+#include "controller/server.h"
 #include "storage/etcd/etcd_flags.h"
-#include "storage/etcd/etcd_store.h"
-#include "storage/rocksdb/rocksdb_store.h"
-#include "storage/rocksdb/snapshot_archive.h"
 
 ABSL_FLAG(std::string, data_dir, "/var/lib/weft", "Directory of the embedded store (RocksDB).");
 ABSL_FLAG(std::string, listen, "127.0.0.1:7800", "gRPC listen address (host:port).");
@@ -126,391 +99,91 @@ ABSL_FLAG(bool, insecure, false,
 
 namespace {
 
-// The listeners' credentials from the TLS flags; exit code 2 (with the reason
-// logged) on a bad combination or bad files. Without TLS only loopback
-// listeners are allowed, unless --insecure.
-struct Transport {
-  std::shared_ptr<grpc::ServerCredentials> credentials;
-  std::unique_ptr<weft::controller::ServerCertMonitor> monitor;
-  bool tls = false;
-};
-int SetUpTransport(Transport* t) {
-  using namespace weft;
-  controller::ServerTlsOptions to;
-  to.cert_file = absl::GetFlag(FLAGS_tls_cert_file);
-  to.key_file = absl::GetFlag(FLAGS_tls_key_file);
-  to.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
-  to.refresh_interval = absl::GetFlag(FLAGS_tls_refresh_interval);
-  const int set = !to.cert_file.empty() + !to.key_file.empty() + !to.client_ca_file.empty();
-  if (set != 0 && set != 3) {
-    WEFT_LOG(ERROR, "TLS needs all of --tls-cert-file, --tls-key-file and --tls-client-ca-file");
-    return 2;
-  }
-  if (to.refresh_interval < absl::Seconds(1)) {
-    WEFT_LOG(ERROR, "--tls-refresh-interval must be at least 1s").With("value", to.refresh_interval);
-    return 2;
-  }
-  if (set == 3) {
-    auto creds = controller::MakeServerCredentials(to);
-    if (!creds.ok()) {
-      WEFT_LOG(ERROR, "cannot set up TLS").Err(creds.status());
-      return 2;
-    }
-    t->credentials = *creds;
-    t->monitor = std::make_unique<controller::ServerCertMonitor>(to);
-    t->tls = true;
-    return 0;
-  }
-  t->credentials = grpc::InsecureServerCredentials();
-  std::vector<std::string> exposed;
-  for (const std::string& addr : {absl::GetFlag(FLAGS_listen), absl::GetFlag(FLAGS_etcd_listen)}) {
-    if (!addr.empty() && !controller::IsLoopbackListen(addr)) exposed.push_back(addr);
-  }
-  if (exposed.empty()) return 0;
-  if (!absl::GetFlag(FLAGS_insecure)) {
-    WEFT_LOG(ERROR,
-             "refusing to listen on a non-loopback address without TLS: anyone who reaches it could take over "
-             "the network; use TLS (--tls-cert-file, --tls-key-file, --tls-client-ca-file; docs/security.md) or "
-             "--insecure")
-        .With("listen", absl::StrJoin(exposed, ","));
-    return 2;
-  }
-  WEFT_LOG(WARNING,
-           "--insecure: plaintext listener on a non-loopback address; any client that reaches it may do anything "
-           "(docs/security.md)")
-      .With("listen", absl::StrJoin(exposed, ","));
-  return 0;
-}
-
 absl::Notification* g_stop = nullptr;
 void OnSignal(int) {
   if (g_stop && !g_stop->HasBeenNotified()) g_stop->Notify();
 }
 
-int Run() {
+// The server's options from the flags; exit code 2 (with the reason logged)
+// when a group of flags does not parse. The server checks the rest.
+int OptionsFromFlags(weft::controller::ControllerServerOptions* o) {
   using namespace weft;
-  metrics::Registry registry;
-  metrics::AddProcessMetrics(registry);
-  metrics::AddBuildInfo(registry, version::Version(), version::Commit());
-  controller::ControllerMetrics cm(registry);
-  Transport transport;
-  if (int rc = SetUpTransport(&transport); rc != 0) return rc;
+  o->grpc_listen = absl::GetFlag(FLAGS_listen);
+  o->metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  o->etcd_api_listen = absl::GetFlag(FLAGS_etcd_listen);
+  o->etcd_api_member_name = absl::GetFlag(FLAGS_etcd_name);
+  o->allow_plaintext_non_loopback = absl::GetFlag(FLAGS_insecure);
+
+  o->tls.cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  o->tls.key_file = absl::GetFlag(FLAGS_tls_key_file);
+  o->tls.client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  o->tls.refresh_interval = absl::GetFlag(FLAGS_tls_refresh_interval);
+
   absl::StatusOr<controller::InputLimits> limits = controller::InputLimitsFromFlags();
   if (!limits.ok()) {
     WEFT_LOG(ERROR, "bad limit").Err(limits.status());
     return 2;
   }
-  controller::SetLimits(*limits);
+  o->input_limits = *limits;
 
-  absl::StatusOr<std::unique_ptr<storage::Store>> store;
-  const std::string store_kind = absl::GetFlag(FLAGS_store);
-  std::string store_where;
-  if (const std::string from = absl::GetFlag(FLAGS_restore_from); !from.empty()) {
-    if (store_kind != "rocksdb") {
-      WEFT_LOG(ERROR, "--restore-from restores the embedded store only (--store=rocksdb)");
-      return 2;
-    }
-    auto restored = storage::snapshot_archive::RestoreArchive(from, absl::GetFlag(FLAGS_data_dir),
-                                                              absl::GetFlag(FLAGS_force_restore));
-    if (!restored.ok()) {
-      WEFT_LOG(ERROR, "cannot restore the store").With("from", from).Err(restored.status());
-      return 1;
-    }
-    WEFT_LOG(INFO, "store restored from snapshot")
-        .With("from", from)
-        .With("data_dir", absl::GetFlag(FLAGS_data_dir))
-        .With("files", restored->files)
-        .With("bytes", restored->bytes)
-        .With("checksum_verified", restored->checksum_verified)
-        .With("old_data_moved_to", restored->moved_aside);
-  }
-  if (store_kind == "rocksdb") {
-    storage::RocksDbStore::Options so;
-    so.quota_bytes = absl::GetFlag(FLAGS_quota_backend_bytes);
-    so.max_watch_history_bytes = absl::GetFlag(FLAGS_max_watch_history_bytes);
-    so.recover_from_corruption = absl::GetFlag(FLAGS_recover_from_corruption);
-    so.min_free_bytes = absl::GetFlag(FLAGS_min_free_disk_bytes);
-    so.on_reopen_needed = [](const std::string& why) {
-      // Everything acknowledged is durable; the restart's reopen recovers it.
-      WEFT_LOG(ERROR, "store needs a reopen: exiting for the supervisor to restart the controller (status 75)")
-          .With("why", why);
-      std::_Exit(75);
-    };
-    so.path = absl::GetFlag(FLAGS_data_dir);
-    so.sync = !absl::GetFlag(FLAGS_unsafe_no_fsync);
-    so.lease_expiry_interval = absl::GetFlag(FLAGS_lease_expiry_interval);
-    so.on_commit = [&cm](absl::Duration latency, int batch) { cm.ObserveCommit(latency, batch); };
-    store_where = so.path;
-    auto rocks = storage::RocksDbStore::Open(so);
-    if (rocks.ok() && !(*rocks)->recovery_report().empty()) {
-      WEFT_LOG(WARN, "store recovered from corruption; data was dropped")
-          .With("dropped", (*rocks)->recovery_report());
-    }
-    if (rocks.ok()) {
-      store = std::unique_ptr<storage::Store>(std::move(*rocks));
-    } else {
-      store = rocks.status();
-    }
-  } else if (store_kind == "etcd") {
+  o->store_kind = absl::GetFlag(FLAGS_store);
+  o->restore_from = absl::GetFlag(FLAGS_restore_from);
+  o->force_restore = absl::GetFlag(FLAGS_force_restore);
+  storage::RocksDbStore::Options& so = o->rocksdb;
+  so.path = absl::GetFlag(FLAGS_data_dir);
+  so.sync = !absl::GetFlag(FLAGS_unsafe_no_fsync);
+  so.quota_bytes = absl::GetFlag(FLAGS_quota_backend_bytes);
+  so.max_watch_history_bytes = absl::GetFlag(FLAGS_max_watch_history_bytes);
+  so.min_free_bytes = absl::GetFlag(FLAGS_min_free_disk_bytes);
+  so.recover_from_corruption = absl::GetFlag(FLAGS_recover_from_corruption);
+  so.lease_expiry_interval = absl::GetFlag(FLAGS_lease_expiry_interval);
+  so.on_reopen_needed = [](const std::string& why) {
+    // Everything acknowledged is durable; the restart's reopen recovers it.
+    WEFT_LOG(ERROR, "store needs a reopen: exiting for the supervisor to restart the controller (status 75)")
+        .With("why", why);
+    std::_Exit(75);
+  };
+  if (o->store_kind == "etcd" && o->restore_from.empty()) {
     absl::StatusOr<storage::EtcdStore::Options> eo = storage::EtcdOptionsFromFlags();
     if (!eo.ok()) {
       WEFT_LOG(ERROR, "bad etcd flags").Err(eo.status());
       return 2;
     }
-    eo->probe_key = absl::StrCat(absl::GetFlag(FLAGS_etcd_prefix), "/config");  // readable with etcd auth
-    eo->tls_refresh_interval = absl::GetFlag(FLAGS_tls_refresh_interval);
-    store_where = absl::StrJoin(eo->endpoints, ",");
-    store = storage::EtcdStore::Open(*eo);
-    if (!store.ok() && (store.status().code() == absl::StatusCode::kInvalidArgument ||
-                        store.status().code() == absl::StatusCode::kUnauthenticated)) {
-      WEFT_LOG(ERROR, "bad etcd settings or credentials").With("where", store_where).Err(store.status());
-      return 2;
-    }
-  } else {
-    WEFT_LOG(ERROR, "--store must be rocksdb or etcd").With("store", store_kind);
-    return 2;
-  }
-  if (!store.ok()) {
-    WEFT_LOG(ERROR, "cannot open the store").With("store", store_kind).With("where", store_where).Err(store.status());
-    return 1;
+    o->etcd = *std::move(eo);
   }
 
-  // One replica among those sharing the store runs the once-per-cluster duties
-  // (with the embedded store there is one replica, and it wins at once).
-  controller::LeaderElection::Options lo;
-  lo.key = absl::GetFlag(FLAGS_election_key);
-  lo.ttl = absl::GetFlag(FLAGS_election_ttl);
-  lo.identity = absl::GetFlag(FLAGS_replica_name);
-  if (lo.identity.empty()) {
-    char host[256] = {};
-    gethostname(host, sizeof(host) - 1);
-    lo.identity = absl::StrCat(host, "/", absl::GetFlag(FLAGS_listen));
-  }
-  lo.on_change = [&cm](bool leader) { cm.ObserveLeadership(leader); };
-  controller::LeaderElection election(store->get(), lo);
-  controller::BackgroundDuties::Options dop;
-  if (store_kind == "etcd") dop.compaction_interval = absl::GetFlag(FLAGS_compaction_interval);
-  dop.on_compaction = [&cm](const absl::Status& s, int64_t) { cm.ObserveCompaction(s); };
-  controller::BackgroundDuties duties(store->get(), &election, dop);
+  o->network_prefix = absl::GetFlag(FLAGS_etcd_prefix);
+  o->default_lease_ttl = absl::GetFlag(FLAGS_default_lease_ttl);
+  o->initial_network_config = absl::GetFlag(FLAGS_initial_config);
+  o->batch_lease_writes = absl::GetFlag(FLAGS_batch_lease_writes);
+  o->lease_txns_in_flight = absl::GetFlag(FLAGS_lease_txns_in_flight);
 
-  std::unique_ptr<controller::LeaseFanout> hub;
-  controller::LeaseManager::Options mo;
-  mo.prefix = absl::GetFlag(FLAGS_etcd_prefix);
-  mo.default_ttl = absl::GetFlag(FLAGS_default_lease_ttl);
-  mo.shared_store = store_kind == "etcd";
-  if (mo.shared_store) {
-    mo.node_guard_prefix = absl::StrCat("/weft.io/controller/nodes", absl::StripSuffix(mo.prefix, "/"), "/");
-  }
-  mo.batch_writes = absl::GetFlag(FLAGS_batch_lease_writes);
-  mo.txns_in_flight = absl::GetFlag(FLAGS_lease_txns_in_flight);
-  if (mo.txns_in_flight < 1 || mo.txns_in_flight > 16) {
-    WEFT_LOG(ERROR, "--lease-txns-in-flight must be between 1 and 16").With("value", mo.txns_in_flight);
-    return 2;
-  }
-  mo.hooks = cm.ManagerHooks();
-  // Every replica sees each expiry through its watch; only the elected one counts it.
-  mo.hooks.on_expired = [&duties, count = mo.hooks.on_expired] {
-    if (duties.Expired()) count();
-  };
-  mo.hooks.on_changes = [&hub](const std::vector<controller::LeaseChange>& changes, int64_t revision) {
-    if (!hub) return;
-    std::vector<weft::v1::LeaseEvent> events;
-    events.reserve(changes.size());
-    for (const auto& c : changes) {
-      weft::v1::LeaseEvent e;
-      e.set_type(c.deleted ? weft::v1::LeaseEvent::TYPE_DELETE : weft::v1::LeaseEvent::TYPE_PUT);
-      controller::ToProto(c.record, e.mutable_lease());
-      e.set_revision(c.revision);
-      events.push_back(std::move(e));
-    }
-    hub->Publish(events, revision);
-  };
-  controller::LeaseManager manager(store->get(), mo);
-  if (absl::Status s = manager.Start(); !s.ok()) {
-    WEFT_LOG(ERROR, "cannot load leases from the store").Err(s);
-    return 1;
-  }
-  election.Step();  // a lone replica leads from the start
-  election.Start();
-  duties.Start();
-  controller::LeaseFanout::Options ho;
-  ho.bookmark_interval = absl::GetFlag(FLAGS_watch_bookmark_interval);
-  ho.max_queue = static_cast<size_t>(absl::GetFlag(FLAGS_watch_max_queue));
-  ho.history = static_cast<size_t>(absl::GetFlag(FLAGS_watch_history));
-  ho.hooks = cm.HubHooks();
-  ho.senders = absl::GetFlag(FLAGS_watch_senders);
-  ho.compress_snapshots = absl::GetFlag(FLAGS_watch_compress_snapshots);
-  if (ho.senders <= 0) ho.senders = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
-  hub = std::make_unique<controller::LeaseFanout>(&manager, ho);
-  cm.WatchManager(registry, &manager);
+  o->watch_bookmark_interval = absl::GetFlag(FLAGS_watch_bookmark_interval);
+  o->watch_compress_snapshots = absl::GetFlag(FLAGS_watch_compress_snapshots);
+  o->watch_senders = absl::GetFlag(FLAGS_watch_senders);
+  o->watch_max_queue = absl::GetFlag(FLAGS_watch_max_queue);
+  o->watch_history = absl::GetFlag(FLAGS_watch_history);
 
-  if (const std::string init = absl::GetFlag(FLAGS_initial_config); !init.empty()) {
-    if (!manager.GetConfig().ok()) {
-      auto change = manager.SetConfig(init, false);
-      if (!change.ok()) {
-        WEFT_LOG(ERROR, "--initial-config refused").Err(change.status());
-        return 2;
-      }
-      WEFT_LOG(INFO, "initial network config stored").With("revision", change->revision);
-    }
-  }
+  o->election_key = absl::GetFlag(FLAGS_election_key);
+  o->election_ttl = absl::GetFlag(FLAGS_election_ttl);
+  o->replica_name = absl::GetFlag(FLAGS_replica_name);
+  o->compaction_interval = absl::GetFlag(FLAGS_compaction_interval);
 
-  // Who may do what (one table, controller/authz.h): from the client certificate
-  // with TLS; everyone is an operator without.
-  controller::Authorizer::Options ao;
-  ao.tls = transport.tls;
-  ao.prefix = mo.prefix;
-  ao.election_key = lo.key;
-  ao.registry = &registry;
-  const controller::Authorizer authz(ao);
+  o->shutdown_drain = absl::GetFlag(FLAGS_shutdown_drain);
+  o->watch_drain_window = absl::GetFlag(FLAGS_watch_drain_window);
+  o->notify_systemd = true;
+  return 0;
+}
 
-  auto observer = [&cm](const char* m, grpc::StatusCode c, absl::Duration d) { cm.ObserveRpc(m, c, d); };
-  controller::LeaseServiceImpl lease_service(&manager, observer,
-                                             [&hub](grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req) {
-                                               return hub->Open(ctx, req);
-                                             },
-                                             &authz);
-  // Leases written through the etcd API with an etcd lease of their own expire
-  // with it: show when.
-  lease_service.SetForeignLeaseExpiry([s = store->get()](int64_t id) -> std::optional<absl::Time> {
-    absl::StatusOr<storage::LeaseTimeToLiveResponse> ttl = s->LeaseTimeToLive(id, false);
-    if (!ttl.ok() || ttl->ttl_seconds < 0) return std::nullopt;
-    return absl::Now() + absl::Seconds(ttl->ttl_seconds);
-  });
-  controller::NetworkServiceImpl network_service(&manager, observer, &authz);
-  controller::DrainGate drain_gate;
-  lease_service.SetDrainGate(&drain_gate);
-  network_service.SetDrainGate(&drain_gate);
-  std::atomic<controller::StoreHealthMonitor*> health_for_status{nullptr};  // set once it runs
-  network_service.SetStatusSource([&](weft::v1::GetStatusResponse* resp) {
-    resp->set_replica(lo.identity);
-    resp->set_leader(election.leader());
-    resp->set_store(store_kind);
-    resp->set_store_location(store_where);
-    if (controller::StoreHealthMonitor* h = health_for_status.load()) {
-      if (absl::Status s = h->Check(); !s.ok()) resp->set_store_problem(std::string(s.message()));
-    }
-    resp->set_watch_streams(cm.watch_streams());
-  });
-
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), transport.credentials, &port);
-  builder.RegisterService(&lease_service);
-  builder.RegisterService(&network_service);
-  // Reflection v1 (ours) and v1alpha (gRPC's) describe every service served.
-  std::vector<std::string> reflected = {weft::v1::LeaseService::service_full_name(),
-                                        weft::v1::NetworkService::service_full_name(), "grpc.health.v1.Health",
-                                        "grpc.reflection.v1.ServerReflection",
-                                        "grpc.reflection.v1alpha.ServerReflection"};
-  if (!absl::GetFlag(FLAGS_etcd_listen).empty()) {
-    for (const char* n : controller::etcd_api::kEtcdServiceNames) reflected.push_back(n);
-  }
-  controller::ReflectionV1Service reflection_v1(reflected);
-  builder.RegisterService(&reflection_v1);
-  std::unique_ptr<controller::etcd_api::EtcdApiServer> etcd_api;
-  int etcd_port = 0;
-  if (const std::string etcd_listen = absl::GetFlag(FLAGS_etcd_listen); !etcd_listen.empty()) {
-    controller::etcd_api::EtcdApiOptions eo;
-    eo.name = absl::GetFlag(FLAGS_etcd_name);
-    // The etcd API level served (3.4, as Debian's etcdctl 3.4.23 that the tests
-    // drive), with Weft's own version as semver build metadata: clients that
-    // check it (clientv3 RejectOldCluster) read only "3.4".
-    eo.version = absl::StrCat("3.4.0+weft.", version::Version());
-    if (store_kind == "etcd") {  // the embedded store reports its size through Health()
-      auto* etcd_store = static_cast<storage::EtcdStore*>(store->get());
-      eo.db_size = [etcd_store]() -> int64_t {
-        absl::StatusOr<int64_t> size = etcd_store->DbSize();
-        return size.ok() ? *size : 0;
-      };
-    }
-    eo.client_urls = {absl::StrCat(transport.tls ? "https://" : "http://", etcd_listen)};
-    eo.max_range_keys = limits->max_range_keys;
-    eo.max_watches_per_stream = limits->max_watches_per_stream;
-    // Writes under the network prefix that would corrupt allocation state are refused.
-    eo.validate_put =
-        controller::etcd_api::FlannelValidator(mo.prefix, controller::etcd_api::FlannelStateFromStore(store->get(), mo.prefix))
-            .AsPutValidator();
-    eo.authorize = authz.EtcdHook();
-    builder.AddListeningPort(etcd_listen, transport.credentials, &etcd_port);
-    etcd_api = controller::etcd_api::RegisterEtcdApi(builder, store->get(), eo);
-  }
-  // Bounded input (controller/limits.h): one message at most --max-request-bytes
-  // (RESOURCE_EXHAUSTED beyond), a bounded number of calls per connection, and
-  // no SO_REUSEPORT, so a second controller on the same port fails to start
-  // instead of silently splitting the clients between two allocators.
-  builder.SetMaxReceiveMessageSize(static_cast<int>(limits->max_request_bytes));
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, limits->max_concurrent_streams);
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  grpc::ResourceQuota quota("weft-controller");
-  quota.Resize(static_cast<size_t>(limits->max_grpc_memory_bytes));
-  builder.SetResourceQuota(quota);
-  // Unary calls block on a durable commit: keep enough pollers that a burst of
-  // blocked handlers does not starve new requests of a thread to read them.
-  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 2);
-  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 2);
-  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 4);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server || port == 0) {
-    WEFT_LOG(ERROR, "cannot listen (address in use by another process, or not an address of this host?)")
-        .With("listen", absl::GetFlag(FLAGS_listen))
-        .With("etcd_listen", absl::GetFlag(FLAGS_etcd_listen));
-    return 1;
-  }
-  server->GetHealthCheckService()->SetServingStatus(true);
-  // Per-service statuses exist only once set: name every service, so that a
-  // check of one of them follows the store too.
-  std::vector<std::string> service_names = {weft::v1::LeaseService::service_full_name(),
-                                            weft::v1::NetworkService::service_full_name()};
-  if (etcd_api) {
-    for (const char* n : controller::etcd_api::kEtcdServiceNames) service_names.push_back(n);
-  }
-  for (const std::string& n : service_names) server->GetHealthCheckService()->SetServingStatus(n, true);
-  // A store that cannot write (disk full, quota) makes every service, and the
-  // overall "" status, NOT_SERVING until it recovers.
-  controller::StoreHealthMonitor::Options hmo;
-  hmo.on_change = [&server](bool serving, const std::string&) {
-    server->GetHealthCheckService()->SetServingStatus(serving);
-  };
-  controller::StoreHealthMonitor store_health(store->get(), registry, hmo);
-  store_health.Start();
-  health_for_status.store(&store_health);
-  if (etcd_api && etcd_port == 0) {
-    WEFT_LOG(ERROR, "cannot listen for the etcd API (address in use by another process?)")
-        .With("etcd_listen", absl::GetFlag(FLAGS_etcd_listen));
-    return 1;
-  }
-
-  std::unique_ptr<HttpServer> http;
-  if (const std::string addr = absl::GetFlag(FLAGS_metrics_listen); !addr.empty()) {
-    http = std::make_unique<HttpServer>(&registry);
-    http->SetReadinessCheck([&manager, &store_health]() -> absl::Status {
-      if (!manager.Ready()) return absl::UnavailableError("loading leases");
-      if (absl::Status s = store_health.Check(); !s.ok()) return s;
-      if (!manager.Config()) return absl::UnavailableError("no network config set");
-      return absl::OkStatus();
-    });
-    if (absl::Status s = http->Start(addr); !s.ok()) {
-      WEFT_LOG(ERROR, "cannot serve metrics").With("metrics_listen", addr).Err(s);
-      return 1;
-    }
-  }
-  WEFT_LOG(INFO, "weft-controller serving")
-      .With("listen", absl::GetFlag(FLAGS_listen))
-      .With("port", port)
-      .With("metrics_listen", absl::GetFlag(FLAGS_metrics_listen))
-      .With("store", store_kind)
-      .With("where", store_where)
-      .With("etcd_listen", absl::GetFlag(FLAGS_etcd_listen))
-      .With("tls", transport.tls)
-      .With("prefix", mo.prefix)
-      .With("revision", manager.AppliedRevision())
-      .With("replica", lo.identity)
-      .With("leader", election.leader());
-  if (absl::Status n = systemd::NotifyReady(); !n.ok()) {
-    WEFT_LOG(WARN, "cannot tell systemd we are ready").Err(n);
+int Run() {
+  using namespace weft;
+  controller::ControllerServerOptions options;
+  if (int rc = OptionsFromFlags(&options); rc != 0) return rc;
+  // Start() has logged why it failed.
+  absl::StatusOr<std::unique_ptr<controller::ControllerServer>> server =
+      controller::ControllerServer::Start(std::move(options));
+  if (!server.ok()) {
+    return controller::StartFailureOf(server.status()) == controller::StartFailure::kBadSettings ? 2 : 1;
   }
 
   absl::Notification stop;
@@ -518,27 +191,7 @@ int Run() {
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
   stop.WaitForNotification();
-
-  WEFT_LOG(INFO, "weft-controller stopping");
-  systemd::NotifyStopping().IgnoreError();  // best effort: we are going anyway
-  health_for_status.store(nullptr);
-  store_health.Stop();
-  server->GetHealthCheckService()->SetServingStatus(false);
-  // Lame duck (controller/drain_gate.h): new calls get UNAVAILABLE while the
-  // connections stay open, calls in flight finish.
-  drain_gate.Close();
-  absl::SleepFor(absl::GetFlag(FLAGS_shutdown_drain));
-  duties.Stop();
-  election.Stop();  // resign: another replica takes the duties over at once
-  // Agents' watch streams go in batches, not all at the same instant: the other
-  // replicas see a ramp of resumes, not a storm.
-  hub->Drain(absl::GetFlag(FLAGS_watch_drain_window));
-  hub->Shutdown();
-  if (etcd_api) etcd_api->Shutdown();
-  manager.StopWaiting();  // no request waits on the watch through the shutdown
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  if (http) http->Stop();
-  hub.reset();
+  (*server)->Shutdown();
   return 0;
 }
 
