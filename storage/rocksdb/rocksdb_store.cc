@@ -23,7 +23,6 @@
 
 #include "storage/rocksdb/rocksdb_store.h"
 
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -357,13 +356,32 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const Options& 
   std::unique_ptr<RocksDbStore> store(new RocksDbStore(options, std::move(db)));
   store->recovery_report_ = std::move(report);
   RETURN_IF_ERROR(store->Load());
-  store->CheckQuota(true);
+  store->space_.CheckQuota(true);
   store->StartThreads();
   return store;
 }
 
+namespace {
+
+SpaceGuard::Options SpaceGuardOptions(const RocksDbStore::Options& o, std::function<int64_t()> db_size_bytes) {
+  SpaceGuard::Options s;
+  s.path = o.path;
+  s.quota_bytes = o.quota_bytes;
+  s.min_free_bytes = o.min_free_bytes;
+  s.free_bytes = o.free_bytes;
+  s.db_size_bytes = std::move(db_size_bytes);
+  return s;
+}
+
+}  // namespace
+
+// The size on disk is measured at most every 100 ms of real time: the limit
+// bounds real work (listing files), so it is not the store's (maybe simulated) clock.
 RocksDbStore::RocksDbStore(const Options& options, std::unique_ptr<rocksdb::DB> db)
-    : options_(options), clock_(*options.clock), db_(std::move(db)) {}
+    : options_(options),
+      clock_(*options.clock),
+      db_(std::move(db)),
+      space_(SpaceGuardOptions(options, [this] { return DbSizeBytes(); }), RealClock::Get()) {}
 
 RocksDbStore::~RocksDbStore() {
   {
@@ -549,7 +567,7 @@ void RocksDbStore::CommitLoop() {
     }
     if (revision_moved) group->Put(std::string(codec::kMetaRevision), codec::EncodeInt64(revision));
     const absl::Time start = clock_.Now();
-    const std::string low = LowSpace();
+    const std::string low = space_.LowSpace();
     const rocksdb::Status st = low.empty() ? db_->Write(wo, group.get()) : rocksdb::Status::NoSpace(low);
     const absl::Duration took = clock_.Now() - start;
     if (!st.ok()) {
@@ -569,7 +587,7 @@ void RocksDbStore::CommitLoop() {
       stats_.commit_time += took;
       durable_.SignalAll();
     }
-    CheckQuota(false);
+    space_.CheckQuota(false);
     if (!events.empty()) {
       hub_.Publish(std::make_shared<const std::vector<Event>>(std::move(events)), revision);
     }
@@ -635,7 +653,7 @@ void RocksDbStore::RecoveryLoop() {
     }
     // Resume() clears RocksDB's background error (flushing to a new WAL); the
     // synced probe write proves the log takes writes again.
-    const std::string low = LowSpace();
+    const std::string low = space_.LowSpace();
     rocksdb::Status s = low.empty() ? db_->Resume() : rocksdb::Status::NoSpace(low);
     if (s.ok() && rocks_write_failed_.load()) {
       // Writing again to the log that failed would abort the process: hand over.
@@ -672,7 +690,7 @@ void RocksDbStore::RecoveryLoop() {
       WEFT_LOG(INFO, "store: writes recovered").With("attempts", attempts);
       attempts = 0;
       backoff = options_.resume_backoff_min;
-      CheckQuota(true);
+      space_.CheckQuota(true);
     } else {
       if (attempts == 1 || attempts % 20 == 0) {
         WEFT_LOG(WARN, "store: still cannot write").With("attempts", attempts).With("err", s.ToString());
@@ -680,21 +698,6 @@ void RocksDbStore::RecoveryLoop() {
       backoff = std::min(backoff * 2, options_.resume_backoff_max);
     }
   }
-}
-
-std::string RocksDbStore::LowSpace() {
-  if (options_.min_free_bytes <= 0) return "";
-  int64_t free = 0;
-  if (options_.free_bytes) {
-    free = options_.free_bytes();
-  } else {
-    struct statvfs st;
-    if (statvfs(options_.path.c_str(), &st) != 0) return "";  // cannot tell: let RocksDB try
-    free = static_cast<int64_t>(st.f_bavail) * static_cast<int64_t>(st.f_frsize);
-  }
-  if (free >= options_.min_free_bytes) return "";
-  return absl::StrCat("No space left on device: ", free, " bytes free on the file system of ", options_.path,
-                      ", less than the ", options_.min_free_bytes, " the store keeps free");
 }
 
 int64_t RocksDbStore::DbSizeBytes() {
@@ -713,19 +716,6 @@ int64_t RocksDbStore::DbSizeBytes() {
   return total;
 }
 
-void RocksDbStore::CheckQuota(bool force) {
-  const int64_t now = absl::GetCurrentTimeNanos();
-  if (!force && now - db_size_checked_ns_.load() < 100'000'000) return;
-  db_size_checked_ns_.store(now);
-  const int64_t size = DbSizeBytes();
-  db_size_.store(size);
-  if (options_.quota_bytes > 0 && size > options_.quota_bytes && !space_alarm_.exchange(true)) {
-    WEFT_LOG(ERROR, "store: over its quota, NOSPACE alarm raised; writes that add data are refused")
-        .With("db_size_bytes", size)
-        .With("quota_bytes", options_.quota_bytes);
-  }
-}
-
 absl::Status RocksDbStore::CheckSpaceLocked(const std::vector<RequestOp>& ops) {
   bool writes = false;
   bool puts = false;
@@ -735,7 +725,7 @@ absl::Status RocksDbStore::CheckSpaceLocked(const std::vector<RequestOp>& ops) {
   }
   if (writes) RETURN_IF_ERROR(CheckHealthyLocked());
   // etcd's wording, which its clients match on.
-  if (puts && space_alarm_.load()) return absl::ResourceExhaustedError("etcdserver: mvcc: database space exceeded");
+  if (puts && space_.alarm()) return absl::ResourceExhaustedError("etcdserver: mvcc: database space exceeded");
   return absl::OkStatus();
 }
 
@@ -746,32 +736,20 @@ StoreHealth RocksDbStore::Health() {
     h.writable = failure_.ok();
     h.reason = std::string(failure_.message());
   }
-  h.space_alarm = space_alarm_.load();
+  h.space_alarm = space_.alarm();
   if (h.space_alarm && h.writable) {
     h.reason = absl::StrCat("NOSPACE alarm: the store is over its quota of ", options_.quota_bytes, " bytes");
   }
-  CheckQuota(false);
-  h.db_size_bytes = db_size_.load();
+  space_.CheckQuota(false);
+  h.db_size_bytes = space_.db_size_bytes();
   h.write_errors = write_errors_.load();
   return h;
 }
 
-absl::Status RocksDbStore::DisarmSpaceAlarm() {
-  CheckQuota(true);
-  if (options_.quota_bytes > 0 && db_size_.load() > options_.quota_bytes) {
-    return absl::FailedPreconditionError(absl::StrCat("store is still over its quota: ", db_size_.load(), " > ",
-                                                      options_.quota_bytes, " bytes; compact and defragment first"));
-  }
-  if (space_alarm_.exchange(false)) {
-    WEFT_LOG(INFO, "store: NOSPACE alarm disarmed");
-  }
-  return absl::OkStatus();
-}
+absl::Status RocksDbStore::DisarmSpaceAlarm() { return space_.Disarm(); }
 
 absl::Status RocksDbStore::RaiseSpaceAlarm() {
-  if (!space_alarm_.exchange(true)) {
-    WEFT_LOG(WARN, "store: NOSPACE alarm raised by hand");
-  }
+  space_.Raise();
   return absl::OkStatus();
 }
 
@@ -779,7 +757,7 @@ absl::Status RocksDbStore::Defragment() {
   rocksdb::CompactRangeOptions co;
   co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   RETURN_IF_ERROR(FromRocks(db_->CompactRange(co, nullptr, nullptr), "defragment store"));
-  CheckQuota(true);
+  space_.CheckQuota(true);
   return absl::OkStatus();
 }
 
@@ -1090,7 +1068,7 @@ absl::StatusOr<LeaseGrantResponse> RocksDbStore::LeaseGrant(int64_t ttl_seconds,
   {
     absl::MutexLock l(&mu_);
     RETURN_IF_ERROR(CheckHealthyLocked());
-    if (space_alarm_.load()) return absl::ResourceExhaustedError("etcdserver: mvcc: database space exceeded");
+    if (space_.alarm()) return absl::ResourceExhaustedError("etcdserver: mvcc: database space exceeded");
     if (id == 0) {
       do {
         id = absl::Uniform<int64_t>(rng_, 1, std::numeric_limits<int64_t>::max());

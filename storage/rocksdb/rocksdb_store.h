@@ -56,6 +56,7 @@
 #include "common/clock.h"
 #include "storage/store.h"
 #include "storage/rocksdb/change_dispatcher.h"
+#include "storage/rocksdb/space_guard.h"
 
 namespace rocksdb {
 class DB;
@@ -188,11 +189,6 @@ class RocksDbStore final : public Store {
   // After a failed group commit: drops what is not durable and refuses writes.
   void HandleWriteFailure(const std::string& error);
   void RecoveryLoop();
-  // Non-empty when free space is below options_.min_free_bytes: why writes stop.
-  std::string LowSpace();
-  // Refreshes the size on disk (at most every 100 ms unless forced); raises the
-  // NOSPACE alarm when over quota.
-  void CheckQuota(bool force);
   absl::Status CheckSpaceLocked(const std::vector<RequestOp>& ops) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Reads and writes of the in-memory state, under mu_.
@@ -266,9 +262,7 @@ class RocksDbStore final : public Store {
   std::thread recovery_;
 
   std::string recovery_report_;
-  std::atomic<bool> space_alarm_{false};
-  std::atomic<int64_t> db_size_{-1};
-  std::atomic<int64_t> db_size_checked_ns_{0};
+  SpaceGuard space_;  // free-space check, quota and NOSPACE alarm
 
   // Physical compaction (deleting history on disk) runs outside mu_, one at a time.
   absl::Mutex compaction_mu_ ABSL_ACQUIRED_AFTER(mu_);
