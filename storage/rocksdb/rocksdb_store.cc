@@ -384,11 +384,7 @@ RocksDbStore::RocksDbStore(const Options& options, std::unique_ptr<rocksdb::DB> 
       space_(SpaceGuardOptions(options, [this] { return DbSizeBytes(); }), RealClock::Get()) {}
 
 RocksDbStore::~RocksDbStore() {
-  {
-    absl::MutexLock l(&maintenance_mu_);
-    stop_maintenance_ = true;
-  }
-  if (maintenance_.joinable()) maintenance_.join();
+  if (maintenance_ != nullptr) maintenance_->Stop();
   {
     absl::MutexLock l(&commit_mu_);
     stopping_ = true;
@@ -489,8 +485,34 @@ void RocksDbStore::StartThreads() {
   }
   // Everything on disk counts as published: watches replay it from history.
   hub_.Publish(std::make_shared<const std::vector<Event>>(), revision);
+  MaintenanceLoop::Tasks tasks;
+  // Finish a compaction a crash interrupted.
+  tasks.on_start = [this, compact_revision] {
+    if (absl::Status s = CompactHistory(compact_revision); !s.ok()) {
+      WEFT_LOG(ERROR, "store compaction failed").Err(s);
+    }
+  };
+  // Nothing expires while writes fail (an expiry is a write); deadlines that
+  // passed meanwhile are honoured once the store recovers.
+  tasks.periodic = [this] {
+    if (failed_.load()) return;
+    absl::StatusOr<int> expired = ExpireDueLeases();
+    if (!expired.ok()) {
+      WEFT_LOG(ERROR, "lease expiry failed").Err(expired.status());
+    }
+  };
+  tasks.compact = [this] {
+    const int64_t target = CurrentRevision() - options_.history_revisions;
+    if (target > CompactRevision()) {
+      absl::Status s = Compact(target);
+      if (!s.ok() && !IsCompacted(s)) {
+        WEFT_LOG(ERROR, "store auto-compaction failed").Err(s);
+      }
+    }
+  };
+  maintenance_ = std::make_unique<MaintenanceLoop>(clock_, options_.lease_expiry_interval, std::move(tasks));
   committer_ = std::thread(&RocksDbStore::CommitLoop, this);
-  maintenance_ = std::thread(&RocksDbStore::MaintenanceLoop, this, compact_revision);
+  maintenance_->Start();
   recovery_ = std::thread(&RocksDbStore::RecoveryLoop, this);
 }
 
@@ -593,8 +615,7 @@ void RocksDbStore::CommitLoop() {
     }
     if (options_.on_commit) options_.on_commit(took, writes);
     if (history > 0 && revision - compact_revision_hint_.load() >= history + compact_slack) {
-      absl::MutexLock l(&maintenance_mu_);
-      compaction_wanted_ = true;
+      maintenance_->RequestCompaction();
     }
   }
 }
@@ -1350,48 +1371,6 @@ absl::Status RocksDbStore::CompactHistory(int64_t target) {
   RETURN_IF_ERROR(FromRocks(db_->Write(synced, &batch), "write compaction"));
   compact_done_ = target;
   return absl::OkStatus();
-}
-
-void RocksDbStore::MaintenanceLoop(int64_t recovered_compact_revision) {
-  // Finish a compaction a crash interrupted.
-  if (absl::Status s = CompactHistory(recovered_compact_revision); !s.ok()) {
-    WEFT_LOG(ERROR, "store compaction failed").Err(s);
-  }
-  const absl::Duration interval = options_.lease_expiry_interval;
-  while (true) {
-    bool compact = false;
-    {
-      absl::MutexLock l(&maintenance_mu_);
-      auto wake = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-        return stop_maintenance_ || compaction_wanted_;
-      };
-      if (interval > absl::ZeroDuration()) {
-        maintenance_mu_.AwaitWithTimeout(absl::Condition(&wake), interval);
-      } else {
-        maintenance_mu_.Await(absl::Condition(&wake));
-      }
-      if (stop_maintenance_) return;
-      compact = compaction_wanted_;
-      compaction_wanted_ = false;
-    }
-    // Nothing expires while writes fail (an expiry is a write); deadlines that
-    // passed meanwhile are honoured once the store recovers.
-    if (interval > absl::ZeroDuration() && !failed_.load()) {
-      absl::StatusOr<int> expired = ExpireDueLeases();
-      if (!expired.ok()) {
-        WEFT_LOG(ERROR, "lease expiry failed").Err(expired.status());
-      }
-    }
-    if (compact) {
-      const int64_t target = CurrentRevision() - options_.history_revisions;
-      if (target > CompactRevision()) {
-        absl::Status s = Compact(target);
-        if (!s.ok() && !IsCompacted(s)) {
-          WEFT_LOG(ERROR, "store auto-compaction failed").Err(s);
-        }
-      }
-    }
-  }
 }
 
 }  // namespace weft::storage

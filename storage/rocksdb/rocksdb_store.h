@@ -56,6 +56,7 @@
 #include "common/clock.h"
 #include "storage/store.h"
 #include "storage/rocksdb/change_dispatcher.h"
+#include "storage/rocksdb/maintenance_loop.h"
 #include "storage/rocksdb/space_guard.h"
 
 namespace rocksdb {
@@ -216,7 +217,6 @@ class RocksDbStore final : public Store {
                                                        const rocksdb::Snapshot* snap);
 
   void CommitLoop();
-  void MaintenanceLoop(int64_t recovered_compact_revision);
   // Deletes from disk the history below `target`, a durable compact revision.
   absl::Status CompactHistory(int64_t target) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -269,12 +269,10 @@ class RocksDbStore final : public Store {
   int64_t compact_done_ ABSL_GUARDED_BY(compaction_mu_) = 0;  // history below it is gone
   std::atomic<int64_t> compact_revision_hint_{0};
 
-  absl::Mutex maintenance_mu_;
-  bool compaction_wanted_ ABSL_GUARDED_BY(maintenance_mu_) = false;
-  bool stop_maintenance_ ABSL_GUARDED_BY(maintenance_mu_) = false;
+  // Lease expiry and automatic compaction; made by StartThreads.
+  std::unique_ptr<MaintenanceLoop> maintenance_;
 
   std::thread committer_;
-  std::thread maintenance_;
 };
 
 }  // namespace weft::storage
