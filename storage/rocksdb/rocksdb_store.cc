@@ -373,6 +373,17 @@ SpaceGuard::Options SpaceGuardOptions(const RocksDbStore::Options& o, std::funct
   return s;
 }
 
+WriteRecovery::Options WriteRecoveryOptions(const RocksDbStore::Options& o,
+                                            std::function<absl::Status(int)> try_resume,
+                                            std::function<void()> on_recovered) {
+  WriteRecovery::Options r;
+  r.backoff_min = o.resume_backoff_min;
+  r.backoff_max = o.resume_backoff_max;
+  r.try_resume = std::move(try_resume);
+  r.on_recovered = std::move(on_recovered);
+  return r;
+}
+
 }  // namespace
 
 // The size on disk is measured at most every 100 ms of real time: the limit
@@ -381,7 +392,9 @@ RocksDbStore::RocksDbStore(const Options& options, std::unique_ptr<rocksdb::DB> 
     : options_(options),
       clock_(*options.clock),
       db_(std::move(db)),
-      space_(SpaceGuardOptions(options, [this] { return DbSizeBytes(); }), RealClock::Get()) {}
+      space_(SpaceGuardOptions(options, [this] { return DbSizeBytes(); }), RealClock::Get()),
+      recovery_(clock_, WriteRecoveryOptions(options, [this](int attempts) { return TryResume(attempts); },
+                                              [this] { space_.CheckQuota(true); })) {}
 
 RocksDbStore::~RocksDbStore() {
   if (maintenance_ != nullptr) maintenance_->Stop();
@@ -389,10 +402,9 @@ RocksDbStore::~RocksDbStore() {
     absl::MutexLock l(&commit_mu_);
     stopping_ = true;
     group_ready_.Signal();
-    failure_cv_.SignalAll();
   }
   if (committer_.joinable()) committer_.join();
-  if (recovery_.joinable()) recovery_.join();
+  recovery_.Stop();
   hub_.Shutdown();
   db_.reset();
 }
@@ -495,7 +507,7 @@ void RocksDbStore::StartThreads() {
   // Nothing expires while writes fail (an expiry is a write); deadlines that
   // passed meanwhile are honoured once the store recovers.
   tasks.periodic = [this] {
-    if (failed_.load()) return;
+    if (recovery_.failed()) return;
     absl::StatusOr<int> expired = ExpireDueLeases();
     if (!expired.ok()) {
       WEFT_LOG(ERROR, "lease expiry failed").Err(expired.status());
@@ -513,13 +525,12 @@ void RocksDbStore::StartThreads() {
   maintenance_ = std::make_unique<MaintenanceLoop>(clock_, options_.lease_expiry_interval, std::move(tasks));
   committer_ = std::thread(&RocksDbStore::CommitLoop, this);
   maintenance_->Start();
-  recovery_ = std::thread(&RocksDbStore::RecoveryLoop, this);
+  recovery_.Start();
 }
 
 absl::Status RocksDbStore::CheckHealthyLocked() {
-  if (!failed_.load(std::memory_order_acquire)) return absl::OkStatus();
-  absl::MutexLock l(&commit_mu_);
-  return failure_;
+  if (!recovery_.failed()) return absl::OkStatus();
+  return recovery_.status();
 }
 
 // ---- Commit pipeline ----
@@ -622,7 +633,7 @@ void RocksDbStore::CommitLoop() {
 
 void RocksDbStore::HandleWriteFailure(const std::string& error) {
   write_errors_.fetch_add(1);
-  const bool first = !failed_.load();
+  const bool first = !recovery_.failed();
   // Under mu_ no writer applies anything: what is in memory is the durable
   // state plus the operations being discarded here.
   absl::MutexLock l(&mu_);
@@ -636,8 +647,7 @@ void RocksDbStore::HandleWriteFailure(const std::string& error) {
   open_group_.reset();
   open_events_.clear();
   open_writes_ = 0;
-  failure_ = failed;
-  failed_.store(true, std::memory_order_release);
+  recovery_.Fail(failed);
   // Back to the durable state. Reading needs no write: it works on a full disk.
   if (absl::Status s = LoadStateLocked(); !s.ok()) {
     // Memory no longer matches anything we can vouch for: stop rather than serve it.
@@ -652,7 +662,6 @@ void RocksDbStore::HandleWriteFailure(const std::string& error) {
   open_seq_ = durable_seq_;
   durable_seq_hint_.store(durable_seq_, std::memory_order_release);
   durable_.SignalAll();
-  failure_cv_.SignalAll();
   if (first) {
     WEFT_LOG(ERROR, "store: write failed; refusing writes until the disk recovers")
         .With("err", error)
@@ -661,64 +670,37 @@ void RocksDbStore::HandleWriteFailure(const std::string& error) {
   }
 }
 
-void RocksDbStore::RecoveryLoop() {
-  absl::Duration backoff = options_.resume_backoff_min;
-  int attempts = 0;
-  while (true) {
-    {
-      absl::MutexLock l(&commit_mu_);
-      while (!stopping_ && !failed_.load()) failure_cv_.Wait(&commit_mu_);
-      if (stopping_) return;
-      failure_cv_.WaitWithTimeout(&commit_mu_, backoff);
-      if (stopping_) return;
+absl::Status RocksDbStore::TryResume(int attempts) {
+  // Resume() clears RocksDB's background error (flushing to a new WAL); the
+  // synced probe write proves the log takes writes again.
+  const std::string low = space_.LowSpace();
+  rocksdb::Status s = low.empty() ? db_->Resume() : rocksdb::Status::NoSpace(low);
+  if (s.ok() && rocks_write_failed_.load()) {
+    // Writing again to the log that failed would abort the process: hand over.
+    const std::string why = "RocksDB failed a write-ahead log write; the store must be reopened";
+    if (options_.on_reopen_needed) {
+      options_.on_reopen_needed(why);
+    } else if (attempts == 0) {
+      WEFT_LOG(ERROR, "store: writes stay refused until the store is reopened").With("why", why);
     }
-    // Resume() clears RocksDB's background error (flushing to a new WAL); the
-    // synced probe write proves the log takes writes again.
-    const std::string low = space_.LowSpace();
-    rocksdb::Status s = low.empty() ? db_->Resume() : rocksdb::Status::NoSpace(low);
-    if (s.ok() && rocks_write_failed_.load()) {
-      // Writing again to the log that failed would abort the process: hand over.
-      const std::string why = "RocksDB failed a write-ahead log write; the store must be reopened";
-      if (options_.on_reopen_needed) {
-        options_.on_reopen_needed(why);
-      } else if (attempts == 0) {
-        WEFT_LOG(ERROR, "store: writes stay refused until the store is reopened").With("why", why);
-      }
-      s = rocksdb::Status::Aborted(why);
-    } else if (s.ok()) {
-      std::string v;
-      s = db_->Get(rocksdb::ReadOptions(), std::string(codec::kMetaRevision), &v);
-      if (s.IsNotFound()) {
-        s = rocksdb::Status::OK();
-        v = codec::EncodeInt64(1);
-      }
-      if (s.ok()) {
-        rocksdb::WriteOptions wo;
-        wo.sync = options_.sync;
-        rocksdb::WriteBatch probe;
-        probe.Put(std::string(codec::kMetaRevision), v);
-        s = db_->Write(wo, &probe);
-      }
+    s = rocksdb::Status::Aborted(why);
+  } else if (s.ok()) {
+    std::string v;
+    s = db_->Get(rocksdb::ReadOptions(), std::string(codec::kMetaRevision), &v);
+    if (s.IsNotFound()) {
+      s = rocksdb::Status::OK();
+      v = codec::EncodeInt64(1);
     }
-    ++attempts;
     if (s.ok()) {
-      {
-        absl::MutexLock m(&mu_);
-        absl::MutexLock c(&commit_mu_);
-        failure_ = absl::OkStatus();
-        failed_.store(false, std::memory_order_release);
-      }
-      WEFT_LOG(INFO, "store: writes recovered").With("attempts", attempts);
-      attempts = 0;
-      backoff = options_.resume_backoff_min;
-      space_.CheckQuota(true);
-    } else {
-      if (attempts == 1 || attempts % 20 == 0) {
-        WEFT_LOG(WARN, "store: still cannot write").With("attempts", attempts).With("err", s.ToString());
-      }
-      backoff = std::min(backoff * 2, options_.resume_backoff_max);
+      rocksdb::WriteOptions wo;
+      wo.sync = options_.sync;
+      rocksdb::WriteBatch probe;
+      probe.Put(std::string(codec::kMetaRevision), v);
+      s = db_->Write(wo, &probe);
     }
   }
+  // The recovery thread logs the message: RocksDB's own words.
+  return s.ok() ? absl::OkStatus() : absl::UnavailableError(s.ToString());
 }
 
 int64_t RocksDbStore::DbSizeBytes() {
@@ -752,10 +734,10 @@ absl::Status RocksDbStore::CheckSpaceLocked(const std::vector<RequestOp>& ops) {
 
 StoreHealth RocksDbStore::Health() {
   StoreHealth h;
-  if (failed_.load()) {
-    absl::MutexLock l(&commit_mu_);
-    h.writable = failure_.ok();
-    h.reason = std::string(failure_.message());
+  if (recovery_.failed()) {
+    const absl::Status failure = recovery_.status();
+    h.writable = failure.ok();
+    h.reason = std::string(failure.message());
   }
   h.space_alarm = space_.alarm();
   if (h.space_alarm && h.writable) {

@@ -58,6 +58,7 @@
 #include "storage/rocksdb/change_dispatcher.h"
 #include "storage/rocksdb/maintenance_loop.h"
 #include "storage/rocksdb/space_guard.h"
+#include "storage/rocksdb/write_recovery.h"
 
 namespace rocksdb {
 class DB;
@@ -189,7 +190,8 @@ class RocksDbStore final : public Store {
   void StartThreads();
   // After a failed group commit: drops what is not durable and refuses writes.
   void HandleWriteFailure(const std::string& error);
-  void RecoveryLoop();
+  // One attempt of the recovery thread (WriteRecovery) to make writes work again.
+  absl::Status TryResume(int attempts);
   absl::Status CheckSpaceLocked(const std::vector<RequestOp>& ops) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Reads and writes of the in-memory state, under mu_.
@@ -243,11 +245,9 @@ class RocksDbStore final : public Store {
   int64_t open_revision_ ABSL_GUARDED_BY(commit_mu_) = 0;
   uint64_t durable_seq_ ABSL_GUARDED_BY(commit_mu_) = 0;
   int64_t durable_revision_ ABSL_GUARDED_BY(commit_mu_) = 1;
-  absl::Status failure_ ABSL_GUARDED_BY(commit_mu_);
   bool stopping_ ABSL_GUARDED_BY(commit_mu_) = false;
   CommitStats stats_ ABSL_GUARDED_BY(commit_mu_);
   std::atomic<uint64_t> durable_seq_hint_{0};  // fast path of WaitDurable
-  std::atomic<bool> failed_{false};
   // Operations (lo, hi] whose group commit failed: they were never durable.
   struct Discarded {
     uint64_t lo = 0;
@@ -258,11 +258,10 @@ class RocksDbStore final : public Store {
   std::atomic<uint64_t> discarded_hi_{0};
   std::atomic<uint64_t> write_errors_{0};
   std::atomic<bool> rocks_write_failed_{false};  // RocksDB itself failed a write
-  absl::CondVar failure_cv_;  // wakes the recovery thread (with commit_mu_)
-  std::thread recovery_;
+  SpaceGuard space_;  // free-space check, quota and NOSPACE alarm
+  WriteRecovery recovery_;  // whether writes are refused, and the thread that resumes them
 
   std::string recovery_report_;
-  SpaceGuard space_;  // free-space check, quota and NOSPACE alarm
 
   // Physical compaction (deleting history on disk) runs outside mu_, one at a time.
   absl::Mutex compaction_mu_ ABSL_ACQUIRED_AFTER(mu_);
