@@ -299,11 +299,7 @@ class RocksDbStore::WriteSet {
 
  private:
   friend class RocksDbStore;
-  struct Mutation {
-    bool del;
-    std::string key;
-    std::string value;
-  };
+  using Mutation = GroupCommitter::Mutation;
   const int64_t revision_;
   uint32_t next_sub_ = 0;
   std::vector<Mutation> mutations_;
@@ -393,17 +389,26 @@ RocksDbStore::RocksDbStore(const Options& options, std::unique_ptr<rocksdb::DB> 
       clock_(*options.clock),
       db_(std::move(db)),
       space_(SpaceGuardOptions(options, [this] { return DbSizeBytes(); }), RealClock::Get()),
+      committer_(clock_, CommitterOptions()),
       recovery_(clock_, WriteRecoveryOptions(options, [this](int attempts) { return TryResume(attempts); },
                                               [this] { space_.CheckQuota(true); })) {}
 
+GroupCommitter::Options RocksDbStore::CommitterOptions() {
+  GroupCommitter::Options c;
+  c.sync = options_.sync;
+  c.write = [this](rocksdb::WriteBatch* group, int64_t revision, bool revision_moved) {
+    return WriteGroup(group, revision, revision_moved);
+  };
+  c.on_durable = [this](std::vector<Event> events, int64_t revision, absl::Duration took, int writes) {
+    OnGroupDurable(std::move(events), revision, took, writes);
+  };
+  c.on_failure = [this](const std::string& error) { HandleWriteFailure(error); };
+  return c;
+}
+
 RocksDbStore::~RocksDbStore() {
   if (maintenance_ != nullptr) maintenance_->Stop();
-  {
-    absl::MutexLock l(&commit_mu_);
-    stopping_ = true;
-    group_ready_.Signal();
-  }
-  if (committer_.joinable()) committer_.join();
+  committer_.Stop();
   recovery_.Stop();
   hub_.Shutdown();
   db_.reset();
@@ -423,8 +428,7 @@ absl::Status RocksDbStore::Load() {
     absl::MutexLock c(&compaction_mu_);
     compact_done_ = compact_done;
   }
-  absl::MutexLock c(&commit_mu_);
-  durable_revision_ = revision_;
+  committer_.ResetDurable(applied_seq_, revision_);
   return absl::OkStatus();
 }
 
@@ -523,7 +527,7 @@ void RocksDbStore::StartThreads() {
     }
   };
   maintenance_ = std::make_unique<MaintenanceLoop>(clock_, options_.lease_expiry_interval, std::move(tasks));
-  committer_ = std::thread(&RocksDbStore::CommitLoop, this);
+  committer_.Start();
   maintenance_->Start();
   recovery_.Start();
 }
@@ -537,97 +541,34 @@ absl::Status RocksDbStore::CheckHealthyLocked() {
 
 uint64_t RocksDbStore::SubmitLocked(WriteSet* ws) {
   const uint64_t seq = ++applied_seq_;
-  absl::MutexLock l(&commit_mu_);
-  if (open_group_ == nullptr) open_group_ = std::make_unique<rocksdb::WriteBatch>();
-  for (WriteSet::Mutation& m : ws->mutations_) {
-    if (m.del) {
-      open_group_->Delete(m.key);
-    } else {
-      open_group_->Put(m.key, m.value);
-    }
-  }
-  if (ws->changes_keys()) {
-    open_revision_ = ws->revision();
-    if (open_events_.empty()) {
-      open_events_ = std::move(ws->events_);
-    } else {
-      std::move(ws->events_.begin(), ws->events_.end(), std::back_inserter(open_events_));
-    }
-  }
-  open_seq_ = seq;
-  if (++open_writes_ == 1) group_ready_.Signal();
+  committer_.Submit(seq, ws->mutations_, std::move(ws->events_), ws->revision());
   return seq;
 }
 
-absl::Status RocksDbStore::WaitDurable(uint64_t seq) {
-  if (seq > discarded_hi_.load(std::memory_order_acquire) &&
-      durable_seq_hint_.load(std::memory_order_acquire) >= seq) {
-    return absl::OkStatus();
-  }
-  absl::MutexLock l(&commit_mu_);
-  while (true) {
-    for (const Discarded& d : discarded_) {
-      if (seq > d.lo && seq <= d.hi) return d.status;
-    }
-    if (durable_seq_ >= seq) return absl::OkStatus();
-    durable_.Wait(&commit_mu_);
-  }
-}
+absl::Status RocksDbStore::WaitDurable(uint64_t seq) { return committer_.WaitDurable(seq); }
 
-void RocksDbStore::CommitLoop() {
+absl::Status RocksDbStore::WriteGroup(rocksdb::WriteBatch* group, int64_t revision, bool revision_moved) {
+  if (revision_moved) group->Put(std::string(codec::kMetaRevision), codec::EncodeInt64(revision));
+  const std::string low = space_.LowSpace();
+  if (!low.empty()) return absl::UnavailableError(low);
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync;
+  const rocksdb::Status st = db_->Write(wo, group);
+  if (st.ok()) return absl::OkStatus();
+  rocks_write_failed_.store(true);
+  return absl::UnavailableError(st.ToString());
+}
+
+void RocksDbStore::OnGroupDurable(std::vector<Event> events, int64_t revision, absl::Duration took, int writes) {
+  space_.CheckQuota(false);
+  if (!events.empty()) {
+    hub_.Publish(std::make_shared<const std::vector<Event>>(std::move(events)), revision);
+  }
+  if (options_.on_commit) options_.on_commit(took, writes);
   const int64_t history = options_.history_revisions;
   const int64_t compact_slack = std::max<int64_t>(history / 10, 1);
-  while (true) {
-    std::unique_ptr<rocksdb::WriteBatch> group;
-    std::vector<Event> events;
-    int writes = 0;
-    uint64_t seq = 0;
-    int64_t revision = 0;
-    bool revision_moved = false;
-    {
-      absl::MutexLock l(&commit_mu_);
-      while (open_writes_ == 0 && !stopping_) group_ready_.Wait(&commit_mu_);
-      if (open_writes_ == 0) return;  // stopping, and every write is committed
-      group = std::move(open_group_);
-      events.swap(open_events_);
-      writes = open_writes_;
-      open_writes_ = 0;
-      seq = open_seq_;
-      revision = std::max(open_revision_, durable_revision_);
-      revision_moved = revision > durable_revision_;
-    }
-    if (revision_moved) group->Put(std::string(codec::kMetaRevision), codec::EncodeInt64(revision));
-    const absl::Time start = clock_.Now();
-    const std::string low = space_.LowSpace();
-    const rocksdb::Status st = low.empty() ? db_->Write(wo, group.get()) : rocksdb::Status::NoSpace(low);
-    const absl::Duration took = clock_.Now() - start;
-    if (!st.ok()) {
-      if (low.empty()) rocks_write_failed_.store(true);
-      HandleWriteFailure(low.empty() ? st.ToString() : low);
-      continue;
-    }
-    {
-      absl::MutexLock l(&commit_mu_);
-      durable_seq_ = seq;
-      durable_revision_ = revision;
-      durable_seq_hint_.store(seq, std::memory_order_release);
-      ++stats_.group_commits;
-      if (options_.sync) ++stats_.syncs;
-      stats_.writes += writes;
-      stats_.max_group_size = std::max<uint64_t>(stats_.max_group_size, writes);
-      stats_.commit_time += took;
-      durable_.SignalAll();
-    }
-    space_.CheckQuota(false);
-    if (!events.empty()) {
-      hub_.Publish(std::make_shared<const std::vector<Event>>(std::move(events)), revision);
-    }
-    if (options_.on_commit) options_.on_commit(took, writes);
-    if (history > 0 && revision - compact_revision_hint_.load() >= history + compact_slack) {
-      maintenance_->RequestCompaction();
-    }
+  if (history > 0 && revision - compact_revision_hint_.load() >= history + compact_slack) {
+    maintenance_->RequestCompaction();
   }
 }
 
@@ -637,16 +578,9 @@ void RocksDbStore::HandleWriteFailure(const std::string& error) {
   // Under mu_ no writer applies anything: what is in memory is the durable
   // state plus the operations being discarded here.
   absl::MutexLock l(&mu_);
-  absl::MutexLock c(&commit_mu_);
   const absl::Status failed = absl::UnavailableError(absl::StrCat(
       "store cannot write (", error, "); writes resume once the disk recovers, reads and watches still work"));
-  Discarded d{durable_seq_, applied_seq_, failed};
-  if (discarded_.size() >= 64) discarded_.erase(discarded_.begin());
-  discarded_.push_back(d);
-  discarded_hi_.store(applied_seq_, std::memory_order_release);
-  open_group_.reset();
-  open_events_.clear();
-  open_writes_ = 0;
+  const uint64_t discarded = committer_.Discard(applied_seq_, failed);
   recovery_.Fail(failed);
   // Back to the durable state. Reading needs no write: it works on a full disk.
   if (absl::Status s = LoadStateLocked(); !s.ok()) {
@@ -654,18 +588,13 @@ void RocksDbStore::HandleWriteFailure(const std::string& error) {
     WEFT_LOG(ERROR, "store: cannot reload the durable state after a write failure").Err(s);
     std::abort();
   }
-  open_revision_ = revision_;
-  durable_revision_ = revision_;
   // Reads from now on observe only durable state: give them a sequence number
   // that is durable and not discarded.
-  durable_seq_ = ++applied_seq_;
-  open_seq_ = durable_seq_;
-  durable_seq_hint_.store(durable_seq_, std::memory_order_release);
-  durable_.SignalAll();
+  committer_.ResetDurable(++applied_seq_, revision_);
   if (first) {
     WEFT_LOG(ERROR, "store: write failed; refusing writes until the disk recovers")
         .With("err", error)
-        .With("discarded_operations", d.hi - d.lo)
+        .With("discarded_operations", discarded)
         .With("revision", revision_);
   }
 }
@@ -782,8 +711,7 @@ absl::Status RocksDbStore::WriteSnapshot(const std::function<absl::Status(absl::
 }
 
 RocksDbStore::CommitStats RocksDbStore::commit_stats() {
-  absl::MutexLock l(&commit_mu_);
-  return stats_;
+  return committer_.stats();
 }
 
 // ---- Reads ----
@@ -877,8 +805,7 @@ absl::StatusOr<RangeResponse> RocksDbStore::Range(const RangeRequest& req) {
 }
 
 int64_t RocksDbStore::CurrentRevision() {
-  absl::MutexLock l(&commit_mu_);
-  return durable_revision_;
+  return committer_.durable_revision();
 }
 
 int64_t RocksDbStore::CompactRevision() {
@@ -1256,8 +1183,7 @@ absl::StatusOr<std::unique_ptr<WatchHandle>> RocksDbStore::Watch(
     if (from.start_revision == 0) {
       // "Now" is what callers have seen: the durable revision, which the hub's
       // published revision may trail by a group commit.
-      absl::MutexLock c(&commit_mu_);
-      from.start_revision = durable_revision_ + 1;
+      from.start_revision = committer_.durable_revision() + 1;
     }
     // Under mu_, so no compaction deletes history this snapshot needs; under the
     // hub's lock, so it holds every revision the hub has published.

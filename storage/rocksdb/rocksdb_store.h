@@ -56,6 +56,7 @@
 #include "common/clock.h"
 #include "storage/store.h"
 #include "storage/rocksdb/change_dispatcher.h"
+#include "storage/rocksdb/group_commit.h"
 #include "storage/rocksdb/maintenance_loop.h"
 #include "storage/rocksdb/space_guard.h"
 #include "storage/rocksdb/write_recovery.h"
@@ -72,13 +73,7 @@ namespace weft::storage {
 class RocksDbStore final : public Store {
  public:
   // Counters since Open, for the controller's metrics.
-  struct CommitStats {
-    uint64_t writes = 0;         // write operations made durable
-    uint64_t group_commits = 0;  // RocksDB writes, each carrying >= 1 operation
-    uint64_t syncs = 0;          // group commits with an fsync (all of them when sync)
-    uint64_t max_group_size = 0;
-    absl::Duration commit_time;  // total time spent in RocksDB writes (with syncs)
-  };
+  using CommitStats = GroupCommitter::Stats;
 
   struct Options {
     std::string path;  // database directory; created if missing
@@ -188,6 +183,11 @@ class RocksDbStore final : public Store {
   // are in memory already keep their deadlines.
   absl::Status LoadStateLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartThreads();
+  // The committer's hooks (GroupCommitter::Options), on its thread: one group
+  // written with its revision record, a group made durable, a group failed.
+  GroupCommitter::Options CommitterOptions();
+  absl::Status WriteGroup(rocksdb::WriteBatch* group, int64_t revision, bool revision_moved);
+  void OnGroupDurable(std::vector<Event> events, int64_t revision, absl::Duration took, int writes);
   // After a failed group commit: drops what is not durable and refuses writes.
   void HandleWriteFailure(const std::string& error);
   // One attempt of the recovery thread (WriteRecovery) to make writes work again.
@@ -218,7 +218,6 @@ class RocksDbStore final : public Store {
   absl::StatusOr<std::vector<Event>> ReadHistoryEvents(const WatchRequest& req, int64_t from, int64_t to,
                                                        const rocksdb::Snapshot* snap);
 
-  void CommitLoop();
   // Deletes from disk the history below `target`, a durable compact revision.
   absl::Status CompactHistory(int64_t target) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -235,30 +234,10 @@ class RocksDbStore final : public Store {
   uint64_t applied_seq_ ABSL_GUARDED_BY(mu_) = 0;
   absl::BitGen rng_ ABSL_GUARDED_BY(mu_);
 
-  absl::Mutex commit_mu_ ABSL_ACQUIRED_AFTER(mu_);
-  absl::CondVar group_ready_;  // signalled when the open group gets its first write
-  absl::CondVar durable_;      // signalled after each group commit
-  std::unique_ptr<rocksdb::WriteBatch> open_group_ ABSL_GUARDED_BY(commit_mu_);
-  std::vector<Event> open_events_ ABSL_GUARDED_BY(commit_mu_);
-  int open_writes_ ABSL_GUARDED_BY(commit_mu_) = 0;
-  uint64_t open_seq_ ABSL_GUARDED_BY(commit_mu_) = 0;
-  int64_t open_revision_ ABSL_GUARDED_BY(commit_mu_) = 0;
-  uint64_t durable_seq_ ABSL_GUARDED_BY(commit_mu_) = 0;
-  int64_t durable_revision_ ABSL_GUARDED_BY(commit_mu_) = 1;
-  bool stopping_ ABSL_GUARDED_BY(commit_mu_) = false;
-  CommitStats stats_ ABSL_GUARDED_BY(commit_mu_);
-  std::atomic<uint64_t> durable_seq_hint_{0};  // fast path of WaitDurable
-  // Operations (lo, hi] whose group commit failed: they were never durable.
-  struct Discarded {
-    uint64_t lo = 0;
-    uint64_t hi = 0;
-    absl::Status status;
-  };
-  std::vector<Discarded> discarded_ ABSL_GUARDED_BY(commit_mu_);
-  std::atomic<uint64_t> discarded_hi_{0};
   std::atomic<uint64_t> write_errors_{0};
   std::atomic<bool> rocks_write_failed_{false};  // RocksDB itself failed a write
   SpaceGuard space_;  // free-space check, quota and NOSPACE alarm
+  GroupCommitter committer_;  // the write path below the in-memory state
   WriteRecovery recovery_;  // whether writes are refused, and the thread that resumes them
 
   std::string recovery_report_;
@@ -270,8 +249,6 @@ class RocksDbStore final : public Store {
 
   // Lease expiry and automatic compaction; made by StartThreads.
   std::unique_ptr<MaintenanceLoop> maintenance_;
-
-  std::thread committer_;
 };
 
 }  // namespace weft::storage
