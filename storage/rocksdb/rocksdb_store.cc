@@ -13,10 +13,7 @@
 //   l/<id>                lease: its granted TTL in seconds. Deadlines are not
 //                         persisted; a reopened store gives each lease now + TTL.
 //
-// Compaction to C deletes every r/ entry below C, and every k/ entry below C
-// except the newest of each key when that one is a put (a read at >= C needs it).
-// All of one key's deletions go into one batch, so a crash mid-compaction never
-// leaves a delete record gone while older puts of that key remain.
+// History (r/ and k/), its reads and its compaction: history.h.
 //
 // In memory: the current keys (a sorted map, for fast prefix ranges), leases with
 // deadlines and attached keys, and the revision counters.
@@ -49,8 +46,6 @@ namespace {
 
 // etcd's limit: larger TTLs are refused.
 constexpr int64_t kMaxLeaseTtlSeconds = 9000000000;
-// Deletions per RocksDB batch during compaction.
-constexpr size_t kCompactionBatchOps = 10000;
 
 absl::Status FutureRevisionError() {
   return absl::OutOfRangeError("required revision is a future revision");
@@ -130,37 +125,6 @@ std::pair<typename Map::iterator, typename Map::iterator> RangeOf(Map& m, const 
   if (range_end == AllKeysEnd()) return {begin, m.end()};
   if (range_end <= key) return {begin, begin};
   return {begin, m.lower_bound(range_end)};
-}
-
-// Visits the newest record at or below `max_revision` of every key whose index
-// entries `it` (bounded above by its ReadOptions) reaches from `lower`, in key order.
-absl::Status ForEachNewest(rocksdb::Iterator* it, const std::string& lower, int64_t max_revision,
-                           absl::FunctionRef<void(codec::Record&&)> visit) {
-  std::string group;   // index prefix (key part) of the entries seen
-  std::string newest;  // newest suitable value in the group, if any
-  bool have = false;
-  auto flush = [&]() -> absl::Status {
-    if (!have) return absl::OkStatus();
-    have = false;
-    ASSIGN_OR_RETURN(codec::Record r, codec::DecodeRecord(newest));
-    visit(std::move(r));
-    return absl::OkStatus();
-  };
-  for (it->Seek(lower); it->Valid(); it->Next()) {
-    const rocksdb::Slice k = it->key();
-    if (k.size() < codec::kIndexPrefix.size() + 8) return absl::DataLossError("short index key");
-    const absl::string_view prefix(k.data(), k.size() - 8);
-    if (prefix != group) {
-      RETURN_IF_ERROR(flush());
-      group.assign(prefix.data(), prefix.size());
-    }
-    if (codec::IndexKeyRevision(absl::string_view(k.data(), k.size())) <= max_revision) {
-      newest.assign(it->value().data(), it->value().size());
-      have = true;
-    }
-  }
-  RETURN_IF_ERROR(FromRocks(it->status(), "read key index"));
-  return flush();
 }
 
 }  // namespace
@@ -248,7 +212,8 @@ RocksDbStore::RocksDbStore(const Options& options, std::unique_ptr<rocksdb::DB> 
       space_(SpaceGuardOptions(options, [this] { return DbSizeBytes(); }), RealClock::Get()),
       committer_(clock_, CommitterOptions()),
       recovery_(clock_, WriteRecoveryOptions(options, [this](int attempts) { return TryResume(attempts); },
-                                              [this] { space_.CheckQuota(true); })) {}
+                                              [this] { space_.CheckQuota(true); })),
+      history_(db_.get(), options.sync, options.max_watch_history_bytes) {}
 
 GroupCommitter::Options RocksDbStore::CommitterOptions() {
   GroupCommitter::Options c;
@@ -274,17 +239,7 @@ RocksDbStore::~RocksDbStore() {
 absl::Status RocksDbStore::Load() {
   absl::MutexLock l(&mu_);
   RETURN_IF_ERROR(LoadStateLocked());
-  std::string v;
-  int64_t compact_done = 0;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), std::string(codec::kMetaCompactDone), &v);
-  if (!s.IsNotFound()) {
-    RETURN_IF_ERROR(FromRocks(s, absl::StrCat("read ", codec::kMetaCompactDone)));
-    ASSIGN_OR_RETURN(compact_done, codec::DecodeInt64(v));
-  }
-  {
-    absl::MutexLock c(&compaction_mu_);
-    compact_done_ = compact_done;
-  }
+  RETURN_IF_ERROR(history_.Load());
   committer_.ResetDurable(applied_seq_, revision_);
   return absl::OkStatus();
 }
@@ -302,25 +257,17 @@ absl::Status RocksDbStore::LoadStateLocked() {
   ASSIGN_OR_RETURN(int64_t compact_revision, read_meta(codec::kMetaCompactRevision, 0));
 
   std::map<std::string, KeyState> keys;
-  const std::string index_end = PrefixEnd(std::string(codec::kIndexPrefix));
-  rocksdb::ReadOptions index_ro;
-  const rocksdb::Slice index_upper(index_end);
-  index_ro.iterate_upper_bound = &index_upper;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(index_ro));
-  RETURN_IF_ERROR(ForEachNewest(it.get(), std::string(codec::kIndexPrefix),
-                                std::numeric_limits<int64_t>::max(), [&](codec::Record&& r) {
-                                  if (r.type != Event::Type::kPut) return;
-                                  KeyState st{std::move(r.kv.value), r.kv.create_revision,
-                                              r.kv.mod_revision, r.kv.version, r.kv.lease};
-                                  keys.emplace_hint(keys.end(), std::move(r.kv.key), std::move(st));
-                                }));
+  RETURN_IF_ERROR(history_.ForEachCurrentKey([&](KeyValue&& kv) {
+    KeyState st{std::move(kv.value), kv.create_revision, kv.mod_revision, kv.version, kv.lease};
+    keys.emplace_hint(keys.end(), std::move(kv.key), std::move(st));
+  }));
 
   absl::flat_hash_map<int64_t, Lease> leases;
   const std::string lease_end = PrefixEnd(std::string(codec::kLeasePrefix));
   rocksdb::ReadOptions lease_ro;
   const rocksdb::Slice lease_upper(lease_end);
   lease_ro.iterate_upper_bound = &lease_upper;
-  it.reset(db_->NewIterator(lease_ro));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(lease_ro));
   for (it->Seek(std::string(codec::kLeasePrefix)); it->Valid(); it->Next()) {
     ASSIGN_OR_RETURN(int64_t id, codec::LeaseIdFromKey(absl::string_view(it->key().data(), it->key().size())));
     ASSIGN_OR_RETURN(int64_t ttl, codec::DecodeInt64(absl::string_view(it->value().data(), it->value().size())));
@@ -361,7 +308,7 @@ void RocksDbStore::StartThreads() {
   MaintenanceLoop::Tasks tasks;
   // Finish a compaction a crash interrupted.
   tasks.on_start = [this, compact_revision] {
-    if (absl::Status s = CompactHistory(compact_revision); !s.ok()) {
+    if (absl::Status s = history_.Compact(compact_revision); !s.ok()) {
       WEFT_LOG(ERROR, "store compaction failed").Err(s);
     }
   };
@@ -584,30 +531,6 @@ const rocksdb::Snapshot* RocksDbStore::SnapshotLocked() {
   return db_->GetSnapshot();
 }
 
-absl::StatusOr<RangeResponse> RocksDbStore::RangeHistory(const RangeRequest& req,
-                                                         const rocksdb::Snapshot* snap) {
-  std::string lower, upper;
-  codec::IndexBounds(req.key, req.range_end, &lower, &upper);
-  rocksdb::ReadOptions ro;
-  ro.snapshot = snap;
-  const rocksdb::Slice upper_slice(upper);
-  ro.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
-  RangeResponse resp;
-  RETURN_IF_ERROR(ForEachNewest(it.get(), lower, req.revision, [&](codec::Record&& r) {
-    if (r.type != Event::Type::kPut) return;
-    ++resp.count;
-    if (req.count_only) return;
-    if (req.limit > 0 && static_cast<int64_t>(resp.kvs.size()) >= req.limit) {
-      resp.more = true;
-      return;
-    }
-    if (req.keys_only) r.kv.value.clear();
-    resp.kvs.push_back(std::move(r.kv));
-  }));
-  return resp;
-}
-
 absl::StatusOr<RangeResponse> RocksDbStore::RangeLocked(const RangeRequest& req) {
   if (req.revision == 0) return RangeCurrentLocked(req);
   // A past revision: it is on disk once all applied so far is. Waiting under mu_
@@ -615,7 +538,7 @@ absl::StatusOr<RangeResponse> RocksDbStore::RangeLocked(const RangeRequest& req)
   RETURN_IF_ERROR(WaitDurable(applied_seq_));
   const rocksdb::Snapshot* snap = SnapshotLocked();
   absl::Cleanup release = [&] { db_->ReleaseSnapshot(snap); };
-  ASSIGN_OR_RETURN(RangeResponse resp, RangeHistory(req, snap));
+  ASSIGN_OR_RETURN(RangeResponse resp, history_.Range(req, snap));
   resp.revision = revision_;
   return resp;
 }
@@ -643,7 +566,7 @@ absl::StatusOr<RangeResponse> RocksDbStore::Range(const RangeRequest& req) {
     snap = SnapshotLocked();
   }
   absl::Cleanup release = [&] { db_->ReleaseSnapshot(snap); };
-  ASSIGN_OR_RETURN(RangeResponse resp, RangeHistory(req, snap));
+  ASSIGN_OR_RETURN(RangeResponse resp, history_.Range(req, snap));
   resp.revision = revision;
   return resp;
 }
@@ -964,54 +887,6 @@ absl::StatusOr<std::vector<int64_t>> RocksDbStore::Leases() {
 
 // ---- Watch ----
 
-absl::StatusOr<std::vector<Event>> RocksDbStore::ReadHistoryEvents(const WatchRequest& req, int64_t from,
-                                                                   int64_t to,
-                                                                   const rocksdb::Snapshot* snap) {
-  std::vector<Event> events;
-  rocksdb::ReadOptions ro;
-  ro.snapshot = snap;
-  const std::string upper = codec::LogKeyStart(to + 1);
-  const rocksdb::Slice upper_slice(upper);
-  ro.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> log(db_->NewIterator(ro));
-  rocksdb::ReadOptions index_ro;
-  index_ro.snapshot = snap;
-  std::unique_ptr<rocksdb::Iterator> index;
-  const int64_t max_bytes = options_.max_watch_history_bytes;
-  int64_t bytes = 0;
-  for (log->Seek(codec::LogKeyStart(from)); log->Valid(); log->Next()) {
-    ASSIGN_OR_RETURN(codec::Record r,
-                     codec::DecodeRecord(absl::string_view(log->value().data(), log->value().size())));
-    if (!KeyInRange(r.kv.key, req.key, req.range_end)) continue;
-    Event ev;
-    ev.type = r.type;
-    if (req.prev_kv) {
-      // The key's previous index entry, if it is a put, is its previous version.
-      if (index == nullptr) index.reset(db_->NewIterator(index_ro));
-      const std::string prefix = codec::IndexPrefix(r.kv.key);
-      index->SeekForPrev(codec::IndexKey(r.kv.key, r.kv.mod_revision - 1));
-      if (index->Valid() && index->key().starts_with(prefix)) {
-        ASSIGN_OR_RETURN(codec::Record prev, codec::DecodeRecord(absl::string_view(
-                                                 index->value().data(), index->value().size())));
-        if (prev.type == Event::Type::kPut) ev.prev_kv = std::move(prev.kv);
-      }
-      if (index != nullptr) RETURN_IF_ERROR(FromRocks(index->status(), "read key index"));
-    }
-    ev.kv = std::move(r.kv);
-    bytes += static_cast<int64_t>(ev.kv.key.size() + ev.kv.value.size() +
-                                  (ev.prev_kv ? ev.prev_kv->key.size() + ev.prev_kv->value.size() : 0));
-    if (max_bytes > 0 && bytes > max_bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the history this watch asks for (revisions ", from, " to ", to, ") is over ", max_bytes,
-          " bytes (--max-watch-history-bytes): watch from a later revision, or read the range and watch from "
-          "its revision"));
-    }
-    events.push_back(std::move(ev));
-  }
-  RETURN_IF_ERROR(FromRocks(log->status(), "read change log"));
-  return events;
-}
-
 absl::StatusOr<std::unique_ptr<WatchHandle>> RocksDbStore::Watch(
     const WatchRequest& req, std::function<void(const WatchBatch&)> callback) {
   if (req.key.empty()) return absl::InvalidArgumentError("key is not provided");
@@ -1039,7 +914,7 @@ absl::StatusOr<std::unique_ptr<WatchHandle>> RocksDbStore::Watch(
   std::vector<Event> history;
   if (watch->start_revision() <= watch->history_revision()) {
     ASSIGN_OR_RETURN(history,
-                     ReadHistoryEvents(req, watch->start_revision(), watch->history_revision(), snap));
+                     history_.Events(req, watch->start_revision(), watch->history_revision(), snap));
   }
   watch->Start(std::move(history));
   return watch;
@@ -1063,66 +938,7 @@ absl::Status RocksDbStore::Compact(int64_t revision) {
   // History goes only once the new compact revision is durable: a crash before
   // must not leave reads allowed at revisions whose history is gone.
   RETURN_IF_ERROR(WaitDurable(seq));
-  return CompactHistory(revision);
-}
-
-absl::Status RocksDbStore::CompactHistory(int64_t target) {
-  absl::MutexLock l(&compaction_mu_);
-  if (target <= compact_done_) return absl::OkStatus();
-
-  // Keys changed in [compact_done_, target): the only ones with history to drop.
-  std::set<std::string> keys;
-  {
-    rocksdb::ReadOptions ro;
-    const std::string upper = codec::LogKeyStart(target);
-    const rocksdb::Slice upper_slice(upper);
-    ro.iterate_upper_bound = &upper_slice;
-    std::unique_ptr<rocksdb::Iterator> log(db_->NewIterator(ro));
-    for (log->Seek(codec::LogKeyStart(compact_done_)); log->Valid(); log->Next()) {
-      ASSIGN_OR_RETURN(codec::Record r,
-                       codec::DecodeRecord(absl::string_view(log->value().data(), log->value().size())));
-      keys.insert(std::move(r.kv.key));
-    }
-    RETURN_IF_ERROR(FromRocks(log->status(), "read change log"));
-  }
-
-  rocksdb::WriteOptions unsynced;
-  rocksdb::WriteBatch batch;
-  for (const std::string& key : keys) {
-    const std::string lower = codec::IndexKey(key, 0);
-    const std::string upper = codec::IndexKey(key, target);
-    rocksdb::ReadOptions ro;
-    const rocksdb::Slice upper_slice(upper);
-    ro.iterate_upper_bound = &upper_slice;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
-    std::string newest_key, newest_value;
-    for (it->Seek(lower); it->Valid(); it->Next()) {
-      if (!newest_key.empty()) {
-        // Superseded before `target`: no read at >= target can need it.
-        ASSIGN_OR_RETURN(codec::Record r, codec::DecodeRecord(newest_value));
-        batch.Delete(newest_key);
-        if (r.kv.mod_revision >= compact_done_) batch.Delete(codec::LogKey(r.kv.mod_revision, r.sub));
-      }
-      newest_key.assign(it->key().data(), it->key().size());
-      newest_value.assign(it->value().data(), it->value().size());
-    }
-    RETURN_IF_ERROR(FromRocks(it->status(), "read key index"));
-    if (!newest_key.empty()) {
-      ASSIGN_OR_RETURN(codec::Record r, codec::DecodeRecord(newest_value));
-      if (r.type == Event::Type::kDelete) batch.Delete(newest_key);
-      if (r.kv.mod_revision >= compact_done_) batch.Delete(codec::LogKey(r.kv.mod_revision, r.sub));
-    }
-    if (batch.Count() >= kCompactionBatchOps) {
-      RETURN_IF_ERROR(FromRocks(db_->Write(unsynced, &batch), "write compaction"));
-      batch.Clear();
-    }
-  }
-  batch.Put(std::string(codec::kMetaCompactDone), codec::EncodeInt64(target));
-  rocksdb::WriteOptions synced;
-  synced.sync = options_.sync;
-  RETURN_IF_ERROR(FromRocks(db_->Write(synced, &batch), "write compaction"));
-  compact_done_ = target;
-  return absl::OkStatus();
+  return history_.Compact(revision);
 }
 
 }  // namespace weft::storage

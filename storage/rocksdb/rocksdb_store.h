@@ -57,6 +57,7 @@
 #include "storage/store.h"
 #include "storage/rocksdb/change_dispatcher.h"
 #include "storage/rocksdb/group_commit.h"
+#include "storage/rocksdb/history.h"
 #include "storage/rocksdb/maintenance_loop.h"
 #include "storage/rocksdb/space_guard.h"
 #include "storage/rocksdb/write_recovery.h"
@@ -211,15 +212,8 @@ class RocksDbStore final : public Store {
 
   // Blocks until operation `seq` (and every one before) is durable.
   absl::Status WaitDurable(uint64_t seq);
-  // Reads [key, range_end) as of req.revision from the database (history), at a
-  // snapshot taken (SnapshotLocked) while req.revision was not compacted.
-  absl::StatusOr<RangeResponse> RangeHistory(const RangeRequest& req, const rocksdb::Snapshot* snap);
+  // A snapshot for DiskHistory's reads, taken while their revision is not compacted.
   const rocksdb::Snapshot* SnapshotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<std::vector<Event>> ReadHistoryEvents(const WatchRequest& req, int64_t from, int64_t to,
-                                                       const rocksdb::Snapshot* snap);
-
-  // Deletes from disk the history below `target`, a durable compact revision.
-  absl::Status CompactHistory(int64_t target) ABSL_LOCKS_EXCLUDED(mu_);
 
   const Options options_;
   Clock& clock_;
@@ -242,9 +236,8 @@ class RocksDbStore final : public Store {
 
   std::string recovery_report_;
 
-  // Physical compaction (deleting history on disk) runs outside mu_, one at a time.
-  absl::Mutex compaction_mu_ ABSL_ACQUIRED_AFTER(mu_);
-  int64_t compact_done_ ABSL_GUARDED_BY(compaction_mu_) = 0;  // history below it is gone
+  // Change log and key index on disk; its compaction runs outside mu_.
+  DiskHistory history_;
   std::atomic<int64_t> compact_revision_hint_{0};
 
   // Lease expiry and automatic compaction; made by StartThreads.
