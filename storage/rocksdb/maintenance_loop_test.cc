@@ -1,7 +1,8 @@
 #include "storage/rocksdb/maintenance_loop.h"
 
-#include <atomic>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -32,90 +33,87 @@ class Journal {
   std::vector<std::string> entries_ ABSL_GUARDED_BY(mu_);
 };
 
-MaintenanceLoop::Tasks Record(Journal* journal, absl::Notification* compacted = nullptr) {
-  MaintenanceLoop::Tasks t;
-  t.on_start = [journal] { journal->Add("start"); };
-  t.periodic = [journal] { journal->Add("periodic"); };
-  t.compact = [journal, compacted] {
-    journal->Add("compact");
-    if (compacted != nullptr && !compacted->HasBeenNotified()) compacted->Notify();
-  };
-  return t;
+// A loop whose tasks note in the journal what ran; `compacted_` is notified at
+// the first compaction.
+class MaintenanceLoopTest : public ::testing::Test {
+ protected:
+  MaintenanceLoop& Loop(absl::Duration interval) {
+    MaintenanceLoop::Tasks t;
+    t.on_start = [this] { journal_.Add("start"); };
+    t.periodic = [this] { journal_.Add("periodic"); };
+    t.compact = [this] {
+      journal_.Add("compact");
+      if (!compacted_.HasBeenNotified()) compacted_.Notify();
+    };
+    loop_ = std::make_unique<MaintenanceLoop>(clock_, interval, std::move(t));
+    return *loop_;
+  }
+  std::vector<std::string> entries() { return journal_.entries(); }
+
+  SimulatedClock clock_;
+  Journal journal_;
+  absl::Notification compacted_;
+  std::unique_ptr<MaintenanceLoop> loop_;
+};
+
+TEST_F(MaintenanceLoopTest, RunsThePeriodicTaskEveryIntervalOfTheClock) {
+  Loop(kInterval).Start();
+  clock_.AwaitWaiters(1);
+  EXPECT_EQ(entries(), std::vector<std::string>{"start"});
+  clock_.Advance(kInterval - absl::Milliseconds(1));
+  EXPECT_EQ(entries(), std::vector<std::string>{"start"});
+  clock_.Advance(absl::Milliseconds(1));
+  clock_.AwaitWaiters(1);  // waiting again: the pass is done
+  EXPECT_EQ(entries(), (std::vector<std::string>{"start", "periodic"}));
+  clock_.Advance(kInterval);
+  clock_.AwaitWaiters(1);
+  EXPECT_EQ(entries(), (std::vector<std::string>{"start", "periodic", "periodic"}));
 }
 
-TEST(MaintenanceLoopTest, RunsThePeriodicTaskEveryIntervalOfTheClock) {
-  SimulatedClock clock;
-  Journal journal;
-  MaintenanceLoop loop(clock, kInterval, Record(&journal));
+TEST_F(MaintenanceLoopTest, CompactionRequestWakesItWithoutTimePassing) {
+  MaintenanceLoop& loop = Loop(kInterval);
   loop.Start();
-  clock.AwaitWaiters(1);
-  EXPECT_EQ(journal.entries(), std::vector<std::string>{"start"});
-  clock.Advance(kInterval - absl::Milliseconds(1));
-  EXPECT_EQ(journal.entries(), std::vector<std::string>{"start"});
-  clock.Advance(absl::Milliseconds(1));
-  clock.AwaitWaiters(1);  // waiting again: the pass is done
-  EXPECT_EQ(journal.entries(), (std::vector<std::string>{"start", "periodic"}));
-  clock.Advance(kInterval);
-  clock.AwaitWaiters(1);
-  EXPECT_EQ(journal.entries(), (std::vector<std::string>{"start", "periodic", "periodic"}));
-}
-
-TEST(MaintenanceLoopTest, CompactionRequestWakesItWithoutTimePassing) {
-  SimulatedClock clock;
-  Journal journal;
-  absl::Notification compacted;
-  MaintenanceLoop loop(clock, kInterval, Record(&journal, &compacted));
-  loop.Start();
-  clock.AwaitWaiters(1);
+  clock_.AwaitWaiters(1);
   loop.RequestCompaction();
-  compacted.WaitForNotification();
+  compacted_.WaitForNotification();
   // The wake also runs the periodic task, before the compaction.
-  EXPECT_EQ(journal.entries(), (std::vector<std::string>{"start", "periodic", "compact"}));
+  EXPECT_EQ(entries(), (std::vector<std::string>{"start", "periodic", "compact"}));
 }
 
-TEST(MaintenanceLoopTest, RequestsBeforeARunCountAsOne) {
-  SimulatedClock clock;
-  Journal journal;
-  absl::Notification compacted;
-  MaintenanceLoop loop(clock, kInterval, Record(&journal, &compacted));
+TEST_F(MaintenanceLoopTest, RequestsBeforeARunCountAsOne) {
+  MaintenanceLoop& loop = Loop(kInterval);
   loop.RequestCompaction();
   loop.RequestCompaction();
   loop.Start();
-  compacted.WaitForNotification();
-  clock.AwaitWaiters(1);
-  EXPECT_EQ(journal.entries(), (std::vector<std::string>{"start", "periodic", "compact"}));
+  compacted_.WaitForNotification();
+  clock_.AwaitWaiters(1);
+  EXPECT_EQ(entries(), (std::vector<std::string>{"start", "periodic", "compact"}));
 }
 
-TEST(MaintenanceLoopTest, ZeroIntervalWakesOnlyToCompact) {
-  SimulatedClock clock;
-  Journal journal;
-  absl::Notification compacted;
-  MaintenanceLoop loop(clock, absl::ZeroDuration(), Record(&journal, &compacted));
+TEST_F(MaintenanceLoopTest, ZeroIntervalWakesOnlyToCompact) {
+  MaintenanceLoop& loop = Loop(absl::ZeroDuration());
   loop.Start();
-  clock.Advance(absl::Hours(1));
+  clock_.Advance(absl::Hours(1));
   loop.RequestCompaction();
-  compacted.WaitForNotification();
-  EXPECT_EQ(journal.entries(), (std::vector<std::string>{"start", "compact"}));
+  compacted_.WaitForNotification();
+  EXPECT_EQ(entries(), (std::vector<std::string>{"start", "compact"}));
 }
 
-TEST(MaintenanceLoopTest, StopEndsAWaitAtOnce) {
-  SimulatedClock clock;
-  Journal journal;
-  MaintenanceLoop loop(clock, absl::Hours(1), Record(&journal));
+TEST_F(MaintenanceLoopTest, StopEndsAWaitAtOnce) {
+  MaintenanceLoop& loop = Loop(absl::Hours(1));
   loop.Start();
-  clock.AwaitWaiters(1);
+  clock_.AwaitWaiters(1);
   loop.Stop();
   loop.Stop();  // idempotent
-  EXPECT_EQ(journal.entries(), std::vector<std::string>{"start"});
+  EXPECT_EQ(entries(), std::vector<std::string>{"start"});
 }
 
-TEST(MaintenanceLoopTest, NullTasksAreSkipped) {
-  SimulatedClock clock;
-  MaintenanceLoop loop(clock, kInterval, MaintenanceLoop::Tasks{});
+TEST_F(MaintenanceLoopTest, NullTasksAreSkipped) {
+  MaintenanceLoop loop(clock_, kInterval, MaintenanceLoop::Tasks{});
   loop.Start();
-  clock.AwaitWaiters(1);
-  clock.Advance(kInterval);
-  clock.AwaitWaiters(1);
+  clock_.AwaitWaiters(1);
+  clock_.Advance(kInterval);
+  clock_.AwaitWaiters(1);
   loop.RequestCompaction();
 }
 

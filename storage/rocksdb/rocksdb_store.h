@@ -34,6 +34,15 @@
 // raised, as etcd's --quota-backend-bytes: writes that add data (puts, lease
 // grants) fail with RESOURCE_EXHAUSTED until DisarmSpaceAlarm, while deletes,
 // revokes and compaction go on.
+//
+// The parts, each with its own tests: GroupCommitter (group_commit.h), the
+// write path; WriteRecovery (write_recovery.h), refused writes and retries;
+// SpaceGuard (space_guard.h), free space and quota; DiskHistory (history.h),
+// reads of past revisions, watch history, compaction; MaintenanceLoop
+// (maintenance_loop.h), lease expiry and automatic compaction on the store's
+// Clock; OpenDatabase (database_open.h), corruption; checkpoint.h, snapshots.
+// The class's own members: rocksdb_store.cc (lifecycle, commit hooks, health),
+// rocksdb_store_kv.cc (reads, transactions, watches), rocksdb_store_leases.cc.
 
 #include <atomic>
 #include <cstdint>
@@ -43,7 +52,6 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -64,7 +72,6 @@
 
 namespace rocksdb {
 class DB;
-class Iterator;
 class Snapshot;
 class WriteBatch;
 }  // namespace rocksdb
