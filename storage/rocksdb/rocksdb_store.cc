@@ -13,303 +13,32 @@
 //   l/<id>                lease: its granted TTL in seconds. Deadlines are not
 //                         persisted; a reopened store gives each lease now + TTL.
 //
-// Compaction to C deletes every r/ entry below C, and every k/ entry below C
-// except the newest of each key when that one is a put (a read at >= C needs it).
-// All of one key's deletions go into one batch, so a crash mid-compaction never
-// leaves a delete record gone while older puts of that key remain.
+// History (r/ and k/), its reads and its compaction: history.h.
 //
 // In memory: the current keys (a sorted map, for fast prefix ranges), leases with
 // deadlines and attached keys, and the revision counters.
 
 #include "storage/rocksdb/rocksdb_store.h"
 
-#include <sys/statvfs.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cstdarg>
-#include <cstdio>
-#include <filesystem>
-#include <limits>
 #include <utility>
 
-#include "absl/cleanup/cleanup.h"
-#include "absl/container/flat_hash_set.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "rocksdb/db.h"
-#include "rocksdb/env.h"
-#include "rocksdb/listener.h"
 #include "rocksdb/options.h"
 #include "rocksdb/transaction_log.h"
-#include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
+#include "storage/rocksdb/checkpoint.h"
 #include "storage/rocksdb/codec.h"
-#include "storage/rocksdb/snapshot_archive.h"
-#include "storage/rocksdb/wal_scan.h"
+#include "storage/rocksdb/database_open.h"
+#include "storage/rocksdb/rocks_status.h"
+#include "storage/rocksdb/rocksdb_store_internal.h"
 
 namespace weft::storage {
 
 namespace codec = rocksdb_codec;
-
-namespace {
-
-// etcd's limit: larger TTLs are refused.
-constexpr int64_t kMaxLeaseTtlSeconds = 9000000000;
-// Deletions per RocksDB batch during compaction.
-constexpr size_t kCompactionBatchOps = 10000;
-
-absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
-  if (s.ok()) return absl::OkStatus();
-  if (s.IsCorruption()) return absl::DataLossError(absl::StrCat(what, ": ", s.ToString()));
-  return absl::UnavailableError(absl::StrCat(what, ": ", s.ToString()));
-}
-
-absl::Status FutureRevisionError() {
-  return absl::OutOfRangeError("required revision is a future revision");
-}
-
-absl::Status LeaseNotFoundError() { return absl::NotFoundError("requested lease not found"); }
-
-const std::string& AllKeysEnd() {
-  static const std::string* end = new std::string(1, '\0');
-  return *end;
-}
-
-absl::Status ValidateRange(const RangeRequest& r) {
-  if (r.key.empty()) return absl::InvalidArgumentError("key is not provided");
-  if (r.limit < 0) return absl::InvalidArgumentError("limit must not be negative");
-  if (r.revision < 0) return absl::InvalidArgumentError("revision must not be negative");
-  return absl::OkStatus();
-}
-
-// etcd's checks on a branch: keys present, no key put twice, no key both put
-// and deleted.
-absl::Status ValidateOps(const std::vector<RequestOp>& ops) {
-  absl::flat_hash_set<absl::string_view> put_keys;
-  for (const RequestOp& op : ops) {
-    switch (op.type) {
-      case RequestOp::Type::kRange:
-        RETURN_IF_ERROR(ValidateRange(op.range));
-        break;
-      case RequestOp::Type::kPut:
-        if (op.put.key.empty()) return absl::InvalidArgumentError("key is not provided");
-        if (op.put.lease < 0) return absl::InvalidArgumentError("lease id must not be negative");
-        if (!put_keys.insert(op.put.key).second) {
-          return absl::InvalidArgumentError("duplicate key given in txn request");
-        }
-        break;
-      case RequestOp::Type::kDeleteRange:
-        if (op.delete_range.key.empty()) return absl::InvalidArgumentError("key is not provided");
-        break;
-    }
-  }
-  for (const RequestOp& op : ops) {
-    if (op.type != RequestOp::Type::kDeleteRange) continue;
-    for (absl::string_view k : put_keys) {
-      if (KeyInRange(std::string(k), op.delete_range.key, op.delete_range.range_end)) {
-        return absl::InvalidArgumentError("duplicate key given in txn request");
-      }
-    }
-  }
-  return absl::OkStatus();
-}
-
-template <typename T>
-bool CompareResult(const T& actual, const T& operand, Compare::Result result) {
-  switch (result) {
-    case Compare::Result::kEqual:
-      return actual == operand;
-    case Compare::Result::kNotEqual:
-      return actual != operand;
-    case Compare::Result::kGreater:
-      return actual > operand;
-    case Compare::Result::kLess:
-      return actual < operand;
-  }
-  return false;
-}
-
-// The keys of `m` in [key, range_end) (store.h rules), as an iterator pair.
-template <typename Map>
-std::pair<typename Map::iterator, typename Map::iterator> RangeOf(Map& m, const std::string& key,
-                                                                const std::string& range_end) {
-  auto begin = m.lower_bound(key);
-  if (range_end.empty()) {
-    auto end = begin;
-    if (end != m.end() && end->first == key) ++end;
-    return {begin, end};
-  }
-  if (range_end == AllKeysEnd()) return {begin, m.end()};
-  if (range_end <= key) return {begin, begin};
-  return {begin, m.lower_bound(range_end)};
-}
-
-// Visits the newest record at or below `max_revision` of every key whose index
-// entries `it` (bounded above by its ReadOptions) reaches from `lower`, in key order.
-absl::Status ForEachNewest(rocksdb::Iterator* it, const std::string& lower, int64_t max_revision,
-                           absl::FunctionRef<void(codec::Record&&)> visit) {
-  std::string group;   // index prefix (key part) of the entries seen
-  std::string newest;  // newest suitable value in the group, if any
-  bool have = false;
-  auto flush = [&]() -> absl::Status {
-    if (!have) return absl::OkStatus();
-    have = false;
-    ASSIGN_OR_RETURN(codec::Record r, codec::DecodeRecord(newest));
-    visit(std::move(r));
-    return absl::OkStatus();
-  };
-  for (it->Seek(lower); it->Valid(); it->Next()) {
-    const rocksdb::Slice k = it->key();
-    if (k.size() < codec::kIndexPrefix.size() + 8) return absl::DataLossError("short index key");
-    const absl::string_view prefix(k.data(), k.size() - 8);
-    if (prefix != group) {
-      RETURN_IF_ERROR(flush());
-      group.assign(prefix.data(), prefix.size());
-    }
-    if (codec::IndexKeyRevision(absl::string_view(k.data(), k.size())) <= max_revision) {
-      newest.assign(it->value().data(), it->value().size());
-      have = true;
-    }
-  }
-  RETURN_IF_ERROR(FromRocks(it->status(), "read key index"));
-  return flush();
-}
-
-// RocksDB's own log, at WARN and above, into ours; the lines about corruption
-// are kept for the error message that refuses to open.
-class StoreLogger final : public rocksdb::Logger {
- public:
-  StoreLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
-  using rocksdb::Logger::Logv;
-  void Logv(const char* format, va_list ap) override { Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap); }
-  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
-    if (level < GetInfoLogLevel()) return;
-    char buf[1024];
-    vsnprintf(buf, sizeof(buf), format, ap);
-    const std::string line(buf);
-    WEFT_LOG(WARN, "rocksdb").With("msg", line);
-    if (absl::StrContains(line, "orrupt") || absl::StrContains(line, "dropping")) {
-      absl::MutexLock l(&mu_);
-      if (lines_.size() < 8) lines_.push_back(line);
-    }
-  }
-  std::vector<std::string> Lines() {
-    absl::MutexLock l(&mu_);
-    return lines_;
-  }
-
- private:
-  absl::Mutex mu_;
-  std::vector<std::string> lines_ ABSL_GUARDED_BY(mu_);
-};
-
-// RocksDB's background errors (a flush or compaction that hit a full disk) are
-// logged; the store notices them at its next write, which fails the same way.
-class ErrorListener final : public rocksdb::EventListener {
- public:
-  void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status* bg_error) override {
-    WEFT_LOG(ERROR, "store: rocksdb background error")
-        .With("reason", static_cast<int>(reason))
-        .With("err", bg_error->ToString());
-  }
-  void OnErrorRecoveryEnd(const rocksdb::BackgroundErrorRecoveryInfo& info) override {
-    WEFT_LOG(INFO, "store: rocksdb error recovery ended")
-        .With("old_error", info.old_bg_error.ToString())
-        .With("new_error", info.new_bg_error.ToString());
-  }
-};
-
-constexpr absl::string_view kSnapshotTmpPrefix = "weft-snapshot.tmp-";
-
-void RemoveSnapshotLeftovers(const std::string& path) {
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(path, ec)) {
-    if (absl::StartsWith(e.path().filename().string(), kSnapshotTmpPrefix)) {
-      std::filesystem::remove_all(e.path(), ec);
-    }
-  }
-}
-
-std::string DropReport(const std::vector<rocksdb_wal::WalScan>& scans) {
-  std::string out;
-  bool after = false;
-  for (const auto& w : scans) {
-    if (!w.corrupt && !after) continue;
-    if (!out.empty()) out += "; ";
-    if (w.corrupt && !after) {
-      absl::StrAppend(&out, w.file, ": ", w.what, " at offset ", w.corrupt_offset, ", dropping ",
-                      w.bytes_dropped, " bytes (", w.batches_dropped, " write batches, at least ",
-                      w.operations_dropped, " operations; ", w.batches_ok, " batches before it kept)");
-    } else {
-      absl::StrAppend(&out, w.file, ": after the corruption, dropping all ", w.size_bytes, " bytes");
-    }
-    after = true;
-  }
-  if (out.empty()) out = "no bad write-ahead log record found (table file corruption cannot be recovered this way)";
-  return out;
-}
-
-absl::Status CorruptionError(const std::string& path, const std::string& what,
-                             const std::vector<std::string>& rocks_lines) {
-  std::string where;
-  for (const auto& w : rocksdb_wal::ScanWalDir(path)) {
-    if (w.corrupt) {
-      absl::StrAppend(&where, " Bad write-ahead log record in ", w.file, " at offset ", w.corrupt_offset, " (",
-                      w.what, "): starting with --recover-from-corruption drops ", w.bytes_dropped, " bytes (",
-                      w.batches_dropped, " write batches) from there on.");
-      break;
-    }
-  }
-  if (where.empty() && !rocks_lines.empty()) absl::StrAppend(&where, " RocksDB: ", rocks_lines.front());
-  return absl::DataLossError(absl::StrCat(
-      "store at ", path, " is corrupted: ", what, ".", where,
-      " Nothing was changed. Restore a backup (weft-controller --restore-from FILE --data-dir NEW_DIR)",
-      what.find(".log") != std::string::npos || !where.empty()
-          ? ", or start once with --recover-from-corruption to keep what precedes the damage."
-          : "; a damaged table file cannot be recovered in place."));
-}
-
-}  // namespace
-
-// The RocksDB mutations and watch events of one write operation.
-class RocksDbStore::WriteSet {
- public:
-  explicit WriteSet(int64_t revision) : revision_(revision) {}
-  int64_t revision() const { return revision_; }
-  bool changes_keys() const { return !events_.empty(); }
-  bool empty() const { return mutations_.empty(); }
-
-  // A key change at this revision: its log and index records, and its event.
-  void AddChange(Event ev) {
-    codec::Record r;
-    r.type = ev.type;
-    r.sub = next_sub_++;
-    r.kv = ev.kv;
-    std::string value = codec::EncodeRecord(r);
-    mutations_.push_back({false, codec::IndexKey(ev.kv.key, revision_), value});
-    mutations_.push_back({false, codec::LogKey(revision_, r.sub), std::move(value)});
-    events_.push_back(std::move(ev));
-  }
-  void Put(std::string key, std::string value) {
-    mutations_.push_back({false, std::move(key), std::move(value)});
-  }
-  void Delete(std::string key) { mutations_.push_back({true, std::move(key), {}}); }
-
- private:
-  friend class RocksDbStore;
-  struct Mutation {
-    bool del;
-    std::string key;
-    std::string value;
-  };
-  const int64_t revision_;
-  uint32_t next_sub_ = 0;
-  std::vector<Mutation> mutations_;
-  std::vector<Event> events_;
-};
 
 absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const Options& options) {
   if (options.path.empty()) return absl::InvalidArgumentError("store path is empty");
@@ -317,68 +46,70 @@ absl::StatusOr<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const Options& 
   if (options.history_revisions < 0) return absl::InvalidArgumentError("history_revisions < 0");
   if (options.quota_bytes < 0) return absl::InvalidArgumentError("quota_bytes < 0");
   if (options.max_watch_history_bytes < 0) return absl::InvalidArgumentError("max_watch_history_bytes < 0");
-  RemoveSnapshotLeftovers(options.path);
-  auto logger = std::make_shared<StoreLogger>();
-  rocksdb::Options ro;
-  ro.create_if_missing = true;
-  ro.info_log = logger;
-  ro.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
-  ro.keep_log_file_num = 3;
-  // After a full disk RocksDB clears its error (and our Resume() succeeds) only
-  // once a memtable's worth of space is free again: 16 MiB rather than the
-  // default 64 MiB (a lease store is tens of MB; smaller memtables cost nothing).
-  ro.write_buffer_size = 16 << 20;
-  ro.paranoid_checks = true;
-  // A bad record anywhere but a tail a crash cut short stops the open: the
-  // default (point in time) would silently drop it and everything after it.
-  ro.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
-  ro.listeners.push_back(std::make_shared<ErrorListener>());
-
-  std::string report;
-  rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(ro, options.path, &raw);
-  if (s.IsCorruption() && options.recover_from_corruption) {
-    // Keep what precedes the first bad record; say exactly what goes.
-    const std::vector<rocksdb_wal::WalScan> scans = rocksdb_wal::ScanWalDir(options.path);
-    report = DropReport(scans);
-    WEFT_LOG(WARN, "store: recovering from corruption, dropping data").With("dropped", report);
-    ro.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
-    s = rocksdb::DB::Open(ro, options.path, &raw);
-  }
-  if (s.IsCorruption()) return CorruptionError(options.path, s.ToString(), logger->Lines());
-  RETURN_IF_ERROR(FromRocks(s, absl::StrCat("open store at ", options.path)));
-  std::unique_ptr<rocksdb::DB> db(raw);
-  // Table files are checked whole at start-up (a few MB; a flipped bit in a
-  // block nobody reads yet would otherwise surface only when a watch needs it).
-  if (rocksdb::Status v = db->VerifyChecksum(); !v.ok()) {
-    if (v.IsCorruption()) return CorruptionError(options.path, v.ToString(), logger->Lines());
-    return FromRocks(v, "verify store checksums");
-  }
-  std::unique_ptr<RocksDbStore> store(new RocksDbStore(options, std::move(db)));
-  store->recovery_report_ = std::move(report);
+  RemoveCheckpointLeftovers(options.path);
+  ASSIGN_OR_RETURN(OpenedDatabase opened, OpenDatabase(options.path, options.recover_from_corruption));
+  std::unique_ptr<RocksDbStore> store(new RocksDbStore(options, std::move(opened.db)));
+  store->recovery_report_ = std::move(opened.recovery_report);
   RETURN_IF_ERROR(store->Load());
-  store->CheckQuota(true);
+  store->space_.CheckQuota(true);
   store->StartThreads();
   return store;
 }
 
+namespace {
+
+SpaceGuard::Options SpaceGuardOptions(const RocksDbStore::Options& o, std::function<int64_t()> db_size_bytes) {
+  SpaceGuard::Options s;
+  s.path = o.path;
+  s.quota_bytes = o.quota_bytes;
+  s.min_free_bytes = o.min_free_bytes;
+  s.free_bytes = o.free_bytes;
+  s.db_size_bytes = std::move(db_size_bytes);
+  return s;
+}
+
+WriteRecovery::Options WriteRecoveryOptions(const RocksDbStore::Options& o,
+                                            std::function<absl::Status(int)> try_resume,
+                                            std::function<void()> on_recovered) {
+  WriteRecovery::Options r;
+  r.backoff_min = o.resume_backoff_min;
+  r.backoff_max = o.resume_backoff_max;
+  r.try_resume = std::move(try_resume);
+  r.on_recovered = std::move(on_recovered);
+  return r;
+}
+
+}  // namespace
+
+// The size on disk is measured at most every 100 ms of real time: the limit
+// bounds real work (listing files), so it is not the store's (maybe simulated) clock.
 RocksDbStore::RocksDbStore(const Options& options, std::unique_ptr<rocksdb::DB> db)
-    : options_(options), clock_(*options.clock), db_(std::move(db)) {}
+    : options_(options),
+      clock_(*options.clock),
+      db_(std::move(db)),
+      space_(SpaceGuardOptions(options, [this] { return DbSizeBytes(); }), RealClock::Get()),
+      committer_(clock_, CommitterOptions()),
+      recovery_(clock_, WriteRecoveryOptions(options, [this](int attempts) { return TryResume(attempts); },
+                                              [this] { space_.CheckQuota(true); })),
+      history_(db_.get(), options.sync, options.max_watch_history_bytes) {}
+
+GroupCommitter::Options RocksDbStore::CommitterOptions() {
+  GroupCommitter::Options c;
+  c.sync = options_.sync;
+  c.write = [this](rocksdb::WriteBatch* group, int64_t revision, bool revision_moved) {
+    return WriteGroup(group, revision, revision_moved);
+  };
+  c.on_durable = [this](std::vector<Event> events, int64_t revision, absl::Duration took, int writes) {
+    OnGroupDurable(std::move(events), revision, took, writes);
+  };
+  c.on_failure = [this](const std::string& error) { HandleWriteFailure(error); };
+  return c;
+}
 
 RocksDbStore::~RocksDbStore() {
-  {
-    absl::MutexLock l(&maintenance_mu_);
-    stop_maintenance_ = true;
-  }
-  if (maintenance_.joinable()) maintenance_.join();
-  {
-    absl::MutexLock l(&commit_mu_);
-    stopping_ = true;
-    group_ready_.Signal();
-    failure_cv_.SignalAll();
-  }
-  if (committer_.joinable()) committer_.join();
-  if (recovery_.joinable()) recovery_.join();
+  if (maintenance_ != nullptr) maintenance_->Stop();
+  committer_.Stop();
+  recovery_.Stop();
   hub_.Shutdown();
   db_.reset();
 }
@@ -386,19 +117,8 @@ RocksDbStore::~RocksDbStore() {
 absl::Status RocksDbStore::Load() {
   absl::MutexLock l(&mu_);
   RETURN_IF_ERROR(LoadStateLocked());
-  std::string v;
-  int64_t compact_done = 0;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), std::string(codec::kMetaCompactDone), &v);
-  if (!s.IsNotFound()) {
-    RETURN_IF_ERROR(FromRocks(s, absl::StrCat("read ", codec::kMetaCompactDone)));
-    ASSIGN_OR_RETURN(compact_done, codec::DecodeInt64(v));
-  }
-  {
-    absl::MutexLock c(&compaction_mu_);
-    compact_done_ = compact_done;
-  }
-  absl::MutexLock c(&commit_mu_);
-  durable_revision_ = revision_;
+  RETURN_IF_ERROR(history_.Load());
+  committer_.ResetDurable(applied_seq_, revision_);
   return absl::OkStatus();
 }
 
@@ -415,25 +135,17 @@ absl::Status RocksDbStore::LoadStateLocked() {
   ASSIGN_OR_RETURN(int64_t compact_revision, read_meta(codec::kMetaCompactRevision, 0));
 
   std::map<std::string, KeyState> keys;
-  const std::string index_end = PrefixEnd(std::string(codec::kIndexPrefix));
-  rocksdb::ReadOptions index_ro;
-  const rocksdb::Slice index_upper(index_end);
-  index_ro.iterate_upper_bound = &index_upper;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(index_ro));
-  RETURN_IF_ERROR(ForEachNewest(it.get(), std::string(codec::kIndexPrefix),
-                                std::numeric_limits<int64_t>::max(), [&](codec::Record&& r) {
-                                  if (r.type != Event::Type::kPut) return;
-                                  KeyState st{std::move(r.kv.value), r.kv.create_revision,
-                                              r.kv.mod_revision, r.kv.version, r.kv.lease};
-                                  keys.emplace_hint(keys.end(), std::move(r.kv.key), std::move(st));
-                                }));
+  RETURN_IF_ERROR(history_.ForEachCurrentKey([&](KeyValue&& kv) {
+    KeyState st{std::move(kv.value), kv.create_revision, kv.mod_revision, kv.version, kv.lease};
+    keys.emplace_hint(keys.end(), std::move(kv.key), std::move(st));
+  }));
 
   absl::flat_hash_map<int64_t, Lease> leases;
   const std::string lease_end = PrefixEnd(std::string(codec::kLeasePrefix));
   rocksdb::ReadOptions lease_ro;
   const rocksdb::Slice lease_upper(lease_end);
   lease_ro.iterate_upper_bound = &lease_upper;
-  it.reset(db_->NewIterator(lease_ro));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(lease_ro));
   for (it->Seek(std::string(codec::kLeasePrefix)); it->Valid(); it->Next()) {
     ASSIGN_OR_RETURN(int64_t id, codec::LeaseIdFromKey(absl::string_view(it->key().data(), it->key().size())));
     ASSIGN_OR_RETURN(int64_t ttl, codec::DecodeInt64(absl::string_view(it->value().data(), it->value().size())));
@@ -471,230 +183,135 @@ void RocksDbStore::StartThreads() {
   }
   // Everything on disk counts as published: watches replay it from history.
   hub_.Publish(std::make_shared<const std::vector<Event>>(), revision);
-  committer_ = std::thread(&RocksDbStore::CommitLoop, this);
-  maintenance_ = std::thread(&RocksDbStore::MaintenanceLoop, this, compact_revision);
-  recovery_ = std::thread(&RocksDbStore::RecoveryLoop, this);
+  MaintenanceLoop::Tasks tasks;
+  // Finish a compaction a crash interrupted.
+  tasks.on_start = [this, compact_revision] {
+    if (absl::Status s = history_.Compact(compact_revision); !s.ok()) {
+      WEFT_LOG(ERROR, "store compaction failed").Err(s);
+    }
+  };
+  // Nothing expires while writes fail (an expiry is a write); deadlines that
+  // passed meanwhile are honoured once the store recovers.
+  tasks.periodic = [this] {
+    if (recovery_.failed()) return;
+    absl::StatusOr<int> expired = ExpireDueLeases();
+    if (!expired.ok()) {
+      WEFT_LOG(ERROR, "lease expiry failed").Err(expired.status());
+    }
+  };
+  tasks.compact = [this] {
+    const int64_t target = CurrentRevision() - options_.history_revisions;
+    if (target > CompactRevision()) {
+      absl::Status s = Compact(target);
+      if (!s.ok() && !IsCompacted(s)) {
+        WEFT_LOG(ERROR, "store auto-compaction failed").Err(s);
+      }
+    }
+  };
+  maintenance_ = std::make_unique<MaintenanceLoop>(clock_, options_.lease_expiry_interval, std::move(tasks));
+  committer_.Start();
+  maintenance_->Start();
+  recovery_.Start();
 }
 
 absl::Status RocksDbStore::CheckHealthyLocked() {
-  if (!failed_.load(std::memory_order_acquire)) return absl::OkStatus();
-  absl::MutexLock l(&commit_mu_);
-  return failure_;
+  if (!recovery_.failed()) return absl::OkStatus();
+  return recovery_.status();
 }
 
 // ---- Commit pipeline ----
 
 uint64_t RocksDbStore::SubmitLocked(WriteSet* ws) {
   const uint64_t seq = ++applied_seq_;
-  absl::MutexLock l(&commit_mu_);
-  if (open_group_ == nullptr) open_group_ = std::make_unique<rocksdb::WriteBatch>();
-  for (WriteSet::Mutation& m : ws->mutations_) {
-    if (m.del) {
-      open_group_->Delete(m.key);
-    } else {
-      open_group_->Put(m.key, m.value);
-    }
-  }
-  if (ws->changes_keys()) {
-    open_revision_ = ws->revision();
-    if (open_events_.empty()) {
-      open_events_ = std::move(ws->events_);
-    } else {
-      std::move(ws->events_.begin(), ws->events_.end(), std::back_inserter(open_events_));
-    }
-  }
-  open_seq_ = seq;
-  if (++open_writes_ == 1) group_ready_.Signal();
+  committer_.Submit(seq, ws->mutations_, std::move(ws->events_), ws->revision());
   return seq;
 }
 
-absl::Status RocksDbStore::WaitDurable(uint64_t seq) {
-  if (seq > discarded_hi_.load(std::memory_order_acquire) &&
-      durable_seq_hint_.load(std::memory_order_acquire) >= seq) {
-    return absl::OkStatus();
-  }
-  absl::MutexLock l(&commit_mu_);
-  while (true) {
-    for (const Discarded& d : discarded_) {
-      if (seq > d.lo && seq <= d.hi) return d.status;
-    }
-    if (durable_seq_ >= seq) return absl::OkStatus();
-    durable_.Wait(&commit_mu_);
-  }
-}
+absl::Status RocksDbStore::WaitDurable(uint64_t seq) { return committer_.WaitDurable(seq); }
 
-void RocksDbStore::CommitLoop() {
+absl::Status RocksDbStore::WriteGroup(rocksdb::WriteBatch* group, int64_t revision, bool revision_moved) {
+  if (revision_moved) group->Put(std::string(codec::kMetaRevision), codec::EncodeInt64(revision));
+  const std::string low = space_.LowSpace();
+  if (!low.empty()) return absl::UnavailableError(low);
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync;
+  const rocksdb::Status st = db_->Write(wo, group);
+  if (st.ok()) return absl::OkStatus();
+  rocks_write_failed_.store(true);
+  return absl::UnavailableError(st.ToString());
+}
+
+void RocksDbStore::OnGroupDurable(std::vector<Event> events, int64_t revision, absl::Duration took, int writes) {
+  space_.CheckQuota(false);
+  if (!events.empty()) {
+    hub_.Publish(std::make_shared<const std::vector<Event>>(std::move(events)), revision);
+  }
+  if (options_.on_commit) options_.on_commit(took, writes);
   const int64_t history = options_.history_revisions;
   const int64_t compact_slack = std::max<int64_t>(history / 10, 1);
-  while (true) {
-    std::unique_ptr<rocksdb::WriteBatch> group;
-    std::vector<Event> events;
-    int writes = 0;
-    uint64_t seq = 0;
-    int64_t revision = 0;
-    bool revision_moved = false;
-    {
-      absl::MutexLock l(&commit_mu_);
-      while (open_writes_ == 0 && !stopping_) group_ready_.Wait(&commit_mu_);
-      if (open_writes_ == 0) return;  // stopping, and every write is committed
-      group = std::move(open_group_);
-      events.swap(open_events_);
-      writes = open_writes_;
-      open_writes_ = 0;
-      seq = open_seq_;
-      revision = std::max(open_revision_, durable_revision_);
-      revision_moved = revision > durable_revision_;
-    }
-    if (revision_moved) group->Put(std::string(codec::kMetaRevision), codec::EncodeInt64(revision));
-    const absl::Time start = clock_.Now();
-    const std::string low = LowSpace();
-    const rocksdb::Status st = low.empty() ? db_->Write(wo, group.get()) : rocksdb::Status::NoSpace(low);
-    const absl::Duration took = clock_.Now() - start;
-    if (!st.ok()) {
-      if (low.empty()) rocks_write_failed_.store(true);
-      HandleWriteFailure(low.empty() ? st.ToString() : low);
-      continue;
-    }
-    {
-      absl::MutexLock l(&commit_mu_);
-      durable_seq_ = seq;
-      durable_revision_ = revision;
-      durable_seq_hint_.store(seq, std::memory_order_release);
-      ++stats_.group_commits;
-      if (options_.sync) ++stats_.syncs;
-      stats_.writes += writes;
-      stats_.max_group_size = std::max<uint64_t>(stats_.max_group_size, writes);
-      stats_.commit_time += took;
-      durable_.SignalAll();
-    }
-    CheckQuota(false);
-    if (!events.empty()) {
-      hub_.Publish(std::make_shared<const std::vector<Event>>(std::move(events)), revision);
-    }
-    if (options_.on_commit) options_.on_commit(took, writes);
-    if (history > 0 && revision - compact_revision_hint_.load() >= history + compact_slack) {
-      absl::MutexLock l(&maintenance_mu_);
-      compaction_wanted_ = true;
-    }
+  if (history > 0 && revision - compact_revision_hint_.load() >= history + compact_slack) {
+    maintenance_->RequestCompaction();
   }
 }
 
 void RocksDbStore::HandleWriteFailure(const std::string& error) {
   write_errors_.fetch_add(1);
-  const bool first = !failed_.load();
+  const bool first = !recovery_.failed();
   // Under mu_ no writer applies anything: what is in memory is the durable
   // state plus the operations being discarded here.
   absl::MutexLock l(&mu_);
-  absl::MutexLock c(&commit_mu_);
   const absl::Status failed = absl::UnavailableError(absl::StrCat(
       "store cannot write (", error, "); writes resume once the disk recovers, reads and watches still work"));
-  Discarded d{durable_seq_, applied_seq_, failed};
-  if (discarded_.size() >= 64) discarded_.erase(discarded_.begin());
-  discarded_.push_back(d);
-  discarded_hi_.store(applied_seq_, std::memory_order_release);
-  open_group_.reset();
-  open_events_.clear();
-  open_writes_ = 0;
-  failure_ = failed;
-  failed_.store(true, std::memory_order_release);
+  const uint64_t discarded = committer_.Discard(applied_seq_, failed);
+  recovery_.Fail(failed);
   // Back to the durable state. Reading needs no write: it works on a full disk.
   if (absl::Status s = LoadStateLocked(); !s.ok()) {
     // Memory no longer matches anything we can vouch for: stop rather than serve it.
     WEFT_LOG(ERROR, "store: cannot reload the durable state after a write failure").Err(s);
     std::abort();
   }
-  open_revision_ = revision_;
-  durable_revision_ = revision_;
   // Reads from now on observe only durable state: give them a sequence number
   // that is durable and not discarded.
-  durable_seq_ = ++applied_seq_;
-  open_seq_ = durable_seq_;
-  durable_seq_hint_.store(durable_seq_, std::memory_order_release);
-  durable_.SignalAll();
-  failure_cv_.SignalAll();
+  committer_.ResetDurable(++applied_seq_, revision_);
   if (first) {
     WEFT_LOG(ERROR, "store: write failed; refusing writes until the disk recovers")
         .With("err", error)
-        .With("discarded_operations", d.hi - d.lo)
+        .With("discarded_operations", discarded)
         .With("revision", revision_);
   }
 }
 
-void RocksDbStore::RecoveryLoop() {
-  absl::Duration backoff = options_.resume_backoff_min;
-  int attempts = 0;
-  while (true) {
-    {
-      absl::MutexLock l(&commit_mu_);
-      while (!stopping_ && !failed_.load()) failure_cv_.Wait(&commit_mu_);
-      if (stopping_) return;
-      failure_cv_.WaitWithTimeout(&commit_mu_, backoff);
-      if (stopping_) return;
+absl::Status RocksDbStore::TryResume(int attempts) {
+  // Resume() clears RocksDB's background error (flushing to a new WAL); the
+  // synced probe write proves the log takes writes again.
+  const std::string low = space_.LowSpace();
+  rocksdb::Status s = low.empty() ? db_->Resume() : rocksdb::Status::NoSpace(low);
+  if (s.ok() && rocks_write_failed_.load()) {
+    // Writing again to the log that failed would abort the process: hand over.
+    const std::string why = "RocksDB failed a write-ahead log write; the store must be reopened";
+    if (options_.on_reopen_needed) {
+      options_.on_reopen_needed(why);
+    } else if (attempts == 0) {
+      WEFT_LOG(ERROR, "store: writes stay refused until the store is reopened").With("why", why);
     }
-    // Resume() clears RocksDB's background error (flushing to a new WAL); the
-    // synced probe write proves the log takes writes again.
-    const std::string low = LowSpace();
-    rocksdb::Status s = low.empty() ? db_->Resume() : rocksdb::Status::NoSpace(low);
-    if (s.ok() && rocks_write_failed_.load()) {
-      // Writing again to the log that failed would abort the process: hand over.
-      const std::string why = "RocksDB failed a write-ahead log write; the store must be reopened";
-      if (options_.on_reopen_needed) {
-        options_.on_reopen_needed(why);
-      } else if (attempts == 0) {
-        WEFT_LOG(ERROR, "store: writes stay refused until the store is reopened").With("why", why);
-      }
-      s = rocksdb::Status::Aborted(why);
-    } else if (s.ok()) {
-      std::string v;
-      s = db_->Get(rocksdb::ReadOptions(), std::string(codec::kMetaRevision), &v);
-      if (s.IsNotFound()) {
-        s = rocksdb::Status::OK();
-        v = codec::EncodeInt64(1);
-      }
-      if (s.ok()) {
-        rocksdb::WriteOptions wo;
-        wo.sync = options_.sync;
-        rocksdb::WriteBatch probe;
-        probe.Put(std::string(codec::kMetaRevision), v);
-        s = db_->Write(wo, &probe);
-      }
+    s = rocksdb::Status::Aborted(why);
+  } else if (s.ok()) {
+    std::string v;
+    s = db_->Get(rocksdb::ReadOptions(), std::string(codec::kMetaRevision), &v);
+    if (s.IsNotFound()) {
+      s = rocksdb::Status::OK();
+      v = codec::EncodeInt64(1);
     }
-    ++attempts;
     if (s.ok()) {
-      {
-        absl::MutexLock m(&mu_);
-        absl::MutexLock c(&commit_mu_);
-        failure_ = absl::OkStatus();
-        failed_.store(false, std::memory_order_release);
-      }
-      WEFT_LOG(INFO, "store: writes recovered").With("attempts", attempts);
-      attempts = 0;
-      backoff = options_.resume_backoff_min;
-      CheckQuota(true);
-    } else {
-      if (attempts == 1 || attempts % 20 == 0) {
-        WEFT_LOG(WARN, "store: still cannot write").With("attempts", attempts).With("err", s.ToString());
-      }
-      backoff = std::min(backoff * 2, options_.resume_backoff_max);
+      rocksdb::WriteOptions wo;
+      wo.sync = options_.sync;
+      rocksdb::WriteBatch probe;
+      probe.Put(std::string(codec::kMetaRevision), v);
+      s = db_->Write(wo, &probe);
     }
   }
-}
-
-std::string RocksDbStore::LowSpace() {
-  if (options_.min_free_bytes <= 0) return "";
-  int64_t free = 0;
-  if (options_.free_bytes) {
-    free = options_.free_bytes();
-  } else {
-    struct statvfs st;
-    if (statvfs(options_.path.c_str(), &st) != 0) return "";  // cannot tell: let RocksDB try
-    free = static_cast<int64_t>(st.f_bavail) * static_cast<int64_t>(st.f_frsize);
-  }
-  if (free >= options_.min_free_bytes) return "";
-  return absl::StrCat("No space left on device: ", free, " bytes free on the file system of ", options_.path,
-                      ", less than the ", options_.min_free_bytes, " the store keeps free");
+  // The recovery thread logs the message: RocksDB's own words.
+  return s.ok() ? absl::OkStatus() : absl::UnavailableError(s.ToString());
 }
 
 int64_t RocksDbStore::DbSizeBytes() {
@@ -713,19 +330,6 @@ int64_t RocksDbStore::DbSizeBytes() {
   return total;
 }
 
-void RocksDbStore::CheckQuota(bool force) {
-  const int64_t now = absl::GetCurrentTimeNanos();
-  if (!force && now - db_size_checked_ns_.load() < 100'000'000) return;
-  db_size_checked_ns_.store(now);
-  const int64_t size = DbSizeBytes();
-  db_size_.store(size);
-  if (options_.quota_bytes > 0 && size > options_.quota_bytes && !space_alarm_.exchange(true)) {
-    WEFT_LOG(ERROR, "store: over its quota, NOSPACE alarm raised; writes that add data are refused")
-        .With("db_size_bytes", size)
-        .With("quota_bytes", options_.quota_bytes);
-  }
-}
-
 absl::Status RocksDbStore::CheckSpaceLocked(const std::vector<RequestOp>& ops) {
   bool writes = false;
   bool puts = false;
@@ -734,44 +338,31 @@ absl::Status RocksDbStore::CheckSpaceLocked(const std::vector<RequestOp>& ops) {
     puts = puts || op.type == RequestOp::Type::kPut;
   }
   if (writes) RETURN_IF_ERROR(CheckHealthyLocked());
-  // etcd's wording, which its clients match on.
-  if (puts && space_alarm_.load()) return absl::ResourceExhaustedError("etcdserver: mvcc: database space exceeded");
+  if (puts && space_.alarm()) return SpaceExceededError();
   return absl::OkStatus();
 }
 
 StoreHealth RocksDbStore::Health() {
   StoreHealth h;
-  if (failed_.load()) {
-    absl::MutexLock l(&commit_mu_);
-    h.writable = failure_.ok();
-    h.reason = std::string(failure_.message());
+  if (recovery_.failed()) {
+    const absl::Status failure = recovery_.status();
+    h.writable = failure.ok();
+    h.reason = std::string(failure.message());
   }
-  h.space_alarm = space_alarm_.load();
+  h.space_alarm = space_.alarm();
   if (h.space_alarm && h.writable) {
     h.reason = absl::StrCat("NOSPACE alarm: the store is over its quota of ", options_.quota_bytes, " bytes");
   }
-  CheckQuota(false);
-  h.db_size_bytes = db_size_.load();
+  space_.CheckQuota(false);
+  h.db_size_bytes = space_.db_size_bytes();
   h.write_errors = write_errors_.load();
   return h;
 }
 
-absl::Status RocksDbStore::DisarmSpaceAlarm() {
-  CheckQuota(true);
-  if (options_.quota_bytes > 0 && db_size_.load() > options_.quota_bytes) {
-    return absl::FailedPreconditionError(absl::StrCat("store is still over its quota: ", db_size_.load(), " > ",
-                                                      options_.quota_bytes, " bytes; compact and defragment first"));
-  }
-  if (space_alarm_.exchange(false)) {
-    WEFT_LOG(INFO, "store: NOSPACE alarm disarmed");
-  }
-  return absl::OkStatus();
-}
+absl::Status RocksDbStore::DisarmSpaceAlarm() { return space_.Disarm(); }
 
 absl::Status RocksDbStore::RaiseSpaceAlarm() {
-  if (!space_alarm_.exchange(true)) {
-    WEFT_LOG(WARN, "store: NOSPACE alarm raised by hand");
-  }
+  space_.Raise();
   return absl::OkStatus();
 }
 
@@ -779,519 +370,16 @@ absl::Status RocksDbStore::Defragment() {
   rocksdb::CompactRangeOptions co;
   co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   RETURN_IF_ERROR(FromRocks(db_->CompactRange(co, nullptr, nullptr), "defragment store"));
-  CheckQuota(true);
+  space_.CheckQuota(true);
   return absl::OkStatus();
 }
 
 absl::Status RocksDbStore::WriteSnapshot(const std::function<absl::Status(absl::string_view chunk)>& sink) {
-  // A checkpoint holds exactly the durable state (hard links to the table
-  // files, the memtable flushed first), staged inside the database directory.
-  static std::atomic<uint64_t> counter{0};
-  const std::string dir =
-      absl::StrCat(options_.path, "/", kSnapshotTmpPrefix, getpid(), "-", counter.fetch_add(1));
-  rocksdb::Checkpoint* raw = nullptr;
-  RETURN_IF_ERROR(FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), "snapshot"));
-  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
-  absl::Cleanup remove = [&] {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  };
-  RETURN_IF_ERROR(FromRocks(checkpoint->CreateCheckpoint(dir, /*log_size_for_flush=*/0), "snapshot checkpoint"));
-  return snapshot_archive::WriteArchive(dir, sink);
+  return WriteCheckpointArchive(db_.get(), options_.path, sink);
 }
 
 RocksDbStore::CommitStats RocksDbStore::commit_stats() {
-  absl::MutexLock l(&commit_mu_);
-  return stats_;
-}
-
-// ---- Reads ----
-
-RangeResponse RocksDbStore::RangeCurrentLocked(const RangeRequest& req) {
-  RangeResponse resp;
-  resp.revision = revision_;
-  auto [it, end] = RangeOf(keys_, req.key, req.range_end);
-  for (; it != end; ++it) {
-    ++resp.count;
-    if (req.count_only) continue;
-    if (req.limit > 0 && static_cast<int64_t>(resp.kvs.size()) >= req.limit) {
-      resp.more = true;
-      continue;
-    }
-    const KeyState& st = it->second;
-    resp.kvs.push_back({it->first, req.keys_only ? std::string() : st.value, st.create_revision,
-                        st.mod_revision, st.version, st.lease});
-  }
-  return resp;
-}
-
-const rocksdb::Snapshot* RocksDbStore::SnapshotLocked() {
-  // Compaction deletes history only after moving compact_revision_ (under mu_),
-  // so a snapshot taken under mu_ keeps all history at or above compact_revision_.
-  return db_->GetSnapshot();
-}
-
-absl::StatusOr<RangeResponse> RocksDbStore::RangeHistory(const RangeRequest& req,
-                                                         const rocksdb::Snapshot* snap) {
-  std::string lower, upper;
-  codec::IndexBounds(req.key, req.range_end, &lower, &upper);
-  rocksdb::ReadOptions ro;
-  ro.snapshot = snap;
-  const rocksdb::Slice upper_slice(upper);
-  ro.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
-  RangeResponse resp;
-  RETURN_IF_ERROR(ForEachNewest(it.get(), lower, req.revision, [&](codec::Record&& r) {
-    if (r.type != Event::Type::kPut) return;
-    ++resp.count;
-    if (req.count_only) return;
-    if (req.limit > 0 && static_cast<int64_t>(resp.kvs.size()) >= req.limit) {
-      resp.more = true;
-      return;
-    }
-    if (req.keys_only) r.kv.value.clear();
-    resp.kvs.push_back(std::move(r.kv));
-  }));
-  return resp;
-}
-
-absl::StatusOr<RangeResponse> RocksDbStore::RangeLocked(const RangeRequest& req) {
-  if (req.revision == 0) return RangeCurrentLocked(req);
-  // A past revision: it is on disk once all applied so far is. Waiting under mu_
-  // stalls writers for one sync; reads of the past inside a txn are rare.
-  RETURN_IF_ERROR(WaitDurable(applied_seq_));
-  const rocksdb::Snapshot* snap = SnapshotLocked();
-  absl::Cleanup release = [&] { db_->ReleaseSnapshot(snap); };
-  ASSIGN_OR_RETURN(RangeResponse resp, RangeHistory(req, snap));
-  resp.revision = revision_;
-  return resp;
-}
-
-absl::StatusOr<RangeResponse> RocksDbStore::Range(const RangeRequest& req) {
-  RETURN_IF_ERROR(ValidateRange(req));
-  uint64_t seq = 0;
-  int64_t revision = 0;
-  std::optional<RangeResponse> current;
-  {
-    absl::MutexLock l(&mu_);
-        if (req.revision > revision_) return FutureRevisionError();
-    if (req.revision > 0 && req.revision < compact_revision_) return CompactedError(compact_revision_);
-    seq = applied_seq_;
-    revision = revision_;
-    if (req.revision == 0 || req.revision == revision_) current = RangeCurrentLocked(req);
-  }
-  RETURN_IF_ERROR(WaitDurable(seq));
-  if (current.has_value()) return *std::move(current);
-  // A past revision, read from disk without holding up writers.
-  const rocksdb::Snapshot* snap = nullptr;
-  {
-    absl::MutexLock l(&mu_);
-    if (req.revision < compact_revision_) return CompactedError(compact_revision_);
-    snap = SnapshotLocked();
-  }
-  absl::Cleanup release = [&] { db_->ReleaseSnapshot(snap); };
-  ASSIGN_OR_RETURN(RangeResponse resp, RangeHistory(req, snap));
-  resp.revision = revision;
-  return resp;
-}
-
-int64_t RocksDbStore::CurrentRevision() {
-  absl::MutexLock l(&commit_mu_);
-  return durable_revision_;
-}
-
-int64_t RocksDbStore::CompactRevision() {
-  absl::MutexLock l(&mu_);
-  return compact_revision_;
-}
-
-// ---- Writes ----
-
-bool RocksDbStore::CompareLocked(const Compare& c) {
-  auto matches = [&c](const KeyState& st) {
-    switch (c.target) {
-      case Compare::Target::kVersion:
-        return CompareResult(st.version, c.operand, c.result);
-      case Compare::Target::kCreateRevision:
-        return CompareResult(st.create_revision, c.operand, c.result);
-      case Compare::Target::kModRevision:
-        return CompareResult(st.mod_revision, c.operand, c.result);
-      case Compare::Target::kLease:
-        return CompareResult(st.lease, c.operand, c.result);
-      case Compare::Target::kValue:
-        return CompareResult(st.value, c.value, c.result);
-    }
-    return false;
-  };
-  auto [it, end] = RangeOf(keys_, c.key, c.range_end);
-  // As etcd: no key compares as a zero key (version 0...), except by value.
-  if (it == end) return c.target != Compare::Target::kValue && matches(KeyState{});
-  for (; it != end; ++it) {
-    if (!matches(it->second)) return false;
-  }
-  return true;
-}
-
-absl::Status RocksDbStore::CheckOpsLocked(const std::vector<RequestOp>& ops) {
-  for (const RequestOp& op : ops) {
-    if (op.type == RequestOp::Type::kPut) {
-      if (op.put.lease != 0 && !leases_.contains(op.put.lease)) return LeaseNotFoundError();
-    } else if (op.type == RequestOp::Type::kRange) {
-      if (op.range.revision > revision_) return FutureRevisionError();
-      if (op.range.revision > 0 && op.range.revision < compact_revision_) {
-        return CompactedError(compact_revision_);
-      }
-    }
-  }
-  return absl::OkStatus();
-}
-
-void RocksDbStore::PutLocked(const PutRequest& req, WriteSet* ws, PutResponse* resp) {
-  auto it = keys_.lower_bound(req.key);
-  Event ev;
-  ev.type = Event::Type::kPut;
-  int64_t old_lease = 0;
-  if (it != keys_.end() && it->first == req.key) {
-    KeyState& st = it->second;
-    // The old value is overwritten below: move it.
-    ev.prev_kv = KeyValue{it->first, std::move(st.value), st.create_revision, st.mod_revision,
-                          st.version, st.lease};
-    if (req.prev_kv) resp->prev_kv = ev.prev_kv;
-    old_lease = st.lease;
-  } else {
-    it = keys_.emplace_hint(it, req.key, KeyState{});
-    it->second.create_revision = ws->revision();
-  }
-  KeyState& st = it->second;
-  st.value = req.value;
-  st.mod_revision = ws->revision();
-  ++st.version;
-  st.lease = req.lease;
-  if (old_lease != req.lease) {
-    if (old_lease != 0) {
-      auto old = leases_.find(old_lease);
-      if (old != leases_.end()) old->second.keys.erase(req.key);
-    }
-    if (req.lease != 0) leases_[req.lease].keys.insert(req.key);
-  }
-  ev.kv = KeyValue{req.key, req.value, st.create_revision, st.mod_revision, st.version, st.lease};
-  ws->AddChange(std::move(ev));
-}
-
-void RocksDbStore::DeleteKeyLocked(std::map<std::string, KeyState>::iterator it, WriteSet* ws,
-                                   std::optional<KeyValue>* prev) {
-  const KeyState& st = it->second;
-  if (st.lease != 0) {
-    auto lease = leases_.find(st.lease);
-    if (lease != leases_.end()) lease->second.keys.erase(it->first);
-  }
-  Event ev;
-  ev.type = Event::Type::kDelete;
-  ev.kv.key = it->first;
-  ev.kv.mod_revision = ws->revision();
-  ev.prev_kv = KeyValue{it->first, std::move(it->second.value), st.create_revision,
-                        st.mod_revision, st.version, st.lease};
-  if (prev != nullptr) *prev = ev.prev_kv;
-  keys_.erase(it);
-  ws->AddChange(std::move(ev));
-}
-
-void RocksDbStore::DeleteRangeLocked(const DeleteRangeRequest& req, WriteSet* ws,
-                                     DeleteRangeResponse* resp) {
-  auto [it, end] = RangeOf(keys_, req.key, req.range_end);
-  while (it != end) {
-    auto next = std::next(it);
-    std::optional<KeyValue> prev;
-    DeleteKeyLocked(it, ws, req.prev_kv ? &prev : nullptr);
-    if (prev) resp->prev_kvs.push_back(std::move(*prev));
-    ++resp->deleted;
-    it = next;
-  }
-}
-
-absl::StatusOr<TxnResponse> RocksDbStore::Txn(const TxnRequest& req) {
-  for (const Compare& c : req.compares) {
-    if (c.key.empty()) return absl::InvalidArgumentError("compare key is not provided");
-  }
-  RETURN_IF_ERROR(ValidateOps(req.success));
-  RETURN_IF_ERROR(ValidateOps(req.failure));
-  TxnResponse resp;
-  uint64_t seq = 0;
-  {
-    absl::MutexLock l(&mu_);
-    resp.succeeded = std::all_of(req.compares.begin(), req.compares.end(),
-                                 [this](const Compare& c) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-                                   return CompareLocked(c);
-                                 });
-    const std::vector<RequestOp>& ops = resp.succeeded ? req.success : req.failure;
-    RETURN_IF_ERROR(CheckSpaceLocked(ops));
-    RETURN_IF_ERROR(CheckOpsLocked(ops));
-    resp.responses.resize(ops.size());
-    // Reads of past revisions first: they may fail, and nothing is applied yet.
-    // (They do not see this txn's writes either way: those come at a new revision.)
-    for (size_t i = 0; i < ops.size(); ++i) {
-      resp.responses[i].type = ops[i].type;
-      if (ops[i].type == RequestOp::Type::kRange && ops[i].range.revision != 0) {
-        ASSIGN_OR_RETURN(resp.responses[i].range, RangeLocked(ops[i].range));
-      }
-    }
-    WriteSet ws(revision_ + 1);
-    for (size_t i = 0; i < ops.size(); ++i) {
-      ResponseOp& r = resp.responses[i];
-      switch (ops[i].type) {
-        case RequestOp::Type::kRange:
-          if (ops[i].range.revision == 0) r.range = RangeCurrentLocked(ops[i].range);
-          break;
-        case RequestOp::Type::kPut:
-          PutLocked(ops[i].put, &ws, &r.put);
-          break;
-        case RequestOp::Type::kDeleteRange:
-          DeleteRangeLocked(ops[i].delete_range, &ws, &r.delete_range);
-          break;
-      }
-    }
-    if (ws.changes_keys()) revision_ = ws.revision();
-    resp.revision = revision_;
-    for (ResponseOp& r : resp.responses) {
-      r.range.revision = r.put.revision = r.delete_range.revision = revision_;
-    }
-    seq = ws.empty() ? applied_seq_ : SubmitLocked(&ws);
-  }
-  RETURN_IF_ERROR(WaitDurable(seq));
-  return resp;
-}
-
-absl::StatusOr<PutResponse> RocksDbStore::Put(const PutRequest& req) {
-  TxnRequest txn;
-  txn.success.resize(1);
-  txn.success[0].type = RequestOp::Type::kPut;
-  txn.success[0].put = req;
-  ASSIGN_OR_RETURN(TxnResponse resp, Txn(txn));
-  return std::move(resp.responses[0].put);
-}
-
-absl::StatusOr<DeleteRangeResponse> RocksDbStore::DeleteRange(const DeleteRangeRequest& req) {
-  TxnRequest txn;
-  txn.success.resize(1);
-  txn.success[0].type = RequestOp::Type::kDeleteRange;
-  txn.success[0].delete_range = req;
-  ASSIGN_OR_RETURN(TxnResponse resp, Txn(txn));
-  return std::move(resp.responses[0].delete_range);
-}
-
-// ---- Leases ----
-
-absl::StatusOr<LeaseGrantResponse> RocksDbStore::LeaseGrant(int64_t ttl_seconds, int64_t id) {
-  if (ttl_seconds <= 0 || ttl_seconds > kMaxLeaseTtlSeconds) {
-    return absl::InvalidArgumentError(absl::StrCat("lease TTL out of range: ", ttl_seconds));
-  }
-  if (id < 0) return absl::InvalidArgumentError("lease id must not be negative");
-  uint64_t seq = 0;
-  {
-    absl::MutexLock l(&mu_);
-    RETURN_IF_ERROR(CheckHealthyLocked());
-    if (space_alarm_.load()) return absl::ResourceExhaustedError("etcdserver: mvcc: database space exceeded");
-    if (id == 0) {
-      do {
-        id = absl::Uniform<int64_t>(rng_, 1, std::numeric_limits<int64_t>::max());
-      } while (leases_.contains(id));
-    } else if (leases_.contains(id)) {
-      return absl::AlreadyExistsError("lease already exists");
-    }
-    Lease& lease = leases_[id];
-    lease.ttl_seconds = ttl_seconds;
-    lease.deadline = clock_.Now() + absl::Seconds(ttl_seconds);
-    WriteSet ws(revision_ + 1);
-    ws.Put(codec::LeaseKey(id), codec::EncodeInt64(ttl_seconds));
-    seq = SubmitLocked(&ws);
-  }
-  RETURN_IF_ERROR(WaitDurable(seq));
-  return LeaseGrantResponse{id, ttl_seconds};
-}
-
-void RocksDbStore::RevokeLocked(int64_t id, WriteSet* ws) {
-  auto lease = leases_.find(id);
-  const std::set<std::string> keys = std::move(lease->second.keys);
-  leases_.erase(lease);
-  for (const std::string& key : keys) {
-    auto it = keys_.find(key);
-    if (it != keys_.end()) DeleteKeyLocked(it, ws, nullptr);
-  }
-  ws->Delete(codec::LeaseKey(id));
-  if (ws->changes_keys()) revision_ = ws->revision();
-}
-
-absl::Status RocksDbStore::LeaseRevoke(int64_t id) {
-  uint64_t seq = 0;
-  {
-    absl::MutexLock l(&mu_);
-    RETURN_IF_ERROR(CheckHealthyLocked());
-    if (!leases_.contains(id)) return LeaseNotFoundError();
-    WriteSet ws(revision_ + 1);
-    RevokeLocked(id, &ws);
-    seq = SubmitLocked(&ws);
-  }
-  return WaitDurable(seq);
-}
-
-absl::StatusOr<int> RocksDbStore::ExpireDueLeases() {
-  uint64_t seq = 0;
-  std::vector<int64_t> due;
-  {
-    absl::MutexLock l(&mu_);
-    RETURN_IF_ERROR(CheckHealthyLocked());
-    const absl::Time now = clock_.Now();
-    for (const auto& [id, lease] : leases_) {
-      if (lease.deadline <= now) due.push_back(id);
-    }
-    std::sort(due.begin(), due.end());
-    seq = applied_seq_;
-    for (int64_t id : due) {
-      WriteSet ws(revision_ + 1);
-      RevokeLocked(id, &ws);
-      seq = SubmitLocked(&ws);
-    }
-  }
-  RETURN_IF_ERROR(WaitDurable(seq));
-  return static_cast<int>(due.size());
-}
-
-absl::StatusOr<int64_t> RocksDbStore::LeaseKeepAlive(int64_t id) {
-  uint64_t seq = 0;
-  int64_t ttl = 0;
-  {
-    absl::MutexLock l(&mu_);
-        auto it = leases_.find(id);
-    const absl::Time now = clock_.Now();
-    // An expired lease is as good as revoked, even before the expiry thread runs.
-    if (it == leases_.end() || it->second.deadline <= now) return LeaseNotFoundError();
-    it->second.deadline = now + absl::Seconds(it->second.ttl_seconds);
-    ttl = it->second.ttl_seconds;
-    seq = applied_seq_;
-  }
-  RETURN_IF_ERROR(WaitDurable(seq));
-  return ttl;
-}
-
-absl::StatusOr<LeaseTimeToLiveResponse> RocksDbStore::LeaseTimeToLive(int64_t id, bool keys) {
-  LeaseTimeToLiveResponse resp;
-  resp.id = id;
-  resp.ttl_seconds = -1;
-  uint64_t seq = 0;
-  {
-    absl::MutexLock l(&mu_);
-        seq = applied_seq_;
-    auto it = leases_.find(id);
-    if (it != leases_.end()) {
-      const Lease& lease = it->second;
-      resp.granted_ttl_seconds = lease.ttl_seconds;
-      const absl::Duration left = lease.deadline - clock_.Now();
-      if (left > absl::ZeroDuration()) {
-        resp.ttl_seconds = absl::ToInt64Seconds(absl::Ceil(left, absl::Seconds(1)));
-      }
-      if (keys) resp.keys.assign(lease.keys.begin(), lease.keys.end());
-    }
-  }
-  RETURN_IF_ERROR(WaitDurable(seq));
-  return resp;
-}
-
-absl::StatusOr<std::vector<int64_t>> RocksDbStore::Leases() {
-  std::vector<int64_t> ids;
-  uint64_t seq = 0;
-  {
-    absl::MutexLock l(&mu_);
-        seq = applied_seq_;
-    ids.reserve(leases_.size());
-    for (const auto& [id, lease] : leases_) ids.push_back(id);
-  }
-  std::sort(ids.begin(), ids.end());
-  RETURN_IF_ERROR(WaitDurable(seq));
-  return ids;
-}
-
-// ---- Watch ----
-
-absl::StatusOr<std::vector<Event>> RocksDbStore::ReadHistoryEvents(const WatchRequest& req, int64_t from,
-                                                                   int64_t to,
-                                                                   const rocksdb::Snapshot* snap) {
-  std::vector<Event> events;
-  rocksdb::ReadOptions ro;
-  ro.snapshot = snap;
-  const std::string upper = codec::LogKeyStart(to + 1);
-  const rocksdb::Slice upper_slice(upper);
-  ro.iterate_upper_bound = &upper_slice;
-  std::unique_ptr<rocksdb::Iterator> log(db_->NewIterator(ro));
-  rocksdb::ReadOptions index_ro;
-  index_ro.snapshot = snap;
-  std::unique_ptr<rocksdb::Iterator> index;
-  const int64_t max_bytes = options_.max_watch_history_bytes;
-  int64_t bytes = 0;
-  for (log->Seek(codec::LogKeyStart(from)); log->Valid(); log->Next()) {
-    ASSIGN_OR_RETURN(codec::Record r,
-                     codec::DecodeRecord(absl::string_view(log->value().data(), log->value().size())));
-    if (!KeyInRange(r.kv.key, req.key, req.range_end)) continue;
-    Event ev;
-    ev.type = r.type;
-    if (req.prev_kv) {
-      // The key's previous index entry, if it is a put, is its previous version.
-      if (index == nullptr) index.reset(db_->NewIterator(index_ro));
-      const std::string prefix = codec::IndexPrefix(r.kv.key);
-      index->SeekForPrev(codec::IndexKey(r.kv.key, r.kv.mod_revision - 1));
-      if (index->Valid() && index->key().starts_with(prefix)) {
-        ASSIGN_OR_RETURN(codec::Record prev, codec::DecodeRecord(absl::string_view(
-                                                 index->value().data(), index->value().size())));
-        if (prev.type == Event::Type::kPut) ev.prev_kv = std::move(prev.kv);
-      }
-      if (index != nullptr) RETURN_IF_ERROR(FromRocks(index->status(), "read key index"));
-    }
-    ev.kv = std::move(r.kv);
-    bytes += static_cast<int64_t>(ev.kv.key.size() + ev.kv.value.size() +
-                                  (ev.prev_kv ? ev.prev_kv->key.size() + ev.prev_kv->value.size() : 0));
-    if (max_bytes > 0 && bytes > max_bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the history this watch asks for (revisions ", from, " to ", to, ") is over ", max_bytes,
-          " bytes (--max-watch-history-bytes): watch from a later revision, or read the range and watch from "
-          "its revision"));
-    }
-    events.push_back(std::move(ev));
-  }
-  RETURN_IF_ERROR(FromRocks(log->status(), "read change log"));
-  return events;
-}
-
-absl::StatusOr<std::unique_ptr<WatchHandle>> RocksDbStore::Watch(
-    const WatchRequest& req, std::function<void(const WatchBatch&)> callback) {
-  if (req.key.empty()) return absl::InvalidArgumentError("key is not provided");
-  if (req.start_revision < 0) return absl::InvalidArgumentError("start revision must not be negative");
-  const rocksdb::Snapshot* snap = nullptr;
-  std::unique_ptr<ChangeDispatcher::Watch> watch;
-  WatchRequest from = req;
-  {
-    absl::MutexLock l(&mu_);
-        if (from.start_revision > 0 && from.start_revision < compact_revision_) {
-      return CompactedError(compact_revision_);
-    }
-    if (from.start_revision == 0) {
-      // "Now" is what callers have seen: the durable revision, which the hub's
-      // published revision may trail by a group commit.
-      absl::MutexLock c(&commit_mu_);
-      from.start_revision = durable_revision_ + 1;
-    }
-    // Under mu_, so no compaction deletes history this snapshot needs; under the
-    // hub's lock, so it holds every revision the hub has published.
-    watch = hub_.Register(from, std::move(callback), [&](int64_t) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      snap = SnapshotLocked();
-    });
-  }
-  absl::Cleanup release = [&] { db_->ReleaseSnapshot(snap); };
-  std::vector<Event> history;
-  if (watch->start_revision() <= watch->history_revision()) {
-    ASSIGN_OR_RETURN(history,
-                     ReadHistoryEvents(req, watch->start_revision(), watch->history_revision(), snap));
-  }
-  watch->Start(std::move(history));
-  return watch;
+  return committer_.stats();
 }
 
 // ---- Compaction and maintenance ----
@@ -1312,108 +400,7 @@ absl::Status RocksDbStore::Compact(int64_t revision) {
   // History goes only once the new compact revision is durable: a crash before
   // must not leave reads allowed at revisions whose history is gone.
   RETURN_IF_ERROR(WaitDurable(seq));
-  return CompactHistory(revision);
-}
-
-absl::Status RocksDbStore::CompactHistory(int64_t target) {
-  absl::MutexLock l(&compaction_mu_);
-  if (target <= compact_done_) return absl::OkStatus();
-
-  // Keys changed in [compact_done_, target): the only ones with history to drop.
-  std::set<std::string> keys;
-  {
-    rocksdb::ReadOptions ro;
-    const std::string upper = codec::LogKeyStart(target);
-    const rocksdb::Slice upper_slice(upper);
-    ro.iterate_upper_bound = &upper_slice;
-    std::unique_ptr<rocksdb::Iterator> log(db_->NewIterator(ro));
-    for (log->Seek(codec::LogKeyStart(compact_done_)); log->Valid(); log->Next()) {
-      ASSIGN_OR_RETURN(codec::Record r,
-                       codec::DecodeRecord(absl::string_view(log->value().data(), log->value().size())));
-      keys.insert(std::move(r.kv.key));
-    }
-    RETURN_IF_ERROR(FromRocks(log->status(), "read change log"));
-  }
-
-  rocksdb::WriteOptions unsynced;
-  rocksdb::WriteBatch batch;
-  for (const std::string& key : keys) {
-    const std::string lower = codec::IndexKey(key, 0);
-    const std::string upper = codec::IndexKey(key, target);
-    rocksdb::ReadOptions ro;
-    const rocksdb::Slice upper_slice(upper);
-    ro.iterate_upper_bound = &upper_slice;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
-    std::string newest_key, newest_value;
-    for (it->Seek(lower); it->Valid(); it->Next()) {
-      if (!newest_key.empty()) {
-        // Superseded before `target`: no read at >= target can need it.
-        ASSIGN_OR_RETURN(codec::Record r, codec::DecodeRecord(newest_value));
-        batch.Delete(newest_key);
-        if (r.kv.mod_revision >= compact_done_) batch.Delete(codec::LogKey(r.kv.mod_revision, r.sub));
-      }
-      newest_key.assign(it->key().data(), it->key().size());
-      newest_value.assign(it->value().data(), it->value().size());
-    }
-    RETURN_IF_ERROR(FromRocks(it->status(), "read key index"));
-    if (!newest_key.empty()) {
-      ASSIGN_OR_RETURN(codec::Record r, codec::DecodeRecord(newest_value));
-      if (r.type == Event::Type::kDelete) batch.Delete(newest_key);
-      if (r.kv.mod_revision >= compact_done_) batch.Delete(codec::LogKey(r.kv.mod_revision, r.sub));
-    }
-    if (batch.Count() >= kCompactionBatchOps) {
-      RETURN_IF_ERROR(FromRocks(db_->Write(unsynced, &batch), "write compaction"));
-      batch.Clear();
-    }
-  }
-  batch.Put(std::string(codec::kMetaCompactDone), codec::EncodeInt64(target));
-  rocksdb::WriteOptions synced;
-  synced.sync = options_.sync;
-  RETURN_IF_ERROR(FromRocks(db_->Write(synced, &batch), "write compaction"));
-  compact_done_ = target;
-  return absl::OkStatus();
-}
-
-void RocksDbStore::MaintenanceLoop(int64_t recovered_compact_revision) {
-  // Finish a compaction a crash interrupted.
-  if (absl::Status s = CompactHistory(recovered_compact_revision); !s.ok()) {
-    WEFT_LOG(ERROR, "store compaction failed").Err(s);
-  }
-  const absl::Duration interval = options_.lease_expiry_interval;
-  while (true) {
-    bool compact = false;
-    {
-      absl::MutexLock l(&maintenance_mu_);
-      auto wake = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
-        return stop_maintenance_ || compaction_wanted_;
-      };
-      if (interval > absl::ZeroDuration()) {
-        maintenance_mu_.AwaitWithTimeout(absl::Condition(&wake), interval);
-      } else {
-        maintenance_mu_.Await(absl::Condition(&wake));
-      }
-      if (stop_maintenance_) return;
-      compact = compaction_wanted_;
-      compaction_wanted_ = false;
-    }
-    // Nothing expires while writes fail (an expiry is a write); deadlines that
-    // passed meanwhile are honoured once the store recovers.
-    if (interval > absl::ZeroDuration() && !failed_.load()) {
-      absl::StatusOr<int> expired = ExpireDueLeases();
-      if (!expired.ok()) {
-        WEFT_LOG(ERROR, "lease expiry failed").Err(expired.status());
-      }
-    }
-    if (compact) {
-      const int64_t target = CurrentRevision() - options_.history_revisions;
-      if (target > CompactRevision()) {
-        absl::Status s = Compact(target);
-        if (!s.ok() && !IsCompacted(s)) {
-          WEFT_LOG(ERROR, "store auto-compaction failed").Err(s);
-        }
-      }
-    }
-  }
+  return history_.Compact(revision);
 }
 
 }  // namespace weft::storage

@@ -34,6 +34,15 @@
 // raised, as etcd's --quota-backend-bytes: writes that add data (puts, lease
 // grants) fail with RESOURCE_EXHAUSTED until DisarmSpaceAlarm, while deletes,
 // revokes and compaction go on.
+//
+// The parts, each with its own tests: GroupCommitter (group_commit.h), the
+// write path; WriteRecovery (write_recovery.h), refused writes and retries;
+// SpaceGuard (space_guard.h), free space and quota; DiskHistory (history.h),
+// reads of past revisions, watch history, compaction; MaintenanceLoop
+// (maintenance_loop.h), lease expiry and automatic compaction on the store's
+// Clock; OpenDatabase (database_open.h), corruption; checkpoint.h, snapshots.
+// The class's own members: rocksdb_store.cc (lifecycle, commit hooks, health),
+// rocksdb_store_kv.cc (reads, transactions, watches), rocksdb_store_leases.cc.
 
 #include <atomic>
 #include <cstdint>
@@ -43,7 +52,6 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -56,10 +64,14 @@
 #include "common/clock.h"
 #include "storage/store.h"
 #include "storage/rocksdb/change_dispatcher.h"
+#include "storage/rocksdb/group_commit.h"
+#include "storage/rocksdb/history.h"
+#include "storage/rocksdb/maintenance_loop.h"
+#include "storage/rocksdb/space_guard.h"
+#include "storage/rocksdb/write_recovery.h"
 
 namespace rocksdb {
 class DB;
-class Iterator;
 class Snapshot;
 class WriteBatch;
 }  // namespace rocksdb
@@ -69,13 +81,7 @@ namespace weft::storage {
 class RocksDbStore final : public Store {
  public:
   // Counters since Open, for the controller's metrics.
-  struct CommitStats {
-    uint64_t writes = 0;         // write operations made durable
-    uint64_t group_commits = 0;  // RocksDB writes, each carrying >= 1 operation
-    uint64_t syncs = 0;          // group commits with an fsync (all of them when sync)
-    uint64_t max_group_size = 0;
-    absl::Duration commit_time;  // total time spent in RocksDB writes (with syncs)
-  };
+  using CommitStats = GroupCommitter::Stats;
 
   struct Options {
     std::string path;  // database directory; created if missing
@@ -185,14 +191,15 @@ class RocksDbStore final : public Store {
   // are in memory already keep their deadlines.
   absl::Status LoadStateLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartThreads();
+  // The committer's hooks (GroupCommitter::Options), on its thread: one group
+  // written with its revision record, a group made durable, a group failed.
+  GroupCommitter::Options CommitterOptions();
+  absl::Status WriteGroup(rocksdb::WriteBatch* group, int64_t revision, bool revision_moved);
+  void OnGroupDurable(std::vector<Event> events, int64_t revision, absl::Duration took, int writes);
   // After a failed group commit: drops what is not durable and refuses writes.
   void HandleWriteFailure(const std::string& error);
-  void RecoveryLoop();
-  // Non-empty when free space is below options_.min_free_bytes: why writes stop.
-  std::string LowSpace();
-  // Refreshes the size on disk (at most every 100 ms unless forced); raises the
-  // NOSPACE alarm when over quota.
-  void CheckQuota(bool force);
+  // One attempt of the recovery thread (WriteRecovery) to make writes work again.
+  absl::Status TryResume(int attempts);
   absl::Status CheckSpaceLocked(const std::vector<RequestOp>& ops) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Reads and writes of the in-memory state, under mu_.
@@ -212,17 +219,8 @@ class RocksDbStore final : public Store {
 
   // Blocks until operation `seq` (and every one before) is durable.
   absl::Status WaitDurable(uint64_t seq);
-  // Reads [key, range_end) as of req.revision from the database (history), at a
-  // snapshot taken (SnapshotLocked) while req.revision was not compacted.
-  absl::StatusOr<RangeResponse> RangeHistory(const RangeRequest& req, const rocksdb::Snapshot* snap);
+  // A snapshot for DiskHistory's reads, taken while their revision is not compacted.
   const rocksdb::Snapshot* SnapshotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<std::vector<Event>> ReadHistoryEvents(const WatchRequest& req, int64_t from, int64_t to,
-                                                       const rocksdb::Snapshot* snap);
-
-  void CommitLoop();
-  void MaintenanceLoop(int64_t recovered_compact_revision);
-  // Deletes from disk the history below `target`, a durable compact revision.
-  absl::Status CompactHistory(int64_t target) ABSL_LOCKS_EXCLUDED(mu_);
 
   const Options options_;
   Clock& clock_;
@@ -237,50 +235,20 @@ class RocksDbStore final : public Store {
   uint64_t applied_seq_ ABSL_GUARDED_BY(mu_) = 0;
   absl::BitGen rng_ ABSL_GUARDED_BY(mu_);
 
-  absl::Mutex commit_mu_ ABSL_ACQUIRED_AFTER(mu_);
-  absl::CondVar group_ready_;  // signalled when the open group gets its first write
-  absl::CondVar durable_;      // signalled after each group commit
-  std::unique_ptr<rocksdb::WriteBatch> open_group_ ABSL_GUARDED_BY(commit_mu_);
-  std::vector<Event> open_events_ ABSL_GUARDED_BY(commit_mu_);
-  int open_writes_ ABSL_GUARDED_BY(commit_mu_) = 0;
-  uint64_t open_seq_ ABSL_GUARDED_BY(commit_mu_) = 0;
-  int64_t open_revision_ ABSL_GUARDED_BY(commit_mu_) = 0;
-  uint64_t durable_seq_ ABSL_GUARDED_BY(commit_mu_) = 0;
-  int64_t durable_revision_ ABSL_GUARDED_BY(commit_mu_) = 1;
-  absl::Status failure_ ABSL_GUARDED_BY(commit_mu_);
-  bool stopping_ ABSL_GUARDED_BY(commit_mu_) = false;
-  CommitStats stats_ ABSL_GUARDED_BY(commit_mu_);
-  std::atomic<uint64_t> durable_seq_hint_{0};  // fast path of WaitDurable
-  std::atomic<bool> failed_{false};
-  // Operations (lo, hi] whose group commit failed: they were never durable.
-  struct Discarded {
-    uint64_t lo = 0;
-    uint64_t hi = 0;
-    absl::Status status;
-  };
-  std::vector<Discarded> discarded_ ABSL_GUARDED_BY(commit_mu_);
-  std::atomic<uint64_t> discarded_hi_{0};
   std::atomic<uint64_t> write_errors_{0};
   std::atomic<bool> rocks_write_failed_{false};  // RocksDB itself failed a write
-  absl::CondVar failure_cv_;  // wakes the recovery thread (with commit_mu_)
-  std::thread recovery_;
+  SpaceGuard space_;  // free-space check, quota and NOSPACE alarm
+  GroupCommitter committer_;  // the write path below the in-memory state
+  WriteRecovery recovery_;  // whether writes are refused, and the thread that resumes them
 
   std::string recovery_report_;
-  std::atomic<bool> space_alarm_{false};
-  std::atomic<int64_t> db_size_{-1};
-  std::atomic<int64_t> db_size_checked_ns_{0};
 
-  // Physical compaction (deleting history on disk) runs outside mu_, one at a time.
-  absl::Mutex compaction_mu_ ABSL_ACQUIRED_AFTER(mu_);
-  int64_t compact_done_ ABSL_GUARDED_BY(compaction_mu_) = 0;  // history below it is gone
+  // Change log and key index on disk; its compaction runs outside mu_.
+  DiskHistory history_;
   std::atomic<int64_t> compact_revision_hint_{0};
 
-  absl::Mutex maintenance_mu_;
-  bool compaction_wanted_ ABSL_GUARDED_BY(maintenance_mu_) = false;
-  bool stop_maintenance_ ABSL_GUARDED_BY(maintenance_mu_) = false;
-
-  std::thread committer_;
-  std::thread maintenance_;
+  // Lease expiry and automatic compaction; made by StartThreads.
+  std::unique_ptr<MaintenanceLoop> maintenance_;
 };
 
 }  // namespace weft::storage
