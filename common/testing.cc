@@ -65,12 +65,14 @@ TempDir::TempDir(absl::string_view prefix, Root root) {
   path_ = std::exchange(made->path_, std::string());
 }
 
-TempDir::TempDir(TempDir&& other) noexcept : path_(std::exchange(other.path_, std::string())) {}
+TempDir::TempDir(TempDir&& other) noexcept
+    : path_(std::exchange(other.path_, std::string())), keep_(other.keep_) {}
 
 TempDir& TempDir::operator=(TempDir&& other) noexcept {
   if (this != &other) {
     Remove();
     path_ = std::exchange(other.path_, std::string());
+    keep_ = other.keep_;
   }
   return *this;
 }
@@ -80,7 +82,7 @@ TempDir::~TempDir() { Remove(); }
 std::string TempDir::Join(absl::string_view name) const { return absl::StrCat(path_, "/", name); }
 
 void TempDir::Remove() {
-  if (path_.empty()) return;
+  if (path_.empty() || keep_) return;
   std::error_code ignored;  // best effort: a test's leftovers must not fail it
   std::filesystem::remove_all(path_, ignored);
   path_.clear();

@@ -58,6 +58,9 @@ class TempDir {
   const std::string& path() const { return path_; }
   // path() + "/" + name; makes nothing.
   std::string Join(absl::string_view name) const;
+  // Leaves the directory in place when the object goes (a failed run's logs);
+  // path() stays valid.
+  void Keep() { keep_ = true; }
 
  private:
   struct Adopt {};
@@ -65,6 +68,7 @@ class TempDir {
   void Remove();
 
   std::string path_;  // empty once moved from
+  bool keep_ = false;
 };
 
 }  // namespace weft

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 #include <utility>
@@ -86,6 +87,18 @@ TEST(TempDirTest, AMovedFromDirectoryRemovesNothing) {
     EXPECT_TRUE(Exists(path));
   }
   EXPECT_FALSE(Exists(path));
+}
+
+TEST(TempDirTest, AKeptDirectoryStays) {
+  std::string path;
+  {
+    TempDir d("tdtest");
+    path = d.path();
+    d.Keep();
+  }
+  EXPECT_TRUE(Exists(path));
+  std::error_code ignored;
+  std::filesystem::remove_all(path, ignored);
 }
 
 TEST(TempDirTest, MakeReportsAFailure) {
