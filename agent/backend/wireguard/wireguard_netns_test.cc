@@ -155,7 +155,7 @@ TEST_F(WireguardNetnsTest, UserspaceDriverSpeaksWireguardGosProtocol) {
 
   // wireguard-go crashes: its device goes; EnsureDevice starts a new one.
   kill(daemon, SIGKILL);
-  for (int i = 0; i < 100 && ns_->Sh("ip link show flannel-wg").ok(); ++i) absl::SleepFor(absl::Milliseconds(20));
+  Eventually([&] { return !ns_->Sh("ip link show flannel-wg").ok(); }, absl::Seconds(2));
   EXPECT_FALSE(d->Get().ok());
   ASSERT_TRUE(ns_->Run([&] { return d->EnsureDevice(); }).ok());
   got = d->Get();
@@ -165,7 +165,7 @@ TEST_F(WireguardNetnsTest, UserspaceDriverSpeaksWireguardGosProtocol) {
   // Deleting the device ends wireguard-go.
   ASSERT_TRUE(ns_->Run([&] { return d->DeleteDevice(); }).ok());
   EXPECT_FALSE(ns_->Sh("ip link show flannel-wg").ok());
-  for (int i = 0; i < 200 && !Pids().empty(); ++i) absl::SleepFor(absl::Milliseconds(20));
+  Eventually([&] { return Pids().empty(); }, absl::Seconds(4));
   EXPECT_TRUE(Pids().empty()) << "wireguard-go exits with its device";
   EXPECT_TRUE(ns_->Run([&] { return d->DeleteDevice(); }).ok()) << "deleting nothing is fine";
 }
