@@ -58,9 +58,10 @@ class TempDir {
   const std::string& path() const { return path_; }
   // path() + "/" + name; makes nothing.
   std::string Join(absl::string_view name) const;
-  // Leaves the directory in place when the object goes (a failed run's logs);
-  // path() stays valid.
-  void Keep() { keep_ = true; }
+  // Whether the directory stays when the object goes (a failed run's logs).
+  // A program that keeps its logs on every failure path calls Keep() first and
+  // Keep(false) once it has passed.
+  void Keep(bool keep = true) { keep_ = keep; }
 
  private:
   struct Adopt {};

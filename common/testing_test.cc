@@ -99,6 +99,14 @@ TEST(TempDirTest, AKeptDirectoryStays) {
   EXPECT_TRUE(Exists(path));
   std::error_code ignored;
   std::filesystem::remove_all(path, ignored);
+
+  {
+    TempDir d("tdtest");
+    path = d.path();
+    d.Keep();
+    d.Keep(false);  // changed its mind: it passed
+  }
+  EXPECT_FALSE(Exists(path));
 }
 
 TEST(TempDirTest, MakeReportsAFailure) {
