@@ -134,11 +134,6 @@ class FakeBackend final : public Backend {
   const bool ipv6_;
 };
 
-std::string TempDir() {
-  std::string tmpl = absl::StrCat(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp", "/agXXXXXX");
-  return mkdtemp(tmpl.data());
-}
-
 // Runs a program (looked up in the sbin directories too); what it prints.
 std::string Output(const std::vector<std::string>& argv) {
   absl::StatusOr<CommandResult> r = RunCommand(argv);
@@ -219,7 +214,8 @@ class AgentTest : public ::testing::Test {
   }
   std::string File(const char* name) { return ReadFileIfExists(dir_ + "/" + name)->value_or("(none)"); }
 
-  const std::string dir_ = TempDir();
+  const TempDir tmp_{"ag"};
+  const std::string dir_ = tmp_.path();
   BackendRecord record_;
   std::string metrics_;
 };

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/atomic_file.h"
+#include "common/testing.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -13,11 +14,6 @@ namespace weft::agent {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::string TempDir() {
-  std::string tmpl = absl::StrCat(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp", "/nfXXXXXX");
-  return mkdtemp(tmpl.data());
-}
 
 NodeLease Lease(bool ip_masq) {
   NodeLease l;
@@ -93,7 +89,8 @@ TEST(NodeFilesTest, DockerOptsWithIPv6) {
             "DOCKER_OPTS=\"--bip=10.1.19.1/24 --ip-masq=false --mtu=1450 --ipv6 "
             "--fixed-cidr-v6=fd00:1:13::/64\"\n");
 
-  const std::string path = TempDir() + "/docker_opts.env";
+  const TempDir dir("nf");
+  const std::string path = dir.Join("docker_opts.env");
   ASSERT_TRUE(WriteDockerOpts(path, l).ok());
   const int rc = std::system(absl::StrCat(". ", path, " && test \"$DOCKER_OPT_FIXED_CIDR_V6\" = "
                                           "'--fixed-cidr-v6=fd00:1:13::/64'")
@@ -102,7 +99,8 @@ TEST(NodeFilesTest, DockerOptsWithIPv6) {
 }
 
 TEST(NodeFilesTest, DockerOptsFileSourcesInAShell) {
-  const std::string path = TempDir() + "/run/docker_opts.env";
+  const TempDir dir("nf");
+  const std::string path = dir.Join("run/docker_opts.env");
   ASSERT_TRUE(WriteDockerOpts(path, Lease(false)).ok());
   // What a systemd EnvironmentFile= or `. file` gets.
   const int rc = std::system(absl::StrCat(". ", path, " && test \"$DOCKER_OPTS\" = "
@@ -112,7 +110,8 @@ TEST(NodeFilesTest, DockerOptsFileSourcesInAShell) {
 }
 
 TEST(NodeFilesTest, WritesAtomicallyIntoNewDirectoriesAndReadsThePreviousSubnet) {
-  const std::string path = TempDir() + "/run/flannel/subnet.env";
+  const TempDir dir("nf");
+  const std::string path = dir.Join("run/flannel/subnet.env");
   auto none = ReadPreviousSubnet(path);
   ASSERT_TRUE(none.ok()) << none.status();
   EXPECT_FALSE(none->has_value()) << "no file: no previous subnet";
@@ -136,7 +135,8 @@ TEST(NodeFilesTest, WritesAtomicallyIntoNewDirectoriesAndReadsThePreviousSubnet)
 }
 
 TEST(NodeFilesTest, ReadsThePreviousIPv6Subnet) {
-  const std::string path = TempDir() + "/subnet.env";
+  const TempDir dir("nf");
+  const std::string path = dir.Join("subnet.env");
   EXPECT_FALSE(ReadPreviousIPv6Subnet(path)->has_value()) << "no file";
   ASSERT_TRUE(WriteSubnetEnv(path, Lease(false)).ok());
   EXPECT_FALSE(ReadPreviousIPv6Subnet(path)->has_value()) << "IPv4-only lease";
@@ -156,7 +156,8 @@ TEST(NodeFilesTest, ReadsThePreviousIPv6Subnet) {
 }
 
 TEST(NodeFilesTest, ReadsAFileFlanneldWrote) {
-  const std::string path = TempDir() + "/subnet.env";
+  const TempDir dir("nf");
+  const std::string path = dir.Join("subnet.env");
   ASSERT_TRUE(WriteFileAtomically(path, "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.3.1/24\n"
                                         "FLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n")
                   .ok());

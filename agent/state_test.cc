@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/atomic_file.h"
+#include "common/testing.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -14,11 +15,6 @@ namespace weft::agent {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::string TempDir() {
-  std::string tmpl = absl::StrCat(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp", "/stateXXXXXX");
-  return mkdtemp(tmpl.data());
-}
 
 TEST(StateTest, RandomMacsAreLocalUnicastAndDiffer) {
   const MacAddr a = RandomLocalUnicastMac();
@@ -31,7 +27,8 @@ TEST(StateTest, RandomMacsAreLocalUnicastAndDiffer) {
 }
 
 TEST(StateTest, CreatesTheMacOnceAndKeepsIt) {
-  const std::string dir = absl::StrCat(TempDir(), "/var/lib/weft-agent");  // created on demand
+  const TempDir tmp("state");
+  const std::string dir = tmp.Join("var/lib/weft-agent");  // created on demand
   absl::StatusOr<MacAddr> first = LoadOrCreateVtepMac(dir);
   ASSERT_TRUE(first.ok()) << first.status();
   absl::StatusOr<MacAddr> second = LoadOrCreateVtepMac(dir);
@@ -47,7 +44,8 @@ TEST(StateTest, CreatesTheMacOnceAndKeepsIt) {
 }
 
 TEST(StateTest, ReadsAHandWrittenMac) {
-  const std::string dir = TempDir();
+  const TempDir tmp("state");
+  const std::string dir = tmp.path();
   ASSERT_TRUE(WriteFileAtomically(dir + "/vtep-mac", "  C6:D2:32:6F:8F:44 \n").ok());
   absl::StatusOr<MacAddr> mac = LoadOrCreateVtepMac(dir);
   ASSERT_TRUE(mac.ok()) << mac.status();
@@ -55,7 +53,8 @@ TEST(StateTest, ReadsAHandWrittenMac) {
 }
 
 TEST(StateTest, RefusesAFileThatIsNotAUnicastMac) {
-  const std::string dir = TempDir();
+  const TempDir tmp("state");
+  const std::string dir = tmp.path();
   ASSERT_TRUE(WriteFileAtomically(dir + "/vtep-mac", "not a mac\n").ok());
   absl::StatusOr<MacAddr> mac = LoadOrCreateVtepMac(dir);
   EXPECT_TRUE(absl::IsFailedPrecondition(mac.status())) << mac.status();
@@ -68,7 +67,8 @@ TEST(StateTest, RefusesAFileThatIsNotAUnicastMac) {
 }
 
 TEST(AtomicFileTest, ReplacesWholeAndLeavesNoTemporaryFiles) {
-  const std::string dir = TempDir();
+  const TempDir tmp("state");
+  const std::string dir = tmp.path();
   const std::string path = dir + "/a/b/file";
   ASSERT_TRUE(WriteFileAtomically(path, "one\n").ok());
   ASSERT_TRUE(WriteFileAtomically(path, "two\n", 0600).ok());
@@ -83,7 +83,8 @@ TEST(AtomicFileTest, ReplacesWholeAndLeavesNoTemporaryFiles) {
 }
 
 TEST(AtomicFileTest, ReportsAnUnwritableDirectory) {
-  const std::string dir = TempDir();
+  const TempDir tmp("state");
+  const std::string dir = tmp.path();
   ASSERT_TRUE(WriteFileAtomically(dir + "/f", "x").ok());
   // A path below a regular file cannot be created.
   absl::Status s = WriteFileAtomically(dir + "/f/sub/file", "x");

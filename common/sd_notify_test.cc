@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/testing.h"
 #include "gtest/gtest.h"
 
 namespace weft::systemd {
@@ -70,14 +71,10 @@ TEST(SdNotifyTest, SendsStatesToTheNotifySocket) {
 }
 
 TEST(SdNotifyTest, WorksWithAFilesystemSocket) {
-  char dir[] = "/tmp/weft-sd-XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
-  {
-    NotifySocket sock(absl::StrCat(dir, "/notify"));
-    ASSERT_TRUE(NotifyReady().ok());
-    EXPECT_EQ(sock.Receive(), "READY=1");
-  }
-  rmdir(dir);
+  const TempDir dir("weft-sd-", TempDir::Root::kTmp);  // a unix socket path is short
+  NotifySocket sock(dir.Join("notify"));
+  ASSERT_TRUE(NotifyReady().ok());
+  EXPECT_EQ(sock.Receive(), "READY=1");
 }
 
 TEST(SdNotifyTest, NoOpWithoutNotifySocket) {

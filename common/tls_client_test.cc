@@ -25,14 +25,10 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::string Dir() {
-  static const std::string dir = [] {
-    const char* tmp = std::getenv("TEST_TMPDIR");
-    std::string d = absl::StrCat(tmp ? tmp : "/tmp", "/tls_client_test_certs");
-    return d;
-  }();
-  return dir;
-}
+// The suite's certificates, from SetUpTestSuite to TearDownTestSuite.
+TempDir* g_certs_dir = nullptr;
+
+std::string Dir() { return g_certs_dir->path(); }
 
 void Certs(const std::string& args) {
   std::string cmd = absl::StrCat("tools/certs.sh --dir ", Dir(), " ", args, " >/dev/null");
@@ -55,7 +51,7 @@ class EchoIdentity final : public weft::v1::NetworkService::Service {
 class TlsClientTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    std::system(absl::StrCat("rm -rf ", Dir()).c_str());
+    g_certs_dir = new TempDir("tls_client_test_certs");
     Certs("ca");
     Certs("server controller IP:127.0.0.1,DNS:localhost");
     Certs("node n1");
@@ -63,6 +59,10 @@ class TlsClientTest : public ::testing::Test {
     Certs("--expired node old");
     Certs("--ca other ca");
     Certs("--ca other node stranger");
+  }
+  static void TearDownTestSuite() {
+    delete g_certs_dir;
+    g_certs_dir = nullptr;
   }
 
   void SetUp() override {

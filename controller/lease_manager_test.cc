@@ -1,5 +1,6 @@
 // LeaseManager against the real RocksDB store, with a simulated clock for TTLs.
 
+#include "common/testing.h"
 #include "controller/lease_manager.h"
 
 #include <set>
@@ -139,7 +140,7 @@ class LeaseManagerTest : public ::testing::Test {
     ASSERT_TRUE(n.ok()) << n.status();
     // Let the watch deliver the deletions.
     const int64_t rev = store_->CurrentRevision();
-    for (int i = 0; i < 200 && manager_->AppliedRevision() < rev; ++i) absl::SleepFor(absl::Milliseconds(5));
+    Eventually([&] { return manager_->AppliedRevision() >= rev; }, absl::Seconds(1));
   }
 
   SimulatedClock clock_;
@@ -340,9 +341,7 @@ TEST_F(LeaseManagerTest, CorruptValuesFromTheWatchAreSkippedAndCounted) {
   c.key = "/coreos.com/network/config";
   c.value = R"({"Network":"10.1.0.0/27","Backend":)" + deep;
   ASSERT_TRUE(store_->Put(c).ok());
-  for (int i = 0; i < 200 && manager_->AppliedRevision() < store_->CurrentRevision(); ++i) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
+  Eventually([&] { return manager_->AppliedRevision() >= store_->CurrentRevision(); }, absl::Seconds(1));
   EXPECT_EQ(manager_->Acquire(Node(6)).status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(corrupt_seen().back(), "config");
   // And a restart reads the same store without trouble.

@@ -1,6 +1,7 @@
 // EtcdApiServer over a real RocksDbStore in a temp dir, through an in-process
 // gRPC channel with etcd's own stubs.
 
+#include "common/testing.h"
 #include "controller/etcd_api/etcd_api_server.h"
 
 #include <cstdlib>
@@ -19,14 +20,6 @@ namespace weft::controller::etcd_api {
 namespace {
 
 using etcdserverpb::RangeRequest;
-
-std::string TestDir() {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string dir = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/", info->test_suite_name(), ".", info->name());
-  std::filesystem::remove_all(dir);
-  return dir;
-}
 
 std::unique_ptr<grpc::ClientContext> Ctx() {
   auto c = std::make_unique<grpc::ClientContext>();
@@ -85,7 +78,7 @@ class EtcdApiServerTest : public ::testing::Test {
 
   void Start(EtcdApiOptions opts) {
     storage::RocksDbStore::Options so;
-    so.path = TestDir();
+    so.path = dir_.Join(absl::StrCat("store", starts_++));  // a fresh store at every start
     so.lease_expiry_interval = absl::ZeroDuration();
     auto store = storage::RocksDbStore::Open(so);
     ASSERT_TRUE(store.ok()) << store.status();
@@ -155,6 +148,8 @@ class EtcdApiServerTest : public ::testing::Test {
     return req;
   }
 
+  const TempDir dir_{"etcd-api-"};  // outlives the store
+  int starts_ = 0;
   std::unique_ptr<storage::RocksDbStore> store_;
   std::unique_ptr<EtcdApiServer> api_;
   std::unique_ptr<grpc::Server> server_;

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
+#include "common/testing.h"
 #include "storage/rocksdb/rocksdb_store.h"
 #include "storage/store_conformance.h"
 
@@ -16,12 +17,9 @@ namespace {
 class RocksDbUnderTest : public StoreUnderTest {
  public:
   static std::unique_ptr<StoreUnderTest> Make() {
-    static std::atomic<int> stores{0};
-    const char* tmp = std::getenv("TEST_TMPDIR");
     auto t = std::unique_ptr<RocksDbUnderTest>(new RocksDbUnderTest());
     RocksDbStore::Options o;
-    o.path = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/store-", stores++);
-    std::filesystem::remove_all(o.path);
+    o.path = t->dir_.path();
     o.clock = &t->clock_;
     o.lease_expiry_interval = absl::ZeroDuration();  // LetLeaseTimePass expires
     o.history_revisions = 0;                         // only explicit compaction
@@ -43,6 +41,7 @@ class RocksDbUnderTest : public StoreUnderTest {
 
  private:
   RocksDbUnderTest() = default;
+  const TempDir dir_{"store-"};  // outlives the store
   SimulatedClock clock_;
   std::unique_ptr<RocksDbStore> store_;
 };

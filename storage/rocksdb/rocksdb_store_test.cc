@@ -20,19 +20,10 @@
 namespace weft::storage {
 namespace {
 
-std::string TestDir() {
-  const char* tmp = std::getenv("TEST_TMPDIR");
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string dir = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/", info->test_suite_name(), ".",
-                                 info->name());
-  std::filesystem::remove_all(dir);
-  return dir;
-}
-
 class RocksDbStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    options_.path = TestDir();
+    options_.path = dir_.path();
     options_.clock = &clock_;
     options_.lease_expiry_interval = absl::ZeroDuration();
     options_.history_revisions = 0;
@@ -46,6 +37,7 @@ class RocksDbStoreTest : public ::testing::Test {
     store_ = *std::move(s);
   }
 
+  const TempDir dir_{"rocksdb-"};  // outlives the store
   SimulatedClock clock_;
   RocksDbStore::Options options_;
   std::unique_ptr<RocksDbStore> store_;

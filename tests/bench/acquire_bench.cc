@@ -37,6 +37,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/testing.h"
 #include "common/tls_client.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
@@ -60,8 +61,9 @@ weft::bench::LoadResult Run(const std::string& controller, std::vector<std::stri
                             const weft::testing::TestCerts* certs, bool dual_stack, int clients,
                             int existing, absl::Duration duration, bool async_generator, double* server_p50_ms,
                             double* server_p99_ms, double* cpu_us_per_acq, double* rss_mb) {
-  char tmpl[] = "/tmp/weft-bench-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
+  // A failure exits at once, leaving the directory with the controller's log.
+  const weft::TempDir tmp("weft-bench-", weft::TempDir::Root::kTmp);
+  const std::string dir = tmp.Join("controller");
   int port = FreePort();
   const int metrics_port = FreePort();
   Process p;
@@ -127,8 +129,6 @@ weft::bench::LoadResult Run(const std::string& controller, std::vector<std::stri
   }
   p.Kill(SIGTERM);
   p.Wait();
-  std::string rm = "rm -rf " + dir + " " + dir + ".log";
-  if (std::system(rm.c_str()) != 0) std::fprintf(stderr, "cleanup failed\n");
   return r;
 }
 
@@ -164,10 +164,10 @@ int main(int argc, char** argv) {
   if (const char* c = std::getenv("WEFT_CONTROLLER_BIN")) controller = c;
   std::printf("acquire_bench: %d clients (%s), %d existing leases, %ds per run, network 10.0.0.0/8 /24, TLS %s\n",
               clients, async_generator ? "async calls in flight" : "a thread each", existing, seconds, tls.c_str());
+  const weft::TempDir certs_dir("weft-bench-certs-", weft::TempDir::Root::kTmp);
   std::optional<weft::testing::TestCerts> certs;
   if (tls != "off") {
-    char tmpl[] = "/tmp/weft-bench-certs-XXXXXX";
-    absl::StatusOr<weft::testing::TestCerts> made = weft::testing::TestCerts::Make(mkdtemp(tmpl), "IP:127.0.0.1");
+    absl::StatusOr<weft::testing::TestCerts> made = weft::testing::TestCerts::Make(certs_dir.path(), "IP:127.0.0.1");
     if (!made.ok()) {
       std::fprintf(stderr, "certs: %s\n", std::string(made.status().message()).c_str());
       return 1;

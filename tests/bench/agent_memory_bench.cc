@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/testing.h"
 #include "grpcpp/grpcpp.h"
 #include "common/tls_client.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
@@ -174,8 +175,9 @@ int main(int argc, char** argv) {
   if (const char* t = std::getenv("WEFT_BENCH_TOP_MAPPINGS")) (void)absl::SimpleAtoi(t, &top);
   const std::string controller = argc > 2 ? argv[2] : weft::testing::Runfile("controller/weft-controller");
   const std::string agent_bin = argc > 3 ? argv[3] : weft::testing::Runfile("agent/weft-agent");
-  char tmpl[] = "/tmp/weft-agentmem-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
+  weft::TempDir tmp("weft-agentmem-", weft::TempDir::Root::kTmp);
+  tmp.Keep();  // with the logs, unless the run gets to the end
+  const std::string dir = tmp.path();
   weft::testing::Process ctl, agent;
   const bool tls = std::getenv("WEFT_BENCH_TLS") != nullptr && std::string(std::getenv("WEFT_BENCH_TLS")) == "1";
   std::vector<std::string> ctl_args = {controller,         "--data-dir",    dir + "/ctl", "--listen",
@@ -293,6 +295,6 @@ int main(int argc, char** argv) {
   agent.Wait();
   ctl.Kill(SIGTERM);
   ctl.Wait();
-  std::string rm = "rm -rf " + dir;
-  return std::system(rm.c_str()) == 0 ? 0 : 1;
+  tmp.Keep(false);
+  return 0;
 }

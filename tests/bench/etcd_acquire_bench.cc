@@ -49,6 +49,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "common/testing.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/etcd/rpc.grpc.pb.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
@@ -327,8 +328,8 @@ int main(int argc, char** argv) {
   for (int existing : existing_counts) {
     double bare_rate = 0;
     for (const std::string& mode : modes) {
-      char tmpl[] = "/tmp/weft-etcd-bench-XXXXXX";
-      const std::string dir = mkdtemp(tmpl);
+      weft::TempDir tmp("weft-etcd-bench-", weft::TempDir::Root::kTmp);
+      const std::string dir = tmp.path();
       std::string error;
       weft::testing::EtcdCluster::Options eo;
       eo.dir = dir + "/etcd";
@@ -337,6 +338,7 @@ int main(int argc, char** argv) {
       weft::testing::EtcdCluster* etcd = g_etcd.get();
       if (!etcd) {
         std::fprintf(stderr, "etcd: %s\n", error.c_str());
+        tmp.Keep();  // with etcd's logs
         return 1;
       }
       const std::string endpoint = etcd->endpoint(0);
@@ -361,8 +363,6 @@ int main(int argc, char** argv) {
                   r.max_ms, static_cast<long long>(r.failed), bare_rate > 0 ? r.rate / bare_rate : 0.0);
       std::fflush(stdout);
       g_etcd.reset();
-      const std::string rm = "rm -rf " + dir;
-      if (std::system(rm.c_str()) != 0) std::fprintf(stderr, "cleanup of %s failed\n", dir.c_str());
     }
   }
   return 0;

@@ -34,6 +34,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/testing.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
 #include "common/tls_client.h"
@@ -77,8 +78,9 @@ int main(int argc, char** argv) {
   // by default 200 per connection, and at least 16 connections.
   if (channels <= 0) channels = std::max(16, (streams + 199) / 200);
   std::string controller = weft::testing::Runfile("controller/weft-controller");
-  char tmpl[] = "/tmp/weft-fanout-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
+  weft::TempDir tmp("weft-fanout-", weft::TempDir::Root::kTmp);
+  tmp.Keep();  // with the logs, unless the run gets to the end
+  const std::string dir = tmp.path();
   // One controller on its embedded store, or --replicas N on one etcd 3.4
   // (Debian's), the streams spread over them and the changes made on the first.
   std::unique_ptr<weft::testing::EtcdCluster> etcd;
@@ -99,7 +101,7 @@ int main(int argc, char** argv) {
   weft::TlsClientFiles writer_files, watcher_files;
   std::vector<std::string> tls_flags;
   if (tls) {
-    absl::StatusOr<weft::testing::TestCerts> certs = weft::testing::TestCerts::Make(dir + "-certs", "IP:127.0.0.1");
+    absl::StatusOr<weft::testing::TestCerts> certs = weft::testing::TestCerts::Make(dir + "/certs", "IP:127.0.0.1");
     if (!certs.ok() || !certs->AddNode("watcher").ok()) {
       std::fprintf(stderr, "certs: %s\n", certs.status().ToString().c_str());
       return 1;
@@ -419,7 +421,6 @@ int main(int argc, char** argv) {
   for (auto& c : ps) c->Wait();
   cq.Shutdown();
   for (auto& t : pumps) t.join();
-  std::string rm = "rm -rf " + dir + " " + dir + "-certs";
-  if (std::system(rm.c_str()) != 0) return 1;
+  tmp.Keep(false);
   return 0;
 }

@@ -27,6 +27,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/backoff.h"
+#include "common/testing.h"
 #include "grpcpp/alarm.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
@@ -78,8 +79,8 @@ int main(int argc, char** argv) {
   }
   if (channels <= 0) channels = std::max(16, (streams + 199) / 200);
   const std::string controller = weft::testing::Runfile("controller/weft-controller");
-  char tmpl[] = "/tmp/weft-reconnect-XXXXXX";
-  const std::string dir = mkdtemp(tmpl);
+  weft::TempDir tmp("weft-reconnect-", weft::TempDir::Root::kTmp);
+  const std::string dir = tmp.Join("controller");
   const int port = weft::testing::FreePort();
   const std::string addr = absl::StrCat("127.0.0.1:", port);
   const std::vector<std::string> ctl_argv = {controller,
@@ -100,7 +101,10 @@ int main(int argc, char** argv) {
   weft::testing::Process p;
   p.Start(ctl_argv, dir + ".log");
   auto main_ch = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
-  if (!weft::bench::ConnectAndConfigure(main_ch)) return 1;
+  if (!weft::bench::ConnectAndConfigure(main_ch)) {
+    tmp.Keep();  // with the controller's log
+    return 1;
+  }
   auto leases = weft::v1::LeaseService::NewStub(main_ch);
   // The leases, from 8 writers (the store commits them in groups).
   const absl::Time fill_start = absl::Now();
@@ -124,6 +128,7 @@ int main(int argc, char** argv) {
   for (auto& t : writers) t.join();
   if (failed > 0) {
     std::fprintf(stderr, "%d acquisitions failed\n", failed.load());
+    tmp.Keep();
     return 1;
   }
   std::printf("reconnect_bench: %d leases stored in %.1f s; %d streams over %d connections\n", leases_before,
@@ -306,11 +311,11 @@ int main(int argc, char** argv) {
   p.Wait();
   if (!wait_for([&](const Counts& c) { return c.stopped >= streams; }, absl::Seconds(30))) {
     std::fprintf(stderr, "streams did not all end\n");
+    tmp.Keep();
     return 1;  // a queue with calls in flight cannot be shut down cleanly
   }
   cq.Shutdown();
   for (auto& t : pumps) t.join();
-  const std::string rm = "rm -rf " + dir + " " + dir + ".log";
-  if (std::system(rm.c_str()) != 0) return 1;
+  if (rc != 0) tmp.Keep();  // with the controller's log
   return rc;
 }

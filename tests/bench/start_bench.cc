@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/testing.h"
 #include "controller/lease_codec.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
@@ -147,8 +148,8 @@ int main(int argc, char** argv) {
     if (std::string(argv[i]) == "--leases") leases = v;
     if (std::string(argv[i]) == "--rounds") rounds = v;
   }
-  char tmpl[] = "/tmp/weft-start-XXXXXX";
-  const std::string dir = mkdtemp(tmpl);
+  const weft::TempDir tmp("weft-start-", weft::TempDir::Root::kTmp);
+  const std::string dir = tmp.path();
   const std::string empty = dir + "/empty", full = dir + "/full";
   if (!Fill(empty, 0) || !Fill(full, leases)) return 1;
   std::printf("start_bench: weft-controller on its embedded store, %d leases against none\n", leases);

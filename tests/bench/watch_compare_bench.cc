@@ -34,6 +34,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/backoff.h"
+#include "common/testing.h"
 #include "grpcpp/alarm.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/etcd/rpc.grpc.pb.h"
@@ -479,16 +480,22 @@ int main(int argc, char** argv) {
   int rc = 0;
   for (int n : sizes) {
     for (const std::string& which : systems) {
-      char tmpl[] = "/tmp/weft-compare-XXXXXX";
-      const std::string dir = mkdtemp(tmpl);
+      weft::TempDir tmp("weft-compare-", weft::TempDir::Root::kTmp);
+      const std::string dir = tmp.path();
       std::unique_ptr<System> sys;
       if (which == "weft") {
         auto w = std::make_unique<Weft>(dir + "/weft", n);
-        if (!w->ok()) return 1;
+        if (!w->ok()) {
+          tmp.Keep();  // with its log
+          return 1;
+        }
         sys = std::move(w);
       } else {
         auto e = std::make_unique<Etcd>(dir, n);
-        if (!e->ok()) return 1;
+        if (!e->ok()) {
+          tmp.Keep();
+          return 1;
+        }
         sys = std::move(e);
       }
       Result r;
@@ -504,7 +511,6 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
       if (!ok) rc = 1;
       sys.reset();
-      if (std::system(("rm -rf " + dir + " " + dir + "/weft.log").c_str()) != 0) rc = 1;
     }
   }
   return rc;

@@ -18,6 +18,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "agent/cloud/http_client.h"
+#include "common/testing.h"
 #include "gtest/gtest.h"
 #include "tests/cloud/fake_ec2.h"
 #include "tests/integration/controller_fixture.h"
@@ -43,15 +44,8 @@ std::string DocsMetricsPath() {
   return absl::StrCat(std::string(readme).substr(0, std::strlen(readme) - std::strlen("README.md")), "docs/metrics.md");
 }
 
-// Polls `cond` for up to `timeout`.
-bool Eventually(const std::function<bool()>& cond, absl::Duration timeout = absl::Seconds(20)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (cond()) return true;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return cond();
-}
+// How long the agent may take to act on the fake cloud (weft::Eventually).
+constexpr absl::Duration kConverge = absl::Seconds(20);
 
 TEST(AwsVpcAgentTest, AgentRoutesLeasesThroughFakeEc2) {
   FakeAws fake;
@@ -101,7 +95,7 @@ TEST(AwsVpcAgentTest, AgentRoutesLeasesThroughFakeEc2) {
   ASSERT_TRUE(Eventually([&] {
     auto r = fake.Route(kTable, peer_subnet);
     return r && r->instance_id == kPeerInstance && fake.Routes(kTable).size() == 3;
-  })) << "routes never appeared; agent log:\n"
+  }, kConverge)) << "routes never appeared; agent log:\n"
       << ReadFile(log);
   std::string own_subnet;
   for (const FakeRoute& r : fake.Routes(kTable)) {
@@ -125,7 +119,7 @@ TEST(AwsVpcAgentTest, AgentRoutesLeasesThroughFakeEc2) {
     }
     EXPECT_TRUE(found);
   }
-  ASSERT_TRUE(Eventually([&] { return absl::StrContains(ReadFile(dir + "/subnet.env"), "FLANNEL_MTU="); }));
+  ASSERT_TRUE(Eventually([&] { return absl::StrContains(ReadFile(dir + "/subnet.env"), "FLANNEL_MTU="); }, kConverge));
   EXPECT_TRUE(absl::StrContains(ReadFile(dir + "/subnet.env"), "FLANNEL_MTU=65536")) << ReadFile(dir + "/subnet.env");
 
   // Steady state: resyncs cost one DescribeRouteTables each and write nothing.
@@ -143,7 +137,7 @@ TEST(AwsVpcAgentTest, AgentRoutesLeasesThroughFakeEc2) {
   rel.set_public_ip("172.31.0.12");
   weft::v1::ReleaseLeaseResponse rel_resp;
   ASSERT_TRUE(controller.leases()->ReleaseLease(Ctx().get(), rel, &rel_resp).ok());
-  EXPECT_TRUE(Eventually([&] { return !fake.Route(kTable, peer_subnet).has_value(); })) << ReadFile(log);
+  EXPECT_TRUE(Eventually([&] { return !fake.Route(kTable, peer_subnet).has_value(); }, kConverge)) << ReadFile(log);
   EXPECT_TRUE(fake.Route(kTable, own_subnet).has_value());
   // ...after the grace, which the agent logged once although it resyncs every second.
   const std::string held = absl::StrCat("removal grace ends (the lease may not have reached this agent yet)\" table=",
@@ -159,7 +153,7 @@ TEST(AwsVpcAgentTest, AgentRoutesLeasesThroughFakeEc2) {
   EXPECT_TRUE(Eventually([&] {
     page = http->Do({.url = absl::StrCat("http://127.0.0.1:", metrics_port, "/metrics")});
     return page.ok() && absl::StrContains(page->body, "\nweft_agent_awsvpc_routes_held 0\n");
-  })) << (page.ok() ? page->body : page.status().ToString());
+  }, kConverge)) << (page.ok() ? page->body : page.status().ToString());
   ASSERT_TRUE(page.ok()) << page.status();
   EXPECT_TRUE(absl::StrContains(page->body, "\nweft_agent_awsvpc_routes 1\n")) << page->body;
   EXPECT_TRUE(absl::StrContains(page->body, "\nweft_agent_awsvpc_unrouted_peers 0\n")) << page->body;

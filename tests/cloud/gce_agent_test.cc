@@ -17,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "agent/backend/gce/gce_backend.h"
 #include "agent/cloud/http_client.h"
+#include "common/testing.h"
 #include "gtest/gtest.h"
 #include "tests/cloud/fake_gce.h"
 #include "tests/integration/controller_fixture.h"
@@ -83,13 +84,7 @@ class GceAgentTest : public ::testing::Test {
     agents_.push_back(std::move(a));
     return *agents_.back();
   }
-  // Waits up to 20 s for `cond`.
-  static bool Within20s(const std::function<bool()>& cond) {
-    for (const absl::Time end = absl::Now() + absl::Seconds(20); absl::Now() < end; absl::SleepFor(absl::Milliseconds(50))) {
-      if (cond()) return true;
-    }
-    return cond();
-  }
+  static bool Within20s(const std::function<bool()>& cond) { return Eventually(cond, absl::Seconds(20)); }
   std::string Logs() const {
     std::string out;
     for (const auto& a : agents_) absl::StrAppend(&out, "--- ", a->vm, "\n", Slurp(a->log()));

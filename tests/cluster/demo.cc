@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,6 +26,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/flags.h"
+#include "common/testing.h"
 #include "common/tls_client.h"
 #include "nlohmann/json.hpp"
 #include "tests/cluster/harness.h"
@@ -99,12 +99,14 @@ int Run() {
   }
   o.verbose = absl::GetFlag(FLAGS_verbose);
   o.tls = absl::GetFlag(FLAGS_tls);
-  std::string tmpl = "/tmp/weft-demo-XXXXXX";
-  if (mkdtemp(tmpl.data()) == nullptr) {
-    absl::FPrintF(stderr, "demo: cannot make a work dir in /tmp\n");
+  absl::StatusOr<weft::TempDir> work = weft::TempDir::Make("weft-demo-", weft::TempDir::Root::kTmp);
+  if (!work.ok()) {
+    absl::FPrintF(stderr, "demo: cannot make a work dir: %s\n", work.status().ToString());
     return 1;
   }
-  o.work_dir = tmpl;
+  // Only removed when every ping worked: otherwise the logs are what tells why.
+  work->Keep();
+  o.work_dir = work->path();
 
   absl::PrintF("Weft demo: a controller and %d hosts in network namespaces of this machine\n",
                o.hosts);
@@ -189,11 +191,7 @@ int Run() {
   }
   c.Shutdown();
   absl::PrintF("cleaned up: every process stopped, every namespace deleted\n");
-  if (pass) {
-    // Only kept when something went wrong: the logs are what tells why.
-    std::error_code ignored;
-    std::filesystem::remove_all(o.work_dir, ignored);
-  }
+  work->Keep(!pass);
   return pass ? 0 : 1;
 }
 

@@ -1,18 +1,8 @@
 #include "tests/cluster/harness.h"
 
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sched.h>
-#include <signal.h>
-#include <sys/mount.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -20,24 +10,21 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
-#include <thread>
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/net.h"
 #include "common/subprocess.h"
-
-extern char** environ;
+#include "tests/cluster/cleanup_registry.h"
+#include "tests/cluster/netns_http.h"
+#include "tests/cluster/topology.h"
 
 namespace weft::testing {
 namespace {
 
-constexpr char kRunDir[] = "/run/netns";
 constexpr char kUnderlayPrefix[] = "192.0.2.";
 constexpr char kRoutedUnderlayPrefix[] = "198.51.100.";
 
@@ -46,218 +33,13 @@ std::string Ipv6Underlay(absl::string_view ipv4) {
   return absl::StrCat(Cluster::kUnderlayIpv6Prefix, ipv4.substr(ipv4.rfind('.') + 1));
 }
 
-absl::Status ErrnoError(absl::string_view what) {
-  return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
-}
-
-// ---------------------------------------------------------------------------
-// What the signal handler may need: the pids and namespace paths of this
-// process, in fixed arrays it can walk without allocating or locking.
-
-constexpr int kMaxTracked = 512;
-std::atomic<pid_t> g_pids[kMaxTracked];
-std::atomic<bool> g_ns_used[kMaxTracked];
-char g_ns_paths[kMaxTracked][128];
-std::atomic<bool> g_interrupted{false};
-
-void TrackPid(pid_t pid) {
-  for (auto& slot : g_pids) {
-    pid_t empty = 0;
-    if (slot.compare_exchange_strong(empty, pid)) return;
-  }
-}
-
-void UntrackPid(pid_t pid) {
-  for (auto& slot : g_pids) {
-    pid_t expected = pid;
-    if (slot.compare_exchange_strong(expected, 0)) return;
-  }
-}
-
-void TrackNamespace(const std::string& ns) {
-  const std::string path = absl::StrCat(kRunDir, "/", ns);
-  if (path.size() >= sizeof(g_ns_paths[0])) return;
-  for (int i = 0; i < kMaxTracked; ++i) {
-    bool expected = false;
-    if (g_ns_used[i].compare_exchange_strong(expected, true)) {
-      std::memcpy(g_ns_paths[i], path.c_str(), path.size() + 1);
-      return;
-    }
-  }
-}
-
-void UntrackNamespace(const std::string& ns) {
-  const std::string path = absl::StrCat(kRunDir, "/", ns);
-  for (int i = 0; i < kMaxTracked; ++i) {
-    if (g_ns_used[i].load() && path == g_ns_paths[i]) {
-      g_ns_used[i].store(false);
-      return;
-    }
-  }
-}
-
-// Async-signal-safe: kill(2), umount2(2), unlink(2) and _exit(2) only.
-void EmergencyCleanup() {
-  for (auto& slot : g_pids) {
-    const pid_t pid = slot.load();
-    if (pid > 0) {
-      kill(-pid, SIGKILL);  // its process group: it and whatever it started
-      kill(pid, SIGKILL);
-    }
-  }
-  for (int i = 0; i < kMaxTracked; ++i) {
-    if (!g_ns_used[i].load()) continue;
-    umount2(g_ns_paths[i], MNT_DETACH);
-    unlink(g_ns_paths[i]);
-  }
-}
-
-void OnSignal(int sig) {
-  if (!g_interrupted.exchange(true)) {
-    static const char kMsg[] = "\ninterrupted: cleaning up (again to force)\n";
-    (void)!write(2, kMsg, sizeof(kMsg) - 1);
-    return;
-  }
-  EmergencyCleanup();
-  _exit(130);
-}
-
-// ---------------------------------------------------------------------------
-// Processes.
-
-struct Fd {
-  int fd = -1;
-  Fd() = default;
-  explicit Fd(int f) : fd(f) {}
-  ~Fd() { Reset(); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  void Reset() {
-    if (fd >= 0) close(fd);
-    fd = -1;
-  }
-};
-
-// The child's PATH must reach /usr/sbin (iptables, sysctl, bridge) even under
-// Bazel's strict action environment (/bin:/usr/bin:/usr/local/bin).
-void EnsureSbinOnPath() {
-  const char* path = getenv("PATH");
-  std::string p = path ? path : "/usr/local/bin:/usr/bin:/bin";
-  bool changed = false;
-  for (const char* dir : {"/usr/sbin", "/sbin", "/usr/bin", "/bin"}) {
-    std::vector<absl::string_view> parts = absl::StrSplit(p, ':');
-    if (std::find(parts.begin(), parts.end(), dir) == parts.end()) {
-      absl::StrAppend(&p, ":", dir);
-      changed = true;
-    }
-  }
-  if (changed) setenv("PATH", p.c_str(), 1);
-}
-
-// How the harness runs everything: `argv` looked up on PATH; the child leads its
-// own process group (so a terminal's Ctrl-C reaches only us, and killing the group
-// kills all it starts) and dies with the calling thread.
-SubprocessOptions HarnessOptions(const std::vector<std::string>& argv) {
-  SubprocessOptions options;
-  options.argv = argv;
-  options.search_path = true;
-  options.new_process_group = true;
-  options.die_with_parent = true;
-  return options;
-}
-
-// Starts `argv` (HarnessOptions) with stdout and stderr on the given descriptors
-// and stdin on /dev/null. The pid is tracked for EmergencyCleanup until reaped
-// (TryReap, WaitExit).
-absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv, int out_fd, int err_fd) {
-  SubprocessOptions options = HarnessOptions(argv);
-  options.stdout_fd = out_fd;
-  options.stderr_fd = err_fd;
-  Subprocess child;
-  if (absl::Status s = child.Start(std::move(options)); !s.ok()) return s;
-  const pid_t pid = child.Release();
-  TrackPid(pid);
-  return pid;
-}
-
-// Reaps `pid` if it has exited; its wait status.
-std::optional<int> TryReap(pid_t pid) {
-  std::optional<int> status = TryWaitPid(pid);
-  if (status) UntrackPid(pid);
-  return status;
-}
-
-std::optional<int> WaitExit(pid_t pid, absl::Duration timeout) {
-  std::optional<int> status = WaitPid(pid, timeout);
-  if (status) UntrackPid(pid);
-  return status;
-}
-
-// SIGTERM, up to `timeout`, then SIGKILL; the exit code, and whether it had to be killed.
-std::pair<int, bool> Terminate(pid_t pid, absl::Duration timeout) {
-  kill(pid, SIGTERM);
-  if (std::optional<int> s = WaitExit(pid, timeout)) {
-    kill(-pid, SIGKILL);  // anything it left in its group
-    return {ExitCode(*s), false};
-  }
-  kill(-pid, SIGKILL);
-  kill(pid, SIGKILL);
-  std::optional<int> s = WaitExit(pid, absl::Seconds(10));
-  return {s ? ExitCode(*s) : -1, true};
-}
-
-// Runs argv in the current namespace, capturing both streams. A `cancellable` run
-// is killed when an interrupt arrives (cleanup commands are not).
-absl::StatusOr<ExecResult> RunCaptured(const std::vector<std::string>& argv,
-                                       absl::Duration timeout, bool cancellable = false) {
-  SubprocessOptions options = HarnessOptions(argv);
-  options.timeout = timeout;
-  if (cancellable) options.cancelled = [] { return g_interrupted.load(); };
-  Subprocess child;
-  if (absl::Status s = child.Start(std::move(options)); !s.ok()) return s;
-  const pid_t pid = child.pid();
-  TrackPid(pid);
-  absl::StatusOr<SubprocessResult> r = child.Communicate();
-  UntrackPid(pid);
-  if (absl::IsCancelled(r.status())) return absl::CancelledError("interrupted");
-  if (!r.ok()) return r.status();
-  ExecResult result;
-  result.exit_code = r->exit_code;
-  result.out = std::move(r->out);
-  result.err = std::move(r->err);
-  return result;
-}
-
-// `ip args...` in the current (root) namespace: only ever with -n/netns arguments
-// that point into our own namespaces.
-absl::Status Ip(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {"ip"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  absl::StatusOr<ExecResult> r = RunCaptured(argv, absl::Seconds(30));
-  if (!r.ok()) return r.status();
-  if (r->exit_code != 0) {
-    return absl::InternalError(
-        absl::StrCat("`", absl::StrJoin(argv, " "), "` exited ", r->exit_code, ": ", r->err));
-  }
-  return absl::OkStatus();
-}
-
-std::string TailOfFile(const std::string& path, int lines) {
-  std::ifstream f(path);
-  if (!f) return "(no log)";
-  std::vector<std::string> all;
-  for (std::string line; std::getline(f, line);) all.push_back(line);
-  const size_t from = all.size() > static_cast<size_t>(lines) ? all.size() - lines : 0;
-  std::string out;
-  for (size_t i = from; i < all.size(); ++i) absl::StrAppend(&out, "  | ", all[i], "\n");
-  return out;
-}
-
 absl::Status MakeDirs(const std::string& path) {
   std::string cur;
   for (absl::string_view part : absl::StrSplit(path, '/', absl::SkipEmpty())) {
     absl::StrAppend(&cur, "/", part);
-    if (mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoError("mkdir " + cur);
+    if (mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) {
+      return absl::InternalError(absl::StrCat("mkdir ", cur, ": ", std::strerror(errno)));
+    }
   }
   return absl::OkStatus();
 }
@@ -267,57 +49,9 @@ bool IsExecutable(const std::string& path) {
   return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(path.c_str(), X_OK) == 0;
 }
 
-std::optional<uint32_t> ParseIpv4(absl::string_view s) {
-  in_addr a;
-  if (inet_pton(AF_INET, std::string(s).c_str(), &a) != 1) return std::nullopt;
-  return ntohl(a.s_addr);
-}
-
-std::string FormatIpv4(uint32_t v) {
-  return absl::StrCat(v >> 24, ".", (v >> 16) & 255, ".", (v >> 8) & 255, ".", v & 255);
-}
-
 std::atomic<int> g_cluster_counter{0};
 
-void KillProcessesIn(const std::string& ns) {
-  if (absl::StatusOr<ExecResult> pids = RunCaptured({"ip", "netns", "pids", ns}, absl::Seconds(10));
-      pids.ok()) {
-    for (absl::string_view p : absl::StrSplit(pids->out, '\n', absl::SkipWhitespace())) {
-      int pid;
-      if (absl::SimpleAtoi(p, &pid) && pid > 1 && pid != getpid()) kill(pid, SIGKILL);
-    }
-  }
-}
-
-// The prefix of a command line that runs the rest in a new mount namespace in
-// which `dir` is mounted on /run/wireguard (wireguard-go's fixed socket
-// directory, /var/run/wireguard): each host its own, invisible to the machine.
-std::vector<std::string> PrivateRunWireguard(const std::string& dir) {
-  return {"unshare", "--mount", "--propagation", "private", "sh", "-c",
-          "mkdir -p /run/wireguard && mount --bind \"$0\" /run/wireguard && exec \"$@\"", dir};
-}
-
-// Kills the processes inside namespace `ns` (they would keep it alive after its
-// name is gone), then deletes it.
-void DeleteNamespace(const std::string& ns) {
-  KillProcessesIn(ns);
-  absl::StatusOr<ExecResult> del = RunCaptured({"ip", "netns", "del", ns}, absl::Seconds(10));
-  if (!del.ok() || del->exit_code != 0) {
-    // Half-made (a file without a mount): remove the file itself.
-    const std::string path = absl::StrCat(kRunDir, "/", ns);
-    umount2(path.c_str(), MNT_DETACH);
-    unlink(path.c_str());
-  }
-  UntrackNamespace(ns);
-}
-
 }  // namespace
-
-// ---------------------------------------------------------------------------
-
-std::string ExecResult::ToString() const {
-  return absl::StrCat("exit ", exit_code, "\n--- stdout\n", out, "--- stderr\n", err);
-}
 
 BinaryPaths BinaryPaths::FromEnvOrRunfiles() {
   std::string root;
@@ -346,90 +80,13 @@ absl::Status BinaryPaths::Check() const {
   return absl::NotFoundError(absl::StrCat("not an executable: ", absl::StrJoin(bad, ", ")));
 }
 
-absl::StatusOr<SubnetEnv> SubnetEnv::Parse(absl::string_view text) {
-  SubnetEnv env;
-  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipWhitespace())) {
-    line = absl::StripAsciiWhitespace(line);
-    if (absl::StartsWith(line, "#")) continue;
-    const size_t eq = line.find('=');
-    if (eq == absl::string_view::npos) {
-      return absl::InvalidArgumentError(absl::StrCat("subnet.env: not KEY=VALUE: ", line));
-    }
-    absl::string_view value = line.substr(eq + 1);
-    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
-      value = value.substr(1, value.size() - 2);
-    }
-    env.vars[std::string(line.substr(0, eq))] = std::string(value);
-  }
-  // Looked up without adding: `vars` holds exactly the file's lines.
-  auto var = [&env](const char* name) {
-    auto it = env.vars.find(name);
-    return it == env.vars.end() ? std::string() : it->second;
-  };
-  env.network = var("FLANNEL_NETWORK");
-  env.subnet = var("FLANNEL_SUBNET");
-  env.ipv6_subnet = var("FLANNEL_IPV6_SUBNET");
-  env.ipmasq = var("FLANNEL_IPMASQ") == "true";
-  // An IPv6-only network's file has no IPv4 lines, a dual-stack one both.
-  const bool v4 = !env.network.empty() && !env.subnet.empty();
-  if ((!v4 && env.ipv6_subnet.empty()) || !absl::SimpleAtoi(var("FLANNEL_MTU"), &env.mtu)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "subnet.env lacks FLANNEL_NETWORK and FLANNEL_SUBNET (or FLANNEL_IPV6_SUBNET), or FLANNEL_MTU:\n", text));
-  }
-  if (v4 && (env.PrefixLength() <= 0 || !ParseIpv4(env.Gateway()))) {
-    return absl::InvalidArgumentError(absl::StrCat("subnet.env: bad FLANNEL_SUBNET ", env.subnet));
-  }
-  return env;
-}
-
-std::string SubnetEnv::Gateway() const { return subnet.substr(0, subnet.find('/')); }
-
-int SubnetEnv::PrefixLength() const {
-  int len = 0;
-  const size_t slash = subnet.find('/');
-  if (slash == std::string::npos || !absl::SimpleAtoi(subnet.substr(slash + 1), &len)) return -1;
-  return len;
-}
-
-std::string SubnetEnv::NetworkAddress() const {
-  const std::optional<uint32_t> gw = ParseIpv4(Gateway());
-  const int len = PrefixLength();
-  if (!gw || len < 0 || len > 32) return "";
-  const uint32_t mask = len == 0 ? 0 : ~uint32_t{0} << (32 - len);
-  return FormatIpv4(*gw & mask);
-}
-
-std::string SubnetEnv::SubnetCidr() const {
-  return absl::StrCat(NetworkAddress(), "/", PrefixLength());
-}
-
-// ---------------------------------------------------------------------------
-
 std::string Cluster::RunPrefix() { return absl::StrCat("wft", getpid(), "-"); }
 
-int Cluster::SweepNamespaces(absl::string_view prefix) {
-  if (prefix.empty()) return 0;  // never everything
-  std::vector<std::string> names;
-  if (DIR* dir = opendir(kRunDir)) {
-    while (dirent* e = readdir(dir)) {
-      if (absl::StartsWith(e->d_name, prefix)) names.push_back(e->d_name);
-    }
-    closedir(dir);
-  }
-  for (const std::string& ns : names) DeleteNamespace(ns);
-  return static_cast<int>(names.size());
-}
+int Cluster::SweepNamespaces(absl::string_view prefix) { return weft::testing::SweepNamespaces(prefix); }
 
-void Cluster::InstallSignalHandlers() {
-  struct sigaction sa;
-  std::memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = OnSignal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
+void Cluster::InstallSignalHandlers() { InstallInterruptHandlers(); }
 
-bool Cluster::Interrupted() { return g_interrupted.load(); }
+bool Cluster::Interrupted() { return InterruptReceived(); }
 
 absl::Status Cluster::WaitFor(const std::function<bool()>& done, absl::Duration timeout,
                               absl::string_view what, absl::Duration interval) {
@@ -447,7 +104,7 @@ absl::Status Cluster::WaitForOk(const std::function<absl::Status()>& check, absl
   const absl::Time deadline = start + timeout;
   absl::Status last;
   while (true) {
-    if (g_interrupted.load()) return absl::CancelledError("interrupted");
+    if (InterruptReceived()) return absl::CancelledError("interrupted");
     last = check();
     if (last.ok()) return last;
     if (absl::Now() >= deadline) break;
@@ -459,82 +116,7 @@ absl::Status Cluster::WaitForOk(const std::function<absl::Status()>& check, absl
 
 absl::StatusOr<int> Cluster::HttpGetStatus(absl::string_view ns, absl::string_view ip, int port,
                                            absl::string_view path, absl::Duration timeout) {
-  const std::optional<uint32_t> addr = ParseIpv4(ip);
-  if (!addr) return absl::InvalidArgumentError(absl::StrCat("bad IPv4 address ", ip));
-  const std::string ns_path = absl::StrCat(kRunDir, "/", ns);
-  const std::string request = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: ", ip, ":", port,
-                                           "\r\nConnection: close\r\n\r\n");
-  absl::StatusOr<int> result = absl::InternalError("not run");
-  // setns() moves only the calling thread, so the socket is made by a short-lived
-  // thread that entered the namespace; the socket stays in it.
-  std::thread t([&] {
-    result = [&]() -> absl::StatusOr<int> {
-      Fd ns_fd(open(ns_path.c_str(), O_RDONLY | O_CLOEXEC));
-      if (ns_fd.fd < 0) return ErrnoError("open " + ns_path);
-      if (setns(ns_fd.fd, CLONE_NEWNET) != 0) return ErrnoError("setns " + ns_path);
-      Fd s(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-      if (s.fd < 0) return ErrnoError("socket");
-      sockaddr_in sa{};
-      sa.sin_family = AF_INET;
-      sa.sin_port = htons(port);
-      sa.sin_addr.s_addr = htonl(*addr);
-      const absl::Time deadline = absl::Now() + timeout;
-      auto wait = [&](short events) -> absl::Status {
-        const int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
-        if (left <= 0) return absl::DeadlineExceededError("HTTP GET timed out");
-        pollfd p{s.fd, events, 0};
-        const int r = poll(&p, 1, static_cast<int>(left));
-        if (r < 0 && errno != EINTR) return ErrnoError("poll");
-        if (r == 0) return absl::DeadlineExceededError("HTTP GET timed out");
-        return absl::OkStatus();
-      };
-      if (connect(s.fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
-        if (errno != EINPROGRESS) return ErrnoError("connect");
-        if (absl::Status w = wait(POLLOUT); !w.ok()) return w;
-        int err = 0;
-        socklen_t len = sizeof(err);
-        getsockopt(s.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err != 0) {
-          errno = err;
-          return ErrnoError("connect");
-        }
-      }
-      size_t sent = 0;
-      while (sent < request.size()) {
-        const ssize_t w = send(s.fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-        if (w > 0) {
-          sent += w;
-        } else if (errno == EAGAIN) {
-          if (absl::Status ws = wait(POLLOUT); !ws.ok()) return ws;
-        } else if (errno != EINTR) {
-          return ErrnoError("send");
-        }
-      }
-      std::string response;
-      while (response.find("\r\n") == std::string::npos) {
-        char buf[1024];
-        const ssize_t r = recv(s.fd, buf, sizeof(buf), 0);
-        if (r > 0) {
-          response.append(buf, r);
-        } else if (r == 0) {
-          break;
-        } else if (errno == EAGAIN) {
-          if (absl::Status ws = wait(POLLIN); !ws.ok()) return ws;
-        } else if (errno != EINTR) {
-          return ErrnoError("recv");
-        }
-      }
-      // "HTTP/1.1 200 OK"
-      std::vector<absl::string_view> words = absl::StrSplit(response, ' ');
-      int code;
-      if (words.size() < 2 || !absl::StartsWith(words[0], "HTTP/") || !absl::SimpleAtoi(words[1], &code)) {
-        return absl::InternalError(absl::StrCat("not an HTTP answer: ", response.substr(0, 80)));
-      }
-      return code;
-    }();
-  });
-  t.join();
-  return result;
+  return HttpGetStatusInNamespace(ns, ip, port, path, timeout);
 }
 
 // ---------------------------------------------------------------------------
@@ -579,7 +161,9 @@ absl::Status Cluster::Build() {
       work_dir_ = absl::StrCat(t, "/", options_.name);
     } else {
       std::string tmpl = "/tmp/weft-cluster-XXXXXX";
-      if (mkdtemp(tmpl.data()) == nullptr) return ErrnoError("mkdtemp");
+      if (mkdtemp(tmpl.data()) == nullptr) {
+        return absl::InternalError(absl::StrCat("mkdtemp ", tmpl, ": ", std::strerror(errno)));
+      }
       work_dir_ = tmpl;
     }
   }
@@ -606,8 +190,7 @@ absl::Status Cluster::Build() {
   absl::StatusOr<std::string> sw = CreateNamespace("sw");
   if (!sw.ok()) return sw.status();
   switch_ns_ = *sw;
-  if (absl::Status s = Ip({"-n", switch_ns_, "link", "add", "br0", "type", "bridge"}); !s.ok()) return s;
-  if (absl::Status s = Ip({"-n", switch_ns_, "link", "set", "br0", "up"}); !s.ok()) return s;
+  if (absl::Status s = AddBridge(switch_ns_, "br0"); !s.ok()) return s;
 
   absl::StatusOr<std::string> ctl = CreateNamespace("ctl");
   if (!ctl.ok()) return ctl.status();
@@ -640,32 +223,9 @@ std::vector<std::string> Cluster::namespaces() const {
 
 absl::Status Cluster::ConnectToSwitch(const std::string& ns, const std::string& port,
                                       const std::string& ip) {
-  if (absl::Status s = Ip({"-n", switch_ns_, "link", "add", port, "type", "veth", "peer", "name",
-                           "eth0", "netns", ns});
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = Ip({"-n", switch_ns_, "link", "set", port, "master", "br0", "up"}); !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = Ip({"-n", ns, "link", "set", "eth0", "mtu", "1500", "up"}); !s.ok()) return s;
-  if (absl::Status s = Ip({"-n", ns, "addr", "add", ip + "/24", "dev", "eth0"}); !s.ok()) return s;
-  if (!options_.underlay_ipv6 || !absl::StartsWith(ip, kUnderlayPrefix)) return absl::OkStatus();
-  // The same last byte in fd77:2::/64; nodad: usable at once, no DAD wait.
-  return Ip({"-n", ns, "addr", "add", Ipv6Underlay(ip) + "/64", "dev", "eth0", "nodad"});
-}
-
-absl::StatusOr<pid_t> Cluster::SpawnLogged(const std::string& ns,
-                                           const std::vector<std::string>& argv,
-                                           const std::string& log_file) {
-  Fd log(open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
-  if (log.fd < 0) return ErrnoError("open " + log_file);
-  const std::string banner =
-      absl::StrCat("### ", absl::FormatTime(absl::Now()), " start: ", absl::StrJoin(argv, " "), "\n");
-  (void)!write(log.fd, banner.data(), banner.size());
-  std::vector<std::string> full = {"ip", "netns", "exec", ns};
-  full.insert(full.end(), argv.begin(), argv.end());
-  return Spawn(full, log.fd, log.fd);
+  // Only the switch's own subnet is dual-stack.
+  const bool v6 = options_.underlay_ipv6 && absl::StartsWith(ip, kUnderlayPrefix);
+  return weft::testing::ConnectToSwitch(switch_ns_, ns, port, ip, v6 ? Ipv6Underlay(ip) : "");
 }
 
 std::string Cluster::controller_addr() const {
@@ -733,9 +293,7 @@ absl::Status Cluster::StopController(absl::Duration timeout) {
 
 absl::Status Cluster::KillController() {
   if (controller_pid_ <= 0) return absl::OkStatus();
-  kill(-controller_pid_, SIGKILL);
-  kill(controller_pid_, SIGKILL);
-  WaitExit(controller_pid_, absl::Seconds(10));
+  KillAndReap(controller_pid_);
   controller_pid_ = -1;
   Log("controller killed (SIGKILL)");
   return absl::OkStatus();
@@ -790,9 +348,7 @@ absl::Status Cluster::EnsureRouter() {
            {"-n", controller_ns_, "route", "add", kRoutedSubnet, "via", kRouterIp}}) {
     if (absl::Status s = Ip(cmd); !s.ok()) return s;
   }
-  if (absl::StatusOr<std::string> s = Sh(switch_ns_, "sysctl -qw net.ipv4.ip_forward=1"); !s.ok()) {
-    return s.status();
-  }
+  if (absl::Status s = SysctlInNamespace(switch_ns_, "net.ipv4.ip_forward=1"); !s.ok()) return s;
   router_ready_ = true;
   return absl::OkStatus();
 }
@@ -827,14 +383,10 @@ absl::StatusOr<int> Cluster::AddHostOn(bool routed, int containers, std::vector<
     }
   }
   // Docker turns forwarding on; the host forwards between docker0 and flannel.1.
-  if (absl::StatusOr<std::string> s = Sh(h.ns, "sysctl -qw net.ipv4.ip_forward=1"); !s.ok()) {
-    return s.status();
-  }
+  if (absl::Status s = SysctlInNamespace(h.ns, "net.ipv4.ip_forward=1"); !s.ok()) return s;
   if (options_.underlay_ipv6) {
     h.underlay_ipv6 = Ipv6Underlay(h.underlay_ip);
-    if (absl::StatusOr<std::string> s = Sh(h.ns, "sysctl -qw net.ipv6.conf.all.forwarding=1"); !s.ok()) {
-      return s.status();
-    }
+    if (absl::Status s = SysctlInNamespace(h.ns, "net.ipv6.conf.all.forwarding=1"); !s.ok()) return s;
   }
   if (absl::Status s = StartAgent(h.index); !s.ok()) return s;
   for (int i = 0; i < containers; ++i) {
@@ -919,9 +471,7 @@ absl::Status Cluster::StopAgent(int index, absl::Duration timeout) {
 absl::Status Cluster::KillAgent(int index) {
   Host& h = *hosts_.at(index);
   if (h.agent_pid <= 0) return absl::OkStatus();
-  kill(-h.agent_pid, SIGKILL);
-  kill(h.agent_pid, SIGKILL);
-  WaitExit(h.agent_pid, absl::Seconds(10));
+  KillAndReap(h.agent_pid);
   h.agent_pid = -1;
   Log(absl::StrCat(h.name, ": agent killed (SIGKILL)"));
   return absl::OkStatus();
@@ -942,29 +492,11 @@ absl::StatusOr<SubnetEnv> Cluster::ReadSubnetEnv(int index) const {
   return SubnetEnv::Parse(text.str());
 }
 
-absl::Status Cluster::EnsureDocker0(Host& h) {
-  absl::StatusOr<ExecResult> exists = Exec(h.ns, {"ip", "link", "show", "docker0"});
-  if (!exists.ok()) return exists.status();
-  if (exists->exit_code == 0) return absl::OkStatus();
-  // As Docker does with --bip=$FLANNEL_SUBNET --mtu=$FLANNEL_MTU.
-  const std::string mtu = absl::StrCat(h.env.mtu);
-  if (absl::Status s = Ip({"-n", h.ns, "link", "add", "docker0", "type", "bridge"}); !s.ok()) return s;
-  if (!h.env.subnet.empty()) {
-    if (absl::Status s = Ip({"-n", h.ns, "addr", "add", h.env.subnet, "dev", "docker0"}); !s.ok()) return s;
-  }
-  if (!h.env.ipv6_subnet.empty()) {  // as Docker with --ipv6 --fixed-cidr-v6
-    if (absl::Status s = Ip({"-n", h.ns, "addr", "add", h.env.ipv6_subnet, "dev", "docker0", "nodad"}); !s.ok()) {
-      return s;
-    }
-  }
-  return Ip({"-n", h.ns, "link", "set", "docker0", "mtu", mtu, "up"});
-}
-
 absl::StatusOr<Container> Cluster::AddContainer(int index) {
   Host& h = *hosts_.at(index);
   const bool v4 = !h.env.subnet.empty();  // false in an IPv6-only network
   if (!v4 && h.env.ipv6_subnet.empty()) return absl::FailedPreconditionError(h.name + ": no subnet yet");
-  if (absl::Status s = EnsureDocker0(h); !s.ok()) return s;
+  if (absl::Status s = EnsureDocker0(h.ns, h.env); !s.ok()) return s;
   const int n = static_cast<int>(h.containers.size()) + 1;
   const int len = h.env.PrefixLength();
   if (v4 && static_cast<uint64_t>(n) + 2 >= (uint64_t{1} << (32 - len))) {
@@ -972,35 +504,30 @@ absl::StatusOr<Container> Cluster::AddContainer(int index) {
   }
   Container c;
   c.name = absl::StrCat(h.name, "c", n);
-  if (v4) c.ip = FormatIpv4(*ParseIpv4(h.env.Gateway()) + n);
   c.host = index;
-  const std::string veth = absl::StrCat("veth-c", n);
-  const std::string mtu = absl::StrCat(h.env.mtu);
-  absl::StatusOr<std::string> ns = CreateNamespace(c.name);
-  if (!ns.ok()) return ns.status();
-  c.ns = *ns;
-  std::vector<std::vector<std::string>> cmds = {
-      {"-n", h.ns, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", c.ns},
-      {"-n", h.ns, "link", "set", veth, "mtu", mtu, "master", "docker0", "up"},
-      {"-n", c.ns, "link", "set", "eth0", "mtu", mtu, "up"}};
+  ContainerLink link;
+  link.host_ns = h.ns;
+  link.veth = absl::StrCat("veth-c", n);
+  link.mtu = h.env.mtu;
   if (v4) {
-    cmds.push_back({"-n", c.ns, "addr", "add", absl::StrCat(c.ip, "/", len), "dev", "eth0"});
-    cmds.push_back({"-n", c.ns, "route", "add", "default", "via", h.env.Gateway()});
-  }
-  for (const std::vector<std::string>& cmd : cmds) {
-    if (absl::Status s = Ip(cmd); !s.ok()) return s;
+    absl::StatusOr<IPv4Addr> gw = IPv4Addr::Parse(h.env.Gateway());
+    if (!gw.ok()) return gw.status();
+    c.ip = IPv4Addr::FromUint32(gw->value() + n).ToString();
+    link.ipv4_cidr = absl::StrCat(c.ip, "/", len);
+    link.ipv4_gateway = h.env.Gateway();
   }
   if (!h.env.ipv6_subnet.empty()) {
     absl::StatusOr<IPv6Net> sn6 = IPv6Net::ParseLoose(h.env.ipv6_subnet);
     if (!sn6.ok()) return sn6.status();
-    const std::string gw6 = h.env.ipv6_subnet.substr(0, h.env.ipv6_subnet.find('/'));
     c.ipv6 = IPv6Addr::FromUint128(sn6->network().value() + 1 + n).ToString();
-    for (const std::vector<std::string>& cmd : std::vector<std::vector<std::string>>{
-             {"-n", c.ns, "addr", "add", absl::StrCat(c.ipv6, "/", sn6->prefix_len()), "dev", "eth0", "nodad"},
-             {"-n", c.ns, "-6", "route", "add", "default", "via", gw6}}) {
-      if (absl::Status s = Ip(cmd); !s.ok()) return s;
-    }
+    link.ipv6_cidr = absl::StrCat(c.ipv6, "/", sn6->prefix_len());
+    link.ipv6_gateway = h.env.ipv6_subnet.substr(0, h.env.ipv6_subnet.find('/'));
   }
+  absl::StatusOr<std::string> ns = CreateNamespace(c.name);
+  if (!ns.ok()) return ns.status();
+  c.ns = *ns;
+  link.container_ns = c.ns;
+  if (absl::Status s = WireContainer(link); !s.ok()) return s;
   h.containers.push_back(c);
   Log(absl::StrCat(h.name, ": container ", c.name, " at ", c.ip, c.ipv6.empty() ? "" : " and ", c.ipv6));
   return c;
@@ -1008,20 +535,11 @@ absl::StatusOr<Container> Cluster::AddContainer(int index) {
 
 absl::StatusOr<ExecResult> Cluster::Exec(absl::string_view ns, const std::vector<std::string>& argv,
                                          absl::Duration timeout) {
-  // Never in the machine's own namespace: a typo must not touch the real host.
-  if (ns.empty()) return absl::InvalidArgumentError("Exec needs a namespace");
-  std::vector<std::string> full = {"ip", "netns", "exec", std::string(ns)};
-  full.insert(full.end(), argv.begin(), argv.end());
-  return RunCaptured(full, timeout, /*cancellable=*/true);
+  return ExecInNamespace(ns, argv, timeout);
 }
 
 absl::StatusOr<std::string> Cluster::Sh(absl::string_view ns, absl::string_view command) {
-  absl::StatusOr<ExecResult> r = Exec(ns, {"sh", "-c", std::string(command)});
-  if (!r.ok()) return r.status();
-  if (r->exit_code != 0) {
-    return absl::InternalError(absl::StrCat("in ", ns, ": `", command, "` ", r->ToString()));
-  }
-  return r->out;
+  return ShInNamespace(ns, command);
 }
 
 absl::StatusOr<std::string> Cluster::HostSh(int host, absl::string_view command) {

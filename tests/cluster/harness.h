@@ -27,7 +27,6 @@
 #include <sys/types.h>
 
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,6 +36,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "tests/cluster/processes.h"   // ExecResult
+#include "tests/cluster/subnet_env.h"  // SubnetEnv
 #include "tests/integration/test_certs.h"
 #include "tests/netns/netns.h"
 
@@ -44,14 +45,6 @@ namespace weft::testing {
 
 inline constexpr char kDefaultNetworkConfig[] =
     R"({"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}})";
-
-// What a program printed and how it ended.
-struct ExecResult {
-  int exit_code = 0;  // 128 + signal number when killed by a signal
-  std::string out;    // standard output
-  std::string err;    // standard error
-  std::string ToString() const;  // for failure messages
-};
 
 // Where the three binaries are.
 struct BinaryPaths {
@@ -65,22 +58,6 @@ struct BinaryPaths {
   static BinaryPaths FromEnvOrRunfiles();
   // An error naming every path that is not an executable file.
   absl::Status Check() const;
-};
-
-// subnet.env as the agent wrote it (flannel's format).
-struct SubnetEnv {
-  std::map<std::string, std::string> vars;  // every KEY=VALUE line
-  std::string network;  // FLANNEL_NETWORK, "10.1.0.0/16"
-  std::string subnet;   // FLANNEL_SUBNET, "10.1.19.1/24" (first usable address / length)
-  std::string ipv6_subnet;  // FLANNEL_IPV6_SUBNET, "fd00:12:0:13::1/64"; empty without IPv6
-  int mtu = 0;          // FLANNEL_MTU
-  bool ipmasq = false;  // FLANNEL_IPMASQ
-
-  static absl::StatusOr<SubnetEnv> Parse(absl::string_view text);
-  std::string Gateway() const;         // "10.1.19.1", the docker0 address
-  int PrefixLength() const;            // 24
-  std::string NetworkAddress() const;  // "10.1.19.0"
-  std::string SubnetCidr() const;      // "10.1.19.0/24", as in the lease
 };
 
 struct Container {
@@ -272,20 +249,16 @@ class Cluster {
   absl::StatusOr<std::string> CreateNamespace(absl::string_view tag);
   absl::Status ConnectToSwitch(const std::string& ns, const std::string& port,
                                const std::string& ip);
-  absl::Status EnsureDocker0(Host& h);
   absl::StatusOr<int> AddHostOn(bool routed, int containers, std::vector<std::string> agent_args);
   // Turns the switch namespace into a router between the two underlay subnets
   // (once) and gives the controller a route to kRoutedSubnet.
   absl::Status EnsureRouter();
-  absl::StatusOr<pid_t> SpawnLogged(const std::string& ns, const std::vector<std::string>& argv,
-                                    const std::string& log_file);
   void Log(absl::string_view message) const;
 
   ClusterOptions options_;
   std::string work_dir_;
   std::optional<TestCerts> certs_;
   std::string log_dir_;
-  bool remove_work_dir_ = false;
   std::string switch_ns_;
   std::string controller_ns_;
   std::string controller_log_;

@@ -6,6 +6,7 @@
 // that leave (release, lease expiry) vanish from the others while restarts of an
 // agent or of the controller leave the data path alone.
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -127,6 +128,14 @@ absl::Status PeerGone(Cluster& c, int host, const Host& gone, const std::string&
   return absl::OkStatus();
 }
 
+// Host i's successful lease renewals so far (0 before the first, or when its
+// metrics cannot be read).
+double Renewals(Cluster& c, int host) {
+  absl::StatusOr<std::string> page = AgentMetrics(c, host);
+  if (!page.ok()) return 0;
+  return std::max(0.0, Sample(*page, R"(weft_agent_lease_operations_total{operation="renew",result="ok"})"));
+}
+
 absl::StatusOr<bool> LeaseListed(Cluster& c, const std::string& subnet) {
   absl::StatusOr<ExecResult> r = c.Weftctl({"leases", "list", "-o", "json"});
   if (!r.ok()) return r.status();
@@ -235,8 +244,10 @@ TEST(VxlanE2ETest, ReleasedLeaseVanishesFromPeers) {
   // (no --release-on-exit) keeps the lease.
   EXPECT_TRUE(AllProgrammed(*c, {0, 1, 2}).ok()) << AllProgrammed(*c, {0, 1, 2});
   EXPECT_TRUE(c->Ping(c->host(0).containers[0], c->host(1).containers[0].ip).ok());
+  // StopAgent returns once the agent has exited, and an agent releases its lease
+  // (when told to) before it exits and only after the controller answered: no
+  // wait is needed for a wrong release to show.
   ASSERT_TRUE(c->StopAgent(2).ok());
-  absl::SleepFor(absl::Seconds(2));
   absl::StatusOr<bool> kept = LeaseListed(*c, c->host(2).env.SubnetCidr());
   ASSERT_TRUE(kept.ok()) << kept.status();
   EXPECT_TRUE(*kept) << "SIGTERM without --release-on-exit released the lease";
@@ -254,6 +265,7 @@ TEST(VxlanE2ETest, ExpiredLeaseVanishesFromPeers) {
   absl::StatusOr<std::string> mac = VtepMac(*c, 2);
   ASSERT_TRUE(mac.ok()) << mac.status();
 
+  const double renewals[] = {Renewals(*c, 0), Renewals(*c, 1)};
   const absl::Time killed = absl::Now();
   ASSERT_TRUE(c->KillAgent(2).ok());
   // A dead agent releases nothing: its lease (and the peers' entries) stay until the TTL.
@@ -268,9 +280,18 @@ TEST(VxlanE2ETest, ExpiredLeaseVanishesFromPeers) {
   absl::StatusOr<bool> listed = LeaseListed(*c, gone.env.SubnetCidr());
   ASSERT_TRUE(listed.ok()) << listed.status();
   EXPECT_FALSE(*listed) << "expired lease " << gone.env.SubnetCidr() << " still listed";
-  // The survivors renew (TTL 15 s): still there, still connected, after a few TTLs' worth
-  // of renewals would have been missed otherwise.
-  absl::SleepFor(absl::Seconds(5));
+  // The survivors renew (TTL 15 s): still there, still connected, after another
+  // renewal each, by when their leases would have expired as well otherwise.
+  for (int i : {0, 1}) {
+    absl::Status s = Cluster::WaitForOk(
+        [&]() -> absl::Status {
+          const double now = Renewals(*c, i);
+          if (now > renewals[i]) return absl::OkStatus();
+          return absl::UnavailableError(absl::StrCat(c->host(i).name, ": ", now, " renewals"));
+        },
+        absl::Seconds(15) + absl::Seconds(15));
+    EXPECT_TRUE(s.ok()) << s;
+  }
   EXPECT_TRUE(AllProgrammed(*c, {0, 1}).ok()) << AllProgrammed(*c, {0, 1});
   EXPECT_TRUE(c->Ping(c->host(0).containers[0], c->host(1).containers[0].ip).ok());
 }
@@ -311,7 +332,18 @@ TEST(VxlanE2ETest, ControllerOutageKeepsTrafficAndNewHostJoinsAfterRestart) {
   for (int i = 0; i < 3; ++i) subnets.push_back(c->host(i).env.SubnetCidr());
 
   ASSERT_TRUE(c->StopController().ok());
-  absl::SleepFor(absl::Seconds(3));  // let the agents notice the lost stream
+  for (int i = 0; i < 3; ++i) {  // the agents notice the lost stream
+    absl::Status s = Cluster::WaitForOk(
+        [&]() -> absl::Status {
+          absl::StatusOr<std::string> page = AgentMetrics(*c, i);
+          if (!page.ok()) return page.status();
+          const double v = Sample(*page, "weft_agent_controller_connected");
+          if (v == 0) return absl::OkStatus();
+          return absl::UnavailableError(absl::StrCat(c->host(i).name, ": weft_agent_controller_connected ", v));
+        },
+        kConverge);
+    EXPECT_TRUE(s.ok()) << s;
+  }
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(c->AgentRunning(i)) << c->host(i).name << " died";
   ExpectAllCrossHostPings(*c);
   EXPECT_TRUE(AllProgrammed(*c, {0, 1, 2}).ok()) << AllProgrammed(*c, {0, 1, 2});

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/testing.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/controller_fixture.h"
@@ -85,11 +86,12 @@ TEST_F(AgentDualStackTest, AllocTakesADualStackLease) {
   ASSERT_TRUE(p.Start(AgentArgv("alloc", {"--public-ipv6", "2001:db8::7"}), log_));
   const std::string env_file = DataDir("alloc") + "/subnet.env";
   std::string env;
-  for (const absl::Time deadline = absl::Now() + absl::Seconds(30); absl::Now() < deadline;) {
-    env = Controller::ReadFile(env_file);
-    if (env.find("FLANNEL_IPV6_SUBNET=fd00:7:") != std::string::npos) break;
-    usleep(50 * 1000);
-  }
+  Eventually(
+      [&] {
+        env = Controller::ReadFile(env_file);
+        return env.find("FLANNEL_IPV6_SUBNET=fd00:7:") != std::string::npos;
+      },
+      absl::Seconds(30));
   EXPECT_THAT(env, HasSubstr("FLANNEL_IPV6_NETWORK=fd00:7::/48")) << Log();
   EXPECT_THAT(env, HasSubstr("FLANNEL_IPV6_SUBNET=fd00:7:")) << Log();
   EXPECT_THAT(env, HasSubstr("FLANNEL_SUBNET=10.7.")) << Log();

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/testing.h"
 #include "gtest/gtest.h"
 #include "tests/integration/controller_fixture.h"
 
@@ -114,11 +115,12 @@ TEST(EtcdCompatTest, EtcdctlSeesAndWritesFlannelLeases) {
   weft::v1::GetLeaseResponse got;
   weft::v1::GetLeaseRequest get;
   get.set_subnet(free_subnet);
-  for (const absl::Time until = absl::Now() + absl::Seconds(20); absl::Now() < until;) {  // the watch applies it
-    got.Clear();
-    if (c.leases()->GetLease(Ctx().get(), get, &got).ok() && got.lease().public_ip() == "192.0.2.201") break;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  Eventually(  // the watch applies it
+      [&] {
+        got.Clear();
+        return c.leases()->GetLease(Ctx().get(), get, &got).ok() && got.lease().public_ip() == "192.0.2.201";
+      },
+      absl::Seconds(20));
   ASSERT_EQ(got.lease().public_ip(), "192.0.2.201");
   ASSERT_TRUE(got.lease().has_expiration()) << got.DebugString();
   const int64_t left = got.lease().expiration().seconds() - absl::ToUnixSeconds(absl::Now());
@@ -164,11 +166,8 @@ class Etcd {
                              "--initial-cluster", "t=" + peer},
                             DataDir("etcd.log")));
     std::string out;
-    for (int i = 0; i < 100; ++i) {
-      if (Etcdctl(client_, {"endpoint", "health"}, &out) == 0) return;
-      absl::SleepFor(absl::Milliseconds(200));
-    }
-    FAIL() << "etcd did not start: " << out;
+    ASSERT_TRUE(Eventually([&] { return Etcdctl(client_, {"endpoint", "health"}, &out) == 0; }, absl::Seconds(20)))
+        << "etcd did not start: " << out;
   }
   const std::string& client() const { return client_; }
 

@@ -23,6 +23,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "common/testing.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "absl/time/clock.h"
 #include "proto/etcd/rpc.grpc.pb.h"
@@ -95,14 +96,8 @@ void ExpectKept(Controller& c, const std::map<std::string, std::string>& acked) 
   }
 }
 
-bool Eventually(const std::function<bool()>& cond, absl::Duration timeout = absl::Seconds(60)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (cond()) return true;
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  return cond();
-}
+// How long a recovery may take (weft::Eventually), unless a call says otherwise.
+constexpr absl::Duration kRecovery = absl::Seconds(60);
 
 std::string Readyz(int port) {
   std::string out;
@@ -245,7 +240,7 @@ TEST(FaultTest, DiskFullRefusesWritesKeepsReadsAndWatchesThenRecovers) {
     acked[Node(i).node_name()] = subnet;
   }
   LeaseWatcher watcher(c, 0);
-  ASSERT_TRUE(Eventually([&] { return watcher.Saw("node-20"); }));
+  ASSERT_TRUE(Eventually([&] { return watcher.Saw("node-20"); }, kRecovery));
   EXPECT_EQ(Readyz(metrics_port), "ok\n");
   EXPECT_EQ(Health(c, ""), 1);
   EXPECT_EQ(Health(c, "weft.v1.LeaseService"), 1);
@@ -274,7 +269,7 @@ TEST(FaultTest, DiskFullRefusesWritesKeepsReadsAndWatchesThenRecovers) {
 
   // Space returns: the controller recovers by itself.
   std::filesystem::remove(fill);
-  ASSERT_TRUE(Eventually([&] { return Acquire(c, 101).ok(); })) << "no recovery after space returned";
+  ASSERT_TRUE(Eventually([&] { return Acquire(c, 101).ok(); }, kRecovery)) << "no recovery after space returned";
   EXPECT_TRUE(Eventually([&] { return Readyz(metrics_port) == "ok\n"; }, absl::Seconds(10)));
   EXPECT_TRUE(Eventually([&] { return Health(c, "") == 1 && Health(c, "weft.v1.LeaseService") == 1; },
                          absl::Seconds(10)));

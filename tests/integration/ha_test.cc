@@ -18,6 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "agent/controller_client.h"
+#include "common/testing.h"
 #include "gtest/gtest.h"
 #include "tests/etcd/etcd_cluster.h"
 #include "storage/etcd/etcd_store.h"
@@ -38,12 +39,14 @@ std::string ElectedReplica(storage::Store& etcd) {
 
 // Waits until a replica other than `not_this` holds the election key.
 std::string WaitForElection(storage::Store& etcd, const std::string& not_this, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
   std::string who;
-  while (absl::Now() < deadline) {
-    who = ElectedReplica(etcd);
-    if (!who.empty() && who != not_this) return who;
-    absl::SleepFor(absl::Milliseconds(200));
+  if (Eventually(
+          [&] {
+            who = ElectedReplica(etcd);
+            return !who.empty() && who != not_this;
+          },
+          timeout)) {
+    return who;
   }
   return "";
 }

@@ -9,6 +9,7 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/testing.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "google/protobuf/descriptor_database.h"
@@ -133,10 +134,7 @@ TEST(HealthReflectionTest, EveryServiceHealthyAndDescribedByBothReflectionVersio
 
   // SIGTERM: every status turns NOT_SERVING while calls in flight drain.
   c.Signal(SIGTERM);
-  const absl::Time deadline = absl::Now() + absl::Seconds(4);
-  while (Health(c.channel(), "") != HealthCheckResponse::NOT_SERVING && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  Eventually([&] { return Health(c.channel(), "") == HealthCheckResponse::NOT_SERVING; }, absl::Seconds(4));
   EXPECT_EQ(Health(c.channel(), ""), HealthCheckResponse::NOT_SERVING);
   EXPECT_EQ(Health(c.channel(), "weft.v1.LeaseService"), HealthCheckResponse::NOT_SERVING);
   EXPECT_EQ(Health(c.channel(), "weft.v1.NetworkService"), HealthCheckResponse::NOT_SERVING);

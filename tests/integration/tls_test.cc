@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "common/testing.h"
 #include "gtest/gtest.h"
 #include "tests/integration/controller_fixture.h"
 
@@ -47,15 +48,8 @@ std::string MakeCerts(const std::string& name) {
 
 std::string ReadLog(const Controller& c) { return Controller::ReadFile(c.log_path()); }
 
-// Polls `done` until it holds or 30 s pass.
-bool Eventually(const std::function<bool()>& done) {
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (absl::Now() < deadline) {
-    if (done()) return true;
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  return done();
-}
+// How long a test waits for what a controller does on its own (weft::Eventually).
+constexpr absl::Duration kPatience = absl::Seconds(30);
 
 struct Client {
   std::shared_ptr<grpc::Channel> channel;
@@ -168,7 +162,7 @@ TEST(TlsTest, OnlyClientsWithAValidCertificateOfTheCaGetIn) {
     const std::string log = ReadLog(c);
     return absl::StrContains(log, R"(msg="client certificate refused" reason="certificate has expired" subject="CN=system:node:old,O=system:nodes")") &&
            absl::StrContains(log, R"(reason="unable to get local issuer certificate" subject="CN=system:node:evil)");
-  })) << ReadLog(c);
+  }, kPatience)) << ReadLog(c);
   // And still serves the good ones.
   Client n1(c.Channel("node-n1"));
   EXPECT_CODE(n1.GetConfig(), kOk);
@@ -375,10 +369,10 @@ TEST(TlsTest, ServerCertificateRotatesWithoutRestart) {
   EXPECT_TRUE(Eventually([&] {
     Client fresh(c.Channel("node-n1"));
     return ServedName(fresh) == "server2";
-  })) << ReadLog(c);
+  }, kPatience)) << ReadLog(c);
   // The connected client keeps working, and so does any new connection.
   EXPECT_CODE(kept.GetConfig(), kOk);
-  EXPECT_TRUE(Eventually([&] { return absl::StrContains(ReadLog(c), "server certificate reloaded"); }));
+  EXPECT_TRUE(Eventually([&] { return absl::StrContains(ReadLog(c), "server certificate reloaded"); }, kPatience));
   EXPECT_TRUE(absl::StrContains(ReadLog(c), "CN=server2,O=weft")) << ReadLog(c);
   c.Stop();
 }
@@ -406,7 +400,7 @@ ControllerRun RunController(const std::string& name, std::vector<std::string> pr
       return true;
     }
     return false;
-  });
+  }, kPatience);
   r.log = Controller::ReadFile(log);
   return r;  // Process's destructor kills it if it still runs
 }

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "common/testing.h"
 #include "gtest/gtest.h"
 #include "tests/integration/process.h"
 #include "tests/observability/catalogue.h"
@@ -40,13 +41,13 @@ class ControllerMetricsTest : public ::testing::Test {
                                    absl::StrCat("127.0.0.1:", metrics_port_)},
                                   log_));
     httplib::Client http("127.0.0.1", metrics_port_);
-    const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (true) {
-      httplib::Result r = http.Get("/healthz");
-      if (r && r->status == 200) break;
-      ASSERT_LT(absl::Now(), deadline) << "controller not healthy; see " << log_;
-      absl::SleepFor(absl::Milliseconds(100));
-    }
+    ASSERT_TRUE(Eventually(
+        [&] {
+          httplib::Result r = http.Get("/healthz");
+          return r && r->status == 200;
+        },
+        absl::Seconds(30)))
+        << "controller not healthy; see " << log_;
   }
   // Process's destructor kills the controller (SIGKILL) whatever happened.
 

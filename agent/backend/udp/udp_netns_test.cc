@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/netlink/netlink_programmer.h"
+#include "common/testing.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/netns/netns.h"
@@ -175,9 +176,7 @@ TEST_P(UdpNetnsTest, InnerFlowsSpreadOverReceiveWorkers) {
                        "s.bind(('198.18.2.1', ",
                        port, ")); [s.sendto(b'x' * 100, ('198.18.1.1', 9)) for _ in range(50)]\""));
     const int expect = (port + 9) % 2;
-    for (int i = 0; i < 50 && (expect == 0 ? rx(0) : rx(1)) < (expect == 0 ? before0 : before1) + 50; ++i) {
-      absl::SleepFor(absl::Milliseconds(20));
-    }
+    Eventually([&] { return rx(expect) >= (expect == 0 ? before0 : before1) + 50; }, absl::Seconds(1));
     EXPECT_EQ(rx(expect), (expect == 0 ? before0 : before1) + 50) << "port " << port;
     EXPECT_EQ(rx(1 - expect), expect == 0 ? before1 : before0) << "port " << port;
   }
@@ -230,20 +229,20 @@ TEST_P(UdpNetnsTest, PacketsFromUnknownSourcesAreDroppedAndCounted) {
   EXPECT_EQ(Sample(a_.Metrics(), unknown), 0) << "exported from the start";
   const double rx_before = Sample(a_.Metrics(), rx);
   SendEncapsulatedPing(b_, "192.0.2.66");
-  for (int i = 0; i < 100 && Sample(a_.Metrics(), unknown) < 5; ++i) absl::SleepFor(absl::Milliseconds(20));
+  Eventually([&] { return Sample(a_.Metrics(), unknown) >= 5; }, absl::Seconds(2));
   EXPECT_EQ(Sample(a_.Metrics(), unknown), 5);
   EXPECT_EQ(Sample(a_.Metrics(), rx), rx_before) << "a forged packet reached flannel0";
 
   // From b's PublicIP, the lease's: accepted (and a answers the echo).
   SendEncapsulatedPing(b_, "192.0.2.2");
-  for (int i = 0; i < 100 && Sample(a_.Metrics(), rx) < rx_before + 5; ++i) absl::SleepFor(absl::Milliseconds(20));
+  Eventually([&] { return Sample(a_.Metrics(), rx) >= rx_before + 5; }, absl::Seconds(2));
   EXPECT_EQ(Sample(a_.Metrics(), rx), rx_before + 5);
   EXPECT_EQ(Sample(a_.Metrics(), unknown), 5);
 
   // b's lease gone from a's view: b is a stranger too.
   ASSERT_TRUE(a_.Reconcile({a_.AsPeer()}).ok());
   SendEncapsulatedPing(b_, "192.0.2.2");
-  for (int i = 0; i < 100 && Sample(a_.Metrics(), unknown) < 10; ++i) absl::SleepFor(absl::Milliseconds(20));
+  Eventually([&] { return Sample(a_.Metrics(), unknown) >= 10; }, absl::Seconds(2));
   EXPECT_EQ(Sample(a_.Metrics(), unknown), 10);
   EXPECT_EQ(Sample(a_.Metrics(), rx), rx_before + 5);
 }

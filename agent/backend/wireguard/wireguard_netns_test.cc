@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <memory>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -19,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "agent/backend/wireguard/wg_driver.h"
 #include "agent/backend/wireguard/wg_key.h"
+#include "common/testing.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/netns/netns.h"
@@ -35,9 +37,8 @@ class WireguardNetnsTest : public ::testing::Test {
     ASSERT_TRUE(ns.ok()) << ns.status();
     ns_ = std::move(*ns);
     // A short path: a unix socket path has at most 107 bytes.
-    char tmpl[] = "/tmp/weft-wg-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    tmp_ = std::make_unique<TempDir>("weft-wg-", TempDir::Root::kTmp);
+    dir_ = tmp_->path();
     ASSERT_EQ(mkdir((dir_ + "/run").c_str(), 0700), 0);
     wrapper_ = dir_ + "/wireguard-go";
     std::ofstream(wrapper_) << "#!/bin/sh\nexec unshare --mount --propagation private sh -c "
@@ -52,7 +53,7 @@ class WireguardNetnsTest : public ::testing::Test {
   void TearDown() override {
     KillAllInNamespace();
     ns_.reset();
-    if (!dir_.empty()) (void)!system(absl::StrCat("rm -rf ", dir_).c_str());
+    tmp_.reset();
   }
 
   // wireguard-go keeps a namespace alive after its name is gone: kill what runs there.
@@ -71,6 +72,7 @@ class WireguardNetnsTest : public ::testing::Test {
   }
 
   std::unique_ptr<NetNs> ns_;
+  std::unique_ptr<TempDir> tmp_;
   std::string dir_, wrapper_;
   DriverOptions options_;
 };
@@ -153,7 +155,7 @@ TEST_F(WireguardNetnsTest, UserspaceDriverSpeaksWireguardGosProtocol) {
 
   // wireguard-go crashes: its device goes; EnsureDevice starts a new one.
   kill(daemon, SIGKILL);
-  for (int i = 0; i < 100 && ns_->Sh("ip link show flannel-wg").ok(); ++i) absl::SleepFor(absl::Milliseconds(20));
+  Eventually([&] { return !ns_->Sh("ip link show flannel-wg").ok(); }, absl::Seconds(2));
   EXPECT_FALSE(d->Get().ok());
   ASSERT_TRUE(ns_->Run([&] { return d->EnsureDevice(); }).ok());
   got = d->Get();
@@ -163,7 +165,7 @@ TEST_F(WireguardNetnsTest, UserspaceDriverSpeaksWireguardGosProtocol) {
   // Deleting the device ends wireguard-go.
   ASSERT_TRUE(ns_->Run([&] { return d->DeleteDevice(); }).ok());
   EXPECT_FALSE(ns_->Sh("ip link show flannel-wg").ok());
-  for (int i = 0; i < 200 && !Pids().empty(); ++i) absl::SleepFor(absl::Milliseconds(20));
+  Eventually([&] { return Pids().empty(); }, absl::Seconds(4));
   EXPECT_TRUE(Pids().empty()) << "wireguard-go exits with its device";
   EXPECT_TRUE(ns_->Run([&] { return d->DeleteDevice(); }).ok()) << "deleting nothing is fine";
 }
