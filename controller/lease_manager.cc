@@ -55,7 +55,7 @@ LeaseManager::LeaseManager(storage::Store* store, Options options)
       subnets_prefix_(SubnetsPrefix(opts_.prefix)),
       batcher_(std::make_unique<storage::TxnBatcher>(store, BatcherOptions(opts_))),
       workers_(std::make_unique<ThreadPool>(4)),
-      waiters_(&RealClock::Get(), opts_.apply_timeout),
+      waiters_(opts_.clock, opts_.apply_timeout),
       buckets_(store, opts_.clock,
                [this](const BucketLeases::Lease& lease, absl::Time now) {
                  // Before anyone writes with it: records using it get its expiration.

@@ -130,7 +130,8 @@ class LeaseManager {
     // Merged lease-write transactions in flight at once (TxnBatcher::Options).
     int txns_in_flight = 2;
     // How long a request waits for the store's watch to deliver a revision it
-    // needs (its node's previous write, a fresh revision) before UNAVAILABLE.
+    // needs (its node's previous write, a fresh revision) before UNAVAILABLE,
+    // on `clock`.
     absl::Duration apply_timeout = absl::Seconds(30);
     LeaseManagerHooks hooks;
   };
@@ -251,8 +252,8 @@ class LeaseManager {
   // The blocking store calls of acquisitions (bucket lease grants).
   std::unique_ptr<ThreadPool> workers_;
   // Requests waiting for the index to reach a revision, reached under mu_ as
-  // the index applies each batch. Their timeout is real time (a lagging
-  // watch), whatever clock the TTLs use.
+  // the index applies each batch. Their timeout (a lagging watch) is on
+  // opts_.clock, like the TTLs.
   RevisionWaiters waiters_;
   // The store leases keys are attached to; a new one's expiration goes to the
   // index (under mu_) before anyone writes with it.

@@ -9,7 +9,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/notification.h"
-#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "storage/forwarding_store.h"
 #include "storage/rocksdb/rocksdb_store.h"
@@ -435,13 +434,21 @@ TEST_F(LeaseManagerTest, ALaggingWatchFailsTheWaitCleanlyAndNothingIsLost) {
   auto first = manager_->Acquire(Node(1));
   ASSERT_TRUE(first.ok()) << first.status();
   // The node's next request must see that write first: the watch never brings
-  // it, so the request fails after apply_timeout instead of hanging or
-  // deciding on a stale index.
-  const absl::Time t0 = absl::Now();
-  auto second = manager_->Acquire(Node(1));
+  // it, so the request fails once apply_timeout has passed on the manager's
+  // clock instead of hanging or deciding on a stale index.
+  absl::Notification answered;
+  absl::StatusOr<LeaseRecord> second;
+  manager_->AcquireAsync(Node(1), [&](absl::StatusOr<LeaseRecord> r) {
+    second = std::move(r);
+    answered.Notify();
+  });
+  clock_.AwaitWaiters(1);  // the waiters' sweeper, every 75 ms
+  clock_.Advance(absl::Milliseconds(300) - absl::Nanoseconds(1));
+  clock_.AwaitWaiters(1);  // its pass is done: too early to fail the request
+  EXPECT_FALSE(answered.HasBeenNotified());
+  clock_.Advance(absl::Milliseconds(75));  // the sweeper's next pass
+  answered.WaitForNotification();
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable) << second.status();
-  EXPECT_GE(absl::Now() - t0, absl::Milliseconds(300));
-  EXPECT_LT(absl::Now() - t0, absl::Seconds(10));
   watch->Resume();
   auto third = manager_->Acquire(Node(1));
   ASSERT_TRUE(third.ok()) << third.status();
@@ -451,7 +458,7 @@ TEST_F(LeaseManagerTest, ALaggingWatchFailsTheWaitCleanlyAndNothingIsLost) {
 
 TEST_F(LeaseManagerTest, StopWaitingAnswersRequestsWaitingForTheWatchAtOnce) {
   Config(R"({"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}})");
-  PausableWatchStore* watch = OpenBehindPausableWatch(absl::Minutes(10));  // longer than the test
+  PausableWatchStore* watch = OpenBehindPausableWatch(absl::Minutes(10));
   watch->Pause();
   ASSERT_TRUE(manager_->Acquire(Node(1)).ok());
   absl::Notification answered;
@@ -460,11 +467,10 @@ TEST_F(LeaseManagerTest, StopWaitingAnswersRequestsWaitingForTheWatchAtOnce) {
     waiting = r.status();
     answered.Notify();
   });
-  EXPECT_FALSE(answered.WaitForNotificationWithTimeout(absl::Milliseconds(100))) << "it waits for the watch";
-  const absl::Time t0 = absl::Now();
+  // AcquireAsync registered its wait before returning, and nobody moves the clock.
+  EXPECT_FALSE(answered.HasBeenNotified()) << "it waits for the watch";
   manager_->StopWaiting();
-  ASSERT_TRUE(answered.WaitForNotificationWithTimeout(absl::Seconds(5)));
-  EXPECT_LT(absl::Now() - t0, absl::Seconds(5));
+  EXPECT_TRUE(answered.HasBeenNotified()) << "answered by the sweeper before StopWaiting returns";
   EXPECT_EQ(waiting.code(), absl::StatusCode::kUnavailable) << waiting;
   // The held watch batches are never delivered: the manager goes first.
 }

@@ -65,7 +65,7 @@ void RevisionWaiters::WhenReached(int64_t revision, Callback then) {
 absl::Status RevisionWaiters::Wait(int64_t revision) {
   absl::MutexLock l(&mu_);
   auto reached = [this, revision]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return reached_ >= revision; };
-  if (!mu_.AwaitWithTimeout(absl::Condition(&reached), timeout_)) return LateError(revision);
+  if (!clock_->AwaitWithTimeout(mu_, absl::Condition(&reached), timeout_)) return LateError(revision);
   return absl::OkStatus();
 }
 
@@ -100,7 +100,7 @@ void RevisionWaiters::SweepUntilStopped() {
     bool stop;
     {
       absl::MutexLock l(&mu_);
-      mu_.AwaitWithTimeout(absl::Condition(&stopping_), period);
+      clock_->AwaitWithTimeout(mu_, absl::Condition(&stopping_), period);
       stop = stopping_;
     }
     SweepLate();

@@ -7,8 +7,8 @@
 // runs with OK once its revision is reached, or with UNAVAILABLE when its
 // deadline (the clock's Now() + timeout when it began waiting) passes first,
 // or at Stop(). Deadlines are enforced by SweepLate(): the sweeper thread
-// (StartSweeper) calls it every min(1 s, timeout / 4) of real time, and a test
-// can call it after moving a SimulatedClock.
+// (StartSweeper) calls it every min(1 s, timeout / 4) of the clock's time (so
+// moving a SimulatedClock wakes it), and a test can call it itself.
 //
 // Thread-safe. No callback runs with this object's lock held. LeaseManager
 // calls Reach with its own mu_ held, so that the index and the waiters move
@@ -53,7 +53,8 @@ class RevisionWaiters {
   // is, or when stopped (UNAVAILABLE); else from Reach's caller, or with
   // UNAVAILABLE from SweepLate once the deadline has passed.
   void WhenReached(int64_t revision, Callback then);
-  // Blocks until `revision` is reached; UNAVAILABLE after the timeout (real time).
+  // Blocks until `revision` is reached; UNAVAILABLE after the timeout (the
+  // clock's time).
   absl::Status Wait(int64_t revision);
 
   // Fails the waiters whose deadline has passed (every one once stopped), on

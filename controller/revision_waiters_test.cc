@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 
 namespace weft::controller {
@@ -123,13 +124,56 @@ TEST(RevisionWaitersTest, TheSweeperThreadFailsTheWaitersAtStop) {
   EXPECT_NE(answered_on, std::thread::id());
 }
 
-TEST(RevisionWaitersTest, ABlockingWaitEndsWhenTheRevisionIsReachedOrTimesOut) {
+TEST(RevisionWaitersTest, TheSweeperThreadFailsAWaiterOnceTheClockPassesItsDeadline) {
+  SimulatedClock clock;
+  RevisionWaiters waiters(&clock, absl::Seconds(30));  // the sweeper wakes every 1 s
+  absl::Notification answered;
+  absl::Status got;
+  waiters.WhenReached(5, [&](absl::Status s) {
+    got = std::move(s);
+    answered.Notify();
+  });
+  waiters.StartSweeper();
+  clock.AwaitWaiters(1);  // the sweeper waits for its next pass
+  clock.Advance(absl::Seconds(30) - absl::Nanoseconds(1));
+  clock.AwaitWaiters(1);  // that pass is done: too early to fail the waiter
+  EXPECT_FALSE(answered.HasBeenNotified());
+  clock.Advance(absl::Seconds(1));
+  answered.WaitForNotification();  // the sweeper's next pass
+  EXPECT_EQ(got.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(got.message(), "store watch did not deliver revision 5 within 30s");
+}
+
+TEST(RevisionWaitersTest, ABlockingWaitEndsWhenTheRevisionIsReached) {
   SimulatedClock clock;
   RevisionWaiters waiters(&clock, absl::Seconds(30));
-  std::thread index([&] { RunAll(waiters.Reach(4)); });
-  EXPECT_TRUE(waiters.Wait(4).ok());
-  index.join();
-  // The blocking wait's timeout is real time: zero fails at once.
+  absl::Status got = absl::UnknownError("not answered");
+  std::thread waiter([&] { got = waiters.Wait(4); });
+  clock.AwaitWaiters(1);
+  RunAll(waiters.Reach(4));
+  waiter.join();
+  EXPECT_TRUE(got.ok()) << got;
+  EXPECT_TRUE(waiters.Wait(4).ok()) << "reached: no wait";
+}
+
+TEST(RevisionWaitersTest, ABlockingWaitTimesOutOnTheClock) {
+  SimulatedClock clock;
+  RevisionWaiters waiters(&clock, absl::Seconds(30));
+  absl::Notification answered;
+  absl::Status got;
+  std::thread waiter([&] {
+    got = waiters.Wait(1);
+    answered.Notify();
+  });
+  clock.AwaitWaiters(1);
+  clock.Advance(absl::Seconds(30) - absl::Nanoseconds(1));
+  clock.AwaitWaiters(1);  // still waiting: not yet its deadline
+  EXPECT_FALSE(answered.HasBeenNotified());
+  clock.Advance(absl::Nanoseconds(1));
+  waiter.join();
+  EXPECT_EQ(got.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(got.message(), "store watch did not deliver revision 1 within 30s");
+  // A zero timeout fails at once, without anyone moving the clock.
   RevisionWaiters impatient(&clock, absl::ZeroDuration());
   absl::Status s = impatient.Wait(1);
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
