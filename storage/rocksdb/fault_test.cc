@@ -264,7 +264,9 @@ TEST(StoreFaultTest, CorruptTableFileRefusesToOpen) {
 }
 
 TEST(StoreFaultTest, QuotaRaisesNospaceAlarmUntilDisarmed) {
+  SimulatedClock clock;
   RocksDbStore::Options o;
+  o.clock = &clock;
   o.path = TestDir();
   o.lease_expiry_interval = absl::ZeroDuration();
   o.quota_bytes = 64 << 10;
@@ -275,7 +277,7 @@ TEST(StoreFaultTest, QuotaRaisesNospaceAlarmUntilDisarmed) {
   int i = 0;
   for (; i < 1000 && last.ok(); ++i) {
     last = s.Put(Put(absl::StrCat("/q/", i), std::string(1000, 'q'))).status();
-    if (last.ok()) absl::SleepFor(absl::Milliseconds(1));  // the size is sampled every 100 ms
+    if (last.ok()) clock.Advance(absl::Milliseconds(1));  // the size is sampled every 100 ms of it
   }
   ASSERT_EQ(last.code(), absl::StatusCode::kResourceExhausted) << last;
   EXPECT_EQ(last.message(), "etcdserver: mvcc: database space exceeded");
