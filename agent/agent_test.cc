@@ -78,7 +78,8 @@ class FakeController final : public weft::v1::LeaseService::Service, public weft
     }
     msg.set_revision(1);
     writer->Write(msg);
-    while (!ctx->IsCancelled()) absl::SleepFor(absl::Milliseconds(20));
+    // Open until the agent goes: a sync handler learns of that only by looking.
+    Eventually([ctx] { return ctx->IsCancelled(); }, absl::InfiniteDuration());
     return grpc::Status::OK;
   }
 

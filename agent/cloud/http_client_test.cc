@@ -9,6 +9,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "common/testing.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -22,7 +23,7 @@ class LocalServer {
   LocalServer() {
     port_ = srv_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { srv_.listen_after_bind(); });
-    while (!srv_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    EXPECT_TRUE(Eventually([this] { return srv_.is_running(); })) << "the local server did not start";
   }
   ~LocalServer() {
     srv_.stop();
@@ -80,13 +81,17 @@ TEST(CurlHttpClientTest, EmptyPutCarriesContentLengthZeroAndDeleteWorks) {
 }
 
 TEST(CurlHttpClientTest, TimeoutIsDeadlineExceeded) {
+  absl::Notification client_gave_up;  // outlives the server and its handler
   LocalServer s;
-  s.srv().Get("/slow", [](const httplib::Request&, httplib::Response& res) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  s.srv().Get("/slow", [&](const httplib::Request&, httplib::Response& res) {
+    // Stalls until the client has given up (bounded, so a client that never
+    // does gets "late" and fails the test rather than hanging it).
+    client_gave_up.WaitForNotificationWithTimeout(absl::Seconds(10));
     res.set_content("late", "text/plain");
   });
   auto client = NewCurlHttpClient();
   auto r = client->Do({.url = s.url("/slow"), .timeout = absl::Milliseconds(150)});
+  client_gave_up.Notify();
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(absl::IsDeadlineExceeded(r.status())) << r.status();
 }
