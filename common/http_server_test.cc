@@ -242,7 +242,9 @@ TEST(HttpServerSlowClientsTest, SlowLorisDoesNotStarveHealthzOrMetrics) {
       close(fd);
     });
   }
-  absl::SleepFor(absl::Milliseconds(300));  // let the tricklers take every slot
+  // Every trickler is in: 16 on 8 slots means 8 evicted to make room (or cut
+  // off by the read timeout), and the 8 left hold every slot.
+  ASSERT_TRUE(Eventually([&] { return cut_off.load() >= 8; })) << cut_off.load() << " cut off";
   for (int round = 0; round < 5; ++round) {
     for (const char* path : {"/healthz", "/metrics"}) {
       const absl::Time t0 = absl::Now();
@@ -325,7 +327,10 @@ TEST(HttpServerSlowClientsTest, ResponseToAClientThatNeverReadsIsDropped) {
     pollfd p{fd, POLLIN, 0};
     ASSERT_EQ(poll(&p, 1, 30000), 1) << "no answer started";
   }
-  absl::SleepFor(absl::Seconds(1));
+  // A duration, not a wait: the server's own wall-clock write timeout must pass
+  // while nobody reads, and nothing outside the server shows that it has (2x,
+  // for the poll loop to notice on a loaded machine).
+  absl::SleepFor(2 * o.write_timeout);
   for (int fd : fds) {
     const std::string got = ReadAll(fd, absl::Now() + absl::Seconds(5));
     EXPECT_LT(got.size(), full);

@@ -171,6 +171,9 @@ TEST(ChangeDispatcherTest, DestroyingHandleWaitsForRunningCallback) {
     if (calls++ == 0) {
       in_callback.Notify();
       may_return.WaitForNotification();
+      // A window, not a wait: keeps the callback running while the main thread
+      // is in w.reset(), which has no hook to observe; missing it makes the
+      // test prove less, never fail.
       absl::SleepFor(absl::Milliseconds(50));
       returned = true;
     }
