@@ -19,6 +19,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/testing.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -137,8 +138,10 @@ TEST(ControllerIntegrationTest, PoolExhaustionSaysSo) {
   EXPECT_NE(s.error_message().find("no free subnet"), std::string::npos) << s.error_message();
 }
 
-// 16 clients acquire leases for new nodes back to back; after 1.5 s `interrupt`
-// stops the controller. Returns what was acknowledged (node -> subnet).
+// 16 clients acquire leases for new nodes back to back; once 100 are
+// acknowledged (twice what ExpectAcknowledgedLeasesKept needs to mean
+// anything) `interrupt` stops the controller mid-burst. Returns what was
+// acknowledged (node -> subnet).
 std::map<std::string, std::string> BurstThen(Controller& c, const std::function<void()>& interrupt) {
   absl::Mutex mu;
   std::map<std::string, std::string> acked;
@@ -157,7 +160,11 @@ std::map<std::string, std::string> BurstThen(Controller& c, const std::function<
       }
     });
   }
-  absl::SleepFor(absl::Milliseconds(1500));
+  const bool burst = Eventually([&] {
+    absl::MutexLock l(&mu);
+    return acked.size() >= 100;
+  }, absl::Seconds(30));
+  EXPECT_TRUE(burst) << "fewer than 100 acquisitions in 30 s";
   interrupt();
   stop.store(true);
   for (auto& t : threads) t.join();

@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/testing.h"
 #include "gtest/gtest.h"
 #include "proto/etcd/rpc.grpc.pb.h"
 #include "storage/rocksdb/rocksdb_store.h"
@@ -334,7 +335,11 @@ TEST(ShutdownTest, CallsInFlightGetUnavailableNotCancelled) {
       }
     });
   }
-  absl::SleepFor(absl::Milliseconds(1000));
+  // Stopped mid-burst, once the calls are well under way.
+  EXPECT_TRUE(Eventually([&] {
+    absl::MutexLock l(&mu);
+    return codes[grpc::StatusCode::OK] > 20;
+  }, absl::Seconds(30))) << "the burst did not get going";
   c.Stop();
   stop.store(true);
   for (auto& t : threads) t.join();
