@@ -54,14 +54,14 @@ class AgentDualStackTest : public ::testing::Test {
   int RunAgent(const std::string& name, const std::vector<std::string>& flags) {
     Process p;
     EXPECT_TRUE(p.Start(AgentArgv(name, flags), log_));
-    for (int i = 0; i < 300; ++i) {
-      // Exited? (WNOWAIT: Process::Wait reaps it.)
+    const bool exited = Eventually([&] {
+      // WNOWAIT: Process::Wait reaps it.
       siginfo_t info{};
-      if (waitid(P_PID, p.pid(), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == p.pid()) {
-        const int status = p.Wait();
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      usleep(100 * 1000);
+      return waitid(P_PID, p.pid(), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == p.pid();
+    }, absl::Seconds(30));
+    if (exited) {
+      const int status = p.Wait();
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     }
     ADD_FAILURE() << "agent still running; " << Log();
     return -1;  // Process's destructor kills it

@@ -492,24 +492,40 @@ TEST(FaultTest, SigstopDuringBurstLosesNothingAcknowledged) {
   absl::Mutex mu;
   std::map<std::string, std::string> acked;
   std::atomic<bool> stop{false};
-  std::atomic<int> next{1};
+  std::atomic<int> next{1}, failed{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&] {
       while (!stop.load()) {
         const int i = next.fetch_add(1);
         std::string subnet;
-        if (!Acquire(c, i, &subnet).ok()) continue;  // timed out while frozen: unknown, not acknowledged
+        if (!Acquire(c, i, &subnet).ok()) {  // timed out while frozen: unknown, not acknowledged
+          failed++;
+          continue;
+        }
         absl::MutexLock l(&mu);
         acked[Node(i).node_name()] = subnet;
       }
     });
   }
-  absl::SleepFor(absl::Milliseconds(700));
+  const auto acked_at_least = [&](size_t n) {
+    return [&, n] {
+      absl::MutexLock l(&mu);
+      return acked.size() >= n;
+    };
+  };
+  ASSERT_TRUE(Eventually(acked_at_least(10), kRecovery)) << "no burst before the freeze";
+  const int failed_before = failed.load();
   c.Signal(SIGSTOP);
-  absl::SleepFor(absl::Seconds(6));  // longer than the clients' deadline
+  // Frozen longer than the clients' deadline: every client's call in flight
+  // times out (each of the 8 has failed once since the freeze).
+  EXPECT_TRUE(Eventually([&] { return failed.load() >= failed_before + 8; }, absl::Seconds(30)));
   c.Signal(SIGCONT);
-  absl::SleepFor(absl::Milliseconds(700));
+  const size_t acked_when_frozen = [&] {
+    absl::MutexLock l(&mu);
+    return acked.size();
+  }();
+  EXPECT_TRUE(Eventually(acked_at_least(acked_when_frozen + 10), kRecovery)) << "no acquisitions after SIGCONT";
   stop.store(true);
   for (auto& t : threads) t.join();
   ASSERT_GT(acked.size(), 20u);
