@@ -19,6 +19,7 @@
 #include "agent/cloud/http_client.h"
 #include "common/testing.h"
 #include "gtest/gtest.h"
+#include "tests/bench/scrape.h"
 #include "tests/cloud/fake_gce.h"
 #include "tests/integration/controller_fixture.h"
 
@@ -130,11 +131,16 @@ TEST_F(GceAgentTest, AgentsRouteEveryLeaseToItsVm) {
       << Slurp(agents_[0]->dir + "/subnet.env");
 
   // Steady state: two agents resyncing every second write nothing and list
-  // rarely (every check interval, not every resync).
+  // rarely (every check interval, not every resync), over three passes each.
+  const auto passes = [&](int agent) {
+    return bench::Sample(bench::ScrapeMetrics(agents_[agent]->metrics_port), "weft_agent_reconciles_total ");
+  };
+  const double passes_a = passes(0), passes_b = passes(1);
   const int inserts = fake_.Count("insert");
   const int deletes = fake_.Count("delete");
   const int lists = fake_.Count("list");
-  absl::SleepFor(absl::Seconds(3));
+  EXPECT_TRUE(Within20s([&] { return passes(0) >= passes_a + 3 && passes(1) >= passes_b + 3; }))
+      << "agents not resyncing every second: " << passes(0) - passes_a << ", " << passes(1) - passes_b;
   EXPECT_EQ(fake_.Count("insert"), inserts);
   EXPECT_EQ(fake_.Count("delete"), deletes);
   EXPECT_LE(fake_.Count("list") - lists, 2);
