@@ -178,7 +178,10 @@ void FailoverLosesNothingAndExpiryContinues(bool secure) {
       }
     });
   }
-  absl::SleepFor(absl::Seconds(1));
+  ASSERT_TRUE(Eventually([&] {
+    absl::MutexLock l(&mu);
+    return acked.size() >= 10;
+  }, absl::Seconds(30))) << "no acquisitions before the kill";
   controllers[victim]->Kill9();
   // Its election lease (3 s) expires and a surviving replica takes the duties over.
   const std::string successor = WaitForElection(**etcd_client, elected, absl::Seconds(15));
@@ -190,28 +193,25 @@ void FailoverLosesNothingAndExpiryContinues(bool secure) {
   const int frozen = etcd->Leader();
   etcd->Pause(frozen >= 0 ? frozen : 0);
   int new_leader = -1;
-  for (const absl::Time deadline = absl::Now() + absl::Seconds(15); absl::Now() < deadline;) {
+  Eventually([&] {
     new_leader = etcd->Leader();
-    if (new_leader >= 0 && new_leader != frozen) break;
-    absl::SleepFor(absl::Milliseconds(100));
-  }
+    return new_leader >= 0 && new_leader != frozen;
+  }, absl::Seconds(15));
   EXPECT_TRUE(new_leader >= 0 && new_leader != frozen) << "no new etcd leader while member " << frozen << " was cut off";
-  const size_t before_unpause = [&] {
+  const auto acked_count = [&] {
     absl::MutexLock l(&mu);
     return acked.size();
-  }();
-  for (const absl::Time deadline = absl::Now() + absl::Seconds(15); absl::Now() < deadline;) {
-    {
-      absl::MutexLock l(&mu);
-      if (acked.size() >= before_unpause + 5) break;  // acquisitions go on without it
-    }
-    absl::SleepFor(absl::Milliseconds(100));
-  }
+  };
+  const size_t before_unpause = acked_count();
+  // Acquisitions go on without it (or 15 s pass: the cut-off itself is the fault).
+  Eventually([&] { return acked_count() >= before_unpause + 5; }, absl::Seconds(15));
   etcd->Unpause(frozen >= 0 ? frozen : 0);
   std::cerr << "etcd member " << frozen << " cut off, member " << new_leader << " led meanwhile\n";
   const int leader = etcd->Leader();
+  const size_t before_kill = acked_count();
   etcd->Kill(leader >= 0 ? leader : 0);
-  absl::SleepFor(absl::Seconds(2));
+  EXPECT_TRUE(Eventually([&] { return acked_count() >= before_kill + 5; }, absl::Seconds(30)))
+      << "no acquisitions after the etcd leader was killed";
   stop.store(true);
   for (auto& t : threads) t.join();
   std::cerr << "acknowledged " << acked.size() << " acquisitions, " << failed.load()
@@ -234,13 +234,12 @@ void FailoverLosesNothingAndExpiryContinues(bool secure) {
   }
   // Nobody renews: after the TTL (20 s + the 1 s bucket) every lease expires,
   // with the first controller and one etcd member still down.
-  absl::Time deadline = absl::Now() + absl::Seconds(60);
   int left = static_cast<int>(list.size());
-  while (left > 0 && absl::Now() < deadline) {
-    absl::SleepFor(absl::Seconds(1));
+  Eventually([&] {
     weft::v1::ListLeasesResponse now;
     if (c.leases()->ListLeases(Ctx(20).get(), {}, &now).ok()) left = now.leases_size();
-  }
+    return left == 0;
+  }, absl::Seconds(60));
   EXPECT_EQ(left, 0) << "leases did not expire after the failover";
 }
 
