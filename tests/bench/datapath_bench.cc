@@ -52,12 +52,13 @@ ABSL_FLAG(std::string, backends, "vxlan,udp,host-gw,wireguard",
           "Backends to measure, comma-separated, besides no-overlay (wireguard brings a hand-made wireguard-go "
           "tunnel between the same hosts along; NAME-v6, e.g. vxlan-v6, measures NAME over IPv6 in a dual-stack "
           "cluster).");
-ABSL_FLAG(std::vector<std::string>, handmade, {"host/shell"},
+ABSL_FLAG(std::vector<std::string>, handmade, {"host/setsid"},
           "The hand-made wireguard-go tunnels to build next to Weft's, each ALLOWED/START[/addr], comma-separated. "
           "ALLOWED: host (the peer container's /32) or lease (the peer host's whole lease, as Weft configures "
-          "its peers; the route stays a /32). START: shell (`wireguard-go DEV` from a shell) or setsid "
-          "(`setsid --wait wireguard-go DEV`, as the agent starts its own); a third part /addr gives the device "
-          "the host's lease address as a /32, as Weft gives flannel-wg. The first is the yardstick of the "
+          "its peers; the route stays a /32). START: shell (`wireguard-go DEV` from a shell, in the bench's "
+          "session) or setsid (`setsid --wait wireguard-go DEV`, in a session of its own, as the agent starts "
+          "its own); a third part /addr gives the device the host's lease address as a /32, as Weft gives "
+          "flannel-wg. The first is the yardstick of the "
           "95% target (\"wireguard-go by hand\"); each other gets its own container pair, device and port.");
 ABSL_FLAG(bool, wireguard_second_pair, false,
           "Also measure Weft's tunnel between a second container pair, made after the cluster started as the "
@@ -158,8 +159,15 @@ absl::Status BuildCluster(Setup& s, std::string backend) {
 // the same MTU and port layout, carrying one more container pair (a /32 route
 // for each through it, which the /16 into flannel-wg does not override): the
 // same hosts, bridges and container hops as Weft's path, only the agent is
-// missing. `n` numbers the hand-made tunnels (device wgbench, wgbench1, ...;
-// port 51900 + n); `variant` is ALLOWED/START[/addr] as --handmade describes.
+// missing. Started by default in a session of its own (setsid), as the agent
+// starts wireguard-go and as a tunnel made by hand runs outside the workload's
+// session: with the scheduler's autogroups (kernel.sched_autogroup_enabled) a
+// session is one scheduling group, and a wireguard-go left in the bench's
+// session would share one with the iperf3 ends it carries, which gave it
+// 10-25% more than the same tunnel in its own session (docs/benchmarks.md,
+// "WireGuard backend"). `n` numbers the hand-made tunnels (device wgbench,
+// wgbench1, ...; port 51900 + n); `variant` is ALLOWED/START[/addr] as
+// --handmade describes.
 absl::Status BuildHandmadeWireguard(Setup& s, Cluster& c, int n, const std::string& variant) {
   const std::vector<std::string> parts = absl::StrSplit(variant, '/');
   if (parts.size() < 2 || parts.size() > 3 || (parts[0] != "host" && parts[0] != "lease") ||
