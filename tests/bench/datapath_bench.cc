@@ -34,6 +34,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
@@ -51,6 +52,17 @@ ABSL_FLAG(std::string, backends, "vxlan,udp,host-gw,wireguard",
           "Backends to measure, comma-separated, besides no-overlay (wireguard brings a hand-made wireguard-go "
           "tunnel between the same hosts along; NAME-v6, e.g. vxlan-v6, measures NAME over IPv6 in a dual-stack "
           "cluster).");
+ABSL_FLAG(std::vector<std::string>, handmade, {"host/setsid"},
+          "The hand-made wireguard-go tunnels to build next to Weft's, each ALLOWED/START[/addr], comma-separated. "
+          "ALLOWED: host (the peer container's /32) or lease (the peer host's whole lease, as Weft configures "
+          "its peers; the route stays a /32). START: shell (`wireguard-go DEV` from a shell, in the bench's "
+          "session) or setsid (`setsid --wait wireguard-go DEV`, in a session of its own, as the agent starts "
+          "its own); a third part /addr gives the device the host's lease address as a /32, as Weft gives "
+          "flannel-wg. The first is the yardstick of the "
+          "95% target (\"wireguard-go by hand\"); each other gets its own container pair, device and port.");
+ABSL_FLAG(bool, wireguard_second_pair, false,
+          "Also measure Weft's tunnel between a second container pair, made after the cluster started as the "
+          "hand-made tunnels' pairs are (\"wireguard, second pair\").");
 
 namespace {
 
@@ -147,8 +159,24 @@ absl::Status BuildCluster(Setup& s, std::string backend) {
 // the same MTU and port layout, carrying one more container pair (a /32 route
 // for each through it, which the /16 into flannel-wg does not override): the
 // same hosts, bridges and container hops as Weft's path, only the agent is
-// missing.
-absl::Status BuildHandmadeWireguard(Setup& s, Cluster& c) {
+// missing. Started by default in a session of its own (setsid), as the agent
+// starts wireguard-go and as a tunnel made by hand runs outside the workload's
+// session: with the scheduler's autogroups (kernel.sched_autogroup_enabled) a
+// session is one scheduling group, and a wireguard-go left in the bench's
+// session would share one with the iperf3 ends it carries, which gave it
+// 10-25% more than the same tunnel in its own session (docs/benchmarks.md,
+// "WireGuard backend"). `n` numbers the hand-made tunnels (device wgbench,
+// wgbench1, ...; port 51900 + n); `variant` is ALLOWED/START[/addr] as
+// --handmade describes.
+absl::Status BuildHandmadeWireguard(Setup& s, Cluster& c, int n, const std::string& variant) {
+  const std::vector<std::string> parts = absl::StrSplit(variant, '/');
+  if (parts.size() < 2 || parts.size() > 3 || (parts[0] != "host" && parts[0] != "lease") ||
+      (parts[1] != "shell" && parts[1] != "setsid") || (parts.size() == 3 && parts[2] != "addr")) {
+    return absl::InvalidArgumentError(absl::StrCat("--handmade: \"", variant, "\" is not ALLOWED/START[/addr]"));
+  }
+  const bool addr = parts.size() == 3;
+  const std::string dev = n == 0 ? "wgbench" : absl::StrCat("wgbench", n);
+  const int port = 51900 + n;
   absl::StatusOr<weft::testing::Container> a = c.AddContainer(0);
   if (!a.ok()) return a.status();
   absl::StatusOr<weft::testing::Container> b = c.AddContainer(1);
@@ -156,7 +184,7 @@ absl::Status BuildHandmadeWireguard(Setup& s, Cluster& c) {
   const weft::testing::Container* peer_of[2] = {&*b, &*a};
   std::string pub[2];
   for (int i = 0; i < 2; ++i) {
-    const std::string key = c.host(i).dir + "/handmade-wg.key";
+    const std::string key = absl::StrCat(c.host(i).dir, "/handmade-", dev, ".key");
     absl::StatusOr<std::string> out =
         c.HostSh(i, absl::StrCat("umask 077 && wg genkey > ", key, " && wg pubkey < ", key));
     if (!out.ok()) return out.status();
@@ -164,11 +192,15 @@ absl::Status BuildHandmadeWireguard(Setup& s, Cluster& c) {
   }
   for (int i = 0; i < 2; ++i) {
     const std::string peer_ip = peer_of[i]->ip;
+    const std::string allowed_ips =
+        parts[0] == "lease" ? c.host(1 - i).env.SubnetCidr() : absl::StrCat(peer_ip, "/32");
     absl::StatusOr<std::string> out = c.HostSh(
-        i, absl::StrCat("wireguard-go wgbench >/dev/null 2>&1 && ip link set wgbench mtu ", c.host(i).env.mtu,
-                        " && wg set wgbench private-key ", c.host(i).dir, "/handmade-wg.key listen-port 51900 peer ",
-                        pub[1 - i], " endpoint ", c.host(1 - i).underlay_ip, ":51900 allowed-ips ", peer_ip,
-                        "/32 && ip link set wgbench up && ip route add ", peer_ip, "/32 dev wgbench"));
+        i, absl::StrCat(parts[1] == "setsid" ? "setsid --wait " : "", "wireguard-go ", dev, " >/dev/null 2>&1",
+                        " && ip link set ", dev, " mtu ", c.host(i).env.mtu, " && wg set ", dev, " private-key ",
+                        c.host(i).dir, "/handmade-", dev, ".key listen-port ", port, " peer ", pub[1 - i],
+                        " endpoint ", c.host(1 - i).underlay_ip, ":", port, " allowed-ips ", allowed_ips,
+                        addr ? absl::StrCat(" && ip addr add ", c.host(i).env.NetworkAddress(), "/32 dev ", dev) : "",
+                        " && ip link set ", dev, " up && ip route add ", peer_ip, "/32 dev ", dev));
     if (!out.ok()) return out.status();
   }
   s.ends = {a->ns, b->ns, b->ip, c.host(0).env.mtu};
@@ -294,11 +326,25 @@ int Run() {
     if (!s.skipped.empty()) absl::FPrintF(stderr, "%s: skipped: %s\n", s.name, s.skipped);
     if (s.name == "wireguard" && s.cluster != nullptr) {
       Cluster& wg_cluster = *s.cluster;
-      auto& h = *setups.emplace_back(std::make_unique<Setup>());
-      h.name = "wireguard-go by hand";
-      if (absl::Status st = BuildHandmadeWireguard(h, wg_cluster); !st.ok()) {
-        absl::FPrintF(stderr, "%s: %s\n", h.name, st.ToString());
-        return 1;
+      if (absl::GetFlag(FLAGS_wireguard_second_pair)) {
+        auto& w = *setups.emplace_back(std::make_unique<Setup>());
+        w.name = "wireguard, second pair";
+        absl::StatusOr<weft::testing::Container> a = wg_cluster.AddContainer(0);
+        absl::StatusOr<weft::testing::Container> b = a.ok() ? wg_cluster.AddContainer(1) : a;
+        if (!b.ok()) {
+          absl::FPrintF(stderr, "%s: %s\n", w.name, b.status().ToString());
+          return 1;
+        }
+        w.ends = {a->ns, b->ns, b->ip, wg_cluster.host(0).env.mtu};
+      }
+      const std::vector<std::string> handmade = absl::GetFlag(FLAGS_handmade);
+      for (size_t n = 0; n < handmade.size(); ++n) {
+        auto& h = *setups.emplace_back(std::make_unique<Setup>());
+        h.name = n == 0 ? "wireguard-go by hand" : absl::StrCat("wireguard-go by hand (", handmade[n], ")");
+        if (absl::Status st = BuildHandmadeWireguard(h, wg_cluster, static_cast<int>(n), handmade[n]); !st.ok()) {
+          absl::FPrintF(stderr, "%s: %s\n", h.name, st.ToString());
+          return 1;
+        }
       }
     }
   }
@@ -349,6 +395,13 @@ int Run() {
                  m.tcp1_gbps, m.tcp4_gbps, m.retransmits, m.ping_avg_ms, m.ping_p50_ms, m.ping_p99_ms,
                  vx ? Ratio(m.tcp1_gbps, vx->tcp1_gbps) : "-", Ratio(m.tcp1_gbps, no.tcp1_gbps),
                  Ratio(m.tcp4_gbps, no.tcp4_gbps));
+  }
+  absl::PrintF("\nEach round's TCP Gbit/s (1 stream / 4 streams), in the order measured:\n");
+  for (auto& s : setups) {
+    if (!s->skipped.empty()) continue;
+    std::vector<std::string> each;
+    for (const Sample& x : s->samples) each.push_back(absl::StrFormat("%.2f/%.2f", x.tcp1_gbps, x.tcp4_gbps));
+    absl::PrintF("  %s: %s\n", s->name, absl::StrJoin(each, " "));
   }
   absl::PrintF("\n");
   if (med.count("udp") && vx) {
