@@ -1,6 +1,7 @@
 #include "common/subprocess.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -95,6 +96,12 @@ struct ChildSetup {
   int src[3];
   for (int i = 0; i < 3; ++i) src[i] = c.stdio[i] < 3 ? fcntl(c.stdio[i], F_DUPFD_CLOEXEC, 3) : c.stdio[i];
   for (int i = 0; i < 3; ++i) dup2(src[i], i);
+  // Nothing but stdio crosses the exec: a descriptor this process (or whatever
+  // started it) left inheritable would otherwise live on in a daemon the child
+  // becomes (wireguard-go outlives the agent). exec_status_fd is already
+  // close-on-exec, so it still reports a failed exec. Kernels before 5.11 lack
+  // the flag: the call fails and descriptors are inherited as before.
+  syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
   execve(c.program, c.argv, c.envp);
   const int e = errno;
   (void)!write(c.exec_status_fd, &e, sizeof e);

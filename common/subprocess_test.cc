@@ -52,6 +52,19 @@ TEST(RunSubprocessTest, CapturesStdoutAndStderrApart) {
   EXPECT_EQ(r->err, "err\n");
 }
 
+// A descriptor this process holds without close-on-exec (as one inherited from
+// whatever started it may be) does not reach the child: only stdio does.
+TEST(RunSubprocessTest, OnlyStdioCrossesTheExec) {
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);  // no O_CLOEXEC, on purpose
+  absl::StatusOr<SubprocessResult> r = RunSubprocess(
+      Sh(absl::StrCat("for fd in 0 1 2 ", p[0], " ", p[1], "; do [ -e /proc/self/fd/$fd ] && echo $fd; done")));
+  close(p[0]);
+  close(p[1]);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->out, "0\n1\n2\n");
+}
+
 TEST(RunSubprocessTest, MergesStderrIntoStdout) {
   SubprocessOptions o = Sh("echo out; echo err >&2");
   o.merge_stderr = true;
