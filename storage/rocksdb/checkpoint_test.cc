@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "common/testing.h"
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
@@ -12,12 +13,6 @@
 
 namespace weft::storage {
 namespace {
-
-std::string FreshDir(const std::string& name) {
-  const std::string dir = ::testing::TempDir() + "/checkpoint_test_" + name;
-  std::filesystem::remove_all(dir);
-  return dir;
-}
 
 std::unique_ptr<rocksdb::DB> OpenDb(const std::string& path) {
   rocksdb::Options o;
@@ -28,7 +23,8 @@ std::unique_ptr<rocksdb::DB> OpenDb(const std::string& path) {
 }
 
 TEST(CheckpointTest, ArchiveRestoresTheDatabaseAndLeavesNoStagingBehind) {
-  const std::string dir = FreshDir("db");
+  const weft::TempDir tmp("checkpoint_test");
+  const std::string dir = tmp.Join("db");
   std::unique_ptr<rocksdb::DB> db = OpenDb(dir);
   ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "k", "v").ok());  // in the memtable only
   std::string archive;
@@ -40,9 +36,9 @@ TEST(CheckpointTest, ArchiveRestoresTheDatabaseAndLeavesNoStagingBehind) {
     EXPECT_EQ(e.path().filename().string().find("weft-snapshot.tmp-"), std::string::npos) << e.path();
   }
 
-  const std::string file = FreshDir("archive");
+  const std::string file = tmp.Join("archive");
   std::ofstream(file, std::ios::binary) << archive;
-  const std::string restored = FreshDir("restored");
+  const std::string restored = tmp.Join("restored");
   auto info = snapshot_archive::RestoreArchive(file, restored, /*force=*/false);
   ASSERT_TRUE(info.ok()) << info.status();
   std::unique_ptr<rocksdb::DB> copy = OpenDb(restored);
@@ -52,7 +48,8 @@ TEST(CheckpointTest, ArchiveRestoresTheDatabaseAndLeavesNoStagingBehind) {
 }
 
 TEST(CheckpointTest, ASinkErrorStopsTheArchive) {
-  const std::string dir = FreshDir("sink");
+  const weft::TempDir tmp("checkpoint_test");
+  const std::string dir = tmp.Join("sink");
   std::unique_ptr<rocksdb::DB> db = OpenDb(dir);
   const absl::Status s =
       WriteCheckpointArchive(db.get(), dir, [](absl::string_view) { return absl::CancelledError("client left"); });
@@ -60,7 +57,8 @@ TEST(CheckpointTest, ASinkErrorStopsTheArchive) {
 }
 
 TEST(CheckpointTest, LeftoversAreRemovedAndNothingElse) {
-  const std::string dir = FreshDir("leftovers");
+  const weft::TempDir tmp("checkpoint_test");
+  const std::string dir = tmp.Join("leftovers");
   std::filesystem::create_directories(dir + "/weft-snapshot.tmp-42-0");
   std::ofstream(dir + "/weft-snapshot.tmp-42-0/000007.sst") << "x";
   std::ofstream(dir + "/CURRENT") << "MANIFEST-000001\n";

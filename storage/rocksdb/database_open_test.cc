@@ -1,10 +1,10 @@
 #include "storage/rocksdb/database_open.h"
 
-#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include "common/testing.h"
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
 #include "storage/rocksdb/wal_scan.h"
@@ -12,14 +12,10 @@
 namespace weft::storage {
 namespace {
 
-std::string FreshDir(const std::string& name) {
-  const std::string dir = ::testing::TempDir() + "/database_open_test_" + name;
-  std::filesystem::remove_all(dir);
-  return dir;
-}
 
 TEST(DatabaseOpenTest, CreatesThenReopensWithNothingToReport) {
-  const std::string dir = FreshDir("reopen");
+  const weft::TempDir tmp("database_open_test");
+  const std::string dir = tmp.Join("reopen");
   {
     auto opened = OpenDatabase(dir, /*recover_from_corruption=*/false);
     ASSERT_TRUE(opened.ok()) << opened.status();
@@ -37,7 +33,8 @@ TEST(DatabaseOpenTest, CreatesThenReopensWithNothingToReport) {
 }
 
 TEST(DatabaseOpenTest, APathItCannotCreateIsUnavailable) {
-  const std::string file = FreshDir("file");
+  const weft::TempDir tmp("database_open_test");
+  const std::string file = tmp.Join("file");
   std::ofstream(file) << "not a directory";
   auto opened = OpenDatabase(file + "/db", false);
   EXPECT_EQ(opened.status().code(), absl::StatusCode::kUnavailable) << opened.status();

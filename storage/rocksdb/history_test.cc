@@ -1,11 +1,11 @@
 #include "storage/rocksdb/history.h"
 
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/testing.h"
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
@@ -22,9 +22,7 @@ namespace codec = rocksdb_codec;
 class DiskHistoryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string dir = ::testing::TempDir() + "/history_test_" +
-                            ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::filesystem::remove_all(dir);
+    const std::string dir = tmp_.Join("db");
     rocksdb::Options o;
     o.create_if_missing = true;
     rocksdb::DB* raw = nullptr;
@@ -89,6 +87,7 @@ class DiskHistoryTest : public ::testing::Test {
     return n;
   }
 
+  weft::TempDir tmp_{"history_test"};  // declared first: removed after db_ is closed
   std::unique_ptr<rocksdb::DB> db_;
 };
 
