@@ -126,8 +126,17 @@ TEST(DualStackE2eTest, HostGwRoutesIPv6ViaThePeersPublicIPv6) {
   }
   // A flannel host's dual-stack lease, written through the etcd API as flanneld
   // writes it: every agent routes its IPv6 subnet via its PublicIPv6.
+  // Its IPv4 subnet is one no agent drew (the controller would refuse an overlap).
+  const auto drawn = [&](int third) {
+    for (int i = 0; i < c->num_hosts(); ++i) {
+      if (absl::StartsWith(c->host(i).env.subnet, absl::StrCat("10.1.", third, "."))) return true;
+    }
+    return false;
+  };
+  int third = 250;
+  while (drawn(third)) ++third;
   PutFlannelHostGwLease(
-      *c, "10.1.250.0-24&fd00:12:0:250::-64",
+      *c, absl::StrCat("10.1.", third, ".0-24&fd00:12:0:250::-64"),
       R"('{"PublicIP":"192.0.2.250","PublicIPv6":"fd77:2::250","BackendType":"host-gw","BackendData":null}')");
 }
 
