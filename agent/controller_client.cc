@@ -127,16 +127,11 @@ void ControllerClient::Stop() {
 }
 
 bool ControllerClient::Apply(weft::v1::WatchLeasesResponse* msg) {
-  auto key_of = [](const weft::v1::Lease& l) { return l.subnet().empty() ? l.ipv6_subnet() : l.subnet(); };
   absl::MutexLock l(&leases_mu_);
   switch (msg->kind_case()) {
     case weft::v1::WatchLeasesResponse::kSnapshot: {
-      leases_.clear();
       auto* snapshot = msg->mutable_snapshot();
-      for (auto& lease : *snapshot->mutable_leases()) {
-        std::string key = key_of(lease);
-        leases_[std::move(key)] = std::move(lease);
-      }
+      leases_.Replace(snapshot->mutable_leases());
       if (snapshot->reason() != weft::v1::WatchLeasesResponse::Snapshot::REASON_NEW_STREAM) {
         WEFT_LOG(INFO, "lease snapshot")
             .With("reason", weft::v1::WatchLeasesResponse::Snapshot::Reason_Name(snapshot->reason()))
@@ -146,13 +141,12 @@ bool ControllerClient::Apply(weft::v1::WatchLeasesResponse* msg) {
     }
     case weft::v1::WatchLeasesResponse::kEvents: {
       bool changed = false;
-      for (auto& e : *msg->mutable_events()->mutable_events()) {
+      for (const weft::v1::LeaseEvent& e : msg->events().events()) {
         if (e.revision() <= revision_.load()) continue;
         if (e.type() == weft::v1::LeaseEvent::TYPE_DELETE) {
-          leases_.erase(key_of(e.lease()));
+          leases_.Erase(e.lease());
         } else {
-          std::string key = key_of(e.lease());
-          leases_[std::move(key)] = std::move(*e.mutable_lease());
+          leases_.Put(e.lease());
         }
         changed = true;
       }
@@ -165,7 +159,7 @@ bool ControllerClient::Apply(weft::v1::WatchLeasesResponse* msg) {
 
 void ControllerClient::VisitLeases(const std::function<void(const weft::v1::Lease&)>& fn) {
   absl::MutexLock l(&leases_mu_);
-  for (const auto& [subnet, lease] : leases_) fn(lease);
+  leases_.Visit(fn);
 }
 
 void ControllerClient::WatchLoop() {
@@ -207,7 +201,7 @@ void ControllerClient::WatchLoop() {
       const bool changed = Apply(&msg);
       revision_.store(std::max(revision_.load(), msg.revision()));
       // Reading into the same message keeps its repeated fields' elements for
-      // reuse: let a snapshot's (moved-from) thousands go.
+      // reuse: let a snapshot's (consumed) thousands go, and their array.
       if (snapshot) msg = weft::v1::WatchLeasesResponse();
       if (callback_) callback_(revision_.load(), changed);
     }

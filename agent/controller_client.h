@@ -9,7 +9,6 @@
 
 #include <atomic>
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -21,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "agent/lease_set.h"
 #include "common/clock.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
@@ -76,7 +76,7 @@ class ControllerClient {
   void Stop();
 
   // Calls `fn` for every lease of the set as the watch last delivered it, by
-  // subnet, under the client's lock (so: quick, and no calls back into it).
+  // name (LeaseSet::Visit), under the client's lock (so: quick, and no calls back into it).
   void VisitLeases(const std::function<void(const weft::v1::Lease&)>& fn);
 
   bool connected() const { return connected_.load(); }
@@ -88,8 +88,8 @@ class ControllerClient {
   template <typename Call>
   grpc::Status CallWithFailover(Call call);
   void WatchLoop();
-  // Applies a snapshot or events to leases_, moving the leases out of `msg`
-  // (a 5,000-lease snapshot is never held twice); true when the set changed.
+  // Applies a snapshot or events to leases_, consuming a snapshot's leases
+  // (a 20,000-lease snapshot is never held twice); true when the set changed.
   bool Apply(weft::v1::WatchLeasesResponse* msg);
 
   const Options opts_;
@@ -100,7 +100,7 @@ class ControllerClient {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
   absl::Mutex leases_mu_;
-  std::map<std::string, weft::v1::Lease> leases_ ABSL_GUARDED_BY(leases_mu_);  // by subnet
+  LeaseSet leases_ ABSL_GUARDED_BY(leases_mu_);
   LeasesCallback callback_;
   std::thread watch_thread_;
   absl::Notification stop_;
