@@ -1,6 +1,7 @@
 #include "agent/netlink/reconciler.h"
 
 #include <algorithm>
+#include <array>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -41,6 +42,10 @@ struct Plan {
   void Put(Kind kind, netlink::Change::Object o) {
     auto& to = std::holds_alternative<Nexthop>(o) ? nexthop_puts : puts;
     to.push_back({kind, {Change::Op::kReplace, std::move(o)}});
+  }
+  // The lists in the order their changes must reach the kernel.
+  std::array<const std::vector<PlannedChange>*, 4> Lists() const {
+    return {&deletes, &nexthop_deletes, &nexthop_puts, &puts};
   }
   std::vector<PlannedChange> InOrder() && {
     std::vector<PlannedChange> out = std::move(deletes);
@@ -177,10 +182,9 @@ void DiffRoutes(const Ownership& own, const std::vector<Route>& actual,
   }
 }
 
-}  // namespace
 
-std::vector<PlannedChange> Diff(const Ownership& ownership, const ActualState& actual,
-                                const DesiredState& desired, int* unchanged) {
+Plan MakePlan(const Ownership& ownership, const ActualState& actual, const DesiredState& desired,
+              int* unchanged) {
   Plan plan;
   if (!ownership.devices.empty()) {
     DiffNeighbours(ownership, actual.neighbours, desired.neighbours, plan, unchanged);
@@ -191,11 +195,10 @@ std::vector<PlannedChange> Diff(const Ownership& ownership, const ActualState& a
     foreign = DiffNexthops(ownership, actual.nexthops, desired.nexthops, plan, unchanged);
   }
   DiffRoutes(ownership, actual.routes, desired.routes, foreign, plan, unchanged);
-  return std::move(plan).InOrder();
+  return plan;
 }
 
-absl::StatusOr<ReconcileStats> Reconcile(netlink::KernelProgrammer& kernel,
-                                         const Ownership& ownership, const DesiredState& desired) {
+absl::StatusOr<ActualState> DumpActual(netlink::KernelProgrammer& kernel, const Ownership& ownership) {
   ActualState actual;
   for (int device : ownership.devices) {
     if (device == 0) continue;
@@ -208,30 +211,53 @@ absl::StatusOr<ReconcileStats> Reconcile(netlink::KernelProgrammer& kernel,
   if (ownership.manage_nexthops) {
     ASSIGN_OR_RETURN(actual.nexthops, kernel.ListNexthops(0));
   }
+  return actual;
+}
 
-  ReconcileStats stats;
-  std::vector<PlannedChange> plan = Diff(ownership, actual, desired, &stats.unchanged);
-  if (plan.empty()) return stats;
-  std::vector<Change> changes;
-  changes.reserve(plan.size());
-  for (const PlannedChange& p : plan) changes.push_back(p.change);
-  ASSIGN_OR_RETURN(std::vector<absl::Status> results, kernel.Apply(changes));
-
-  for (size_t i = 0; i < plan.size(); ++i) {
-    const absl::Status& s = results[i];
-    // Deleting what is already gone reaches the goal all the same.
-    if (s.ok() || (plan[i].kind == Kind::kRemove && absl::IsNotFound(s))) {
-      switch (plan[i].kind) {
-        case Kind::kAdd: ++stats.added; break;
-        case Kind::kUpdate: ++stats.updated; break;
-        case Kind::kRemove: ++stats.removed; break;
-      }
-      continue;
+void Count(const PlannedChange& p, const absl::Status& s, ReconcileStats& stats) {
+  // Deleting what is already gone reaches the goal all the same.
+  if (s.ok() || (p.kind == Kind::kRemove && absl::IsNotFound(s))) {
+    switch (p.kind) {
+      case Kind::kAdd: ++stats.added; break;
+      case Kind::kUpdate: ++stats.updated; break;
+      case Kind::kRemove: ++stats.removed; break;
     }
-    ++stats.errors;
-    if (stats.first_errors.size() < kMaxErrorsKept) {
-      stats.first_errors.push_back(s);
-      WEFT_LOG(WARN, "kernel refused a change; retrying at the next resync").Err(s);
+    return;
+  }
+  ++stats.errors;
+  if (stats.first_errors.size() < kMaxErrorsKept) {
+    stats.first_errors.push_back(s);
+    WEFT_LOG(WARN, "kernel refused a change; retrying at the next resync").Err(s);
+  }
+}
+
+}  // namespace
+
+std::vector<PlannedChange> Diff(const Ownership& ownership, const ActualState& actual,
+                                const DesiredState& desired, int* unchanged) {
+  return MakePlan(ownership, actual, desired, unchanged).InOrder();
+}
+
+absl::StatusOr<ReconcileStats> Reconcile(netlink::KernelProgrammer& kernel,
+                                         const Ownership& ownership, const DesiredState& desired) {
+  ReconcileStats stats;
+  Plan plan;
+  {
+    // Freed before the changes go out: the plan holds copies.
+    ASSIGN_OR_RETURN(const ActualState actual, DumpActual(kernel, ownership));
+    plan = MakePlan(ownership, actual, desired, &stats.unchanged);
+  }
+  // At most kMaxChangesPerApply changes at a time, each list in its turn, so
+  // the copies handed to the kernel and their netlink batch stay small however
+  // long the plan.
+  std::vector<Change> changes;
+  for (const std::vector<PlannedChange>* list : plan.Lists()) {
+    for (size_t begin = 0; begin < list->size(); begin += kMaxChangesPerApply) {
+      const size_t end = std::min(list->size(), begin + kMaxChangesPerApply);
+      changes.clear();
+      for (size_t i = begin; i < end; ++i) changes.push_back((*list)[i].change);
+      ASSIGN_OR_RETURN(std::vector<absl::Status> results, kernel.Apply(changes));
+      for (size_t i = begin; i < end; ++i) Count((*list)[i], results[i - begin], stats);
     }
   }
   if (stats.errors > static_cast<int>(kMaxErrorsKept)) {

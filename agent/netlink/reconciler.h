@@ -10,6 +10,7 @@
 // neighbour or route removed by hand comes back at the next pass, and a pass over
 // an unchanged kernel sends nothing.
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -61,7 +62,12 @@ struct PlannedChange {
 std::vector<PlannedChange> Diff(const Ownership& ownership, const ActualState& actual,
                                 const DesiredState& desired, int* unchanged);
 
-// One pass: dump, diff, apply. A change the kernel refuses is counted in
+// Reconcile hands the kernel at most this many changes per Apply call: a start
+// with 20,000 peers in the store plans 60,000 changes, whose copies and netlink
+// batch would otherwise all be resident at once (~10 MB; docs/benchmarks.md).
+inline constexpr size_t kMaxChangesPerApply = 4096;
+
+// One pass: dump, diff, apply (in calls of at most kMaxChangesPerApply changes). A change the kernel refuses is counted in
 // stats.errors (and logged) and retried at the next pass; the result is an error
 // only when the kernel could not be read or written at all.
 absl::StatusOr<ReconcileStats> Reconcile(netlink::KernelProgrammer& kernel,

@@ -65,6 +65,41 @@ class ReconcilerTest : public ::testing::Test {
   int eth0_ = 0, vx_ = 0;
 };
 
+// The objects of `count` peers numbered from `first`, for plans longer than
+// one Apply call (AddPeer's MACs run out after 89 peers).
+DesiredState ManyPeers(int device, int first, int count) {
+  DesiredState d;
+  for (int i = first; i < first + count; ++i) {
+    const IPv4Addr net = IPv4Addr::FromUint32(Ip("10.64.0.0").value() + (static_cast<uint32_t>(i) << 8));
+    const MacAddr mac({0x0a, 0x58, 0, 0, static_cast<uint8_t>(i >> 8), static_cast<uint8_t>(i)});
+    d.neighbours.push_back({device, net, mac});
+    d.fdb.push_back({device, mac, IPv4Addr::FromUint32(Ip("192.0.2.0").value() + i)});
+    d.routes.push_back({*IPv4Net::Make(net, 24), net, device, true});
+  }
+  return d;
+}
+
+TEST_F(ReconcilerTest, ALongPlanGoesOutInBoundedCallsWithEveryDeleteFirst) {
+  // 1,000 peers in the kernel, then 1,500 others wanted instead: 3,000 deletes
+  // (one call) and 4,500 adds (more than kMaxChangesPerApply: two calls).
+  constexpr int kOld = 1000, kNew = 1500;
+  static_assert(3 * kNew > static_cast<int>(kMaxChangesPerApply));
+  Run(ManyPeers(vx_, 0, kOld));
+  kernel_.apply_calls = 0;
+  kernel_.applied.clear();
+  const DesiredState d = ManyPeers(vx_, kOld, kNew);
+  ReconcileStats s = Run(d);
+  EXPECT_EQ(s.added, 3 * kNew);
+  EXPECT_EQ(s.removed, 3 * kOld);
+  EXPECT_EQ(s.errors, 0);
+  ExpectKernelEquals(d);
+  EXPECT_EQ(kernel_.apply_calls, 3);
+  ASSERT_EQ(kernel_.applied.size(), static_cast<size_t>(3 * (kOld + kNew)));
+  for (size_t i = 0; i < kernel_.applied.size(); ++i) {
+    EXPECT_EQ(kernel_.applied[i].rfind("delete", 0) == 0, i < 3 * kOld) << i << ": " << kernel_.applied[i];
+  }
+}
+
 TEST_F(ReconcilerTest, AddsEverythingToAnEmptyKernelThenChangesNothing) {
   DesiredState d;
   for (int i = 1; i <= 3; ++i) AddPeer(d, i);
