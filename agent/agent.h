@@ -44,6 +44,10 @@ struct AgentConfig {
   std::function<absl::StatusOr<std::unique_ptr<Backend>>(absl::string_view type, absl::string_view config_json,
                                                           const BackendEnv& env)>
       backend_factory;
+  // Gives the heap's free pages back to the kernel, after the reconcile that
+  // follows a lease snapshot; unset: ReleaseFreedHeap (agent.cc). Tests count
+  // the calls.
+  std::function<void()> release_freed_heap;
 };
 
 class AgentMetrics;

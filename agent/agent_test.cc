@@ -6,6 +6,7 @@
 
 #include <sched.h>
 
+#include <functional>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -24,6 +25,7 @@
 namespace weft::agent {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -106,6 +108,9 @@ struct BackendRecord {
   std::optional<LocalConfig> local ABSL_GUARDED_BY(mu);
   std::optional<OwnLease> lease ABSL_GUARDED_BY(mu);
   std::vector<Peer> peers ABSL_GUARDED_BY(mu);
+  int reconciles ABSL_GUARDED_BY(mu) = 0;
+  // The number of reconciles done at each release of the freed heap.
+  std::vector<int> heap_released_after ABSL_GUARDED_BY(mu);
 };
 
 class FakeBackend final : public Backend {
@@ -120,6 +125,7 @@ class FakeBackend final : public Backend {
   absl::StatusOr<ReconcileStats> Reconcile(const std::vector<Peer>& peers) override {
     absl::MutexLock l(&record_->mu);
     record_->peers = peers;
+    ++record_->reconciles;
     return ReconcileStats{};
   }
   absl::Status Teardown() override { return absl::OkStatus(); }
@@ -172,8 +178,9 @@ class AgentTest : public ::testing::Test {
   }
 
   // Runs an agent with the fake backend against `controller` until it is ready
-  // (or Run returns); then stops it. Returns what Run returned.
-  absl::Status RunAgent(FakeController& controller, bool backend_ipv6, const std::string& public_ipv6 = "") {
+  // and `until` holds (or Run returns); then stops it. Returns what Run returned.
+  absl::Status RunAgent(FakeController& controller, bool backend_ipv6, const std::string& public_ipv6 = "",
+                        const std::function<bool()>& until = nullptr) {
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
@@ -196,6 +203,10 @@ class AgentTest : public ::testing::Test {
                               const BackendEnv&) -> absl::StatusOr<std::unique_ptr<Backend>> {
       return std::make_unique<FakeBackend>(&record_, backend_ipv6);
     };
+    cfg.release_freed_heap = [this] {
+      absl::MutexLock l(&record_.mu);
+      record_.heap_released_after.push_back(record_.reconciles);
+    };
     metrics::Registry registry;
     Agent agent(cfg, &registry);
     absl::Notification stop, done;
@@ -204,8 +215,9 @@ class AgentTest : public ::testing::Test {
       status = agent.Run(&stop);
       done.Notify();
     });
-    if (!Eventually([&] { return agent.ready() || done.HasBeenNotified(); }, absl::Seconds(20))) {
-      ADD_FAILURE() << "agent not ready in 20 s";
+    if (!Eventually([&] { return (agent.ready() && (!until || until())) || done.HasBeenNotified(); },
+                    absl::Seconds(20))) {
+      ADD_FAILURE() << "agent not ready (or `until` false) in 20 s";
     }
     metrics_ = registry.Serialize();
     stop.Notify();
@@ -242,6 +254,18 @@ TEST_F(AgentTest, IPv4OnlyNetworkHasNoIPv6Anywhere) {
   EXPECT_THAT(File("docker_opts.env"), Not(HasSubstr("ipv6")));
   EXPECT_THAT(Chain("iptables"), HasSubstr("-s 10.7.0.0/16"));
   EXPECT_THAT(Chain("ip6tables"), Not(HasSubstr("-A WEFT-POSTRTG")));
+}
+
+TEST_F(AgentTest, FreedHeapIsReleasedAfterTheSnapshotsReconcileOnly) {
+  FakeController controller(kIPv4Only);
+  controller.AddPeer(PeerLease("10.7.4.0/24", "", ""));
+  // Resyncs every 100 ms: three more reconciles of the same lease set.
+  ASSERT_TRUE(RunAgent(controller, /*backend_ipv6=*/false, "", [this] {
+                absl::MutexLock l(&record_.mu);
+                return record_.reconciles >= 4;
+              }).ok());
+  absl::MutexLock l(&record_.mu);
+  EXPECT_THAT(record_.heap_released_after, ElementsAre(1));
 }
 
 TEST_F(AgentTest, DualStackLeaseReachesTheBackendTheFilesAndTheNat) {

@@ -132,6 +132,7 @@ bool ControllerClient::Apply(weft::v1::WatchLeasesResponse* msg) {
     case weft::v1::WatchLeasesResponse::kSnapshot: {
       auto* snapshot = msg->mutable_snapshot();
       leases_.Replace(snapshot->mutable_leases());
+      snapshots_.fetch_add(1);
       if (snapshot->reason() != weft::v1::WatchLeasesResponse::Snapshot::REASON_NEW_STREAM) {
         WEFT_LOG(INFO, "lease snapshot")
             .With("reason", weft::v1::WatchLeasesResponse::Snapshot::Reason_Name(snapshot->reason()))

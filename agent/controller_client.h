@@ -81,6 +81,8 @@ class ControllerClient {
 
   bool connected() const { return connected_.load(); }
   int64_t reconnects() const { return reconnects_.load(); }
+  // Snapshots applied so far (each replaced the whole lease set).
+  int64_t snapshots() const { return snapshots_.load(); }
   int64_t revision() const { return revision_.load(); }
   std::string current_endpoint();
 
@@ -106,6 +108,7 @@ class ControllerClient {
   absl::Notification stop_;
   std::atomic<bool> connected_{false};
   std::atomic<int64_t> reconnects_{0};
+  std::atomic<int64_t> snapshots_{0};
   std::atomic<int64_t> revision_{0};
 };
 
