@@ -399,7 +399,7 @@ absl::Status Agent::Run(absl::Notification* stop) {
         }
       }
       if (snapshots_visited > snapshots_released) {
-        std::vector<Peer>().swap(peers);
+        std::vector<Peer>().swap(peers);  // first, so that its pages go too
         cfg_.release_freed_heap ? cfg_.release_freed_heap() : ReleaseFreedHeap();
         snapshots_released = snapshots_visited;
       }
