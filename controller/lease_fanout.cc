@@ -249,6 +249,21 @@ LeaseFanout::SharedPtr LeaseFanout::Serialize(const WatchLeasesResponse& msg, in
   return out;
 }
 
+LeaseFanout::SharedPtr LeaseFanout::EventsAfter(const HistoryEntry& h, int64_t r) {
+  grpc::ByteBuffer bytes(h.message->bytes);  // shares the slices
+  WatchLeasesResponse batch;
+  if (!grpc::GenericDeserialize<grpc::ProtoBufferReader, WatchLeasesResponse>(&bytes, &batch).ok()) {
+    WEFT_LOG(ERROR, "cannot read back a watch message from history; sending it whole");
+    return h.message;
+  }
+  WatchLeasesResponse after;
+  after.set_revision(batch.revision());
+  for (const auto& e : batch.events().events()) {
+    if (e.revision() > r) *after.mutable_events()->add_events() = e;
+  }
+  return Serialize(after, after.events().events_size(), h.message->published);
+}
+
 LeaseFanout::SharedPtr LeaseFanout::Snapshot(WatchLeasesResponse::Snapshot::Reason reason) {
   // A snapshot taken at revision R is the lease set at R: while no lease has
   // changed after R it is the current one.
@@ -326,7 +341,7 @@ void LeaseFanout::PublishLocked(const std::vector<weft::v1::LeaseEvent>& events,
   for (const auto& e : events) *msg.mutable_events()->add_events() = e;
   msg.set_revision(revision);
   SharedPtr shared = Serialize(msg, static_cast<int64_t>(events.size()), opts_.clock->Now());
-  history_.push_back({revision, shared});
+  history_.push_back({revision, events.front().revision(), shared});
   history_events_ += shared->events;
   while (history_events_ > opts_.history && history_.size() > 1) {
     history_events_ -= history_.front().message->events;
@@ -368,7 +383,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* LeaseFanout::Open(grpc::CallbackServ
     bool any = false;
     for (const auto& h : history_) {
       if (h.revision > r) {
-        Enqueue(stream, h.message);
+        Enqueue(stream, h.first_revision > r ? h.message : EventsAfter(h, r));
         any = true;
       }
     }

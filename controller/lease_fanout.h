@@ -132,9 +132,12 @@ class LeaseFanout {
   absl::Mutex snapshot_mu_ ABSL_ACQUIRED_AFTER(mu_);
   absl::flat_hash_map<int, SharedPtr> snapshots_ ABSL_GUARDED_BY(snapshot_mu_);
   struct HistoryEntry {
-    int64_t revision;
+    int64_t revision;        // the batch's: its last event's or later
+    int64_t first_revision;  // its first event's (a batch can span revisions)
     SharedPtr message;
   };
+  // The events of `h` after revision `r`, for a stream resuming inside it.
+  static SharedPtr EventsAfter(const HistoryEntry& h, int64_t r);
   std::deque<HistoryEntry> history_ ABSL_GUARDED_BY(mu_);
   size_t history_events_ ABSL_GUARDED_BY(mu_) = 0;  // lease events in history_
   int64_t history_floor_ ABSL_GUARDED_BY(mu_) = 0;  // resumes from R >= floor are served from history

@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/log.h"
 #include "common/quote.h"
 #include "common/status_macros.h"
 #include "controller/lease_manager_internal.h"
@@ -79,29 +80,65 @@ LeaseManager::~LeaseManager() {
 }
 
 absl::Status LeaseManager::Start() {
+  RETURN_IF_ERROR(Load());
+  return Follow();
+}
+
+absl::Status LeaseManager::Load() {
   storage::RangeRequest rr;
   rr.key = opts_.prefix + "/";
   rr.range_end = storage::PrefixEnd(rr.key);
-  ASSIGN_OR_RETURN(storage::RangeResponse all, store_->Range(rr));
+  // The revision to load at: replay_revisions back, not below the compaction.
+  int64_t base = 0;  // 0: the current state
+  if (opts_.replay_revisions > 0) {
+    const int64_t current = store_->CurrentRevision();
+    // A store starts at revision 1, with nothing in it.
+    base = std::max({current - opts_.replay_revisions, store_->CompactRevision(), int64_t{1}});
+    if (base >= current) base = 0;
+  }
+  rr.revision = base;
+  absl::StatusOr<storage::RangeResponse> all = store_->Range(rr);
+  if (base != 0 && !all.ok() && (storage::IsCompacted(all.status()) || absl::IsOutOfRange(all.status()))) {
+    // Compacted meanwhile (another replica's duty): the current state, no replay.
+    base = rr.revision = 0;
+    all = store_->Range(rr);
+  }
+  RETURN_IF_ERROR(all.status());
+  loaded_store_revision_ = all->revision;  // a past read answers with the current revision
   std::vector<RevisionWaiters::Callback> caught_up;
   {
     absl::MutexLock l(&mu_);
-    for (const storage::KeyValue& kv : all.kvs) {
+    for (storage::KeyValue& kv : all->kvs) {
       storage::Event ev;
       ev.type = storage::Event::Type::kPut;
-      ev.kv = kv;
+      ev.kv = std::move(kv);
       index_.Apply(ev);
     }
-    index_.SetAppliedRevision(all.revision);
+    index_.SetAppliedRevision(base != 0 ? base : all->revision);
     caught_up = waiters_.Reach(index_.applied_revision());
   }
   for (auto& then : caught_up) then(absl::OkStatus());
+  return absl::OkStatus();
+}
+
+absl::Status LeaseManager::Follow() {
   storage::WatchRequest wr;
-  wr.key = rr.key;
-  wr.range_end = rr.range_end;
-  wr.start_revision = all.revision + 1;
+  wr.key = opts_.prefix + "/";
+  wr.range_end = storage::PrefixEnd(wr.key);
+  const int64_t from = AppliedRevision();
+  wr.start_revision = from + 1;
   ASSIGN_OR_RETURN(watch_, store_->Watch(wr, [this](const storage::WatchBatch& b) { OnWatch(b); }));
   absl::MutexLock l(&mu_);
+  if (from < loaded_store_revision_) {
+    // The replay comes through the watch, on the store's thread; readiness
+    // waits until on_changes has had all of it.
+    const absl::Condition replayed(+[](std::atomic<bool>* done) { return done->load(); }, &replayed_);
+    if (!opts_.clock->AwaitWithTimeout(mu_, replayed, opts_.apply_timeout)) {
+      WEFT_LOG(WARN, "the store's watch had not replayed its recent history in time; going on")
+          .With("applied_revision", index_.applied_revision())
+          .With("target_revision", loaded_store_revision_);
+    }
+  }
   started_ = true;
   return absl::OkStatus();
 }
@@ -127,8 +164,13 @@ void LeaseManager::OnWatch(const storage::WatchBatch& batch) {
     caught_up = waiters_.Reach(index_.applied_revision());
   }
   if (opts_.hooks.on_changes) opts_.hooks.on_changes(changes, batch.revision);
-  if (opts_.hooks.on_expired) {
+  // Expiries replayed at start were counted by the controller that saw them happen.
+  if (opts_.hooks.on_expired && batch.revision > loaded_store_revision_) {
     for (int i = 0; i < expired; ++i) opts_.hooks.on_expired();
+  }
+  if (batch.revision >= loaded_store_revision_ && !replayed_.load(std::memory_order_relaxed)) {
+    absl::MutexLock l(&mu_);  // Follow waits for it
+    replayed_.store(true);
   }
   for (auto& then : caught_up) then(absl::OkStatus());
 }

@@ -133,14 +133,31 @@ class LeaseManager {
     // needs (its node's previous write, a fresh revision) before UNAVAILABLE,
     // on `clock`.
     absl::Duration apply_timeout = absl::Seconds(30);
+    // At start, load the leases as they were this many store revisions ago (no
+    // further back than the store's compaction) and replay the changes since
+    // then through on_changes, as the watch delivers them. Whoever keeps the
+    // recent changes (the fan-out's history) can then serve a client that
+    // resumes from before the start, such as an agent that had not yet got the
+    // last changes when the previous controller died, with those changes
+    // instead of a snapshot. 0: load the current state only.
+    int64_t replay_revisions = 0;
     LeaseManagerHooks hooks;
   };
 
   LeaseManager(storage::Store* store, Options options);
   ~LeaseManager();
 
-  // Loads the config and leases and starts following the store. Call once.
+  // Load() then Follow(). Call once.
   absl::Status Start();
+  // Loads the config and leases as of Options::replay_revisions ago;
+  // AppliedRevision() is then that revision. Call once, before Follow.
+  absl::Status Load();
+  // Follows the store from the loaded revision on: the changes since then reach
+  // on_changes first (returns once they have, or after apply_timeout with a
+  // warning: the watch catches up meanwhile), then every later one. An error if
+  // the store refuses the watch, e.g. the history to replay is compacted
+  // meanwhile or over the store's bound: start again without a replay.
+  absl::Status Follow();
   // Shutting down: requests waiting for the index (a node's previous write, a
   // fresh revision, a lost race) get UNAVAILABLE now, and later ones at once,
   // so the gRPC server's shutdown is not held by a lagging watch. Writes in
@@ -261,6 +278,9 @@ class LeaseManager {
 
   absl::Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t loaded_store_revision_ = 0;  // the store's revision when Load read it
+  // on_changes has had every change up to loaded_store_revision_ (set under mu_).
+  std::atomic<bool> replayed_{false};
   LeaseIndex index_ ABSL_GUARDED_BY(mu_);
   // Node identities with an acquisition in flight (one at a time per node),
   // each with the acquisitions waiting for that one to end.

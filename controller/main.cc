@@ -36,6 +36,9 @@ ABSL_FLAG(int32_t, watch_senders, 0,
           "Threads that start the writes of one lease change to the watch streams (0: one per CPU, at most 8).");
 ABSL_FLAG(int64_t, watch_max_queue, 1024, "Messages queued per watch stream before it is resynced.");
 ABSL_FLAG(int64_t, watch_history, 10000, "Lease events kept so watch streams can resume without a snapshot.");
+ABSL_FLAG(int64_t, watch_replay_revisions, 10000,
+          "At start, the store revisions whose lease changes are replayed into the watch history, so agents that "
+          "resume from before a restart get the changes they missed rather than a snapshot (0: none).");
 ABSL_FLAG(std::string, initial_config, "",
           "A network config (flannel's JSON) stored at start-up when none is set yet.");
 ABSL_FLAG(std::string, store, "rocksdb",
@@ -163,6 +166,7 @@ int OptionsFromFlags(weft::controller::ControllerServerOptions* o) {
   o->watch_senders = absl::GetFlag(FLAGS_watch_senders);
   o->watch_max_queue = absl::GetFlag(FLAGS_watch_max_queue);
   o->watch_history = absl::GetFlag(FLAGS_watch_history);
+  o->watch_replay_revisions = absl::GetFlag(FLAGS_watch_replay_revisions);
 
   o->election_key = absl::GetFlag(FLAGS_election_key);
   o->election_ttl = absl::GetFlag(FLAGS_election_ttl);

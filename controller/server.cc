@@ -205,6 +205,24 @@ void ControllerServer::OnLeaseChanges(const std::vector<LeaseChange>& changes, i
   fanout_->Publish(events, revision);
 }
 
+absl::Status ControllerServer::StartLeases(const LeaseManager::Options& mo) {
+  fanout_.reset();  // it reads the manager
+  manager_ = std::make_unique<LeaseManager>(store_.get(), mo);
+  RETURN_IF_ERROR(manager_->Load());
+  // The fan-out starts at the loaded revision; what the manager then replays
+  // from the store goes into its history.
+  LeaseFanout::Options ho;
+  ho.bookmark_interval = options_.watch_bookmark_interval;
+  ho.max_queue = static_cast<size_t>(options_.watch_max_queue);
+  ho.history = static_cast<size_t>(options_.watch_history);
+  ho.hooks = metrics_.HubHooks();
+  ho.senders = options_.watch_senders;
+  ho.compress_snapshots = options_.watch_compress_snapshots;
+  if (ho.senders <= 0) ho.senders = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
+  fanout_ = std::make_unique<LeaseFanout>(manager_.get(), ho);
+  return manager_->Follow();
+}
+
 absl::Status ControllerServer::StartServing() {
   RETURN_IF_ERROR(SetUpTransport());
   SetLimits(options_.input_limits);
@@ -252,23 +270,22 @@ absl::Status ControllerServer::StartServing() {
   mo.hooks.on_changes = [this](const std::vector<LeaseChange>& changes, int64_t revision) {
     OnLeaseChanges(changes, revision);
   };
-  manager_ = std::make_unique<LeaseManager>(store_.get(), mo);
-  if (absl::Status s = manager_->Start(); !s.ok()) {
-    WEFT_LOG(ERROR, "cannot load leases from the store").Err(s);
-    return CannotStart("cannot load leases from the store", s);
+  // The store's recent history is replayed into the fan-out's, so agents that
+  // resume from before this start get the changes they missed, not a snapshot.
+  mo.replay_revisions = std::max<int64_t>(options_.watch_replay_revisions, 0);
+  absl::Status started = StartLeases(mo);
+  if (!started.ok() && mo.replay_revisions > 0) {
+    WEFT_LOG(WARN, "cannot replay the store's recent history; starting from its current state").Err(started);
+    mo.replay_revisions = 0;
+    started = StartLeases(mo);
+  }
+  if (!started.ok()) {
+    WEFT_LOG(ERROR, "cannot load leases from the store").Err(started);
+    return CannotStart("cannot load leases from the store", started);
   }
   election_->Step();  // a lone replica leads from the start
   election_->Start();
   duties_->Start();
-  LeaseFanout::Options ho;
-  ho.bookmark_interval = options_.watch_bookmark_interval;
-  ho.max_queue = static_cast<size_t>(options_.watch_max_queue);
-  ho.history = static_cast<size_t>(options_.watch_history);
-  ho.hooks = metrics_.HubHooks();
-  ho.senders = options_.watch_senders;
-  ho.compress_snapshots = options_.watch_compress_snapshots;
-  if (ho.senders <= 0) ho.senders = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
-  fanout_ = std::make_unique<LeaseFanout>(manager_.get(), ho);
   metrics_.WatchManager(registry_, manager_.get());
 
   if (const std::string& init = options_.initial_network_config; !init.empty()) {

@@ -87,6 +87,7 @@ struct ControllerServerOptions {
   int watch_senders = 0;                                       // --watch-senders; 0: one per CPU, at most 8
   int64_t watch_max_queue = 1024;                              // --watch-max-queue
   int64_t watch_history = 10000;                               // --watch-history
+  int64_t watch_replay_revisions = 10000;                      // --watch-replay-revisions
 
   // Replicas sharing a store: the election of the one running the background duties.
   std::string election_key = "/weft.io/controller/leader";  // --election-key
@@ -151,6 +152,8 @@ class ControllerServer {
  private:
   explicit ControllerServer(Options options);
   absl::Status StartServing();
+  // A new lease manager and fan-out: the leases loaded, the history replayed.
+  absl::Status StartLeases(const LeaseManager::Options& mo);
   absl::Status SetUpTransport();
   absl::Status OpenStore();
   absl::Status ListenGrpc();

@@ -4,6 +4,7 @@
 
 #include "controller/server.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -12,6 +13,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include <httplib.h>
 
@@ -125,6 +127,82 @@ TEST(ControllerServerTest, ServesLeasesThatSurviveARestartOnTheSameDirectory) {
   EXPECT_EQ(listed.leases(0).subnet(), subnet);
   EXPECT_EQ(listed.leases(0).node_name(), "node-1");
   EXPECT_EQ(listed.leases(0).public_ip(), "192.0.2.1");
+}
+
+weft::v1::AcquireLeaseRequest Node(int i) {
+  weft::v1::AcquireLeaseRequest r = Node1();
+  r.set_node_name(absl::StrCat("node-", i));
+  r.set_public_ip(absl::StrCat("192.0.2.", i));
+  return r;
+}
+
+// The first message of a WatchLeases stream from `start_revision`, and the
+// events that follow until the subnets in `want` have all come (none if the
+// first message is a snapshot).
+struct Resumed {
+  weft::v1::WatchLeasesResponse first;
+  std::vector<weft::v1::LeaseEvent> events;
+};
+Resumed Resume(Client& client, int64_t start_revision, std::vector<std::string> want) {
+  Resumed out;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  weft::v1::WatchLeasesRequest req;
+  req.set_start_revision(start_revision);
+  std::unique_ptr<grpc::ClientReader<weft::v1::WatchLeasesResponse>> reader = client.leases->WatchLeases(&ctx, req);
+  weft::v1::WatchLeasesResponse msg;
+  for (bool first = true; !want.empty() && reader->Read(&msg); first = false) {
+    if (first) out.first = msg;
+    if (msg.has_snapshot()) break;
+    for (const auto& e : msg.events().events()) {
+      out.events.push_back(e);
+      want.erase(std::remove(want.begin(), want.end(), e.lease().subnet()), want.end());
+    }
+  }
+  ctx.TryCancel();
+  return out;
+}
+
+// An agent that had not got the last changes when the controller stopped (or
+// died) resumes from its revision after the restart and gets those changes,
+// not a snapshot: the new controller replays the store's recent history into
+// its fan-out's.
+TEST(ControllerServerTest, ResumesFromBeforeARestartGetTheChangesNotASnapshot) {
+  const std::string dir = TestDir();
+  int64_t seen = 0;  // the agent's revision: node-1's lease and nothing after
+  std::vector<std::string> missed;
+  {
+    std::unique_ptr<ControllerServer> server = StartOrDie(TestOptions(dir));
+    ASSERT_NE(server, nullptr);
+    Client client(*server);
+    weft::v1::AcquireLeaseResponse acquired;
+    ASSERT_TRUE(client.leases->AcquireLease(Ctx().get(), Node(1), &acquired).ok());
+    const Resumed now = Resume(client, 0, {acquired.lease().subnet()});
+    ASSERT_TRUE(now.first.has_snapshot());
+    ASSERT_EQ(now.first.snapshot().leases_size(), 1);
+    seen = now.first.revision();
+    for (int i = 2; i <= 3; ++i) {
+      grpc::Status s = client.leases->AcquireLease(Ctx().get(), Node(i), &acquired);
+      ASSERT_TRUE(s.ok()) << s.error_message();
+      missed.push_back(acquired.lease().subnet());
+    }
+    server->Shutdown();
+  }
+  std::unique_ptr<ControllerServer> server = StartOrDie(TestOptions(dir));
+  ASSERT_NE(server, nullptr);
+  Client client(*server);
+  const Resumed resumed = Resume(client, seen, missed);
+  EXPECT_FALSE(resumed.first.has_snapshot())
+      << "a snapshot (reason " << resumed.first.snapshot().reason() << ") instead of the missed changes";
+  std::vector<std::string> got;
+  for (const auto& e : resumed.events) {
+    EXPECT_GT(e.revision(), seen);
+    EXPECT_EQ(e.type(), weft::v1::LeaseEvent::TYPE_PUT);
+    got.push_back(e.lease().subnet());
+  }
+  for (const std::string& subnet : missed) {
+    EXPECT_NE(std::find(got.begin(), got.end(), subnet), got.end()) << subnet << " not among the events";
+  }
 }
 
 TEST(ControllerServerTest, ShutdownFromAnotherThreadReleasesWait) {

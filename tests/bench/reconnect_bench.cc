@@ -9,7 +9,10 @@
 // events/bookmarks (target 0), and the new controller's CPU and RSS.
 //
 //   bazel run -c opt //tests/bench:reconnect_bench -- [--streams 10000] [--leases 10000] [--rounds 1]
-//   (--channels: default one per 200 streams; --drain-window-ms: default 2000)
+//   (--channels: default one per 200 streams; --drain-window-ms: default 2000;
+//    --churn-rate N: N new leases a second from 1 s before each stop until the
+//    streams have resumed, so changes are in flight when the controller dies;
+//    --replay-revisions N: the controller's --watch-replay-revisions)
 
 #include <unistd.h>
 
@@ -66,7 +69,8 @@ struct Counts {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int streams = 10000, leases_before = 10000, channels = 0, rounds = 1, drain_ms = 2000;
+  int streams = 10000, leases_before = 10000, channels = 0, rounds = 1, drain_ms = 2000, churn_rate = 0,
+      replay_revisions = -1;
   for (int i = 1; i + 1 < argc; i += 2) {
     int v = 0;
     if (!absl::SimpleAtoi(argv[i + 1], &v)) continue;
@@ -76,6 +80,8 @@ int main(int argc, char** argv) {
     if (f == "--channels") channels = v;
     if (f == "--rounds") rounds = v;
     if (f == "--drain-window-ms") drain_ms = v;
+    if (f == "--churn-rate") churn_rate = v;
+    if (f == "--replay-revisions") replay_revisions = v;
   }
   if (channels <= 0) channels = std::max(16, (streams + 199) / 200);
   const std::string controller = weft::testing::Runfile("controller/weft-controller");
@@ -83,7 +89,7 @@ int main(int argc, char** argv) {
   const std::string dir = tmp.Join("controller");
   const int port = weft::testing::FreePort();
   const std::string addr = absl::StrCat("127.0.0.1:", port);
-  const std::vector<std::string> ctl_argv = {controller,
+  std::vector<std::string> ctl_argv = {controller,
                                              "--data-dir",
                                              dir,
                                              "--listen",
@@ -98,6 +104,9 @@ int main(int argc, char** argv) {
                                              "0s",
                                              "--watch-drain-window",
                                              absl::StrCat(drain_ms, "ms")};
+  if (replay_revisions >= 0) {
+    ctl_argv.insert(ctl_argv.end(), {"--watch-replay-revisions", absl::StrCat(replay_revisions)});
+  }
   weft::testing::Process p;
   p.Start(ctl_argv, dir + ".log");
   auto main_ch = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
@@ -247,8 +256,40 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "not every stream got its snapshot\n");
     rc = 1;
   }
+  // Churn: new leases at churn_rate a second while `churning`, failures (the
+  // controller down) skipped.
+  std::atomic<bool> churning{false};
+  std::atomic<int> churned{0};
+  std::thread churn;
+  auto start_churn = [&] {
+    if (churn_rate <= 0) return;
+    churning = true;
+    churn = std::thread([&] {
+      const absl::Duration every = absl::Seconds(1) / churn_rate;
+      for (absl::Time next_at = absl::Now(); churning; next_at += every) {
+        const int i = leases_before + churned++;
+        weft::v1::AcquireLeaseRequest req;
+        req.set_node_name(absl::StrCat("churn", i));
+        req.set_public_ip(absl::StrCat("10.", 200 + i / 62500, ".", i / 250 % 250, ".", i % 250 + 1));
+        req.set_backend_type("vxlan");
+        req.set_backend_data(R"({"VNI":1,"VtepMAC":"02:00:00:00:00:02"})");
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+        weft::v1::AcquireLeaseResponse resp;
+        leases->AcquireLease(&ctx, req, &resp);
+        absl::SleepFor(next_at + every - absl::Now());  // pacing, not a wait for a condition
+      }
+    });
+    absl::SleepFor(absl::Seconds(1));  // changes in flight before the stop
+  };
+  auto stop_churn = [&] {
+    if (!churn.joinable()) return;
+    churning = false;
+    churn.join();
+  };
   for (int round = 0; rc == 0 && round < 2 * rounds; ++round) {
     const bool graceful = round % 2 == 1;
+    start_churn();
     int resumed_before = 0, snapshots_before = 0;
     {
       absl::MutexLock l(&mu);
@@ -302,6 +343,7 @@ int main(int argc, char** argv) {
                 100 * peak_cpu, peak_rss / 1024.0);
     std::fflush(stdout);
     if (!all) rc = 1;
+    stop_churn();
   }
   // Ending: no more reconnects; the controller's death ends every call, and the
   // queue shuts once their completions (and any reconnect alarm still pending,

@@ -78,15 +78,17 @@ struct Times {
   double answered_ms = -1, serving_ms = -1, acquired_ms = -1;  // serving: GetNetworkConfig answered
 };
 
-Times StartAndMeasure(const std::string& dir, int round) {
+// `extra`: more controller flags.
+Times StartAndMeasure(const std::string& dir, int round, const std::vector<std::string>& extra = {}) {
   Times t;
   const int port = weft::testing::FreePort();
   const std::string addr = absl::StrCat("127.0.0.1:", port);
   weft::testing::Process p;
   const absl::Time t0 = absl::Now();
-  p.Start({weft::testing::Runfile("controller/weft-controller"), "--data-dir", dir, "--listen", addr,
-           "--metrics-listen", "", "--log-level", "warn"},
-          absl::StrCat(dir, ".log"));
+  std::vector<std::string> argv = {weft::testing::Runfile("controller/weft-controller"), "--data-dir", dir, "--listen",
+                                   addr, "--metrics-listen", "", "--log-level", "warn"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  p.Start(argv, absl::StrCat(dir, ".log"));
   const absl::Time deadline = t0 + absl::Seconds(60);
   // Listening: a TCP connect succeeds (a gRPC channel dialled before that
   // would wait out its reconnect backoff and blur the figure).
@@ -153,11 +155,21 @@ int main(int argc, char** argv) {
   const std::string empty = dir + "/empty", full = dir + "/full";
   if (!Fill(empty, 0) || !Fill(full, leases)) return 1;
   std::printf("start_bench: weft-controller on its embedded store, %d leases against none\n", leases);
-  std::printf("%-8s %7s %14s %14s %16s\n", "leases", "round", "listening (ms)", "config (ms)", "acquired (ms)");
+  std::printf("%-8s %7s %-10s %14s %14s %16s\n", "leases", "round", "replay", "listening (ms)", "config (ms)",
+              "acquired (ms)");
+  // The full store twice: replaying its recent history into the fan-out's (the
+  // default) and not (--watch-replay-revisions 0).
+  struct Case {
+    const std::string* dir;
+    int leases;
+    bool replay;
+  };
   for (int r = 0; r < rounds; ++r) {
-    for (const auto& [name, n] : {std::pair{empty, 0}, std::pair{full, leases}}) {
-      Times t = StartAndMeasure(name, r);
-      std::printf("%-8d %7d %14.0f %14.0f %16.0f\n", n, r + 1, t.answered_ms, t.serving_ms, t.acquired_ms);
+    for (const Case& c : {Case{&empty, 0, true}, Case{&full, leases, true}, Case{&full, leases, false}}) {
+      Times t = StartAndMeasure(*c.dir, r, c.replay ? std::vector<std::string>{}
+                                                    : std::vector<std::string>{"--watch-replay-revisions", "0"});
+      std::printf("%-8d %7d %-10s %14.0f %14.0f %16.0f\n", c.leases, r + 1, c.replay ? "default" : "none",
+                  t.answered_ms, t.serving_ms, t.acquired_ms);
     }
   }
   return 0;
