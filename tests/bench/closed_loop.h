@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -31,22 +32,28 @@ struct LoadResult {
 
 // `op(client, i)`: i counts calls across all clients from `first`. `limit` > 0
 // stops after that many calls instead of at the deadline (pre-population).
+// p50, p99 and max of latencies `ms` (sorted here), and how many (ok).
+inline LoadResult Percentiles(std::vector<double> ms) {
+  std::sort(ms.begin(), ms.end());
+  LoadResult r;
+  r.ok = static_cast<int64_t>(ms.size());
+  if (!ms.empty()) {
+    r.p50_ms = ms[ms.size() / 2];
+    r.p99_ms = ms[std::min(ms.size() - 1, ms.size() * 99 / 100)];
+    r.max_ms = ms.back();
+  }
+  return r;
+}
+
 namespace internal {
 
 inline LoadResult Summarize(std::vector<std::vector<double>>& lats, int64_t failed, absl::Time start) {
   const double secs = absl::ToDoubleSeconds(absl::Now() - start);
   std::vector<double> all;
   for (auto& l : lats) all.insert(all.end(), l.begin(), l.end());
-  std::sort(all.begin(), all.end());
-  LoadResult r;
-  r.ok = static_cast<int64_t>(all.size());
+  LoadResult r = Percentiles(std::move(all));
   r.failed = failed;
-  r.rate = secs > 0 ? all.size() / secs : 0;
-  if (!all.empty()) {
-    r.p50_ms = all[all.size() / 2];
-    r.p99_ms = all[std::min(all.size() - 1, all.size() * 99 / 100)];
-    r.max_ms = all.back();
-  }
+  r.rate = secs > 0 ? r.ok / secs : 0;
   return r;
 }
 

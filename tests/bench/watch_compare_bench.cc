@@ -11,34 +11,52 @@
 // again, resumed after the last revision it saw (weft-agent's reconnect
 // backoff for both).
 //
+// The agents live in K client processes (--client-procs, one per core by
+// default): this binary again, started with --worker, so that one client
+// process is not the bottleneck. This process (the coordinator) runs the
+// server and makes the changes; it tells the workers when to time deliveries
+// and gets back each delivery's arrival time, so latencies are computed here
+// from one clock. The client's CPU is the workers' CPU, summed.
+//
 //   bazel run -c opt //tests/bench:watch_compare_bench -- [--agents 1000,5000] [--changes 20] [--leases 300]
-//   [--systems weft,etcd]
+//   [--systems weft,etcd] [--client-procs 2]
 
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <climits>
 #include <cstdint>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/backoff.h"
+#include "common/subprocess.h"
 #include "common/testing.h"
 #include "grpcpp/alarm.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/etcd/rpc.grpc.pb.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
+#include "tests/bench/closed_loop.h"
+#include "tests/bench/lease_stubs.h"
 #include "tests/bench/network_config.h"
 #include "tests/etcd/etcd_cluster.h"
 #include "tests/integration/process.h"
@@ -47,66 +65,35 @@ namespace {
 
 constexpr char kPrefix[] = "/coreos.com/network/subnets/";
 
-// flannel's lease JSON for host i (what Weft stores for the same lease).
+// flannel's lease JSON for host i: the lease Weft stores for the same request.
 std::string LeaseJson(int i) {
-  return absl::StrFormat(
-      R"({"PublicIP":"10.%d.%d.%d","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"02:00:%02x:%02x:%02x:01"}})",
-      200 + i / 62500, i / 250 % 250, i % 250 + 1, i >> 16, (i >> 8) & 0xff, i & 0xff);
+  const weft::v1::AcquireLeaseRequest r = weft::bench::AcquireRequestFor(i);
+  return absl::StrCat(R"({"PublicIP":")", r.public_ip(), R"(","BackendType":")", r.backend_type(),
+                      R"(","BackendData":)", r.backend_data(), "}");
 }
 std::string EtcdKey(int i) { return absl::StrCat(kPrefix, "10.", i / 256 % 256, ".", i % 256, ".0-24"); }
 
-// One system under test: stores leases, opens N watches, makes changes.
-class System {
+// ---- The servers under test (coordinator) ----
+
+// One system's server: stores leases (changes), and is killed and restarted.
+class Server {
  public:
-  virtual ~System() = default;
+  virtual ~Server() = default;
   virtual const char* name() const = 0;
-  virtual pid_t server_pid() const = 0;
+  // The system's name for --systems and a worker's --system.
+  virtual const char* system() const = 0;
+  virtual const std::string& addr() const = 0;
+  virtual pid_t pid() const = 0;
   // Lease i, durably; its revision (0 on failure).
   virtual int64_t Change(int i) = 0;
-  // Starts watch `a` on its own connection (again after a failure: on the
-  // same channel, resuming after the last revision it saw); its completions
-  // carry tags Tag(a, kind) on `cq`.
-  virtual void Open(int a, grpc::CompletionQueue* cq) = 0;
-  // A successful completion of watch `a`: issues the next operation; what it
-  // got in *got.
-  struct Got {
-    int64_t events_revision = 0;  // of the events delivered, 0 for none
-    bool first_on_call = false;   // the first message on this call
-    bool snapshot = false;        // that message was a snapshot (Weft)
-  };
-  virtual void OnCompletion(int a, int kind, Got* got) = 0;
-  // After a failed operation: the call's status, with Tag(a, kFinish).
-  virtual void Finish(int a) = 0;
   // kill -9 of the server, then a start on the same data and port.
   virtual void KillAndRestart() = 0;
-  // Ends every watch; completions after this issue nothing more.
-  void StopAll(int agents) {
-    stopping_ = true;
-    for (int a = 0; a < agents; ++a) Cancel(a);
-  }
-
- protected:
-  virtual void Cancel(int a) = 0;
-  std::atomic<bool> stopping_{false};
 };
 
-enum Kind : intptr_t { kStart = 0, kWrite = 1, kRead = 2, kFinish = 3, kRetry = 4 };
-void* Tag(int a, Kind k) { return reinterpret_cast<void*>(static_cast<intptr_t>(a) << 3 | k); }
-
-std::shared_ptr<grpc::Channel> OwnChannel(const std::string& addr, int a) {
-  grpc::ChannelArguments args;
-  args.SetInt("weft.bench.agent", a);  // a connection of its own, as each agent has
-  // weft-agent's connection backoff (agent/controller_client.cc), for both.
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  return grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args);
-}
-
-class Weft : public System {
+class WeftServer : public Server {
  public:
-  Weft(const std::string& dir, int agents) : watches_(agents) {
-    port_ = weft::testing::FreePort();
-    addr_ = absl::StrCat("127.0.0.1:", port_);
+  explicit WeftServer(const std::string& dir) {
+    addr_ = absl::StrCat("127.0.0.1:", weft::testing::FreePort());
     argv_ = {weft::testing::Runfile("controller/weft-controller"), "--data-dir", dir, "--listen", addr_,
              "--metrics-listen", "", "--log-level", "warn", "--watch-bookmark-interval", "1h"};
     log_ = dir + ".log";
@@ -117,75 +104,32 @@ class Weft : public System {
   }
   bool ok() const { return ok_; }
   const char* name() const override { return "Weft"; }
-  pid_t server_pid() const override { return process_.pid(); }
+  const char* system() const override { return "weft"; }
+  const std::string& addr() const override { return addr_; }
+  pid_t pid() const override { return process_.pid(); }
   int64_t Change(int i) override {
-    weft::v1::AcquireLeaseRequest req;
-    req.set_node_name(absl::StrCat("host", i));
-    req.set_public_ip(absl::StrFormat("10.%d.%d.%d", 200 + i / 62500, i / 250 % 250, i % 250 + 1));
-    req.set_backend_type("vxlan");
-    req.set_backend_data(
-        absl::StrFormat(R"({"VNI":1,"VtepMAC":"02:00:%02x:%02x:%02x:01"})", i >> 16, (i >> 8) & 0xff, i & 0xff));
     grpc::ClientContext ctx;
     weft::v1::AcquireLeaseResponse resp;
-    return leases_->AcquireLease(&ctx, req, &resp).ok() ? resp.revision() : 0;
+    return leases_->AcquireLease(&ctx, weft::bench::AcquireRequestFor(i), &resp).ok() ? resp.revision() : 0;
   }
-  void Open(int a, grpc::CompletionQueue* cq) override {
-    W& w = watches_[a];
-    if (!w.stub) w.stub = weft::v1::LeaseService::NewStub(OwnChannel(addr_, a));
-    w.reader.reset();  // first: it lives in the old call's arena
-    w.ctx = std::make_unique<grpc::ClientContext>();
-    w.got_message = false;
-    weft::v1::WatchLeasesRequest req;
-    req.set_start_revision(w.revision);  // 0 the first time: a snapshot
-    w.reader = w.stub->PrepareAsyncWatchLeases(w.ctx.get(), req, cq);
-    w.reader->StartCall(Tag(a, kStart));
-  }
-  void OnCompletion(int a, int kind, Got* got) override {
-    W& w = watches_[a];
-    if (stopping_) return;
-    if (kind == kRead) {
-      if (w.msg.has_events()) got->events_revision = w.msg.revision();
-      got->first_on_call = !w.got_message;
-      got->snapshot = w.msg.has_snapshot();
-      w.got_message = true;
-      w.revision = std::max(w.revision, w.msg.revision());
-      weft::v1::WatchLeasesResponse().Swap(&w.msg);  // no snapshot kept per agent
-    }
-    w.reader->Read(&w.msg, Tag(a, kRead));
-  }
-  void Finish(int a) override { watches_[a].reader->Finish(&watches_[a].status, Tag(a, kFinish)); }
   void KillAndRestart() override {
     process_.Kill(SIGKILL);
     process_.Wait();
     process_.Start(argv_, log_);
   }
-  void Cancel(int a) override {
-    if (watches_[a].ctx) watches_[a].ctx->TryCancel();
-  }
 
  private:
-  struct W {
-    std::unique_ptr<weft::v1::LeaseService::Stub> stub;
-    std::unique_ptr<grpc::ClientContext> ctx;
-    weft::v1::WatchLeasesResponse msg;
-    std::unique_ptr<grpc::ClientAsyncReader<weft::v1::WatchLeasesResponse>> reader;
-    grpc::Status status;
-    int64_t revision = 0;
-    bool got_message = false;
-  };
   std::vector<std::string> argv_;
   std::string log_;
-  int port_ = 0;
   std::string addr_;
   bool ok_ = false;
   weft::testing::Process process_;
   std::unique_ptr<weft::v1::LeaseService::Stub> leases_;
-  std::vector<W> watches_;
 };
 
-class Etcd : public System {
+class EtcdServer : public Server {
  public:
-  Etcd(const std::string& dir, int agents) : watches_(agents) {
+  explicit EtcdServer(const std::string& dir) {
     weft::testing::EtcdCluster::Options o;
     o.dir = dir;
     o.log_dir = dir;
@@ -200,7 +144,9 @@ class Etcd : public System {
   }
   bool ok() const { return cluster_ != nullptr; }
   const char* name() const override { return "etcd 3.4"; }
-  pid_t server_pid() const override { return cluster_->pid(0); }
+  const char* system() const override { return "etcd"; }
+  const std::string& addr() const override { return addr_; }
+  pid_t pid() const override { return cluster_->pid(0); }
   int64_t Change(int i) override {
     etcdserverpb::PutRequest req;
     req.set_key(EtcdKey(i));
@@ -209,6 +155,100 @@ class Etcd : public System {
     etcdserverpb::PutResponse resp;
     return kv_->Put(&ctx, req, &resp).ok() ? resp.header().revision() : 0;
   }
+  void KillAndRestart() override {
+    cluster_->Kill(0);
+    if (!cluster_->Restart(0)) std::fprintf(stderr, "etcd did not restart\n");
+  }
+
+ private:
+  std::unique_ptr<weft::testing::EtcdCluster> cluster_;
+  std::string addr_;
+  std::unique_ptr<etcdserverpb::KV::Stub> kv_;
+};
+
+// ---- The agents' watches (worker) ----
+
+enum Kind : intptr_t { kStart = 0, kWrite = 1, kRead = 2, kFinish = 3, kRetry = 4 };
+void* Tag(int a, Kind k) { return reinterpret_cast<void*>(static_cast<intptr_t>(a) << 3 | k); }
+
+std::shared_ptr<grpc::Channel> OwnChannel(const std::string& addr, int a) {
+  grpc::ChannelArguments args;
+  args.SetInt("weft.bench.agent", a);  // a connection of its own, as each agent has
+  // weft-agent's connection backoff (agent/controller_client.cc), for both.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  return grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args);
+}
+
+// One system's client side: agent a's watch, one operation at a time.
+class Watches {
+ public:
+  virtual ~Watches() = default;
+  // Starts watch `a` on its own connection (again after a failure: on the
+  // same channel, resuming after the last revision it saw); its completions
+  // carry tags Tag(a, kind) on `cq`.
+  virtual void Open(int a, grpc::CompletionQueue* cq) = 0;
+  // A successful completion of watch `a`: issues the next operation; what it
+  // got in *got.
+  struct Got {
+    int64_t events_revision = 0;  // of the events delivered, 0 for none
+    bool first_on_call = false;   // the first message on this call
+    bool snapshot = false;        // that message was a snapshot (Weft)
+  };
+  virtual void OnCompletion(int a, int kind, Got* got) = 0;
+  // After a failed operation: the call's status, with Tag(a, kFinish).
+  virtual void Finish(int a) = 0;
+  virtual void Cancel(int a) = 0;
+};
+
+class WeftWatches : public Watches {
+ public:
+  WeftWatches(const std::string& addr, int agents) : addr_(addr), watches_(agents) {}
+  void Open(int a, grpc::CompletionQueue* cq) override {
+    W& w = watches_[a];
+    if (!w.stub) w.stub = weft::v1::LeaseService::NewStub(OwnChannel(addr_, a));
+    w.reader.reset();  // first: it lives in the old call's arena
+    w.ctx = std::make_unique<grpc::ClientContext>();
+    w.got_message = false;
+    weft::v1::WatchLeasesRequest req;
+    req.set_start_revision(w.revision);  // 0 the first time: a snapshot
+    w.reader = w.stub->PrepareAsyncWatchLeases(w.ctx.get(), req, cq);
+    w.reader->StartCall(Tag(a, kStart));
+  }
+  void OnCompletion(int a, int kind, Got* got) override {
+    W& w = watches_[a];
+    if (kind == kRead) {
+      if (w.msg.has_events()) got->events_revision = w.msg.revision();
+      got->first_on_call = !w.got_message;
+      got->snapshot = w.msg.has_snapshot();
+      w.got_message = true;
+      w.revision = std::max(w.revision, w.msg.revision());
+      weft::v1::WatchLeasesResponse().Swap(&w.msg);  // no snapshot kept per agent
+    }
+    w.reader->Read(&w.msg, Tag(a, kRead));
+  }
+  void Finish(int a) override { watches_[a].reader->Finish(&watches_[a].status, Tag(a, kFinish)); }
+  void Cancel(int a) override {
+    if (watches_[a].ctx) watches_[a].ctx->TryCancel();
+  }
+
+ private:
+  struct W {
+    std::unique_ptr<weft::v1::LeaseService::Stub> stub;
+    std::unique_ptr<grpc::ClientContext> ctx;
+    weft::v1::WatchLeasesResponse msg;
+    std::unique_ptr<grpc::ClientAsyncReader<weft::v1::WatchLeasesResponse>> reader;
+    grpc::Status status;
+    int64_t revision = 0;
+    bool got_message = false;
+  };
+  std::string addr_;
+  std::vector<W> watches_;
+};
+
+class EtcdWatches : public Watches {
+ public:
+  EtcdWatches(const std::string& addr, int agents) : addr_(addr), watches_(agents) {}
   void Open(int a, grpc::CompletionQueue* cq) override {
     W& w = watches_[a];
     if (!w.stub) w.stub = etcdserverpb::Watch::NewStub(OwnChannel(addr_, a));
@@ -220,7 +260,6 @@ class Etcd : public System {
   }
   void OnCompletion(int a, int kind, Got* got) override {
     W& w = watches_[a];
-    if (stopping_) return;
     if (kind == kStart) {
       // A prefix watch of the subnets, as every flannel agent has; after a
       // failure it resumes after the last revision it saw, as flanneld does.
@@ -242,10 +281,6 @@ class Etcd : public System {
     w.stream->Read(&w.msg, Tag(a, kRead));
   }
   void Finish(int a) override { watches_[a].stream->Finish(&watches_[a].status, Tag(a, kFinish)); }
-  void KillAndRestart() override {
-    cluster_->Kill(0);
-    if (!cluster_->Restart(0)) std::fprintf(stderr, "etcd did not restart\n");
-  }
   void Cancel(int a) override {
     if (watches_[a].ctx) watches_[a].ctx->TryCancel();
   }
@@ -260,15 +295,326 @@ class Etcd : public System {
     int64_t revision = 0;
     bool got_message = false;
   };
-  std::unique_ptr<weft::testing::EtcdCluster> cluster_;
   std::string addr_;
-  std::unique_ptr<etcdserverpb::KV::Stub> kv_;
   std::vector<W> watches_;
 };
 
+// ---- Coordinator <-> worker: lines over a socketpair ----
+
+// One end of a control connection: text lines, the worker's end its stdout.
+// Send may be called from any thread; Read from one at a time.
+class LineChannel {
+ public:
+  explicit LineChannel(int fd) : fd_(fd) {}
+  ~LineChannel() { close(fd_); }
+  LineChannel(const LineChannel&) = delete;
+  LineChannel& operator=(const LineChannel&) = delete;
+
+  bool Send(const std::string& line) {
+    const std::string data = line + "\n";
+    absl::MutexLock l(&send_mu_);
+    for (size_t done = 0; done < data.size();) {
+      const ssize_t n = send(fd_, data.data() + done, data.size() - done, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      done += static_cast<size_t>(n);
+    }
+    return true;
+  }
+  // The next line, without its '\n'; false at end of stream, on an error or at `deadline`.
+  bool Read(std::string* line, absl::Time deadline) {
+    for (;;) {
+      const size_t nl = buf_.find('\n', scanned_);
+      if (nl != std::string::npos) {
+        *line = buf_.substr(0, nl);
+        buf_.erase(0, nl + 1);
+        scanned_ = 0;
+        return true;
+      }
+      scanned_ = buf_.size();
+      if (!WaitReadable(deadline)) return false;
+      char chunk[1 << 16];
+      const ssize_t n = read(fd_, chunk, sizeof chunk);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      buf_.append(chunk, static_cast<size_t>(n));
+    }
+  }
+
+ private:
+  bool WaitReadable(absl::Time deadline) {
+    for (;;) {
+      const absl::Duration left = deadline - absl::Now();
+      if (left <= absl::ZeroDuration()) return false;
+      pollfd p = {fd_, POLLIN, 0};
+      const int ms = left == absl::InfiniteDuration() ? -1 : static_cast<int>(absl::ToInt64Milliseconds(left) + 1);
+      const int r = poll(&p, 1, ms);
+      if (r > 0) return true;
+      if (r < 0 && errno != EINTR) return false;
+    }
+  }
+
+  const int fd_;
+  absl::Mutex send_mu_;
+  std::string buf_;
+  size_t scanned_ = 0;  // buf_ holds no '\n' before this
+};
+
+// ---- A worker's agents ----
+
+// A worker's agents, one watch each on its own connection, driven from one
+// completion queue by `pumps` threads; after a failure an agent reconnects with
+// weft-agent's backoff (200 ms doubling to 2 s, x0.5-1.5). Tells the
+// coordinator, on `control`: "ready" once every watch has had its first
+// message; "done" once every agent got a change after the armed revision;
+// "resumed <unix ns of the last> <snapshots>" once every agent resumed after
+// AwaitResume.
+class AgentPool {
+ public:
+  AgentPool(Watches* watches, int agents, LineChannel* control)
+      : watches_(watches), agents_(agents), control_(control), started_(agents, 0), alarms_(agents),
+        attempts_(agents, 0) {}
+
+  void Open(int pumps) {
+    for (int i = 0; i < pumps; ++i) pumps_.emplace_back([this] { Pump(); });
+    for (int a = 0; a < agents_; ++a) watches_->Open(a, &cq_);
+  }
+  // Deliveries of events after revision `after` are timed from now on.
+  void Arm(int64_t after) {
+    absl::MutexLock l(&mu_);
+    times_.clear();
+    counting_after_ = after;
+  }
+  // Ends the timing: the arrival times (unix ns) since Arm.
+  std::vector<int64_t> Disarm() {
+    absl::MutexLock l(&mu_);
+    counting_after_ = INT64_MAX;
+    return std::move(times_);
+  }
+  // Counts resumptions from now on (the server is about to be killed).
+  void AwaitResume() {
+    absl::MutexLock l(&mu_);
+    awaiting_resume_ = true;
+    resumed_ = 0;
+    resume_snapshots_ = 0;
+  }
+  // Ends every watch (waiting up to 60 s for them) and the pumps.
+  void Stop() {
+    stopping_ = true;
+    for (int a = 0; a < agents_; ++a) watches_->Cancel(a);
+    {
+      absl::MutexLock l(&mu_);
+      auto all_stopped = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopped_ >= agents_; };
+      mu_.AwaitWithTimeout(absl::Condition(&all_stopped), absl::Seconds(60));
+    }
+    cq_.Shutdown();
+    for (auto& t : pumps_) t.join();
+  }
+
+ private:
+  void Pump() {
+    std::mt19937_64 rng(std::random_device{}());
+    void* tag;
+    bool ok;
+    while (cq_.Next(&tag, &ok)) {
+      const intptr_t t = reinterpret_cast<intptr_t>(tag);
+      const int a = static_cast<int>(t >> 3);
+      const int kind = static_cast<int>(t & 7);
+      if (kind == kFinish || kind == kRetry) {
+        if (stopping_) {
+          absl::MutexLock l(&mu_);
+          ++stopped_;
+        } else if (kind == kFinish) {
+          Reconnect(a, &rng);
+        } else {
+          watches_->Open(a, &cq_);
+          if (stopping_) watches_->Cancel(a);  // Stop may have cancelled the old call
+        }
+        continue;
+      }
+      if (!ok || stopping_) {
+        watches_->Finish(a);  // while stopping too: every call ends through kFinish
+        continue;
+      }
+      Watches::Got got;
+      watches_->OnCompletion(a, kind, &got);
+      if (got.first_on_call) attempts_[a] = 0;
+      const std::string note = Count(a, got, absl::ToUnixNanos(absl::Now()));
+      if (!note.empty()) control_->Send(note);
+    }
+  }
+  void Reconnect(int a, std::mt19937_64* rng) {
+    const absl::Duration wait = weft::ExponentialBackoff(absl::Milliseconds(200), absl::Seconds(2), attempts_[a]++) *
+                                std::uniform_real_distribution<double>(0.5, 1.5)(*rng);
+    alarms_[a] = std::make_unique<grpc::Alarm>();
+    alarms_[a]->Set(&cq_, absl::ToChronoTime(absl::Now() + wait), Tag(a, kRetry));
+  }
+  // Counts agent a's message, received at `now_ns`; what to tell the coordinator, if anything.
+  std::string Count(int a, const Watches::Got& got, int64_t now_ns) {
+    absl::MutexLock l(&mu_);
+    std::string note;
+    // Ready once the first message came (Weft: the snapshot; etcd: "created").
+    if (got.first_on_call && !started_[a]) {
+      started_[a] = 1;
+      if (++ready_ == agents_) note = "ready";
+    } else if (got.first_on_call) {
+      ++resumed_;
+      if (got.snapshot) ++resume_snapshots_;
+      if (awaiting_resume_ && resumed_ == agents_) note = absl::StrCat("resumed ", now_ns, " ", resume_snapshots_);
+    }
+    if (got.events_revision > counting_after_) {
+      times_.push_back(now_ns);
+      if (times_.size() == static_cast<size_t>(agents_)) note = "done";
+    }
+    return note;
+  }
+
+  Watches* const watches_;
+  const int agents_;
+  LineChannel* const control_;
+  grpc::CompletionQueue cq_;
+  std::vector<std::thread> pumps_;
+  std::atomic<bool> stopping_{false};
+  absl::Mutex mu_;
+  int ready_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<char> started_ ABSL_GUARDED_BY(mu_);
+  int64_t counting_after_ ABSL_GUARDED_BY(mu_) = INT64_MAX;
+  std::vector<int64_t> times_ ABSL_GUARDED_BY(mu_);
+  bool awaiting_resume_ ABSL_GUARDED_BY(mu_) = false;
+  int resumed_ ABSL_GUARDED_BY(mu_) = 0;
+  int resume_snapshots_ ABSL_GUARDED_BY(mu_) = 0;
+  int stopped_ ABSL_GUARDED_BY(mu_) = 0;
+  // Agent a's, touched only by the pump that has its one completion.
+  std::vector<std::unique_ptr<grpc::Alarm>> alarms_;
+  std::vector<int> attempts_;
+};
+
+// --worker: the agents of one client process, run as the coordinator says
+// on stdin-like stdout (the control socket): "arm <revision>" -> "armed";
+// "disarm" -> "times <unix ns>..."; "await-resume" -> "ok"; "stop" ->
+// "stopped", then exits. Exits when the coordinator goes away (end of stream).
+int WorkerMain(const std::map<std::string, std::string>& flags) {
+  int agents = 0, pumps = 1;
+  absl::SimpleAtoi(flags.at("--agents"), &agents);
+  absl::SimpleAtoi(flags.at("--pumps"), &pumps);
+  const std::string& addr = flags.at("--addr");
+  std::unique_ptr<Watches> watches;
+  if (flags.at("--system") == "weft") {
+    watches = std::make_unique<WeftWatches>(addr, agents);
+  } else {
+    watches = std::make_unique<EtcdWatches>(addr, agents);
+  }
+  LineChannel control(STDOUT_FILENO);
+  AgentPool pool(watches.get(), agents, &control);
+  pool.Open(pumps);
+  std::string command;
+  while (control.Read(&command, absl::InfiniteFuture())) {
+    const std::vector<std::string> words = absl::StrSplit(command, ' ');
+    int64_t after = 0;
+    if (words[0] == "arm" && words.size() == 2 && absl::SimpleAtoi(words[1], &after)) {
+      pool.Arm(after);
+      control.Send("armed");
+    } else if (words[0] == "disarm") {
+      control.Send(absl::StrCat("times ", absl::StrJoin(pool.Disarm(), " ")));
+    } else if (words[0] == "await-resume") {
+      pool.AwaitResume();
+      control.Send("ok");
+    } else if (words[0] == "stop") {
+      pool.Stop();
+      control.Send("stopped");
+      return 0;
+    }
+  }
+  _exit(1);  // the coordinator is gone: no orderly shutdown of thousands of calls
+}
+
+// ---- The coordinator's side of the workers ----
+
+// `procs` client processes (this binary with --worker) sharing `agents`
+// agents. Each is killed and reaped with this object, and killed by the kernel
+// should this process die first.
+class Workers {
+ public:
+  bool Start(const Server& server, int agents, int procs) {
+    char self[PATH_MAX];
+    const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return false;
+    self[n] = '\0';
+    const int pumps = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / procs);
+    for (int k = 0; k < procs; ++k) {
+      const int share = agents / procs + (k < agents % procs ? 1 : 0);
+      if (!StartOne({self, "--worker", "1", "--system", server.system(), "--addr", server.addr(), "--agents",
+                     absl::StrCat(share), "--pumps", absl::StrCat(pumps)})) {
+        return false;
+      }
+    }
+    return true;
+  }
+  bool Broadcast(const std::string& line) {
+    for (Worker& w : workers_) {
+      if (!w.control->Send(line)) return false;
+    }
+    return true;
+  }
+  // Every worker's next line that starts with `word` (others before it, a
+  // "done" that came too late, are dropped), into *lines if given; false
+  // unless each came by `deadline`.
+  bool Collect(const std::string& word, absl::Time deadline, std::vector<std::string>* lines = nullptr) {
+    bool all = true;
+    for (Worker& w : workers_) {
+      std::string line;
+      bool got = false;
+      while (!got && w.control->Read(&line, deadline)) got = line == word || absl::StartsWith(line, word + " ");
+      if (got && lines != nullptr) lines->push_back(std::move(line));
+      all = all && got;
+    }
+    return all;
+  }
+  double CpuSeconds() const {
+    double sum = 0;
+    for (const Worker& w : workers_) sum += weft::testing::ProcCpuSeconds(w.process.pid());
+    return sum;
+  }
+  // Ends the watches and waits for the workers to exit (the destructor kills what is left).
+  void Stop() {
+    Broadcast("stop");
+    Collect("stopped", absl::Now() + absl::Seconds(70));
+    for (Worker& w : workers_) w.process.Wait(absl::Seconds(5));
+  }
+
+ private:
+  struct Worker {
+    weft::Subprocess process;
+    std::unique_ptr<LineChannel> control;
+  };
+  bool StartOne(std::vector<std::string> argv) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return false;
+    weft::SubprocessOptions options;
+    options.argv = std::move(argv);
+    options.stdout_fd = sv[1];  // the control socket: a socket reads as well as it writes
+    options.stderr_fd = STDERR_FILENO;
+    options.die_with_parent = true;  // PR_SET_PDEATHSIG right after fork, and getppid()
+    Worker w;
+    const absl::Status s = w.process.Start(std::move(options));
+    close(sv[1]);
+    w.control = std::make_unique<LineChannel>(sv[0]);
+    if (!s.ok()) {
+      std::fprintf(stderr, "worker: %s\n", s.ToString().c_str());
+      return false;
+    }
+    workers_.push_back(std::move(w));
+    return true;
+  }
+
+  std::vector<Worker> workers_;
+};
+
+// ---- One run ----
+
 struct Result {
-  double p50 = 0, p99 = 0, max = 0;
-  int64_t measured = 0, expected = 0;
+  weft::bench::LoadResult latency;  // ms; ok: deliveries measured
+  int64_t expected = 0;
   double server_us_per_event = 0, client_us_per_event = 0;
   double rss_per_agent_kib = 0;
   double open_seconds = 0;
@@ -277,240 +623,185 @@ struct Result {
   int resume_snapshots = 0;
 };
 
-// Stores `leases`, opens `agents` watches, makes `changes` changes one at a time.
-bool Run(System* sys, int agents, int leases, int changes, Result* out) {
+// Leases 0..leases-1; the last one's revision (0 on failure).
+int64_t StoreLeases(Server* server, int leases) {
+  int64_t revision = 0;
   for (int i = 0; i < leases; ++i) {
-    if (sys->Change(i) == 0) {
-      std::fprintf(stderr, "%s: storing lease %d failed\n", sys->name(), i);
-      return false;
+    if ((revision = server->Change(i)) == 0) {
+      std::fprintf(stderr, "%s: storing lease %d failed\n", server->name(), i);
+      return 0;
     }
   }
-  grpc::CompletionQueue cq;
-  absl::Mutex mu;
-  int ready = 0;  // watches with their first read posted and answered or pending
-  int64_t counting_after = INT64_MAX;
-  absl::Time issued;
-  std::vector<double> latencies;
-  std::vector<char> started(agents, 0);
-  // Reconnects: weft-agent's backoff (200 ms doubling to 2 s, x0.5-1.5), for both.
-  std::vector<std::unique_ptr<grpc::Alarm>> alarms(agents);
-  std::vector<int> attempts(agents, 0);
-  std::atomic<bool> stopping{false};
-  int resumed = 0, resume_snapshots = 0, stopped = 0;
-  absl::Time last_resume;
-  auto pump = [&] {
-    std::mt19937_64 rng(std::random_device{}());
-    void* tag;
-    bool ok;
-    while (cq.Next(&tag, &ok)) {
-      const intptr_t t = reinterpret_cast<intptr_t>(tag);
-      const int a = static_cast<int>(t >> 3);
-      const int kind = static_cast<int>(t & 7);
-      if (kind == kFinish) {
-        if (stopping) {
-          absl::MutexLock l(&mu);
-          ++stopped;
-          continue;
-        }
-        const absl::Duration wait = weft::ExponentialBackoff(absl::Milliseconds(200), absl::Seconds(2), attempts[a]++) *
-                                    std::uniform_real_distribution<double>(0.5, 1.5)(rng);
-        alarms[a] = std::make_unique<grpc::Alarm>();
-        alarms[a]->Set(&cq, absl::ToChronoTime(absl::Now() + wait), Tag(a, kRetry));
-        continue;
-      }
-      if (kind == kRetry) {
-        if (stopping) {
-          absl::MutexLock l(&mu);
-          ++stopped;
-        } else {
-          sys->Open(a, &cq);
-        }
-        continue;
-      }
-      if (!ok || stopping) {
-        sys->Finish(a);  // while stopping too: every call ends through kFinish
-        continue;
-      }
-      System::Got got;
-      sys->OnCompletion(a, kind, &got);
-      if (got.first_on_call) attempts[a] = 0;
-      const absl::Time now = absl::Now();
-      absl::MutexLock l(&mu);
-      // Ready once the first message came (Weft: the snapshot; etcd: "created").
-      if (got.first_on_call && !started[a]) {
-        started[a] = 1;
-        ++ready;
-      } else if (got.first_on_call) {
-        ++resumed;
-        if (got.snapshot) ++resume_snapshots;
-        last_resume = now;
-      }
-      if (got.events_revision > counting_after) latencies.push_back(absl::ToDoubleMilliseconds(now - issued));
+  return revision;
+}
+
+// The latencies (ms) from `issued` of the arrival times in the workers' "times ..." lines.
+std::vector<double> LatenciesMs(const std::vector<std::string>& lines, absl::Time issued) {
+  const int64_t issued_ns = absl::ToUnixNanos(issued);
+  std::vector<double> ms;
+  for (const std::string& line : lines) {
+    for (absl::string_view word : absl::StrSplit(line, ' ', absl::SkipEmpty())) {
+      int64_t ns = 0;
+      if (absl::SimpleAtoi(word, &ns)) ms.push_back(static_cast<double>(ns - issued_ns) / 1e6);
     }
-  };
-  std::vector<std::thread> pumps;
-  for (int i = 0; i < 2; ++i) pumps.emplace_back(pump);
-  const int64_t rss0 = weft::testing::ProcStatusKiB(sys->server_pid(), "VmRSS");
-  const absl::Time open_start = absl::Now();
-  for (int a = 0; a < agents; ++a) sys->Open(a, &cq);
-  bool all = false;
-  for (absl::Time deadline = absl::Now() + absl::Seconds(180); absl::Now() < deadline;) {
-    {
-      absl::MutexLock l(&mu);
-      if (ready >= agents) {
-        all = true;
-        break;
-      }
-    }
-    absl::SleepFor(absl::Milliseconds(10));
   }
-  out->open_seconds = absl::ToDoubleSeconds(absl::Now() - open_start);
-  absl::SleepFor(absl::Seconds(1));  // idle: nothing queued
-  const int64_t rss1 = weft::testing::ProcStatusKiB(sys->server_pid(), "VmRSS");
-  out->rss_per_agent_kib = static_cast<double>(rss1 - rss0) / agents;
-  const double server0 = weft::testing::ProcCpuSeconds(sys->server_pid());
-  const double client0 = weft::testing::ProcCpuSeconds(getpid());
-  int64_t last = 0;
-  for (int c = 0; all && c < changes; ++c) {
-    size_t before = 0;
-    {
-      absl::MutexLock l(&mu);
-      before = latencies.size();
-      counting_after = last;
-      issued = absl::Now();
+  return ms;
+}
+
+// `changes` new leases from `first`, one at a time, each timed from its issue
+// to every agent; all the latencies (ms), and "p50/max" of each change appended to *per_change.
+std::vector<double> MeasureChanges(Server* server, Workers* workers, int first, int changes, int64_t last,
+                                   std::string* per_change) {
+  std::vector<double> all;
+  for (int c = 0; c < changes; ++c) {
+    if (!workers->Broadcast(absl::StrCat("arm ", last)) || !workers->Collect("armed", absl::Now() + absl::Seconds(10))) {
+      break;
     }
-    last = sys->Change(leases + c);
+    const absl::Time issued = absl::Now();
+    last = server->Change(first + c);
     if (last == 0) break;
-    for (absl::Time deadline = absl::Now() + absl::Seconds(30); absl::Now() < deadline;) {
-      {
-        absl::MutexLock l(&mu);
-        if (latencies.size() - before >= static_cast<size_t>(agents)) break;
-      }
-      absl::SleepFor(absl::Milliseconds(1));
-    }
-    {
-      absl::MutexLock l(&mu);
-      counting_after = INT64_MAX;
-      std::vector<double> these(latencies.begin() + static_cast<ptrdiff_t>(before), latencies.end());
-      std::sort(these.begin(), these.end());
-      if (!these.empty()) {
-        absl::StrAppend(&out->per_change, out->per_change.empty() ? "" : " ",
-                        absl::StrFormat("%.0f/%.0f", these[these.size() / 2], these.back()));
-      }
-    }
+    workers->Collect("done", absl::Now() + absl::Seconds(30));
+    std::vector<std::string> lines;
+    if (!workers->Broadcast("disarm") || !workers->Collect("times", absl::Now() + absl::Seconds(10), &lines)) break;
+    const std::vector<double> these = LatenciesMs(lines, issued);
+    const weft::bench::LoadResult r = weft::bench::Percentiles(these);
+    if (r.ok > 0) absl::StrAppend(per_change, per_change->empty() ? "" : " ", absl::StrFormat("%.0f/%.0f", r.p50_ms, r.max_ms));
+    all.insert(all.end(), these.begin(), these.end());
     absl::SleepFor(absl::Milliseconds(50));
   }
-  const double server_cpu = weft::testing::ProcCpuSeconds(sys->server_pid()) - server0;
-  const double client_cpu = weft::testing::ProcCpuSeconds(getpid()) - client0;
-  // Resume after kill -9: the server killed and started again on its data;
-  // every agent reconnects and resumes after the last revision it saw.
-  if (all) {
-    const absl::Time restart = absl::Now();
-    sys->KillAndRestart();
-    for (absl::Time deadline = absl::Now() + absl::Seconds(120); absl::Now() < deadline;) {
-      {
-        absl::MutexLock l(&mu);
-        if (resumed >= agents) {
-          out->resume_seconds = absl::ToDoubleSeconds(last_resume - restart);
-          out->resume_snapshots = resume_snapshots;
-          break;
-        }
-      }
-      absl::SleepFor(absl::Milliseconds(5));
-    }
-  }
-  stopping = true;
-  sys->StopAll(agents);
-  for (absl::Time deadline = absl::Now() + absl::Seconds(60); absl::Now() < deadline;) {
-    {
-      absl::MutexLock l(&mu);
-      if (stopped >= agents) break;
-    }
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  cq.Shutdown();
-  for (auto& t : pumps) t.join();
-  std::vector<double> all_lat;
-  {
-    absl::MutexLock l(&mu);
-    all_lat = latencies;
-  }
-  std::sort(all_lat.begin(), all_lat.end());
-  out->measured = static_cast<int64_t>(all_lat.size());
-  out->expected = static_cast<int64_t>(agents) * changes;
-  if (all_lat.empty()) return false;
-  out->p50 = all_lat[all_lat.size() / 2];
-  out->p99 = all_lat[std::min(all_lat.size() - 1, all_lat.size() * 99 / 100)];
-  out->max = all_lat.back();
-  out->server_us_per_event = server_cpu * 1e6 / static_cast<double>(all_lat.size());
-  out->client_us_per_event = client_cpu * 1e6 / static_cast<double>(all_lat.size());
   return all;
+}
+
+// Resume after kill -9: the server killed and started again on its data;
+// every agent reconnects and resumes after the last revision it saw. Seconds
+// until the last did (-1 if not all did within 120 s), and how many got a snapshot.
+double MeasureResume(Server* server, Workers* workers, int* snapshots) {
+  if (!workers->Broadcast("await-resume") || !workers->Collect("ok", absl::Now() + absl::Seconds(10))) return -1;
+  const absl::Time restart = absl::Now();
+  server->KillAndRestart();
+  std::vector<std::string> lines;
+  if (!workers->Collect("resumed", absl::Now() + absl::Seconds(120), &lines)) return -1;
+  int64_t last_ns = 0;
+  for (const std::string& line : lines) {
+    const std::vector<std::string> words = absl::StrSplit(line, ' ');  // "resumed <ns> <snapshots>"
+    int64_t ns = 0;
+    int n = 0;
+    if (words.size() == 3 && absl::SimpleAtoi(words[1], &ns) && absl::SimpleAtoi(words[2], &n)) {
+      last_ns = std::max(last_ns, ns);
+      *snapshots += n;
+    }
+  }
+  return static_cast<double>(last_ns - absl::ToUnixNanos(restart)) / 1e9;
+}
+
+// Stores `leases`, opens `agents` watches in `procs` client processes, makes
+// `changes` changes one at a time, then kills and restarts the server.
+bool Run(Server* server, int agents, int leases, int changes, int procs, Result* out) {
+  const int64_t stored = StoreLeases(server, leases);
+  if (stored == 0) return false;
+  const int64_t rss0 = weft::testing::ProcStatusKiB(server->pid(), "VmRSS");
+  const absl::Time open_start = absl::Now();
+  Workers workers;
+  if (!workers.Start(*server, agents, procs)) return false;
+  const bool all = workers.Collect("ready", open_start + absl::Seconds(180));
+  out->open_seconds = absl::ToDoubleSeconds(absl::Now() - open_start);
+  absl::SleepFor(absl::Seconds(1));  // idle: nothing queued
+  const int64_t rss1 = weft::testing::ProcStatusKiB(server->pid(), "VmRSS");
+  out->rss_per_agent_kib = static_cast<double>(rss1 - rss0) / agents;
+  const double server0 = weft::testing::ProcCpuSeconds(server->pid());
+  const double client0 = workers.CpuSeconds();
+  std::vector<double> latencies;
+  if (all) latencies = MeasureChanges(server, &workers, leases, changes, stored, &out->per_change);
+  const double server_cpu = weft::testing::ProcCpuSeconds(server->pid()) - server0;
+  const double client_cpu = workers.CpuSeconds() - client0;
+  if (all) out->resume_seconds = MeasureResume(server, &workers, &out->resume_snapshots);
+  workers.Stop();
+  out->latency = weft::bench::Percentiles(latencies);
+  out->expected = static_cast<int64_t>(agents) * changes;
+  if (latencies.empty()) return false;
+  out->server_us_per_event = server_cpu * 1e6 / static_cast<double>(latencies.size());
+  out->client_us_per_event = client_cpu * 1e6 / static_cast<double>(latencies.size());
+  return all;
+}
+
+std::unique_ptr<Server> StartServer(const std::string& which, weft::TempDir* tmp) {
+  if (which == "weft") {
+    auto w = std::make_unique<WeftServer>(tmp->path() + "/weft");
+    if (w->ok()) return w;
+  } else {
+    auto e = std::make_unique<EtcdServer>(tmp->path());
+    if (e->ok()) return e;
+  }
+  tmp->Keep();  // with its log
+  return nullptr;
+}
+
+void PrintRow(int agents, const Server& server, const Result& r, bool ok) {
+  const std::string resume = r.resume_seconds < 0
+                                 ? "not all"
+                                 : absl::StrFormat("%.2f s (%d snapshots)", r.resume_seconds, r.resume_snapshots);
+  std::printf("| %d | %s | %.1f | %.1f | %.1f | %lld of %lld | %.1f us | %.1f us | %.1f KiB | %.1f s | %s |%s\n", agents,
+              server.name(), r.latency.p50_ms, r.latency.p99_ms, r.latency.max_ms,
+              static_cast<long long>(r.latency.ok), static_cast<long long>(r.expected), r.server_us_per_event,
+              r.client_us_per_event, r.rss_per_agent_kib, r.open_seconds, resume.c_str(), ok ? "" : " (incomplete)");
+  std::fprintf(stderr, "%d %s per change, p50/max ms: %s\n", agents, server.name(), r.per_change.c_str());
+  std::fflush(stdout);
+}
+
+// "--name value" pairs.
+std::map<std::string, std::string> FlagPairs(int argc, char** argv) {
+  std::map<std::string, std::string> flags;
+  for (int i = 1; i + 1 < argc; i += 2) flags[argv[i]] = argv[i + 1];
+  return flags;
+}
+
+// One connection per agent on each side: raise the descriptor limit (the
+// servers and workers, started from here, inherit it).
+rlim_t RaiseDescriptorLimit() {
+  rlimit nofile{};
+  getrlimit(RLIMIT_NOFILE, &nofile);
+  nofile.rlim_cur = nofile.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &nofile);
+  return nofile.rlim_cur;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::map<std::string, std::string> flags = FlagPairs(argc, argv);
+  if (flags.count("--worker")) return WorkerMain(flags);
   std::vector<int> sizes = {1000, 5000};
   std::vector<std::string> systems = {"weft", "etcd"};
   int changes = 20, leases = 300;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string f = argv[i], v = argv[i + 1];
-    if (f == "--agents") {
-      sizes.clear();
-      for (absl::string_view s : absl::StrSplit(v, ',')) {
-        int n = 0;
-        if (absl::SimpleAtoi(s, &n) && n > 0) sizes.push_back(n);
-      }
+  int procs = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));  // one per core
+  if (flags.count("--agents")) {
+    sizes.clear();
+    for (absl::string_view s : absl::StrSplit(flags["--agents"], ',')) {
+      int n = 0;
+      if (absl::SimpleAtoi(s, &n) && n > 0) sizes.push_back(n);
     }
-    if (f == "--systems") systems = absl::StrSplit(v, ',');
-    if (f == "--changes") absl::SimpleAtoi(v, &changes);
-    if (f == "--leases") absl::SimpleAtoi(v, &leases);
   }
-  // One connection per agent on each side: raise the descriptor limit (the
-  // servers, started from here, inherit it).
-  rlimit nofile{};
-  getrlimit(RLIMIT_NOFILE, &nofile);
-  nofile.rlim_cur = nofile.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &nofile);
-  std::printf("watch_compare_bench: %d leases stored first, %d changes one at a time, one connection per agent; "
-              "descriptor limit %llu\n",
-              leases, changes, static_cast<unsigned long long>(nofile.rlim_cur));
+  if (flags.count("--systems")) systems = absl::StrSplit(flags["--systems"], ',');
+  if (flags.count("--changes")) absl::SimpleAtoi(flags["--changes"], &changes);
+  if (flags.count("--leases")) absl::SimpleAtoi(flags["--leases"], &leases);
+  if (flags.count("--client-procs")) absl::SimpleAtoi(flags["--client-procs"], &procs);
+  procs = std::max(1, procs);
+  const rlim_t nofile = RaiseDescriptorLimit();
+  std::printf("watch_compare_bench: %d leases stored first, %d changes one at a time, one connection per agent, "
+              "%d client processes; descriptor limit %llu\n",
+              leases, changes, procs, static_cast<unsigned long long>(nofile));
   std::printf("| agents | system | p50 ms | p99 ms | max ms | delivered | server CPU per event | client CPU per event "
               "| server RSS per agent | all watches open in | all resumed after kill -9 + restart |\n");
   int rc = 0;
   for (int n : sizes) {
     for (const std::string& which : systems) {
       weft::TempDir tmp("weft-compare-", weft::TempDir::Root::kTmp);
-      const std::string dir = tmp.path();
-      std::unique_ptr<System> sys;
-      if (which == "weft") {
-        auto w = std::make_unique<Weft>(dir + "/weft", n);
-        if (!w->ok()) {
-          tmp.Keep();  // with its log
-          return 1;
-        }
-        sys = std::move(w);
-      } else {
-        auto e = std::make_unique<Etcd>(dir, n);
-        if (!e->ok()) {
-          tmp.Keep();
-          return 1;
-        }
-        sys = std::move(e);
-      }
+      std::unique_ptr<Server> server = StartServer(which, &tmp);
+      if (!server) return 1;
       Result r;
-      const bool ok = Run(sys.get(), n, leases, changes, &r);
-      const std::string resume =
-          r.resume_seconds < 0 ? "not all"
-                               : absl::StrFormat("%.2f s (%d snapshots)", r.resume_seconds, r.resume_snapshots);
-      std::printf("| %d | %s | %.1f | %.1f | %.1f | %lld of %lld | %.1f us | %.1f us | %.1f KiB | %.1f s | %s |%s\n", n,
-                  sys->name(), r.p50, r.p99, r.max, static_cast<long long>(r.measured),
-                  static_cast<long long>(r.expected), r.server_us_per_event, r.client_us_per_event,
-                  r.rss_per_agent_kib, r.open_seconds, resume.c_str(), ok ? "" : " (incomplete)");
-      std::fprintf(stderr, "%d %s per change, p50/max ms: %s\n", n, sys->name(), r.per_change.c_str());
-      std::fflush(stdout);
+      const bool ok = Run(server.get(), n, leases, changes, std::min(procs, n), &r);
+      PrintRow(n, *server, r, ok);
       if (!ok) rc = 1;
-      sys.reset();
     }
   }
   return rc;
