@@ -4,6 +4,7 @@
 #include "common/backoff.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
+#include "common/retry_hint.h"
 #include "common/tls_client.h"
 
 namespace weft::agent {
@@ -22,6 +23,12 @@ absl::Status ToAbsl(const grpc::Status& s, bool tls) {
 
 absl::Duration Backoff::Next() {
   return ExponentialBackoff(base_, cap_, attempt_++) * absl::Uniform(rng_, 0.5, 1.5);
+}
+
+absl::Duration WatchRetryDelay(std::optional<absl::Duration> hint, size_t endpoints, Backoff& backoff) {
+  if (!hint) return backoff.Next();
+  backoff.Reset();  // a draining controller is not a failing one
+  return endpoints == 1 ? *hint : backoff.Next();
 }
 
 ControllerClient::ControllerClient(Options options) : opts_(std::move(options)) {
@@ -171,10 +178,11 @@ void ControllerClient::WatchLoop() {
     endpoint = current_;
   }
   bool first = true;
+  absl::Duration pause;  // before the next call
   while (!stop_.HasBeenNotified()) {
     if (!first) {
       reconnects_.fetch_add(1);
-      if (opts_.clock->WaitForNotification(stop_, backoff.Next())) break;
+      if (opts_.clock->WaitForNotification(stop_, pause)) break;
     }
     first = false;
     grpc::ClientContext ctx;
@@ -208,6 +216,8 @@ void ControllerClient::WatchLoop() {
     }
     grpc::Status s = reader->Finish();
     connected_.store(false);
+    const std::optional<absl::Duration> hint = RetryAfter(ctx);
+    pause = WatchRetryDelay(hint, channels_.size(), backoff);
     {
       absl::MutexLock l(&mu_);
       watch_ctx_ = nullptr;
@@ -216,7 +226,8 @@ void ControllerClient::WatchLoop() {
     WEFT_LOG(WARN, "lease watch ended; reconnecting")
         .With("endpoint", opts_.endpoints[endpoint])
         .With("code", static_cast<int64_t>(s.error_code()))
-        .With("err", weft::DescribeRpcError(s, opts_.tls));
+        .With("err", weft::DescribeRpcError(s, opts_.tls))
+        .With("in", absl::FormatDuration(pause));
     endpoint = (endpoint + 1) % channels_.size();
     if (channels_.size() == 1) endpoint = 0;
   }

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -39,6 +40,14 @@ class Backoff {
   int attempt_ = 0;
   absl::BitGen rng_;
 };
+
+// The pause before the watch calls again after its stream ended. A controller
+// that ends it while draining gives a hint (common/retry_hint.h): with no other
+// endpoint to go to, the watch waits that long, when the restarted controller
+// may be up, rather than backing off against one that is gone; with others it
+// goes to the next one after the backoff's first step. Without a hint: the next
+// backoff step.
+absl::Duration WatchRetryDelay(std::optional<absl::Duration> hint, size_t endpoints, Backoff& backoff);
 
 class ControllerClient {
  public:

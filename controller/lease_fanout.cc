@@ -1,8 +1,10 @@
 #include "controller/lease_fanout.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "common/log.h"
+#include "common/retry_hint.h"
 #include "controller/grpc_services.h"
 #include "grpcpp/support/proto_buffer_writer.h"
 
@@ -13,7 +15,7 @@ using weft::v1::WatchLeasesResponse;
 // One WatchLeases call. Owned by gRPC; deletes itself in OnDone.
 class LeaseFanout::Stream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  explicit Stream(LeaseFanout* hub) : hub_(hub) {}
+  Stream(LeaseFanout* hub, grpc::CallbackServerContext* ctx) : hub_(hub), ctx_(ctx) {}
 
   // Queues `m` (called under the hub's lock; never blocks on the network) and
   // writes it unless a write is in flight.
@@ -58,14 +60,16 @@ class LeaseFanout::Stream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     return !done_ && !writing_ && queue_.empty() && now - last_write_ >= interval;
   }
 
-  // Ends the stream with `status`. Finish is called exactly once: here when no
-  // write is in flight, else by the writer when its write completes.
-  void Cancel(grpc::Status status) {
+  // Ends the stream with `status`, telling the client when to call again if
+  // `retry_after` is set (common/retry_hint.h). Finish is called exactly once:
+  // here when no write is in flight, else by the writer when its write completes.
+  void Cancel(grpc::Status status, std::optional<absl::Duration> retry_after = std::nullopt) {
     bool finish = false;
     {
       absl::MutexLock l(&mu_);
       if (done_) return;
       done_ = true;
+      if (retry_after) SetRetryAfter(*ctx_, *retry_after);  // read at Finish, after this
       final_ = status;
       if (!writing_) {
         writing_ = true;  // no writer may start now
@@ -157,6 +161,7 @@ class LeaseFanout::Stream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   }
 
   LeaseFanout* const hub_;
+  grpc::CallbackServerContext* const ctx_;  // gRPC's, valid until OnDone
   SharedPtr in_flight_;  // only touched by the writing thread
 
   absl::Mutex mu_;
@@ -201,9 +206,12 @@ void LeaseFanout::Drain(absl::Duration window) {
       // A stream is deleted only after it left streams_ (Remove): the ones
       // still in it are alive.
       for (size_t i = b * streams.size() / batches; i < (b + 1) * streams.size() / batches; ++i) {
+        // An agent with no other replica comes back one window later: after
+        // this controller is gone, in the same ramp (common/retry_hint.h).
         if (streams_.contains(streams[i])) {
           streams[i]->Cancel(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                          "controller shutting down: resume the watch on another replica"));
+                                          "controller shutting down: resume the watch on another replica"),
+                             window);
         }
       }
     }
@@ -357,7 +365,7 @@ void LeaseFanout::PublishLocked(const std::vector<weft::v1::LeaseEvent>& events,
 grpc::ServerWriteReactor<grpc::ByteBuffer>* LeaseFanout::Open(grpc::CallbackServerContext* ctx,
                                                            const grpc::ByteBuffer* request) {
   if (opts_.compress_snapshots) ctx->set_compression_algorithm(GRPC_COMPRESS_GZIP);
-  auto* stream = new Stream(this);
+  auto* stream = new Stream(this, ctx);
   weft::v1::WatchLeasesRequest req;
   if (!grpc::GenericDeserialize<grpc::ProtoBufferReader, weft::v1::WatchLeasesRequest>(
            const_cast<grpc::ByteBuffer*>(request), &req)

@@ -3,6 +3,7 @@
 // snapshot saying so, idle streams get bookmarks; plus the standard health
 // service and server reflection.
 
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -10,6 +11,7 @@
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/retry_hint.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -237,7 +239,8 @@ TEST(WatchTest, CompressedSnapshotsArriveWhole) {
 
 // At SIGTERM the controller ends its watch streams in batches spread over
 // --watch-drain-window, not all at once, so agents resume on the other
-// replicas as a ramp rather than a storm.
+// replicas as a ramp rather than a storm; each is told to come back after the
+// window if it has nowhere else to go (common/retry_hint.h).
 TEST(WatchTest, ShutdownDrainsStreamsGraduallyOverTheWindow) {
   Controller c(DataDir("drain"));
   c.Start({"--watch-drain-window", "2s", "--shutdown-drain", "0s"});
@@ -245,6 +248,7 @@ TEST(WatchTest, ShutdownDrainsStreamsGraduallyOverTheWindow) {
   struct Ended {
     absl::Time at;
     grpc::StatusCode code;
+    std::optional<absl::Duration> retry_after;
   };
   constexpr int kStreams = 20;
   std::vector<Ended> ended(kStreams);
@@ -261,7 +265,8 @@ TEST(WatchTest, ShutdownDrainsStreamsGraduallyOverTheWindow) {
       if (!got_snapshot) return;
       while (reader->Read(&m)) {
       }
-      ended[i] = {absl::Now(), reader->Finish().error_code()};
+      const grpc::StatusCode code = reader->Finish().error_code();
+      ended[i] = {absl::Now(), code, weft::RetryAfter(ctx)};
     });
   }
   started.Wait();
@@ -272,6 +277,8 @@ TEST(WatchTest, ShutdownDrainsStreamsGraduallyOverTheWindow) {
   absl::Time first = absl::InfiniteFuture(), last = absl::InfinitePast();
   for (const Ended& e : ended) {
     EXPECT_EQ(e.code, grpc::StatusCode::UNAVAILABLE);
+    // An agent with nowhere else to go comes back one window later.
+    EXPECT_EQ(e.retry_after, std::optional<absl::Duration>(absl::Seconds(2)));
     first = std::min(first, e.at);
     last = std::max(last, e.at);
   }
