@@ -2,9 +2,9 @@
 // connections from this process) on a controller holding L leases; the
 // controller is killed (kill -9) or stopped (SIGTERM: it drains its streams over
 // --watch-drain-window) and started again on the same data directory and port.
-// Every stream reconnects as weft-agent does (jittered exponential backoff,
-// 200 ms doubling up to 2 s, times 0.5-1.5) and resumes from the last revision
-// it saw. Prints, per restart: the time until the new controller answers, until
+// Every stream reconnects as weft-agent does (agent::WatchRetryDelay: jittered
+// exponential backoff, 200 ms doubling up to 2 s, times 0.5-1.5; after a drain,
+// the controller's hint) and resumes from the last revision it saw. Prints, per restart: the time until the new controller answers, until
 // every stream has resumed, how many resumes got a snapshot instead of
 // events/bookmarks (target 0), and the new controller's CPU and RSS.
 //
@@ -12,7 +12,9 @@
 //   (--channels: default one per 200 streams; --drain-window-ms: default 2000;
 //    --churn-rate N: N new leases a second from 1 s before each stop until the
 //    streams have resumed, so changes are in flight when the controller dies;
-//    --replay-revisions N: the controller's --watch-replay-revisions)
+//    --replay-revisions N: the controller's --watch-replay-revisions;
+//    --retry-hints 0: streams ignore a draining controller's hint, as agents
+//    before it did, for a baseline)
 
 #include <unistd.h>
 
@@ -20,7 +22,6 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
-#include <random>
 #include <thread>
 #include <vector>
 
@@ -29,7 +30,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "common/backoff.h"
+#include "agent/controller_client.h"
+#include "common/retry_hint.h"
 #include "common/testing.h"
 #include "grpcpp/alarm.h"
 #include "grpcpp/grpcpp.h"
@@ -53,7 +55,9 @@ struct Stream {
   grpc::Status status;
   std::unique_ptr<grpc::Alarm> alarm;  // the pending reconnect
   int64_t revision = 0;  // the last one seen: where a reconnect resumes
-  int attempt = 0;       // failed attempts since the last message
+  // weft-agent's reconnect pauses, with its defaults (agent/controller_client.h).
+  weft::agent::Backoff backoff{weft::agent::ControllerClient::Options().backoff_base,
+                               weft::agent::ControllerClient::Options().backoff_cap};
   bool got_message = false;  // on the current call
 };
 
@@ -70,7 +74,7 @@ struct Counts {
 
 int main(int argc, char** argv) {
   int streams = 10000, leases_before = 10000, channels = 0, rounds = 1, drain_ms = 2000, churn_rate = 0,
-      replay_revisions = -1;
+      replay_revisions = -1, retry_hints = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     int v = 0;
     if (!absl::SimpleAtoi(argv[i + 1], &v)) continue;
@@ -82,6 +86,7 @@ int main(int argc, char** argv) {
     if (f == "--drain-window-ms") drain_ms = v;
     if (f == "--churn-rate") churn_rate = v;
     if (f == "--replay-revisions") replay_revisions = v;
+    if (f == "--retry-hints") retry_hints = v;
   }
   if (channels <= 0) channels = std::max(16, (streams + 199) / 200);
   const std::string controller = weft::testing::Runfile("controller/weft-controller");
@@ -169,7 +174,6 @@ int main(int argc, char** argv) {
   };
   std::atomic<bool> stopping{false};
   auto pump = [&] {
-    std::mt19937_64 rng(std::random_device{}());
     void* tag;
     bool ok;
     while (cq.Next(&tag, &ok)) {
@@ -191,7 +195,7 @@ int main(int argc, char** argv) {
           }
           if (!s.got_message) {
             s.got_message = true;
-            s.attempt = 0;
+            s.backoff.Reset();
             absl::MutexLock l(&mu);
             if (s.revision == 0) {
               ++counts.first_messages;
@@ -215,10 +219,10 @@ int main(int argc, char** argv) {
             ++counts.stopped;
             break;
           }
-          // weft-agent's reconnect (agent/controller_client.h): 200 ms doubling up to 2 s, times 0.5-1.5.
-          const absl::Duration wait =
-              weft::ExponentialBackoff(absl::Milliseconds(200), absl::Seconds(2), s.attempt++) *
-              std::uniform_real_distribution<double>(0.5, 1.5)(rng);
+          // As weft-agent does, with one controller to go to: the backoff, or a
+          // draining controller's hint.
+          const absl::Duration wait = weft::agent::WatchRetryDelay(
+              retry_hints ? weft::RetryAfter(*s.ctx) : std::nullopt, 1, s.backoff);
           s.alarm = std::make_unique<grpc::Alarm>();
           s.alarm->Set(&cq, absl::ToChronoTime(absl::Now() + wait), Tag(i, kRetry));
           break;
