@@ -139,7 +139,8 @@ class LeaseManager {
     // recent changes (the fan-out's history) can then serve a client that
     // resumes from before the start, such as an agent that had not yet got the
     // last changes when the previous controller died, with those changes
-    // instead of a snapshot. 0: load the current state only.
+    // instead of a snapshot. 0: load the current state only. Needs a store whose
+    // watch says when a replay is over (store.h: the embedded store).
     int64_t replay_revisions = 0;
     LeaseManagerHooks hooks;
   };

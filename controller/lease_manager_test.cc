@@ -415,6 +415,38 @@ TEST_F(LeaseManagerTest, StartReplaysTheRecentHistoryThroughOnChanges) {
   }
 }
 
+// The last revisions are other keys' (the replica election's, say): the replay
+// has no lease change to deliver and Start must not wait for one.
+TEST_F(LeaseManagerTest, StartWithNoLeaseChangeToReplayDoesNotWait) {
+  Config(R"({"Network":"10.1.0.0/16","Backend":{"Type":"vxlan"}})");
+  ASSERT_TRUE(manager_->Acquire(Node(1)).ok());
+  manager_.reset();
+  for (int i = 0; i < 5; ++i) {
+    storage::PutRequest put;
+    put.key = "/weft.io/controller/leader";
+    put.value = absl::StrCat("replica-", i);
+    ASSERT_TRUE(store_->Put(put).ok());
+  }
+  LeaseManager::Options mo;
+  mo.clock = &clock_;
+  mo.replay_revisions = 3;  // only the election's writes
+  LeaseManager m(store_.get(), mo);
+  absl::Notification started;
+  absl::Status status;
+  std::thread start([&] {
+    status = m.Start();
+    started.Notify();
+  });
+  // On the simulated clock a wait for a replay that never comes would not time out.
+  const bool promptly = Eventually([&] { return started.HasBeenNotified(); }, absl::Seconds(10));
+  if (!promptly) clock_.Advance(mo.apply_timeout);  // let it go, to fail cleanly
+  start.join();
+  EXPECT_TRUE(promptly) << "Start waited for a replay with nothing in it";
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_EQ(m.AppliedRevision(), store_->CurrentRevision());
+  ASSERT_EQ(m.List().size(), 1u);
+}
+
 // AcquireAsync: the same node asking many times at once is served one request
 // at a time (queued, not blocking a thread), and every answer is its one lease.
 TEST_F(LeaseManagerTest, AsyncAcquisitionsOfOneNodeQueueAndAgree) {

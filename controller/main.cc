@@ -38,7 +38,8 @@ ABSL_FLAG(int64_t, watch_max_queue, 1024, "Messages queued per watch stream befo
 ABSL_FLAG(int64_t, watch_history, 10000, "Lease events kept so watch streams can resume without a snapshot.");
 ABSL_FLAG(int64_t, watch_replay_revisions, 10000,
           "At start, the store revisions whose lease changes are replayed into the watch history, so agents that "
-          "resume from before a restart get the changes they missed rather than a snapshot (0: none).");
+          "resume from before a restart get the changes they missed rather than a snapshot (0: none; embedded "
+          "store only).");
 ABSL_FLAG(std::string, initial_config, "",
           "A network config (flannel's JSON) stored at start-up when none is set yet.");
 ABSL_FLAG(std::string, store, "rocksdb",

@@ -270,9 +270,12 @@ absl::Status ControllerServer::StartServing() {
   mo.hooks.on_changes = [this](const std::vector<LeaseChange>& changes, int64_t revision) {
     OnLeaseChanges(changes, revision);
   };
-  // The store's recent history is replayed into the fan-out's, so agents that
-  // resume from before this start get the changes they missed, not a snapshot.
-  mo.replay_revisions = std::max<int64_t>(options_.watch_replay_revisions, 0);
+  // The embedded store's recent history is replayed into the fan-out's, so
+  // agents that resume from before this start get the changes they missed, not
+  // a snapshot. Not on etcd: its watch does not say when a replay whose last
+  // revisions are other keys' is over, and agents of a replica resume on
+  // another one, whose history is warm.
+  mo.replay_revisions = etcd_store ? 0 : std::max<int64_t>(options_.watch_replay_revisions, 0);
   absl::Status started = StartLeases(mo);
   if (!started.ok() && mo.replay_revisions > 0) {
     WEFT_LOG(WARN, "cannot replay the store's recent history; starting from its current state").Err(started);

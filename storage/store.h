@@ -223,7 +223,10 @@ class Store {
   // gaps; history first (if start_revision <= current), then live changes. The
   // callback runs on a store thread, serially for one watch; it must not block
   // for long and must not destroy its own handle. OUT_OF_RANGE if start_revision
-  // has been compacted.
+  // has been compacted. The embedded store delivers the history of a watch from
+  // the past as batches whose last one carries the revision the watch was
+  // created at, an empty batch when no event matched: the caller knows when it
+  // has caught up. A remote etcd's batches carry their last event's revision.
   virtual absl::StatusOr<std::unique_ptr<WatchHandle>> Watch(
       const WatchRequest& req, std::function<void(const WatchBatch&)> callback) = 0;
 };

@@ -21,6 +21,9 @@ struct ChangeDispatcher::Watcher {
   int64_t buffered_revision = 0;   // store revision the buffer brings it up to
   bool started = false;
   bool cancelled = false;
+  // A watch from the past whose history held none of its keys: it is told, by
+  // one empty batch, that it has caught up with buffered_revision.
+  bool caught_up_pending = false;
 };
 
 struct ChangeDispatcher::State {
@@ -106,6 +109,7 @@ ChangeDispatcher::Watch::~Watch() {
 void ChangeDispatcher::Watch::Start(std::vector<Event> history) {
   absl::MutexLock l(&state_->mu);
   Watcher& w = *watcher_;
+  w.caught_up_pending = history.empty() && start_revision_ <= history_revision_;
   w.buffer.insert(w.buffer.begin(), std::make_move_iterator(history.begin()),
                   std::make_move_iterator(history.end()));
   w.started = true;
@@ -136,7 +140,7 @@ void ChangeDispatcher::DispatchLoop(State* s) {
     }
     std::vector<std::shared_ptr<Watcher>> ready;
     for (const auto& w : s->watchers) {
-      if (w->started && !w->buffer.empty()) ready.push_back(w);
+      if (w->started && (!w->buffer.empty() || w->caught_up_pending)) ready.push_back(w);
     }
     for (const auto& w : ready) {
       DeliverLocked(s, w);
@@ -147,6 +151,18 @@ void ChangeDispatcher::DispatchLoop(State* s) {
 
 void ChangeDispatcher::DeliverLocked(State* s, const std::shared_ptr<Watcher>& w)
     ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (w->caught_up_pending && w->buffer.empty() && !w->cancelled) {
+    w->caught_up_pending = false;
+    WatchBatch progress;  // no events: the revision it is up to
+    progress.revision = w->buffered_revision;
+    s->running = w.get();
+    s->mu.Unlock();
+    w->callback(progress);
+    s->mu.Lock();
+    s->running = nullptr;
+    return;
+  }
+  w->caught_up_pending = false;  // the last batch of events says as much
   while (!w->cancelled && !w->buffer.empty()) {
     std::vector<Event> events;
     events.swap(w->buffer);

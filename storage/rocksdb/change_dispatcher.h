@@ -80,6 +80,8 @@ class ChangeDispatcher::Watch : public WatchHandle {
 
   // Queues `history` (the events of the watcher's range in [start_revision(),
   // history_revision()], in order, prev_kv as requested) and starts deliveries.
+  // An empty history of a watch from the past is delivered as one batch with
+  // no events and history_revision(): the watcher knows it has caught up.
   void Start(std::vector<Event> history);
 
  private:

@@ -43,6 +43,11 @@ class Recorder {
     auto enough = [this, n]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return events_.size() >= n; };
     return mu_.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(10));
   }
+  bool WaitForBatches(size_t n) {
+    absl::MutexLock l(&mu_);
+    auto enough = [this, n]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return batches_.size() >= n; };
+    return mu_.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(10));
+  }
   std::vector<int64_t> Revisions() {
     absl::MutexLock l(&mu_);
     std::vector<int64_t> revs;
@@ -112,6 +117,35 @@ TEST(ChangeDispatcherTest, PausedWatcherGetsHistoryThenBufferedLiveEvents) {
   ASSERT_TRUE(rec.WaitForEvents(3));
   EXPECT_EQ(rec.Revisions(), (std::vector<int64_t>{2, 3, 4}));
   EXPECT_TRUE(rec.events()[2].prev_kv.has_value());
+}
+
+// A watch from the past whose history holds none of its keys is told it has
+// caught up (the lease manager's start-time replay waits for that), once.
+TEST(ChangeDispatcherTest, EmptyHistoryIsDeliveredAsOneBatchSayingHowFarItGoes) {
+  ChangeDispatcher hub;
+  hub.Publish(Events({Put("other", 2)}), 2);
+  hub.Publish(Events({Put("other", 3)}), 3);
+  Recorder rec;
+  auto w = hub.Register(WatchReq("k", "", 2), rec.Callback(), [](int64_t) {});
+  ASSERT_EQ(w->history_revision(), 3);
+  w->Start({});
+  ASSERT_TRUE(rec.WaitForBatches(1));
+  EXPECT_TRUE(rec.batches()[0].events.empty());
+  EXPECT_EQ(rec.batches()[0].revision, 3);
+  PublishAndDrain(hub, 4);  // live events after it come as usual
+  hub.Publish(Events({Put("k", 6)}), 6);
+  ASSERT_TRUE(rec.WaitForEvents(3));
+  EXPECT_EQ(rec.Revisions(), (std::vector<int64_t>{4, 5, 6}));
+  for (size_t i = 1; i < rec.batches().size(); ++i) EXPECT_FALSE(rec.batches()[i].events.empty());
+
+  // A live watch (from now) gets no such batch.
+  Recorder live;
+  auto l = hub.Register(WatchReq("k", "", 0), live.Callback(), [](int64_t) {});
+  l->Start({});
+  hub.Publish(Events({Put("k", 7)}), 7);
+  ASSERT_TRUE(live.WaitForEvents(1));
+  EXPECT_EQ(live.batches().size(), 1u);
+  EXPECT_FALSE(live.batches()[0].events.empty());
 }
 
 TEST(ChangeDispatcherTest, FutureStartRevisionSkipsEarlierEvents) {
