@@ -16,9 +16,8 @@ const char kWakeMethod[] = "/weft.internal.CallbackQueueWaker/Wake";
 // What one call needs until it completes.
 struct CallbackQueueWaker::Call {
   grpc::ClientContext context;
-  grpc::ByteBuffer request{&kEmpty, 1};  // an empty message (a ByteBuffer with no slice cannot be sent)
+  grpc::ByteBuffer request;
   grpc::ByteBuffer response;
-  static inline const grpc::Slice kEmpty;
 };
 
 int CallbackQueueWaker::NextingThreads() {
@@ -49,8 +48,7 @@ void CallbackQueueWaker::Stop() {
   // Not under mu_: Wake takes it, and Cancel waits for a running Wake.
   if (timer != 0) timers_.Cancel(timer);
   absl::MutexLock l(&mu_);
-  mu_.Await(absl::Condition(
-      +[](int* in_flight) { return *in_flight == 0; }, &in_flight_));
+  mu_.Await(absl::Condition(+[](int* in_flight) { return *in_flight == 0; }, &in_flight_));
 }
 
 void CallbackQueueWaker::Wake() {
@@ -61,6 +59,8 @@ void CallbackQueueWaker::Wake() {
   }
   for (int i = 0; i < calls_per_period_; ++i) {
     auto* call = new Call;
+    grpc::Slice empty;  // an empty message: gRPC refuses to send a ByteBuffer with no slice
+    call->request = grpc::ByteBuffer(&empty, 1);
     stub_.UnaryCall(&call->context, kWakeMethod, grpc::StubOptions(), &call->request, &call->response,
                     [this, call](grpc::Status status) { Done(call, status); });
   }
