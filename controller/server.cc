@@ -433,6 +433,10 @@ absl::Status ControllerServer::ListenGrpc() {
     WEFT_LOG(ERROR, kWhat).With("listen", options_.grpc_listen).With("etcd_listen", options_.etcd_api_listen);
     return CannotStart(absl::StrCat(kWhat, ": ", options_.grpc_listen));
   }
+  // gRPC 1.51 idles its callback queue into 100 ms sleeps after a quiet
+  // second; the waker keeps it from ever getting there.
+  callback_queue_waker_ = std::make_unique<CallbackQueueWaker>(CallbackQueueWaker::Options());
+  callback_queue_waker_->Start();
   grpc_server_->GetHealthCheckService()->SetServingStatus(true);
   // Per-service statuses exist only once set: name every service, so that a
   // check of one of them follows the store too.
@@ -487,6 +491,7 @@ void ControllerServer::Shutdown() {
   fanout_->Shutdown();
   if (etcd_api_) etcd_api_->Shutdown();
   manager_->StopWaiting();  // no request waits on the watch through the shutdown
+  callback_queue_waker_->Stop();  // the calls still in flight keep the queue busy themselves
   grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   if (http_) http_->Stop();
   fanout_.reset();

@@ -24,6 +24,7 @@
 #include "common/metrics.h"
 #include "controller/authz.h"
 #include "controller/background_duties.h"
+#include "controller/callback_queue_waker.h"
 #include "controller/controller_metrics.h"
 #include "controller/drain_gate.h"
 #include "controller/grpc_services.h"
@@ -183,6 +184,7 @@ class ControllerServer {
   int etcd_port_ = 0;
   std::unique_ptr<grpc::Server> grpc_server_;
   int grpc_port_ = 0;
+  std::unique_ptr<CallbackQueueWaker> callback_queue_waker_;
   std::unique_ptr<StoreHealthMonitor> store_health_;
   std::unique_ptr<HttpServer> http_;
 
