@@ -97,24 +97,19 @@ absl::Status LeaseManager::Load() {
     if (base >= current) base = 0;
   }
   rr.revision = base;
-  absl::StatusOr<storage::RangeResponse> all = store_->Range(rr);
-  if (base != 0 && !all.ok() && (storage::IsCompacted(all.status()) || absl::IsOutOfRange(all.status()))) {
-    // Compacted meanwhile (another replica's duty): the current state, no replay.
-    base = rr.revision = 0;
-    all = store_->Range(rr);
-  }
-  RETURN_IF_ERROR(all.status());
-  loaded_store_revision_ = all->revision;  // a past read answers with the current revision
+  // An error (compacted meanwhile, say) is the caller's: start again without a replay.
+  ASSIGN_OR_RETURN(storage::RangeResponse all, store_->Range(rr));
+  loaded_store_revision_ = all.revision;  // a past read answers with the current revision
   std::vector<RevisionWaiters::Callback> caught_up;
   {
     absl::MutexLock l(&mu_);
-    for (storage::KeyValue& kv : all->kvs) {
+    for (storage::KeyValue& kv : all.kvs) {
       storage::Event ev;
       ev.type = storage::Event::Type::kPut;
       ev.kv = std::move(kv);
       index_.Apply(ev);
     }
-    index_.SetAppliedRevision(base != 0 ? base : all->revision);
+    index_.SetAppliedRevision(base != 0 ? base : all.revision);
     caught_up = waiters_.Reach(index_.applied_revision());
   }
   for (auto& then : caught_up) then(absl::OkStatus());

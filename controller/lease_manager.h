@@ -151,7 +151,9 @@ class LeaseManager {
   // Load() then Follow(). Call once.
   absl::Status Start();
   // Loads the config and leases as of Options::replay_revisions ago;
-  // AppliedRevision() is then that revision. Call once, before Follow.
+  // AppliedRevision() is then that revision. Call once, before Follow. An
+  // error if the store cannot read that far back (compacted meanwhile): start
+  // again without a replay.
   absl::Status Load();
   // Follows the store from the loaded revision on: the changes since then reach
   // on_changes first (returns once they have, or after apply_timeout with a

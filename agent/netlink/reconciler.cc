@@ -47,11 +47,10 @@ struct Plan {
   std::array<const std::vector<PlannedChange>*, 4> Lists() const {
     return {&deletes, &nexthop_deletes, &nexthop_puts, &puts};
   }
-  std::vector<PlannedChange> InOrder() && {
-    std::vector<PlannedChange> out = std::move(deletes);
-    for (auto* v : {&nexthop_deletes, &nexthop_puts, &puts}) {
-      out.insert(out.end(), std::make_move_iterator(v->begin()), std::make_move_iterator(v->end()));
-    }
+  // Every change as one list, in that order (Diff, for tests).
+  std::vector<PlannedChange> InOrder() const {
+    std::vector<PlannedChange> out;
+    for (const std::vector<PlannedChange>* list : Lists()) out.insert(out.end(), list->begin(), list->end());
     return out;
   }
 };

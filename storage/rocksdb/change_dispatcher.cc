@@ -149,17 +149,21 @@ void ChangeDispatcher::DispatchLoop(State* s) {
   }
 }
 
+void ChangeDispatcher::CallLocked(State* s, Watcher& w, const WatchBatch& batch) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  s->running = &w;
+  s->mu.Unlock();
+  w.callback(batch);
+  s->mu.Lock();
+  s->running = nullptr;
+}
+
 void ChangeDispatcher::DeliverLocked(State* s, const std::shared_ptr<Watcher>& w)
     ABSL_NO_THREAD_SAFETY_ANALYSIS {
   if (w->caught_up_pending && w->buffer.empty() && !w->cancelled) {
     w->caught_up_pending = false;
     WatchBatch progress;  // no events: the revision it is up to
     progress.revision = w->buffered_revision;
-    s->running = w.get();
-    s->mu.Unlock();
-    w->callback(progress);
-    s->mu.Lock();
-    s->running = nullptr;
+    CallLocked(s, *w, progress);
     return;
   }
   w->caught_up_pending = false;  // the last batch of events says as much
@@ -177,11 +181,7 @@ void ChangeDispatcher::DeliverLocked(State* s, const std::shared_ptr<Watcher>& w
       batch.revision = batch.events.back().kv.mod_revision;
       if (j == events.size()) batch.revision = std::max(batch.revision, upto);
       if (w->cancelled || s->stop) return;
-      s->running = w.get();
-      s->mu.Unlock();
-      w->callback(batch);
-      s->mu.Lock();
-      s->running = nullptr;
+      CallLocked(s, *w, batch);
       i = j;
     }
   }

@@ -61,6 +61,8 @@ class ChangeDispatcher {
   struct State;
   static void DispatchLoop(State* s);
   static void DeliverLocked(State* s, const std::shared_ptr<Watcher>& w);
+  // Runs w's callback with s->mu released, marked running (~Watch waits for it).
+  static void CallLocked(State* s, Watcher& w, const WatchBatch& batch);
 
   std::shared_ptr<State> state_;
   std::thread thread_;
