@@ -4,7 +4,6 @@
 #include <string>
 
 #include "absl/strings/numbers.h"
-#include "absl/strings/string_view.h"
 
 namespace weft {
 
@@ -17,10 +16,12 @@ std::optional<absl::Duration> RetryAfter(const grpc::ClientContext& ctx) {
   const auto& trailers = ctx.GetServerTrailingMetadata();
   auto it = trailers.find(kRetryAfterMetadata);
   if (it == trailers.end()) return std::nullopt;
+  return ParseRetryAfter(absl::string_view(it->second.data(), it->second.size()));
+}
+
+std::optional<absl::Duration> ParseRetryAfter(absl::string_view value) {
   int64_t ms = 0;
-  if (!absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()), &ms) || ms < 0) {
-    return std::nullopt;
-  }
+  if (!absl::SimpleAtoi(value, &ms) || ms < 0) return std::nullopt;
   return std::min(absl::Milliseconds(ms), kMaxRetryAfter);
 }
 

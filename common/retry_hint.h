@@ -12,6 +12,7 @@
 
 #include <optional>
 
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 
@@ -27,5 +28,8 @@ void SetRetryAfter(grpc::ServerContextBase& ctx, absl::Duration after);
 // The hint a finished call carried, if any: nullopt when absent or unreadable,
 // at most kMaxRetryAfter.
 std::optional<absl::Duration> RetryAfter(const grpc::ClientContext& ctx);
+// The hint's value as sent (milliseconds): nullopt unless a whole non-negative
+// number that fits; at most kMaxRetryAfter.
+std::optional<absl::Duration> ParseRetryAfter(absl::string_view value);
 
 }  // namespace weft

@@ -205,6 +205,37 @@ TEST(ControllerServerTest, ResumesFromBeforeARestartGetTheChangesNotASnapshot) {
   }
 }
 
+// A replay the store refuses (its history over --max-watch-history-bytes)
+// does not keep the controller from starting: it starts from the current
+// state, and a resume from before the start gets a snapshot, as before.
+TEST(ControllerServerTest, ARefusedReplayStartsFromTheCurrentState) {
+  const std::string dir = TestDir();
+  int64_t seen = 0;
+  {
+    std::unique_ptr<ControllerServer> server = StartOrDie(TestOptions(dir));
+    ASSERT_NE(server, nullptr);
+    Client client(*server);
+    weft::v1::AcquireLeaseResponse acquired;
+    ASSERT_TRUE(client.leases->AcquireLease(Ctx().get(), Node(1), &acquired).ok());
+    seen = Resume(client, 0, {acquired.lease().subnet()}).first.revision();
+    ASSERT_TRUE(client.leases->AcquireLease(Ctx().get(), Node(2), &acquired).ok());
+    server->Shutdown();
+  }
+  ControllerServerOptions o = TestOptions(dir);
+  o.rocksdb.max_watch_history_bytes = 16;  // less than one lease
+  std::unique_ptr<ControllerServer> server = StartOrDie(o);
+  ASSERT_NE(server, nullptr);
+  EXPECT_TRUE(Eventually([&] { return server->Ready().ok(); })) << server->Ready();
+  Client client(*server);
+  weft::v1::ListLeasesResponse listed;
+  ASSERT_TRUE(client.leases->ListLeases(Ctx().get(), {}, &listed).ok());
+  EXPECT_EQ(listed.leases_size(), 2);
+  const Resumed resumed = Resume(client, seen, {"none: the first message is what counts"});
+  ASSERT_TRUE(resumed.first.has_snapshot());
+  EXPECT_EQ(resumed.first.snapshot().reason(), weft::v1::WatchLeasesResponse::Snapshot::REASON_COMPACTED);
+  EXPECT_EQ(resumed.first.snapshot().leases_size(), 2);
+}
+
 TEST(ControllerServerTest, ShutdownFromAnotherThreadReleasesWait) {
   std::unique_ptr<ControllerServer> server = StartOrDie(TestOptions(TestDir()));
   ASSERT_NE(server, nullptr);
