@@ -17,6 +17,7 @@
 #include "common/http_server.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/mutex_mode.h"
 #include "common/tls_client.h"
 #include "common/version.h"
 
@@ -139,7 +140,7 @@ int main(int argc, char** argv) {
       .footer = "Exit status: 0 stopped (SIGTERM); 1 failed (the log says why); 2 bad flags or settings. "
                 "docs/operations.md.",
   });
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  weft::TurnOffMutexDeadlockDetection();
   auto args = weft::ParseFlagsWithEnv(argc, argv, "WEFT_");
   if (!args.ok()) {
     WEFT_LOG(ERROR, "bad flags").Err(args.status());

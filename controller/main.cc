@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "common/flags.h"
 #include "common/log.h"
+#include "common/mutex_mode.h"
 #include "controller/limits_flags.h"
 #include "controller/server.h"
 #include "storage/etcd/etcd_flags.h"
@@ -225,9 +226,7 @@ int main(int argc, char** argv) {
       .footer = "Exit status: 0 stopped cleanly (SIGTERM); 1 could not start (store, listener); 2 bad flags or "
                 "settings; 75 the store needs a reopen (the supervisor restarts it). docs/operations.md.",
   });
-  // Debian's Abseil is built with deadlock detection on: it records every lock
-  // order in a global graph, serializing all mutex traffic. Off in production.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  weft::TurnOffMutexDeadlockDetection();
   auto args = weft::ParseFlagsWithEnv(argc, argv, "WEFT_");
   if (!args.ok()) {
     WEFT_LOG(ERROR, "bad flags").Err(args.status());

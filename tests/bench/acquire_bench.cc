@@ -37,6 +37,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/mutex_mode.h"
 #include "common/testing.h"
 #include "common/tls_client.h"
 #include "grpcpp/grpcpp.h"
@@ -135,6 +136,7 @@ weft::bench::LoadResult Run(const std::string& controller, std::vector<std::stri
 }  // namespace
 
 int main(int argc, char** argv) {
+  weft::TurnOffMutexDeadlockDetection();
   int clients = 64, existing = 10000, seconds = 3;
   bool async_generator = true;
   std::string tls = "off";

@@ -40,6 +40,7 @@
 #include "absl/time/clock.h"
 #include "agent/subprocess.h"
 #include "common/flags.h"
+#include "common/mutex_mode.h"
 #include "tests/cluster/harness.h"
 #include "tests/netns/netns.h"
 
@@ -424,6 +425,7 @@ int Run() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  weft::TurnOffMutexDeadlockDetection();
   absl::StatusOr<std::vector<char*>> args = weft::ParseFlagsWithEnv(argc, argv, "WEFT_BENCH_");
   if (!args.ok()) {
     absl::FPrintF(stderr, "datapath_bench: %s\n", args.status().ToString());

@@ -49,6 +49,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "common/mutex_mode.h"
 #include "common/testing.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/etcd/rpc.grpc.pb.h"
@@ -285,6 +286,7 @@ LoadResult Weft(const std::string& controller_bin, const std::string& endpoint, 
 }  // namespace
 
 int main(int argc, char** argv) {
+  weft::TurnOffMutexDeadlockDetection();
   int clients = 64, seconds = 10, flannel_seconds = 60;
   bool async_generator = true;
   std::vector<int> existing_counts = {1000, 10000};

@@ -34,6 +34,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/mutex_mode.h"
 #include "common/testing.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/weft/v1/weft.grpc.pb.h"
@@ -57,6 +58,7 @@ struct Stream {
 }  // namespace
 
 int main(int argc, char** argv) {
+  weft::TurnOffMutexDeadlockDetection();
   int streams = 5000, channels = 0, changes = 20, tls = 0, leases_before = 300, senders = 0;
   int churn_rate = 0, churn_seconds = 60, compress = 0, replicas = 1;
   for (int i = 1; i + 1 < argc; i += 2) {

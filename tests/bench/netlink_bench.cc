@@ -34,6 +34,7 @@
 #include "common/atomic_file.h"
 #include "agent/backend/vxlan/vxlan_backend.h"
 #include "agent/netlink/netlink_programmer.h"
+#include "common/mutex_mode.h"
 #include "tests/netns/netns.h"
 
 namespace {
@@ -228,6 +229,7 @@ double Median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  weft::TurnOffMutexDeadlockDetection();
   Flags flags;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string name = argv[i];

@@ -31,6 +31,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "agent/controller_client.h"
+#include "common/mutex_mode.h"
 #include "common/retry_hint.h"
 #include "common/testing.h"
 #include "grpcpp/alarm.h"
@@ -73,6 +74,7 @@ struct Counts {
 }  // namespace
 
 int main(int argc, char** argv) {
+  weft::TurnOffMutexDeadlockDetection();
   int streams = 10000, leases_before = 10000, channels = 0, rounds = 1, drain_ms = 2000, churn_rate = 0,
       replay_revisions = -1, retry_hints = 1;
   for (int i = 1; i + 1 < argc; i += 2) {

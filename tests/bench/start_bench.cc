@@ -20,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/mutex_mode.h"
 #include "common/testing.h"
 #include "controller/lease_codec.h"
 #include "grpcpp/grpcpp.h"
@@ -143,6 +144,7 @@ Times StartAndMeasure(const std::string& dir, int round, const std::vector<std::
 }  // namespace
 
 int main(int argc, char** argv) {
+  weft::TurnOffMutexDeadlockDetection();
   int leases = 50000, rounds = 2;
   for (int i = 1; i + 1 < argc; i += 2) {
     int v = 0;

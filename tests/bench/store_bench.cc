@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/mutex_mode.h"
 #include "storage/rocksdb/rocksdb_store.h"
 
 namespace {
@@ -214,6 +215,7 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  weft::TurnOffMutexDeadlockDetection();
   Flags flags;
   if (!ParseFlags(argc, argv, &flags)) {
     std::fprintf(stderr,
