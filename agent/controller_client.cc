@@ -1,5 +1,7 @@
 #include "agent/controller_client.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/backoff.h"
 #include "common/grpc_status.h"
@@ -170,6 +172,18 @@ void ControllerClient::VisitLeases(const std::function<void(const weft::v1::Leas
   leases_.Visit(fn);
 }
 
+bool ControllerClient::AwaitConnection(grpc::Channel& channel) {
+  const absl::Time end = absl::Now() + opts_.connect_wait;
+  // In slices, so that Stop is not kept waiting; GetState(true) inside
+  // WaitForConnected starts a connection attempt when the channel is idle.
+  while (!stop_.HasBeenNotified()) {
+    const absl::Time now = absl::Now();
+    if (now >= end) return true;  // the call then fails, saying why
+    if (channel.WaitForConnected(absl::ToChronoTime(std::min(end, now + absl::Milliseconds(100))))) return true;
+  }
+  return false;
+}
+
 void ControllerClient::WatchLoop() {
   Backoff backoff(opts_.backoff_base, opts_.backoff_cap);
   size_t endpoint;
@@ -179,10 +193,12 @@ void ControllerClient::WatchLoop() {
   }
   bool first = true;
   absl::Duration pause;  // before the next call
+  bool await_connection = false;  // and then wait for the channel to connect
   while (!stop_.HasBeenNotified()) {
     if (!first) {
       reconnects_.fetch_add(1);
       if (opts_.clock->WaitForNotification(stop_, pause)) break;
+      if (await_connection && !AwaitConnection(*channels_[endpoint])) break;
     }
     first = false;
     grpc::ClientContext ctx;
@@ -218,6 +234,10 @@ void ControllerClient::WatchLoop() {
     connected_.store(false);
     const std::optional<absl::Duration> hint = RetryAfter(ctx);
     pause = WatchRetryDelay(hint, channels_.size(), backoff);
+    // With one controller and no hint, it may be restarting: the next call
+    // waits for the channel to connect again (AwaitConnection), rather than
+    // failing at once against a closed port and growing the backoff.
+    await_connection = !hint && channels_.size() == 1;
     {
       absl::MutexLock l(&mu_);
       watch_ctx_ = nullptr;

@@ -64,6 +64,13 @@ class ControllerClient {
     // (the channel's own connection attempts are capped at 2 s too).
     absl::Duration backoff_base = absl::Milliseconds(200);
     absl::Duration backoff_cap = absl::Seconds(2);
+    // With one endpoint, after a watch ended without a retry hint: how long
+    // the next call waits for the channel to connect, paced by the channel's
+    // own attempts (200 ms growing to 2 s, +-20%), before it is made anyway
+    // (and fails, saying why). A restarted controller's agents come back as
+    // soon as it answers, instead of after a backoff grown by calls that failed
+    // at once while it was down (watch_compare_bench). Wall clock.
+    absl::Duration connect_wait = absl::Seconds(30);
     // The time of the watch's reconnect pauses (RPC deadlines are gRPC's, on
     // the wall clock). Not owned.
     Clock* clock = &RealClock::Get();
@@ -99,6 +106,8 @@ class ControllerClient {
   template <typename Call>
   grpc::Status CallWithFailover(Call call);
   void WatchLoop();
+  // Waits up to opts_.connect_wait for `channel` to connect; false if Stop came first.
+  bool AwaitConnection(grpc::Channel& channel);
   // Applies a snapshot or events to leases_, consuming a snapshot's leases
   // (a 20,000-lease snapshot is never held twice); true when the set changed.
   bool Apply(weft::v1::WatchLeasesResponse* msg);

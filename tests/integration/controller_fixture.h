@@ -37,6 +37,11 @@ class Controller {
   // Starts the binary with `extra` flags and waits for gRPC to answer.
   void Start(const std::vector<std::string>& extra = {}) {
     port_ = FreePort();
+    Launch(extra);
+  }
+  // Starts it again after Kill9 or Stop, on the same port and data.
+  void Restart(const std::vector<std::string>& extra = {}) { Launch(extra); }
+  void Launch(const std::vector<std::string>& extra) {
     std::vector<std::string> argv = {Runfile("controller/weft-controller"), "--data-dir", data_dir_, "--listen",
                                      addr(), "--metrics-listen", ""};
     if (!cert_dir_.empty()) {

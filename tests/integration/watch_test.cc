@@ -3,15 +3,24 @@
 // snapshot saying so, idle streams get bookmarks; plus the standard health
 // service and server reflection.
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <optional>
 #include <set>
+#include <string>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "agent/controller_client.h"
 #include "common/retry_hint.h"
+#include "common/testing.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -424,6 +433,81 @@ TEST(WatchTest, HealthServiceAndReflectionAnswer) {
   cq.Shutdown();
   while (cq.Next(&tag, &ok)) {
   }
+}
+
+// Listens on 127.0.0.1:port and closes every connection it accepts, as a port
+// whose controller is starting would not: it counts the attempts to connect.
+class ClosingListener {
+ public:
+  explicit ClosingListener(int port) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int one = 1;
+    setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    listening_ = bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 && listen(fd_, 16) == 0;
+    if (listening_) {
+      thread_ = std::thread([this] {
+        for (int c; (c = accept(fd_, nullptr, nullptr)) >= 0;) {
+          close(c);
+          accepted_.fetch_add(1);
+        }
+      });
+    }
+  }
+  ~ClosingListener() {
+    shutdown(fd_, SHUT_RDWR);  // ends the accept
+    if (thread_.joinable()) thread_.join();
+    close(fd_);
+  }
+  bool listening() const { return listening_; }
+  int accepted() const { return accepted_.load(); }
+
+ private:
+  int fd_ = -1;
+  bool listening_ = false;
+  std::atomic<int> accepted_{0};
+  std::thread thread_;
+};
+
+// weft-agent's watch client against a controller killed and started again on
+// the same port: while it is down, the client's next call waits for the
+// channel to connect (the channel's attempts pace it), then resumes from its
+// revision. Calling at once instead (as it did) fails against the dead port
+// once per backoff step, and the grown backoff then delays the resume.
+TEST(WatchTest, AnAgentWaitsForItsRestartedControllerAndResumesWithOneCall) {
+  Controller c(DataDir("restart"));
+  c.Start();
+  SetSeedConfig(c);
+  Acquire(c, 1);
+  agent::ControllerClient::Options o;
+  o.endpoints = {c.addr()};
+  agent::ControllerClient client(o);
+  client.StartWatch([](int64_t, bool) {});
+  ASSERT_TRUE(Eventually([&] { return client.connected() && client.revision() > 0; }, absl::Seconds(10)));
+  const int64_t before = client.revision();
+
+  c.Kill9();
+  {
+    // Down through 4 of the channel's attempts (200 ms growing by 1.6: ~1.9 s),
+    // several of the old backoff's steps.
+    ClosingListener down(std::stoi(c.addr().substr(c.addr().rfind(':') + 1)));
+    ASSERT_TRUE(down.listening());
+    ASSERT_TRUE(Eventually([&] { return down.accepted() >= 4; }, absl::Seconds(20)));
+    EXPECT_EQ(client.reconnects(), 1) << "calls failed against the port while the controller was down";
+  }
+  c.Restart();
+  // An event after its revision, for the resume to bring.
+  ASSERT_TRUE(Eventually([&] {
+    weft::v1::AcquireLeaseResponse resp;
+    return c.leases()->AcquireLease(Ctx().get(), Node(2), &resp).ok();
+  }, absl::Seconds(10)));
+  ASSERT_TRUE(Eventually([&] { return client.connected() && client.revision() > before; }, absl::Seconds(10)));
+  EXPECT_EQ(client.reconnects(), 1);
+  EXPECT_EQ(client.snapshots(), 1) << "resumed with a snapshot, not the event";
+  client.Stop();
 }
 
 }  // namespace
