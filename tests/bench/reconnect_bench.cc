@@ -4,7 +4,10 @@
 // --watch-drain-window) and started again on the same data directory and port.
 // Every stream reconnects as weft-agent does (agent::WatchRetryDelay: jittered
 // exponential backoff, 200 ms doubling up to 2 s, times 0.5-1.5; after a drain,
-// the controller's hint) and resumes from the last revision it saw. Prints, per restart: the time until the new controller answers, until
+// the controller's hint) and resumes from the last revision it saw. It does not
+// wait for its connection before calling again, as weft-agent now does with one
+// controller: streams share connections here (watch_compare_bench, one
+// connection per agent, measures that). Prints, per restart: the time until the new controller answers, until
 // every stream has resumed, how many resumes got a snapshot instead of
 // events/bookmarks (target 0), and the new controller's CPU and RSS.
 //

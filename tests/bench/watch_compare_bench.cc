@@ -4,7 +4,9 @@
 // both; the same L leases stored first and the same C changes, one at a time,
 // each a new lease (Weft: AcquireLease; etcd 3.4, Debian's: a Put of flannel's
 // lease JSON under /coreos.com/network/subnets/, which each agent watches by
-// prefix). Latency is from issuing the change to each agent receiving it (so it
+// prefix). Each agent starts as its real counterpart does: a Weft agent's
+// watch begins with a snapshot of the leases; a flannel agent lists them (one
+// Range of the prefix) and watches from the revision after. Latency is from issuing the change to each agent receiving it (so it
 // includes each system's durable commit). Also the server's CPU per delivered
 // event and its memory per agent (RSS with the watches open minus before); and
 // the time from a kill -9 and restart of the server until every agent watches
@@ -19,7 +21,7 @@
 // from one clock. The client's CPU is the workers' CPU, summed.
 //
 //   bazel run -c opt //tests/bench:watch_compare_bench -- [--agents 1000,5000] [--changes 20] [--leases 300]
-//   [--systems weft,etcd] [--client-procs 2]
+//   [--systems weft,etcd] [--client-procs 2] [--await-connection 1]
 
 #include <poll.h>
 #include <sys/resource.h>
@@ -49,6 +51,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/backoff.h"
+#include "common/mutex_mode.h"
 #include "common/subprocess.h"
 #include "common/testing.h"
 #include "grpcpp/alarm.h"
@@ -168,7 +171,7 @@ class EtcdServer : public Server {
 
 // ---- The agents' watches (worker) ----
 
-enum Kind : intptr_t { kStart = 0, kWrite = 1, kRead = 2, kFinish = 3, kRetry = 4 };
+enum Kind : intptr_t { kStart = 0, kWrite = 1, kRead = 2, kFinish = 3, kRetry = 4, kList = 5, kConnect = 6 };
 void* Tag(int a, Kind k) { return reinterpret_cast<void*>(static_cast<intptr_t>(a) << 3 | k); }
 
 std::shared_ptr<grpc::Channel> OwnChannel(const std::string& addr, int a) {
@@ -194,11 +197,14 @@ class Watches {
     int64_t events_revision = 0;  // of the events delivered, 0 for none
     bool first_on_call = false;   // the first message on this call
     bool snapshot = false;        // that message was a snapshot (Weft)
+    bool failed = false;          // the operation failed outside a call: reconnect
   };
   virtual void OnCompletion(int a, int kind, Got* got) = 0;
   // After a failed operation: the call's status, with Tag(a, kFinish).
   virtual void Finish(int a) = 0;
   virtual void Cancel(int a) = 0;
+  // Agent a's connection (after its first Open).
+  virtual grpc::Channel& channel(int a) = 0;
 };
 
 class WeftWatches : public Watches {
@@ -206,7 +212,8 @@ class WeftWatches : public Watches {
   WeftWatches(const std::string& addr, int agents) : addr_(addr), watches_(agents) {}
   void Open(int a, grpc::CompletionQueue* cq) override {
     W& w = watches_[a];
-    if (!w.stub) w.stub = weft::v1::LeaseService::NewStub(OwnChannel(addr_, a));
+    if (!w.channel) w.channel = OwnChannel(addr_, a);
+    if (!w.stub) w.stub = weft::v1::LeaseService::NewStub(w.channel);
     w.reader.reset();  // first: it lives in the old call's arena
     w.ctx = std::make_unique<grpc::ClientContext>();
     w.got_message = false;
@@ -231,9 +238,11 @@ class WeftWatches : public Watches {
   void Cancel(int a) override {
     if (watches_[a].ctx) watches_[a].ctx->TryCancel();
   }
+  grpc::Channel& channel(int a) override { return *watches_[a].channel; }
 
  private:
   struct W {
+    std::shared_ptr<grpc::Channel> channel;
     std::unique_ptr<weft::v1::LeaseService::Stub> stub;
     std::unique_ptr<grpc::ClientContext> ctx;
     weft::v1::WatchLeasesResponse msg;
@@ -249,26 +258,44 @@ class WeftWatches : public Watches {
 class EtcdWatches : public Watches {
  public:
   EtcdWatches(const std::string& addr, int agents) : addr_(addr), watches_(agents) {}
+  // The first time, flanneld's start: list the subnets (one Range of the
+  // prefix; LocalManager.leasesWatchReset), then watch from the revision after
+  // the list's. After a failure it watches again after the last revision it saw,
+  // without a list, as flanneld does with its cursor.
   void Open(int a, grpc::CompletionQueue* cq) override {
     W& w = watches_[a];
-    if (!w.stub) w.stub = etcdserverpb::Watch::NewStub(OwnChannel(addr_, a));
-    w.stream.reset();  // first: it lives in the old call's arena
-    w.ctx = std::make_unique<grpc::ClientContext>();
-    w.got_message = false;
-    w.stream = w.stub->PrepareAsyncWatch(w.ctx.get(), cq);
-    w.stream->StartCall(Tag(a, kStart));
+    w.cq = cq;
+    if (!w.channel) w.channel = OwnChannel(addr_, a);
+    if (w.revision == 0) {
+      if (!w.kv) w.kv = etcdserverpb::KV::NewStub(w.channel);
+      w.list_ctx = std::make_unique<grpc::ClientContext>();
+      etcdserverpb::RangeRequest req;
+      req.set_key(kPrefix);
+      req.set_range_end(PrefixEnd());
+      w.list = w.kv->PrepareAsyncRange(w.list_ctx.get(), req, cq);
+      w.list->StartCall();
+      w.list->Finish(&w.listed, &w.list_status, Tag(a, kList));
+      return;
+    }
+    Watch(a);
   }
   void OnCompletion(int a, int kind, Got* got) override {
     W& w = watches_[a];
+    if (kind == kList) {
+      if (!w.list_status.ok() || w.listed.header().revision() <= 0) {
+        got->failed = true;
+        return;
+      }
+      w.revision = w.listed.header().revision();
+      etcdserverpb::RangeResponse().Swap(&w.listed);  // no list kept per agent
+      Watch(a);
+      return;
+    }
     if (kind == kStart) {
-      // A prefix watch of the subnets, as every flannel agent has; after a
-      // failure it resumes after the last revision it saw, as flanneld does.
       etcdserverpb::WatchRequest req;
-      std::string end = kPrefix;
-      end.back() = static_cast<char>(end.back() + 1);
       req.mutable_create_request()->set_key(kPrefix);
-      req.mutable_create_request()->set_range_end(end);
-      if (w.revision > 0) req.mutable_create_request()->set_start_revision(w.revision + 1);
+      req.mutable_create_request()->set_range_end(PrefixEnd());
+      req.mutable_create_request()->set_start_revision(w.revision + 1);
       w.stream->Write(req, Tag(a, kWrite));
       return;
     }
@@ -282,11 +309,37 @@ class EtcdWatches : public Watches {
   }
   void Finish(int a) override { watches_[a].stream->Finish(&watches_[a].status, Tag(a, kFinish)); }
   void Cancel(int a) override {
-    if (watches_[a].ctx) watches_[a].ctx->TryCancel();
+    W& w = watches_[a];
+    if (w.list_ctx) w.list_ctx->TryCancel();
+    if (w.ctx) w.ctx->TryCancel();
   }
+  grpc::Channel& channel(int a) override { return *watches_[a].channel; }
 
  private:
+  static std::string PrefixEnd() {
+    std::string end = kPrefix;
+    end.back() = static_cast<char>(end.back() + 1);
+    return end;
+  }
+  // A prefix watch of the subnets, as every flannel agent has.
+  void Watch(int a) {
+    W& w = watches_[a];
+    if (!w.stub) w.stub = etcdserverpb::Watch::NewStub(w.channel);
+    w.stream.reset();  // first: it lives in the old call's arena
+    w.ctx = std::make_unique<grpc::ClientContext>();
+    w.got_message = false;
+    w.stream = w.stub->PrepareAsyncWatch(w.ctx.get(), w.cq);
+    w.stream->StartCall(Tag(a, kStart));
+  }
+
   struct W {
+    std::shared_ptr<grpc::Channel> channel;
+    grpc::CompletionQueue* cq = nullptr;  // its completions' queue
+    std::unique_ptr<etcdserverpb::KV::Stub> kv;
+    std::unique_ptr<grpc::ClientContext> list_ctx;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<etcdserverpb::RangeResponse>> list;
+    etcdserverpb::RangeResponse listed;
+    grpc::Status list_status;
     std::unique_ptr<etcdserverpb::Watch::Stub> stub;
     std::unique_ptr<grpc::ClientContext> ctx;
     etcdserverpb::WatchResponse msg;
@@ -363,17 +416,20 @@ class LineChannel {
 // ---- A worker's agents ----
 
 // A worker's agents, one watch each on its own connection, driven from one
-// completion queue by `pumps` threads; after a failure an agent reconnects with
-// weft-agent's backoff (200 ms doubling to 2 s, x0.5-1.5). Tells the
+// completion queue by `pumps` threads; after a failure an agent reconnects as
+// weft-agent does (agent/controller_client.cc) with one controller: after its
+// backoff (200 ms doubling to 2 s, x0.5-1.5), and, with `await_connection`,
+// once its channel has connected again (at most 30 s; etcd's Go client waits
+// for its connection too). Tells the
 // coordinator, on `control`: "ready" once every watch has had its first
 // message; "done" once every agent got a change after the armed revision;
-// "resumed <unix ns of the last> <snapshots>" once every agent resumed after
+// "resumed <snapshots> <unix ns of each resumption>..." once every agent resumed after
 // AwaitResume.
 class AgentPool {
  public:
-  AgentPool(Watches* watches, int agents, LineChannel* control)
-      : watches_(watches), agents_(agents), control_(control), started_(agents, 0), alarms_(agents),
-        attempts_(agents, 0) {}
+  AgentPool(Watches* watches, int agents, bool await_connection, LineChannel* control)
+      : watches_(watches), agents_(agents), await_connection_(await_connection), control_(control),
+        started_(agents, 0), alarms_(agents), attempts_(agents, 0), connect_until_(agents) {}
 
   void Open(int pumps) {
     for (int i = 0; i < pumps; ++i) pumps_.emplace_back([this] { Pump(); });
@@ -397,6 +453,7 @@ class AgentPool {
     awaiting_resume_ = true;
     resumed_ = 0;
     resume_snapshots_ = 0;
+    resume_times_.clear();
   }
   // Ends every watch (waiting up to 60 s for them) and the pumps.
   void Stop() {
@@ -420,16 +477,20 @@ class AgentPool {
       const intptr_t t = reinterpret_cast<intptr_t>(tag);
       const int a = static_cast<int>(t >> 3);
       const int kind = static_cast<int>(t & 7);
-      if (kind == kFinish || kind == kRetry) {
+      if (kind == kFinish || kind == kRetry || kind == kConnect) {
         if (stopping_) {
           absl::MutexLock l(&mu_);
           ++stopped_;
         } else if (kind == kFinish) {
           Reconnect(a, &rng);
         } else {
-          watches_->Open(a, &cq_);
-          if (stopping_) watches_->Cancel(a);  // Stop may have cancelled the old call
+          OpenWhenConnected(a);
         }
+        continue;
+      }
+      if (kind == kList && stopping_) {  // a unary call: it has ended
+        absl::MutexLock l(&mu_);
+        ++stopped_;
         continue;
       }
       if (!ok || stopping_) {
@@ -438,6 +499,11 @@ class AgentPool {
       }
       Watches::Got got;
       watches_->OnCompletion(a, kind, &got);
+      if (got.failed) {
+        Reconnect(a, &rng);
+        continue;
+      }
+      if (stopping_) watches_->Cancel(a);  // a call it started after Stop's cancel
       if (got.first_on_call) attempts_[a] = 0;
       const std::string note = Count(a, got, absl::ToUnixNanos(absl::Now()));
       if (!note.empty()) control_->Send(note);
@@ -446,8 +512,22 @@ class AgentPool {
   void Reconnect(int a, std::mt19937_64* rng) {
     const absl::Duration wait = weft::ExponentialBackoff(absl::Milliseconds(200), absl::Seconds(2), attempts_[a]++) *
                                 std::uniform_real_distribution<double>(0.5, 1.5)(*rng);
+    connect_until_[a] = absl::Now() + wait + absl::Seconds(30);
     alarms_[a] = std::make_unique<grpc::Alarm>();
     alarms_[a]->Set(&cq_, absl::ToChronoTime(absl::Now() + wait), Tag(a, kRetry));
+  }
+  // After the pause: opens agent a's watch, at once or (await_connection_)
+  // once its channel is connected, looking again at each change of the
+  // channel's state (kConnect): as often as it tries to connect.
+  void OpenWhenConnected(int a) {
+    grpc::Channel& channel = watches_->channel(a);
+    const grpc_connectivity_state state = channel.GetState(/*try_to_connect=*/true);
+    if (!await_connection_ || state == GRPC_CHANNEL_READY || absl::Now() >= connect_until_[a]) {
+      watches_->Open(a, &cq_);
+      if (stopping_) watches_->Cancel(a);  // Stop may have cancelled the old call
+      return;
+    }
+    channel.NotifyOnStateChange(state, absl::ToChronoTime(connect_until_[a]), &cq_, Tag(a, kConnect));
   }
   // Counts agent a's message, received at `now_ns`; what to tell the coordinator, if anything.
   std::string Count(int a, const Watches::Got& got, int64_t now_ns) {
@@ -460,7 +540,10 @@ class AgentPool {
     } else if (got.first_on_call) {
       ++resumed_;
       if (got.snapshot) ++resume_snapshots_;
-      if (awaiting_resume_ && resumed_ == agents_) note = absl::StrCat("resumed ", now_ns, " ", resume_snapshots_);
+      if (awaiting_resume_) resume_times_.push_back(now_ns);
+      if (awaiting_resume_ && resumed_ == agents_) {
+        note = absl::StrCat("resumed ", resume_snapshots_, " ", absl::StrJoin(resume_times_, " "));
+      }
     }
     if (got.events_revision > counting_after_) {
       times_.push_back(now_ns);
@@ -471,6 +554,7 @@ class AgentPool {
 
   Watches* const watches_;
   const int agents_;
+  const bool await_connection_;
   LineChannel* const control_;
   grpc::CompletionQueue cq_;
   std::vector<std::thread> pumps_;
@@ -483,10 +567,12 @@ class AgentPool {
   bool awaiting_resume_ ABSL_GUARDED_BY(mu_) = false;
   int resumed_ ABSL_GUARDED_BY(mu_) = 0;
   int resume_snapshots_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<int64_t> resume_times_ ABSL_GUARDED_BY(mu_);  // unix ns
   int stopped_ ABSL_GUARDED_BY(mu_) = 0;
   // Agent a's, touched only by the pump that has its one completion.
   std::vector<std::unique_ptr<grpc::Alarm>> alarms_;
   std::vector<int> attempts_;
+  std::vector<absl::Time> connect_until_;  // opens even if not connected by then
 };
 
 // --worker: the agents of one client process, run as the coordinator says
@@ -494,9 +580,10 @@ class AgentPool {
 // "disarm" -> "times <unix ns>..."; "await-resume" -> "ok"; "stop" ->
 // "stopped", then exits. Exits when the coordinator goes away (end of stream).
 int WorkerMain(const std::map<std::string, std::string>& flags) {
-  int agents = 0, pumps = 1;
+  int agents = 0, pumps = 1, await_connection = 1;
   absl::SimpleAtoi(flags.at("--agents"), &agents);
   absl::SimpleAtoi(flags.at("--pumps"), &pumps);
+  absl::SimpleAtoi(flags.at("--await-connection"), &await_connection);
   const std::string& addr = flags.at("--addr");
   std::unique_ptr<Watches> watches;
   if (flags.at("--system") == "weft") {
@@ -505,7 +592,7 @@ int WorkerMain(const std::map<std::string, std::string>& flags) {
     watches = std::make_unique<EtcdWatches>(addr, agents);
   }
   LineChannel control(STDOUT_FILENO);
-  AgentPool pool(watches.get(), agents, &control);
+  AgentPool pool(watches.get(), agents, await_connection != 0, &control);
   pool.Open(pumps);
   std::string command;
   while (control.Read(&command, absl::InfiniteFuture())) {
@@ -535,7 +622,7 @@ int WorkerMain(const std::map<std::string, std::string>& flags) {
 // should this process die first.
 class Workers {
  public:
-  bool Start(const Server& server, int agents, int procs) {
+  bool Start(const Server& server, int agents, int procs, bool await_connection) {
     char self[PATH_MAX];
     const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) return false;
@@ -544,7 +631,8 @@ class Workers {
     for (int k = 0; k < procs; ++k) {
       const int share = agents / procs + (k < agents % procs ? 1 : 0);
       if (!StartOne({self, "--worker", "1", "--system", server.system(), "--addr", server.addr(), "--agents",
-                     absl::StrCat(share), "--pumps", absl::StrCat(pumps)})) {
+                     absl::StrCat(share), "--pumps", absl::StrCat(pumps), "--await-connection",
+                     await_connection ? "1" : "0"})) {
         return false;
       }
     }
@@ -620,6 +708,7 @@ struct Result {
   double open_seconds = 0;
   std::string per_change;  // "p50/max" ms of each change
   double resume_seconds = -1;  // kill -9 + restart -> every agent watching again
+  double resume_first_seconds = -1, resume_p50_seconds = -1;  // ... -> the first, half of them
   int resume_snapshots = 0;
 };
 
@@ -673,36 +762,38 @@ std::vector<double> MeasureChanges(Server* server, Workers* workers, int first, 
 }
 
 // Resume after kill -9: the server killed and started again on its data;
-// every agent reconnects and resumes after the last revision it saw. Seconds
-// until the last did (-1 if not all did within 120 s), and how many got a snapshot.
-double MeasureResume(Server* server, Workers* workers, int* snapshots) {
-  if (!workers->Broadcast("await-resume") || !workers->Collect("ok", absl::Now() + absl::Seconds(10))) return -1;
+// every agent reconnects and resumes after the last revision it saw. The
+// seconds from the kill until each agent did (empty if not all did within
+// 120 s), and how many got a snapshot.
+std::vector<double> MeasureResume(Server* server, Workers* workers, int* snapshots) {
+  if (!workers->Broadcast("await-resume") || !workers->Collect("ok", absl::Now() + absl::Seconds(10))) return {};
   const absl::Time restart = absl::Now();
   server->KillAndRestart();
   std::vector<std::string> lines;
-  if (!workers->Collect("resumed", absl::Now() + absl::Seconds(120), &lines)) return -1;
-  int64_t last_ns = 0;
+  if (!workers->Collect("resumed", absl::Now() + absl::Seconds(120), &lines)) return {};
+  std::vector<double> seconds;
   for (const std::string& line : lines) {
-    const std::vector<std::string> words = absl::StrSplit(line, ' ');  // "resumed <ns> <snapshots>"
-    int64_t ns = 0;
+    const std::vector<absl::string_view> words = absl::StrSplit(line, ' ');  // "resumed <snapshots> <ns>..."
     int n = 0;
-    if (words.size() == 3 && absl::SimpleAtoi(words[1], &ns) && absl::SimpleAtoi(words[2], &n)) {
-      last_ns = std::max(last_ns, ns);
-      *snapshots += n;
+    if (words.size() < 2 || !absl::SimpleAtoi(words[1], &n)) continue;
+    *snapshots += n;
+    for (size_t i = 2; i < words.size(); ++i) {
+      int64_t ns = 0;
+      if (absl::SimpleAtoi(words[i], &ns)) seconds.push_back(static_cast<double>(ns - absl::ToUnixNanos(restart)) / 1e9);
     }
   }
-  return static_cast<double>(last_ns - absl::ToUnixNanos(restart)) / 1e9;
+  return seconds;
 }
 
 // Stores `leases`, opens `agents` watches in `procs` client processes, makes
 // `changes` changes one at a time, then kills and restarts the server.
-bool Run(Server* server, int agents, int leases, int changes, int procs, Result* out) {
+bool Run(Server* server, int agents, int leases, int changes, int procs, bool await_connection, Result* out) {
   const int64_t stored = StoreLeases(server, leases);
   if (stored == 0) return false;
   const int64_t rss0 = weft::testing::ProcStatusKiB(server->pid(), "VmRSS");
   const absl::Time open_start = absl::Now();
   Workers workers;
-  if (!workers.Start(*server, agents, procs)) return false;
+  if (!workers.Start(*server, agents, procs, await_connection)) return false;
   const bool all = workers.Collect("ready", open_start + absl::Seconds(180));
   out->open_seconds = absl::ToDoubleSeconds(absl::Now() - open_start);
   absl::SleepFor(absl::Seconds(1));  // idle: nothing queued
@@ -714,7 +805,15 @@ bool Run(Server* server, int agents, int leases, int changes, int procs, Result*
   if (all) latencies = MeasureChanges(server, &workers, leases, changes, stored, &out->per_change);
   const double server_cpu = weft::testing::ProcCpuSeconds(server->pid()) - server0;
   const double client_cpu = workers.CpuSeconds() - client0;
-  if (all) out->resume_seconds = MeasureResume(server, &workers, &out->resume_snapshots);
+  if (all) {
+    std::vector<double> seconds = MeasureResume(server, &workers, &out->resume_snapshots);
+    if (static_cast<int>(seconds.size()) == agents) {
+      std::sort(seconds.begin(), seconds.end());
+      out->resume_first_seconds = seconds.front();
+      out->resume_p50_seconds = seconds[seconds.size() / 2];
+      out->resume_seconds = seconds.back();
+    }
+  }
   workers.Stop();
   out->latency = weft::bench::Percentiles(latencies);
   out->expected = static_cast<int64_t>(agents) * changes;
@@ -739,7 +838,8 @@ std::unique_ptr<Server> StartServer(const std::string& which, weft::TempDir* tmp
 void PrintRow(int agents, const Server& server, const Result& r, bool ok) {
   const std::string resume = r.resume_seconds < 0
                                  ? "not all"
-                                 : absl::StrFormat("%.2f s (%d snapshots)", r.resume_seconds, r.resume_snapshots);
+                                 : absl::StrFormat("%.2f s (first %.2f s, half %.2f s; %d snapshots)", r.resume_seconds,
+                                                   r.resume_first_seconds, r.resume_p50_seconds, r.resume_snapshots);
   std::printf("| %d | %s | %.1f | %.1f | %.1f | %lld of %lld | %.1f us | %.1f us | %.1f KiB | %.1f s | %s |%s\n", agents,
               server.name(), r.latency.p50_ms, r.latency.p99_ms, r.latency.max_ms,
               static_cast<long long>(r.latency.ok), static_cast<long long>(r.expected), r.server_us_per_event,
@@ -768,6 +868,7 @@ rlim_t RaiseDescriptorLimit() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  weft::TurnOffMutexDeadlockDetection();
   std::map<std::string, std::string> flags = FlagPairs(argc, argv);
   if (flags.count("--worker")) return WorkerMain(flags);
   std::vector<int> sizes = {1000, 5000};
@@ -785,11 +886,14 @@ int main(int argc, char** argv) {
   if (flags.count("--changes")) absl::SimpleAtoi(flags["--changes"], &changes);
   if (flags.count("--leases")) absl::SimpleAtoi(flags["--leases"], &leases);
   if (flags.count("--client-procs")) absl::SimpleAtoi(flags["--client-procs"], &procs);
+  int await_connection = 1;  // 0: the agents' calls after a failure do not wait for the connection
+  if (flags.count("--await-connection")) absl::SimpleAtoi(flags["--await-connection"], &await_connection);
   procs = std::max(1, procs);
   const rlim_t nofile = RaiseDescriptorLimit();
   std::printf("watch_compare_bench: %d leases stored first, %d changes one at a time, one connection per agent, "
-              "%d client processes; descriptor limit %llu\n",
-              leases, changes, procs, static_cast<unsigned long long>(nofile));
+              "%d client processes; reconnects %s; descriptor limit %llu\n",
+              leases, changes, procs, await_connection ? "await the connection" : "call at once",
+              static_cast<unsigned long long>(nofile));
   std::printf("| agents | system | p50 ms | p99 ms | max ms | delivered | server CPU per event | client CPU per event "
               "| server RSS per agent | all watches open in | all resumed after kill -9 + restart |\n");
   int rc = 0;
@@ -799,7 +903,7 @@ int main(int argc, char** argv) {
       std::unique_ptr<Server> server = StartServer(which, &tmp);
       if (!server) return 1;
       Result r;
-      const bool ok = Run(server.get(), n, leases, changes, std::min(procs, n), &r);
+      const bool ok = Run(server.get(), n, leases, changes, std::min(procs, n), await_connection != 0, &r);
       PrintRow(n, *server, r, ok);
       if (!ok) rc = 1;
     }
