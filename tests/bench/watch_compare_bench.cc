@@ -6,12 +6,13 @@
 // lease JSON under /coreos.com/network/subnets/, which each agent watches by
 // prefix). Each agent starts as its real counterpart does: a Weft agent's
 // watch begins with a snapshot of the leases; a flannel agent lists them (one
-// Range of the prefix) and watches from the revision after. Latency is from issuing the change to each agent receiving it (so it
-// includes each system's durable commit). Also the server's CPU per delivered
-// event and its memory per agent (RSS with the watches open minus before); and
-// the time from a kill -9 and restart of the server until every agent watches
-// again, resumed after the last revision it saw (weft-agent's reconnect
-// backoff for both).
+// Range of the prefix) and watches from the revision after. Latency is from
+// issuing the change to each agent receiving it (so it includes each system's
+// durable commit). Also the server's CPU per delivered event and its memory
+// per agent (RSS with the watches open minus before); and the time from a
+// kill -9 and restart of the server until the first, half and every agent
+// watch again, resumed after the last revision they saw (weft-agent's
+// reconnect for both: AgentPool).
 //
 // The agents live in K client processes (--client-procs, one per core by
 // default): this binary again, started with --worker, so that one client
