@@ -170,6 +170,11 @@ void ControllerClient::VisitLeases(const std::function<void(const weft::v1::Leas
   leases_.Visit(fn);
 }
 
+size_t ControllerClient::lease_count() {
+  absl::MutexLock l(&leases_mu_);
+  return leases_.size();
+}
+
 void ControllerClient::WatchLoop() {
   Backoff backoff(opts_.backoff_base, opts_.backoff_cap);
   size_t endpoint;

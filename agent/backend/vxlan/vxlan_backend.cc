@@ -195,6 +195,12 @@ std::string AddTunnel(const VxlanSetup& setup, const Tunnel& t, DesiredState& d)
 DesiredState VxlanDesiredState(const VxlanSetup& setup, const std::vector<Peer>& peers,
                                std::vector<SkippedPeer>* skipped) {
   DesiredState d;
+  // At most one of each a peer and family: growing them would hold two copies at once.
+  const size_t most = peers.size() * (setup.v6 ? 2 : 1);
+  d.neighbours.reserve(most);
+  d.fdb.reserve(most);
+  d.routes.reserve(most);
+  if (setup.use_nexthops) d.nexthops.reserve(peers.size());
   for (const Peer& p : peers) {
     if (IsOwnLease(p, setup.lease)) continue;
     if (!p.ipv4 && !p.ipv6_subnet) continue;  // names nothing to reach
@@ -409,11 +415,12 @@ void VxlanBackend::LogSkipped(const std::vector<SkippedPeer>& skipped) {
   logged_skips_ = std::move(now);
 }
 
-absl::StatusOr<ReconcileStats> VxlanBackend::Reconcile(const std::vector<Peer>& peers) {
+absl::StatusOr<ReconcileStats> VxlanBackend::Reconcile(std::vector<Peer> peers) {
   if (!initialized_) return absl::FailedPreconditionError("vxlan: Reconcile before Init");
   RETURN_IF_ERROR(EnsureDevice());
   std::vector<SkippedPeer> skipped;
   const DesiredState desired = VxlanDesiredState(setup_, peers, &skipped);
+  std::vector<Peer>().swap(peers);  // not needed past here: freed before the kernel is read
   LogSkipped(skipped);
   ASSIGN_OR_RETURN(ReconcileStats stats,
                    agent::Reconcile(*kernel_, Ownership{{setup_.device_index, setup_.v6_device_index},

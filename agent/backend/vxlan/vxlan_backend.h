@@ -120,7 +120,7 @@ class VxlanBackend : public Backend {
 
   absl::StatusOr<BackendInfo> Init(const LocalConfig& local, const OwnLease& lease,
                                    absl::string_view backend_config_json) override;
-  absl::StatusOr<ReconcileStats> Reconcile(const std::vector<Peer>& peers) override;
+  absl::StatusOr<ReconcileStats> Reconcile(std::vector<Peer> peers) override;
   absl::Status Teardown() override;
   absl::StatusOr<std::string> LeaseData() override { return VxlanLeaseDataJson(config_.vni, vtep_mac_); }
   absl::StatusOr<std::string> LeaseV6Data() override { return VxlanLeaseDataJson(config_.vni, v6_mac_); }
