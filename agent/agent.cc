@@ -325,6 +325,7 @@ absl::Status Agent::Run(absl::Notification* stop) {
     if (reconcile) {
       lost_lease = true;
       snapshots_visited = client.snapshots();
+      peers.reserve(client.lease_count());  // grown, it would be held twice while copied
       client.VisitLeases([&](const weft::v1::Lease& lease) {
         if (LeaseName(lease) == LeaseName(own)) {
           lost_lease = false;
@@ -375,8 +376,11 @@ absl::Status Agent::Run(absl::Notification* stop) {
     }
     if (reconcile) {
       const absl::Time start = clock_->Now();
-      auto stats = backend->Reconcile(peers);
-      metrics_->peers.Set(static_cast<double>(peers.size()));
+      const int64_t peer_count = static_cast<int64_t>(peers.size());
+      // Handed over: the backend frees the list once its desired state is built,
+      // before it reads the kernel.
+      auto stats = backend->Reconcile(std::move(peers));
+      metrics_->peers.Set(static_cast<double>(peer_count));
       metrics_->skipped_peers.Set(unreadable_peers + (stats.ok() ? stats->skipped_peers : 0));
       if (!stats.ok()) {
         metrics_->reconcile_errors.Inc();
@@ -385,7 +389,7 @@ absl::Status Agent::Run(absl::Notification* stop) {
         metrics_->ObserveReconcile(*stats, absl::ToDoubleSeconds(clock_->Now() - start));
         if (stats->changes() > 0 || stats->errors > 0) {
           WEFT_LOG(INFO, "data path reconciled")
-              .With("peers", static_cast<int64_t>(peers.size()))
+              .With("peers", peer_count)
               .With("added", stats->added)
               .With("updated", stats->updated)
               .With("removed", stats->removed)
@@ -395,11 +399,10 @@ absl::Status Agent::Run(absl::Notification* stop) {
           ready_.store(true);
           metrics_->ready.Set(1);
           systemd::NotifyReady().IgnoreError();
-          WEFT_LOG(INFO, "agent ready").With("subnet", LeaseName(own)).With("peers", static_cast<int64_t>(peers.size()));
+          WEFT_LOG(INFO, "agent ready").With("subnet", LeaseName(own)).With("peers", peer_count);
         }
       }
       if (snapshots_visited > snapshots_released) {
-        std::vector<Peer>().swap(peers);  // first, so that its pages go too
         cfg_.release_freed_heap ? cfg_.release_freed_heap() : ReleaseFreedHeap();
         snapshots_released = snapshots_visited;
       }

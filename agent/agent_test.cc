@@ -122,9 +122,9 @@ class FakeBackend final : public Backend {
     record_->lease = lease;
     return BackendInfo{"fake", R"({"V":4})", 1400, R"({"V":6})"};
   }
-  absl::StatusOr<ReconcileStats> Reconcile(const std::vector<Peer>& peers) override {
+  absl::StatusOr<ReconcileStats> Reconcile(std::vector<Peer> peers) override {
     absl::MutexLock l(&record_->mu);
-    record_->peers = peers;
+    record_->peers = std::move(peers);
     ++record_->reconciles;
     return ReconcileStats{};
   }

@@ -184,6 +184,11 @@ bool ControllerClient::AwaitConnection(grpc::Channel& channel) {
   return false;
 }
 
+size_t ControllerClient::lease_count() {
+  absl::MutexLock l(&leases_mu_);
+  return leases_.size();
+}
+
 void ControllerClient::WatchLoop() {
   Backoff backoff(opts_.backoff_base, opts_.backoff_cap);
   size_t endpoint;

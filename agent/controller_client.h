@@ -94,6 +94,8 @@ class ControllerClient {
   // Calls `fn` for every lease of the set as the watch last delivered it, by
   // name (LeaseSet::Visit), under the client's lock (so: quick, and no calls back into it).
   void VisitLeases(const std::function<void(const weft::v1::Lease&)>& fn);
+  // How many leases the set holds now (a hint: the watch may change it before a visit).
+  size_t lease_count();
 
   bool connected() const { return connected_.load(); }
   int64_t reconnects() const { return reconnects_.load(); }

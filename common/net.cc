@@ -89,7 +89,7 @@ IPv6Addr IPv6Addr::FromBytes(const std::array<uint8_t, 16>& b) {
 
 std::array<uint8_t, 16> IPv6Addr::ToBytes() const {
   std::array<uint8_t, 16> b;
-  uint64_t hi = absl::Uint128High64(value_), lo = absl::Uint128Low64(value_);
+  uint64_t hi = absl::Uint128High64(value()), lo = absl::Uint128Low64(value());
   for (int i = 7; i >= 0; --i, hi >>= 8) b[i] = hi & 0xff;
   for (int i = 15; i >= 8; --i, lo >>= 8) b[i] = lo & 0xff;
   return b;

@@ -91,7 +91,10 @@ class Backend {
   // them and is ignored). Peers of another backend type or with data that does
   // not parse are skipped and logged. Also repairs this host's own setup when it
   // was changed behind our back. Errors only when the kernel cannot be reached.
-  virtual absl::StatusOr<ReconcileStats> Reconcile(const std::vector<Peer>& peers) = 0;
+  // The list is the backend's: it may free it as soon as it has what it needs
+  // (20,000 peers are ~4 MB, otherwise resident while the kernel is read); the
+  // agent moves its list in.
+  virtual absl::StatusOr<ReconcileStats> Reconcile(std::vector<Peer> peers) = 0;
 
   // Removes everything Init and Reconcile set up.
   virtual absl::Status Teardown() = 0;

@@ -233,16 +233,29 @@ struct SingleRequest {
   FamilyHeader* header;
 };
 
+// Dumps and hands `visit` what `parse` makes of each answer (nullopt: skip it).
+template <typename T, typename Parse>
+absl::Status DumpEach(NetlinkSocket& socket, nlmsghdr* request, const KernelProgrammer::Restart& restart,
+                      const KernelProgrammer::Visit<T>& visit, Parse parse) {
+  return socket.DumpWithRetry(request, restart, [&](const nlmsghdr* m) {
+    if (std::optional<T> v = parse(m)) visit(*v);
+  });
+}
+
+// What `visit_all(restart, visit)` visits, as a list.
+template <typename T, typename VisitAll>
+absl::StatusOr<std::vector<T>> Collect(VisitAll visit_all) {
+  std::vector<T> out;
+  RETURN_IF_ERROR(visit_all([&] { out.clear(); }, [&](const T& v) { out.push_back(v); }));
+  return out;
+}
+
 // Dumps and keeps what `parse` makes of each answer (nullopt: skip it).
 template <typename T, typename Parse>
 absl::StatusOr<std::vector<T>> DumpAll(NetlinkSocket& socket, nlmsghdr* request, Parse parse) {
-  std::vector<T> out;
-  RETURN_IF_ERROR(socket.DumpWithRetry(
-      request, [&] { out.clear(); },
-      [&](const nlmsghdr* m) {
-        if (std::optional<T> v = parse(m)) out.push_back(std::move(*v));
-      }));
-  return out;
+  return Collect<T>([&](const KernelProgrammer::Restart& restart, const KernelProgrammer::Visit<T>& visit) {
+    return DumpEach<T>(socket, request, restart, visit, parse);
+  });
 }
 
 }  // namespace
@@ -409,42 +422,56 @@ absl::Status NetlinkProgrammer::EnsureAddress(const InterfaceAddress& address) {
                                       address.prefix_len, " on link ", address.ifindex));
 }
 
-absl::StatusOr<std::vector<Neighbour>> NetlinkProgrammer::ListNeighbours(int index) {
+absl::Status NetlinkProgrammer::VisitNeighbours(int index, const Restart& restart, const Visit<Neighbour>& visit) {
   SingleRequest<ndmsg> req(RTM_GETNEIGH);
   req.header->ndm_family = AF_UNSPEC;  // ARP and NDP
   // The kernel filters by NDA_IFINDEX; ParseNeighbour checks again.
   mnl_attr_put_u32(req.nlh, NDA_IFINDEX, static_cast<uint32_t>(index));
-  return DumpAll<Neighbour>(*socket_, req.nlh, [index](const nlmsghdr* m) {
-    return ParseNeighbour(m, index);
-  });
+  return DumpEach<Neighbour>(*socket_, req.nlh, restart, visit,
+                             [index](const nlmsghdr* m) { return ParseNeighbour(m, index); });
 }
 
-absl::StatusOr<std::vector<FdbEntry>> NetlinkProgrammer::ListFdb(int index) {
+absl::Status NetlinkProgrammer::VisitFdb(int index, const Restart& restart, const Visit<FdbEntry>& visit) {
   // As `bridge fdb show dev X`: an ifinfomsg header whose ifi_index makes the
   // kernel dump that device only.
   SingleRequest<ifinfomsg> req(RTM_GETNEIGH);
   req.header->ifi_family = AF_BRIDGE;
   req.header->ifi_index = index;
-  return DumpAll<FdbEntry>(*socket_, req.nlh, [index](const nlmsghdr* m) {
-    return ParseFdb(m, index);
-  });
+  return DumpEach<FdbEntry>(*socket_, req.nlh, restart, visit,
+                            [index](const nlmsghdr* m) { return ParseFdb(m, index); });
 }
 
-absl::StatusOr<std::vector<Route>> NetlinkProgrammer::ListRoutes(int index, uint8_t protocol) {
+absl::Status NetlinkProgrammer::VisitRoutes(int index, uint8_t protocol, const Restart& restart,
+                                            const Visit<Route>& visit) {
   SingleRequest<rtmsg> req(RTM_GETROUTE);
   req.header->rtm_family = AF_UNSPEC;  // IPv4 and IPv6 (ParseRoute drops the other families)
-  return DumpAll<Route>(*socket_, req.nlh, [index, protocol](const nlmsghdr* m) {
-    return ParseRoute(m, index, protocol);
-  });
+  return DumpEach<Route>(*socket_, req.nlh, restart, visit,
+                         [index, protocol](const nlmsghdr* m) { return ParseRoute(m, index, protocol); });
 }
 
-absl::StatusOr<std::vector<Nexthop>> NetlinkProgrammer::ListNexthops(uint8_t protocol) {
+absl::Status NetlinkProgrammer::VisitNexthops(uint8_t protocol, const Restart& restart,
+                                              const Visit<Nexthop>& visit) {
   if (!nexthop_objects_) return absl::UnimplementedError("nexthop objects turned off (--nexthop-objects=false)");
   SingleRequest<nhmsg> req(RTM_GETNEXTHOP);
   req.header->nh_family = AF_INET;
-  return DumpAll<Nexthop>(*socket_, req.nlh, [protocol](const nlmsghdr* m) {
-    return ParseNexthop(m, protocol);
-  });
+  return DumpEach<Nexthop>(*socket_, req.nlh, restart, visit,
+                           [protocol](const nlmsghdr* m) { return ParseNexthop(m, protocol); });
+}
+
+absl::StatusOr<std::vector<Neighbour>> NetlinkProgrammer::ListNeighbours(int index) {
+  return Collect<Neighbour>([&](const Restart& r, const Visit<Neighbour>& v) { return VisitNeighbours(index, r, v); });
+}
+
+absl::StatusOr<std::vector<FdbEntry>> NetlinkProgrammer::ListFdb(int index) {
+  return Collect<FdbEntry>([&](const Restart& r, const Visit<FdbEntry>& v) { return VisitFdb(index, r, v); });
+}
+
+absl::StatusOr<std::vector<Route>> NetlinkProgrammer::ListRoutes(int index, uint8_t protocol) {
+  return Collect<Route>([&](const Restart& r, const Visit<Route>& v) { return VisitRoutes(index, protocol, r, v); });
+}
+
+absl::StatusOr<std::vector<Nexthop>> NetlinkProgrammer::ListNexthops(uint8_t protocol) {
+  return Collect<Nexthop>([&](const Restart& r, const Visit<Nexthop>& v) { return VisitNexthops(protocol, r, v); });
 }
 
 absl::StatusOr<std::vector<absl::Status>> NetlinkProgrammer::Apply(

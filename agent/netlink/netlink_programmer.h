@@ -31,6 +31,11 @@ class NetlinkProgrammer : public KernelProgrammer {
   absl::StatusOr<std::vector<FdbEntry>> ListFdb(int index) override;
   absl::StatusOr<std::vector<Route>> ListRoutes(int index, uint8_t protocol) override;
   absl::StatusOr<std::vector<Nexthop>> ListNexthops(uint8_t protocol) override;
+  // Parsed and handed on message by message, with no list in between.
+  absl::Status VisitNeighbours(int index, const Restart& restart, const Visit<Neighbour>& visit) override;
+  absl::Status VisitFdb(int index, const Restart& restart, const Visit<FdbEntry>& visit) override;
+  absl::Status VisitRoutes(int index, uint8_t protocol, const Restart& restart, const Visit<Route>& visit) override;
+  absl::Status VisitNexthops(uint8_t protocol, const Restart& restart, const Visit<Nexthop>& visit) override;
   absl::StatusOr<std::vector<absl::Status>> Apply(const std::vector<Change>& changes) override;
 
  private:

@@ -19,7 +19,30 @@ std::string NextHop(const IPAddr& gateway, int ifindex, bool onlink) {
   return s;
 }
 
+template <typename T>
+absl::Status VisitList(absl::StatusOr<std::vector<T>> list, const KernelProgrammer::Restart& restart,
+                       const KernelProgrammer::Visit<T>& visit) {
+  if (!list.ok()) return list.status();
+  restart();
+  for (const T& o : *list) visit(o);
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::Status KernelProgrammer::VisitNeighbours(int index, const Restart& restart, const Visit<Neighbour>& visit) {
+  return VisitList(ListNeighbours(index), restart, visit);
+}
+absl::Status KernelProgrammer::VisitFdb(int index, const Restart& restart, const Visit<FdbEntry>& visit) {
+  return VisitList(ListFdb(index), restart, visit);
+}
+absl::Status KernelProgrammer::VisitRoutes(int index, uint8_t protocol, const Restart& restart,
+                                           const Visit<Route>& visit) {
+  return VisitList(ListRoutes(index, protocol), restart, visit);
+}
+absl::Status KernelProgrammer::VisitNexthops(uint8_t protocol, const Restart& restart, const Visit<Nexthop>& visit) {
+  return VisitList(ListNexthops(protocol), restart, visit);
+}
 
 std::string ToString(const Neighbour& n) {
   return absl::StrCat("neighbour ", n.ip.ToString(), " lladdr ", n.mac.ToString(), " dev ",

@@ -11,6 +11,7 @@
 #include <linux/rtnetlink.h>
 
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <optional>
 #include <string>
@@ -192,6 +193,20 @@ class KernelProgrammer {
   // IPv4 single nexthops (not groups) of `protocol` (0: of any protocol).
   // UNIMPLEMENTED when the kernel has no nexthop objects (before 5.3).
   virtual absl::StatusOr<std::vector<Nexthop>> ListNexthops(uint8_t protocol) = 0;
+
+  // The same dumps, each object handed to `visit` as it is read, so that a caller
+  // keeps only what it needs of them (the reconciler, 60,000 objects with 20,000
+  // peers). A dump the kernel interrupts is read again from the start: `restart`
+  // is called before every attempt, the first one included, and whatever the
+  // earlier attempts visited must be forgotten. Errors as the List calls. The
+  // defaults list, then visit.
+  template <typename T>
+  using Visit = std::function<void(const T&)>;
+  using Restart = std::function<void()>;
+  virtual absl::Status VisitNeighbours(int index, const Restart& restart, const Visit<Neighbour>& visit);
+  virtual absl::Status VisitFdb(int index, const Restart& restart, const Visit<FdbEntry>& visit);
+  virtual absl::Status VisitRoutes(int index, uint8_t protocol, const Restart& restart, const Visit<Route>& visit);
+  virtual absl::Status VisitNexthops(uint8_t protocol, const Restart& restart, const Visit<Nexthop>& visit);
 
   // Applies `changes` in order, many per round trip. Returns one status per
   // change: OK, or an error naming the change and the kernel's reason; a failed

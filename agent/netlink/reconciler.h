@@ -67,7 +67,10 @@ std::vector<PlannedChange> Diff(const Ownership& ownership, const ActualState& a
 // batch would otherwise all be resident at once (~10 MB; docs/benchmarks.md).
 inline constexpr size_t kMaxChangesPerApply = 4096;
 
-// One pass: dump, diff, apply (in calls of at most kMaxChangesPerApply changes). A change the kernel refuses is counted in
+// One pass: dump, diff, apply (in calls of at most kMaxChangesPerApply changes).
+// The dump is compared with `desired` object by object as it is read (the
+// KernelProgrammer::Visit calls): of the kernel's side only what is to change is
+// kept, and of the desired side an index of a few bytes an object. A change the kernel refuses is counted in
 // stats.errors (and logged) and retried at the next pass; the result is an error
 // only when the kernel could not be read or written at all.
 absl::StatusOr<ReconcileStats> Reconcile(netlink::KernelProgrammer& kernel,

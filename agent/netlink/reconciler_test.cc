@@ -433,5 +433,61 @@ TEST_F(ReconcilerNexthopTest, ClassicRouteMovesOntoItsNexthop) {
   EXPECT_EQ(kernel_.routes.at(Net("198.18.1.0/24")).nexthop_id, 1u);
 }
 
+// A kernel whose every dump is interrupted once, after objects the attempt that
+// follows no longer shows: strays of ours (deleted if remembered), a desired
+// neighbour and FDB entry pointing elsewhere (replaced if remembered), and
+// someone else's nexthop on a desired id (the route would go without it).
+class InterruptedDumps : public FakeProgrammer {
+ public:
+  absl::Status VisitNeighbours(int index, const Restart& restart, const Visit<Neighbour>& visit) override {
+    restart();
+    visit({index, Ip("198.18.200.0"), Mac("0a:58:00:00:00:99")});
+    visit({index, Ip("198.18.1.0"), Mac("0a:58:00:00:00:98")});
+    return FakeProgrammer::VisitNeighbours(index, restart, visit);
+  }
+  absl::Status VisitFdb(int index, const Restart& restart, const Visit<FdbEntry>& visit) override {
+    restart();
+    visit({index, Mac("0a:58:00:00:00:99"), Ip("192.0.2.99")});
+    visit({index, Mac("0a:58:00:00:00:11"), Ip("192.0.2.98")});
+    return FakeProgrammer::VisitFdb(index, restart, visit);
+  }
+  absl::Status VisitNexthops(uint8_t protocol, const Restart& restart,
+                             const Visit<netlink::Nexthop>& visit) override {
+    restart();
+    visit({1, Ip("192.0.2.254"), 1, false, RTPROT_STATIC});
+    visit({99, Ip("198.18.99.0"), 2, true});
+    return FakeProgrammer::VisitNexthops(protocol, restart, visit);
+  }
+  absl::Status VisitRoutes(int index, uint8_t protocol, const Restart& restart, const Visit<Route>& visit) override {
+    restart();
+    visit({Net("198.18.200.0/24"), Ip("198.18.200.0"), 2, true});
+    return FakeProgrammer::VisitRoutes(index, protocol, restart, visit);
+  }
+};
+
+TEST(ReconcilerInterruptedDumpTest, WhatAnInterruptedAttemptShowedIsForgotten) {
+  InterruptedDumps kernel;
+  kernel.AddLink("eth0");
+  const int vx = kernel.AddLink("flannel.1");
+  const Ownership own{{vx}, kWeftRouteProtocol, true};
+  const MacAddr mac = Mac("0a:58:00:00:00:11");
+  DesiredState d;
+  d.neighbours.push_back({vx, Ip("198.18.1.0"), mac});
+  d.fdb.push_back({vx, mac, Ip("192.0.2.1")});
+  d.routes.push_back({Net("198.18.1.0/24"), Ip("198.18.1.0"), vx, true, kWeftRouteProtocol, 1});
+  d.nexthops.push_back({1, Ip("198.18.1.0"), vx, true});
+
+  absl::StatusOr<ReconcileStats> s = Reconcile(kernel, own, d);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->added, 4);
+  EXPECT_EQ(s->updated + s->removed + s->errors + s->unchanged, 0);
+  EXPECT_EQ(kernel.routes.at(Net("198.18.1.0/24")).nexthop_id, 1u) << "the foreign nexthop was forgotten";
+
+  s = Reconcile(kernel, own, d);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->changes(), 0);
+  EXPECT_EQ(s->unchanged, 4);
+}
+
 }  // namespace
 }  // namespace weft::agent

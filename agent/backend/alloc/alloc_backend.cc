@@ -29,7 +29,7 @@ absl::StatusOr<BackendInfo> AllocBackend::Init(const LocalConfig& local, const O
   return BackendInfo{kAllocBackendType, "", local.iface_mtu};
 }
 
-absl::StatusOr<ReconcileStats> AllocBackend::Reconcile(const std::vector<Peer>& peers) {
+absl::StatusOr<ReconcileStats> AllocBackend::Reconcile(std::vector<Peer> peers) {
   ReconcileStats stats;
   for (const Peer& p : peers) stats.unchanged += IsOwnLease(p, lease_) ? 0 : 1;
   return stats;

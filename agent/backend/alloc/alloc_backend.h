@@ -24,7 +24,7 @@ class AllocBackend : public Backend {
   absl::StatusOr<BackendInfo> Init(const LocalConfig& local, const OwnLease& lease,
                                    absl::string_view backend_config_json) override;
   // Counts the other leases as unchanged; changes nothing.
-  absl::StatusOr<ReconcileStats> Reconcile(const std::vector<Peer>& peers) override;
+  absl::StatusOr<ReconcileStats> Reconcile(std::vector<Peer> peers) override;
   absl::Status Teardown() override { return absl::OkStatus(); }
   absl::StatusOr<std::string> LeaseData() override { return std::string(); }
   absl::StatusOr<std::string> LeaseV6Data() override { return std::string(); }

@@ -266,7 +266,7 @@ absl::StatusOr<BackendInfo> AwsVpcBackend::Init(const LocalConfig& local, const 
   return BackendInfo{kAwsVpcBackendType, AwsVpcLeaseDataJson(id.instance_id), local.iface_mtu};
 }
 
-absl::StatusOr<ReconcileStats> AwsVpcBackend::Reconcile(const std::vector<Peer>& peers) {
+absl::StatusOr<ReconcileStats> AwsVpcBackend::Reconcile(std::vector<Peer> peers) {
   if (!ec2_ || !identity_) return absl::FailedPreconditionError("aws-vpc: Reconcile before Init");
   EnsureSourceDestCheckOff();
   ReconcileStats stats;

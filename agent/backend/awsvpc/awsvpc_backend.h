@@ -118,7 +118,7 @@ class AwsVpcBackend : public Backend {
 
   absl::StatusOr<BackendInfo> Init(const LocalConfig& local, const OwnLease& lease,
                                    absl::string_view backend_config_json) override;
-  absl::StatusOr<ReconcileStats> Reconcile(const std::vector<Peer>& peers) override;
+  absl::StatusOr<ReconcileStats> Reconcile(std::vector<Peer> peers) override;
   // Deletes this host's own route (only when it still points here), for a host
   // leaving for good; other hosts' routes stay, the other agents own them too.
   absl::Status Teardown() override;

@@ -331,7 +331,7 @@ GceBackend::Applied GceBackend::Apply(const RouteDiff& diff, ReconcileStats* sta
   return done;
 }
 
-absl::StatusOr<ReconcileStats> GceBackend::Reconcile(const std::vector<Peer>& peers) {
+absl::StatusOr<ReconcileStats> GceBackend::Reconcile(std::vector<Peer> peers) {
   if (!initialized_) return absl::FailedPreconditionError("gce backend: Reconcile before Init");
   RoutePlan plan = PlanRoutes(setup_, peers);
   ReconcileStats stats;

@@ -125,7 +125,7 @@ class GceBackend : public Backend {
 
   absl::StatusOr<BackendInfo> Init(const LocalConfig& local, const OwnLease& lease,
                                    absl::string_view backend_config_json) override;
-  absl::StatusOr<ReconcileStats> Reconcile(const std::vector<Peer>& peers) override;
+  absl::StatusOr<ReconcileStats> Reconcile(std::vector<Peer> peers) override;
   // Deletes this host's own route (the one pointing here). The routes to the
   // other hosts are theirs as much as ours: their agents keep them.
   absl::Status Teardown() override;

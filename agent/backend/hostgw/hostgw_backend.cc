@@ -149,10 +149,11 @@ void HostgwBackend::LogSkips(const std::vector<HostgwSkip>& skipped) {
   logged_ = std::move(now);
 }
 
-absl::StatusOr<ReconcileStats> HostgwBackend::Reconcile(const std::vector<Peer>& peers) {
+absl::StatusOr<ReconcileStats> HostgwBackend::Reconcile(std::vector<Peer> peers) {
   if (!initialized_) return absl::FailedPreconditionError("host-gw: Reconcile before Init");
   std::vector<HostgwSkip> skipped;
   const DesiredState desired = HostgwDesiredState(setup_, peers, &skipped);
+  std::vector<Peer>().swap(peers);  // not needed past here: freed before the kernel is read
   LogSkips(skipped);
   int unroutable = 0;
   for (const HostgwSkip& s : skipped) unroutable += s.unroutable ? 1 : 0;

@@ -78,7 +78,7 @@ class HostgwBackend : public Backend {
   // IPv6 address.
   absl::StatusOr<BackendInfo> Init(const LocalConfig& local, const OwnLease& lease,
                                    absl::string_view backend_config_json) override;
-  absl::StatusOr<ReconcileStats> Reconcile(const std::vector<Peer>& peers) override;
+  absl::StatusOr<ReconcileStats> Reconcile(std::vector<Peer> peers) override;
   absl::Status Teardown() override;
   absl::StatusOr<std::string> LeaseData() override { return std::string(); }
   absl::StatusOr<std::string> LeaseV6Data() override { return std::string(); }

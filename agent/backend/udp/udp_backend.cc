@@ -224,7 +224,7 @@ void UdpBackend::LogSkipped(const std::vector<UdpSkippedPeer>& skipped) {
   logged_skips_ = std::move(now);
 }
 
-absl::StatusOr<ReconcileStats> UdpBackend::Reconcile(const std::vector<Peer>& peers) {
+absl::StatusOr<ReconcileStats> UdpBackend::Reconcile(std::vector<Peer> peers) {
   if (!initialized_) return absl::FailedPreconditionError("udp: Reconcile before Init");
   ASSIGN_OR_RETURN(ReconcileStats stats, EnsureDevice());
   std::vector<UdpSkippedPeer> skipped;

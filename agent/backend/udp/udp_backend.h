@@ -65,7 +65,7 @@ class UdpBackend : public Backend {
 
   absl::StatusOr<BackendInfo> Init(const LocalConfig& local, const OwnLease& lease,
                                    absl::string_view backend_config_json) override;
-  absl::StatusOr<ReconcileStats> Reconcile(const std::vector<Peer>& peers) override;
+  absl::StatusOr<ReconcileStats> Reconcile(std::vector<Peer> peers) override;
   absl::Status Teardown() override;
   absl::StatusOr<std::string> LeaseData() override { return std::string(); }
   std::string device_name() const override { return options_.device; }

@@ -49,8 +49,8 @@ struct Host {
   absl::StatusOr<BackendInfo> Init(absl::string_view config) {
     return ns->Run([&] { return backend->Init(local, lease, config); });
   }
-  absl::StatusOr<ReconcileStats> Reconcile(const std::vector<Peer>& peers) {
-    return ns->Run([&] { return backend->Reconcile(peers); });
+  absl::StatusOr<ReconcileStats> Reconcile(std::vector<Peer> peers) {
+    return ns->Run([&] { return backend->Reconcile(std::move(peers)); });
   }
   std::string Metrics() { return registry.Serialize(); }
 };

@@ -539,7 +539,7 @@ absl::Status WireguardBackend::SetPeers(DeviceSetup& d, wg::Device* actual, cons
   return absl::OkStatus();
 }
 
-absl::StatusOr<ReconcileStats> WireguardBackend::Reconcile(const std::vector<Peer>& peers) {
+absl::StatusOr<ReconcileStats> WireguardBackend::Reconcile(std::vector<Peer> peers) {
   if (!initialized_) return absl::FailedPreconditionError("wireguard: Reconcile before Init");
   std::vector<wg::Device> devices;
   ReconcileStats stats;

@@ -137,7 +137,7 @@ class WireguardBackend : public Backend {
 
   absl::StatusOr<BackendInfo> Init(const LocalConfig& local, const OwnLease& lease,
                                    absl::string_view backend_config_json) override;
-  absl::StatusOr<ReconcileStats> Reconcile(const std::vector<Peer>& peers) override;
+  absl::StatusOr<ReconcileStats> Reconcile(std::vector<Peer> peers) override;
   absl::Status Teardown() override;
   // {"PublicKey":...,"Port":...}; loads (or makes) the key file first. A key
   // file that cannot be used is INVALID_ARGUMENT: the agent stops and says why.
