@@ -431,6 +431,9 @@ TEST(VxlanBackendMemoryTest, PeerListIsFreedBeforeTheKernelIsRead) {
     peers.push_back(std::move(p));
   }
   const size_t with_peers = HeapInUse();
+  if (with_peers < kPeers * unused.size()) {  // ASan's allocator, for one, keeps its own books
+    GTEST_SKIP() << "mallinfo2 does not count this allocator's heap: " << with_peers << " bytes with the peers";
+  }
   absl::StatusOr<ReconcileStats> s = backend.Reconcile(std::move(peers));
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->added, 4 * kPeers);
