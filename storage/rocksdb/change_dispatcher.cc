@@ -21,9 +21,11 @@ struct ChangeDispatcher::Watcher {
   int64_t buffered_revision = 0;   // store revision the buffer brings it up to
   bool started = false;
   bool cancelled = false;
-  // A watch from the past whose history held none of its keys: it is told, by
-  // one empty batch, that it has caught up with buffered_revision.
+  // A watch from the past is told when it has caught up with caught_up_revision
+  // (the store's revision when it was made, which the published one may trail):
+  // by its batch of events that reaches it, or else by one empty batch.
   bool caught_up_pending = false;
+  int64_t caught_up_revision = 0;
 };
 
 struct ChangeDispatcher::State {
@@ -106,10 +108,11 @@ ChangeDispatcher::Watch::~Watch() {
   }
 }
 
-void ChangeDispatcher::Watch::Start(std::vector<Event> history) {
+void ChangeDispatcher::Watch::Start(std::vector<Event> history, int64_t current_revision) {
   absl::MutexLock l(&state_->mu);
   Watcher& w = *watcher_;
-  w.caught_up_pending = history.empty() && start_revision_ <= history_revision_;
+  w.caught_up_revision = std::max(history_revision_, current_revision);
+  w.caught_up_pending = start_revision_ <= w.caught_up_revision;
   w.buffer.insert(w.buffer.begin(), std::make_move_iterator(history.begin()),
                   std::make_move_iterator(history.end()));
   w.started = true;
@@ -140,7 +143,8 @@ void ChangeDispatcher::DispatchLoop(State* s) {
     }
     std::vector<std::shared_ptr<Watcher>> ready;
     for (const auto& w : s->watchers) {
-      if (w->started && (!w->buffer.empty() || w->caught_up_pending)) ready.push_back(w);
+      const bool caught_up = w->caught_up_pending && w->buffered_revision >= w->caught_up_revision;
+      if (w->started && (!w->buffer.empty() || caught_up)) ready.push_back(w);
     }
     for (const auto& w : ready) {
       DeliverLocked(s, w);
@@ -159,14 +163,14 @@ void ChangeDispatcher::CallLocked(State* s, Watcher& w, const WatchBatch& batch)
 
 void ChangeDispatcher::DeliverLocked(State* s, const std::shared_ptr<Watcher>& w)
     ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  if (w->caught_up_pending && w->buffer.empty() && !w->cancelled) {
+  if (w->caught_up_pending && w->buffer.empty() && w->buffered_revision >= w->caught_up_revision &&
+      !w->cancelled) {
     w->caught_up_pending = false;
     WatchBatch progress;  // no events: the revision it is up to
     progress.revision = w->buffered_revision;
     CallLocked(s, *w, progress);
     return;
   }
-  w->caught_up_pending = false;  // the last batch of events says as much
   while (!w->cancelled && !w->buffer.empty()) {
     std::vector<Event> events;
     events.swap(w->buffer);
@@ -181,6 +185,7 @@ void ChangeDispatcher::DeliverLocked(State* s, const std::shared_ptr<Watcher>& w
       batch.revision = batch.events.back().kv.mod_revision;
       if (j == events.size()) batch.revision = std::max(batch.revision, upto);
       if (w->cancelled || s->stop) return;
+      if (batch.revision >= w->caught_up_revision) w->caught_up_pending = false;  // this batch says as much
       CallLocked(s, *w, batch);
       i = j;
     }

@@ -82,9 +82,11 @@ class ChangeDispatcher::Watch : public WatchHandle {
 
   // Queues `history` (the events of the watcher's range in [start_revision(),
   // history_revision()], in order, prev_kv as requested) and starts deliveries.
-  // An empty history of a watch from the past is delivered as one batch with
-  // no events and history_revision(): the watcher knows it has caught up.
-  void Start(std::vector<Event> history);
+  // A watch from the past gets a batch whose revision is at least
+  // `current_revision` (the store's, when the watch was made; the hub's
+  // published revision may trail it by a group commit) once it has caught up
+  // with it: its batch of events that gets there, or else one with no events.
+  void Start(std::vector<Event> history, int64_t current_revision = 0);
 
  private:
   friend class ChangeDispatcher;

@@ -148,6 +148,42 @@ TEST(ChangeDispatcherTest, EmptyHistoryIsDeliveredAsOneBatchSayingHowFarItGoes) 
   EXPECT_FALSE(live.batches()[0].events.empty());
 }
 
+// The store's revision can be ahead of the hub's published one (a group commit
+// durable, not yet published) when a watch from the past is made: it is told it
+// caught up only once it has reached that revision, even with no event of its
+// own in between, and also after a history of events that stops short of it.
+TEST(ChangeDispatcherTest, CaughtUpMeansUpToTheStoresRevisionNotJustThePublishedOne) {
+  ChangeDispatcher hub;
+  hub.Publish(Events({Put("k", 2)}), 2);
+  hub.Publish(Events({Put("other", 3)}), 3);
+  Recorder empty, with_history, live;
+  auto e = hub.Register(WatchReq("k", "", 3), empty.Callback(), [](int64_t) {});
+  auto h = hub.Register(WatchReq("k", "", 2), with_history.Callback(), [](int64_t) {});
+  auto l = hub.Register(WatchReq("other", "", 0), live.Callback(), [](int64_t) {});
+  ASSERT_EQ(e->history_revision(), 3);
+  e->Start({}, /*current_revision=*/5);
+  h->Start({Put("k", 2)}, /*current_revision=*/5);
+  l->Start({});
+  ASSERT_TRUE(with_history.WaitForEvents(1));
+  hub.Publish(Events({Put("other", 4)}), 4);
+  ASSERT_TRUE(live.WaitForEvents(1));  // the hub has been through revision 4
+  EXPECT_TRUE(empty.batches().empty()) << "told it caught up at " << empty.batches()[0].revision;
+  ASSERT_EQ(with_history.batches().size(), 1u);
+  EXPECT_LT(with_history.batches()[0].revision, 5);
+
+  hub.Publish(Events({Put("other", 5)}), 5);
+  ASSERT_TRUE(empty.WaitForBatches(1));
+  ASSERT_TRUE(with_history.WaitForBatches(2));
+  EXPECT_TRUE(empty.batches()[0].events.empty());
+  EXPECT_EQ(empty.batches()[0].revision, 5);
+  EXPECT_TRUE(with_history.batches()[1].events.empty());
+  EXPECT_EQ(with_history.batches()[1].revision, 5);
+  hub.Publish(Events({Put("other", 6)}), 6);
+  ASSERT_TRUE(live.WaitForEvents(3));  // and nothing more of that kind
+  EXPECT_EQ(empty.batches().size(), 1u);
+  EXPECT_EQ(with_history.batches().size(), 2u);
+}
+
 TEST(ChangeDispatcherTest, FutureStartRevisionSkipsEarlierEvents) {
   ChangeDispatcher hub;
   Recorder rec;

@@ -351,6 +351,9 @@ absl::StatusOr<std::unique_ptr<WatchHandle>> RocksDbStore::Watch(
   const rocksdb::Snapshot* snap = nullptr;
   std::unique_ptr<ChangeDispatcher::Watch> watch;
   WatchRequest from = req;
+  // What callers may have seen (a read's revision) before they watch: a watch
+  // from the past is told when it has caught up with it.
+  const int64_t current = committer_.durable_revision();
   {
     absl::MutexLock l(&mu_);
         if (from.start_revision > 0 && from.start_revision < compact_revision_) {
@@ -373,7 +376,7 @@ absl::StatusOr<std::unique_ptr<WatchHandle>> RocksDbStore::Watch(
     ASSIGN_OR_RETURN(history,
                      history_.Events(req, watch->start_revision(), watch->history_revision(), snap));
   }
-  watch->Start(std::move(history));
+  watch->Start(std::move(history), current);
   return watch;
 }
 
