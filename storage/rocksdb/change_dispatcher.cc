@@ -21,11 +21,13 @@ struct ChangeDispatcher::Watcher {
   int64_t buffered_revision = 0;   // store revision the buffer brings it up to
   bool started = false;
   bool cancelled = false;
-  // A watch from the past is told when it has caught up with caught_up_revision
-  // (the store's revision when it was made, which the published one may trail):
-  // by its batch of events that reaches it, or else by one empty batch.
-  bool caught_up_pending = false;
-  int64_t caught_up_revision = 0;
+  // A watch from the past is owed word that it has caught up with this revision
+  // (the store's when it was made, which the published one may trail): its batch
+  // of events that reaches it, or else one empty batch. 0: nothing owed.
+  int64_t caught_up_owed = 0;
+
+  // The empty batch is due: nothing left to deliver will say as much.
+  bool CaughtUpDue() const { return caught_up_owed > 0 && buffer.empty() && buffered_revision >= caught_up_owed; }
 };
 
 struct ChangeDispatcher::State {
@@ -111,8 +113,8 @@ ChangeDispatcher::Watch::~Watch() {
 void ChangeDispatcher::Watch::Start(std::vector<Event> history, int64_t current_revision) {
   absl::MutexLock l(&state_->mu);
   Watcher& w = *watcher_;
-  w.caught_up_revision = std::max(history_revision_, current_revision);
-  w.caught_up_pending = start_revision_ <= w.caught_up_revision;
+  const int64_t caught_up = std::max(history_revision_, current_revision);
+  w.caught_up_owed = start_revision_ <= caught_up ? caught_up : 0;
   w.buffer.insert(w.buffer.begin(), std::make_move_iterator(history.begin()),
                   std::make_move_iterator(history.end()));
   w.started = true;
@@ -143,8 +145,7 @@ void ChangeDispatcher::DispatchLoop(State* s) {
     }
     std::vector<std::shared_ptr<Watcher>> ready;
     for (const auto& w : s->watchers) {
-      const bool caught_up = w->caught_up_pending && w->buffered_revision >= w->caught_up_revision;
-      if (w->started && (!w->buffer.empty() || caught_up)) ready.push_back(w);
+      if (w->started && (!w->buffer.empty() || w->CaughtUpDue())) ready.push_back(w);
     }
     for (const auto& w : ready) {
       DeliverLocked(s, w);
@@ -163,9 +164,8 @@ void ChangeDispatcher::CallLocked(State* s, Watcher& w, const WatchBatch& batch)
 
 void ChangeDispatcher::DeliverLocked(State* s, const std::shared_ptr<Watcher>& w)
     ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  if (w->caught_up_pending && w->buffer.empty() && w->buffered_revision >= w->caught_up_revision &&
-      !w->cancelled) {
-    w->caught_up_pending = false;
+  if (w->CaughtUpDue() && !w->cancelled) {
+    w->caught_up_owed = 0;
     WatchBatch progress;  // no events: the revision it is up to
     progress.revision = w->buffered_revision;
     CallLocked(s, *w, progress);
@@ -185,7 +185,7 @@ void ChangeDispatcher::DeliverLocked(State* s, const std::shared_ptr<Watcher>& w
       batch.revision = batch.events.back().kv.mod_revision;
       if (j == events.size()) batch.revision = std::max(batch.revision, upto);
       if (w->cancelled || s->stop) return;
-      if (batch.revision >= w->caught_up_revision) w->caught_up_pending = false;  // this batch says as much
+      if (batch.revision >= w->caught_up_owed) w->caught_up_owed = 0;  // this batch says as much
       CallLocked(s, *w, batch);
       i = j;
     }

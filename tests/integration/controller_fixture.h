@@ -41,24 +41,6 @@ class Controller {
   }
   // Starts it again after Kill9 or Stop, on the same port and data.
   void Restart(const std::vector<std::string>& extra = {}) { Launch(extra); }
-  void Launch(const std::vector<std::string>& extra) {
-    std::vector<std::string> argv = {Runfile("controller/weft-controller"), "--data-dir", data_dir_, "--listen",
-                                     addr(), "--metrics-listen", ""};
-    if (!cert_dir_.empty()) {
-      argv.insert(argv.end(), {"--tls-cert-file", absl::StrCat(cert_dir_, "/", server_cert_, ".crt"), "--tls-key-file",
-                               absl::StrCat(cert_dir_, "/", server_cert_, ".key"), "--tls-client-ca-file",
-                               absl::StrCat(cert_dir_, "/ca.crt")});
-    }
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    ASSERT_TRUE(proc_.Start(argv, log_path()));
-    const std::string log = log_path();
-    channel_ = cert_dir_.empty() ? grpc::CreateChannel(addr(), grpc::InsecureChannelCredentials())
-                                 : Channel(client_cert_);
-    ASSERT_TRUE(channel_->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(20)))
-        << "controller did not come up; see " << log;
-    leases_ = weft::v1::LeaseService::NewStub(channel_);
-    network_ = weft::v1::NetworkService::NewStub(channel_);
-  }
   // Sends `sig` (SIGSTOP, SIGCONT...) without waiting.
   void Signal(int sig) { proc_.Kill(sig); }
   // Waits for the process to exit by itself; its wait status.
@@ -72,6 +54,7 @@ class Controller {
     int status = proc_.Wait();
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
   }
+  int port() const { return port_; }
   std::string addr() const {
     return host_.find(':') == std::string::npos ? absl::StrCat(host_, ":", port_) : absl::StrCat("[", host_, "]:", port_);
   }
@@ -102,6 +85,25 @@ class Controller {
   std::shared_ptr<grpc::Channel> channel() { return channel_; }
 
  private:
+  void Launch(const std::vector<std::string>& extra) {
+    std::vector<std::string> argv = {Runfile("controller/weft-controller"), "--data-dir", data_dir_, "--listen",
+                                     addr(), "--metrics-listen", ""};
+    if (!cert_dir_.empty()) {
+      argv.insert(argv.end(), {"--tls-cert-file", absl::StrCat(cert_dir_, "/", server_cert_, ".crt"), "--tls-key-file",
+                               absl::StrCat(cert_dir_, "/", server_cert_, ".key"), "--tls-client-ca-file",
+                               absl::StrCat(cert_dir_, "/ca.crt")});
+    }
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    ASSERT_TRUE(proc_.Start(argv, log_path()));
+    const std::string log = log_path();
+    channel_ = cert_dir_.empty() ? grpc::CreateChannel(addr(), grpc::InsecureChannelCredentials())
+                                 : Channel(client_cert_);
+    ASSERT_TRUE(channel_->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(20)))
+        << "controller did not come up; see " << log;
+    leases_ = weft::v1::LeaseService::NewStub(channel_);
+    network_ = weft::v1::NetworkService::NewStub(channel_);
+  }
+
   std::string data_dir_;
   std::string host_ = "127.0.0.1";
   std::string cert_dir_, server_cert_, client_cert_;

@@ -493,7 +493,7 @@ TEST(WatchTest, AnAgentWaitsForItsRestartedControllerAndResumesWithOneCall) {
   {
     // Down through 4 of the channel's attempts (200 ms growing by 1.6: ~1.9 s),
     // several of the old backoff's steps.
-    ClosingListener down(std::stoi(c.addr().substr(c.addr().rfind(':') + 1)));
+    ClosingListener down(c.port());
     ASSERT_TRUE(down.listening());
     ASSERT_TRUE(Eventually([&] { return down.accepted() >= 4; }, absl::Seconds(20)));
     EXPECT_EQ(client.reconnects(), 1) << "calls failed against the port while the controller was down";
